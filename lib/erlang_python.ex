@@ -1,0 +1,212 @@
+defmodule ErlangPython do
+  @moduledoc """
+  Call Python from Elixir, inside the BEAM.
+
+  CPython runs embedded in the VM on a dedicated OS thread. Calls never block
+  a scheduler: each request is queued for the interpreter's thread and the
+  answer comes back as a message, so a slow Python function costs the caller
+  a `receive`, not the VM a scheduler.
+
+      iex> ErlangPython.call(:math, :sqrt, [16])
+      {:ok, 4.0}
+      iex> ErlangPython.eval("sum(range(10))")
+      {:ok, 45}
+      iex> ErlangPython.eval("x * y", %{x: 5, y: 5})
+      {:ok, 25}
+
+  Values convert both ways (integers of any size, floats, strings, bytes,
+  lists, tuples, maps, sets, pids); see `guides/type-conversion.md`.
+
+  Errors are data: a Python exception comes back as
+  `{:error, %ErlangPython.Error{}}`, an operation refused by the sandbox as
+  `{:error, {:sandbox_blocked, event, message}}`, and an expired timeout as
+  `{:error, :timeout}`. The bang variants raise instead.
+
+  ## Options
+
+    * `:timeout` - milliseconds to wait for the answer, or `:infinity`
+      (default `30_000`). On expiry the call returns `{:error, :timeout}`
+      and its eventual result is discarded.
+    * `:kwargs` - keyword arguments for `call/4`, as a map or keyword list.
+  """
+
+  alias ErlangPython.{Error, Runtime}
+
+  @default_timeout 30_000
+
+  @typedoc "A module or function name: `:math`, `\"os.path\"`, `:__main__`."
+  @type name :: atom() | String.t()
+
+  @typedoc "Why a call failed."
+  @type reason ::
+          Error.t()
+          | {:sandbox_blocked, event :: String.t(), message :: String.t()}
+          | :timeout
+          | :overloaded
+          | :not_started
+          | {:badarg, String.t()}
+          | {:unsupported_type, String.t()}
+          | {:too_deep, pos_integer()}
+          | :duplicate_key
+          | {:integer_too_large, non_neg_integer()}
+          | {:internal_error, String.t()}
+
+  @type option :: {:timeout, timeout()} | {:kwargs, map() | keyword()}
+
+  @doc """
+  Calls `module.function(*args, **kwargs)`.
+
+  `module` may be dotted (`"os.path"`) and is imported on first use;
+  `:__main__` reaches names defined by `exec/2`. `function` may be dotted too
+  (`"path.join"` on `:os`).
+
+      iex> ErlangPython.call(:builtins, :sorted, [[1, 3, 2]], kwargs: [reverse: true])
+      {:ok, [3, 2, 1]}
+      iex> ErlangPython.call("os.path", :join, ["a", "b"])
+      {:ok, "a/b"}
+  """
+  @spec call(name(), name(), list(), [option()]) :: {:ok, term()} | {:error, reason()}
+  def call(module, function, args \\ [], opts \\ []) do
+    with :ok <- check_name(module, "module"),
+         :ok <- check_name(function, "function"),
+         :ok <- check_args(args),
+         {:ok, kwargs} <- fetch_kwargs(opts),
+         {:ok, timeout} <- fetch_timeout(opts) do
+      Runtime.request({:call, module, function, args, kwargs}, timeout)
+    end
+  end
+
+  @doc """
+  Evaluates a Python expression and returns its value.
+
+  `locals` (a map with atom or string keys) are visible to the expression,
+  including inside lambdas and comprehensions. Names defined in `__main__`
+  (by `exec/2`) are visible too.
+
+      iex> ErlangPython.eval("[n * k for n in range(3)]", %{k: 10})
+      {:ok, [0, 10, 20]}
+  """
+  @spec eval(String.t(), map(), [option()]) :: {:ok, term()} | {:error, reason()}
+  def eval(code, locals \\ %{}, opts \\ []) do
+    with :ok <- check_code(code),
+         :ok <- check_locals(locals),
+         {:ok, timeout} <- fetch_timeout(opts) do
+      Runtime.request({:eval, code, locals}, timeout)
+    end
+  end
+
+  @doc """
+  Executes Python statements in `__main__`.
+
+  Definitions persist: later `eval/3` and `call(:__main__, ...)` see them.
+
+      iex> ErlangPython.exec("def double(x):\\n    return x * 2")
+      :ok
+      iex> ErlangPython.call(:__main__, :double, [21])
+      {:ok, 42}
+  """
+  @spec exec(String.t(), [option()]) :: :ok | {:error, reason()}
+  def exec(code, opts \\ []) do
+    with :ok <- check_code(code),
+         {:ok, timeout} <- fetch_timeout(opts) do
+      Runtime.request({:exec, code}, timeout)
+    end
+  end
+
+  @doc """
+  Like `call/4`, but returns the value or raises `ErlangPython.Error`.
+
+      iex> ErlangPython.call!(:math, :pow, [2, 10])
+      1024.0
+  """
+  @spec call!(name(), name(), list(), [option()]) :: term()
+  def call!(module, function, args \\ [], opts \\ []),
+    do: unwrap!(call(module, function, args, opts))
+
+  @doc """
+  Like `eval/3`, but returns the value or raises `ErlangPython.Error`.
+
+      iex> ErlangPython.eval!("'-'.join(['a', 'b'])")
+      "a-b"
+  """
+  @spec eval!(String.t(), map(), [option()]) :: term()
+  def eval!(code, locals \\ %{}, opts \\ []), do: unwrap!(eval(code, locals, opts))
+
+  @doc """
+  Like `exec/2`, but returns `:ok` or raises `ErlangPython.Error`.
+  """
+  @spec exec!(String.t(), [option()]) :: :ok
+  def exec!(code, opts \\ []), do: unwrap!(exec(code, opts))
+
+  @doc """
+  A round trip to the interpreter's thread that runs no Python code.
+
+  Useful as a health check.
+
+      iex> ErlangPython.ping()
+      :pong
+  """
+  @spec ping(timeout()) :: :pong | {:error, reason()}
+  def ping(timeout \\ @default_timeout), do: Runtime.request(:ping, timeout)
+
+  defp unwrap!({:ok, value}), do: value
+  defp unwrap!(:ok), do: :ok
+  defp unwrap!({:error, reason}), do: raise(Error.from_reason(reason))
+
+  # Validation happens here so bad input gets a clear error before any work
+  # is queued; the NIF checks again and never trusts it.
+
+  defp check_name(name, _what) when is_atom(name) and not is_nil(name), do: :ok
+  defp check_name(name, _what) when is_binary(name) and byte_size(name) > 0, do: :ok
+
+  defp check_name(name, what),
+    do:
+      {:error,
+       {:badarg, "#{what} name must be an atom or a non-empty string, got: #{inspect(name)}"}}
+
+  defp check_args(args) when is_list(args), do: :ok
+  defp check_args(args), do: {:error, {:badarg, "args must be a list, got: #{inspect(args)}"}}
+
+  defp check_code(code) when is_binary(code), do: :ok
+  defp check_code(code), do: {:error, {:badarg, "code must be a string, got: #{inspect(code)}"}}
+
+  defp check_locals(locals) when is_map(locals), do: :ok
+
+  defp check_locals(locals),
+    do: {:error, {:badarg, "locals must be a map, got: #{inspect(locals)}"}}
+
+  defp fetch_kwargs(opts) when is_list(opts) do
+    case Keyword.get(opts, :kwargs, %{}) do
+      kwargs when is_map(kwargs) ->
+        {:ok, kwargs}
+
+      kwargs when is_list(kwargs) ->
+        if Keyword.keyword?(kwargs),
+          do: {:ok, Map.new(kwargs)},
+          else: {:error, {:badarg, "kwargs must be a map or keyword list, got: #{inspect(kwargs)}"}}
+
+      other ->
+        {:error, {:badarg, "kwargs must be a map or keyword list, got: #{inspect(other)}"}}
+    end
+  end
+
+  defp fetch_kwargs(opts),
+    do: {:error, {:badarg, "options must be a keyword list, got: #{inspect(opts)}"}}
+
+  defp fetch_timeout(opts) when is_list(opts) do
+    case Keyword.get(opts, :timeout, @default_timeout) do
+      :infinity ->
+        {:ok, :infinity}
+
+      ms when is_integer(ms) and ms >= 0 ->
+        {:ok, ms}
+
+      other ->
+        {:error,
+         {:badarg, "timeout must be a non-negative integer or :infinity, got: #{inspect(other)}"}}
+    end
+  end
+
+  defp fetch_timeout(opts),
+    do: {:error, {:badarg, "options must be a keyword list, got: #{inspect(opts)}"}}
+end

@@ -1,0 +1,39 @@
+defmodule ErlangPython.Native do
+  @moduledoc false
+  # The NIF module built from native/erlang_python_nif. Every function here is
+  # replaced by the library on load; none of them runs Python on the calling
+  # scheduler: they queue work for the interpreter's own thread and return.
+
+  @on_load :load_nif
+  # Decided at compile time, from the same naming code as the build.
+  @lib_basename ErlangPython.Build.Artifact.lib_basename(Mix.Project.config()[:version])
+
+  @doc false
+  def load_nif do
+    path =
+      :filename.join([:code.priv_dir(:erlang_python), ~c"native", String.to_charlist(@lib_basename)])
+
+    case :erlang.load_nif(path, 0) do
+      :ok ->
+        :ok
+
+      {:error, {reason, text}} ->
+        :logger.error(~c"erlang_python: could not load the NIF ~s: ~p ~s", [path, reason, text])
+        {:error, reason}
+    end
+  end
+
+  @doc false
+  def lib_basename, do: @lib_basename
+
+  @doc false
+  def start(_options), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def started, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def submit(_ref, _op), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def cancel(_handle), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def build_info, do: :erlang.nif_error(:nif_not_loaded)
+end

@@ -1,0 +1,72 @@
+defmodule ErlangPython.Runtime do
+  @moduledoc """
+  Starting the embedded interpreter and talking to its thread.
+
+  The interpreter starts with the `:erlang_python` application. It is one per
+  OS process and lives as long as the VM (CPython cannot be safely restarted);
+  starting it again is a no-op.
+
+  ## Configuration
+
+      config :erlang_python,
+        python_paths: ["/srv/app/python"],  # appended to sys.path
+        max_queue: 100_000                  # requests waiting before :overloaded
+
+  Requests are sent to the interpreter's thread and answered with a message;
+  `request/2` waits for it with a timeout and guarantees that a reply which
+  arrives too late is never left in the caller's mailbox.
+  """
+
+  alias ErlangPython.Native
+
+  @default_max_queue 100_000
+
+  @doc """
+  Starts the interpreter if it is not running. Returns `:ok` or
+  `{:error, {:python_init_failed, text}}`.
+  """
+  @spec start() :: :ok | {:error, term()}
+  def start do
+    options = %{
+      priv_dir: to_string(:code.priv_dir(:erlang_python)),
+      paths: Enum.map(Application.get_env(:erlang_python, :python_paths, []), &to_string/1),
+      max_queue: Application.get_env(:erlang_python, :max_queue, @default_max_queue)
+    }
+
+    case Native.start(options) do
+      :ok -> :ok
+      {:ok, :already_started} -> :ok
+      {:error, _} = error -> error
+    end
+  end
+
+  @doc false
+  # Sends `op` to the interpreter thread and waits up to `timeout` for the reply.
+  @spec request(tuple() | atom(), timeout()) :: term()
+  def request(op, timeout) do
+    ref = make_ref()
+
+    case Native.submit(ref, op) do
+      {:error, _} = error ->
+        error
+
+      handle ->
+        receive do
+          {^ref, reply} -> reply
+        after
+          timeout ->
+            case Native.cancel(handle) do
+              :cancelled ->
+                {:error, :timeout}
+
+              # The reply was committed before we cancelled: it is in flight,
+              # take it so it cannot linger in the mailbox.
+              :done ->
+                receive do
+                  {^ref, reply} -> reply
+                end
+            end
+        end
+    end
+  end
+end

@@ -1,0 +1,50 @@
+# Compile-time tooling (the cargo compiler, artifact naming) lives in mix/,
+# outside lib/, so it exists before lib/ compiles and is never compiled twice.
+Code.require_file("mix/erlang_python/artifact.ex", __DIR__)
+Code.require_file("mix/tasks/compile.erlang_python_nif.ex", __DIR__)
+
+defmodule ErlangPython.MixProject do
+  use Mix.Project
+
+  @version "0.1.0-dev"
+  @source_url "https://github.com/erlang-python/erlang_python"
+
+  def project do
+    [
+      app: :erlang_python,
+      version: @version,
+      elixir: "~> 1.14",
+      compilers: [:erlang_python_nif | Mix.compilers()],
+      elixirc_paths: elixirc_paths(Mix.env()),
+      start_permanent: Mix.env() == :prod,
+      deps: [],
+      description: "Call Python from Elixir and Erlang: CPython embedded in the BEAM, safely.",
+      source_url: @source_url,
+      package: package(),
+      test_coverage: [summary: [threshold: 0]]
+    ]
+  end
+
+  def application do
+    [
+      mod: {ErlangPython.Application, []},
+      extra_applications: [:logger]
+    ]
+  end
+
+  defp elixirc_paths(:test), do: ["lib", "test/support"]
+  defp elixirc_paths(_), do: ["lib"]
+
+  defp package do
+    [
+      licenses: ["Apache-2.0"],
+      links: %{"GitHub" => @source_url},
+      files: ~w(
+        lib mix priv/_erlang_impl priv/erlang guides
+        native/erlang_python_nif/src native/erlang_python_nif/build.rs
+        native/erlang_python_nif/Cargo.toml native/erlang_python_nif/Cargo.lock
+        mix.exs README.md checksum-Elixir.ErlangPython.Native.exs
+      )
+    ]
+  end
+end

@@ -1,0 +1,128 @@
+defmodule Mix.Tasks.Compile.ErlangPythonNif do
+  @shortdoc "Builds the erlang_python NIF with cargo"
+  @moduledoc """
+  Builds `native/erlang_python_nif` with `cargo build --release` and installs
+  the library into `priv/native/` under its rustler_precompiled-style name.
+
+  The Python the NIF embeds is `ERLANG_PYTHON_PYTHON` when set, else `python3`
+  on `PATH`; it is passed to PyO3 as `PYO3_PYTHON`, and the library records an
+  rpath to that Python's library directory.
+
+  Cargo runs only when an input changed (crate sources, manifests, the chosen
+  Python, the package version) or with `--force`.
+  """
+  use Mix.Task.Compiler
+
+  alias ErlangPython.Build.Artifact
+
+  @manifest "compile.erlang_python_nif"
+
+  @impl Mix.Task.Compiler
+  def run(args) do
+    config = Mix.Project.config()
+    version = Keyword.fetch!(config, :version)
+    destination = Path.join([Artifact.priv_dir(), "native", Artifact.lib_filename(version)])
+    python = python!()
+    fingerprint = fingerprint(python, version)
+    manifest = Path.join(Mix.Project.manifest_path(config), @manifest)
+
+    status =
+      if "--force" not in args and File.exists?(destination) and
+           read_manifest(manifest) == fingerprint do
+        :noop
+      else
+        build!(python, destination)
+        File.mkdir_p!(Path.dirname(manifest))
+        File.write!(manifest, :erlang.term_to_binary(fingerprint))
+        :ok
+      end
+
+    Mix.Project.build_structure(config)
+    {status, []}
+  end
+
+  @impl Mix.Task.Compiler
+  def manifests, do: [Path.join(Mix.Project.manifest_path(), @manifest)]
+
+  @impl Mix.Task.Compiler
+  def clean do
+    File.rm_rf!(Path.join(Artifact.priv_dir(), "native"))
+    Enum.each(manifests(), &File.rm/1)
+  end
+
+  @doc false
+  def python! do
+    candidate = System.get_env("ERLANG_PYTHON_PYTHON") || "python3"
+
+    System.find_executable(candidate) ||
+      Mix.raise("""
+      erlang_python: no Python interpreter found (looked for #{inspect(candidate)}).
+      Install Python 3.9+ built with a shared libpython, or point
+      ERLANG_PYTHON_PYTHON at one.
+      """)
+  end
+
+  defp build!(python, destination) do
+    cargo =
+      System.find_executable("cargo") ||
+        Mix.raise(
+          "erlang_python: cargo not found; install Rust (https://rustup.rs) to build the NIF."
+        )
+
+    crate_dir = Artifact.crate_dir()
+
+    Mix.shell().info(
+      "Compiling NIF crate #{Artifact.crate()} (cargo build --release, Python: #{python})"
+    )
+
+    {_, status} =
+      System.cmd(
+        cargo,
+        ["build", "--release", "--manifest-path", Path.join(crate_dir, "Cargo.toml")],
+        env: [{"PYO3_PYTHON", python}],
+        into: IO.stream(:stdio, :line),
+        stderr_to_stdout: true
+      )
+
+    if status != 0 do
+      Mix.raise("erlang_python: cargo build failed with exit status #{status}")
+    end
+
+    built = Path.join([crate_dir, "target", "release", "lib#{Artifact.crate()}.so"])
+    File.mkdir_p!(Path.dirname(destination))
+    # Copy to a temporary name and rename, so a running VM that has the old
+    # file mapped is never handed a half-written library.
+    tmp = destination <> ".tmp"
+    File.cp!(built, tmp)
+    File.rename!(tmp, destination)
+  end
+
+  defp fingerprint(python, version) do
+    crate_dir = Artifact.crate_dir()
+
+    inputs =
+      [
+        Path.join(crate_dir, "Cargo.toml"),
+        Path.join(crate_dir, "Cargo.lock"),
+        Path.join(crate_dir, "build.rs")
+      ] ++
+        Path.wildcard(Path.join(crate_dir, "src/**/*.rs"))
+
+    stamps =
+      for path <- Enum.sort(inputs), File.exists?(path) do
+        %File.Stat{mtime: mtime, size: size} = File.stat!(path)
+        {path, mtime, size}
+      end
+
+    {stamps, python, version, System.get_env("ERLANG_PYTHON_PYTHON")}
+  end
+
+  defp read_manifest(path) do
+    case File.read(path) do
+      {:ok, binary} -> :erlang.binary_to_term(binary)
+      _ -> nil
+    end
+  rescue
+    ArgumentError -> nil
+  end
+end

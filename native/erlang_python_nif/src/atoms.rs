@@ -1,0 +1,47 @@
+//! Every atom the NIF ever creates. Atoms are never made from Python data:
+//! the atom table is global and never garbage-collected.
+
+rustler::atoms! {
+    ok,
+    error,
+    nil,
+    true_ = "true",
+    false_ = "false",
+    none,
+    undefined,
+    nan,
+    infinity,
+    neg_infinity,
+    bytes,
+    timeout,
+    cancelled,
+    done,
+    pong,
+    overloaded,
+    not_started,
+    already_started,
+    badarg,
+    too_deep,
+    unsupported_type,
+    duplicate_key,
+    integer_too_large,
+    sandbox_blocked,
+    internal_error,
+    python_init_failed,
+    // Keys and module of the %ErlangPython.Error{} exception struct.
+    __struct__,
+    __exception__,
+    error_module = "Elixir.ErlangPython.Error",
+    type_ = "type",
+    message,
+    traceback,
+    // %MapSet{map: %{elem => []}, version: 2}
+    mapset_module = "Elixir.MapSet",
+    map,
+    version,
+    // Operations understood by the runtime thread.
+    call,
+    eval,
+    exec,
+    ping,
+}

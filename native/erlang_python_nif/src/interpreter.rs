@@ -1,0 +1,136 @@
+//! Starting CPython inside the BEAM process.
+//!
+//! Order matters and each step exists for a reason:
+//! 1. make libpython's symbols global, or C extension modules (`math`,
+//!    `_decimal`, numpy) fail to load with undefined symbols: the VM loaded
+//!    our NIF, and with it libpython, with `RTLD_LOCAL`;
+//! 2. install the sandbox audit hook, before any Python code runs;
+//! 3. register `_erlang_native`, then initialize from a `PyConfig` that does
+//!    not install signal handlers (the VM owns signals) and names the
+//!    interpreter's own executable, so `sys.prefix`, the stdlib and
+//!    site-packages are those of the Python we were built against;
+//! 4. put `priv/` on `sys.path` and import `_erlang_impl`.
+//!
+//! `Py_Finalize` is never called: the interpreter lives as long as the VM.
+
+use std::ffi::{c_void, CStr, CString};
+use std::mem::MaybeUninit;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::python_module::_erlang_native;
+use crate::sandbox;
+
+/// What the Elixir side tells the runtime at start.
+#[derive(Debug, Clone, Default)]
+pub struct StartConfig {
+    /// Absolute path of the package's `priv/` directory (holds `_erlang_impl`).
+    pub priv_dir: String,
+    /// Extra directories appended to `sys.path`.
+    pub paths: Vec<String>,
+}
+
+/// The Python executable this library was built against.
+pub const BUILD_EXECUTABLE: &str = env!("ERLANG_PYTHON_EXECUTABLE");
+
+/// Initializes the interpreter on the calling thread, which becomes Python's
+/// main thread. Returns with the GIL released.
+pub fn initialize(config: &StartConfig) -> Result<(), String> {
+    promote_libpython_to_global()?;
+    sandbox::install()?;
+    // SAFETY: must run before Py_InitializeFromConfig, which is the case: we
+    // are the only code that initializes Python in this process, once.
+    if unsafe { ffi::Py_IsInitialized() } != 0 {
+        return Err("a Python interpreter is already running in this process".into());
+    }
+    pyo3::append_to_inittab!(_erlang_native);
+    initialize_from_config()?;
+
+    let setup = Python::attach(|py| -> PyResult<()> {
+        let sys = py.import("sys")?;
+        let path = sys.getattr("path")?;
+        path.call_method1("insert", (0, config.priv_dir.as_str()))?;
+        for extra in &config.paths {
+            path.call_method1("append", (extra.as_str(),))?;
+        }
+        py.import("_erlang_impl")?;
+        Ok(())
+    });
+    // SAFETY: this thread holds the GIL since initialization; release it so
+    // Python threads can run while the runtime waits for requests. The saved
+    // thread state is re-entered by Python::attach (PyGILState_Ensure).
+    unsafe { ffi::PyEval_SaveThread() };
+    setup.map_err(|err| Python::attach(|py| format!("{}", err.value(py))))
+}
+
+fn promote_libpython_to_global() -> Result<(), String> {
+    // SAFETY: dladdr only reads the loader's tables for an address inside
+    // libpython (any exported function works); dlopen with RTLD_NOLOAD never
+    // loads anything new, it only upgrades the already-loaded object to
+    // RTLD_GLOBAL. The handle is intentionally never closed.
+    unsafe {
+        let mut info = MaybeUninit::<libc::Dl_info>::zeroed();
+        let symbol = ffi::Py_IsInitialized as *const c_void;
+        if libc::dladdr(symbol, info.as_mut_ptr()) == 0 {
+            return Err("dladdr could not locate libpython".into());
+        }
+        let info = info.assume_init();
+        if info.dli_fname.is_null() {
+            return Err("dladdr returned no file name for libpython".into());
+        }
+        let handle = libc::dlopen(
+            info.dli_fname,
+            libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD,
+        );
+        if handle.is_null() {
+            let error = libc::dlerror();
+            let text = if error.is_null() {
+                "unknown error".to_string()
+            } else {
+                CStr::from_ptr(error).to_string_lossy().into_owned()
+            };
+            return Err(format!("could not make libpython global: {text}"));
+        }
+    }
+    Ok(())
+}
+
+fn initialize_from_config() -> Result<(), String> {
+    // SAFETY: the PyConfig API is used as documented: Init, set fields,
+    // InitializeFromConfig, Clear; every PyStatus is checked.
+    unsafe {
+        let mut config = MaybeUninit::<ffi::PyConfig>::zeroed();
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let mut config = config.assume_init();
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        if !BUILD_EXECUTABLE.is_empty() {
+            let exe = CString::new(BUILD_EXECUTABLE).map_err(|e| e.to_string())?;
+            let status =
+                ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
+            if ffi::PyStatus_Exception(status) != 0 {
+                ffi::PyConfig_Clear(&mut config);
+                return Err(status_message("setting the executable", &status));
+            }
+        }
+        let status = ffi::Py_InitializeFromConfig(&config);
+        ffi::PyConfig_Clear(&mut config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(status_message("Py_InitializeFromConfig", &status));
+        }
+    }
+    Ok(())
+}
+
+fn status_message(step: &str, status: &ffi::PyStatus) -> String {
+    let detail = if status.err_msg.is_null() {
+        "no detail".to_string()
+    } else {
+        // SAFETY: err_msg is a static NUL-terminated string set by CPython.
+        unsafe { CStr::from_ptr(status.err_msg) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    format!("{step} failed: {detail}")
+}

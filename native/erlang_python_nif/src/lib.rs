@@ -1,0 +1,87 @@
+//! NIF core of erlang_python: CPython embedded in the BEAM.
+//!
+//! The NIFs here are thin and never run Python: they validate, copy terms and
+//! hand work to the runtime thread ([`runtime`]), which owns the interpreter.
+//!
+//! | concern                          | module            |
+//! |----------------------------------|-------------------|
+//! | NIF entry points                 | this file         |
+//! | runtime thread, queue, replies   | [`runtime`]       |
+//! | call / eval / exec               | [`ops`]           |
+//! | interpreter start-up             | [`interpreter`]   |
+//! | fork/exec audit hook             | [`sandbox`]       |
+//! | term <-> Python conversion       | [`convert`]       |
+//! | error terms                      | [`errors`]        |
+//! | Python types for Erlang terms    | [`python_module`] |
+
+pub mod atoms;
+pub mod convert;
+pub mod errors;
+pub mod interpreter;
+pub mod ops;
+pub mod python_module;
+pub mod runtime;
+pub mod sandbox;
+
+use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
+
+use crate::interpreter::StartConfig;
+use crate::runtime::{CancelOutcome, JobHandle, SubmitError};
+
+/// `start(%{priv_dir: binary, paths: [binary], max_queue: pos_integer})`.
+/// Runs on a dirty scheduler: initializing CPython takes tens of milliseconds.
+#[rustler::nif(schedule = "DirtyIo")]
+fn start<'a>(env: Env<'a>, options: Term<'a>) -> NifResult<Term<'a>> {
+    let priv_dir: String = options
+        .map_get(rustler::types::atom::Atom::from_str(env, "priv_dir")?)?
+        .decode()?;
+    let paths: Vec<String> = options
+        .map_get(rustler::types::atom::Atom::from_str(env, "paths")?)
+        .and_then(|t| t.decode())
+        .unwrap_or_default();
+    let max_queue: usize = options
+        .map_get(rustler::types::atom::Atom::from_str(env, "max_queue")?)
+        .and_then(|t| t.decode())
+        .unwrap_or(usize::MAX);
+    let config = StartConfig { priv_dir, paths };
+    Ok(match runtime::start(config, max_queue.max(1)) {
+        Ok(true) => atoms::ok().encode(env),
+        Ok(false) => (atoms::ok(), atoms::already_started()).encode(env),
+        Err(text) => (atoms::error(), (atoms::python_init_failed(), text)).encode(env),
+    })
+}
+
+/// Whether the runtime thread is running.
+#[rustler::nif]
+fn started() -> bool {
+    runtime::is_started()
+}
+
+/// Queues `op` and returns a job handle at once; the caller then receives
+/// `{reference, result}`.
+#[rustler::nif]
+fn submit<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
+    match runtime::submit(reference, op, env.pid()) {
+        Ok(state) => ResourceArc::new(JobHandle { state }).encode(env),
+        Err(SubmitError::NotStarted) => (atoms::error(), atoms::not_started()).encode(env),
+        Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),
+    }
+}
+
+/// Gives up on a request: `:cancelled` (no reply will come) or `:done` (the
+/// reply was committed and the caller must receive it).
+#[rustler::nif]
+fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
+    match handle.state.cancel() {
+        CancelOutcome::Cancelled => atoms::cancelled(),
+        CancelOutcome::Done => atoms::done(),
+    }
+}
+
+/// The Python this library was built against: `{executable, "3.11"}`.
+#[rustler::nif]
+fn build_info() -> (&'static str, &'static str) {
+    (interpreter::BUILD_EXECUTABLE, env!("ERLANG_PYTHON_VERSION"))
+}
+
+rustler::init!("Elixir.ErlangPython.Native");

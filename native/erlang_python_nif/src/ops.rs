@@ -1,0 +1,266 @@
+//! The operations the runtime thread performs: `call`, `eval`, `exec`, `ping`.
+//!
+//! Requests arrive as terms (`{:call, module, function, args, kwargs}`,
+//! `{:eval, code, locals}`, `{:exec, code}`, `:ping`), built by
+//! `ErlangPython`; anything else is answered with `{:badarg, text}`.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use rustler::types::tuple::get_tuple;
+use rustler::{Binary, Term, TermType};
+
+use crate::atoms;
+use crate::convert;
+use crate::errors::Failure;
+
+/// What an operation produced, before it is converted for the reply.
+pub enum Outcome<'py> {
+    Value(Bound<'py, PyAny>),
+    /// `exec` succeeded; there is no value.
+    Ok,
+    Pong,
+}
+
+type OpResult<'py> = Result<Outcome<'py>, Failure>;
+
+/// Compiled code objects kept per source text; cleared when full.
+const CODE_CACHE_LIMIT: usize = 1024;
+
+#[derive(Hash, PartialEq, Eq)]
+enum Mode {
+    Eval,
+    Exec,
+}
+
+/// State owned by the runtime thread across requests.
+pub struct Worker {
+    code_cache: HashMap<(Mode, String), Py<PyAny>>,
+}
+
+impl Worker {
+    pub fn new() -> Self {
+        Worker {
+            code_cache: HashMap::new(),
+        }
+    }
+
+    pub fn execute<'py>(&mut self, py: Python<'py>, op: Term<'_>) -> OpResult<'py> {
+        if op == atoms::ping().to_term(op.get_env()) {
+            return Ok(Outcome::Pong);
+        }
+        let parts = match op.get_type() {
+            TermType::Tuple => get_tuple(op).map_err(|_| bad("malformed request"))?,
+            _ => return Err(bad("malformed request")),
+        };
+        let env = op.get_env();
+        match parts.as_slice() {
+            [tag, module, function, args, kwargs] if *tag == atoms::call().to_term(env) => {
+                self.call(py, *module, *function, *args, *kwargs)
+            }
+            [tag, code, locals] if *tag == atoms::eval().to_term(env) => {
+                self.eval(py, *code, *locals)
+            }
+            [tag, code] if *tag == atoms::exec().to_term(env) => self.exec(py, *code),
+            _ => Err(bad("malformed request")),
+        }
+    }
+
+    fn call<'py>(
+        &mut self,
+        py: Python<'py>,
+        module: Term<'_>,
+        function: Term<'_>,
+        args: Term<'_>,
+        kwargs: Term<'_>,
+    ) -> OpResult<'py> {
+        let module_name = name_text(module, "module")?;
+        let function_name = name_text(function, "function")?;
+        let target = resolve(py, &module_name, &function_name)?;
+        let args = positional_args(py, args)?;
+        let kwargs = keyword_args(py, kwargs)?;
+        let value = target.call(args, kwargs.as_ref())?;
+        Ok(Outcome::Value(value))
+    }
+
+    fn eval<'py>(&mut self, py: Python<'py>, code: Term<'_>, locals: Term<'_>) -> OpResult<'py> {
+        let source = code_text(code)?;
+        let compiled = self.compile(py, source, Mode::Eval)?;
+        let main = main_dict(py)?;
+        let globals = match locals.get_type() {
+            TermType::Map if locals.map_size().unwrap_or(0) > 0 => {
+                // Locals become globals of a private copy of __main__'s
+                // namespace, so lambdas and comprehensions in the expression
+                // see them too (plain eval locals are invisible to nested scopes).
+                let scope = main.copy()?;
+                let extra = convert::to_python(py, locals)?;
+                scope.update(extra.cast::<PyDict>().map_err(PyErr::from)?.as_mapping())?;
+                scope
+            }
+            TermType::Map => main,
+            TermType::Atom if locals == atoms::nil().to_term(locals.get_env()) => main,
+            _ => return Err(bad("locals must be a map")),
+        };
+        Ok(Outcome::Value(run_code(py, &compiled, &globals)?))
+    }
+
+    fn exec<'py>(&mut self, py: Python<'py>, code: Term<'_>) -> OpResult<'py> {
+        let source = code_text(code)?;
+        let compiled = self.compile(py, source, Mode::Exec)?;
+        let main = main_dict(py)?;
+        run_code(py, &compiled, &main)?;
+        Ok(Outcome::Ok)
+    }
+
+    fn compile<'py>(
+        &mut self,
+        py: Python<'py>,
+        source: String,
+        mode: Mode,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = (mode, source);
+        if let Some(code) = self.code_cache.get(&key) {
+            return Ok(code.bind(py).clone());
+        }
+        let start = match key.0 {
+            Mode::Eval => ffi::Py_eval_input,
+            Mode::Exec => ffi::Py_file_input,
+        };
+        // code_text rejected interior NULs, so this cannot fail.
+        let c_source = CString::new(key.1.as_str()).expect("no NUL in source");
+        // SAFETY: both strings are valid NUL-terminated C strings for the
+        // call; the result is a new reference or NULL with an exception set.
+        let code = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::Py_CompileString(c_source.as_ptr(), c"<string>".as_ptr(), start),
+            )?
+        };
+        if self.code_cache.len() >= CODE_CACHE_LIMIT {
+            self.code_cache.clear();
+        }
+        self.code_cache.insert(key, code.clone().unbind());
+        Ok(code)
+    }
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn bad(text: &str) -> Failure {
+    Failure::BadArg(text.to_string())
+}
+
+fn run_code<'py>(
+    py: Python<'py>,
+    code: &Bound<'py, PyAny>,
+    globals: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: `code` is a code object from Py_CompileString and `globals` a
+    // dict, both alive for the call; the result is a new reference or NULL
+    // with an exception set.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()),
+        )
+    }
+}
+
+/// `__main__.__dict__`: where `exec` defines names and `call(:__main__, ...)` finds them.
+fn main_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let main = py.import("__main__")?;
+    Ok(main.dict())
+}
+
+/// A module or function name given as an atom or a UTF-8 binary.
+fn name_text(term: Term<'_>, what: &str) -> Result<String, Failure> {
+    let text = match term.get_type() {
+        TermType::Atom => term.atom_to_string().map_err(|_| bad(what))?,
+        TermType::Binary => {
+            let bin = Binary::from_term(term)
+                .map_err(|_| bad(&format!("{what} name must be an atom or a string")))?;
+            String::from_utf8(bin.as_slice().to_vec())
+                .map_err(|_| bad(&format!("{what} name is not valid UTF-8")))?
+        }
+        _ => return Err(bad(&format!("{what} name must be an atom or a string"))),
+    };
+    if text.is_empty() {
+        return Err(bad(&format!("{what} name is empty")));
+    }
+    if text.contains('\0') {
+        return Err(bad(&format!("{what} name contains a NUL byte")));
+    }
+    Ok(text)
+}
+
+/// Python source given as a UTF-8 binary.
+fn code_text(term: Term<'_>) -> Result<String, Failure> {
+    let bin = Binary::from_term(term).map_err(|_| bad("code must be a string"))?;
+    let text =
+        String::from_utf8(bin.as_slice().to_vec()).map_err(|_| bad("code is not valid UTF-8"))?;
+    if text.contains('\0') {
+        return Err(bad("code contains a NUL byte"));
+    }
+    Ok(text)
+}
+
+/// Finds `function` (possibly dotted, `"path.join"`) in `module`.
+fn resolve<'py>(py: Python<'py>, module: &str, function: &str) -> PyResult<Bound<'py, PyAny>> {
+    let mut target = import(py, module)?;
+    for part in function.split('.') {
+        target = target.getattr(part)?;
+    }
+    Ok(target)
+}
+
+/// A module from `sys.modules`, importing it only when missing.
+fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let py_name = pyo3::types::PyString::new(py, name);
+    // SAFETY: PyImport_GetModule takes a borrowed str and returns a new
+    // reference, or NULL (with or without an exception set).
+    let cached = unsafe { ffi::PyImport_GetModule(py_name.as_ptr()) };
+    if !cached.is_null() {
+        // SAFETY: non-NULL new reference, owned by the Bound from here on.
+        return Ok(unsafe { Bound::from_owned_ptr(py, cached) });
+    }
+    if let Some(err) = PyErr::take(py) {
+        return Err(err);
+    }
+    Ok(py.import(name)?.into_any())
+}
+
+fn positional_args<'py>(py: Python<'py>, args: Term<'_>) -> Result<Bound<'py, PyTuple>, Failure> {
+    if args.get_type() != TermType::List || args.list_length().is_err() {
+        return Err(bad("args must be a list"));
+    }
+    let mut items = Vec::with_capacity(args.list_length().unwrap_or(0));
+    for item in args
+        .into_list_iterator()
+        .map_err(|_| bad("args must be a list"))?
+    {
+        items.push(convert::to_python(py, item)?);
+    }
+    Ok(PyTuple::new(py, items)?)
+}
+
+fn keyword_args<'py>(
+    py: Python<'py>,
+    kwargs: Term<'_>,
+) -> Result<Option<Bound<'py, PyDict>>, Failure> {
+    match kwargs.get_type() {
+        TermType::Map if kwargs.map_size().unwrap_or(0) == 0 => Ok(None),
+        TermType::Map => {
+            let dict = convert::to_python(py, kwargs)?;
+            Ok(Some(dict.cast_into::<PyDict>().map_err(PyErr::from)?))
+        }
+        TermType::Atom if kwargs == atoms::nil().to_term(kwargs.get_env()) => Ok(None),
+        _ => Err(bad("kwargs must be a map")),
+    }
+}

@@ -1,0 +1,332 @@
+//! The dedicated OS thread that owns the interpreter, and its request queue.
+//!
+//! NIFs never run Python on a BEAM scheduler. `submit` copies the request's
+//! terms into a process-independent environment, pushes it on a crossbeam
+//! channel and returns. This thread takes requests, runs them holding the
+//! GIL, and sends `{ref, result}` to the caller. While idle it blocks on the
+//! channel with the GIL released, so Python threads keep running; when
+//! requests are already waiting it drains them under one GIL acquisition.
+//!
+//! Every request has a [`JobState`] shared with the caller's handle. The
+//! state machine (pending -> running -> done, or -> cancelled) guarantees a
+//! reply is sent only if the caller has not given up: a caller that timed out
+//! or died never receives a stale message later.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use pyo3::prelude::*;
+use rustler::env::SavedTerm;
+use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
+
+use crate::atoms;
+use crate::errors::{reason_term, Failure};
+use crate::interpreter::{self, StartConfig};
+use crate::ops::{Outcome, Worker};
+
+const PENDING: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE: u8 = 2;
+const CANCELLED: u8 = 3;
+
+/// Where a request stands; shared by the runtime thread and the caller's handle.
+#[derive(Debug, Default)]
+pub struct JobState(AtomicU8);
+
+/// What `cancel` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The reply will never be sent.
+    Cancelled,
+    /// The reply has been (or is being) sent: the caller must receive it.
+    Done,
+}
+
+impl JobState {
+    fn transition(&self, from: u8, to: u8) -> bool {
+        self.0
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Runtime thread: claim the job. False when it was cancelled first.
+    pub fn start(&self) -> bool {
+        self.transition(PENDING, RUNNING)
+    }
+
+    /// Runtime thread: commit to replying. False when cancelled meanwhile.
+    pub fn finish(&self) -> bool {
+        self.transition(RUNNING, DONE)
+    }
+
+    /// Caller side: give up on the reply unless it is already committed.
+    pub fn cancel(&self) -> CancelOutcome {
+        loop {
+            match self.0.load(Ordering::Acquire) {
+                DONE => return CancelOutcome::Done,
+                CANCELLED => return CancelOutcome::Cancelled,
+                state => {
+                    if self.transition(state, CANCELLED) {
+                        return CancelOutcome::Cancelled;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire) == CANCELLED
+    }
+}
+
+/// The caller's side of a request, as a NIF resource. Dropping it (the
+/// caller died, or forgot the handle) cancels a request that has not replied.
+pub struct JobHandle {
+    pub state: Arc<JobState>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for JobHandle {}
+
+impl Drop for JobHandle {
+    fn drop(&mut self) {
+        self.state.cancel();
+    }
+}
+
+/// One unit of work for the runtime thread.
+pub struct Request {
+    env: OwnedEnv,
+    reference: SavedTerm,
+    op: SavedTerm,
+    reply_to: LocalPid,
+    job: Arc<JobState>,
+}
+
+/// Why `submit` refused a request.
+#[derive(Debug)]
+pub enum SubmitError {
+    NotStarted,
+    Overloaded,
+}
+
+struct Runtime {
+    sender: Sender<Request>,
+    queued: Arc<AtomicUsize>,
+    max_queue: usize,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static START_LOCK: Mutex<()> = Mutex::new(());
+
+/// Stack of the runtime thread: conversion of deeply nested values recurses.
+const THREAD_STACK: usize = 256 * 1024 * 1024;
+
+/// Starts the runtime thread and the interpreter. Idempotent: a second call
+/// returns `Ok(false)` and changes nothing (the interpreter is per process).
+pub fn start(config: StartConfig, max_queue: usize) -> Result<bool, String> {
+    let _guard = START_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if RUNTIME.get().is_some() {
+        return Ok(false);
+    }
+    let (sender, receiver) = crossbeam_channel::unbounded::<Request>();
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let thread_queued = queued.clone();
+    std::thread::Builder::new()
+        .name("erlang_python".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            let started = catch_unwind(|| interpreter::initialize(&config))
+                .unwrap_or_else(|panic| Err(panic_text(&panic)));
+            let ok = started.is_ok();
+            let _ = ready_tx.send(started);
+            if ok {
+                serve(receiver, thread_queued);
+            }
+        })
+        .map_err(|e| format!("could not spawn the Python thread: {e}"))?;
+    ready_rx
+        .recv()
+        .map_err(|_| "the Python thread exited during start".to_string())??;
+    let _ = RUNTIME.set(Runtime {
+        sender,
+        queued,
+        max_queue,
+    });
+    Ok(true)
+}
+
+pub fn is_started() -> bool {
+    RUNTIME.get().is_some()
+}
+
+/// Queues `op` for the runtime thread; the reply `{reference, result}` goes to
+/// `reply_to`. Called on a scheduler thread: it only copies terms and sends.
+pub fn submit(
+    reference: Term<'_>,
+    op: Term<'_>,
+    reply_to: LocalPid,
+) -> Result<Arc<JobState>, SubmitError> {
+    let runtime = RUNTIME.get().ok_or(SubmitError::NotStarted)?;
+    if runtime.queued.fetch_add(1, Ordering::AcqRel) >= runtime.max_queue {
+        runtime.queued.fetch_sub(1, Ordering::AcqRel);
+        return Err(SubmitError::Overloaded);
+    }
+    let env = OwnedEnv::new();
+    let reference = env.save(reference);
+    let op = env.save(op);
+    let job = Arc::new(JobState::default());
+    let request = Request {
+        env,
+        reference,
+        op,
+        reply_to,
+        job: job.clone(),
+    };
+    match runtime.sender.try_send(request) {
+        Ok(()) => Ok(job),
+        Err(TrySendError::Full(_)) => {
+            runtime.queued.fetch_sub(1, Ordering::AcqRel);
+            Err(SubmitError::Overloaded)
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            runtime.queued.fetch_sub(1, Ordering::AcqRel);
+            Err(SubmitError::NotStarted)
+        }
+    }
+}
+
+fn serve(receiver: Receiver<Request>, queued: Arc<AtomicUsize>) {
+    let mut worker = Worker::new();
+    let mut replies = OwnedEnv::new();
+    // Blocks without the GIL; then drains everything already queued under a
+    // single acquisition.
+    while let Ok(first) = receiver.recv() {
+        Python::attach(|py| {
+            let mut next = Some(first);
+            while let Some(request) = next {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                handle(py, &mut worker, &mut replies, request);
+                next = receiver.try_recv().ok();
+            }
+        });
+    }
+}
+
+fn handle(py: Python<'_>, worker: &mut Worker, replies: &mut OwnedEnv, request: Request) {
+    if !request.job.start() {
+        return; // the caller gave up before we got to it
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        request
+            .env
+            .run(|env| worker.execute(py, request.op.load(env)))
+    }))
+    .unwrap_or_else(|panic| Err(Failure::Internal(panic_text(&panic))));
+    if request.job.is_cancelled() {
+        return;
+    }
+    // Building the reply converts Python values; guard it like the work.
+    let sent = catch_unwind(AssertUnwindSafe(|| {
+        send_reply(py, replies, &request, |env| result_term(env, py, &outcome))
+    }));
+    if sent.is_err() {
+        replies.clear();
+        let failure = Failure::Internal("panic while encoding the reply".into());
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            send_reply(py, replies, &request, |env| {
+                (atoms::error(), reason_term(env, py, &failure)).encode(env)
+            })
+        }));
+    }
+}
+
+fn result_term<'a>(
+    env: Env<'a>,
+    py: Python<'_>,
+    outcome: &Result<Outcome<'_>, Failure>,
+) -> Term<'a> {
+    match outcome {
+        Ok(Outcome::Pong) => atoms::pong().encode(env),
+        Ok(Outcome::Value(value)) => match crate::convert::to_term(env, value) {
+            Ok(term) => (atoms::ok(), term).encode(env),
+            Err(err) => (atoms::error(), reason_term(env, py, &Failure::from(err))).encode(env),
+        },
+        Ok(Outcome::Ok) => atoms::ok().encode(env),
+        Err(failure) => (atoms::error(), reason_term(env, py, failure)).encode(env),
+    }
+}
+
+/// Builds `{reference, result}` in `replies` and sends it, but only if the
+/// job can still be committed to done. Clears `replies` afterwards.
+fn send_reply(
+    _py: Python<'_>,
+    replies: &mut OwnedEnv,
+    request: &Request,
+    build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>,
+) {
+    replies.run(|env| {
+        let reference = request
+            .env
+            .run(|request_env| request.reference.load(request_env).in_env(env));
+        let message = (reference, build(env)).encode(env);
+        if request.job.finish() {
+            // SAFETY: we are on our own (non-scheduler) thread, so caller_env
+            // must be NULL; `env` is the process-independent environment that
+            // owns `message`. On success ERTS invalidates env's terms, and we
+            // clear it right after, before any reuse.
+            unsafe {
+                rustler::sys::enif_send(
+                    std::ptr::null_mut(),
+                    request.reply_to.as_c_arg(),
+                    env.as_c_arg(),
+                    message.as_c_arg(),
+                );
+            }
+        }
+    });
+    replies.clear();
+}
+
+pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        format!("panic: {text}")
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        format!("panic: {text}")
+    } else {
+        "panic with a non-string payload".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_is_sent_only_when_not_cancelled() {
+        let job = JobState::default();
+        assert!(job.start());
+        assert_eq!(job.cancel(), CancelOutcome::Cancelled);
+        assert!(!job.finish(), "a cancelled job must not reply");
+
+        let job = JobState::default();
+        assert!(job.start());
+        assert!(job.finish());
+        assert_eq!(
+            job.cancel(),
+            CancelOutcome::Done,
+            "caller must then receive"
+        );
+    }
+
+    #[test]
+    fn cancelled_before_start_is_skipped() {
+        let job = JobState::default();
+        assert_eq!(job.cancel(), CancelOutcome::Cancelled);
+        assert!(!job.start());
+        assert_eq!(job.cancel(), CancelOutcome::Cancelled);
+    }
+}
