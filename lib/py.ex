@@ -60,11 +60,17 @@ defmodule :py do
 
   defp kwargs_map(kwargs) when is_map(kwargs), do: kwargs
 
+  # Proplist semantics: a bare atom means `true`. Anything else is passed on
+  # unchanged, for ErlangPython to reject with {:badarg, ...}.
   defp kwargs_map(kwargs) when is_list(kwargs) do
-    Map.new(kwargs, fn
-      {key, value} -> {key, value}
-      key when is_atom(key) -> {key, true}
-    end)
+    if Enum.all?(kwargs, &(match?({_, _}, &1) or is_atom(&1))) do
+      Map.new(kwargs, fn
+        {key, value} -> {key, value}
+        key -> {key, true}
+      end)
+    else
+      kwargs
+    end
   end
 
   defp kwargs_map(other), do: other
@@ -86,6 +92,30 @@ defmodule :py do
     do: {:error, {type_atom(type), message}}
 
   def erlang_shape(other), do: other
+
+  # Python's builtin exception classes (3.11). Listing them here as atoms
+  # makes those atoms exist as soon as this module is loaded, so the standard
+  # names always come back as atoms; any other name becomes an atom only if
+  # that atom already exists. No atom is ever created from Python data.
+  @standard_exceptions ~w(
+    ArithmeticError AssertionError AttributeError BaseException BaseExceptionGroup
+    BlockingIOError BrokenPipeError BufferError BytesWarning ChildProcessError
+    ConnectionAbortedError ConnectionError ConnectionRefusedError ConnectionResetError
+    DeprecationWarning EOFError EncodingWarning EnvironmentError Exception ExceptionGroup
+    FileExistsError FileNotFoundError FloatingPointError FutureWarning GeneratorExit IOError
+    ImportError ImportWarning IndentationError IndexError InterruptedError IsADirectoryError
+    KeyError KeyboardInterrupt LookupError MemoryError ModuleNotFoundError NameError
+    NotADirectoryError NotImplementedError OSError OverflowError PendingDeprecationWarning
+    PermissionError ProcessLookupError RecursionError ReferenceError ResourceWarning
+    RuntimeError RuntimeWarning StopAsyncIteration StopIteration SyntaxError SyntaxWarning
+    SystemError SystemExit TabError TimeoutError TypeError UnboundLocalError
+    UnicodeDecodeError UnicodeEncodeError UnicodeError UnicodeTranslateError UnicodeWarning
+    UserWarning ValueError Warning ZeroDivisionError
+  )a
+
+  @doc false
+  @spec standard_exceptions() :: [atom()]
+  def standard_exceptions, do: @standard_exceptions
 
   defp type_atom(type) do
     String.to_existing_atom(type)

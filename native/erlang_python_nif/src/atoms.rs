@@ -44,4 +44,5 @@ rustler::atoms! {
     eval,
     exec,
     ping,
+    diagnostic_panic,
 }

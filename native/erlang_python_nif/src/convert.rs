@@ -19,7 +19,8 @@ use rustler::{Binary, Encoder, Env, NewBinary, Term, TermType};
 use crate::atoms;
 use crate::python_module::{OpaqueTerm, Pid};
 
-/// Deepest nesting of lists, tuples, maps and sets converted either way.
+/// Most levels of nested lists, tuples, maps and sets converted either way
+/// (`[[1]]` has two levels; scalars do not count).
 pub const MAX_DEPTH: usize = 10_000;
 
 /// Why a value could not be converted.
@@ -54,10 +55,17 @@ pub fn to_python<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAn
     term_to_py(py, term, 0)
 }
 
-fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
-    if depth > MAX_DEPTH {
-        return Err(ConvertError::TooDeep);
+/// `depth` is the number of containers around `term`; entering one more
+/// container than [`MAX_DEPTH`] allows is an error.
+fn enter(depth: usize) -> Result<()> {
+    if depth >= MAX_DEPTH {
+        Err(ConvertError::TooDeep)
+    } else {
+        Ok(())
     }
+}
+
+fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
     match term.get_type() {
         TermType::Integer => integer_to_py(py, term),
         TermType::Float => {
@@ -176,6 +184,7 @@ pub fn bignum_etf(negative: bool, magnitude_le: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn list_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
+    enter(depth)?;
     let Ok(len) = term.list_length() else {
         // Improper list: no Python equivalent, keep it intact.
         return opaque(py, term);
@@ -197,6 +206,7 @@ fn list_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
 }
 
 fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
+    enter(depth)?;
     let items = get_tuple(term).map_err(|_| internal("tuple"))?;
     // {:bytes, binary} is always Python bytes, even when it is valid UTF-8.
     if items.len() == 2 && items[0] == atoms::bytes().to_term(term.get_env()) {
@@ -212,7 +222,7 @@ fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bou
 }
 
 fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
-    let env = term.get_env();
+    enter(depth)?;
     if let Some(elements) = mapset_elements(term) {
         let set = PySet::empty(py)?;
         for (element, _) in rustler::MapIterator::new(elements).ok_or_else(|| internal("map"))? {
@@ -220,7 +230,6 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
         }
         return Ok(set.into_any());
     }
-    let _ = env;
     let dict = PyDict::new(py);
     for (key, value) in rustler::MapIterator::new(term).ok_or_else(|| internal("map"))? {
         let key = term_to_py(py, key, depth + 1)?;
@@ -254,9 +263,6 @@ pub fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
 }
 
 fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Term<'a>> {
-    if depth > MAX_DEPTH {
-        return Err(ConvertError::TooDeep);
-    }
     let ptr = obj.as_ptr();
     // SAFETY (all ffi type checks below): `ptr` is a valid, borrowed object
     // for the duration of this call, and the GIL is held.
@@ -296,6 +302,7 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
             return Ok(bytes_to_term(env, bytes));
         }
         if ffi::PyList_Check(ptr) != 0 {
+            enter(depth)?;
             let len = ffi::PyList_GET_SIZE(ptr);
             let mut items = Vec::with_capacity(len as usize);
             // Index each time: Python code cannot run during conversion of
@@ -311,6 +318,7 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
             return Ok(items.encode(env));
         }
         if ffi::PyTuple_Check(ptr) != 0 {
+            enter(depth)?;
             let len = ffi::PyTuple_GET_SIZE(ptr);
             let mut items = Vec::with_capacity(len as usize);
             for index in 0..len {
@@ -320,9 +328,11 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
             return Ok(make_tuple(env, &items));
         }
         if ffi::PyDict_Check(ptr) != 0 {
+            enter(depth)?;
             return dict_to_term(env, obj.cast::<PyDict>().map_err(PyErr::from)?, depth);
         }
         if ffi::PyAnySet_Check(ptr) != 0 {
+            enter(depth)?;
             return set_to_term(env, obj, depth);
         }
     }
@@ -399,7 +409,32 @@ fn dict_to_term<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>, depth: usize) -> Res
         keys.push(py_to_term(env, &key, depth + 1)?);
         values.push(py_to_term(env, &value, depth + 1)?);
     }
-    Term::map_from_term_arrays(env, &keys, &values).map_err(|_| ConvertError::DuplicateKey)
+    make_map(env, &keys, &values)
+}
+
+/// Largest map built in one call with `enif_make_map_from_arrays` (a flatmap).
+const FLATMAP_MAX: usize = 32;
+
+/// Builds a map, refusing duplicate keys.
+///
+/// Larger maps are grown with `enif_make_map_put`, because OTP 25.1 to 27.2
+/// crash when a thread that is not a scheduler builds a map of more than 128
+/// keys from arrays (erlang/otp#8208), and `from_arrays` does not detect
+/// duplicates once a map is larger than a flatmap (erlang/otp#10975). A put
+/// that does not grow the map found a duplicate.
+pub fn make_map<'a>(env: Env<'a>, keys: &[Term<'a>], values: &[Term<'a>]) -> Result<Term<'a>> {
+    let split = keys.len().min(FLATMAP_MAX);
+    let mut map = Term::map_from_term_arrays(env, &keys[..split], &values[..split])
+        .map_err(|_| ConvertError::DuplicateKey)?;
+    let mut size = split;
+    for (key, value) in keys[split..].iter().zip(&values[split..]) {
+        map = map.map_put(*key, *value).map_err(|_| ConvertError::DuplicateKey)?;
+        size += 1;
+        if map.map_size().map_err(|_| ConvertError::DuplicateKey)? != size {
+            return Err(ConvertError::DuplicateKey);
+        }
+    }
+    Ok(map)
 }
 
 fn set_to_term<'a>(env: Env<'a>, set: &Bound<'_, PyAny>, depth: usize) -> Result<Term<'a>> {
@@ -416,8 +451,7 @@ fn set_to_term<'a>(env: Env<'a>, set: &Bound<'_, PyAny>, depth: usize) -> Result
     }
     let empty = Term::list_new_empty(env);
     let values = vec![empty; keys.len()];
-    let elements =
-        Term::map_from_term_arrays(env, &keys, &values).map_err(|_| ConvertError::DuplicateKey)?;
+    let elements = make_map(env, &keys, &values)?;
     let struct_keys = [
         atoms::__struct__().to_term(env),
         atoms::map().to_term(env),

@@ -52,6 +52,11 @@ impl Worker {
         if op == atoms::ping().to_term(op.get_env()) {
             return Ok(Outcome::Pong);
         }
+        if op == atoms::diagnostic_panic().to_term(op.get_env()) {
+            // Diagnostic: proves a panic on this thread becomes an error
+            // reply and the thread keeps serving (see test/robustness_test.exs).
+            panic!("diagnostic panic requested");
+        }
         let parts = match op.get_type() {
             TermType::Tuple => get_tuple(op).map_err(|_| bad("malformed request"))?,
             _ => return Err(bad("malformed request")),

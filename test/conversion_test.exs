@@ -1,0 +1,288 @@
+defmodule ErlangPython.ConversionTest do
+  use ExUnit.Case, async: true
+
+  alias ErlangPython.Error
+
+  # What Python sees: its type name and repr.
+  defp seen(value) do
+    {:ok, seen} = ErlangPython.eval("(type(v).__name__, repr(v))", %{v: value})
+    seen
+  end
+
+  defp identity(value), do: ErlangPython.eval("v", %{v: value})
+
+  describe "Elixir -> Python" do
+    test "integers of any size are exact ints" do
+      for n <- [
+            0,
+            1,
+            -1,
+            2 ** 31,
+            2 ** 63 - 1,
+            2 ** 63,
+            2 ** 64 - 1,
+            2 ** 64,
+            -(2 ** 63),
+            -(2 ** 63) - 1,
+            2 ** 200,
+            -(2 ** 200)
+          ] do
+        assert seen(n) == {"int", Integer.to_string(n)}, "for #{n}"
+      end
+    end
+
+    test "floats, including -0.0" do
+      assert seen(1.5) == {"float", "1.5"}
+      assert seen(-0.0) == {"float", "-0.0"}
+      assert seen(1.0e300) == {"float", "1e+300"}
+    end
+
+    test "booleans and the nil-like atoms" do
+      assert seen(true) == {"bool", "True"}
+      assert seen(false) == {"bool", "False"}
+      assert seen(nil) == {"NoneType", "None"}
+      assert seen(:none) == {"NoneType", "None"}
+      assert seen(:undefined) == {"NoneType", "None"}
+    end
+
+    test "other atoms are strings, except the special floats" do
+      assert seen(:hello) == {"str", "'hello'"}
+      assert seen(:"with space") == {"str", "'with space'"}
+      assert seen(:nan) == {"float", "nan"}
+      assert seen(:infinity) == {"float", "inf"}
+      assert seen(:neg_infinity) == {"float", "-inf"}
+    end
+
+    test "binaries are str when valid UTF-8, bytes otherwise" do
+      assert seen("héllo ✓") == {"str", "'héllo ✓'"}
+      assert seen("") == {"str", "''"}
+      assert seen(<<255, 0, 1>>) == {"bytes", "b'\\xff\\x00\\x01'"}
+      assert seen({:bytes, "abc"}) == {"bytes", "b'abc'"}
+      assert seen({:bytes, <<>>}) == {"bytes", "b''"}
+    end
+
+    test "lists, charlists, tuples" do
+      assert seen([1, "a", [2]]) == {"list", "[1, 'a', [2]]"}
+      assert seen([]) == {"list", "[]"}
+      assert seen(~c"abc") == {"list", "[97, 98, 99]"}
+      assert seen({1, "a"}) == {"tuple", "(1, 'a')"}
+      assert seen({}) == {"tuple", "()"}
+    end
+
+    test "maps are dicts with converted keys" do
+      assert {:ok, true} =
+               ErlangPython.eval("v == {'a': 1, 'b': 2, 3: [4], (1, 2): None}", %{
+                 v: %{"a" => 1, :b => 2, 3 => [4], {1, 2} => nil}
+               })
+
+      assert seen(%{}) == {"dict", "{}"}
+    end
+
+    test "large maps and MapSets" do
+      map = Map.new(1..100_000, &{"k#{&1}", &1})
+      assert {:ok, 100_000} = ErlangPython.call(:builtins, :len, [map])
+      assert {:ok, 99_999} = ErlangPython.eval("v['k99999']", %{v: map})
+      assert {:ok, 5000} = ErlangPython.call(:builtins, :len, [MapSet.new(1..5000)])
+    end
+
+    test "MapSets are sets" do
+      assert {:ok, true} =
+               ErlangPython.eval("v == {1, 'a'} and type(v) is set", %{v: MapSet.new([1, "a"])})
+    end
+
+    test "pids are erlang.Pid" do
+      assert {"Pid", repr} = seen(self())
+      assert repr =~ "<erlang.Pid <0."
+    end
+
+    test "references, ports, funs and other terms are opaque erlang.Term" do
+      port = Port.open({:spawn, "cat"}, [])
+
+      for term <- [make_ref(), port, fn x -> x end, &Enum.map/2, <<1::3>>, [1 | 2]] do
+        assert {"Term", "<erlang.Term " <> _} = seen(term), "for #{inspect(term)}"
+      end
+
+      Port.close(port)
+    end
+
+    test "unhashable keys are a Python TypeError" do
+      assert {:error, %Error{type: "TypeError", message: message}} = identity(%{[1] => 2})
+
+      assert message =~ "unhashable"
+    end
+  end
+
+  describe "Python -> Elixir" do
+    test "None, booleans" do
+      assert {:ok, nil} = ErlangPython.eval("None")
+      assert {:ok, true} = ErlangPython.eval("True")
+      assert {:ok, false} = ErlangPython.eval("1 == 2")
+    end
+
+    test "ints of any size are exact integers, never strings" do
+      assert {:ok, n} = ErlangPython.eval("2**200")
+      assert n === 2 ** 200
+      assert {:ok, n} = ErlangPython.eval("-2**200")
+      assert n === -(2 ** 200)
+      assert {:ok, n} = ErlangPython.eval("2**64 - 1")
+      assert n === 18_446_744_073_709_551_615
+      assert {:ok, n} = ErlangPython.eval("-2**63")
+      assert n === -9_223_372_036_854_775_808
+      assert {:ok, n} = ErlangPython.eval("10**2000")
+      assert n === Integer.pow(10, 2000)
+    end
+
+    test "floats, with nan and infinities as atoms and -0.0 kept" do
+      assert {:ok, 0.1} = ErlangPython.eval("0.1")
+      assert {:ok, :nan} = ErlangPython.eval("float('nan')")
+      assert {:ok, :infinity} = ErlangPython.eval("float('inf')")
+      assert {:ok, :neg_infinity} = ErlangPython.eval("float('-inf')")
+      assert {:ok, zero} = ErlangPython.eval("-0.0")
+      assert <<1::1, _::63>> = <<zero::float>>
+    end
+
+    test "str, bytes and bytearray are binaries" do
+      assert {:ok, "héllo ✓"} = ErlangPython.eval("'héllo ✓'")
+      assert {:ok, <<255, 0>>} = ErlangPython.eval("b'\\xff\\x00'")
+      assert {:ok, "ab"} = ErlangPython.eval("bytearray(b'ab')")
+    end
+
+    test "a str that is not valid Unicode is an error, not garbage" do
+      assert {:error, %Error{type: "UnicodeEncodeError"}} = ErlangPython.eval("'\\ud800'")
+    end
+
+    test "lists, tuples, dicts, sets" do
+      assert {:ok, [1, [2, {3, "x"}]]} = ErlangPython.eval("[1, [2, (3, 'x')]]")
+      assert {:ok, {}} = ErlangPython.eval("()")
+      assert {:ok, %{"a" => 1, 2 => [nil]}} = ErlangPython.eval("{'a': 1, 2: [None]}")
+      assert {:ok, set} = ErlangPython.eval("{1, 2, 'three'}")
+      assert MapSet.equal?(set, MapSet.new([1, 2, "three"]))
+      assert {:ok, frozen} = ErlangPython.eval("frozenset([(1, 2)])")
+      assert MapSet.equal?(frozen, MapSet.new([{1, 2}]))
+      assert {:ok, empty} = ErlangPython.eval("set()")
+      assert MapSet.size(empty) == 0
+    end
+
+    test "subclasses of the builtin containers convert like their base" do
+      assert {:ok, %{"a" => 1}} = ErlangPython.eval("__import__('collections').OrderedDict(a=1)")
+
+      assert {:ok, {1, 2}} =
+               ErlangPython.eval("__import__('collections').namedtuple('P', 'x y')(1, 2)")
+
+      assert {:ok, 1} = ErlangPython.eval("__import__('enum').IntEnum('E', 'A').A")
+    end
+
+    test "two Python keys that become the same term are refused, not merged" do
+      assert {:error, :duplicate_key} = ErlangPython.eval("{'a': 1, b'a': 2}")
+      # Also in large maps (more than 32 and more than 128 keys).
+      for n <- [40, 300] do
+        assert {:error, :duplicate_key} =
+                 ErlangPython.eval("dict([(str(i), i) for i in range(n)] + [(b'7', 0)])", %{n: n})
+      end
+
+      assert {:error, :duplicate_key} = ErlangPython.eval("{'x', b'x'} | set(range(200))")
+    end
+
+    test "large dicts and sets (a regression: OTP crashed on >128-key maps built off-scheduler)" do
+      for n <- [33, 129, 1000, 100_000] do
+        assert {:ok, map} = ErlangPython.eval("{str(i): i for i in range(n)}", %{n: n})
+        assert map_size(map) == n
+        assert map["#{n - 1}"] == n - 1
+      end
+
+      assert {:ok, set} = ErlangPython.eval("set(range(5000))")
+      assert MapSet.equal?(set, MapSet.new(0..4999))
+    end
+
+    test "objects with no Elixir form name their type" do
+      assert {:error, {:unsupported_type, "object"}} = ErlangPython.eval("object()")
+
+      assert {:error, {:unsupported_type, "decimal.Decimal"}} =
+               ErlangPython.eval("__import__('decimal').Decimal(1)")
+
+      assert {:error, {:unsupported_type, "function"}} = ErlangPython.eval("lambda: 1")
+    end
+  end
+
+  describe "round trips" do
+    test "pids, references, ports and funs come back identical" do
+      port = Port.open({:spawn, "cat"}, [])
+      fun = fn x -> x + 1 end
+
+      for term <- [self(), make_ref(), port, fun, &Enum.map/2, <<1::3>>, [1 | 2]] do
+        assert {:ok, back} = identity(term)
+        assert back === term, "for #{inspect(term)}"
+      end
+
+      assert {:ok, back} = identity(fun)
+      assert back.(1) == 2
+      Port.close(port)
+    end
+
+    test "erlang.Pid and erlang.Term compare and hash by identity" do
+      ref = make_ref()
+
+      assert {:ok, true} =
+               ErlangPython.eval("a == b and hash(a) == hash(b) and len({a, b}) == 1", %{
+                 a: self(),
+                 b: self()
+               })
+
+      assert {:ok, true} = ErlangPython.eval("a == b and len({a, b}) == 1", %{a: ref, b: ref})
+      assert {:ok, false} = ErlangPython.eval("a == b", %{a: make_ref(), b: make_ref()})
+    end
+
+    test "nested structures" do
+      value = %{
+        "list" => [1, 2.5, "three", [4, {5, 6}], nil, true],
+        "tuple" => {:atom_becomes_string_key_value, -(2 ** 100)},
+        42 => %{"deep" => [[[["x"]]]]}
+      }
+
+      expected = put_in(value, ["tuple"], {"atom_becomes_string_key_value", -(2 ** 100)})
+      assert {:ok, ^expected} = identity(value)
+    end
+
+    test "special floats survive a round trip" do
+      assert {:ok, [:nan, :infinity, :neg_infinity]} = identity([:nan, :infinity, :neg_infinity])
+    end
+  end
+
+  describe "nesting limit (10,000 levels) in both directions" do
+    setup do
+      :ok =
+        ErlangPython.exec("""
+        def _conversion_test_depth(v):
+            n = 1
+            while v:
+                v = v[0]
+                n += 1
+            return n
+        """)
+    end
+
+    defp nest(0), do: []
+    defp nest(n), do: [nest(n - 1)]
+
+    defp depth([]), do: 1
+    defp depth([inner]), do: 1 + depth(inner)
+
+    test "Elixir -> Python" do
+      assert {:ok, 10_000} = ErlangPython.call(:__main__, :_conversion_test_depth, [nest(9_999)])
+      assert {:error, {:too_deep, 10_000}} = identity(nest(10_000))
+      assert {:error, {:too_deep, 10_000}} = ErlangPython.call(:builtins, :len, [nest(20_000)])
+    end
+
+    test "Python -> Elixir" do
+      nested = "__import__('functools').reduce(lambda a, _: [a], range(n), [])"
+      assert {:ok, value} = ErlangPython.eval(nested, %{n: 9_999})
+      assert depth(value) == 10_000
+      assert {:error, {:too_deep, 10_000}} = ErlangPython.eval(nested, %{n: 10_000})
+
+      assert {:error, {:too_deep, 10_000}} =
+               ErlangPython.eval(
+                 "__import__('functools').reduce(lambda a, _: {'k': a}, range(50000), {})"
+               )
+    end
+  end
+end

@@ -1,0 +1,233 @@
+defmodule ErlangPythonTest do
+  use ExUnit.Case, async: true
+
+  alias ErlangPython.Error
+
+  doctest ErlangPython
+  doctest ErlangPython.Error
+
+  describe "the examples users start with" do
+    test "call a module function" do
+      assert {:ok, 4.0} = ErlangPython.call(:math, :sqrt, [16])
+    end
+
+    test "keyword arguments as a map" do
+      {:ok, json} = ErlangPython.call(:json, :dumps, [%{name: "Elixir"}], kwargs: %{indent: 2})
+      assert json == "{\n  \"name\": \"Elixir\"\n}"
+    end
+
+    test "keyword arguments as a keyword list" do
+      assert {:ok, [3, 2, 1]} =
+               ErlangPython.call(:builtins, :sorted, [[1, 3, 2]], kwargs: [reverse: true])
+    end
+
+    test "eval, with and without locals" do
+      assert {:ok, 45} = ErlangPython.eval("sum(range(10))")
+      assert {:ok, 25} = ErlangPython.eval("x * y", %{x: 5, y: 5})
+      assert {:ok, 7} = ErlangPython.eval("a + b", %{"a" => 3, "b" => 4})
+    end
+
+    test "locals are visible in nested scopes of the expression" do
+      assert {:ok, [5, 6]} = ErlangPython.eval("[x + i for i in range(2)]", %{x: 5})
+      assert {:ok, 10} = ErlangPython.eval("(lambda: x * 2)()", %{x: 5})
+    end
+
+    test "locals do not leak into __main__" do
+      name = unique("leak")
+      assert {:ok, 1} = ErlangPython.eval(name, %{String.to_atom(name) => 1})
+      assert {:error, %Error{type: "NameError"}} = ErlangPython.eval(name)
+    end
+
+    test "exec defines names in __main__ that call and eval find" do
+      name = unique("double")
+      assert :ok = ErlangPython.exec("def #{name}(x):\n    return x * 2")
+      assert {:ok, 42} = ErlangPython.call(:__main__, name, [21])
+      assert {:ok, 42} = ErlangPython.call("__main__", String.to_atom(name), [21])
+      assert {:ok, 8} = ErlangPython.eval("#{name}(4)")
+      assert {:ok, true} = ErlangPython.eval("'#{name}' in vars(__import__('__main__'))")
+    end
+
+    test "a Python exception is an error struct" do
+      assert {:error, %Error{type: "ZeroDivisionError", message: "division by zero"} = error} =
+               ErlangPython.eval("1/0")
+
+      assert error.traceback =~ "Traceback (most recent call last)"
+      assert error.traceback =~ "ZeroDivisionError: division by zero"
+    end
+
+    test "exceptions raised inside functions carry their frames" do
+      name = unique("boom")
+      :ok = ErlangPython.exec("def #{name}():\n    raise ValueError('bad value')\n")
+
+      {:error, %Error{type: "ValueError", message: "bad value", traceback: tb}} =
+        ErlangPython.call(:__main__, name)
+
+      assert tb =~ "in #{name}"
+    end
+
+    test "a blocked operation is tagged" do
+      assert {:error, {:sandbox_blocked, "os.fork", message}} =
+               ErlangPython.exec("import os; os.fork()")
+
+      assert message =~ "os.fork is blocked in Erlang VM context."
+    end
+  end
+
+  describe "names" do
+    test "dotted modules and dotted functions" do
+      assert {:ok, "a/b"} = ErlangPython.call("os.path", :join, ["a", "b"])
+      assert {:ok, "a/b"} = ErlangPython.call(:os, "path.join", ["a", "b"])
+    end
+
+    test "unknown module and function are Python errors" do
+      assert {:error, %Error{type: "ModuleNotFoundError", message: msg}} =
+               ErlangPython.call(:no_such_module_xyz, :f)
+
+      assert msg =~ "no_such_module_xyz"
+
+      assert {:error, %Error{type: "AttributeError", message: msg}} =
+               ErlangPython.call(:math, :no_such_function)
+
+      assert msg =~ "no_such_function"
+    end
+  end
+
+  describe "bang variants" do
+    test "return bare values" do
+      assert 4.0 == ErlangPython.call!(:math, :sqrt, [16])
+      assert 3 == ErlangPython.eval!("1 + 2")
+      assert :ok == ErlangPython.exec!("pass")
+    end
+
+    test "raise ErlangPython.Error with type, message and traceback" do
+      error =
+        assert_raise Error, "ZeroDivisionError: division by zero", fn ->
+          ErlangPython.eval!("1/0")
+        end
+
+      assert error.type == "ZeroDivisionError"
+      assert error.traceback =~ "ZeroDivisionError"
+    end
+
+    test "raise for sandbox blocks and timeouts too" do
+      assert_raise Error, ~r/RuntimeError: os.system is blocked/, fn ->
+        ErlangPython.exec!("import os; os.system('true')")
+      end
+
+      assert_raise Error, ~r/TimeoutError/, fn ->
+        ErlangPython.eval!("__import__('time').sleep(0.3)", %{}, timeout: 10)
+      end
+    end
+
+    test "raise ArgumentError for malformed arguments" do
+      assert_raise ArgumentError, ~r/args must be a list/, fn ->
+        ErlangPython.call!(:math, :sqrt, 16)
+      end
+    end
+  end
+
+  describe "bad input gets an error tuple" do
+    test "malformed arguments" do
+      assert {:error, {:badarg, "args must be a list" <> _}} = ErlangPython.call(:math, :sqrt, 16)
+      assert {:error, {:badarg, "module name" <> _}} = ErlangPython.call(123, :f, [])
+      assert {:error, {:badarg, "module name" <> _}} = ErlangPython.call("", :f, [])
+      assert {:error, {:badarg, "function name" <> _}} = ErlangPython.call(:math, nil, [])
+      assert {:error, {:badarg, "code must be a string" <> _}} = ErlangPython.eval(:code)
+      assert {:error, {:badarg, "locals must be a map" <> _}} = ErlangPython.eval("1", x: 1)
+      assert {:error, {:badarg, "kwargs" <> _}} = ErlangPython.call(:math, :sqrt, [1], kwargs: 5)
+      assert {:error, {:badarg, "timeout" <> _}} = ErlangPython.eval("1", %{}, timeout: -1)
+    end
+
+    test "NUL bytes in code and names" do
+      assert {:error, {:badarg, "code contains a NUL byte"}} = ErlangPython.eval("1\0")
+
+      assert {:error, {:badarg, "function name contains a NUL byte"}} =
+               ErlangPython.call(:math, "sq\0rt", [4])
+    end
+
+    test "invalid UTF-8 source" do
+      assert {:error, {:badarg, "code is not valid UTF-8"}} = ErlangPython.eval(<<0xFF, 0xFE>>)
+    end
+
+    test "syntax errors say where" do
+      assert {:error, %Error{type: "SyntaxError", message: message}} = ErlangPython.exec("x = (\n")
+      assert message =~ "line"
+    end
+  end
+
+  describe "timeouts" do
+    test "an expired timeout returns {:error, :timeout} and leaves no reply behind" do
+      assert {:error, :timeout} =
+               ErlangPython.eval("__import__('time').sleep(0.3)", %{}, timeout: 20)
+
+      # The runtime is still usable, and the late result never arrives.
+      assert {:ok, 2} = ErlangPython.eval("1 + 1")
+      Process.sleep(400)
+      refute_received {_, _}
+    end
+
+    test ":infinity waits" do
+      assert {:ok, nil} =
+               ErlangPython.eval("__import__('time').sleep(0.05)", %{}, timeout: :infinity)
+    end
+  end
+
+  test "ping is a round trip that runs no Python" do
+    assert :pong = ErlangPython.ping()
+  end
+
+  describe "the embedded interpreter" do
+    test "is the Python the NIF was built against" do
+      {exe, version} = ErlangPython.Native.build_info()
+      assert {:ok, ^exe} = ErlangPython.eval("__import__('sys').executable")
+
+      assert {:ok, ^version} = ErlangPython.eval("'%d.%d' % __import__('sys').version_info[:2]")
+
+      {prefix, 0} = System.cmd(exe, ["-c", "import sys; print(sys.prefix, end='')"])
+      assert {:ok, ^prefix} = ErlangPython.eval("__import__('sys').prefix")
+    end
+
+    test "imports C extension modules" do
+      assert {:ok, 1.0} = ErlangPython.call(:math, :cos, [0])
+      # _decimal is a C extension: it needs libpython's symbols to be global.
+      assert {:ok, "0.3333333333"} =
+               ErlangPython.eval("str(__import__('decimal').Context(prec=10).divide(1, 3))")
+
+      assert {:ok, version} = ErlangPython.eval("__import__('ssl').OPENSSL_VERSION")
+      assert version =~ "SSL"
+
+      assert {:ok, [[1, "one"]]} =
+               ErlangPython.eval("""
+               [list(r) for r in (lambda c: (c.execute("create table t (n, s)"),
+                                              c.execute("insert into t values (1, 'one')"),
+                                              c.execute("select * from t").fetchall())[-1])(
+                   __import__('sqlite3').connect(':memory:'))]
+               """)
+    end
+
+    test "runs on one dedicated thread that is Python's main thread" do
+      assert {:ok, true} =
+               ErlangPython.eval(
+                 "__import__('threading').current_thread() is __import__('threading').main_thread()"
+               )
+
+      {:ok, id1} = ErlangPython.eval("__import__('threading').get_ident()")
+
+      {:ok, id2} =
+        Task.async(fn -> ErlangPython.eval("__import__('threading').get_ident()") end)
+        |> Task.await()
+
+      assert id1 == id2
+    end
+
+    test "did not install Python signal handlers in the VM" do
+      # With install_signal_handlers off, Python leaves SIGINT to the VM.
+      assert {:ok, false} =
+               ErlangPython.eval(
+                 "__import__('signal').getsignal(__import__('signal').SIGINT) is __import__('signal').default_int_handler"
+               )
+    end
+  end
+
+  defp unique(prefix), do: "#{prefix}_#{System.unique_integer([:positive])}"
+end
