@@ -428,7 +428,9 @@ pub fn make_map<'a>(env: Env<'a>, keys: &[Term<'a>], values: &[Term<'a>]) -> Res
         .map_err(|_| ConvertError::DuplicateKey)?;
     let mut size = split;
     for (key, value) in keys[split..].iter().zip(&values[split..]) {
-        map = map.map_put(*key, *value).map_err(|_| ConvertError::DuplicateKey)?;
+        map = map
+            .map_put(*key, *value)
+            .map_err(|_| ConvertError::DuplicateKey)?;
         size += 1;
         if map.map_size().map_err(|_| ConvertError::DuplicateKey)? != size {
             return Err(ConvertError::DuplicateKey);
