@@ -30,7 +30,7 @@ defmodule ErlangPython do
     * `:kwargs` - keyword arguments for `call/4`, as a map or keyword list.
   """
 
-  alias ErlangPython.{Error, Runtime}
+  alias ErlangPython.{Error, Native, Runtime}
 
   @default_timeout 30_000
 
@@ -148,6 +148,82 @@ defmodule ErlangPython do
   """
   @spec ping(timeout()) :: :pong | {:error, reason()}
   def ping(timeout \\ @default_timeout), do: Runtime.request(:ping, timeout)
+
+  @doc """
+  Makes an Elixir function callable from Python as `erlang.<name>`.
+
+  `fun` takes one argument, the list of arguments Python passed (keyword
+  arguments, when given, come last as one map with string keys). It runs in
+  a new process; whatever it returns goes back to Python. If it raises,
+  exits or is killed, Python gets an `erlang.CallbackError` (which Python
+  code may catch). Python waits for the answer for 30 seconds by default
+  (see `ErlangPython.Runtime.set_callback_timeout/1`), then raises
+  `TimeoutError`.
+
+      iex> ErlangPython.register_function(:add_tax, fn [amount] -> amount * 1.2 end)
+      :ok
+      iex> ErlangPython.eval("__import__('erlang').add_tax(100)")
+      {:ok, 120.0}
+      iex> ErlangPython.exec("from erlang import add_tax\\ntotal = add_tax(50)")
+      :ok
+      iex> ErlangPython.eval("total")
+      {:ok, 60.0}
+
+  The function may call back into Python, which may call Elixir again, and
+  so on: the interpreter's thread keeps serving while it waits.
+  Registering a name again replaces the earlier function.
+  """
+  @spec register_function(name(), (list() -> term())) :: :ok | {:error, reason()}
+  def register_function(name, fun) when is_function(fun, 1) do
+    with {:ok, name} <- function_name(name), do: Native.register_function(name, fun)
+  end
+
+  def register_function(_name, fun),
+    do: {:error, {:badarg, "expected a function of arity 1, got: #{inspect(fun)}"}}
+
+  @doc """
+  Makes `module.function(args)` callable from Python as `erlang.<name>`.
+
+  `function` receives the argument list, like the fun of `register_function/2`.
+  """
+  @spec register_function(name(), module(), atom()) :: :ok | {:error, reason()}
+  def register_function(name, module, function) when is_atom(module) and is_atom(function) do
+    with {:ok, name} <- function_name(name), do: Native.register_function(name, {module, function})
+  end
+
+  def register_function(_name, module, function),
+    do:
+      {:error,
+       {:badarg, "expected a module and a function name, got: #{inspect({module, function})}"}}
+
+  @doc """
+  Removes the function registered as `name`. Python code that calls it
+  afterwards gets a `NameError` naming it. Returns `:ok` either way.
+  """
+  @spec unregister_function(name()) :: :ok | {:error, reason()}
+  def unregister_function(name) do
+    with {:ok, name} <- function_name(name) do
+      Native.unregister_function(name)
+      :ok
+    end
+  end
+
+  @doc "Names of the registered functions, sorted."
+  @spec registered_functions() :: [String.t()]
+  def registered_functions, do: Native.registered_functions()
+
+  defp function_name(name) when is_atom(name) and not is_nil(name), do: {:ok, Atom.to_string(name)}
+
+  defp function_name(name) when is_binary(name) and byte_size(name) > 0 do
+    if String.valid?(name) and not String.contains?(name, <<0>>),
+      do: {:ok, name},
+      else: {:error, {:badarg, "function name must be valid UTF-8 without NUL bytes"}}
+  end
+
+  defp function_name(name),
+    do:
+      {:error,
+       {:badarg, "function name must be an atom or a non-empty string, got: #{inspect(name)}"}}
 
   defp unwrap!({:ok, value}), do: value
   defp unwrap!(:ok), do: :ok

@@ -58,6 +58,21 @@ defmodule :py do
     end
   end
 
+  @doc """
+  Makes `Fun` callable from Python as `erlang.Name`; `Fun` takes the
+  argument list: `py:register_function(run_shell, fun([Cmd]) -> ... end)`.
+  """
+  @spec register_function(ErlangPython.name(), (list() -> term())) :: :ok | {:error, term()}
+  defdelegate register_function(name, fun), to: ErlangPython
+
+  @doc "Makes `Module:Function(Args)` callable from Python as `erlang.Name`."
+  @spec register_function(ErlangPython.name(), module(), atom()) :: :ok | {:error, term()}
+  defdelegate register_function(name, module, function), to: ErlangPython
+
+  @doc "Removes a registered function."
+  @spec unregister_function(ErlangPython.name()) :: :ok | {:error, term()}
+  defdelegate unregister_function(name), to: ErlangPython
+
   defp kwargs_map(kwargs) when is_map(kwargs), do: kwargs
 
   # Proplist semantics: a bare atom means `true`. Anything else is passed on

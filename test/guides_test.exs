@@ -1,44 +1,40 @@
 defmodule ErlangPython.GuidesTest do
-  # Guides share __main__ (exec'd definitions), so they run one at a time.
+  # Guides share __main__ and registered names, so they run one at a time.
   use ExUnit.Case, async: false
 
   alias ErlangPython.GuideExamples
 
-  @guides Path.wildcard(Path.expand("../guides/*.md", __DIR__)) ++
-            [Path.expand("../README.md", __DIR__)]
+  @root Path.expand("..", __DIR__)
+  @guides Path.wildcard(Path.join(@root, "guides/*.md")) ++ [Path.join(@root, "README.md")]
 
-  for path <- @guides, File.exists?(path) do
+  for path <- @guides do
     @path path
-    describe Path.relative_to(path, Path.expand("..", __DIR__)) do
-      test "every Elixir example runs" do
-        GuideExamples.run_elixir!(@path)
-      end
+    test "#{Path.relative_to(path, @root)}: every example runs, in order" do
+      GuideExamples.run!(@path)
+    end
 
-      test "every Python session passes doctest inside the VM" do
-        {_attempted, failures} = GuideExamples.run_python_doctests(@path)
-        assert failures == [], Enum.join(failures, "\n")
-      end
+    test "#{Path.relative_to(path, @root)}: every code block is run or says why not" do
+      for block <- GuideExamples.blocks(@path), is_nil(block.skip) do
+        runnable =
+          block.lang == "elixir" or (block.lang == "python" and block.code =~ ">>>") or
+            (block.lang == "erlang" and block.code =~ "-module(")
 
-      test "every code block is run or says why not" do
-        for block <- GuideExamples.blocks(@path),
-            block.lang not in ["elixir", "python", "erlang"] or
-              (block.lang == "python" and not (block.code =~ ">>>")) do
-          assert block.skip, "#{@path}:#{block.line}: a #{block.lang} block with no not-run marker"
-        end
+        assert runnable, "#{@path}:#{block.line}: a #{block.lang} block with no not-run marker"
       end
     end
   end
 
-  test "the guides this package promises exist and have runnable examples" do
-    for name <- ["getting-started", "security"] do
-      path = Path.expand("../guides/#{name}.md", __DIR__)
-      assert File.exists?(path), "missing #{path}"
-      assert GuideExamples.run_elixir!(path) > 0
-    end
+  test "the promised guides exist, with examples in each language they show" do
+    runs = %{
+      "getting-started" => GuideExamples.run!(Path.join(@root, "guides/getting-started.md")),
+      "security" => GuideExamples.run!(Path.join(@root, "guides/security.md")),
+      "threading" => GuideExamples.run!(Path.join(@root, "guides/threading.md"))
+    }
 
-    {attempted, []} =
-      GuideExamples.run_python_doctests(Path.expand("../guides/security.md", __DIR__))
-
-    assert attempted >= 8
+    assert runs["getting-started"]["elixir"] >= 10
+    assert runs["security"]["python"] >= 4
+    assert runs["security"]["elixir"] >= 4
+    assert runs["security"]["erlang"] >= 1
+    assert runs["threading"]["elixir"] >= 3
   end
 end

@@ -36,4 +36,18 @@ defmodule ErlangPython.Native do
   def cancel(_handle), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def build_info, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def register_function(_name, _target), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def unregister_function(_name), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def registered_functions, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def set_callback_handler(_pid), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def callback_reply(_id, _answer), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def set_callback_timeout(_ms), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def pending_callbacks, do: :erlang.nif_error(:nif_not_loaded)
 end

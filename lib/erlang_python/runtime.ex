@@ -10,7 +10,8 @@ defmodule ErlangPython.Runtime do
 
       config :erlang_python,
         python_paths: ["/srv/app/python"],  # appended to sys.path
-        max_queue: 100_000                  # requests waiting before :overloaded
+        max_queue: 100_000,                 # requests waiting before :overloaded
+        callback_timeout: 30_000            # ms Python waits for a registered function
 
   Requests are sent to the interpreter's thread and answered with a message;
   `request/2` waits for it with a timeout and guarantees that a reply which
@@ -30,7 +31,8 @@ defmodule ErlangPython.Runtime do
     options = %{
       priv_dir: to_string(:code.priv_dir(:erlang_python)),
       paths: Enum.map(Application.get_env(:erlang_python, :python_paths, []), &to_string/1),
-      max_queue: Application.get_env(:erlang_python, :max_queue, @default_max_queue)
+      max_queue: Application.get_env(:erlang_python, :max_queue, @default_max_queue),
+      callback_timeout: Application.get_env(:erlang_python, :callback_timeout, 30_000)
     }
 
     case Native.start(options) do
@@ -39,6 +41,14 @@ defmodule ErlangPython.Runtime do
       {:error, _} = error -> error
     end
   end
+
+  @doc """
+  Sets how long Python waits for a registered Elixir function to answer
+  before raising `TimeoutError` (milliseconds; applies to calls made from
+  now on).
+  """
+  @spec set_callback_timeout(pos_integer()) :: :ok
+  def set_callback_timeout(ms) when is_integer(ms) and ms > 0, do: Native.set_callback_timeout(ms)
 
   @doc false
   # Sends `op` to the interpreter thread and waits up to `timeout` for the reply.

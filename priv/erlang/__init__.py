@@ -1,12 +1,89 @@
 """The ``erlang`` module: Erlang from inside Python, when Python runs in the BEAM.
 
-``erlang.Pid`` stands for an Erlang process identifier, ``erlang.Term`` for
-any other Erlang term that has no Python type (references, ports, funs); both
-convert back to the identical Erlang term when they return to Elixir.
+Functions registered from Elixir (``ErlangPython.register_function/2``) or
+Erlang (``py:register_function/2``) are attributes of this module::
+
+    from erlang import run_shell        # or erlang.run_shell(...)
+    run_shell("ls -la")                 # or erlang.call("run_shell", "ls -la")
+
+Positional arguments arrive in Elixir as a list; keyword arguments, when
+given, are appended to it as one map with string keys:
+``erlang.f(1, x=2)`` calls the function with ``[1, %{"x" => 2}]``.
+
+* ``erlang.send(pid, term)`` sends a message to a local process;
+* ``erlang.self()`` is the pid of the Elixir process whose call is running;
+* ``erlang.Pid`` stands for a process identifier, ``erlang.Term`` for any other
+  Erlang term with no Python type (references, ports, funs); both go back to
+  Erlang as the identical term;
+* ``erlang.CallbackError`` is raised when an Erlang function raises, exits or
+  is killed; ``erlang.ProcessError`` when a message's receiver is not alive.
 """
 
-from _erlang_native import Pid, Term
+import _erlang_native
+from _erlang_native import (
+    CallbackError,
+    Pid,
+    ProcessError,
+    Term,
+    call,
+    is_registered,
+    registered,
+    send,
+)
+from _erlang_native import self as _self
 
 from _erlang_impl._sandbox import is_sandboxed
 
-__all__ = ["Pid", "Term", "is_sandboxed"]
+__all__ = [
+    "CallbackError",
+    "Function",
+    "Pid",
+    "ProcessError",
+    "Term",
+    "call",
+    "is_registered",
+    "is_sandboxed",
+    "registered",
+    "self",
+    "send",
+]
+
+
+def self():
+    """The pid of the Elixir process whose call is running, or None."""
+    return _self()
+
+
+class Function:
+    """A callable standing for the Erlang function registered as ``name``.
+
+    It looks the name up at each call, so it follows re-registration, and
+    raises NameError once the function is unregistered.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        return call(self.name, *args, **kwargs)
+
+    def __repr__(self):
+        return f"<erlang.Function {self.name}>"
+
+
+def __getattr__(name):
+    # Module-level __getattr__ (PEP 562) serves registered functions, so
+    # `from erlang import name` and `erlang.name(...)` both work, and
+    # hasattr(erlang, name) is False while nothing is registered as name.
+    if not name.startswith("__") and is_registered(name):
+        return Function(name)
+    raise AttributeError(
+        f"module 'erlang' has no attribute {name!r} "
+        f"(no Erlang function is registered under that name)"
+    )
+
+
+def __dir__():
+    return sorted(set(globals()) | set(registered()))

@@ -2,7 +2,7 @@ defmodule ErlangPython.GuideExamples do
   @moduledoc """
   Runs the code blocks of a Markdown guide, so documentation cannot rot.
 
-    * ```` ```elixir ```` blocks are evaluated in order, sharing bindings, with
+    * ```` ```elixir ```` blocks are evaluated in document order, sharing bindings, with
       `Code.eval_string/3`; their pattern matches (`{:ok, 4.0} = ...`) are
       the assertions. A failed match raises and fails the test.
     * ```` ```python ```` blocks written as `>>>` sessions are run by Python's
@@ -49,43 +49,53 @@ defmodule ErlangPython.GuideExamples do
     end
   end
 
-  @doc "Evaluates every runnable Elixir block of `path`; returns how many ran."
-  @spec run_elixir!(Path.t()) :: non_neg_integer()
-  def run_elixir!(path) do
-    path
-    |> blocks()
-    |> Enum.filter(&(&1.lang == "elixir" and is_nil(&1.skip)))
-    |> Enum.reduce({[], 0}, fn block, {binding, count} ->
-      {_, binding} = Code.eval_string(block.code, binding, file: path, line: block.line)
-      {binding, count + 1}
-    end)
-    |> elem(1)
-  end
-
   @doc """
-  Runs every Python `>>>` block of `path` with doctest inside the embedded
-  interpreter. Returns `{attempted, failures_report}`.
+  Runs a guide: compiles its Erlang modules, then runs its Elixir blocks
+  and Python sessions in document order (a Python session may use what an
+  Elixir block registered just before). Raises on the first failure.
+  Returns how many blocks of each language ran.
   """
-  @spec run_python_doctests(Path.t()) :: {non_neg_integer(), [String.t()]}
-  def run_python_doctests(path) do
-    sessions =
+  @spec run!(Path.t()) :: %{String.t() => non_neg_integer()}
+  def run!(path) do
+    modules = load_erlang_modules!(path)
+
+    {_binding, counts} =
       path
       |> blocks()
-      |> Enum.filter(&(&1.lang == "python" and is_nil(&1.skip) and &1.code =~ ">>>"))
+      |> Enum.filter(&is_nil(&1.skip))
+      |> Enum.reduce({[], %{"erlang" => length(modules)}}, fn block, {binding, counts} ->
+        case run_block(path, block, binding) do
+          {:ran, binding} -> {binding, Map.update(counts, block.lang, 1, &(&1 + 1))}
+          :not_runnable -> {binding, counts}
+        end
+      end)
 
-    results =
-      for block <- sessions do
-        {:ok, {attempted, failed, report}} =
-          ErlangPython.eval(
-            "__import__('_erlang_impl._guide_doctest', fromlist=['run']).run(text, name)",
-            %{text: block.code, name: "#{path}:#{block.line}"}
-          )
-
-        {attempted, if(failed > 0, do: [report], else: [])}
-      end
-
-    {results |> Enum.map(&elem(&1, 0)) |> Enum.sum(), Enum.flat_map(results, &elem(&1, 1))}
+    counts
   end
+
+  defp run_block(path, %{lang: "elixir"} = block, binding) do
+    {_, binding} = Code.eval_string(block.code, binding, file: path, line: block.line)
+    {:ran, binding}
+  end
+
+  defp run_block(path, %{lang: "python"} = block, binding) do
+    if block.code =~ ">>>" do
+      {:ok, {attempted, failed, report}} =
+        ErlangPython.eval(
+          "__import__('_erlang_impl._guide_doctest', fromlist=['run']).run(text, name)",
+          %{text: block.code, name: "#{path}:#{block.line}"}
+        )
+
+      if failed > 0 or attempted == 0,
+        do: raise(ExUnit.AssertionError, message: "#{path}:#{block.line}\n#{report}")
+
+      {:ran, binding}
+    else
+      :not_runnable
+    end
+  end
+
+  defp run_block(_path, _block, _binding), do: :not_runnable
 
   @doc "Compiles and loads every Erlang module block of `path`; returns the modules."
   @spec load_erlang_modules!(Path.t()) :: [module()]

@@ -45,4 +45,5 @@ rustler::atoms! {
     exec,
     ping,
     diagnostic_panic,
+    erlang_python_callback,
 }

@@ -15,9 +15,11 @@
 //! | Python types for Erlang terms    | [`python_module`] |
 
 pub mod atoms;
+pub mod callbacks;
 pub mod convert;
 pub mod errors;
 pub mod interpreter;
+pub mod messaging;
 pub mod ops;
 pub mod python_module;
 pub mod runtime;
@@ -43,6 +45,14 @@ fn start<'a>(env: Env<'a>, options: Term<'a>) -> NifResult<Term<'a>> {
         .map_get(rustler::types::atom::Atom::from_str(env, "max_queue")?)
         .and_then(|t| t.decode())
         .unwrap_or(usize::MAX);
+    let callback_timeout: u64 = options
+        .map_get(rustler::types::atom::Atom::from_str(
+            env,
+            "callback_timeout",
+        )?)
+        .and_then(|t| t.decode())
+        .unwrap_or(30_000);
+    callbacks::set_timeout(std::time::Duration::from_millis(callback_timeout));
     let config = StartConfig { priv_dir, paths };
     Ok(match runtime::start(config, max_queue.max(1)) {
         Ok(true) => atoms::ok().encode(env),
@@ -76,6 +86,53 @@ fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
         CancelOutcome::Cancelled => atoms::cancelled(),
         CancelOutcome::Done => atoms::done(),
     }
+}
+
+/// Binds `name` to a fun of one argument (the argument list) or to
+/// `{module, function}`. Replaces an earlier binding of the same name.
+#[rustler::nif]
+fn register_function(name: String, target: Term<'_>) -> rustler::Atom {
+    callbacks::register(name, target);
+    atoms::ok()
+}
+
+/// Removes a binding; `true` if there was one.
+#[rustler::nif]
+fn unregister_function(name: String) -> bool {
+    callbacks::unregister(&name)
+}
+
+/// Names bound with `register_function`, sorted.
+#[rustler::nif]
+fn registered_functions() -> Vec<String> {
+    callbacks::registered_names()
+}
+
+/// The process that runs callbacks (`ErlangPython.Callbacks`).
+#[rustler::nif]
+fn set_callback_handler(pid: rustler::LocalPid) -> rustler::Atom {
+    callbacks::set_dispatcher(pid);
+    atoms::ok()
+}
+
+/// Answers callback `id` with `{:ok, value}` or `{:error, text}`. `false`
+/// when nobody waits for it any more (it timed out).
+#[rustler::nif]
+fn callback_reply(id: u64, answer: Term<'_>) -> bool {
+    callbacks::deliver(id, answer)
+}
+
+/// Sets the callback timeout, in milliseconds.
+#[rustler::nif]
+fn set_callback_timeout(ms: u64) -> rustler::Atom {
+    callbacks::set_timeout(std::time::Duration::from_millis(ms.max(1)));
+    atoms::ok()
+}
+
+/// How many callbacks are waiting for an answer right now.
+#[rustler::nif]
+fn pending_callbacks() -> usize {
+    callbacks::pending_count()
 }
 
 /// The Python this library was built against: `{executable, "3.11"}`.

@@ -4,6 +4,7 @@
 //! `{:eval, code, locals}`, `{:exec, code}`, `:ping`), built by
 //! `ErlangPython`; anything else is answered with `{:badarg, text}`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
 
@@ -14,6 +15,7 @@ use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Term, TermType};
 
 use crate::atoms;
+use crate::callbacks;
 use crate::convert;
 use crate::errors::Failure;
 
@@ -37,18 +39,22 @@ enum Mode {
 }
 
 /// State owned by the runtime thread across requests.
+///
+/// Methods take `&self`: a request may run while another is suspended on
+/// this thread (a callback into Elixir serving nested requests), so state is
+/// borrowed only briefly, never across running Python code.
 pub struct Worker {
-    code_cache: HashMap<(Mode, String), Py<PyAny>>,
+    code_cache: RefCell<HashMap<(Mode, String), Py<PyAny>>>,
 }
 
 impl Worker {
     pub fn new() -> Self {
         Worker {
-            code_cache: HashMap::new(),
+            code_cache: RefCell::new(HashMap::new()),
         }
     }
 
-    pub fn execute<'py>(&mut self, py: Python<'py>, op: Term<'_>) -> OpResult<'py> {
+    pub fn execute<'py>(&self, py: Python<'py>, op: Term<'_>) -> OpResult<'py> {
         if op == atoms::ping().to_term(op.get_env()) {
             return Ok(Outcome::Pong);
         }
@@ -75,7 +81,7 @@ impl Worker {
     }
 
     fn call<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         module: Term<'_>,
         function: Term<'_>,
@@ -91,7 +97,7 @@ impl Worker {
         Ok(Outcome::Value(value))
     }
 
-    fn eval<'py>(&mut self, py: Python<'py>, code: Term<'_>, locals: Term<'_>) -> OpResult<'py> {
+    fn eval<'py>(&self, py: Python<'py>, code: Term<'_>, locals: Term<'_>) -> OpResult<'py> {
         let source = code_text(code)?;
         let compiled = self.compile(py, source, Mode::Eval)?;
         let main = main_dict(py)?;
@@ -112,7 +118,7 @@ impl Worker {
         Ok(Outcome::Value(run_code(py, &compiled, &globals)?))
     }
 
-    fn exec<'py>(&mut self, py: Python<'py>, code: Term<'_>) -> OpResult<'py> {
+    fn exec<'py>(&self, py: Python<'py>, code: Term<'_>) -> OpResult<'py> {
         let source = code_text(code)?;
         let compiled = self.compile(py, source, Mode::Exec)?;
         let main = main_dict(py)?;
@@ -121,13 +127,13 @@ impl Worker {
     }
 
     fn compile<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         source: String,
         mode: Mode,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = (mode, source);
-        if let Some(code) = self.code_cache.get(&key) {
+        if let Some(code) = self.code_cache.borrow().get(&key) {
             return Ok(code.bind(py).clone());
         }
         let start = match key.0 {
@@ -144,10 +150,11 @@ impl Worker {
                 ffi::Py_CompileString(c_source.as_ptr(), c"<string>".as_ptr(), start),
             )?
         };
-        if self.code_cache.len() >= CODE_CACHE_LIMIT {
-            self.code_cache.clear();
+        let mut cache = self.code_cache.borrow_mut();
+        if cache.len() >= CODE_CACHE_LIMIT {
+            cache.clear();
         }
-        self.code_cache.insert(key, code.clone().unbind());
+        cache.insert(key, code.clone().unbind());
         Ok(code)
     }
 }
@@ -216,11 +223,26 @@ fn code_text(term: Term<'_>) -> Result<String, Failure> {
     Ok(text)
 }
 
-/// Finds `function` (possibly dotted, `"path.join"`) in `module`.
+/// Finds `function` (possibly dotted, `"path.join"`) in `module`. A name
+/// missing from `__main__` that is a registered Erlang function resolves to
+/// that function (`py:call('__main__', Name, Args)` in erlang_python).
 fn resolve<'py>(py: Python<'py>, module: &str, function: &str) -> PyResult<Bound<'py, PyAny>> {
     let mut target = import(py, module)?;
     for part in function.split('.') {
-        target = target.getattr(part)?;
+        target = match target.getattr(part) {
+            Ok(found) => found,
+            Err(err)
+                if module == "__main__"
+                    && part == function
+                    && callbacks::is_registered(function) =>
+            {
+                drop(err);
+                py.import("erlang")?
+                    .getattr("Function")?
+                    .call1((function,))?
+            }
+            Err(err) => return Err(err),
+        };
     }
     Ok(target)
 }

@@ -9,10 +9,12 @@
 //! The module is registered with `PyImport_AppendInittab` before the
 //! interpreter starts, so it needs no file on disk.
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
 use rustler::{Env, LocalPid, OwnedEnv, Term};
 
-use crate::sandbox;
+use crate::{callbacks, runtime, sandbox};
 
 /// An Erlang process identifier living in Python.
 #[pyclass(module = "erlang", name = "Pid", frozen)]
@@ -136,11 +138,83 @@ fn sandbox_active() -> bool {
     sandbox::installed()
 }
 
+pyo3::create_exception!(
+    erlang,
+    CallbackError,
+    pyo3::exceptions::PyException,
+    "An Erlang function called from Python raised, exited or was killed."
+);
+pyo3::create_exception!(
+    erlang,
+    ProcessError,
+    pyo3::exceptions::PyException,
+    "The Erlang process a message was sent to is not alive."
+);
+
+/// `erlang.call(name, *args, **kwargs)`: calls the Erlang function
+/// registered as `name`. Keyword arguments arrive as a trailing map.
+#[pyfunction]
+#[pyo3(signature = (name, *args, **kwargs))]
+fn call<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    callbacks::call(py, name, args, kwargs)
+}
+
+/// `erlang.send(pid, term)`: sends `term` to a local Erlang process.
+#[pyfunction]
+fn send(py: Python<'_>, pid: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
+    let pid = pid.cast::<Pid>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "erlang.send() needs an erlang.Pid, got {}",
+            crate::convert::type_name(pid)
+        ))
+    })?;
+    let target = pid.get().pid;
+    if callbacks::send(py, target, message)? {
+        Ok(())
+    } else {
+        Err(ProcessError::new_err(format!(
+            "process {} is not alive",
+            describe(|env| target.encode_in(env))
+        )))
+    }
+}
+
+/// Whether an Erlang function is registered under `name`.
+#[pyfunction]
+fn is_registered(name: &str) -> bool {
+    callbacks::is_registered(name)
+}
+
+/// Names of the registered Erlang functions, sorted.
+#[pyfunction]
+fn registered() -> Vec<String> {
+    callbacks::registered_names()
+}
+
+/// `erlang.self()`: the Elixir process whose request is running, or None
+/// outside a request (in a Python thread of its own, for instance).
+#[pyfunction(name = "self")]
+fn self_pid() -> Option<Pid> {
+    runtime::current_caller().map(|pid| Pid { pid })
+}
+
 /// The Python-visible module. Submodules of `erlang` build on these names.
 #[pymodule]
 pub fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Pid>()?;
     m.add_class::<OpaqueTerm>()?;
     m.add_function(wrap_pyfunction!(sandbox_active, m)?)?;
+    m.add_function(wrap_pyfunction!(call, m)?)?;
+    m.add_function(wrap_pyfunction!(send, m)?)?;
+    m.add_function(wrap_pyfunction!(is_registered, m)?)?;
+    m.add_function(wrap_pyfunction!(registered, m)?)?;
+    m.add_function(wrap_pyfunction!(self_pid, m)?)?;
+    m.add("CallbackError", m.py().get_type::<CallbackError>())?;
+    m.add("ProcessError", m.py().get_type::<ProcessError>())?;
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! reply is sent only if the caller has not given up: a caller that timed out
 //! or died never receives a stale message later.
 
+use std::cell::{OnceCell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -24,6 +25,7 @@ use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 use crate::atoms;
 use crate::errors::{reason_term, Failure};
 use crate::interpreter::{self, StartConfig};
+use crate::messaging::send_owned;
 use crate::ops::{Outcome, Worker};
 
 const PENDING: u8 = 0;
@@ -199,45 +201,105 @@ pub fn submit(
     }
 }
 
+/// The runtime thread's state, reachable from code running on that thread:
+/// a callback waiting for Elixir keeps serving the queue through it.
+pub struct Server {
+    receiver: Receiver<Request>,
+    queued: Arc<AtomicUsize>,
+    worker: Worker,
+    replies: RefCell<OwnedEnv>,
+    /// Pids of the callers whose requests are running (innermost last).
+    callers: RefCell<Vec<LocalPid>>,
+}
+
+thread_local! {
+    /// Set on the runtime thread only, for its whole life.
+    static SERVER: OnceCell<&'static Server> = const { OnceCell::new() };
+}
+
+/// The server, when called on the runtime thread.
+pub fn current_server() -> Option<&'static Server> {
+    SERVER.with(|cell| cell.get().copied())
+}
+
+/// The Elixir process whose request is running on this thread, if any.
+pub fn current_caller() -> Option<LocalPid> {
+    current_server().and_then(|server| server.callers.borrow().last().copied())
+}
+
 fn serve(receiver: Receiver<Request>, queued: Arc<AtomicUsize>) {
-    let mut worker = Worker::new();
-    let mut replies = OwnedEnv::new();
+    // Leaked on purpose: the runtime thread lives as long as the VM.
+    let server: &'static Server = Box::leak(Box::new(Server {
+        receiver,
+        queued,
+        worker: Worker::new(),
+        replies: RefCell::new(OwnedEnv::new()),
+        callers: RefCell::new(Vec::new()),
+    }));
+    SERVER.with(|cell| {
+        let _ = cell.set(server);
+    });
     // Blocks without the GIL; then drains everything already queued under a
     // single acquisition.
-    while let Ok(first) = receiver.recv() {
+    while let Ok(first) = server.receiver.recv() {
         Python::attach(|py| {
             let mut next = Some(first);
             while let Some(request) = next {
-                queued.fetch_sub(1, Ordering::AcqRel);
-                handle(py, &mut worker, &mut replies, request);
-                next = receiver.try_recv().ok();
+                server.handle(py, request);
+                next = server.receiver.try_recv().ok();
             }
         });
     }
 }
 
-fn handle(py: Python<'_>, worker: &mut Worker, replies: &mut OwnedEnv, request: Request) {
-    if !request.job.start() {
-        return; // the caller gave up before we got to it
+impl Server {
+    /// The request queue, for code that waits on this thread.
+    pub fn receiver(&self) -> &Receiver<Request> {
+        &self.receiver
     }
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        request
-            .env
-            .run(|env| worker.execute(py, request.op.load(env)))
-    }))
-    .unwrap_or_else(|panic| Err(Failure::Internal(panic_text(&panic))));
-    if request.job.is_cancelled() {
-        return;
+
+    /// Runs one request and replies. Reentrant: a callback waiting for
+    /// Elixir calls it for requests that arrive meanwhile.
+    pub fn handle(&self, py: Python<'_>, request: Request) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        if !request.job.start() {
+            return; // the caller gave up before we got to it
+        }
+        self.callers.borrow_mut().push(request.reply_to);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            request
+                .env
+                .run(|env| self.worker.execute(py, request.op.load(env)))
+        }))
+        .unwrap_or_else(|panic| Err(Failure::Internal(panic_text(&panic))));
+        self.callers.borrow_mut().pop();
+        if request.job.is_cancelled() {
+            return;
+        }
+        // The shared reply env is never held across Python code, so it is
+        // free here even for a nested request; fall back to a fresh one anyway.
+        match self.replies.try_borrow_mut() {
+            Ok(mut replies) => reply(py, &mut replies, &request, &outcome),
+            Err(_) => reply(py, &mut OwnedEnv::new(), &request, &outcome),
+        }
     }
+}
+
+fn reply(
+    py: Python<'_>,
+    replies: &mut OwnedEnv,
+    request: &Request,
+    outcome: &Result<Outcome<'_>, Failure>,
+) {
     // Building the reply converts Python values; guard it like the work.
     let sent = catch_unwind(AssertUnwindSafe(|| {
-        send_reply(py, replies, &request, |env| result_term(env, py, &outcome))
+        send_reply(replies, request, |env| result_term(env, py, outcome))
     }));
     if sent.is_err() {
         replies.clear();
         let failure = Failure::Internal("panic while encoding the reply".into());
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            send_reply(py, replies, &request, |env| {
+            send_reply(replies, request, |env| {
                 (atoms::error(), reason_term(env, py, &failure)).encode(env)
             })
         }));
@@ -263,7 +325,6 @@ fn result_term<'a>(
 /// Builds `{reference, result}` in `replies` and sends it, but only if the
 /// job can still be committed to done. Clears `replies` afterwards.
 fn send_reply(
-    _py: Python<'_>,
     replies: &mut OwnedEnv,
     request: &Request,
     build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>,
@@ -273,19 +334,10 @@ fn send_reply(
             .env
             .run(|request_env| request.reference.load(request_env).in_env(env));
         let message = (reference, build(env)).encode(env);
+        // Commit to replying only now that the message exists: from here on
+        // the caller's cancel() answers :done and waits for this message.
         if request.job.finish() {
-            // SAFETY: we are on our own (non-scheduler) thread, so caller_env
-            // must be NULL; `env` is the process-independent environment that
-            // owns `message`. On success ERTS invalidates env's terms, and we
-            // clear it right after, before any reuse.
-            unsafe {
-                rustler::sys::enif_send(
-                    std::ptr::null_mut(),
-                    request.reply_to.as_c_arg(),
-                    env.as_c_arg(),
-                    message.as_c_arg(),
-                );
-            }
+            send_owned(env, &request.reply_to, message);
         }
     });
     replies.clear();

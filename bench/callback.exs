@@ -1,0 +1,43 @@
+# Callback round trip: Python -> registered Elixir function -> Python.
+#
+#   mix run bench/callback.exs
+#
+# Timed inside Python with time.perf_counter, so the figure is the cost one
+# Python call of erlang.<name>(...) sees. Prints the median of 5 runs.
+:ok = ErlangPython.register_function(:bench_echo, fn [x] -> x end)
+
+:ok =
+  ErlangPython.exec("""
+  import erlang, time, threading
+
+  def bench_callbacks(n):
+      echo = erlang.bench_echo
+      start = time.perf_counter()
+      for i in range(n):
+          echo(i)
+      return (time.perf_counter() - start) / n * 1e6
+
+  def bench_callbacks_in_thread(n):
+      out = []
+      t = threading.Thread(target=lambda: out.append(bench_callbacks(n)))
+      t.start()
+      t.join()
+      return out[0]
+  """)
+
+median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
+n = 20_000
+# Warm up.
+ErlangPython.call!(:__main__, :bench_callbacks, [2_000])
+
+for {label, function} <- [
+      {"on the interpreter thread", :bench_callbacks},
+      {"from a Python thread", :bench_callbacks_in_thread}
+    ] do
+  runs = for _ <- 1..5, do: ErlangPython.call!(:__main__, function, [n], timeout: :infinity)
+
+  IO.puts(
+    "callback round trip #{String.pad_trailing(label, 26)} median #{Float.round(median.(runs), 2)} us " <>
+      "(runs: #{Enum.map_join(runs, ", ", &Float.round(&1, 2))})"
+  )
+end

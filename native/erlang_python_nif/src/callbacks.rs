@@ -1,0 +1,292 @@
+//! Python calling back into Elixir.
+//!
+//! Functions registered from Elixir live in a registry here, so Python can
+//! ask whether a name exists without a round trip. Calling one:
+//!
+//! 1. the Python thread converts the arguments and sends
+//!    `{:erlang_python_callback, id, target, args, caller}` to the dispatcher process
+//!    (`ErlangPython.Callbacks`), which runs the target in a new process;
+//! 2. the answer comes back through the `callback_reply` NIF, which puts it
+//!    on this call's own channel;
+//! 3. meanwhile the waiting thread has released the GIL. If it is the
+//!    runtime thread, it keeps serving the request queue while it waits, so
+//!    Python -> Elixir -> Python -> ... nests without deadlock.
+//!
+//! A call that gets no answer in time raises `TimeoutError`; its pending
+//! entry is removed, and a late answer is dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use pyo3::exceptions::{PyNameError, PyTimeoutError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use rustler::env::SavedTerm;
+use rustler::{Encoder, LocalPid, OwnedEnv, Term};
+
+use crate::atoms;
+use crate::convert;
+use crate::errors::Failure;
+use crate::messaging::build_and_send;
+use crate::python_module::{CallbackError, HeldTerm};
+use crate::runtime;
+
+/// What an Elixir name is bound to: a fun of one argument (the argument
+/// list), or `{module, function}` called as `module.function(args)`.
+type Registry = RwLock<HashMap<String, Arc<HeldTerm>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// An answer from Elixir: the term `{:ok, value}` or `{:error, text}`.
+pub struct Answer {
+    env: OwnedEnv,
+    term: SavedTerm,
+}
+
+type Pending = Mutex<HashMap<u64, Sender<Answer>>>;
+
+fn pending() -> &'static Pending {
+    static PENDING: OnceLock<Pending> = OnceLock::new();
+    PENDING.get_or_init(Default::default)
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static DISPATCHER: Mutex<Option<LocalPid>> = Mutex::new(None);
+static TIMEOUT_MS: AtomicU64 = AtomicU64::new(30_000);
+
+pub fn register(name: String, target: Term<'_>) {
+    let held = Arc::new(HeldTerm::new(target));
+    registry()
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name, held);
+}
+
+pub fn unregister(name: &str) -> bool {
+    registry()
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(name)
+        .is_some()
+}
+
+pub fn is_registered(name: &str) -> bool {
+    registry()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains_key(name)
+}
+
+pub fn registered_names() -> Vec<String> {
+    let mut names: Vec<String> = registry()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+fn lookup(name: &str) -> Option<Arc<HeldTerm>> {
+    registry()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(name)
+        .cloned()
+}
+
+pub fn pending_count() -> usize {
+    pending().lock().unwrap_or_else(|p| p.into_inner()).len()
+}
+
+pub fn set_dispatcher(pid: LocalPid) {
+    *DISPATCHER.lock().unwrap_or_else(|p| p.into_inner()) = Some(pid);
+}
+
+pub fn set_timeout(timeout: Duration) {
+    TIMEOUT_MS.store(timeout.as_millis() as u64, Ordering::Relaxed);
+}
+
+/// Called by the `callback_reply` NIF: hands the answer to the waiting call.
+/// Returns false when nobody waits any more (timed out, or a second answer).
+pub fn deliver(id: u64, answer: Term<'_>) -> bool {
+    let Some(sender) = pending()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id)
+    else {
+        return false;
+    };
+    let env = OwnedEnv::new();
+    let term = env.save(answer);
+    sender.send(Answer { env, term }).is_ok()
+}
+
+/// Calls the Elixir function registered as `name` with `args` (and `kwargs`
+/// appended as a trailing map when given). Runs on any Python thread.
+pub fn call<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let target = lookup(name).ok_or_else(|| {
+        PyNameError::new_err(format!("no Erlang function is registered as '{name}'"))
+    })?;
+    let dispatcher = DISPATCHER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ok_or_else(|| {
+            CallbackError::new_err("the erlang_python callback dispatcher is not running")
+        })?;
+
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let (sender, receiver) = crossbeam_channel::bounded::<Answer>(1);
+    pending()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, sender);
+    // Whatever happens below, the pending entry must not outlive this call.
+    let _cleanup = RemoveOnDrop(id);
+
+    send_request(py, dispatcher, id, &target, args, kwargs)?;
+    let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
+    let answer = wait(py, &receiver, timeout).ok_or_else(|| {
+        PyTimeoutError::new_err(format!(
+            "Erlang function '{name}' did not answer within {} ms",
+            timeout.as_millis()
+        ))
+    })?;
+    decode_answer(py, name, &answer)
+}
+
+struct RemoveOnDrop(u64);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        pending()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
+}
+
+fn send_request(
+    py: Python<'_>,
+    dispatcher: LocalPid,
+    id: u64,
+    target: &HeldTerm,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+) -> PyResult<()> {
+    let sent = build_and_send(&mut OwnedEnv::new(), &dispatcher, |env| {
+        let mut terms = Vec::with_capacity(args.len() + 1);
+        for arg in args.iter() {
+            terms.push(convert::to_term(env, &arg)?);
+        }
+        if let Some(kwargs) = kwargs.filter(|k| !k.is_empty()) {
+            terms.push(convert::to_term(env, kwargs.as_any())?);
+        }
+        // The Elixir process whose request led here (none from a Python
+        // thread of its own): it receives ports the callback returns, and
+        // the callback writes to its group leader.
+        let caller = match runtime::current_caller() {
+            Some(pid) => pid.encode(env),
+            None => atoms::nil().encode(env),
+        };
+        let message = (
+            atoms::erlang_python_callback(),
+            id,
+            target.to_term(env),
+            terms,
+            caller,
+        );
+        Ok::<_, Failure>(message.encode(env))
+    })
+    .map_err(|failure| failure_to_pyerr(py, failure))?;
+    if sent {
+        Ok(())
+    } else {
+        Err(CallbackError::new_err(
+            "the erlang_python callback dispatcher is not running",
+        ))
+    }
+}
+
+fn failure_to_pyerr(_py: Python<'_>, failure: Failure) -> PyErr {
+    match failure {
+        Failure::Python(err) => err,
+        Failure::Convert(err) => pyo3::exceptions::PyTypeError::new_err(format!(
+            "cannot pass this value to Erlang: {err:?}"
+        )),
+        Failure::BadArg(text) | Failure::Internal(text) => CallbackError::new_err(text),
+    }
+}
+
+/// Waits for the answer with the GIL released. On the runtime thread, serves
+/// requests that arrive meanwhile (they may be this callback's own calls
+/// back into Python).
+fn wait(py: Python<'_>, receiver: &Receiver<Answer>, timeout: Duration) -> Option<Answer> {
+    let deadline = Instant::now() + timeout;
+    let Some(server) = runtime::current_server() else {
+        return py.detach(|| receiver.recv_deadline(deadline).ok());
+    };
+    // Only the queue crosses into the GIL-free closure (the server itself is
+    // confined to this thread).
+    let queue = server.receiver();
+    loop {
+        enum Event {
+            Answer(Answer),
+            Request(runtime::Request),
+            Timeout,
+        }
+        let event = py.detach(|| {
+            select! {
+                recv(receiver) -> answer => answer.map(Event::Answer).unwrap_or(Event::Timeout),
+                recv(queue) -> request => request.map(Event::Request).unwrap_or(Event::Timeout),
+                default(deadline.saturating_duration_since(Instant::now())) => Event::Timeout,
+            }
+        });
+        match event {
+            Event::Answer(answer) => return Some(answer),
+            Event::Request(request) => server.handle(py, request),
+            Event::Timeout => return receiver.try_recv().ok(),
+        }
+    }
+}
+
+fn decode_answer<'py>(py: Python<'py>, name: &str, answer: &Answer) -> PyResult<Bound<'py, PyAny>> {
+    answer.env.run(|env| {
+        let term = answer.term.load(env);
+        let parts = rustler::types::tuple::get_tuple(term).unwrap_or_default();
+        match parts.as_slice() {
+            [tag, value] if *tag == atoms::ok().to_term(env) => convert::to_python(py, *value)
+                .map_err(|err| failure_to_pyerr(py, Failure::from(err))),
+            [tag, text] if *tag == atoms::error().to_term(env) => {
+                let text: String = text.decode().unwrap_or_else(|_| format!("{text:?}"));
+                Err(CallbackError::new_err(format!(
+                    "Erlang function '{name}' failed: {text}"
+                )))
+            }
+            _ => Err(CallbackError::new_err(format!(
+                "Erlang function '{name}' gave a malformed answer"
+            ))),
+        }
+    })
+}
+
+/// `erlang.send(pid, term)`: sends a message from Python to a local process.
+/// Returns whether the process was alive to receive it.
+pub fn send(py: Python<'_>, pid: LocalPid, message: &Bound<'_, PyAny>) -> PyResult<bool> {
+    build_and_send(&mut OwnedEnv::new(), &pid, |env| {
+        convert::to_term(env, message).map_err(Failure::from)
+    })
+    .map_err(|failure| failure_to_pyerr(py, failure))
+}
