@@ -225,6 +225,22 @@ defmodule ErlangPython do
       {:error,
        {:badarg, "function name must be an atom or a non-empty string, got: #{inspect(name)}"}}
 
+  @doc """
+  Interrupts the Python code running right now, whichever caller it serves.
+
+  The running code gets an `erlang.Interrupted` exception (a
+  `BaseException`, so `except Exception:` does not swallow it) at its next
+  bytecode; its caller receives `{:error, %ErlangPython.Error{type:
+  "Interrupted"}}`. Code blocked inside a C call (`time.sleep`, a socket
+  read) is interrupted when that call returns. Returns `:ok`, or
+  `{:error, :not_started}`.
+
+  A call whose timeout expires, or whose caller exits, is interrupted the
+  same way, automatically.
+  """
+  @spec interrupt() :: :ok | {:error, :not_started}
+  def interrupt, do: if(Native.interrupt(), do: :ok, else: {:error, :not_started})
+
   defp unwrap!({:ok, value}), do: value
   defp unwrap!(:ok), do: :ok
   defp unwrap!({:error, reason}), do: raise(Error.from_reason(reason))

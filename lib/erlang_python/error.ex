@@ -35,6 +35,12 @@ defmodule ErlangPython.Error do
   def from_reason(:timeout),
     do: %__MODULE__{type: "TimeoutError", message: "the Python call timed out"}
 
+  def from_reason(:overloaded),
+    do: %__MODULE__{
+      type: "Overloaded",
+      message: "too many requests are waiting for the interpreter"
+    }
+
   def from_reason({:badarg, text}), do: ArgumentError.exception(text)
 
   def from_reason(reason),

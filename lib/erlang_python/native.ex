@@ -50,4 +50,10 @@ defmodule ErlangPython.Native do
   def set_callback_timeout(_ms), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def pending_callbacks, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def interrupt, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def set_max_queue(_limit), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def queue_length, do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -50,6 +50,20 @@ defmodule ErlangPython.Runtime do
   @spec set_callback_timeout(pos_integer()) :: :ok
   def set_callback_timeout(ms) when is_integer(ms) and ms > 0, do: Native.set_callback_timeout(ms)
 
+  @doc """
+  Sets how many requests may wait for the interpreter before calls return
+  `{:error, :overloaded}` at once (default 100_000, or
+  `config :erlang_python, max_queue: n`).
+  """
+  @spec set_max_queue(pos_integer()) :: :ok | {:error, :not_started}
+  def set_max_queue(limit) when is_integer(limit) and limit > 0 do
+    if Native.set_max_queue(limit), do: :ok, else: {:error, :not_started}
+  end
+
+  @doc "How many requests are waiting for the interpreter right now."
+  @spec queue_length() :: non_neg_integer()
+  def queue_length, do: Native.queue_length()
+
   @doc false
   # Sends `op` to the interpreter thread and waits up to `timeout` for the reply.
   @spec request(tuple() | atom(), timeout()) :: term()

@@ -16,12 +16,15 @@ given, are appended to it as one map with string keys:
   Erlang term with no Python type (references, ports, funs); both go back to
   Erlang as the identical term;
 * ``erlang.CallbackError`` is raised when an Erlang function raises, exits or
-  is killed; ``erlang.ProcessError`` when a message's receiver is not alive.
+  is killed; ``erlang.ProcessError`` when a message's receiver is not alive;
+* ``erlang.Interrupted`` (a ``BaseException``) is raised into running code
+  whose Elixir caller timed out, was cancelled or exited.
 """
 
 import _erlang_native
 from _erlang_native import (
     CallbackError,
+    Interrupted,
     Pid,
     ProcessError,
     Term,
@@ -37,6 +40,7 @@ from _erlang_impl._sandbox import is_sandboxed
 __all__ = [
     "CallbackError",
     "Function",
+    "Interrupted",
     "Pid",
     "ProcessError",
     "Term",

@@ -31,7 +31,7 @@ use crate::atoms;
 use crate::convert;
 use crate::errors::Failure;
 use crate::messaging::build_and_send;
-use crate::python_module::{CallbackError, HeldTerm};
+use crate::python_module::{CallbackError, HeldTerm, Interrupted};
 use crate::runtime;
 
 /// What an Elixir name is bound to: a fun of one argument (the argument
@@ -158,7 +158,7 @@ pub fn call<'py>(
 
     send_request(py, dispatcher, id, &target, args, kwargs)?;
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
-    let answer = wait(py, &receiver, timeout).ok_or_else(|| {
+    let answer = wait(py, &receiver, timeout)?.ok_or_else(|| {
         PyTimeoutError::new_err(format!(
             "Erlang function '{name}' did not answer within {} ms",
             timeout.as_millis()
@@ -233,15 +233,27 @@ fn failure_to_pyerr(_py: Python<'_>, failure: Failure) -> PyErr {
 /// Waits for the answer with the GIL released. On the runtime thread, serves
 /// requests that arrive meanwhile (they may be this callback's own calls
 /// back into Python).
-fn wait(py: Python<'_>, receiver: &Receiver<Answer>, timeout: Duration) -> Option<Answer> {
+fn wait(
+    py: Python<'_>,
+    receiver: &Receiver<Answer>,
+    timeout: Duration,
+) -> PyResult<Option<Answer>> {
     let deadline = Instant::now() + timeout;
     let Some(server) = runtime::current_server() else {
-        return py.detach(|| receiver.recv_deadline(deadline).ok());
+        return Ok(py.detach(|| receiver.recv_deadline(deadline).ok()));
     };
     // Only the queue crosses into the GIL-free closure (the server itself is
     // confined to this thread).
     let queue = server.receiver();
+    // The job that made this call may be cancelled while it waits: check
+    // every tick, since a pending-call interrupt cannot reach a wait.
+    let tick = Duration::from_millis(20);
     loop {
+        if server.innermost_cancelled() {
+            return Err(Interrupted::new_err(
+                "the call was interrupted while waiting for an Erlang function",
+            ));
+        }
         enum Event {
             Answer(Answer),
             Request(runtime::Request),
@@ -251,13 +263,14 @@ fn wait(py: Python<'_>, receiver: &Receiver<Answer>, timeout: Duration) -> Optio
             select! {
                 recv(receiver) -> answer => answer.map(Event::Answer).unwrap_or(Event::Timeout),
                 recv(queue) -> request => request.map(Event::Request).unwrap_or(Event::Timeout),
-                default(deadline.saturating_duration_since(Instant::now())) => Event::Timeout,
+                default(deadline.saturating_duration_since(Instant::now()).min(tick)) => Event::Timeout,
             }
         });
         match event {
-            Event::Answer(answer) => return Some(answer),
+            Event::Answer(answer) => return Ok(Some(answer)),
             Event::Request(request) => server.handle(py, request),
-            Event::Timeout => return receiver.try_recv().ok(),
+            Event::Timeout if Instant::now() < deadline => continue,
+            Event::Timeout => return Ok(receiver.try_recv().ok()),
         }
     }
 }

@@ -48,6 +48,9 @@ pub fn initialize(config: &StartConfig) -> Result<(), String> {
     initialize_from_config()?;
 
     let setup = Python::attach(|py| -> PyResult<()> {
+        // SAFETY: the GIL is held; runs before any user code.
+        unsafe { sandbox::block_unaudited_functions() }
+            .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
         let sys = py.import("sys")?;
         let path = sys.getattr("path")?;
         path.call_method1("insert", (0, config.priv_dir.as_str()))?;
@@ -61,7 +64,8 @@ pub fn initialize(config: &StartConfig) -> Result<(), String> {
     // Python threads can run while the runtime waits for requests. The saved
     // thread state is re-entered by Python::attach (PyGILState_Ensure).
     unsafe { ffi::PyEval_SaveThread() };
-    setup.map_err(|err| Python::attach(|py| format!("{}", err.value(py))))
+    setup.map_err(|err| Python::attach(|py| format!("{}", err.value(py))))?;
+    crate::interrupt::start()
 }
 
 fn promote_libpython_to_global() -> Result<(), String> {

@@ -19,6 +19,7 @@ pub mod callbacks;
 pub mod convert;
 pub mod errors;
 pub mod interpreter;
+pub mod interrupt;
 pub mod messaging;
 pub mod ops;
 pub mod python_module;
@@ -80,12 +81,31 @@ fn submit<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
 
 /// Gives up on a request: `:cancelled` (no reply will come) or `:done` (the
 /// reply was committed and the caller must receive it).
+/// A cancelled request that is running is interrupted.
 #[rustler::nif]
 fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
-    match handle.state.cancel() {
-        CancelOutcome::Cancelled => atoms::cancelled(),
+    match handle.state.cancel_and_interrupt() {
+        CancelOutcome::Cancelled { .. } => atoms::cancelled(),
         CancelOutcome::Done => atoms::done(),
     }
+}
+
+/// Interrupts whatever Python code the runtime thread is running now.
+#[rustler::nif]
+fn interrupt() -> bool {
+    runtime::is_started() && interrupt::request(interrupt::ANY_JOB)
+}
+
+/// Changes the queue limit at run time.
+#[rustler::nif]
+fn set_max_queue(limit: usize) -> bool {
+    runtime::set_max_queue(limit)
+}
+
+/// Requests waiting for the runtime thread.
+#[rustler::nif]
+fn queue_length() -> usize {
+    runtime::queue_length()
 }
 
 /// Binds `name` to a fun of one argument (the argument list) or to

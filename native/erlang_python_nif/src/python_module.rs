@@ -146,6 +146,13 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     erlang,
+    Interrupted,
+    pyo3::exceptions::PyBaseException,
+    "Raised into running Python code when its Elixir caller timed out, was \
+     cancelled or exited. A BaseException: `except Exception:` does not catch it."
+);
+pyo3::create_exception!(
+    erlang,
     ProcessError,
     pyo3::exceptions::PyException,
     "The Erlang process a message was sent to is not alive."
@@ -216,5 +223,6 @@ pub fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(self_pid, m)?)?;
     m.add("CallbackError", m.py().get_type::<CallbackError>())?;
     m.add("ProcessError", m.py().get_type::<ProcessError>())?;
+    m.add("Interrupted", m.py().get_type::<Interrupted>())?;
     Ok(())
 }

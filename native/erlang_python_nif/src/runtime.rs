@@ -14,7 +14,7 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -25,6 +25,7 @@ use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 use crate::atoms;
 use crate::errors::{reason_term, Failure};
 use crate::interpreter::{self, StartConfig};
+use crate::interrupt;
 use crate::messaging::send_owned;
 use crate::ops::{Outcome, Worker};
 
@@ -34,21 +35,37 @@ const DONE: u8 = 2;
 const CANCELLED: u8 = 3;
 
 /// Where a request stands; shared by the runtime thread and the caller's handle.
-#[derive(Debug, Default)]
-pub struct JobState(AtomicU8);
+#[derive(Debug)]
+pub struct JobState {
+    /// Unique, never 0 (0 means "any job" to the interrupter).
+    pub id: u64,
+    state: AtomicU8,
+}
 
 /// What `cancel` found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CancelOutcome {
-    /// The reply will never be sent.
-    Cancelled,
+    /// The reply will never be sent. `was_running`: Python code for it may
+    /// be executing right now and should be interrupted.
+    Cancelled { was_running: bool },
     /// The reply has been (or is being) sent: the caller must receive it.
     Done,
 }
 
+static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Default for JobState {
+    fn default() -> Self {
+        JobState {
+            id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
+            state: AtomicU8::new(PENDING),
+        }
+    }
+}
+
 impl JobState {
     fn transition(&self, from: u8, to: u8) -> bool {
-        self.0
+        self.state
             .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
@@ -66,20 +83,31 @@ impl JobState {
     /// Caller side: give up on the reply unless it is already committed.
     pub fn cancel(&self) -> CancelOutcome {
         loop {
-            match self.0.load(Ordering::Acquire) {
+            match self.state.load(Ordering::Acquire) {
                 DONE => return CancelOutcome::Done,
-                CANCELLED => return CancelOutcome::Cancelled,
+                CANCELLED => return CancelOutcome::Cancelled { was_running: false },
                 state => {
                     if self.transition(state, CANCELLED) {
-                        return CancelOutcome::Cancelled;
+                        return CancelOutcome::Cancelled {
+                            was_running: state == RUNNING,
+                        };
                     }
                 }
             }
         }
     }
 
+    /// Cancels, and interrupts the Python code if it is running.
+    pub fn cancel_and_interrupt(&self) -> CancelOutcome {
+        let outcome = self.cancel();
+        if outcome == (CancelOutcome::Cancelled { was_running: true }) {
+            interrupt::request(self.id);
+        }
+        outcome
+    }
+
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire) == CANCELLED
+        self.state.load(Ordering::Acquire) == CANCELLED
     }
 }
 
@@ -94,7 +122,7 @@ impl rustler::Resource for JobHandle {}
 
 impl Drop for JobHandle {
     fn drop(&mut self) {
-        self.state.cancel();
+        self.state.cancel_and_interrupt();
     }
 }
 
@@ -117,7 +145,7 @@ pub enum SubmitError {
 struct Runtime {
     sender: Sender<Request>,
     queued: Arc<AtomicUsize>,
-    max_queue: usize,
+    max_queue: AtomicUsize,
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -156,13 +184,31 @@ pub fn start(config: StartConfig, max_queue: usize) -> Result<bool, String> {
     let _ = RUNTIME.set(Runtime {
         sender,
         queued,
-        max_queue,
+        max_queue: AtomicUsize::new(max_queue),
     });
     Ok(true)
 }
 
 pub fn is_started() -> bool {
     RUNTIME.get().is_some()
+}
+
+/// Changes the queue limit; false if the runtime is not started.
+pub fn set_max_queue(limit: usize) -> bool {
+    match RUNTIME.get() {
+        Some(runtime) => {
+            runtime.max_queue.store(limit.max(1), Ordering::Relaxed);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Requests waiting in the queue right now.
+pub fn queue_length() -> usize {
+    RUNTIME
+        .get()
+        .map_or(0, |runtime| runtime.queued.load(Ordering::Relaxed))
 }
 
 /// Queues `op` for the runtime thread; the reply `{reference, result}` goes to
@@ -173,7 +219,7 @@ pub fn submit(
     reply_to: LocalPid,
 ) -> Result<Arc<JobState>, SubmitError> {
     let runtime = RUNTIME.get().ok_or(SubmitError::NotStarted)?;
-    if runtime.queued.fetch_add(1, Ordering::AcqRel) >= runtime.max_queue {
+    if runtime.queued.fetch_add(1, Ordering::AcqRel) >= runtime.max_queue.load(Ordering::Relaxed) {
         runtime.queued.fetch_sub(1, Ordering::AcqRel);
         return Err(SubmitError::Overloaded);
     }
@@ -208,8 +254,14 @@ pub struct Server {
     queued: Arc<AtomicUsize>,
     worker: Worker,
     replies: RefCell<OwnedEnv>,
-    /// Pids of the callers whose requests are running (innermost last).
-    callers: RefCell<Vec<LocalPid>>,
+    /// Requests running on this thread, innermost last (more than one when
+    /// a callback wait serves nested requests).
+    running: RefCell<Vec<Running>>,
+}
+
+struct Running {
+    caller: LocalPid,
+    job: Arc<JobState>,
 }
 
 thread_local! {
@@ -224,7 +276,7 @@ pub fn current_server() -> Option<&'static Server> {
 
 /// The Elixir process whose request is running on this thread, if any.
 pub fn current_caller() -> Option<LocalPid> {
-    current_server().and_then(|server| server.callers.borrow().last().copied())
+    current_server().and_then(|server| server.running.borrow().last().map(|r| r.caller))
 }
 
 fn serve(receiver: Receiver<Request>, queued: Arc<AtomicUsize>) {
@@ -234,7 +286,7 @@ fn serve(receiver: Receiver<Request>, queued: Arc<AtomicUsize>) {
         queued,
         worker: Worker::new(),
         replies: RefCell::new(OwnedEnv::new()),
-        callers: RefCell::new(Vec::new()),
+        running: RefCell::new(Vec::new()),
     }));
     SERVER.with(|cell| {
         let _ = cell.set(server);
@@ -258,6 +310,19 @@ impl Server {
         &self.receiver
     }
 
+    /// Id of the innermost running job.
+    pub fn innermost_job(&self) -> Option<u64> {
+        self.running.borrow().last().map(|r| r.job.id)
+    }
+
+    /// Whether the innermost running job has been cancelled.
+    pub fn innermost_cancelled(&self) -> bool {
+        self.running
+            .borrow()
+            .last()
+            .is_some_and(|r| r.job.is_cancelled())
+    }
+
     /// Runs one request and replies. Reentrant: a callback waiting for
     /// Elixir calls it for requests that arrive meanwhile.
     pub fn handle(&self, py: Python<'_>, request: Request) {
@@ -265,14 +330,17 @@ impl Server {
         if !request.job.start() {
             return; // the caller gave up before we got to it
         }
-        self.callers.borrow_mut().push(request.reply_to);
+        self.running.borrow_mut().push(Running {
+            caller: request.reply_to,
+            job: request.job.clone(),
+        });
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             request
                 .env
                 .run(|env| self.worker.execute(py, request.op.load(env)))
         }))
         .unwrap_or_else(|panic| Err(Failure::Internal(panic_text(&panic))));
-        self.callers.borrow_mut().pop();
+        self.running.borrow_mut().pop();
         if request.job.is_cancelled() {
             return;
         }
@@ -361,7 +429,7 @@ mod tests {
     fn reply_is_sent_only_when_not_cancelled() {
         let job = JobState::default();
         assert!(job.start());
-        assert_eq!(job.cancel(), CancelOutcome::Cancelled);
+        assert_eq!(job.cancel(), CancelOutcome::Cancelled { was_running: true });
         assert!(!job.finish(), "a cancelled job must not reply");
 
         let job = JobState::default();
@@ -377,8 +445,15 @@ mod tests {
     #[test]
     fn cancelled_before_start_is_skipped() {
         let job = JobState::default();
-        assert_eq!(job.cancel(), CancelOutcome::Cancelled);
+        assert_eq!(
+            job.cancel(),
+            CancelOutcome::Cancelled { was_running: false }
+        );
         assert!(!job.start());
-        assert_eq!(job.cancel(), CancelOutcome::Cancelled);
+        assert_eq!(
+            job.cancel(),
+            CancelOutcome::Cancelled { was_running: false }
+        );
+        assert_ne!(JobState::default().id, JobState::default().id);
     }
 }
