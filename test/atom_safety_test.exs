@@ -15,9 +15,9 @@ defmodule ErlangPython.AtomSafetyTest do
     added =
       atoms_added(fn round ->
         {:ok, strings} =
-          ErlangPython.eval("['never_an_atom_%d_%d' % (r, i) for i in range(5000)]", %{r: round})
+          ErlangPython.eval("['never_an_atom_%d_%d' % (r, i) for i in range(100_000)]", %{r: round})
 
-        assert length(strings) == 5000
+        assert length(strings) == 100_000
       end)
 
     assert added == 0
@@ -31,7 +31,7 @@ defmodule ErlangPython.AtomSafetyTest do
 
         assert map_size(map) == 1000
 
-        for i <- 1..200 do
+        for i <- 1..2_000 do
           name = "DynamicError_#{round}_#{i}"
 
           assert {:error, %ErlangPython.Error{type: ^name}} =
@@ -45,7 +45,7 @@ defmodule ErlangPython.AtomSafetyTest do
   test ":py falls back to a binary for exception names with no atom" do
     added =
       atoms_added(fn round ->
-        for i <- 1..200 do
+        for i <- 1..2_000 do
           name = "NoAtomError_#{round}_#{i}"
 
           assert {:error, {^name, "boom"}} =

@@ -18,7 +18,7 @@
 //! Every refusal is a `RuntimeError` whose text is
 //! `"<event> is blocked in Erlang VM context.\n<why>\n<what to do instead>"`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -168,32 +168,39 @@ fn libc_kind(symbol: &str) -> Option<Kind> {
 
 /// Addresses of the blocked libc functions (all aliases glibc exports), for
 /// `ctypes.call_function`, which reports an address, not a name.
-fn blocked_addresses() -> &'static HashSet<usize> {
-    static ADDRESSES: OnceLock<HashSet<usize>> = OnceLock::new();
+fn blocked_addresses() -> &'static HashMap<usize, (&'static str, Kind)> {
+    static ADDRESSES: OnceLock<HashMap<usize, (&'static str, Kind)>> = OnceLock::new();
     ADDRESSES.get_or_init(|| {
-        let mut names: Vec<String> = Vec::new();
-        for (name, _) in LIBC_FUNCTIONS {
-            for variant in [
+        let mut found = HashMap::new();
+        for (name, kind) in LIBC_FUNCTIONS {
+            let extra: &[&str] = match *name {
+                "fork" => &["_Fork"],
+                "exit" => &["_Exit"],
+                _ => &[],
+            };
+            let variants = [
                 name.to_string(),
                 format!("_{name}"),
                 format!("__{name}"),
                 format!("__libc_{name}"),
                 format!("_IO_{name}"),
-            ] {
-                names.push(variant);
-            }
-        }
-        names.push("_Fork".into());
-        names.push("_Exit".into());
-        names
-            .iter()
-            .filter_map(|name| {
-                let c_name = CString::new(name.as_str()).ok()?;
+            ];
+            for variant in variants
+                .iter()
+                .map(String::as_str)
+                .chain(extra.iter().copied())
+            {
+                let Ok(c_name) = CString::new(variant) else {
+                    continue;
+                };
                 // SAFETY: dlsym with RTLD_DEFAULT only looks a name up.
                 let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c_name.as_ptr()) };
-                (!address.is_null()).then_some(address as usize)
-            })
-            .collect()
+                if !address.is_null() {
+                    found.entry(address as usize).or_insert((*name, *kind));
+                }
+            }
+        }
+        found
     })
 }
 
@@ -301,8 +308,8 @@ unsafe fn judge(event: &str, args: *mut ffi::PyObject) -> Option<(String, Kind)>
         "ctypes.call_function" => {
             let address = unsafe { int_arg(args, 0)? } as usize;
             blocked_addresses()
-                .contains(&address)
-                .then(|| ("ctypes.call_function".to_string(), Kind::Fork))
+                .get(&address)
+                .map(|(name, kind)| (format!("ctypes.{name}"), *kind))
         }
         _ => None,
     }
