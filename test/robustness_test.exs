@@ -51,6 +51,20 @@ defmodule ErlangPython.RobustnessTest do
     assert :pong = ErlangPython.ping()
   end
 
+  test "a large request is never copied on a normal scheduler" do
+    big = Enum.to_list(1..100_000)
+    ref = make_ref()
+    # The normal-scheduler NIF refuses it; the API then copies it on a dirty one.
+    assert :too_large = ErlangPython.Native.submit(ref, {:call, :builtins, :len, [big], %{}})
+    assert {:ok, 100_000} = ErlangPython.call(:builtins, :len, [big])
+    assert {:ok, 10_000} = ErlangPython.call(:builtins, :len, [Map.new(1..10_000, &{&1, &1})])
+    # Small requests stay on the fast path.
+    small_ref = make_ref()
+    handle = ErlangPython.Native.submit(small_ref, {:call, :builtins, :len, [[1, 2]], %{}})
+    assert is_reference(handle)
+    assert_receive {^small_ref, {:ok, 2}}
+  end
+
   test "Python recursion errors are errors" do
     :ok = ErlangPython.exec("def _robust_recurse(n):\n    return _robust_recurse(n + 1)\n")
 

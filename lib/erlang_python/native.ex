@@ -33,6 +33,8 @@ defmodule ErlangPython.Native do
   @doc false
   def submit(_ref, _op), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def submit_dirty(_ref, _op), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def cancel(_handle), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def build_info, do: :erlang.nif_error(:nif_not_loaded)

@@ -64,13 +64,22 @@ defmodule ErlangPython.Runtime do
   @spec queue_length() :: non_neg_integer()
   def queue_length, do: Native.queue_length()
 
+  # Requests too large to copy within a normal scheduler's time slice are
+  # copied on a dirty scheduler instead (the NIF says :too_large).
+  defp submit(ref, op) do
+    case Native.submit(ref, op) do
+      :too_large -> Native.submit_dirty(ref, op)
+      handle_or_error -> handle_or_error
+    end
+  end
+
   @doc false
   # Sends `op` to the interpreter thread and waits up to `timeout` for the reply.
   @spec request(tuple() | atom(), timeout()) :: term()
   def request(op, timeout) do
     ref = make_ref()
 
-    case Native.submit(ref, op) do
+    case submit(ref, op) do
       {:error, _} = error ->
         error
 

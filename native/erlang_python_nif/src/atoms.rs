@@ -46,4 +46,5 @@ rustler::atoms! {
     ping,
     diagnostic_panic,
     erlang_python_callback,
+    too_large,
 }

@@ -66,6 +66,11 @@ fn enter(depth: usize) -> Result<()> {
 }
 
 fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
+    // Fast path for the commonest value in bulk data: one call instead of
+    // a type query followed by a decode.
+    if let Ok(small) = term.decode::<i64>() {
+        return Ok(PyInt::new(py, small).into_any());
+    }
     match term.get_type() {
         TermType::Integer => integer_to_py(py, term),
         TermType::Float => {

@@ -69,9 +69,24 @@ fn started() -> bool {
 }
 
 /// Queues `op` and returns a job handle at once; the caller then receives
-/// `{reference, result}`.
+/// `{reference, result}`. A request too large to copy within a normal
+/// scheduler's time slice is refused with `:too_large`: the caller then uses
+/// `submit_dirty/2`, which copies it on a dirty scheduler.
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
+    if !runtime::fits_inline(op) {
+        return atoms::too_large().encode(env);
+    }
+    queue(env, reference, op)
+}
+
+/// `submit/2` for large requests, on a dirty CPU scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn submit_dirty<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
+    queue(env, reference, op)
+}
+
+fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
     match runtime::submit(reference, op, env.pid()) {
         Ok(state) => ResourceArc::new(JobHandle { state }).encode(env),
         Err(SubmitError::NotStarted) => (atoms::error(), atoms::not_started()).encode(env),

@@ -10,7 +10,7 @@ use std::ffi::CString;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Term, TermType};
 
@@ -22,6 +22,8 @@ use crate::errors::Failure;
 /// What an operation produced, before it is converted for the reply.
 pub enum Outcome<'py> {
     Value(Bound<'py, PyAny>),
+    /// A value, and something to free only once the reply is sent.
+    ValueThenFree(Bound<'py, PyAny>, Bound<'py, PyAny>),
     /// `exec` succeeded; there is no value.
     Ok,
     Pong,
@@ -45,13 +47,61 @@ enum Mode {
 /// borrowed only briefly, never across running Python code.
 pub struct Worker {
     code_cache: RefCell<HashMap<(Mode, String), Py<PyAny>>>,
+    /// Module and function names given as atoms, as Python strings. An atom
+    /// names the same text for the VM's life, so it is a stable key.
+    atom_names: RefCell<HashMap<rustler::Atom, Name>>,
 }
+
+/// A validated name, ready for Python.
+struct Name {
+    text: Py<PyString>,
+    dotted: bool,
+    is_main: bool,
+}
+
+impl Name {
+    fn clone_ref(&self, py: Python<'_>) -> Name {
+        Name {
+            text: self.text.clone_ref(py),
+            dotted: self.dotted,
+            is_main: self.is_main,
+        }
+    }
+}
+
+/// Atom names cached at most (cleared when full).
+const ATOM_NAME_LIMIT: usize = 4096;
 
 impl Worker {
     pub fn new() -> Self {
         Worker {
             code_cache: RefCell::new(HashMap::new()),
+            atom_names: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// A module or function name (atom or UTF-8 binary) as a Python string.
+    fn name(&self, py: Python<'_>, term: Term<'_>, what: &str) -> Result<Name, Failure> {
+        let atom_key = rustler::Atom::from_term(term).ok();
+        if let Some(key) = atom_key {
+            if let Some(name) = self.atom_names.borrow().get(&key) {
+                return Ok(name.clone_ref(py));
+            }
+        }
+        let text = name_text(term, what)?;
+        let name = Name {
+            text: PyString::intern(py, &text).unbind(),
+            dotted: text.contains('.'),
+            is_main: text == "__main__",
+        };
+        if let Some(key) = atom_key {
+            let mut names = self.atom_names.borrow_mut();
+            if names.len() >= ATOM_NAME_LIMIT {
+                names.clear();
+            }
+            names.insert(key, name.clone_ref(py));
+        }
+        Ok(name)
     }
 
     pub fn execute<'py>(&self, py: Python<'py>, op: Term<'_>) -> OpResult<'py> {
@@ -88,13 +138,15 @@ impl Worker {
         args: Term<'_>,
         kwargs: Term<'_>,
     ) -> OpResult<'py> {
-        let module_name = name_text(module, "module")?;
-        let function_name = name_text(function, "function")?;
-        let target = resolve(py, &module_name, &function_name)?;
+        let module = self.name(py, module, "module")?;
+        let function = self.name(py, function, "function")?;
+        let target = resolve(py, &module, &function)?;
         let args = positional_args(py, args)?;
         let kwargs = keyword_args(py, kwargs)?;
-        let value = target.call(args, kwargs.as_ref())?;
-        Ok(Outcome::Value(value))
+        let value = target.call(&args, kwargs.as_ref())?;
+        // Freeing large arguments (a million ints) takes a while: do it after
+        // the reply is on its way.
+        Ok(Outcome::ValueThenFree(value, args.into_any()))
     }
 
     fn eval<'py>(&self, py: Python<'py>, code: Term<'_>, locals: Term<'_>) -> OpResult<'py> {
@@ -226,33 +278,33 @@ fn code_text(term: Term<'_>) -> Result<String, Failure> {
 /// Finds `function` (possibly dotted, `"path.join"`) in `module`. A name
 /// missing from `__main__` that is a registered Erlang function resolves to
 /// that function (`py:call('__main__', Name, Args)` in erlang_python).
-fn resolve<'py>(py: Python<'py>, module: &str, function: &str) -> PyResult<Bound<'py, PyAny>> {
-    let mut target = import(py, module)?;
-    for part in function.split('.') {
-        target = match target.getattr(part) {
-            Ok(found) => found,
-            Err(err)
-                if module == "__main__"
-                    && part == function
-                    && callbacks::is_registered(function) =>
-            {
-                drop(err);
-                py.import("erlang")?
-                    .getattr("Function")?
-                    .call1((function,))?
+fn resolve<'py>(py: Python<'py>, module: &Name, function: &Name) -> PyResult<Bound<'py, PyAny>> {
+    let module_obj = import(py, module.text.bind(py))?;
+    if !function.dotted {
+        return match module_obj.getattr(function.text.bind(py)) {
+            Ok(found) => Ok(found),
+            Err(err) => {
+                let name = function.text.bind(py).to_str()?;
+                if module.is_main && callbacks::is_registered(name) {
+                    py.import("erlang")?.getattr("Function")?.call1((name,))
+                } else {
+                    Err(err)
+                }
             }
-            Err(err) => return Err(err),
         };
+    }
+    let mut target = module_obj;
+    for part in function.text.bind(py).to_str()?.split('.') {
+        target = target.getattr(part)?;
     }
     Ok(target)
 }
 
 /// A module from `sys.modules`, importing it only when missing.
-fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    let py_name = pyo3::types::PyString::new(py, name);
+fn import<'py>(py: Python<'py>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: PyImport_GetModule takes a borrowed str and returns a new
     // reference, or NULL (with or without an exception set).
-    let cached = unsafe { ffi::PyImport_GetModule(py_name.as_ptr()) };
+    let cached = unsafe { ffi::PyImport_GetModule(name.as_ptr()) };
     if !cached.is_null() {
         // SAFETY: non-NULL new reference, owned by the Bound from here on.
         return Ok(unsafe { Bound::from_owned_ptr(py, cached) });
@@ -260,21 +312,29 @@ fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     if let Some(err) = PyErr::take(py) {
         return Err(err);
     }
-    Ok(py.import(name)?.into_any())
+    Ok(py.import(name.to_str()?)?.into_any())
 }
 
 fn positional_args<'py>(py: Python<'py>, args: Term<'_>) -> Result<Bound<'py, PyTuple>, Failure> {
-    if args.get_type() != TermType::List || args.list_length().is_err() {
+    let Ok(len) = args.list_length() else {
         return Err(bad("args must be a list"));
-    }
-    let mut items = Vec::with_capacity(args.list_length().unwrap_or(0));
-    for item in args
+    };
+    let items = args
         .into_list_iterator()
-        .map_err(|_| bad("args must be a list"))?
-    {
-        items.push(convert::to_python(py, item)?);
+        .map_err(|_| bad("args must be a list"))?;
+    // SAFETY: PyTuple_New returns a new reference or NULL with an exception
+    // set; each slot is filled once with a new reference, which
+    // PyTuple_SET_ITEM steals. A slot left NULL after an error is fine for
+    // tuple_dealloc (it uses Py_XDECREF).
+    let tuple =
+        unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyTuple_New(len as ffi::Py_ssize_t))? };
+    for (index, item) in items.enumerate() {
+        let value = convert::to_python(py, item)?;
+        unsafe {
+            ffi::PyTuple_SET_ITEM(tuple.as_ptr(), index as ffi::Py_ssize_t, value.into_ptr());
+        }
     }
-    Ok(PyTuple::new(py, items)?)
+    Ok(tuple.cast_into::<PyTuple>().map_err(PyErr::from)?)
 }
 
 fn keyword_args<'py>(

@@ -16,8 +16,9 @@ use std::cell::{OnceCell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use pyo3::prelude::*;
 use rustler::env::SavedTerm;
 use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
@@ -211,6 +212,71 @@ pub fn queue_length() -> usize {
         .map_or(0, |runtime| runtime.queued.load(Ordering::Relaxed))
 }
 
+/// Most term cells (list cells, tuple elements, map entries) a request may
+/// hold to be copied on a normal scheduler. Copying costs about as much as
+/// walking, so larger requests go to a dirty scheduler instead, keeping each
+/// NIF call well under a millisecond.
+pub const INLINE_COPY_BUDGET: usize = 20_000;
+
+/// Deepest nesting walked on a scheduler's (small) stack; anything deeper
+/// counts as large and is copied on a dirty scheduler (ERTS's copy does not
+/// recurse on the C stack).
+const INLINE_COPY_DEPTH: usize = 64;
+
+/// Whether `term` is small enough to copy on a normal scheduler. Stops
+/// walking as soon as the budget is spent, so it is cheap either way.
+pub fn fits_inline(term: Term<'_>) -> bool {
+    let mut budget = INLINE_COPY_BUDGET;
+    walk_within(term, &mut budget, 0)
+}
+
+fn walk_within(term: Term<'_>, budget: &mut usize, depth: usize) -> bool {
+    use rustler::TermType;
+    if depth > INLINE_COPY_DEPTH {
+        return false;
+    }
+    match term.get_type() {
+        TermType::List => {
+            let mut cell = term;
+            while let Ok((head, tail)) = cell.list_get_cell() {
+                if *budget == 0 || !walk_within(head, budget, depth + 1) {
+                    return false;
+                }
+                *budget -= 1;
+                cell = tail;
+            }
+            true
+        }
+        TermType::Tuple => match rustler::types::tuple::get_tuple(term) {
+            Ok(items) => items.into_iter().all(|item| {
+                if *budget == 0 {
+                    return false;
+                }
+                *budget -= 1;
+                walk_within(item, budget, depth + 1)
+            }),
+            Err(_) => true,
+        },
+        TermType::Map => {
+            let size = term.map_size().unwrap_or(0);
+            if size > *budget {
+                return false;
+            }
+            *budget -= size;
+            match rustler::MapIterator::new(term) {
+                Some(entries) => {
+                    let mut entries = entries;
+                    entries.all(|(key, value)| {
+                        walk_within(key, budget, depth + 1) && walk_within(value, budget, depth + 1)
+                    })
+                }
+                None => true,
+            }
+        }
+        _ => true,
+    }
+}
+
 /// Queues `op` for the runtime thread; the reply `{reference, result}` goes to
 /// `reply_to`. Called on a scheduler thread: it only copies terms and sends.
 pub fn submit(
@@ -291,9 +357,9 @@ fn serve(receiver: Receiver<Request>, queued: Arc<AtomicUsize>) {
     SERVER.with(|cell| {
         let _ = cell.set(server);
     });
-    // Blocks without the GIL; then drains everything already queued under a
+    // Waits without the GIL; then drains everything already queued under a
     // single acquisition.
-    while let Ok(first) = server.receiver.recv() {
+    while let Some(first) = next_request(&server.receiver) {
         Python::attach(|py| {
             let mut next = Some(first);
             while let Some(request) = next {
@@ -301,6 +367,32 @@ fn serve(receiver: Receiver<Request>, queued: Arc<AtomicUsize>) {
                 next = server.receiver.try_recv().ok();
             }
         });
+    }
+}
+
+/// How long the idle runtime thread polls before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// The next request. Polls for a moment first: a caller that sends its next
+/// request right after a reply (the common sequential pattern) is served
+/// without a sleep and wake-up on either side, which costs more than the
+/// whole round trip otherwise would.
+fn next_request(receiver: &Receiver<Request>) -> Option<Request> {
+    let spin_until = Instant::now() + SPIN;
+    let mut polls: u32 = 0;
+    loop {
+        match receiver.try_recv() {
+            Ok(request) => return Some(request),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {
+                polls = polls.wrapping_add(1);
+                // Reading the clock costs more than a poll: look every 64.
+                if polls % 64 == 0 && Instant::now() >= spin_until {
+                    return receiver.recv().ok();
+                }
+                std::hint::spin_loop();
+            }
+        }
     }
 }
 
@@ -381,10 +473,12 @@ fn result_term<'a>(
 ) -> Term<'a> {
     match outcome {
         Ok(Outcome::Pong) => atoms::pong().encode(env),
-        Ok(Outcome::Value(value)) => match crate::convert::to_term(env, value) {
-            Ok(term) => (atoms::ok(), term).encode(env),
-            Err(err) => (atoms::error(), reason_term(env, py, &Failure::from(err))).encode(env),
-        },
+        Ok(Outcome::Value(value)) | Ok(Outcome::ValueThenFree(value, _)) => {
+            match crate::convert::to_term(env, value) {
+                Ok(term) => (atoms::ok(), term).encode(env),
+                Err(err) => (atoms::error(), reason_term(env, py, &Failure::from(err))).encode(env),
+            }
+        }
         Ok(Outcome::Ok) => atoms::ok().encode(env),
         Err(failure) => (atoms::error(), reason_term(env, py, failure)).encode(env),
     }
