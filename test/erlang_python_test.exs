@@ -32,6 +32,29 @@ defmodule ErlangPythonTest do
       assert {:ok, 10} = ErlangPython.eval("(lambda: x * 2)()", %{x: 5})
     end
 
+    test "locals shadow __main__ names; keys that are not identifiers still arrive" do
+      name = unique("shadowed")
+      :ok = ErlangPython.exec("#{name} = 'global'")
+      assert {:ok, "local"} = ErlangPython.eval(name, %{String.to_atom(name) => "local"})
+      assert {:ok, "global"} = ErlangPython.eval(name)
+      # "class" is a keyword and "my-key" no identifier: both are still visible.
+      assert {:ok, [1, 2, 3]} =
+               ErlangPython.eval("[globals()['class'], globals()['my-key'], x]", %{
+                 "class" => 1,
+                 "my-key" => 2,
+                 x: 3
+               })
+    end
+
+    test "the same expression with different locals" do
+      for {a, b} <- [{1, 2}, {10, 20}] do
+        assert {:ok, a + b} == ErlangPython.eval("a + b", %{a: a, b: b})
+      end
+
+      assert {:ok, 7} = ErlangPython.eval("a + b", %{b: 5, a: 2})
+      assert {:error, %Error{type: "NameError"}} = ErlangPython.eval("a + b", %{a: 1})
+    end
+
     test "locals do not leak into __main__" do
       name = unique("leak")
       assert {:ok, 1} = ErlangPython.eval(name, %{String.to_atom(name) => 1})

@@ -73,6 +73,12 @@ defmodule ErlangPython.Runtime do
     end
   end
 
+  # Replies usually come within microseconds. Polling a few times, yielding
+  # in between (other runnable processes go first), keeps this scheduler
+  # awake for them: blocking at once would often let it fall asleep, and the
+  # wake-up costs more than the whole round trip.
+  @polls 20
+
   @doc false
   # Sends `op` to the interpreter thread and waits up to `timeout` for the reply.
   @spec request(tuple() | atom(), timeout()) :: term()
@@ -87,17 +93,37 @@ defmodule ErlangPython.Runtime do
         receive do
           {^ref, reply} -> reply
         after
-          timeout ->
-            case Native.cancel(handle) do
-              :cancelled ->
-                {:error, :timeout}
+          0 -> poll(ref, handle, timeout, @polls)
+        end
+    end
+  end
 
-              # The reply was committed before we cancelled: it is in flight,
-              # take it so it cannot linger in the mailbox.
-              :done ->
-                receive do
-                  {^ref, reply} -> reply
-                end
+  defp poll(ref, handle, timeout, 0), do: await(ref, handle, timeout)
+
+  defp poll(ref, handle, timeout, polls) do
+    :erlang.yield()
+
+    receive do
+      {^ref, reply} -> reply
+    after
+      0 -> poll(ref, handle, timeout, polls - 1)
+    end
+  end
+
+  defp await(ref, handle, timeout) do
+    receive do
+      {^ref, reply} -> reply
+    after
+      timeout ->
+        case Native.cancel(handle) do
+          :cancelled ->
+            {:error, :timeout}
+
+          # The reply was committed before we cancelled: it is in flight,
+          # take it so it cannot linger in the mailbox.
+          :done ->
+            receive do
+              {^ref, reply} -> reply
             end
         end
     end

@@ -38,6 +38,8 @@ const CODE_CACHE_LIMIT: usize = 1024;
 enum Mode {
     Eval,
     Exec,
+    /// An expression wrapped as a lambda of these comma-separated names.
+    Lambda(String),
 }
 
 /// State owned by the runtime thread across requests.
@@ -151,23 +153,86 @@ impl Worker {
 
     fn eval<'py>(&self, py: Python<'py>, code: Term<'_>, locals: Term<'_>) -> OpResult<'py> {
         let source = code_text(code)?;
-        let compiled = self.compile(py, source, Mode::Eval)?;
         let main = main_dict(py)?;
-        let globals = match locals.get_type() {
-            TermType::Map if locals.map_size().unwrap_or(0) > 0 => {
-                // Locals become globals of a private copy of __main__'s
-                // namespace, so lambdas and comprehensions in the expression
-                // see them too (plain eval locals are invisible to nested scopes).
-                let scope = main.copy()?;
-                let extra = convert::to_python(py, locals)?;
-                scope.update(extra.cast::<PyDict>().map_err(PyErr::from)?.as_mapping())?;
-                scope
-            }
-            TermType::Map => main,
-            TermType::Atom if locals == atoms::nil().to_term(locals.get_env()) => main,
+        let has_locals = match locals.get_type() {
+            TermType::Map => locals.map_size().unwrap_or(0) > 0,
+            TermType::Atom if locals == atoms::nil().to_term(locals.get_env()) => false,
             _ => return Err(bad("locals must be a map")),
         };
-        Ok(Outcome::Value(run_code(py, &compiled, &globals)?))
+        // Compiling the plain expression first (cached) also reports syntax
+        // errors with the caller's own line numbers.
+        let compiled = self.compile(py, source.clone(), Mode::Eval)?;
+        if !has_locals {
+            return Ok(Outcome::Value(run_code(py, &compiled, &main)?));
+        }
+        let locals = convert::to_python(py, locals)?
+            .cast_into::<PyDict>()
+            .map_err(PyErr::from)?;
+        let mut names = String::new();
+        let mut values = Vec::with_capacity(locals.len());
+        for (key, value) in locals.iter() {
+            let Ok(key) = key.cast_into::<PyString>() else {
+                return self.eval_in_copy(py, &compiled, &main, &locals);
+            };
+            names.push_str(key.to_str()?);
+            names.push(',');
+            values.push(value);
+        }
+        match self.lambda(py, &source, &names, &main)? {
+            // Locals are the parameters of `lambda <names>: (<expr>)`, so
+            // nested scopes (comprehensions, lambdas) see them, and nothing
+            // is copied per call.
+            Some(function) => Ok(Outcome::Value(function.call1(PyTuple::new(py, values)?)?)),
+            // Keys that are not identifiers: a private copy of __main__'s
+            // namespace with the locals added.
+            None => self.eval_in_copy(py, &compiled, &main, &locals),
+        }
+    }
+
+    fn eval_in_copy<'py>(
+        &self,
+        py: Python<'py>,
+        compiled: &Bound<'py, PyAny>,
+        main: &Bound<'py, PyDict>,
+        locals: &Bound<'py, PyDict>,
+    ) -> OpResult<'py> {
+        let scope = main.copy()?;
+        scope.update(locals.as_mapping())?;
+        Ok(Outcome::Value(run_code(py, compiled, &scope)?))
+    }
+
+    /// `lambda <names>: (<source>)` as a function of `__main__`, compiled
+    /// once per source and names; `None` when a name is not an identifier.
+    fn lambda<'py>(
+        &self,
+        py: Python<'py>,
+        source: &str,
+        names: &str,
+        main: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let key = (Mode::Lambda(names.to_string()), source.to_string());
+        if let Some(function) = self.code_cache.borrow().get(&key) {
+            return Ok(Some(function.bind(py).clone()));
+        }
+        let keyword = py.import("keyword")?;
+        let parameters: Vec<&str> = names.split(',').filter(|n| !n.is_empty()).collect();
+        for name in &parameters {
+            let text = PyString::new(py, name);
+            let identifier: bool = text.call_method0("isidentifier")?.extract()?;
+            let reserved: bool = keyword.call_method1("iskeyword", (text,))?.extract()?;
+            if !identifier || reserved {
+                return Ok(None);
+            }
+        }
+        let wrapped = format!("lambda {}: (\n{}\n)", parameters.join(", "), source);
+        let code = self.compile(py, wrapped, Mode::Eval)?;
+        let function = run_code(py, &code, main)?;
+        let mut cache = self.code_cache.borrow_mut();
+        if cache.len() >= CODE_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, function.clone().unbind());
+        Ok(Some(function))
     }
 
     fn exec<'py>(&self, py: Python<'py>, code: Term<'_>) -> OpResult<'py> {
@@ -189,7 +254,7 @@ impl Worker {
             return Ok(code.bind(py).clone());
         }
         let start = match key.0 {
-            Mode::Eval => ffi::Py_eval_input,
+            Mode::Eval | Mode::Lambda(_) => ffi::Py_eval_input,
             Mode::Exec => ffi::Py_file_input,
         };
         // code_text rejected interior NULs, so this cannot fail.
