@@ -28,6 +28,10 @@ defmodule ErlangPython do
       (default `30_000`). On expiry the call returns `{:error, :timeout}`
       and its eventual result is discarded.
     * `:kwargs` - keyword arguments for `call/4`, as a map or keyword list.
+    * `:node` - run on another connected node (through `:erpc`), whose own
+      erlang_python does the work; values are copied, errors and timeouts
+      come back the same way. `{:error, {:nodedown, node}}` when it is not
+      reachable.
   """
 
   alias ErlangPython.{Error, Native, Runtime}
@@ -66,7 +70,15 @@ defmodule ErlangPython do
       {:ok, "a/b"}
   """
   @spec call(name(), name(), list(), [option()]) :: {:ok, term()} | {:error, reason()}
-  def call(module, function, args \\ [], opts \\ []) do
+  def call(module, function, args \\ [], opts \\ [])
+
+  def call(module, function, args, opts) do
+    if remote?(opts),
+      do: on_node(opts, :call, fn opts -> [module, function, args, opts] end),
+      else: call_here(module, function, args, opts)
+  end
+
+  defp call_here(module, function, args, opts) do
     with :ok <- check_name(module, "module"),
          :ok <- check_name(function, "function"),
          :ok <- check_args(args),
@@ -87,7 +99,15 @@ defmodule ErlangPython do
       {:ok, [0, 10, 20]}
   """
   @spec eval(String.t(), map(), [option()]) :: {:ok, term()} | {:error, reason()}
-  def eval(code, locals \\ %{}, opts \\ []) do
+  def eval(code, locals \\ %{}, opts \\ [])
+
+  def eval(code, locals, opts) do
+    if remote?(opts),
+      do: on_node(opts, :eval, fn opts -> [code, locals, opts] end),
+      else: eval_here(code, locals, opts)
+  end
+
+  defp eval_here(code, locals, opts) do
     with :ok <- check_code(code),
          :ok <- check_locals(locals),
          {:ok, timeout} <- fetch_timeout(opts) do
@@ -106,7 +126,15 @@ defmodule ErlangPython do
       {:ok, 42}
   """
   @spec exec(String.t(), [option()]) :: :ok | {:error, reason()}
-  def exec(code, opts \\ []) do
+  def exec(code, opts \\ [])
+
+  def exec(code, opts) do
+    if remote?(opts),
+      do: on_node(opts, :exec, fn opts -> [code, opts] end),
+      else: exec_here(code, opts)
+  end
+
+  defp exec_here(code, opts) do
     with :ok <- check_code(code),
          {:ok, timeout} <- fetch_timeout(opts) do
       Runtime.request({:exec, code}, timeout)
@@ -240,6 +268,63 @@ defmodule ErlangPython do
   """
   @spec interrupt() :: :ok | {:error, :not_started}
   def interrupt, do: if(Native.interrupt(), do: :ok, else: {:error, :not_started})
+
+  @doc """
+  Activates the Python virtual environment at `path`.
+
+  Its site-packages (and their `.pth` files) come first on `sys.path`; the
+  base interpreter's site-packages are hidden unless the venv was made with
+  `--system-site-packages`, as with the venv's own `python`. The venv must
+  have been created by the same Python version the NIF embeds. Activate one
+  at start with `config :erlang_python, venv: path`.
+
+  Returns `{:ok, info}` (see `venv_info/0`), `{:error, {:invalid_venv,
+  path}}` when `path` holds no `pyvenv.cfg`, or `{:error,
+  {:incompatible_venv, text}}` for a venv of another Python version.
+  """
+  @spec activate_venv(Path.t()) :: {:ok, map()} | {:error, term()}
+  defdelegate activate_venv(path), to: ErlangPython.Venv, as: :activate
+
+  @doc "Restores `sys.path` and `sys.prefix` as they were before `activate_venv/1`."
+  @spec deactivate_venv() :: :ok | {:error, term()}
+  defdelegate deactivate_venv(), to: ErlangPython.Venv, as: :deactivate
+
+  @doc """
+  The active venv, if any: `%{"active" => boolean, "path" => ..., "site_packages" => ...,
+  "python" => "3.11.7", "prefix" => ...}`.
+  """
+  @spec venv_info() :: map() | {:error, term()}
+  defdelegate venv_info(), to: ErlangPython.Venv, as: :info
+
+  defp remote?(opts), do: is_list(opts) and Keyword.keyword?(opts) and Keyword.has_key?(opts, :node)
+
+  # node: runs the same function on another connected node, through :erpc.
+  # The remote call gets the same options minus :node; errors and timeouts
+  # come back in the usual shapes.
+  defp on_node(opts, function, args_for) do
+    {node, opts} = Keyword.pop(opts, :node)
+
+    cond do
+      node == node() ->
+        apply(__MODULE__, function, args_for.(opts))
+
+      not is_atom(node) ->
+        {:error, {:badarg, "node must be an atom, got: #{inspect(node)}"}}
+
+      true ->
+        timeout = Keyword.get(opts, :timeout, @default_timeout)
+        # The remote side enforces the timeout; erpc waits a little longer.
+        erpc_timeout = if timeout == :infinity, do: :infinity, else: timeout + 1_000
+
+        try do
+          :erpc.call(node, __MODULE__, function, args_for.(opts), erpc_timeout)
+        catch
+          :error, {:erpc, :timeout} -> {:error, :timeout}
+          :error, {:erpc, :noconnection} -> {:error, {:nodedown, node}}
+          kind, reason -> {:error, {:erpc, {kind, reason}}}
+        end
+    end
+  end
 
   defp unwrap!({:ok, value}), do: value
   defp unwrap!(:ok), do: :ok

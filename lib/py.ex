@@ -29,13 +29,41 @@ defmodule :py do
           {:ok, term()} | error()
   def call(module, function, args, kwargs), do: call(module, function, args, kwargs, 30_000)
 
-  @doc "Calls with keyword arguments and a timeout in milliseconds (or `infinity`)."
-  @spec call(ErlangPython.name(), ErlangPython.name(), list(), map() | list(), timeout()) ::
+  @doc """
+  Calls with keyword arguments and either a timeout in milliseconds (or
+  `infinity`) or options `[{timeout, Ms}, {node, Node}]`.
+  """
+  @spec call(ErlangPython.name(), ErlangPython.name(), list(), map() | list(), timeout() | list()) ::
           {:ok, term()} | error()
+  def call(module, function, args, kwargs, options) when is_list(options) do
+    module
+    |> ErlangPython.call(function, args, [kwargs: kwargs_map(kwargs)] ++ options)
+    |> erlang_shape()
+  end
+
   def call(module, function, args, kwargs, timeout) do
     module
     |> ErlangPython.call(function, args, kwargs: kwargs_map(kwargs), timeout: timeout)
     |> erlang_shape()
+  end
+
+  @doc """
+  Evaluates an expression with options: `[{timeout, Ms}, {node, Node}]`
+  (`node` runs it on another connected node).
+  """
+  @spec eval(iodata(), map() | list(), list()) :: {:ok, term()} | error()
+  def eval(code, locals, options) when is_list(options) do
+    with {:ok, code} <- code_binary(code) do
+      code |> ErlangPython.eval(kwargs_map(locals), options) |> erlang_shape()
+    end
+  end
+
+  @doc "Executes statements with options: `[{timeout, Ms}, {node, Node}]`."
+  @spec exec(iodata(), list()) :: :ok | error()
+  def exec(code, options) when is_list(options) do
+    with {:ok, code} <- code_binary(code) do
+      code |> ErlangPython.exec(options) |> erlang_shape()
+    end
   end
 
   @doc "Evaluates an expression."

@@ -42,6 +42,19 @@ defmodule ErlangPython.Runtime do
     end
   end
 
+  @doc false
+  # Runs once the callback machinery is up: routes Python's output and
+  # logging into Elixir, and activates the configured virtualenv.
+  @spec after_start() :: :ok | {:error, term()}
+  def after_start do
+    with :ok <- ErlangPython.exec("__import__('_erlang_impl._io', fromlist=['install']).install()") do
+      case Application.get_env(:erlang_python, :venv) do
+        nil -> :ok
+        path -> with {:ok, _info} <- ErlangPython.Venv.activate(path), do: :ok
+      end
+    end
+  end
+
   @doc """
   Sets how long Python waits for a registered Elixir function to answer
   before raising `TimeoutError` (milliseconds; applies to calls made from

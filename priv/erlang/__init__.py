@@ -91,3 +91,41 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(registered()))
+
+
+# Shared state (ErlangPython.State): an ETS table both sides use.
+
+_STATE = "__erlang_python_state__"
+
+
+def state_set(key, value):
+    """Stores value under key."""
+    call(_STATE, "set", key, value)
+
+
+def state_get(key, default=None):
+    """The value under key, or default."""
+    return call(_STATE, "get", key, default)
+
+
+def state_delete(key):
+    """Removes key."""
+    call(_STATE, "delete", key)
+
+
+def state_keys():
+    """All keys."""
+    return call(_STATE, "keys")
+
+
+def state_incr(key, by=1):
+    """Atomically adds by to the counter under key; returns the new value."""
+    return call(_STATE, "incr", key, by)
+
+
+def state_decr(key, by=1):
+    """Atomically subtracts by; returns the new value."""
+    return call(_STATE, "decr", key, by)
+
+
+__all__ += ["state_set", "state_get", "state_delete", "state_keys", "state_incr", "state_decr"]
