@@ -1,0 +1,106 @@
+defmodule ErlangPython.VenvTest do
+  # Changes sys.path for the whole interpreter: run alone.
+  use ExUnit.Case, async: false
+
+  @moduletag timeout: 180_000
+
+  setup_all do
+    dir = Path.join(System.tmp_dir!(), "erlang_python_venv_#{System.unique_integer([:positive])}")
+    File.mkdir_p!(dir)
+    venv = Path.join(dir, "venv")
+    {python, _version} = ErlangPython.Native.build_info()
+
+    # Python cannot spawn processes inside the VM; Elixir can, through a port.
+    {_, 0} = System.cmd(python, ["-m", "venv", venv], stderr_to_stdout: true)
+
+    extra = Path.join(dir, "extra")
+    File.mkdir_p!(extra)
+    File.write!(Path.join(extra, "ep_extra_module.py"), "WHERE = 'found through a .pth file'\n")
+    wheel = build_wheel(dir, extra)
+
+    {output, status} =
+      System.cmd(Path.join([venv, "bin", "pip"]), ["install", "--no-index", "--no-deps", wheel],
+        stderr_to_stdout: true
+      )
+
+    assert status == 0, output
+    on_exit(fn -> ErlangPython.deactivate_venv() end)
+    %{venv: venv}
+  end
+
+  # Each test starts from the base interpreter.
+  setup do
+    :ok = ErlangPython.deactivate_venv()
+  end
+
+  test "a package installed in a venv is importable once it is active", %{venv: venv} do
+    assert {:error, %ErlangPython.Error{type: "ModuleNotFoundError"}} =
+             ErlangPython.eval("__import__('ep_wheel_pkg').VALUE")
+
+    assert {:ok, info} = ErlangPython.activate_venv(venv)
+    assert info["active"] == true
+    assert info["path"] == venv
+    assert {:ok, 42} = ErlangPython.eval("__import__('ep_wheel_pkg').VALUE")
+    assert {:ok, ^venv} = ErlangPython.eval("__import__('sys').prefix")
+    assert %{"active" => true, "site_packages" => site_packages} = ErlangPython.venv_info()
+    assert {:ok, [^site_packages | _]} = ErlangPython.eval("__import__('sys').path")
+  end
+
+  test ".pth files in the venv are honoured", %{venv: venv} do
+    {:ok, _} = ErlangPython.activate_venv(venv)
+
+    assert {:ok, "found through a .pth file"} =
+             ErlangPython.eval("__import__('ep_extra_module').WHERE")
+  end
+
+  test "the base interpreter's site-packages are hidden while a venv is active", %{venv: venv} do
+    {:ok, base} = ErlangPython.eval("__import__('site').getsitepackages()")
+    {:ok, _} = ErlangPython.activate_venv(venv)
+    {:ok, path} = ErlangPython.eval("__import__('sys').path")
+    assert Enum.all?(base, &(&1 not in path))
+  end
+
+  test "deactivating restores sys.path and sys.prefix", %{venv: venv} do
+    {:ok, before} = ErlangPython.eval("(list(__import__('sys').path), __import__('sys').prefix)")
+    {:ok, _} = ErlangPython.activate_venv(venv)
+    assert :ok = ErlangPython.deactivate_venv()
+
+    assert {:ok, ^before} =
+             ErlangPython.eval("(list(__import__('sys').path), __import__('sys').prefix)")
+
+    assert %{"active" => false} = ErlangPython.venv_info()
+  end
+
+  test "a path that is not a venv is refused" do
+    assert {:error, {:invalid_venv, "/tmp"}} = ErlangPython.activate_venv("/tmp")
+    assert {:error, {:invalid_venv, 42}} = ErlangPython.activate_venv(42)
+  end
+
+  # A minimal wheel: a package, a .pth file and the dist-info pip needs.
+  defp build_wheel(dir, extra) do
+    name = "ep_wheel_pkg"
+    dist_info = "#{name}-0.1.dist-info"
+
+    files = [
+      {"#{name}/__init__.py", "VALUE = 42\n"},
+      {"ep_wheel_pkg_extra.pth", extra <> "\n"},
+      {"#{dist_info}/METADATA", "Metadata-Version: 2.1\nName: ep-wheel-pkg\nVersion: 0.1\n"},
+      {"#{dist_info}/WHEEL",
+       "Wheel-Version: 1.0\nGenerator: erlang_python tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    ]
+
+    record =
+      Enum.map_join(files, "", fn {path, content} ->
+        digest = :crypto.hash(:sha256, content) |> Base.url_encode64(padding: false)
+        "#{path},sha256=#{digest},#{byte_size(content)}\n"
+      end) <> "#{dist_info}/RECORD,,\n"
+
+    entries =
+      for {path, content} <- files ++ [{"#{dist_info}/RECORD", record}],
+          do: {String.to_charlist(path), content}
+
+    wheel = Path.join(dir, "#{name}-0.1-py3-none-any.whl")
+    {:ok, _} = :zip.create(String.to_charlist(wheel), entries)
+    wheel
+  end
+end
