@@ -1,8 +1,16 @@
 defmodule Mix.Tasks.Compile.ErlangPythonNif do
   @shortdoc "Builds the erlang_python NIF with cargo"
   @moduledoc """
-  Builds `native/erlang_python_nif` with `cargo build --release` and installs
-  the library into `priv/native/` under its rustler_precompiled-style name.
+  Builds or fetches the erlang_python NIF and installs it into `priv/native/`
+  under its rustler_precompiled-style name.
+
+  From source (`cargo build --release` of `native/erlang_python_nif`) when
+  `ERLANG_PYTHON_BUILD` is `1`/`true` or the version is a `-dev` version;
+  otherwise the precompiled artifact for this target and Python version is
+  taken from the cache or downloaded and verified against the checksum file
+  (see `ErlangPython.Build.Precompiled`). `ERLANG_PYTHON_BUILD=0` forces the
+  precompiled path. When no artifact exists for this combination, it falls
+  back to building from source.
 
   The Python the NIF embeds is `ERLANG_PYTHON_PYTHON` when set, else `python3`
   on `PATH`; it is passed to PyO3 as `PYO3_PYTHON`, and the library records an
@@ -31,7 +39,7 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
            read_manifest(manifest) == fingerprint do
         :noop
       else
-        build!(python, destination)
+        install!(build_mode(version), python, version, destination)
         File.mkdir_p!(Path.dirname(manifest))
         File.write!(manifest, :erlang.term_to_binary(fingerprint))
         :ok
@@ -62,7 +70,52 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
       """)
   end
 
-  defp build!(python, destination) do
+  @doc false
+  def build_mode(version) do
+    case System.get_env("ERLANG_PYTHON_BUILD") do
+      value when value in ["1", "true"] -> :source
+      value when value in ["0", "false"] -> :precompiled
+      _ -> if String.contains?(version, "-dev"), do: :source, else: :precompiled
+    end
+  end
+
+  defp install!(:source, python, _version, destination), do: build!(python, destination)
+
+  defp install!(:precompiled, python, version, destination) do
+    minor = python_minor!(python)
+
+    case ErlangPython.Build.Precompiled.fetch(destination, version: version, python_minor: minor) do
+      :ok ->
+        Mix.shell().info(
+          "erlang_python: installed the verified precompiled NIF for Python #{minor}"
+        )
+
+      {:error, {:not_found, url}} ->
+        Mix.shell().info(
+          "erlang_python: no precompiled NIF at #{url} for this target and Python #{minor}; building from source"
+        )
+
+        build!(python, destination)
+
+      {:error, {:download_failed, url, reason}} ->
+        Mix.shell().info(
+          "erlang_python: could not download #{url} (#{inspect(reason)}); building from source"
+        )
+
+        build!(python, destination)
+    end
+  end
+
+  @doc false
+  def python_minor!(python) do
+    {minor, 0} =
+      System.cmd(python, ["-c", "import sys; print('%d.%d' % sys.version_info[:2], end='')"])
+
+    minor
+  end
+
+  @doc false
+  def build!(python, destination) do
     cargo =
       System.find_executable("cargo") ||
         Mix.raise(
@@ -114,7 +167,8 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
         {path, mtime, size}
       end
 
-    {stamps, python, version, System.get_env("ERLANG_PYTHON_PYTHON")}
+    {stamps, python, version, System.get_env("ERLANG_PYTHON_PYTHON"), build_mode(version),
+     System.get_env("ERLANG_PYTHON_BASE_URL")}
   end
 
   defp read_manifest(path) do

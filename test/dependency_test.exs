@@ -1,0 +1,95 @@
+defmodule ErlangPython.DependencyTest do
+  # Builds a fresh Mix project that depends on this package: minutes, not
+  # seconds, and it rewrites priv/native (atomically), so it runs alone.
+  use ExUnit.Case, async: false
+
+  alias ErlangPython.ArtifactServer
+  alias ErlangPython.Build.Precompiled
+
+  @moduletag timeout: 600_000
+  @root Path.expand("..", __DIR__)
+
+  setup_all do
+    project = Path.join(System.tmp_dir!(), "ep_dependent_#{System.unique_integer([:positive])}")
+    File.mkdir_p!(Path.join(project, "lib"))
+
+    File.write!(Path.join(project, "mix.exs"), """
+    defmodule Dependent.MixProject do
+      use Mix.Project
+
+      def project do
+        [app: :dependent, version: "0.1.0", deps: [{:erlang_python, path: #{inspect(@root)}}]]
+      end
+
+      def application, do: [extra_applications: [:logger]]
+    end
+    """)
+
+    File.write!(Path.join(project, "lib/dependent.ex"), """
+    defmodule Dependent do
+      def answer, do: ErlangPython.eval!("6 * 7")
+    end
+    """)
+
+    %{project: project}
+  end
+
+  defp mix(project, args, env \\ []) do
+    System.cmd("mix", args, cd: project, env: [{"MIX_ENV", "dev"} | env], stderr_to_stdout: true)
+  end
+
+  test "a project depending on erlang_python by path compiles and calls Python", %{project: project} do
+    {output, status} = mix(project, ["compile"])
+    assert status == 0, output
+    assert output =~ "Compiling NIF crate erlang_python_nif"
+
+    # Nothing changed: cargo is not run again.
+    {output, 0} = mix(project, ["compile"])
+    refute output =~ "Compiling NIF crate"
+
+    {output, status} = mix(project, ["run", "-e", "IO.inspect(Dependent.answer())"])
+    assert status == 0, output
+    assert output =~ "42"
+  end
+
+  test "with precompiled NIFs: a served artifact is verified, installed and loaded", %{
+    project: project
+  } do
+    root = Path.join(System.tmp_dir!(), "ep_served_#{System.unique_integer([:positive])}")
+    served = Path.join(root, "served")
+    File.mkdir_p!(served)
+    {server, url} = ArtifactServer.start(served)
+    on_exit(fn -> ArtifactServer.stop(server) end)
+
+    version = Mix.Project.config()[:version]
+    name = Precompiled.artifact_name(version, "3.11")
+    artifact = Precompiled.build_artifact!(ArtifactServer.current_library(), served, name)
+    checksum_file = Path.join(root, "checksums.exs")
+    Precompiled.write_checksums!(%{name => Precompiled.sha256(artifact)}, checksum_file)
+
+    env = [
+      {"ERLANG_PYTHON_BUILD", "0"},
+      {"ERLANG_PYTHON_BASE_URL", url},
+      {"ERLANG_PYTHON_CHECKSUM_FILE", checksum_file},
+      {"ERLANG_PYTHON_CACHE_DIR", Path.join(root, "cache")}
+    ]
+
+    {output, status} = mix(project, ["compile"], env)
+    assert status == 0, output
+    assert output =~ "installed the verified precompiled NIF"
+    refute output =~ "Compiling NIF crate"
+
+    {output, status} = mix(project, ["run", "-e", "IO.inspect(Dependent.answer())"], env)
+    assert status == 0, output
+    assert output =~ "42"
+
+    # No artifact for this combination on the server: a clear message, then
+    # a build from source.
+    File.rm!(Path.join(served, name))
+    File.rm_rf!(Path.join(root, "cache"))
+    {output, status} = mix(project, ["deps.compile", "erlang_python", "--force"], env)
+    assert status == 0, output
+    assert output =~ "no precompiled NIF at #{url}/#{name}"
+    assert output =~ "building from source"
+  end
+end
