@@ -28,7 +28,10 @@ defmodule ErlangPython.GuidesTest do
     runs = %{
       "getting-started" => GuideExamples.run!(Path.join(@root, "guides/getting-started.md")),
       "security" => GuideExamples.run!(Path.join(@root, "guides/security.md")),
-      "threading" => GuideExamples.run!(Path.join(@root, "guides/threading.md"))
+      "threading" => GuideExamples.run!(Path.join(@root, "guides/threading.md")),
+      "type-conversion" => GuideExamples.run!(Path.join(@root, "guides/type-conversion.md")),
+      "erlang" => GuideExamples.run!(Path.join(@root, "guides/erlang.md")),
+      "deployment" => GuideExamples.run!(Path.join(@root, "guides/deployment.md"))
     }
 
     assert runs["getting-started"]["elixir"] >= 10
@@ -36,5 +39,9 @@ defmodule ErlangPython.GuidesTest do
     assert runs["security"]["elixir"] >= 4
     assert runs["security"]["erlang"] >= 1
     assert runs["threading"]["elixir"] >= 3
+    assert runs["type-conversion"]["elixir"] >= 4
+    assert runs["erlang"]["erlang"] == 1
+    assert runs["erlang"]["elixir"] >= 2
+    assert runs["deployment"]["elixir"] >= 1
   end
 end
