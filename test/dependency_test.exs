@@ -25,6 +25,14 @@ defmodule ErlangPython.DependencyTest do
     end
     """)
 
+    # The interpreter starts lazily here, at the first call.
+    File.mkdir_p!(Path.join(project, "config"))
+
+    File.write!(
+      Path.join(project, "config/config.exs"),
+      "import Config\nconfig :erlang_python, start: :lazy\n"
+    )
+
     File.write!(Path.join(project, "lib/dependent.ex"), """
     defmodule Dependent do
       def answer, do: ErlangPython.eval!("6 * 7")
@@ -47,9 +55,13 @@ defmodule ErlangPython.DependencyTest do
     {output, 0} = mix(project, ["compile"])
     refute output =~ "Compiling NIF crate"
 
-    {output, status} = mix(project, ["run", "-e", "IO.inspect(Dependent.answer())"])
+    script =
+      "IO.inspect({ErlangPython.Native.started(), Dependent.answer(), ErlangPython.Native.started()})"
+
+    {output, status} = mix(project, ["run", "-e", script])
     assert status == 0, output
-    assert output =~ "42"
+    # start: :lazy: not running before the first call, running after it.
+    assert output =~ "{false, 42, true}"
   end
 
   test "with precompiled NIFs: a served artifact is verified, installed and loaded", %{

@@ -4,16 +4,21 @@ defmodule ErlangPython.Application do
 
   @impl true
   def start(_type, _args) do
-    with :ok <- ErlangPython.Runtime.start(),
-         {:ok, supervisor} <-
+    # The callback machinery first: starting the interpreter uses it (its
+    # output and logging are routed through registered functions).
+    with {:ok, supervisor} <-
            Supervisor.start_link([ErlangPython.State, ErlangPython.Callbacks],
              strategy: :one_for_one,
              name: ErlangPython.Supervisor
            ),
          :ok <- ErlangPython.Output.register(),
          :ok <- ErlangPython.State.register(),
-         :ok <- ErlangPython.Runtime.after_start() do
+         :ok <- start_interpreter(Application.get_env(:erlang_python, :start, :boot)) do
       {:ok, supervisor}
     end
   end
+
+  # :lazy leaves it to the first call (ErlangPython.Runtime.ensure_started/0).
+  defp start_interpreter(:lazy), do: :ok
+  defp start_interpreter(_boot), do: ErlangPython.Runtime.ensure_started()
 end

@@ -23,9 +23,29 @@ defmodule ErlangPython.Runtime do
   @default_max_queue 100_000
 
   @doc """
-  Starts the interpreter if it is not running. Returns `:ok` or
-  `{:error, {:python_init_failed, text}}`.
+  Starts the interpreter, once, if it is not running: at application start
+  by default, or at the first call with `config :erlang_python, start:
+  :lazy`. Returns `:ok` or `{:error, {:python_init_failed, text}}`.
   """
+  @spec ensure_started() :: :ok | {:error, term()}
+  def ensure_started do
+    if Native.started() and :persistent_term.get(__MODULE__, false) do
+      :ok
+    else
+      # One starter at a time; the others find it done.
+      :global.trans({__MODULE__, :start}, fn ->
+        if :persistent_term.get(__MODULE__, false) do
+          :ok
+        else
+          with :ok <- start(), :ok <- after_start() do
+            :persistent_term.put(__MODULE__, true)
+          end
+        end
+      end)
+    end
+  end
+
+  @doc false
   @spec start() :: :ok | {:error, term()}
   def start do
     options = %{
@@ -81,8 +101,14 @@ defmodule ErlangPython.Runtime do
   # copied on a dirty scheduler instead (the NIF says :too_large).
   defp submit(ref, op) do
     case Native.submit(ref, op) do
-      :too_large -> Native.submit_dirty(ref, op)
-      handle_or_error -> handle_or_error
+      :too_large ->
+        Native.submit_dirty(ref, op)
+
+      {:error, :not_started} ->
+        with :ok <- ensure_started(), do: Native.submit(ref, op)
+
+      handle_or_error ->
+        handle_or_error
     end
   end
 
