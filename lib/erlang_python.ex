@@ -28,6 +28,10 @@ defmodule ErlangPython do
       (default `30_000`). On expiry the call returns `{:error, :timeout}`
       and its eventual result is discarded.
     * `:kwargs` - keyword arguments for `call/4`, as a map or keyword list.
+    * `:decode` - `false` returns `%ErlangPython.Object{}` handles even for
+      values that convert (default `true`: only values without an Elixir
+      form come back as handles).
+    * `:context` - an `ErlangPython.Context` to run in instead of `__main__`.
     * `:node` - run on another connected node (through `:erpc`), whose own
       erlang_python does the work; values are copied, errors and timeouts
       come back the same way. `{:error, {:nodedown, node}}` when it is not
@@ -84,7 +88,8 @@ defmodule ErlangPython do
          :ok <- check_args(args),
          {:ok, kwargs} <- fetch_kwargs(opts),
          {:ok, timeout} <- fetch_timeout(opts) do
-      Runtime.request({:call, module, function, args, kwargs}, timeout)
+      with {:ok, op} <- wrap({:call, module, function, args, kwargs}, opts),
+           do: Runtime.request(op, timeout)
     end
   end
 
@@ -111,7 +116,7 @@ defmodule ErlangPython do
     with :ok <- check_code(code),
          :ok <- check_locals(locals),
          {:ok, timeout} <- fetch_timeout(opts) do
-      Runtime.request({:eval, code, locals}, timeout)
+      with {:ok, op} <- wrap({:eval, code, locals}, opts), do: Runtime.request(op, timeout)
     end
   end
 
@@ -137,7 +142,7 @@ defmodule ErlangPython do
   defp exec_here(code, opts) do
     with :ok <- check_code(code),
          {:ok, timeout} <- fetch_timeout(opts) do
-      Runtime.request({:exec, code}, timeout)
+      with {:ok, op} <- wrap({:exec, code}, opts), do: Runtime.request(op, timeout)
     end
   end
 
@@ -176,6 +181,161 @@ defmodule ErlangPython do
   """
   @spec ping(timeout()) :: :pong | {:error, reason()}
   def ping(timeout \\ @default_timeout), do: Runtime.request(:ping, timeout)
+
+  @doc """
+  Reads an attribute of a Python object handle.
+
+      iex> {:ok, path} = ErlangPython.call(:pathlib, :PurePosixPath, ["/srv/app/main.py"])
+      iex> ErlangPython.getattr(path, :suffix)
+      {:ok, ".py"}
+  """
+  @spec getattr(ErlangPython.Object.t(), name(), [option()]) :: {:ok, term()} | {:error, reason()}
+  def getattr(object, name, opts \\ [])
+
+  def getattr(%ErlangPython.Object{} = object, name, opts) do
+    with {:ok, timeout} <- fetch_timeout(opts), {:ok, op} <- wrap({:getattr, object, name}, opts) do
+      Runtime.request(op, timeout)
+    end
+  end
+
+  def getattr(object, _name, _opts), do: not_an_object(object)
+
+  @doc """
+  Calls a method of a Python object handle; options as for `call/4`.
+
+      iex> {:ok, path} = ErlangPython.call(:pathlib, :PurePosixPath, ["/srv/app/main.py"])
+      iex> ErlangPython.call_method(path, :with_suffix, [".txt"], decode: false) |> elem(1) |> ErlangPython.decode()
+      {:ok, "/srv/app/main.txt"}
+  """
+  @spec call_method(ErlangPython.Object.t(), name(), list(), [option()]) ::
+          {:ok, term()} | {:error, reason()}
+  def call_method(object, name, args \\ [], opts \\ [])
+
+  def call_method(%ErlangPython.Object{} = object, name, args, opts) do
+    with :ok <- check_args(args),
+         {:ok, kwargs} <- fetch_kwargs(opts),
+         {:ok, timeout} <- fetch_timeout(opts),
+         {:ok, op} <- wrap({:call_method, object, name, args, kwargs}, opts) do
+      Runtime.request(op, timeout)
+    end
+  end
+
+  def call_method(object, _name, _args, _opts), do: not_an_object(object)
+
+  @doc """
+  Converts a handle's object as far as it can: containers recursively,
+  `tolist()` for numpy values, dataclasses and objects through their
+  fields, dates as ISO strings, decimals as strings, anything else through
+  its `repr`.
+  """
+  @spec decode(ErlangPython.Object.t(), [option()]) :: {:ok, term()} | {:error, reason()}
+  def decode(object, opts \\ [])
+
+  def decode(%ErlangPython.Object{} = object, opts),
+    do: call("_erlang_impl._decode", :decode, [object], opts)
+
+  def decode(object, _opts), do: not_an_object(object)
+
+  defp not_an_object(value),
+    do: {:error, {:badarg, "expected an ErlangPython.Object, got: #{inspect(value)}"}}
+
+  @doc """
+  Starts a call and returns at once; `await/2` gives its result.
+
+  When the function is a coroutine function (or returns any awaitable), it
+  runs as a task on the runtime's asyncio loop, so thousands can be in
+  flight while the interpreter serves other calls. Plain functions work the
+  same way. Only the process that started the call can await it.
+
+      iex> :ok = ErlangPython.exec("import asyncio\\nasync def later(x):\\n    await asyncio.sleep(0.01)\\n    return x * 2")
+      iex> call = ErlangPython.async_call(:__main__, :later, [21])
+      iex> ErlangPython.await(call)
+      {:ok, 42}
+  """
+  @spec async_call(name(), name(), list(), [option()]) ::
+          ErlangPython.AsyncCall.t() | {:error, reason()}
+  def async_call(module, function, args \\ [], opts \\ []) do
+    with :ok <- check_name(module, "module"),
+         :ok <- check_name(function, "function"),
+         :ok <- check_args(args),
+         {:ok, kwargs} <- fetch_kwargs(opts),
+         {:ok, op} <- wrap({:call, module, function, args, kwargs}, opts) do
+      Runtime.start_request(op)
+    end
+  end
+
+  @doc "Waits for an `async_call/4` result (default timeout 30 s)."
+  @spec await(ErlangPython.AsyncCall.t(), timeout()) :: {:ok, term()} | {:error, reason()}
+  def await(call, timeout \\ @default_timeout)
+  def await(%ErlangPython.AsyncCall{} = call, timeout), do: Runtime.await_request(call, timeout)
+  def await({:error, _} = error, _timeout), do: error
+
+  @doc """
+  Runs a call and discards its result (failures are ignored too). Returns
+  `:ok` at once.
+  """
+  @spec cast(name(), name(), list()) :: :ok
+  def cast(module, function, args \\ []) do
+    spawn(fn -> call(module, function, args, timeout: :infinity) end)
+    :ok
+  end
+
+  @doc """
+  A lazy `Stream` over a Python generator, iterator or async generator
+  returned by `module.function(*args)`.
+
+  Items are pulled in chunks (`chunk_size:`, default 32), so an infinite
+  generator is fine with `Enum.take/2`. Halting early closes the generator
+  (its `finally` runs). An exception in the middle raises
+  `ErlangPython.Error` from the enumeration.
+
+      iex> :ok = ErlangPython.exec("def naturals():\\n    n = 0\\n    while True:\\n        yield n\\n        n += 1")
+      iex> ErlangPython.stream(:__main__, :naturals) |> Enum.take(5)
+      [0, 1, 2, 3, 4]
+  """
+  @spec stream(name(), name(), list(), keyword()) :: Enumerable.t()
+  def stream(module, function, args \\ [], opts \\ []) do
+    python_stream(fn -> call(module, function, args, Keyword.put(opts, :decode, false)) end, opts)
+  end
+
+  @doc """
+  Like `stream/4`, over the generator or iterable an expression evaluates to.
+
+      iex> ErlangPython.stream_eval("(x * x for x in range(n))", %{n: 4}) |> Enum.to_list()
+      [0, 1, 4, 9]
+  """
+  @spec stream_eval(String.t(), map(), keyword()) :: Enumerable.t()
+  def stream_eval(code, locals \\ %{}, opts \\ []) do
+    python_stream(fn -> eval(code, locals, Keyword.put(opts, :decode, false)) end, opts)
+  end
+
+  defp python_stream(open_source, opts) do
+    chunk = Keyword.get(opts, :chunk_size, 32)
+    request = Keyword.take(opts, [:timeout])
+
+    Stream.resource(
+      fn ->
+        with {:ok, source} <- open_source.(),
+             {:ok, stream} <-
+               call("_erlang_impl._stream", :open, [source], [decode: false] ++ request) do
+          {stream, false}
+        else
+          {:error, reason} -> raise Error.from_reason(reason)
+        end
+      end,
+      fn
+        {stream, true} ->
+          {:halt, {stream, true}}
+
+        {stream, false} ->
+          case call_method(stream, :next_chunk, [chunk], request) do
+            {:ok, {items, done}} -> {items, {stream, done}}
+            {:error, reason} -> raise Error.from_reason(reason)
+          end
+      end,
+      fn {stream, _done} -> call_method(stream, :close, [], request) end
+    )
+  end
 
   @doc """
   Makes an Elixir function callable from Python as `erlang.<name>`.
@@ -295,6 +455,23 @@ defmodule ErlangPython do
   """
   @spec venv_info() :: map() | {:error, term()}
   defdelegate venv_info(), to: ErlangPython.Venv, as: :info
+
+  # Options that change the request itself: a handle instead of a decoded
+  # value, and the namespace to run in.
+  defp wrap(op, opts) do
+    op = if Keyword.get(opts, :decode, true) == false, do: {:raw, op}, else: op
+
+    case Keyword.get(opts, :context) do
+      nil ->
+        {:ok, op}
+
+      %ErlangPython.Context{object: object} ->
+        {:ok, {:context, object, op}}
+
+      other ->
+        {:error, {:badarg, "context must be an ErlangPython.Context, got: #{inspect(other)}"}}
+    end
+  end
 
   defp remote?(opts), do: is_list(opts) and Keyword.keyword?(opts) and Keyword.has_key?(opts, :node)
 

@@ -101,6 +101,23 @@ defmodule :py do
   @spec unregister_function(ErlangPython.name()) :: :ok | {:error, term()}
   defdelegate unregister_function(name), to: ErlangPython
 
+  @doc "All items of a Python generator or iterable, as `{ok, List}`."
+  @spec stream(ErlangPython.name(), ErlangPython.name(), list()) :: {:ok, list()} | error()
+  def stream(module, function, args),
+    do: collect(fn -> ErlangPython.stream(module, function, args) end)
+
+  @doc "All items of the generator or iterable an expression evaluates to."
+  @spec stream_eval(iodata()) :: {:ok, list()} | error()
+  def stream_eval(code) do
+    with {:ok, code} <- code_binary(code), do: collect(fn -> ErlangPython.stream_eval(code) end)
+  end
+
+  defp collect(stream) do
+    {:ok, Enum.to_list(stream.())}
+  rescue
+    error in ErlangPython.Error -> erlang_shape({:error, error})
+  end
+
   defp kwargs_map(kwargs) when is_map(kwargs), do: kwargs
 
   # Proplist semantics: a bare atom means `true`. Anything else is passed on

@@ -369,7 +369,18 @@ defmodule ErlangPython.CallbacksTest do
     test "a callback waiting in one thread does not block others" do
       slow = unique("slow")
       fast = unique("fast")
-      :ok = ErlangPython.register_function(slow, fn [] -> Process.sleep(500) && :slow end)
+      test = self()
+
+      # The slow callback waits until the test releases it: no timing involved.
+      :ok =
+        ErlangPython.register_function(slow, fn [] ->
+          send(test, {:slow_waiting, self()})
+
+          receive do
+            :release -> :slow
+          end
+        end)
+
       :ok = ErlangPython.register_function(fast, fn [i] -> i end)
 
       :ok =
@@ -386,11 +397,13 @@ defmodule ErlangPython.CallbacksTest do
 
       {:ok, nil} = ErlangPython.call(:__main__, :_cb_race, [self()])
 
-      assert_receive {"fast", fast_results}, 5_000
+      assert_receive {:slow_waiting, slow_callback}, 10_000
+      # The fast thread completes while the slow one's callback still waits.
+      assert_receive {"fast", fast_results}, 10_000
       assert fast_results == Enum.to_list(0..19)
-      # The fast thread finished while the slow callback was still sleeping.
       refute_received {"slow", _}
-      assert_receive {"slow", "slow"}, 5_000
+      send(slow_callback, :release)
+      assert_receive {"slow", "slow"}, 10_000
     end
   end
 

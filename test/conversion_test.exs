@@ -194,13 +194,16 @@ defmodule ErlangPython.ConversionTest do
       assert MapSet.equal?(set, MapSet.new(0..4999))
     end
 
-    test "objects with no Elixir form name their type" do
-      assert {:error, {:unsupported_type, "object"}} = ErlangPython.eval("object()")
+    test "objects with no Elixir form come back as handles naming their type" do
+      assert {:ok, %ErlangPython.Object{type: "object"}} = ErlangPython.eval("object()")
 
-      assert {:error, {:unsupported_type, "decimal.Decimal"}} =
-               ErlangPython.eval("__import__('decimal').Decimal(1)")
+      assert {:ok, %ErlangPython.Object{type: "decimal.Decimal"} = decimal} =
+               ErlangPython.eval("__import__('decimal').Decimal('1.5')")
 
-      assert {:error, {:unsupported_type, "function"}} = ErlangPython.eval("lambda: 1")
+      assert {:ok, "1.5"} = ErlangPython.decode(decimal)
+      assert {:ok, %ErlangPython.Object{type: "function"}} = ErlangPython.eval("lambda: 1")
+      # Inside containers too.
+      assert {:ok, [1, %ErlangPython.Object{type: "object"}]} = ErlangPython.eval("[1, object()]")
     end
   end
 

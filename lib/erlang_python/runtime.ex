@@ -119,6 +119,24 @@ defmodule ErlangPython.Runtime do
   @polls 20
 
   @doc false
+  # Queues `op` without waiting (ErlangPython.async_call/4).
+  def start_request(op) do
+    ref = make_ref()
+
+    case submit(ref, op) do
+      {:error, _} = error -> error
+      handle -> %ErlangPython.AsyncCall{ref: ref, handle: handle, owner: self()}
+    end
+  end
+
+  @doc false
+  def await_request(%ErlangPython.AsyncCall{ref: ref, handle: handle, owner: owner}, timeout) do
+    if owner == self(),
+      do: await(ref, handle, timeout),
+      else: {:error, {:badarg, "only the process that started a call can await it"}}
+  end
+
+  @doc false
   # Sends `op` to the interpreter thread and waits up to `timeout` for the reply.
   @spec request(tuple() | atom(), timeout()) :: term()
   def request(op, timeout) do

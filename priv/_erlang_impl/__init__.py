@@ -5,8 +5,9 @@ installs the sandbox's naming wrappers (see ``_sandbox``); the blocking itself
 is done by a C-level audit hook that was installed before Python started.
 """
 
-from . import _sandbox
+from . import _loop, _sandbox
 
 _sandbox.install_named_events()
+_loop.install()
 
-__all__ = ["_sandbox"]
+__all__ = ["_loop", "_sandbox"]

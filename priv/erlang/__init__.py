@@ -35,9 +35,13 @@ from _erlang_native import (
 )
 from _erlang_native import self as _self
 
+from _erlang_impl._loop import ErlangEventLoop, ErlangEventLoopPolicy
 from _erlang_impl._sandbox import is_sandboxed
 
 __all__ = [
+    "ErlangEventLoop",
+    "ErlangEventLoopPolicy",
+    "async_call",
     "CallbackError",
     "Function",
     "Interrupted",
@@ -129,3 +133,22 @@ def state_decr(key, by=1):
 
 
 __all__ += ["state_set", "state_get", "state_delete", "state_keys", "state_incr", "state_decr"]
+
+
+# Awaiting Erlang functions from asyncio code.
+
+_executor = None
+
+
+def async_call(name, *args, **kwargs):
+    """Awaitable erlang.call: runs the registered function without blocking
+    the running event loop (the wait happens on a worker thread)."""
+    global _executor
+    import asyncio
+    import functools
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="erlang_async_call")
+    loop = asyncio.get_running_loop()
+    return loop.run_in_executor(_executor, functools.partial(call, name, *args, **kwargs))

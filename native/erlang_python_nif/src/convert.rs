@@ -228,6 +228,9 @@ fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bou
 
 fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
     enter(depth)?;
+    if let Some(object) = crate::handles::decode(py, term) {
+        return Ok(object);
+    }
     if let Some(elements) = mapset_elements(term) {
         let set = PySet::empty(py)?;
         for (element, _) in rustler::MapIterator::new(elements).ok_or_else(|| internal("map"))? {
@@ -347,7 +350,8 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
     if let Ok(held) = obj.cast::<OpaqueTerm>() {
         return Ok(held.get().to_term(env));
     }
-    Err(ConvertError::Unsupported(type_name(obj)))
+    // No Elixir form: a handle to the live object.
+    Ok(crate::handles::encode(env, obj))
 }
 
 /// `module.QualName` of an object's type, for error messages.

@@ -50,8 +50,15 @@ pub fn start() -> Result<(), String> {
                     ffi::Py_AddPendingCall(Some(interrupt_now), job_id as usize as *mut c_void);
                 }
                 // Take the GIL for an instant so the main thread re-evaluates
-                // its eval-breaker and sees the pending call (see above).
-                Python::attach(|_py| ());
+                // its eval-breaker and sees the pending call (see above);
+                // meanwhile cancel the asyncio task if the job is one.
+                Python::attach(|py| {
+                    if job_id != ANY_JOB {
+                        let _ = py
+                            .import("_erlang_impl._async")
+                            .and_then(|module| module.call_method1("cancel_job", (job_id,)));
+                    }
+                });
             }
         })
         .map_err(|e| format!("could not spawn the interrupter thread: {e}"))?;

@@ -17,7 +17,9 @@
 pub mod atoms;
 pub mod callbacks;
 pub mod convert;
+pub mod deferred;
 pub mod errors;
+pub mod handles;
 pub mod interpreter;
 pub mod interrupt;
 pub mod messaging;

@@ -22,6 +22,8 @@ use crate::errors::Failure;
 /// What an operation produced, before it is converted for the reply.
 pub enum Outcome<'py> {
     Value(Bound<'py, PyAny>),
+    /// A handle to the value, whatever it is (`decode: false`).
+    Handle(Bound<'py, PyAny>),
     /// A value, and something to free only once the reply is sent.
     ValueThenFree(Bound<'py, PyAny>, Bound<'py, PyAny>),
     /// `exec` succeeded; there is no value.
@@ -107,6 +109,16 @@ impl Worker {
     }
 
     pub fn execute<'py>(&self, py: Python<'py>, op: Term<'_>) -> OpResult<'py> {
+        self.execute_in(py, op, None)
+    }
+
+    /// Runs `op` with `scope` as its globals (a context), or `__main__`'s.
+    fn execute_in<'py>(
+        &self,
+        py: Python<'py>,
+        op: Term<'_>,
+        scope: Option<&Bound<'py, PyDict>>,
+    ) -> OpResult<'py> {
         if op == atoms::ping().to_term(op.get_env()) {
             return Ok(Outcome::Pong);
         }
@@ -119,15 +131,47 @@ impl Worker {
             TermType::Tuple => get_tuple(op).map_err(|_| bad("malformed request"))?,
             _ => return Err(bad("malformed request")),
         };
-        let env = op.get_env();
+        let is = |tag: &Term<'_>, atom: rustler::Atom| atom == *tag;
         match parts.as_slice() {
-            [tag, module, function, args, kwargs] if *tag == atoms::call().to_term(env) => {
-                self.call(py, *module, *function, *args, *kwargs)
+            [tag, module, function, args, kwargs] if is(tag, atoms::call()) => {
+                self.call(py, *module, *function, *args, *kwargs, scope)
             }
-            [tag, code, locals] if *tag == atoms::eval().to_term(env) => {
-                self.eval(py, *code, *locals)
+            [tag, code, locals] if is(tag, atoms::eval()) => self.eval(py, *code, *locals, scope),
+            [tag, code] if is(tag, atoms::exec()) => self.exec(py, *code, scope),
+            [tag, context, inner] if is(tag, atoms::context()) => {
+                let globals = convert::to_python(py, *context)?
+                    .cast_into::<PyDict>()
+                    .map_err(|_| bad("not a context"))?;
+                self.execute_in(py, *inner, Some(&globals))
             }
-            [tag, code] if *tag == atoms::exec().to_term(env) => self.exec(py, *code),
+            // decode: false: whatever the value, a handle to it.
+            [tag, inner] if is(tag, atoms::raw()) => match self.execute_in(py, *inner, scope)? {
+                Outcome::Value(value) | Outcome::ValueThenFree(value, _) => Ok(Outcome::Handle(value)),
+                other => Ok(other),
+            },
+            [tag, object, name] if is(tag, atoms::getattr()) => {
+                let object = convert::to_python(py, *object)?;
+                let name = name_text(*name, "attribute")?;
+                Ok(Outcome::Value(object.getattr(name.as_str())?))
+            }
+            [tag, object, name, args, kwargs] if is(tag, atoms::call_method()) => {
+                let object = convert::to_python(py, *object)?;
+                let name = name_text(*name, "method")?;
+                let args = positional_args(py, *args)?;
+                let kwargs = keyword_args(py, *kwargs)?;
+                let value = object.getattr(name.as_str())?.call(&args, kwargs.as_ref())?;
+                Ok(Outcome::ValueThenFree(value, args.into_any()))
+            }
+            [tag, object, limit] if is(tag, atoms::repr()) => {
+                let object = convert::to_python(py, *object)?;
+                let limit: usize = limit.decode().map_err(|_| bad("limit must be an integer"))?;
+                let text = object.repr()?.to_string_lossy().into_owned();
+                let shown = match text.char_indices().nth(limit) {
+                    Some((cut, _)) => format!("{}...", &text[..cut]),
+                    None => text,
+                };
+                Ok(Outcome::Value(PyString::new(py, &shown).into_any()))
+            }
             _ => Err(bad("malformed request")),
         }
     }
@@ -139,10 +183,20 @@ impl Worker {
         function: Term<'_>,
         args: Term<'_>,
         kwargs: Term<'_>,
+        scope: Option<&Bound<'py, PyDict>>,
     ) -> OpResult<'py> {
         let module = self.name(py, module, "module")?;
         let function = self.name(py, function, "function")?;
-        let target = resolve(py, &module, &function)?;
+        let target = match scope {
+            // In a context, __main__ means the context's own namespace.
+            Some(globals) if module.is_main && !function.dotted => {
+                match globals.get_item(function.text.bind(py))? {
+                    Some(found) => found,
+                    None => resolve(py, &module, &function)?,
+                }
+            }
+            _ => resolve(py, &module, &function)?,
+        };
         let args = positional_args(py, args)?;
         let kwargs = keyword_args(py, kwargs)?;
         let value = target.call(&args, kwargs.as_ref())?;
@@ -151,9 +205,18 @@ impl Worker {
         Ok(Outcome::ValueThenFree(value, args.into_any()))
     }
 
-    fn eval<'py>(&self, py: Python<'py>, code: Term<'_>, locals: Term<'_>) -> OpResult<'py> {
+    fn eval<'py>(
+        &self,
+        py: Python<'py>,
+        code: Term<'_>,
+        locals: Term<'_>,
+        scope: Option<&Bound<'py, PyDict>>,
+    ) -> OpResult<'py> {
         let source = code_text(code)?;
-        let main = main_dict(py)?;
+        let main = match scope {
+            Some(globals) => globals.clone(),
+            None => main_dict(py)?,
+        };
         let has_locals = match locals.get_type() {
             TermType::Map => locals.map_size().unwrap_or(0) > 0,
             TermType::Atom if locals == atoms::nil().to_term(locals.get_env()) => false,
@@ -178,7 +241,13 @@ impl Worker {
             names.push(',');
             values.push(value);
         }
-        match self.lambda(py, &source, &names, &main)? {
+        // The lambda cache holds functions bound to __main__'s globals, so a
+        // context takes the copying path.
+        let lambda = match scope {
+            None => self.lambda(py, &source, &names, &main)?,
+            Some(_) => None,
+        };
+        match lambda {
             // Locals are the parameters of `lambda <names>: (<expr>)`, so
             // nested scopes (comprehensions, lambdas) see them, and nothing
             // is copied per call.
@@ -235,10 +304,18 @@ impl Worker {
         Ok(Some(function))
     }
 
-    fn exec<'py>(&self, py: Python<'py>, code: Term<'_>) -> OpResult<'py> {
+    fn exec<'py>(
+        &self,
+        py: Python<'py>,
+        code: Term<'_>,
+        scope: Option<&Bound<'py, PyDict>>,
+    ) -> OpResult<'py> {
         let source = code_text(code)?;
         let compiled = self.compile(py, source, Mode::Exec)?;
-        let main = main_dict(py)?;
+        let main = match scope {
+            Some(globals) => globals.clone(),
+            None => main_dict(py)?,
+        };
         run_code(py, &compiled, &main)?;
         Ok(Outcome::Ok)
     }

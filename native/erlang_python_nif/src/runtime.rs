@@ -26,6 +26,7 @@ use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 use crate::atoms;
 use crate::errors::{reason_term, Failure};
 use crate::interpreter::{self, StartConfig};
+use crate::deferred;
 use crate::interrupt;
 use crate::messaging::send_owned;
 use crate::ops::{Outcome, Worker};
@@ -134,6 +135,12 @@ pub struct Request {
     op: SavedTerm,
     reply_to: LocalPid,
     job: Arc<JobState>,
+}
+
+impl Request {
+    pub fn job_id(&self) -> u64 {
+        self.job.id
+    }
 }
 
 /// Why `submit` refused a request.
@@ -436,6 +443,15 @@ impl Server {
         if request.job.is_cancelled() {
             return;
         }
+        // An awaitable result goes to the asyncio loop; the reply comes later.
+        if let Ok(Outcome::Value(value) | Outcome::ValueThenFree(value, _)) = &outcome {
+            if deferred::is_awaitable(value) {
+                let value = value.clone();
+                drop(outcome);
+                deferred::schedule(py, &value, request);
+                return;
+            }
+        }
         // The shared reply env is never held across Python code, so it is
         // free here even for a nested request; fall back to a fresh one anyway.
         match self.replies.try_borrow_mut() {
@@ -445,7 +461,8 @@ impl Server {
     }
 }
 
-fn reply(
+/// Sends the outcome of `request` to its caller (unless it gave up).
+pub fn reply(
     py: Python<'_>,
     replies: &mut OwnedEnv,
     request: &Request,
@@ -479,6 +496,7 @@ fn result_term<'a>(
                 Err(err) => (atoms::error(), reason_term(env, py, &Failure::from(err))).encode(env),
             }
         }
+        Ok(Outcome::Handle(value)) => (atoms::ok(), crate::handles::encode(env, value)).encode(env),
         Ok(Outcome::Ok) => atoms::ok().encode(env),
         Err(failure) => (atoms::error(), reason_term(env, py, failure)).encode(env),
     }

@@ -1,0 +1,52 @@
+//! Python objects held from Elixir: `%ErlangPython.Object{ref: resource, type: name}`.
+//!
+//! A value with no Elixir form (a class instance, a module, a function, a
+//! numpy array) reaches Elixir as a handle to the live object, and comes back
+//! as that same object when passed as an argument.
+//!
+//! The resource owns a strong reference (`Py<PyAny>`). When the Elixir term
+//! is garbage-collected, its destructor runs on whatever thread ERTS chooses,
+//! usually a scheduler that must not wait for the GIL: PyO3 then defers the
+//! decrement to its reference pool, which the next thread to attach (the
+//! runtime thread, at its next request) applies with the GIL held.
+
+use pyo3::prelude::*;
+use rustler::{Encoder, Env, ResourceArc, Term};
+
+use crate::atoms;
+
+pub struct PyHandle {
+    pub object: Py<PyAny>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for PyHandle {}
+
+/// `%ErlangPython.Object{ref: handle, type: "module.Type"}`.
+pub fn encode<'a>(env: Env<'a>, object: &Bound<'_, PyAny>) -> Term<'a> {
+    let type_name = crate::convert::type_name(object);
+    let handle = ResourceArc::new(PyHandle {
+        object: object.clone().unbind(),
+    });
+    let keys = [
+        atoms::__struct__().encode(env),
+        atoms::ref_().encode(env),
+        atoms::type_().encode(env),
+    ];
+    let values = [
+        atoms::object_module().encode(env),
+        handle.encode(env),
+        type_name.encode(env),
+    ];
+    Term::map_from_term_arrays(env, &keys, &values).expect("distinct literal keys")
+}
+
+/// The object behind a `%ErlangPython.Object{}` map, if `term` is one.
+pub fn decode<'py>(py: Python<'py>, term: Term<'_>) -> Option<Bound<'py, PyAny>> {
+    let env = term.get_env();
+    if term.map_get(atoms::__struct__()).ok()? != atoms::object_module().to_term(env) {
+        return None;
+    }
+    let handle: ResourceArc<PyHandle> = term.map_get(atoms::ref_()).ok()?.decode().ok()?;
+    Some(handle.object.bind(py).clone())
+}
