@@ -31,7 +31,8 @@ defmodule ErlangPython.GuidesTest do
       "threading" => GuideExamples.run!(Path.join(@root, "guides/threading.md")),
       "type-conversion" => GuideExamples.run!(Path.join(@root, "guides/type-conversion.md")),
       "erlang" => GuideExamples.run!(Path.join(@root, "guides/erlang.md")),
-      "deployment" => GuideExamples.run!(Path.join(@root, "guides/deployment.md"))
+      "deployment" => GuideExamples.run!(Path.join(@root, "guides/deployment.md")),
+      "asyncio" => GuideExamples.run!(Path.join(@root, "guides/asyncio.md"))
     }
 
     assert runs["getting-started"]["elixir"] >= 10
@@ -43,5 +44,8 @@ defmodule ErlangPython.GuidesTest do
     assert runs["erlang"]["erlang"] == 1
     assert runs["erlang"]["elixir"] >= 2
     assert runs["deployment"]["elixir"] >= 1
+    assert runs["asyncio"]["elixir"] >= 3
+    assert runs["asyncio"]["python"] >= 2
+    assert runs["type-conversion"]["elixir"] >= 6
   end
 end
