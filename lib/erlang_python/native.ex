@@ -58,4 +58,6 @@ defmodule ErlangPython.Native do
   def set_max_queue(_limit), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def queue_length, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def workers, do: :erlang.nif_error(:nif_not_loaded)
 end

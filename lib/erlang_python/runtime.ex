@@ -11,7 +11,8 @@ defmodule ErlangPython.Runtime do
       config :erlang_python,
         python_paths: ["/srv/app/python"],  # appended to sys.path
         max_queue: 100_000,                 # requests waiting before :overloaded
-        callback_timeout: 30_000            # ms Python waits for a registered function
+        callback_timeout: 30_000,           # ms Python waits for a registered function
+        workers: 1                          # threads serving requests
 
   Requests are sent to the interpreter's thread and answered with a message;
   `request/2` waits for it with a timeout and guarantees that a reply which
@@ -52,7 +53,8 @@ defmodule ErlangPython.Runtime do
       priv_dir: to_string(:code.priv_dir(:erlang_python)),
       paths: Enum.map(Application.get_env(:erlang_python, :python_paths, []), &to_string/1),
       max_queue: Application.get_env(:erlang_python, :max_queue, @default_max_queue),
-      callback_timeout: Application.get_env(:erlang_python, :callback_timeout, 30_000)
+      callback_timeout: Application.get_env(:erlang_python, :callback_timeout, 30_000),
+      workers: Application.get_env(:erlang_python, :workers, 1)
     }
 
     case Native.start(options) do
@@ -92,6 +94,14 @@ defmodule ErlangPython.Runtime do
   def set_max_queue(limit) when is_integer(limit) and limit > 0 do
     if Native.set_max_queue(limit), do: :ok, else: {:error, :not_started}
   end
+
+  @doc """
+  How many worker threads serve requests (`config :erlang_python, workers:
+  n`, default 1). More than one lets calls that release the GIL (sleeping,
+  I/O, numpy) run at the same time; a context always runs on the same one.
+  """
+  @spec workers() :: non_neg_integer()
+  def workers, do: Native.workers()
 
   @doc "How many requests are waiting for the interpreter right now."
   @spec queue_length() :: non_neg_integer()

@@ -229,7 +229,7 @@ fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bou
 fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
     enter(depth)?;
     if let Some(object) = crate::handles::decode(py, term) {
-        return Ok(object);
+        return Ok(object?);
     }
     if let Some(elements) = mapset_elements(term) {
         let set = PySet::empty(py)?;

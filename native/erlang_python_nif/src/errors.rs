@@ -75,8 +75,19 @@ pub fn python_error_term<'a>(env: Env<'a>, py: Python<'_>, err: &PyErr) -> Term<
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "Exception".into());
     let traceback = format_traceback(py, err);
+    // Interrupts are raised as a bare class (asynchronous exceptions carry
+    // no arguments): give them their explanation.
+    let message = if message.is_empty() && type_name == "Interrupted" {
+        INTERRUPTED_MESSAGE.to_string()
+    } else {
+        message
+    };
     error_struct(env, &type_name, &message, &traceback)
 }
+
+/// The message of `erlang.Interrupted`.
+pub const INTERRUPTED_MESSAGE: &str =
+    "the call was interrupted: its caller timed out, was cancelled or exited";
 
 /// `%ErlangPython.Error{type: ..., message: ..., traceback: ...}`.
 pub fn error_struct<'a>(env: Env<'a>, type_name: &str, message: &str, traceback: &str) -> Term<'a> {

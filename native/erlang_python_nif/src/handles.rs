@@ -41,12 +41,29 @@ pub fn encode<'a>(env: Env<'a>, object: &Bound<'_, PyAny>) -> Term<'a> {
     Term::map_from_term_arrays(env, &keys, &values).expect("distinct literal keys")
 }
 
-/// The object behind a `%ErlangPython.Object{}` map, if `term` is one.
-pub fn decode<'py>(py: Python<'py>, term: Term<'_>) -> Option<Bound<'py, PyAny>> {
+/// The object behind a `%ErlangPython.Object{}` map: `None` when `term` is
+/// not one, an error when it is one without a live handle (made in another
+/// VM, or forged): it must never pass for a plain map.
+pub fn decode<'py>(py: Python<'py>, term: Term<'_>) -> Option<PyResult<Bound<'py, PyAny>>> {
     let env = term.get_env();
     if term.map_get(atoms::__struct__()).ok()? != atoms::object_module().to_term(env) {
         return None;
     }
+    let handle: Option<ResourceArc<PyHandle>> = term
+        .map_get(atoms::ref_())
+        .ok()
+        .and_then(|reference| reference.decode().ok());
+    Some(match handle {
+        Some(handle) => Ok(handle.object.bind(py).clone()),
+        None => Err(pyo3::exceptions::PyTypeError::new_err(
+            "this ErlangPython.Object has no live handle: handles are valid only in the VM that made them",
+        )),
+    })
+}
+
+/// A number identifying the object behind a handle term, for pinning work.
+pub fn identity(term: Term<'_>) -> Option<usize> {
     let handle: ResourceArc<PyHandle> = term.map_get(atoms::ref_()).ok()?.decode().ok()?;
-    Some(handle.object.bind(py).clone())
+    // Object addresses are 16-byte aligned: drop the always-zero bits.
+    Some((handle.object.as_ptr() as usize) >> 4)
 }

@@ -1,24 +1,22 @@
 //! Interrupting Python code that runs too long or whose caller is gone.
 //!
-//! A pending call (`Py_AddPendingCall`) runs on CPython's main thread, our
-//! runtime thread, at its next eval-loop check. The callback raises
-//! `erlang.Interrupted`, a `BaseException`, so `except Exception:` does not
-//! swallow it, but only if the job it was meant for is the innermost one
-//! running: a late interrupt never hits the next request.
+//! A small interrupter thread takes the GIL (which makes a busy worker let
+//! go of it at its next eval-loop check) and, if the job is still the
+//! innermost one running on its worker, sets an asynchronous exception on
+//! that worker's thread (`PyThreadState_SetAsyncExc`): `erlang.Interrupted`,
+//! a `BaseException`, so `except Exception:` does not swallow it. Because a
+//! worker changes its current job only with the GIL held, the check and the
+//! setting cannot race with it; a worker clears a leftover exception before
+//! its next job, so a late interrupt never hits the next request. This works
+//! for every worker alike (CPython's pending calls reach only the main one).
 //!
-//! CPython 3.11 decides whether the main thread should look at pending calls
-//! in the thread that *adds* the call, where the answer is "no" unless it is
-//! the main thread. So the call is added by a small interrupter thread that
-//! then takes the GIL for an instant: the main thread is asked to drop the
-//! GIL, and when it takes it back it re-evaluates its flags and runs the
-//! pending call. NIFs only send a job id to that thread, never block, and
-//! never touch the Python API on a scheduler.
-//!
-//! Python code blocked inside a C call (`time.sleep`, a socket read) sees the
-//! interrupt when that call returns. A job suspended while it waits for an
-//! Elixir callback is stopped by the wait loop, which checks its job's state.
+//! NIFs only send the job to that thread: they never block and never touch
+//! the Python API on a scheduler. Python code blocked inside a C call
+//! (`time.sleep`, a socket read) sees the interrupt when that call returns.
+//! A job suspended in a callback wait is stopped by the wait loop, and a job
+//! whose coroutine runs on the asyncio loop has its task cancelled.
 
-use std::ffi::{c_int, c_void};
+use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
 use crossbeam_channel::Sender;
@@ -28,37 +26,22 @@ use pyo3::prelude::*;
 use crate::python_module::Interrupted;
 use crate::runtime;
 
-/// Interrupt whatever job runs innermost, whichever it is.
+/// Interrupt whatever runs, on every worker.
 pub const ANY_JOB: u64 = 0;
 
-static INTERRUPTER: OnceLock<Sender<u64>> = OnceLock::new();
+static INTERRUPTER: OnceLock<Sender<(usize, u64)>> = OnceLock::new();
 
 /// Starts the interrupter thread; called once the interpreter is running.
 pub fn start() -> Result<(), String> {
     if INTERRUPTER.get().is_some() {
         return Ok(());
     }
-    let (sender, receiver) = crossbeam_channel::unbounded::<u64>();
+    let (sender, receiver) = crossbeam_channel::unbounded::<(usize, u64)>();
     std::thread::Builder::new()
         .name("erlang_python_interrupter".into())
         .spawn(move || {
-            while let Ok(job_id) = receiver.recv() {
-                // SAFETY: Py_AddPendingCall may be called from any thread,
-                // with or without the GIL. The argument is a plain integer
-                // carried in the pointer, never dereferenced.
-                unsafe {
-                    ffi::Py_AddPendingCall(Some(interrupt_now), job_id as usize as *mut c_void);
-                }
-                // Take the GIL for an instant so the main thread re-evaluates
-                // its eval-breaker and sees the pending call (see above);
-                // meanwhile cancel the asyncio task if the job is one.
-                Python::attach(|py| {
-                    if job_id != ANY_JOB {
-                        let _ = py
-                            .import("_erlang_impl._async")
-                            .and_then(|module| module.call_method1("cancel_job", (job_id,)));
-                    }
-                });
+            while let Ok((worker, job_id)) = receiver.recv() {
+                Python::attach(|py| interrupt(py, worker, job_id));
             }
         })
         .map_err(|e| format!("could not spawn the interrupter thread: {e}"))?;
@@ -66,30 +49,40 @@ pub fn start() -> Result<(), String> {
     Ok(())
 }
 
-/// Asks for job `job_id` (or [`ANY_JOB`]) to be interrupted. Never blocks;
-/// false if the interpreter is not running.
-pub fn request(job_id: u64) -> bool {
+/// Asks for job `job_id` on `worker` (or [`ANY_JOB`]) to be interrupted.
+/// Never blocks; false if the interpreter is not running.
+pub fn request(worker: usize, job_id: u64) -> bool {
     INTERRUPTER
         .get()
-        .is_some_and(|sender| sender.send(job_id).is_ok())
+        .is_some_and(|sender| sender.send((worker, job_id)).is_ok())
 }
 
-extern "C" fn interrupt_now(argument: *mut c_void) -> c_int {
-    let job_id = argument as usize as u64;
-    let Some(server) = runtime::current_server() else {
-        return 0;
+fn interrupt(py: Python<'_>, worker: usize, job_id: u64) {
+    let targets: Vec<usize> = if job_id == ANY_JOB {
+        (0..runtime::worker_count()).collect()
+    } else {
+        vec![worker]
     };
-    let Some(running) = server.innermost_job() else {
-        return 0;
-    };
-    if job_id != ANY_JOB && job_id != running {
-        return 0;
+    for index in targets {
+        let Some(shared) = runtime::worker(index) else {
+            continue;
+        };
+        let current = shared.current_job.load(Ordering::Acquire);
+        if current == 0 || (job_id != ANY_JOB && current != job_id) {
+            continue;
+        }
+        let thread_id = shared.thread_id.load(Ordering::Acquire);
+        shared.interrupt_sent.store(true, Ordering::Release);
+        // SAFETY: the GIL is held; the exception type is a live class object
+        // (CPython takes its own reference).
+        unsafe {
+            ffi::PyThreadState_SetAsyncExc(thread_id as _, py.get_type::<Interrupted>().as_ptr());
+        }
     }
-    // SAFETY: pending calls run on the main thread with the GIL held.
-    let py = unsafe { Python::assume_attached() };
-    PyErr::new::<Interrupted, _>(
-        "the call was interrupted: its caller timed out, was cancelled or exited",
-    )
-    .restore(py);
-    -1
+    if job_id != ANY_JOB {
+        // A job whose coroutine runs on the asyncio loop: cancel its task.
+        let _ = py
+            .import("_erlang_impl._async")
+            .and_then(|module| module.call_method1("cancel_job", (job_id,)));
+    }
 }

@@ -33,6 +33,12 @@ use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 use crate::interpreter::StartConfig;
 use crate::runtime::{CancelOutcome, JobHandle, SubmitError};
 
+/// Worker threads serving requests.
+#[rustler::nif]
+fn workers() -> usize {
+    runtime::worker_count()
+}
+
 /// `start(%{priv_dir: binary, paths: [binary], max_queue: pos_integer})`.
 /// Runs on a dirty scheduler: initializing CPython takes tens of milliseconds.
 #[rustler::nif(schedule = "DirtyIo")]
@@ -56,12 +62,18 @@ fn start<'a>(env: Env<'a>, options: Term<'a>) -> NifResult<Term<'a>> {
         .and_then(|t| t.decode())
         .unwrap_or(30_000);
     callbacks::set_timeout(std::time::Duration::from_millis(callback_timeout));
+    let workers: usize = options
+        .map_get(rustler::types::atom::Atom::from_str(env, "workers")?)
+        .and_then(|t| t.decode())
+        .unwrap_or(1);
     let config = StartConfig { priv_dir, paths };
-    Ok(match runtime::start(config, max_queue.max(1)) {
-        Ok(true) => atoms::ok().encode(env),
-        Ok(false) => (atoms::ok(), atoms::already_started()).encode(env),
-        Err(text) => (atoms::error(), (atoms::python_init_failed(), text)).encode(env),
-    })
+    Ok(
+        match runtime::start(config, max_queue.max(1), workers.clamp(1, 64)) {
+            Ok(true) => atoms::ok().encode(env),
+            Ok(false) => (atoms::ok(), atoms::already_started()).encode(env),
+            Err(text) => (atoms::error(), (atoms::python_init_failed(), text)).encode(env),
+        },
+    )
 }
 
 /// Whether the runtime thread is running.
@@ -89,10 +101,20 @@ fn submit_dirty<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a>
 }
 
 fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
-    match runtime::submit(reference, op, env.pid()) {
+    match runtime::submit(reference, op, env.pid(), context_worker(op)) {
         Ok(state) => ResourceArc::new(JobHandle { state }).encode(env),
         Err(SubmitError::NotStarted) => (atoms::error(), atoms::not_started()).encode(env),
         Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),
+    }
+}
+
+/// Requests in a context are pinned to one worker, chosen from the
+/// context's identity (its resource address, stable for its life).
+fn context_worker(op: Term<'_>) -> Option<usize> {
+    let parts = rustler::types::tuple::get_tuple(op).ok()?;
+    match parts.as_slice() {
+        [tag, context, _] if atoms::context() == *tag => handles::identity(*context),
+        _ => None,
     }
 }
 
@@ -110,7 +132,7 @@ fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
 /// Interrupts whatever Python code the runtime thread is running now.
 #[rustler::nif]
 fn interrupt() -> bool {
-    runtime::is_started() && interrupt::request(interrupt::ANY_JOB)
+    runtime::is_started() && interrupt::request(0, interrupt::ANY_JOB)
 }
 
 /// Changes the queue limit at run time.

@@ -146,7 +146,9 @@ impl Worker {
             }
             // decode: false: whatever the value, a handle to it.
             [tag, inner] if is(tag, atoms::raw()) => match self.execute_in(py, *inner, scope)? {
-                Outcome::Value(value) | Outcome::ValueThenFree(value, _) => Ok(Outcome::Handle(value)),
+                Outcome::Value(value) | Outcome::ValueThenFree(value, _) => {
+                    Ok(Outcome::Handle(value))
+                }
                 other => Ok(other),
             },
             [tag, object, name] if is(tag, atoms::getattr()) => {
@@ -159,12 +161,16 @@ impl Worker {
                 let name = name_text(*name, "method")?;
                 let args = positional_args(py, *args)?;
                 let kwargs = keyword_args(py, *kwargs)?;
-                let value = object.getattr(name.as_str())?.call(&args, kwargs.as_ref())?;
+                let value = object
+                    .getattr(name.as_str())?
+                    .call(&args, kwargs.as_ref())?;
                 Ok(Outcome::ValueThenFree(value, args.into_any()))
             }
             [tag, object, limit] if is(tag, atoms::repr()) => {
                 let object = convert::to_python(py, *object)?;
-                let limit: usize = limit.decode().map_err(|_| bad("limit must be an integer"))?;
+                let limit: usize = limit
+                    .decode()
+                    .map_err(|_| bad("limit must be an integer"))?;
                 let text = object.repr()?.to_string_lossy().into_owned();
                 let shown = match text.char_indices().nth(limit) {
                     Some((cut, _)) => format!("{}...", &text[..cut]),

@@ -14,7 +14,7 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -24,9 +24,9 @@ use rustler::env::SavedTerm;
 use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 
 use crate::atoms;
+use crate::deferred;
 use crate::errors::{reason_term, Failure};
 use crate::interpreter::{self, StartConfig};
-use crate::deferred;
 use crate::interrupt;
 use crate::messaging::send_owned;
 use crate::ops::{Outcome, Worker};
@@ -42,6 +42,8 @@ pub struct JobState {
     /// Unique, never 0 (0 means "any job" to the interrupter).
     pub id: u64,
     state: AtomicU8,
+    /// The worker thread the job was queued for.
+    worker: AtomicUsize,
 }
 
 /// What `cancel` found.
@@ -61,6 +63,7 @@ impl Default for JobState {
         JobState {
             id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
             state: AtomicU8::new(PENDING),
+            worker: AtomicUsize::new(0),
         }
     }
 }
@@ -103,7 +106,7 @@ impl JobState {
     pub fn cancel_and_interrupt(&self) -> CancelOutcome {
         let outcome = self.cancel();
         if outcome == (CancelOutcome::Cancelled { was_running: true }) {
-            interrupt::request(self.id);
+            interrupt::request(self.worker.load(Ordering::Relaxed), self.id);
         }
         outcome
     }
@@ -151,9 +154,45 @@ pub enum SubmitError {
 }
 
 struct Runtime {
-    sender: Sender<Request>,
+    workers: Vec<(Sender<Request>, Arc<WorkerShared>)>,
+    /// Requests waiting on all workers together (the queue limit's count).
     queued: Arc<AtomicUsize>,
     max_queue: AtomicUsize,
+}
+
+/// What a worker thread shares with submitters and the interrupter.
+#[derive(Default)]
+pub struct WorkerShared {
+    pub index: usize,
+    queued: AtomicUsize,
+    running: AtomicUsize,
+    /// Id of the job running innermost on this worker, 0 when idle. Changed
+    /// only with the GIL held, so a GIL holder reads a stable value.
+    pub current_job: AtomicU64,
+    /// The worker's CPython thread id.
+    pub thread_id: AtomicU64,
+    /// An interrupt was aimed at this worker and may still be pending.
+    pub interrupt_sent: AtomicBool,
+}
+
+impl WorkerShared {
+    fn load(&self) -> usize {
+        self.queued.load(Ordering::Relaxed) + self.running.load(Ordering::Relaxed)
+    }
+}
+
+/// The worker with this index, if the runtime runs.
+pub fn worker(index: usize) -> Option<Arc<WorkerShared>> {
+    RUNTIME
+        .get()?
+        .workers
+        .get(index)
+        .map(|(_, shared)| shared.clone())
+}
+
+/// How many worker threads serve requests.
+pub fn worker_count() -> usize {
+    RUNTIME.get().map_or(0, |runtime| runtime.workers.len())
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -162,17 +201,30 @@ static START_LOCK: Mutex<()> = Mutex::new(());
 /// Stack of the runtime thread: conversion of deeply nested values recurses.
 const THREAD_STACK: usize = 256 * 1024 * 1024;
 
-/// Starts the runtime thread and the interpreter. Idempotent: a second call
-/// returns `Ok(false)` and changes nothing (the interpreter is per process).
-pub fn start(config: StartConfig, max_queue: usize) -> Result<bool, String> {
+/// Starts the interpreter on worker 0 (Python's main thread) and
+/// `workers - 1` more worker threads. Idempotent: a second call returns
+/// `Ok(false)` and changes nothing (the interpreter is one per process).
+pub fn start(config: StartConfig, max_queue: usize, workers: usize) -> Result<bool, String> {
     let _guard = START_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     if RUNTIME.get().is_some() {
         return Ok(false);
     }
-    let (sender, receiver) = crossbeam_channel::unbounded::<Request>();
-    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
     let queued = Arc::new(AtomicUsize::new(0));
-    let thread_queued = queued.clone();
+    let mut links = Vec::new();
+    let mut receivers = Vec::new();
+    for index in 0..workers.max(1) {
+        let (sender, receiver) = crossbeam_channel::unbounded::<Request>();
+        let shared = Arc::new(WorkerShared {
+            index,
+            ..WorkerShared::default()
+        });
+        links.push((sender, shared.clone()));
+        receivers.push((receiver, shared));
+    }
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
+    let mut receivers = receivers.into_iter();
+    let (main_receiver, main_shared) = receivers.next().expect("at least one worker");
+    let main_queued = queued.clone();
     std::thread::Builder::new()
         .name("erlang_python".into())
         .stack_size(THREAD_STACK)
@@ -182,15 +234,24 @@ pub fn start(config: StartConfig, max_queue: usize) -> Result<bool, String> {
             let ok = started.is_ok();
             let _ = ready_tx.send(started);
             if ok {
-                serve(receiver, thread_queued);
+                serve(main_receiver, main_shared, main_queued);
             }
         })
         .map_err(|e| format!("could not spawn the Python thread: {e}"))?;
     ready_rx
         .recv()
         .map_err(|_| "the Python thread exited during start".to_string())??;
+    // The other workers attach to the running interpreter.
+    for (receiver, shared) in receivers {
+        let total = queued.clone();
+        std::thread::Builder::new()
+            .name(format!("erlang_python_{}", shared.index))
+            .stack_size(THREAD_STACK)
+            .spawn(move || serve(receiver, shared, total))
+            .map_err(|e| format!("could not spawn a Python worker thread: {e}"))?;
+    }
     let _ = RUNTIME.set(Runtime {
-        sender,
+        workers: links,
         queued,
         max_queue: AtomicUsize::new(max_queue),
     });
@@ -284,14 +345,27 @@ fn walk_within(term: Term<'_>, budget: &mut usize, depth: usize) -> bool {
     }
 }
 
-/// Queues `op` for the runtime thread; the reply `{reference, result}` goes to
+/// Queues `op` for a worker; the reply `{reference, result}` goes to
 /// `reply_to`. Called on a scheduler thread: it only copies terms and sends.
+/// `pinned` chooses the worker (a context always runs on the same thread:
+/// C extensions such as numpy can break when objects move between OS
+/// threads); otherwise the least loaded one takes it.
 pub fn submit(
     reference: Term<'_>,
     op: Term<'_>,
     reply_to: LocalPid,
+    pinned: Option<usize>,
 ) -> Result<Arc<JobState>, SubmitError> {
     let runtime = RUNTIME.get().ok_or(SubmitError::NotStarted)?;
+    let index = match pinned {
+        Some(hint) => hint % runtime.workers.len(),
+        None => runtime
+            .workers
+            .iter()
+            .min_by_key(|(_, shared)| shared.load())
+            .map_or(0, |(_, shared)| shared.index),
+    };
+    let (sender, shared) = &runtime.workers[index];
     if runtime.queued.fetch_add(1, Ordering::AcqRel) >= runtime.max_queue.load(Ordering::Relaxed) {
         runtime.queued.fetch_sub(1, Ordering::AcqRel);
         return Err(SubmitError::Overloaded);
@@ -300,6 +374,8 @@ pub fn submit(
     let reference = env.save(reference);
     let op = env.save(op);
     let job = Arc::new(JobState::default());
+    job.worker.store(index, Ordering::Relaxed);
+    shared.queued.fetch_add(1, Ordering::AcqRel);
     let request = Request {
         env,
         reference,
@@ -307,15 +383,15 @@ pub fn submit(
         reply_to,
         job: job.clone(),
     };
-    match runtime.sender.try_send(request) {
+    match sender.try_send(request) {
         Ok(()) => Ok(job),
-        Err(TrySendError::Full(_)) => {
+        Err(error) => {
             runtime.queued.fetch_sub(1, Ordering::AcqRel);
-            Err(SubmitError::Overloaded)
-        }
-        Err(TrySendError::Disconnected(_)) => {
-            runtime.queued.fetch_sub(1, Ordering::AcqRel);
-            Err(SubmitError::NotStarted)
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+            Err(match error {
+                TrySendError::Full(_) => SubmitError::Overloaded,
+                TrySendError::Disconnected(_) => SubmitError::NotStarted,
+            })
         }
     }
 }
@@ -324,6 +400,8 @@ pub fn submit(
 /// a callback waiting for Elixir keeps serving the queue through it.
 pub struct Server {
     receiver: Receiver<Request>,
+    shared: Arc<WorkerShared>,
+    /// The runtime's total of waiting requests.
     queued: Arc<AtomicUsize>,
     worker: Worker,
     replies: RefCell<OwnedEnv>,
@@ -352,10 +430,14 @@ pub fn current_caller() -> Option<LocalPid> {
     current_server().and_then(|server| server.running.borrow().last().map(|r| r.caller))
 }
 
-fn serve(receiver: Receiver<Request>, queued: Arc<AtomicUsize>) {
-    // Leaked on purpose: the runtime thread lives as long as the VM.
+fn serve(receiver: Receiver<Request>, shared: Arc<WorkerShared>, queued: Arc<AtomicUsize>) {
+    // SAFETY: PyThread_get_thread_ident has no preconditions (no GIL needed).
+    let thread_id = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
+    shared.thread_id.store(thread_id as u64, Ordering::Release);
+    // Leaked on purpose: worker threads live as long as the VM.
     let server: &'static Server = Box::leak(Box::new(Server {
         receiver,
+        shared,
         queued,
         worker: Worker::new(),
         replies: RefCell::new(OwnedEnv::new()),
@@ -426,20 +508,41 @@ impl Server {
     /// Elixir calls it for requests that arrive meanwhile.
     pub fn handle(&self, py: Python<'_>, request: Request) {
         self.queued.fetch_sub(1, Ordering::AcqRel);
+        self.shared.queued.fetch_sub(1, Ordering::AcqRel);
         if !request.job.start() {
             return; // the caller gave up before we got to it
+        }
+        // An interrupt that arrived after its job finished must not hit this
+        // one: clear whatever asynchronous exception is still pending here.
+        if self.shared.interrupt_sent.swap(false, Ordering::AcqRel) {
+            let thread_id = self.shared.thread_id.load(Ordering::Acquire);
+            // SAFETY: the GIL is held; a NULL exception clears this thread's
+            // pending asynchronous exception.
+            unsafe {
+                pyo3::ffi::PyThreadState_SetAsyncExc(thread_id as _, std::ptr::null_mut());
+            }
         }
         self.running.borrow_mut().push(Running {
             caller: request.reply_to,
             job: request.job.clone(),
         });
+        self.shared
+            .current_job
+            .store(request.job.id, Ordering::Release);
+        self.shared.running.fetch_add(1, Ordering::AcqRel);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             request
                 .env
                 .run(|env| self.worker.execute(py, request.op.load(env)))
         }))
         .unwrap_or_else(|panic| Err(Failure::Internal(panic_text(&panic))));
-        self.running.borrow_mut().pop();
+        let outer = {
+            let mut running = self.running.borrow_mut();
+            running.pop();
+            running.last().map_or(0, |r| r.job.id)
+        };
+        self.shared.current_job.store(outer, Ordering::Release);
+        self.shared.running.fetch_sub(1, Ordering::AcqRel);
         if request.job.is_cancelled() {
             return;
         }
