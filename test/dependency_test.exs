@@ -11,7 +11,10 @@ defmodule ErlangPython.DependencyTest do
 
   setup_all do
     project = Path.join(System.tmp_dir!(), "ep_dependent_#{System.unique_integer([:positive])}")
+    # A fresh project every run (names repeat across runs).
+    File.rm_rf!(project)
     File.mkdir_p!(Path.join(project, "lib"))
+    on_exit(fn -> File.rm_rf!(project) end)
 
     File.write!(Path.join(project, "mix.exs"), """
     defmodule Dependent.MixProject do
@@ -68,6 +71,8 @@ defmodule ErlangPython.DependencyTest do
     project: project
   } do
     root = Path.join(System.tmp_dir!(), "ep_served_#{System.unique_integer([:positive])}")
+    File.rm_rf!(root)
+    on_exit(fn -> File.rm_rf!(root) end)
     served = Path.join(root, "served")
     File.mkdir_p!(served)
     {server, url} = ArtifactServer.start(served)

@@ -8,10 +8,16 @@ defmodule ErlangPython.PrecompiledTest do
 
   setup do
     root = Path.join(System.tmp_dir!(), "ep_precompiled_#{System.unique_integer([:positive])}")
+    # Names repeat across test runs (unique_integer restarts with the VM).
+    File.rm_rf!(root)
     served = Path.join(root, "served")
     File.mkdir_p!(served)
     {server, url} = ArtifactServer.start(served)
-    on_exit(fn -> ArtifactServer.stop(server) end)
+
+    on_exit(fn ->
+      ArtifactServer.stop(server)
+      File.rm_rf!(root)
+    end)
 
     library = ArtifactServer.current_library()
     name = Precompiled.artifact_name(@version, "3.11")

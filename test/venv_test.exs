@@ -6,6 +6,7 @@ defmodule ErlangPython.VenvTest do
 
   setup_all do
     dir = Path.join(System.tmp_dir!(), "erlang_python_venv_#{System.unique_integer([:positive])}")
+    File.rm_rf!(dir)
     File.mkdir_p!(dir)
     venv = Path.join(dir, "venv")
     {python, _version} = ErlangPython.Native.build_info()
@@ -24,7 +25,12 @@ defmodule ErlangPython.VenvTest do
       )
 
     assert status == 0, output
-    on_exit(fn -> ErlangPython.deactivate_venv() end)
+
+    on_exit(fn ->
+      ErlangPython.deactivate_venv()
+      File.rm_rf!(dir)
+    end)
+
     %{venv: venv}
   end
 

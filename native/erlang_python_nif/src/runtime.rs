@@ -491,6 +491,19 @@ impl Server {
         &self.receiver
     }
 
+    /// Drops an asynchronous exception pending on this thread, if one was
+    /// set. Called with the GIL held, so the interrupter cannot interleave.
+    fn clear_stale_interrupt(&self) {
+        if self.shared.interrupt_sent.swap(false, Ordering::AcqRel) {
+            let thread_id = self.shared.thread_id.load(Ordering::Acquire);
+            // SAFETY: the GIL is held; a NULL exception clears this thread's
+            // pending asynchronous exception.
+            unsafe {
+                pyo3::ffi::PyThreadState_SetAsyncExc(thread_id as _, std::ptr::null_mut());
+            }
+        }
+    }
+
     /// Id of the innermost running job.
     pub fn innermost_job(&self) -> Option<u64> {
         self.running.borrow().last().map(|r| r.job.id)
@@ -514,14 +527,7 @@ impl Server {
         }
         // An interrupt that arrived after its job finished must not hit this
         // one: clear whatever asynchronous exception is still pending here.
-        if self.shared.interrupt_sent.swap(false, Ordering::AcqRel) {
-            let thread_id = self.shared.thread_id.load(Ordering::Acquire);
-            // SAFETY: the GIL is held; a NULL exception clears this thread's
-            // pending asynchronous exception.
-            unsafe {
-                pyo3::ffi::PyThreadState_SetAsyncExc(thread_id as _, std::ptr::null_mut());
-            }
-        }
+        self.clear_stale_interrupt();
         self.running.borrow_mut().push(Running {
             caller: request.reply_to,
             job: request.job.clone(),
@@ -543,6 +549,10 @@ impl Server {
         };
         self.shared.current_job.store(outer, Ordering::Release);
         self.shared.running.fetch_sub(1, Ordering::AcqRel);
+        // Only the innermost job is ever targeted, so an exception still
+        // pending now was meant for the job that just ended. Cleared here, it
+        // cannot fire in the job this one ran nested in (a callback wait).
+        self.clear_stale_interrupt();
         if request.job.is_cancelled() {
             return;
         }
