@@ -160,7 +160,13 @@ defmodule ErlangPython.Runtime do
         receive do
           {^ref, reply} -> reply
         after
-          0 -> poll(ref, handle, timeout, @polls)
+          0 ->
+            # Poll only when nothing else waits to run: then the scheduler
+            # would otherwise sleep. Under load, polling would only take
+            # turns from processes with work to do.
+            if :erlang.statistics(:total_run_queue_lengths) == 0,
+              do: poll(ref, handle, timeout, @polls),
+              else: await(ref, handle, timeout)
         end
     end
   end
