@@ -1,6 +1,8 @@
 defmodule ErlangPython.AsyncTest do
   use ExUnit.Case, async: true
 
+  import ErlangPython.Eventually
+
   alias ErlangPython.Error
 
   setup_all do
@@ -184,14 +186,6 @@ defmodule ErlangPython.AsyncTest do
 
       assert {:ok, {"done", ticks}} = ErlangPython.eval("asyncio.run(_async_ticks_while_waiting())")
       assert ticks >= 5
-    end
-  end
-
-  defp eventually(check, attempts \\ 100) do
-    cond do
-      check.() -> true
-      attempts == 0 -> false
-      true -> Process.sleep(20) && eventually(check, attempts - 1)
     end
   end
 end

@@ -2,6 +2,8 @@ defmodule ErlangPython.HandlesTest do
   # Counts Python objects: run alone.
   use ExUnit.Case, async: false
 
+  import ErlangPython.Eventually
+
   alias ErlangPython.{Error, Object}
 
   setup_all do
@@ -88,13 +90,5 @@ defmodule ErlangPython.HandlesTest do
 
     assert eventually(fn -> count.() < before + 100 end),
            "Python objects: #{before} before, #{count.()} after"
-  end
-
-  defp eventually(check, attempts \\ 100) do
-    cond do
-      check.() -> true
-      attempts == 0 -> false
-      true -> Process.sleep(20) && eventually(check, attempts - 1)
-    end
   end
 end

@@ -7,35 +7,8 @@ defmodule ErlangPython.NodesTest do
   @moduletag timeout: 120_000
 
   setup_all do
-    {_, 0} = System.cmd("epmd", ["-daemon"])
-
-    unless Node.alive?() do
-      {:ok, _} = Node.start(:"erlang_python_test@127.0.0.1", :longnames)
-    end
-
-    # The peer runs this project's code and starts its own erlang_python
-    # (its own OS process, so its own Python interpreter).
-    code_paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
-
-    {:ok, peer, node} =
-      :peer.start(%{
-        name: :"erlang_python_peer_#{System.unique_integer([:positive])}",
-        host: ~c"127.0.0.1",
-        longnames: true,
-        args: code_paths
-      })
-
-    {:ok, _} = :erpc.call(node, :application, :ensure_all_started, [:erlang_python])
-
-    on_exit(fn ->
-      try do
-        :peer.stop(peer)
-      catch
-        # Already stopping: nothing left to clean up.
-        :exit, _ -> :ok
-      end
-    end)
-
+    {peer, node} = ErlangPython.PeerNode.start!([])
+    on_exit(fn -> ErlangPython.PeerNode.stop(peer) end)
     %{node: node}
   end
 

@@ -5,32 +5,8 @@ defmodule ErlangPython.WorkersTest do
   @moduletag timeout: 120_000
 
   setup_all do
-    {_, 0} = System.cmd("epmd", ["-daemon"])
-
-    unless Node.alive?() do
-      {:ok, _} = Node.start(:"erlang_python_test@127.0.0.1", :longnames)
-    end
-
-    code_paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
-
-    {:ok, peer, node} =
-      :peer.start(%{
-        name: :"erlang_python_workers_#{System.unique_integer([:positive])}",
-        host: ~c"127.0.0.1",
-        longnames: true,
-        args: code_paths ++ [~c"-erlang_python", ~c"workers", ~c"4"]
-      })
-
-    {:ok, _} = :erpc.call(node, :application, :ensure_all_started, [:erlang_python])
-
-    on_exit(fn ->
-      try do
-        :peer.stop(peer)
-      catch
-        :exit, _ -> :ok
-      end
-    end)
-
+    {peer, node} = ErlangPython.PeerNode.start!([~c"-erlang_python", ~c"workers", ~c"4"])
+    on_exit(fn -> ErlangPython.PeerNode.stop(peer) end)
     %{node: node}
   end
 
