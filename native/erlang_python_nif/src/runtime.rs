@@ -476,7 +476,7 @@ fn next_request(receiver: &Receiver<Request>) -> Option<Request> {
             Err(TryRecvError::Empty) => {
                 polls = polls.wrapping_add(1);
                 // Reading the clock costs more than a poll: look every 64.
-                if polls % 64 == 0 && Instant::now() >= spin_until {
+                if polls.is_multiple_of(64) && Instant::now() >= spin_until {
                     return receiver.recv().ok();
                 }
                 std::hint::spin_loop();
