@@ -30,9 +30,13 @@ defmodule ErlangPython.MixProject do
   def application do
     [
       mod: {ErlangPython.Application, []},
-      extra_applications: [:logger]
+      extra_applications: [:logger | extra_applications(Mix.env())]
     ]
   end
+
+  # The tests' loopback artifact server (test/support) uses OTP's httpd.
+  defp extra_applications(:test), do: [:inets]
+  defp extra_applications(_), do: []
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]
   defp elixirc_paths(_), do: ["lib"]
