@@ -60,6 +60,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static DISPATCHER: Mutex<Option<LocalPid>> = Mutex::new(None);
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(30_000);
 
+/// How long the interpreter thread polls for an answer before it parks.
+const SPIN: Duration = Duration::from_micros(50);
+
 pub fn register(name: String, target: Term<'_>) {
     let held = Arc::new(HeldTerm::new(target));
     registry()
@@ -260,6 +263,23 @@ fn wait(
             Timeout,
         }
         let event = py.detach(|| {
+            // Answers usually come within tens of microseconds: poll both
+            // channels briefly before parking, which costs a wake-up.
+            let spin_until = Instant::now() + SPIN;
+            let mut polls: u32 = 0;
+            loop {
+                if let Ok(answer) = receiver.try_recv() {
+                    return Event::Answer(answer);
+                }
+                if let Ok(request) = queue.try_recv() {
+                    return Event::Request(request);
+                }
+                polls = polls.wrapping_add(1);
+                if polls.is_multiple_of(64) && Instant::now() >= spin_until {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
             select! {
                 recv(receiver) -> answer => answer.map(Event::Answer).unwrap_or(Event::Timeout),
                 recv(queue) -> request => request.map(Event::Request).unwrap_or(Event::Timeout),
