@@ -530,16 +530,21 @@ unsafe fn patch_method_def(def: *mut ffi::PyMethodDef, index: usize) -> Result<(
     if def.is_null() {
         return Err("no method definition".into());
     }
+    // SAFETY: `def` is live (caller's contract); reading a field and taking
+    // a field's address do not create references to the whole struct.
     let flags = unsafe { (*def).ml_flags };
     let blocker = blocker_for(index, flags).ok_or("no blocker for this index")?;
     let field = unsafe { std::ptr::addr_of_mut!((*def).ml_meth) } as *mut u8;
     // Method tables are usually in writable data; if this one sits in a
     // read-only page (RELRO), open the page for the write and close it again.
+    // SAFETY: sysconf has no preconditions.
     let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
     let page = (field as usize) & !(page_size - 1);
     let span = (field as usize + std::mem::size_of::<ffi::PyMethodDefPointer>()) - page;
     let length = span.div_ceil(page_size) * page_size;
     let writable = page_is_writable(page);
+    // SAFETY: `page..page + length` covers mapped memory (it holds `def`);
+    // adding write permission to our own process's mapping changes no data.
     if !writable
         && unsafe {
             libc::mprotect(
@@ -551,8 +556,12 @@ unsafe fn patch_method_def(def: *mut ffi::PyMethodDef, index: usize) -> Result<(
     {
         return Err("mprotect refused".into());
     }
+    // SAFETY: the field is writable now; the GIL is held, so no Python
+    // thread calls through this entry while it changes, and the new value
+    // is a function with the signature `flags` announce.
     unsafe { std::ptr::write_volatile(std::ptr::addr_of_mut!((*def).ml_meth), blocker) };
     if !writable {
+        // SAFETY: restores the page's original read-only protection.
         unsafe { libc::mprotect(page as *mut c_void, length, libc::PROT_READ) };
     }
     Ok(())
