@@ -53,7 +53,6 @@ defmodule ErlangPython do
           | :overloaded
           | :not_started
           | {:badarg, String.t()}
-          | {:unsupported_type, String.t()}
           | {:too_deep, pos_integer()}
           | :duplicate_key
           | {:integer_too_large, non_neg_integer()}

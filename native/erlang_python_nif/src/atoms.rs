@@ -22,7 +22,6 @@ rustler::atoms! {
     already_started,
     badarg,
     too_deep,
-    unsupported_type,
     duplicate_key,
     integer_too_large,
     sandbox_blocked,
@@ -55,6 +54,4 @@ rustler::atoms! {
     decode,
     repr,
     context,
-    new_context,
-    stream_next,
 }

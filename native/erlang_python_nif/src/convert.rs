@@ -28,8 +28,6 @@ pub const MAX_DEPTH: usize = 10_000;
 pub enum ConvertError {
     /// Nesting exceeded [`MAX_DEPTH`].
     TooDeep,
-    /// A Python object with no Elixir form; carries the type's name.
-    Unsupported(String),
     /// Two Python keys became the same Erlang term (e.g. `"a"` and `b"a"`).
     DuplicateKey,
     /// An integer too large for an Erlang bignum; carries its bit length.

@@ -53,7 +53,6 @@ pub fn reason_term<'a>(env: Env<'a>, py: Python<'_>, failure: &Failure) -> Term<
 fn convert_error_term<'a>(env: Env<'a>, err: &ConvertError) -> Term<'a> {
     match err {
         ConvertError::TooDeep => (atoms::too_deep(), MAX_DEPTH).encode(env),
-        ConvertError::Unsupported(name) => (atoms::unsupported_type(), name.as_str()).encode(env),
         ConvertError::DuplicateKey => atoms::duplicate_key().encode(env),
         ConvertError::IntegerTooLarge(bits) => (atoms::integer_too_large(), *bits).encode(env),
         // Unreachable through From, but keep the mapping total.
