@@ -17,19 +17,30 @@ defmodule ErlangPython.WorkersTest do
     assert ErlangPython.Runtime.workers() == 1
   end
 
-  test "4 calls that sleep (releasing the GIL) run at the same time", %{node: node} do
-    code = "(lambda t: (t.monotonic(), t.sleep(0.5), t.monotonic()))(__import__('time'))"
+  # Runs 4 sleeping calls at once; true when they overlapped (all four
+  # started before any ended), the proof that they ran concurrently.
+  defp overlapping_sleeps?(node, seconds) do
+    code = "(lambda t: (t.monotonic(), t.sleep(s), t.monotonic()))(__import__('time'))"
 
     spans =
       1..4
-      |> Enum.map(fn _ -> Task.async(fn -> remote(node, :eval, [code]) end) end)
+      |> Enum.map(fn _ ->
+        Task.async(fn -> remote(node, :eval, [code, %{s: seconds}, [timeout: 10_000]]) end)
+      end)
       |> Task.await_many(30_000)
       |> Enum.map(fn {:ok, {started, nil, ended}} -> {started, ended} end)
 
-    # All four started before any of them ended: they overlapped.
-    latest_start = spans |> Enum.map(&elem(&1, 0)) |> Enum.max()
-    earliest_end = spans |> Enum.map(&elem(&1, 1)) |> Enum.min()
-    assert latest_start < earliest_end
+    Enum.max(Enum.map(spans, &elem(&1, 0))) < Enum.min(Enum.map(spans, &elem(&1, 1)))
+  end
+
+  # A worker still finishing earlier work (an interrupt landing on a busy
+  # machine) can delay one call; the pool is shown concurrent once all are free.
+  defp eventually_overlapping?(node, seconds) do
+    Enum.any?(1..5, fn _ -> overlapping_sleeps?(node, seconds) end)
+  end
+
+  test "4 calls that sleep (releasing the GIL) run at the same time", %{node: node} do
+    assert eventually_overlapping?(node, 0.5)
   end
 
   test "plain calls spread over the workers; a context stays on one thread", %{node: node} do
@@ -58,16 +69,6 @@ defmodule ErlangPython.WorkersTest do
     assert results == List.duplicate({:error, :timeout}, 4)
 
     # Every worker is free again: four sleeps still overlap.
-    code = "(lambda t: (t.monotonic(), t.sleep(0.3), t.monotonic()))(__import__('time'))"
-
-    spans =
-      1..4
-      |> Enum.map(fn _ ->
-        Task.async(fn -> remote(node, :eval, [code, %{}, [timeout: 10_000]]) end)
-      end)
-      |> Task.await_many(30_000)
-      |> Enum.map(fn {:ok, {started, nil, ended}} -> {started, ended} end)
-
-    assert Enum.max(Enum.map(spans, &elem(&1, 0))) < Enum.min(Enum.map(spans, &elem(&1, 1)))
+    assert eventually_overlapping?(node, 0.3)
   end
 end
