@@ -219,10 +219,7 @@ impl Worker {
         scope: Option<&Bound<'py, PyDict>>,
     ) -> OpResult<'py> {
         let source = code_text(code)?;
-        let main = match scope {
-            Some(globals) => globals.clone(),
-            None => main_dict(py)?,
-        };
+        let main = globals(py, scope)?;
         let has_locals = match locals.get_type() {
             TermType::Map => locals.map_size().unwrap_or(0) > 0,
             TermType::Atom if locals == atoms::nil().to_term(locals.get_env()) => false,
@@ -302,11 +299,7 @@ impl Worker {
         let wrapped = format!("lambda {}: (\n{}\n)", parameters.join(", "), source);
         let code = self.compile(py, wrapped, Mode::Eval)?;
         let function = run_code(py, &code, main)?;
-        let mut cache = self.code_cache.borrow_mut();
-        if cache.len() >= CODE_CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(key, function.clone().unbind());
+        self.remember(key, &function);
         Ok(Some(function))
     }
 
@@ -318,10 +311,7 @@ impl Worker {
     ) -> OpResult<'py> {
         let source = code_text(code)?;
         let compiled = self.compile(py, source, Mode::Exec)?;
-        let main = match scope {
-            Some(globals) => globals.clone(),
-            None => main_dict(py)?,
-        };
+        let main = globals(py, scope)?;
         run_code(py, &compiled, &main)?;
         Ok(Outcome::Ok)
     }
@@ -350,12 +340,20 @@ impl Worker {
                 ffi::Py_CompileString(c_source.as_ptr(), c"<string>".as_ptr(), start),
             )?
         };
+        self.remember(key, &code);
+        Ok(code)
+    }
+}
+
+impl Worker {
+    /// Caches a compiled code object or lambda; the cache is bounded by
+    /// emptying it when full (sources repeat, so it refills with the hot ones).
+    fn remember(&self, key: (Mode, String), value: &Bound<'_, PyAny>) {
         let mut cache = self.code_cache.borrow_mut();
         if cache.len() >= CODE_CACHE_LIMIT {
             cache.clear();
         }
-        cache.insert(key, code.clone().unbind());
-        Ok(code)
+        cache.insert(key, value.clone().unbind());
     }
 }
 
@@ -382,6 +380,17 @@ fn run_code<'py>(
             py,
             ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()),
         )
+    }
+}
+
+/// The globals a request runs with: its context's, or `__main__`'s.
+fn globals<'py>(
+    py: Python<'py>,
+    scope: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    match scope {
+        Some(globals) => Ok(globals.clone()),
+        None => main_dict(py),
     }
 }
 
