@@ -18,3 +18,23 @@ show.("eval(\"sys.version\")", ErlangPython.eval("__import__('sys').version.spli
 show.("eval(\"1/0\")", {:error, %{error | traceback: "..."}})
 show.("exec(\"import os; os.fork()\")", ErlangPython.exec("import os; os.fork()"))
 show.(":py.eval(\"1/0\")  (Erlang facade)", :py.eval("1/0"))
+
+# Python calling back into Elixir.
+:ok = ErlangPython.register_function(:greet, fn [name] -> "hello #{name}, from Elixir" end)
+show.("Python -> erlang.greet('py') -> Elixir", ErlangPython.eval("__import__('erlang').greet('py')"))
+
+# Coroutines run on the runtime's asyncio loop: 100 x sleep(0.1) at once.
+:ok = ErlangPython.exec("import asyncio\nasync def slow_double(x):\n    await asyncio.sleep(0.1)\n    return 2 * x")
+{us, results} =
+  :timer.tc(fn ->
+    1..100
+    |> Enum.map(&ErlangPython.async_call(:__main__, :slow_double, [&1]))
+    |> Enum.map(&ErlangPython.await/1)
+  end)
+
+show.("100 coroutines of 0.1 s, awaited", "#{length(results)} results in #{div(us, 1000)} ms")
+
+# A Python generator as an Elixir Stream, and an object handle.
+show.("stream_eval of an infinite generator", ErlangPython.stream_eval("__import__('itertools').count(1)") |> Enum.take(5))
+{:ok, path} = ErlangPython.call(:pathlib, :PurePosixPath, ["/srv/app/main.py"])
+show.("a Python object handle", {path, ErlangPython.getattr(path, :suffix)})
