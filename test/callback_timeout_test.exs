@@ -23,7 +23,7 @@ defmodule ErlangPython.CallbackTimeoutTest do
 
     assert message =~ "cb_never_answers"
     assert message =~ "200 ms"
-    assert_receive {:callback_pid, callback_pid}
+    assert_receive {:callback_pid, callback_pid}, 5_000
     Process.exit(callback_pid, :kill)
   end
 
@@ -59,13 +59,13 @@ defmodule ErlangPython.CallbackTimeoutTest do
              ErlangPython.eval("__import__('erlang').cb_late()")
 
     assert Native.pending_callbacks() == 0
-    assert_receive {:late_callback, callback_pid}
+    assert_receive {:late_callback, callback_pid}, 5_000
 
     # The callback answers after the timeout: the answer goes nowhere, the
     # runtime is unaffected, and no message reaches this process.
     ref = Process.monitor(callback_pid)
     send(callback_pid, :answer_now)
-    assert_receive {:DOWN, ^ref, :process, ^callback_pid, :normal}
+    assert_receive {:DOWN, ^ref, :process, ^callback_pid, :normal}, 5_000
     assert Native.pending_callbacks() == 0
     assert {:ok, 3} = ErlangPython.eval("1 + 2")
     refute_received _

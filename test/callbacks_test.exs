@@ -81,7 +81,7 @@ defmodule ErlangPython.CallbacksTest do
 
       worker_args = %{"queue" => "emails", "concurrency" => 4}
       assert {:ok, nil} = ErlangPython.call(:__main__, :_cb_request_worker, [self(), worker_args])
-      assert_receive {"spawn_worker", ^worker_args}
+      assert_receive {"spawn_worker", ^worker_args}, 5_000
     end
   end
 
@@ -304,13 +304,13 @@ defmodule ErlangPython.CallbacksTest do
                  %{p: self()}
                )
 
-      assert_receive %{"k" => [1, 2.5, nil], "t" => {1}}
+      assert_receive %{"k" => [1, 2.5, nil], "t" => {1}}, 5_000
     end
 
     test "a dead pid raises erlang.ProcessError; a non-pid raises TypeError" do
       dead = spawn(fn -> :ok end)
       ref = Process.monitor(dead)
-      assert_receive {:DOWN, ^ref, _, _, _}
+      assert_receive {:DOWN, ^ref, _, _, _}, 5_000
 
       assert {:error, %Error{type: "ProcessError", message: message}} =
                ErlangPython.eval("__import__('erlang').send(p, 1)", %{p: dead})

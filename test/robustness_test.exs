@@ -62,7 +62,9 @@ defmodule ErlangPython.RobustnessTest do
     small_ref = make_ref()
     handle = ErlangPython.Native.submit(small_ref, {:call, :builtins, :len, [[1, 2]], %{}})
     assert is_reference(handle)
-    assert_receive {^small_ref, {:ok, 2}}
+    assert_receive {^small_ref, {:ok, 2}}, 5_000
+    # The handle must outlive the reply: dropping it cancels the request.
+    assert ErlangPython.Native.cancel(handle) == :done
   end
 
   test "Python recursion errors are errors" do
