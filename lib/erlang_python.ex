@@ -244,7 +244,9 @@ defmodule ErlangPython do
   When the function is a coroutine function (or returns any awaitable), it
   runs as a task on the runtime's asyncio loop, so thousands can be in
   flight while the interpreter serves other calls. Plain functions work the
-  same way. Only the process that started the call can await it.
+  same way. Only the process that started the call can await it, and the
+  call lives as long as its `ErlangPython.AsyncCall`: dropping it unawaited
+  cancels the call (use `cast/3` to fire and forget).
 
       iex> :ok = ErlangPython.exec("import asyncio\\nasync def later(x):\\n    await asyncio.sleep(0.01)\\n    return x * 2")
       iex> call = ErlangPython.async_call(:__main__, :later, [21])
