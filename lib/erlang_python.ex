@@ -296,7 +296,10 @@ defmodule ErlangPython do
   """
   @spec stream(name(), name(), list(), keyword()) :: Enumerable.t()
   def stream(module, function, args \\ [], opts \\ []) do
-    python_stream(fn -> call(module, function, args, Keyword.put(opts, :decode, false)) end, opts)
+    ErlangPython.Stream.new(
+      fn -> call(module, function, args, Keyword.put(opts, :decode, false)) end,
+      opts
+    )
   end
 
   @doc """
@@ -307,35 +310,7 @@ defmodule ErlangPython do
   """
   @spec stream_eval(String.t(), map(), keyword()) :: Enumerable.t()
   def stream_eval(code, locals \\ %{}, opts \\ []) do
-    python_stream(fn -> eval(code, locals, Keyword.put(opts, :decode, false)) end, opts)
-  end
-
-  defp python_stream(open_source, opts) do
-    chunk = Keyword.get(opts, :chunk_size, 32)
-    request = Keyword.take(opts, [:timeout])
-
-    Stream.resource(
-      fn ->
-        with {:ok, source} <- open_source.(),
-             {:ok, stream} <-
-               call("_erlang_impl._stream", :open, [source], [decode: false] ++ request) do
-          {stream, false}
-        else
-          {:error, reason} -> raise Error.from_reason(reason)
-        end
-      end,
-      fn
-        {stream, true} ->
-          {:halt, {stream, true}}
-
-        {stream, false} ->
-          case call_method(stream, :next_chunk, [chunk], request) do
-            {:ok, {items, done}} -> {items, {stream, done}}
-            {:error, reason} -> raise Error.from_reason(reason)
-          end
-      end,
-      fn {stream, _done} -> call_method(stream, :close, [], request) end
-    )
+    ErlangPython.Stream.new(fn -> eval(code, locals, Keyword.put(opts, :decode, false)) end, opts)
   end
 
   @doc """

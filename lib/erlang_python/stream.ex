@@ -1,0 +1,46 @@
+defmodule ErlangPython.Stream do
+  @moduledoc false
+  # The Elixir side of ErlangPython.stream/4 and stream_eval/3: a
+  # Stream.resource over a chunked puller (_erlang_impl._stream) for a Python
+  # generator, iterator or async generator. Pulls `chunk_size` items at a
+  # time, so memory stays flat; halting early closes the source (its
+  # `finally` runs); an exception raises ErlangPython.Error from the
+  # enumeration.
+
+  alias ErlangPython.Error
+
+  @doc false
+  # `open_source` returns {:ok, handle_to_the_iterable} or {:error, reason}.
+  def new(open_source, opts) do
+    chunk = Keyword.get(opts, :chunk_size, 32)
+    request = Keyword.take(opts, [:timeout])
+
+    Stream.resource(
+      fn ->
+        with {:ok, source} <- open_source.(),
+             {:ok, stream} <-
+               ErlangPython.call(
+                 "_erlang_impl._stream",
+                 :open,
+                 [source],
+                 [decode: false] ++ request
+               ) do
+          {stream, false}
+        else
+          {:error, reason} -> raise Error.from_reason(reason)
+        end
+      end,
+      fn
+        {stream, true} ->
+          {:halt, {stream, true}}
+
+        {stream, false} ->
+          case ErlangPython.call_method(stream, :next_chunk, [chunk], request) do
+            {:ok, {items, done}} -> {items, {stream, done}}
+            {:error, reason} -> raise Error.from_reason(reason)
+          end
+      end,
+      fn {stream, _done} -> ErlangPython.call_method(stream, :close, [], request) end
+    )
+  end
+end
