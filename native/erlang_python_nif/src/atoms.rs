@@ -13,7 +13,6 @@ rustler::atoms! {
     infinity,
     neg_infinity,
     bytes,
-    timeout,
     cancelled,
     done,
     pong,
@@ -51,7 +50,6 @@ rustler::atoms! {
     raw,
     getattr,
     call_method,
-    decode,
     repr,
     context,
 }

@@ -461,14 +461,28 @@ fn set_to_term<'a>(env: Env<'a>, set: &Bound<'_, PyAny>, depth: usize) -> Result
     let empty = Term::list_new_empty(env);
     let values = vec![empty; keys.len()];
     let elements = make_map(env, &keys, &values)?;
-    let struct_keys = [
-        atoms::__struct__().to_term(env),
-        atoms::map().to_term(env),
-        atoms::version().to_term(env),
-    ];
-    let struct_values = [atoms::mapset_module().to_term(env), elements, 2.encode(env)];
-    Term::map_from_term_arrays(env, &struct_keys, &struct_values)
-        .map_err(|_| ConvertError::DuplicateKey)
+    Ok(elixir_struct(
+        env,
+        atoms::mapset_module(),
+        &[(atoms::map(), elements), (atoms::version(), 2.encode(env))],
+    ))
+}
+
+/// `%Module{field: value, ...}`: a map with `__struct__` and the fields.
+pub fn elixir_struct<'a>(
+    env: Env<'a>,
+    module: rustler::Atom,
+    fields: &[(rustler::Atom, Term<'a>)],
+) -> Term<'a> {
+    let mut keys = Vec::with_capacity(fields.len() + 1);
+    let mut values = Vec::with_capacity(fields.len() + 1);
+    keys.push(atoms::__struct__().to_term(env));
+    values.push(module.to_term(env));
+    for (key, value) in fields {
+        keys.push(key.to_term(env));
+        values.push(*value);
+    }
+    Term::map_from_term_arrays(env, &keys, &values).expect("struct fields are distinct atoms")
 }
 
 #[cfg(test)]

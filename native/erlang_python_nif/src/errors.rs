@@ -90,21 +90,16 @@ pub const INTERRUPTED_MESSAGE: &str =
 
 /// `%ErlangPython.Error{type: ..., message: ..., traceback: ...}`.
 pub fn error_struct<'a>(env: Env<'a>, type_name: &str, message: &str, traceback: &str) -> Term<'a> {
-    let keys = [
-        atoms::__struct__().encode(env),
-        atoms::__exception__().encode(env),
-        atoms::type_().encode(env),
-        atoms::message().encode(env),
-        atoms::traceback().encode(env),
-    ];
-    let values = [
-        atoms::error_module().encode(env),
-        true.encode(env),
-        type_name.encode(env),
-        message.encode(env),
-        traceback.encode(env),
-    ];
-    Term::map_from_term_arrays(env, &keys, &values).expect("distinct literal keys")
+    crate::convert::elixir_struct(
+        env,
+        atoms::error_module(),
+        &[
+            (atoms::__exception__(), true.encode(env)),
+            (atoms::type_(), type_name.encode(env)),
+            (atoms::message(), message.encode(env)),
+            (atoms::traceback(), traceback.encode(env)),
+        ],
+    )
 }
 
 /// `str(exception)`, falling back to its repr when `__str__` itself fails.

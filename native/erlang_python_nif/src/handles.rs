@@ -28,17 +28,14 @@ pub fn encode<'a>(env: Env<'a>, object: &Bound<'_, PyAny>) -> Term<'a> {
     let handle = ResourceArc::new(PyHandle {
         object: object.clone().unbind(),
     });
-    let keys = [
-        atoms::__struct__().encode(env),
-        atoms::ref_().encode(env),
-        atoms::type_().encode(env),
-    ];
-    let values = [
-        atoms::object_module().encode(env),
-        handle.encode(env),
-        type_name.encode(env),
-    ];
-    Term::map_from_term_arrays(env, &keys, &values).expect("distinct literal keys")
+    crate::convert::elixir_struct(
+        env,
+        atoms::object_module(),
+        &[
+            (atoms::ref_(), handle.encode(env)),
+            (atoms::type_(), type_name.encode(env)),
+        ],
+    )
 }
 
 /// The object behind a `%ErlangPython.Object{}` map: `None` when `term` is
