@@ -4,26 +4,7 @@
 #
 # Timed inside Python with time.perf_counter, so the figure is the cost one
 # Python call of erlang.<name>(...) sees. Prints the median of 5 runs.
-:ok = ErlangPython.register_function(:bench_echo, fn [x] -> x end)
-
-:ok =
-  ErlangPython.exec("""
-  import erlang, time, threading
-
-  def bench_callbacks(n):
-      echo = erlang.bench_echo
-      start = time.perf_counter()
-      for i in range(n):
-          echo(i)
-      return (time.perf_counter() - start) / n * 1e6
-
-  def bench_callbacks_in_thread(n):
-      out = []
-      t = threading.Thread(target=lambda: out.append(bench_callbacks(n)))
-      t.start()
-      t.join()
-      return out[0]
-  """)
+Code.require_file("callback_setup.exs", __DIR__)
 
 median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
 n = 20_000

@@ -102,22 +102,11 @@ rows =
   end)
 
 # --- callbacks --------------------------------------------------------------
-:ok = ErlangPython.register_function(:bench_echo, fn [x] -> x end)
-
-:ok =
-  ErlangPython.exec("""
-  import erlang, time
-  def _bench_callbacks(n):
-      echo = erlang.bench_echo
-      start = time.perf_counter()
-      for i in range(n):
-          echo(i)
-      return (time.perf_counter() - start) / n * 1e6
-  """)
+Code.require_file("callback_setup.exs", __DIR__)
 
 callback =
   Bench.median(
-    for _ <- 1..5, do: ok!.(ErlangPython.call(:__main__, :_bench_callbacks, [Bench.scale(20_000)]))
+    for _ <- 1..5, do: ok!.(ErlangPython.call(:__main__, :bench_callbacks, [Bench.scale(20_000)]))
   )
 
 rows = row.(rows, "round trip", "callback Python -> Elixir -> Python", callback, "us/call")
