@@ -54,7 +54,11 @@ defmodule ErlangPython.Runtime do
       paths: Enum.map(Application.get_env(:erlang_python, :python_paths, []), &to_string/1),
       max_queue: Application.get_env(:erlang_python, :max_queue, @default_max_queue),
       callback_timeout: Application.get_env(:erlang_python, :callback_timeout, 30_000),
-      workers: Application.get_env(:erlang_python, :workers, 1)
+      workers: Application.get_env(:erlang_python, :workers, 1),
+      # Sets from Python are built as this Elixir's own %MapSet{}: 1.18
+      # dropped the `version: 2` field, and a struct in the other shape
+      # would not be `==` to the user's sets.
+      mapset_version: MapSet.new() |> Map.from_struct() |> Map.get(:version)
     }
 
     case Native.start(options) do

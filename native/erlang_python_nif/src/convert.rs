@@ -9,6 +9,8 @@
 //! from and written to process-independent environments, which ERTS allows
 //! from non-scheduler threads.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -245,10 +247,16 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
     Ok(dict.into_any())
 }
 
-/// The inner element map when `term` is a `%MapSet{}`.
+/// The inner element map when `term` is a `%MapSet{}`, in either shape:
+/// `%{__struct__: MapSet, map: map, version: 2}` (Elixir before 1.18) or
+/// `%{__struct__: MapSet, map: map}` (1.18 and later). A struct in one shape
+/// can reach a VM of the other (another node, a stored term), so both are
+/// read whatever the running Elixir builds.
 fn mapset_elements<'a>(term: Term<'a>) -> Option<Term<'a>> {
     let env = term.get_env();
-    if term.map_size().ok()? != 3 {
+    let size = term.map_size().ok()?;
+    let has_version = term.map_get(atoms::version()).is_ok();
+    if size != 2 + usize::from(has_version) {
         return None;
     }
     let module = term.map_get(atoms::__struct__()).ok()?;
@@ -257,6 +265,29 @@ fn mapset_elements<'a>(term: Term<'a>) -> Option<Term<'a>> {
     }
     let elements = term.map_get(atoms::map()).ok()?;
     elements.is_map().then_some(elements)
+}
+
+/// The `version` field of the running Elixir's `%MapSet{}`, or
+/// [`NO_VERSION`] when it has none (Elixir 1.18 dropped it). Told by the
+/// Elixir side at start ([`set_mapset_version`]): only Elixir knows its own
+/// struct, and a set built in the other shape is not `==` to the user's.
+static MAPSET_VERSION: AtomicI64 = AtomicI64::new(NO_VERSION);
+const NO_VERSION: i64 = i64::MIN;
+
+/// Records the running Elixir's `%MapSet{}` shape: `Some(version)` when the
+/// struct has a `version` field with that value, `None` when it has none.
+pub fn set_mapset_version(version: Option<i64>) {
+    MAPSET_VERSION.store(version.unwrap_or(NO_VERSION), Ordering::Relaxed);
+}
+
+/// The fields of a `%MapSet{}` holding `elements`, in the running Elixir's shape.
+fn mapset_fields<'a>(env: Env<'a>, elements: Term<'a>) -> Vec<(rustler::Atom, Term<'a>)> {
+    let mut fields = vec![(atoms::map(), elements)];
+    match MAPSET_VERSION.load(Ordering::Relaxed) {
+        NO_VERSION => {}
+        version => fields.push((atoms::version(), version.encode(env))),
+    }
+    fields
 }
 
 // ---------------------------------------------------------------------------
@@ -464,7 +495,7 @@ fn set_to_term<'a>(env: Env<'a>, set: &Bound<'_, PyAny>, depth: usize) -> Result
     Ok(elixir_struct(
         env,
         atoms::mapset_module(),
-        &[(atoms::map(), elements), (atoms::version(), 2.encode(env))],
+        &mapset_fields(env, elements),
     ))
 }
 

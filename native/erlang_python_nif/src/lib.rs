@@ -39,7 +39,8 @@ fn workers() -> usize {
     runtime::worker_count()
 }
 
-/// `start(%{priv_dir: binary, paths: [binary], max_queue: pos_integer})`.
+/// `start(%{priv_dir: binary, paths: [binary], max_queue: pos_integer, ...})`
+/// (all keys: `ErlangPython.Runtime.start/0`).
 /// Runs on a dirty scheduler: initializing CPython takes tens of milliseconds.
 #[rustler::nif(schedule = "DirtyIo")]
 fn start<'a>(env: Env<'a>, options: Term<'a>) -> NifResult<Term<'a>> {
@@ -66,6 +67,13 @@ fn start<'a>(env: Env<'a>, options: Term<'a>) -> NifResult<Term<'a>> {
         .map_get(rustler::types::atom::Atom::from_str(env, "workers")?)
         .and_then(|t| t.decode())
         .unwrap_or(1);
+    // The running Elixir's %MapSet{} shape: `mapset_version: 2` or `nil`.
+    convert::set_mapset_version(
+        options
+            .map_get(rustler::types::atom::Atom::from_str(env, "mapset_version")?)
+            .and_then(|t| t.decode::<Option<i64>>())
+            .unwrap_or(None),
+    );
     let config = StartConfig { priv_dir, paths };
     Ok(
         match runtime::start(config, max_queue.max(1), workers.clamp(1, 64)) {
