@@ -11,10 +11,10 @@ defmodule :py do
 
   Code may be a binary or a charlist (`py:eval("1 + 1")`). A Python exception
   comes back as `{error, {TypeAtom, Message}}`, where `TypeAtom` is the
-  exception's class name when an atom of that name already exists (all of
-  Python's standard exceptions qualify) and a binary otherwise: no atom is
-  ever created from Python data. A sandbox block keeps the Elixir API's shape,
-  `{error, {sandbox_blocked, Event, Message}}`.
+  exception's class name when an atom of that name already exists (every
+  builtin exception class of Python 3.11 to 3.13 qualifies) and a binary
+  otherwise: no atom is ever created from Python data. A sandbox block keeps
+  the Elixir API's shape, `{error, {sandbox_blocked, Event, Message}}`.
   """
 
   @typedoc "An error as `:py` returns it."
@@ -153,24 +153,25 @@ defmodule :py do
 
   def erlang_shape(other), do: other
 
-  # Python's builtin exception classes (3.11). Listing them here as atoms
-  # makes those atoms exist as soon as this module is loaded, so the standard
-  # names always come back as atoms; any other name becomes an atom only if
-  # that atom already exists. No atom is ever created from Python data.
+  # Python's builtin exception classes, 3.11 to 3.13 (3.13 added
+  # PythonFinalizationError and _IncompleteInputError). Listing them here as
+  # atoms makes those atoms exist as soon as this module is loaded, so the
+  # standard names always come back as atoms; any other name becomes an atom
+  # only if that atom already exists. No atom is ever created from Python data.
   @standard_exceptions ~w(
-    ArithmeticError AssertionError AttributeError BaseException BaseExceptionGroup
-    BlockingIOError BrokenPipeError BufferError BytesWarning ChildProcessError
-    ConnectionAbortedError ConnectionError ConnectionRefusedError ConnectionResetError
-    DeprecationWarning EOFError EncodingWarning EnvironmentError Exception ExceptionGroup
-    FileExistsError FileNotFoundError FloatingPointError FutureWarning GeneratorExit IOError
-    ImportError ImportWarning IndentationError IndexError InterruptedError IsADirectoryError
-    KeyError KeyboardInterrupt LookupError MemoryError ModuleNotFoundError NameError
-    NotADirectoryError NotImplementedError OSError OverflowError PendingDeprecationWarning
-    PermissionError ProcessLookupError RecursionError ReferenceError ResourceWarning
-    RuntimeError RuntimeWarning StopAsyncIteration StopIteration SyntaxError SyntaxWarning
-    SystemError SystemExit TabError TimeoutError TypeError UnboundLocalError
-    UnicodeDecodeError UnicodeEncodeError UnicodeError UnicodeTranslateError UnicodeWarning
-    UserWarning ValueError Warning ZeroDivisionError
+    ArithmeticError AssertionError AttributeError BaseException BaseExceptionGroup BlockingIOError
+    BrokenPipeError BufferError BytesWarning ChildProcessError ConnectionAbortedError
+    ConnectionError ConnectionRefusedError ConnectionResetError DeprecationWarning EOFError
+    EncodingWarning EnvironmentError Exception ExceptionGroup FileExistsError FileNotFoundError
+    FloatingPointError FutureWarning GeneratorExit IOError ImportError ImportWarning
+    IndentationError IndexError InterruptedError IsADirectoryError KeyError KeyboardInterrupt
+    LookupError MemoryError ModuleNotFoundError NameError NotADirectoryError NotImplementedError
+    OSError OverflowError PendingDeprecationWarning PermissionError ProcessLookupError
+    PythonFinalizationError RecursionError ReferenceError ResourceWarning RuntimeError
+    RuntimeWarning StopAsyncIteration StopIteration SyntaxError SyntaxWarning SystemError SystemExit
+    TabError TimeoutError TypeError UnboundLocalError UnicodeDecodeError UnicodeEncodeError
+    UnicodeError UnicodeTranslateError UnicodeWarning UserWarning ValueError Warning
+    ZeroDivisionError _IncompleteInputError
   )a
 
   @doc false
