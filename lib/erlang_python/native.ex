@@ -11,7 +11,11 @@ defmodule ErlangPython.Native do
   @doc false
   def load_nif do
     path =
-      :filename.join([:code.priv_dir(:erlang_python), ~c"native", String.to_charlist(@lib_basename)])
+      :filename.join([
+        :code.priv_dir(:erlang_python),
+        ~c"native",
+        String.to_charlist(@lib_basename)
+      ])
 
     case :erlang.load_nif(path, 0) do
       :ok ->
