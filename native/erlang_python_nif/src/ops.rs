@@ -2,7 +2,10 @@
 //!
 //! Requests arrive as terms (`{:call, module, function, args, kwargs}`,
 //! `{:eval, code, locals}`, `{:exec, code}`, `:ping`), built by
-//! `ErlangPython`; anything else is answered with `{:badarg, text}`.
+//! `ErlangPython`, possibly wrapped (`{:context, namespace, op}` runs in a
+//! namespace, `{:scoped, key, op}` tags a context process's request for
+//! pinning and interrupts, `{:raw, op}` answers with a handle); anything
+//! else is answered with `{:badarg, text}`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -138,6 +141,8 @@ impl Worker {
             }
             [tag, code, locals] if is(tag, atoms::eval()) => self.eval(py, *code, *locals, scope),
             [tag, code] if is(tag, atoms::exec()) => self.exec(py, *code, scope),
+            // Pinning and interrupt tagging happened at submission.
+            [tag, _key, inner] if is(tag, atoms::scoped()) => self.execute_in(py, *inner, scope),
             [tag, context, inner] if is(tag, atoms::context()) => {
                 let globals = convert::to_python(py, *context)?
                     .cast_into::<PyDict>()
