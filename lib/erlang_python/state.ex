@@ -18,6 +18,10 @@ defmodule ErlangPython.State do
 
   Keys are any terms, but Python passes strings as binaries: use binary keys
   for entries both sides use. Values are converted like any other value.
+
+  `config :erlang_python, max_state_entries: n` caps the number of entries
+  (see `put/2`); the count is kept exactly under concurrent puts and
+  deletes. See `guides/state-and-observability.md`.
   """
   use GenServer
 
