@@ -27,22 +27,6 @@ defmodule ErlangPython.ContextServerTest do
       assert {:ok, true} = ErlangPython.eval("erlang.is_sandboxed()", %{}, context: ctx)
     end
 
-    test "runs every call on one OS thread" do
-      {:ok, ctx} = ContextServer.start_link()
-
-      ids =
-        1..20
-        |> Enum.map(fn _ ->
-          Task.async(fn ->
-            ErlangPython.eval("__import__('threading').get_native_id()", %{}, context: ctx)
-          end)
-        end)
-        |> Task.await_many()
-
-      assert [{:ok, id}] = Enum.uniq(ids)
-      assert is_integer(id)
-    end
-
     test "eval with locals writes through globals() into the namespace" do
       {:ok, ctx} = ContextServer.start_link()
 

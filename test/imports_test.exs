@@ -23,6 +23,7 @@ defmodule ErlangPython.ImportsTest do
     dir = Path.join(System.tmp_dir!(), "ep_imports_#{System.unique_integer([:positive])}")
     File.mkdir_p!(dir)
     File.write!(Path.join(dir, "#{name}.py"), source)
+    on_exit(fn -> File.rm_rf!(dir) end)
     dir
   end
 

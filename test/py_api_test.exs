@@ -169,6 +169,7 @@ defmodule PyApiTest do
     test "reload/1 re-executes a module; a module never imported is fine" do
       dir = Path.join(System.tmp_dir!(), "py_api_reload_#{System.unique_integer([:positive])}")
       File.mkdir_p!(dir)
+      on_exit(fn -> File.rm_rf!(dir) end)
       File.write!(Path.join(dir, "py_api_reloaded.py"), "VALUE = 1\n")
       :ok = ErlangPython.Imports.add_path(dir)
       assert {:ok, 1} = :py.eval("__import__('py_api_reloaded').VALUE")
