@@ -17,7 +17,8 @@ defmodule ErlangPython.Semaphore do
   bounds the interpreter's queue for every caller.
   """
 
-  # Slot 1: slots taken; slot 2: the limit (0 = not set yet: the default).
+  # Slot 1: slots taken; slot 2: the limit, read from the configuration
+  # when the counters are made (at the first use).
   @key {__MODULE__, :counters}
   @poll_ms 1
 
@@ -83,12 +84,10 @@ defmodule ErlangPython.Semaphore do
     :ok
   end
 
-  defp max(counters) do
-    case :atomics.get(counters, 2) do
-      0 -> Application.get_env(:erlang_python, :max_concurrent, System.schedulers() * 2 + 1)
-      limit -> limit
-    end
-  end
+  defp max(counters), do: :atomics.get(counters, 2)
+
+  defp configured_max,
+    do: Application.get_env(:erlang_python, :max_concurrent, System.schedulers() * 2 + 1)
 
   defp counters do
     case :persistent_term.get(@key, nil) do
@@ -97,6 +96,7 @@ defmodule ErlangPython.Semaphore do
           case :persistent_term.get(@key, nil) do
             nil ->
               counters = :atomics.new(2, signed: true)
+              :atomics.put(counters, 2, configured_max())
               :persistent_term.put(@key, counters)
               counters
 
