@@ -31,7 +31,10 @@ defmodule ErlangPython do
     * `:decode` - `false` returns `%ErlangPython.Object{}` handles even for
       values that convert (default `true`: only values without an Elixir
       form come back as handles).
-    * `:context` - an `ErlangPython.Context` to run in instead of `__main__`.
+    * `:context` - an `ErlangPython.Context` to run in instead of `__main__`
+      (see `ErlangPython.Context.process/0` for the calling process's own),
+      or the pid of an `ErlangPython.ContextServer` (its namespace, on its
+      thread).
     * `:node` - run on another connected node (through `:erpc`), whose own
       erlang_python does the work; values are copied, errors and timeouts
       come back the same way. `{:error, {:nodedown, node}}` when it is not
@@ -441,13 +444,28 @@ defmodule ErlangPython do
       nil ->
         {:ok, op}
 
-      %ErlangPython.Context{object: object} ->
-        {:ok, {:context, object, op}}
+      # A context process: its namespace, found without a message.
+      server when is_pid(server) ->
+        with {:ok, context} <- ErlangPython.ContextServer.namespace(server),
+             do: in_context(op, context)
+
+      %ErlangPython.Context{} = context ->
+        in_context(op, context)
 
       other ->
-        {:error, {:badarg, "context must be an ErlangPython.Context, got: #{inspect(other)}"}}
+        {:error,
+         {:badarg,
+          "context must be an ErlangPython.Context or a context process, got: #{inspect(other)}"}}
     end
   end
+
+  defp in_context(op, %ErlangPython.Context{object: object, scope: nil}),
+    do: {:ok, {:context, object, op}}
+
+  # A context process's namespace, or a process environment: pinned to one
+  # thread and interruptible by its scope key.
+  defp in_context(op, %ErlangPython.Context{object: object, scope: key}),
+    do: {:ok, {:scoped, key, {:context, object, op}}}
 
   defp remote?(opts), do: is_list(opts) and Keyword.keyword?(opts) and Keyword.has_key?(opts, :node)
 

@@ -7,7 +7,7 @@ defmodule PyFacadeTest do
     assert {:ok, [3, 2, 1]} = :py.call(:builtins, :sorted, [[1, 3, 2]], [{:reverse, true}])
     assert {:ok, [3, 2, 1]} = :py.call(:builtins, :sorted, [[1, 3, 2]], [:reverse])
     assert {:error, :timeout} = :py.call(:time, :sleep, [0.3], %{}, 10)
-    assert {:ok, nil} = :py.call(:time, :sleep, [0], %{}, :infinity)
+    assert {:ok, :none} = :py.call(:time, :sleep, [0], %{}, :infinity)
   end
 
   test "eval/1, eval/2 with map or proplist locals, binaries or charlists" do

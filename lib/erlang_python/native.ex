@@ -59,6 +59,8 @@ defmodule ErlangPython.Native do
   @doc false
   def interrupt, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def interrupt_scope(_key), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def set_max_queue(_limit), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def queue_length, do: :erlang.nif_error(:nif_not_loaded)

@@ -13,7 +13,8 @@ defmodule ErlangPython.Stream do
   # `open_source` returns {:ok, handle_to_the_iterable} or {:error, reason}.
   def new(open_source, opts) do
     chunk = Keyword.get(opts, :chunk_size, 32)
-    request = Keyword.take(opts, [:timeout])
+    # Pulls run where the source was made: a context stays on its thread.
+    request = Keyword.take(opts, [:timeout, :context])
 
     Stream.resource(
       fn ->

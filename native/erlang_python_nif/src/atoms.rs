@@ -52,4 +52,5 @@ rustler::atoms! {
     call_method,
     repr,
     context,
+    scoped,
 }

@@ -109,20 +109,34 @@ fn submit_dirty<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a>
 }
 
 fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
-    match runtime::submit(reference, op, env.pid(), context_worker(op)) {
+    let (pinned, scope) = placement(op);
+    match runtime::submit(reference, op, env.pid(), pinned, scope) {
         Ok(state) => ResourceArc::new(JobHandle { state }).encode(env),
         Err(SubmitError::NotStarted) => (atoms::error(), atoms::not_started()).encode(env),
         Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),
     }
 }
 
-/// Requests in a context are pinned to one worker, chosen from the
-/// context's identity (its resource address, stable for its life).
-fn context_worker(op: Term<'_>) -> Option<usize> {
-    let parts = rustler::types::tuple::get_tuple(op).ok()?;
+/// Where a request runs, and the scope it is tagged with. A scoped request
+/// (`{:scoped, key, op}`, a context process's) is pinned to worker
+/// `key rem workers` and can be interrupted by key; a request in a bare
+/// context namespace is pinned by the namespace's identity (its resource
+/// address, stable for its life); anything else goes to the least loaded
+/// worker.
+fn placement(op: Term<'_>) -> (Option<usize>, u64) {
+    let Ok(parts) = rustler::types::tuple::get_tuple(op) else {
+        return (None, 0);
+    };
     match parts.as_slice() {
-        [tag, context, _] if atoms::context() == *tag => handles::identity(*context),
-        _ => None,
+        [tag, key, _] if atoms::scoped() == *tag => match key.decode::<u64>() {
+            Ok(key) if key > 0 => (
+                Some(runtime::scope_worker(key, runtime::worker_count())),
+                key,
+            ),
+            _ => (None, 0),
+        },
+        [tag, context, _] if atoms::context() == *tag => (handles::identity(*context), 0),
+        _ => (None, 0),
     }
 }
 
@@ -141,6 +155,13 @@ fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
 #[rustler::nif]
 fn interrupt() -> bool {
     runtime::is_started() && interrupt::request(0, interrupt::ANY_JOB)
+}
+
+/// Interrupts the request of scope `key` running now (see
+/// [`runtime::interrupt_scope`]); false when that scope runs nothing.
+#[rustler::nif]
+fn interrupt_scope(key: u64) -> bool {
+    runtime::interrupt_scope(key)
 }
 
 /// Changes the queue limit at run time.

@@ -2,7 +2,10 @@
 //!
 //! Requests arrive as terms (`{:call, module, function, args, kwargs}`,
 //! `{:eval, code, locals}`, `{:exec, code}`, `:ping`), built by
-//! `ErlangPython`; anything else is answered with `{:badarg, text}`.
+//! `ErlangPython`, possibly wrapped (`{:context, namespace, op}` runs in a
+//! namespace, `{:scoped, key, op}` tags a context process's request for
+//! pinning and interrupts, `{:raw, op}` answers with a handle); anything
+//! else is answered with `{:badarg, text}`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -40,8 +43,12 @@ const CODE_CACHE_LIMIT: usize = 1024;
 enum Mode {
     Eval,
     Exec,
-    /// An expression wrapped as a lambda of these comma-separated names.
+    /// An expression wrapped as a lambda of these comma-separated names:
+    /// the function, bound to `__main__`.
     Lambda(String),
+    /// The same, as the code that makes the function: a context binds it
+    /// to its own namespace at each call.
+    LambdaCode(String),
 }
 
 /// State owned by the runtime thread across requests.
@@ -138,6 +145,8 @@ impl Worker {
             }
             [tag, code, locals] if is(tag, atoms::eval()) => self.eval(py, *code, *locals, scope),
             [tag, code] if is(tag, atoms::exec()) => self.exec(py, *code, scope),
+            // Pinning and interrupt tagging happened at submission.
+            [tag, _key, inner] if is(tag, atoms::scoped()) => self.execute_in(py, *inner, scope),
             [tag, context, inner] if is(tag, atoms::context()) => {
                 let globals = convert::to_python(py, *context)?
                     .cast_into::<PyDict>()
@@ -244,11 +253,12 @@ impl Worker {
             names.push(',');
             values.push(value);
         }
-        // The lambda cache holds functions bound to __main__'s globals, so a
-        // context takes the copying path.
+        // The lambda cache holds functions bound to __main__'s globals; in a
+        // context the cached code makes a function bound to the context's
+        // namespace, so `globals()` in the expression is that namespace.
         let lambda = match scope {
             None => self.lambda(py, &source, &names, &main)?,
-            Some(_) => None,
+            Some(_) => self.lambda_in(py, &source, &names, &main)?,
         };
         match lambda {
             // Locals are the parameters of `lambda <names>: (<expr>)`, so
@@ -286,6 +296,50 @@ impl Worker {
         if let Some(function) = self.code_cache.borrow().get(&key) {
             return Ok(Some(function.bind(py).clone()));
         }
+        let Some(code) = self.lambda_code(py, source, names)? else {
+            return Ok(None);
+        };
+        let function = run_code(py, &code, main)?;
+        self.remember(key, &function);
+        Ok(Some(function))
+    }
+
+    /// The same lambda as a function of `globals` (a context's namespace),
+    /// made from cached code at each call.
+    fn lambda_in<'py>(
+        &self,
+        py: Python<'py>,
+        source: &str,
+        names: &str,
+        globals: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let key = (Mode::LambdaCode(names.to_string()), source.to_string());
+        let cached = self
+            .code_cache
+            .borrow()
+            .get(&key)
+            .map(|code| code.bind(py).clone());
+        let code = match cached {
+            Some(code) => code,
+            None => match self.lambda_code(py, source, names)? {
+                Some(code) => {
+                    self.remember(key, &code);
+                    code
+                }
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(run_code(py, &code, globals)?))
+    }
+
+    /// The code of `lambda <names>: (<source>)`; `None` when a name is not
+    /// an identifier (or is a keyword).
+    fn lambda_code<'py>(
+        &self,
+        py: Python<'py>,
+        source: &str,
+        names: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let keyword = py.import("keyword")?;
         let parameters: Vec<&str> = names.split(',').filter(|n| !n.is_empty()).collect();
         for name in &parameters {
@@ -297,10 +351,7 @@ impl Worker {
             }
         }
         let wrapped = format!("lambda {}: (\n{}\n)", parameters.join(", "), source);
-        let code = self.compile(py, wrapped, Mode::Eval)?;
-        let function = run_code(py, &code, main)?;
-        self.remember(key, &function);
-        Ok(Some(function))
+        Ok(Some(self.compile(py, wrapped, Mode::Eval)?))
     }
 
     fn exec<'py>(
@@ -327,7 +378,7 @@ impl Worker {
             return Ok(code.bind(py).clone());
         }
         let start = match key.0 {
-            Mode::Eval | Mode::Lambda(_) => ffi::Py_eval_input,
+            Mode::Eval | Mode::Lambda(_) | Mode::LambdaCode(_) => ffi::Py_eval_input,
             Mode::Exec => ffi::Py_file_input,
         };
         // code_text rejected interior NULs, so this cannot fail.

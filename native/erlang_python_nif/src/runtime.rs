@@ -44,6 +44,9 @@ pub struct JobState {
     state: AtomicU8,
     /// The worker thread the job was queued for.
     worker: AtomicUsize,
+    /// The scope the request was tagged with (`{:scoped, key, op}`), 0 for
+    /// none: lets `interrupt_scope` find the job without knowing its id.
+    scope: u64,
 }
 
 /// What `cancel` found.
@@ -64,6 +67,7 @@ impl Default for JobState {
             id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
             state: AtomicU8::new(PENDING),
             worker: AtomicUsize::new(0),
+            scope: 0,
         }
     }
 }
@@ -169,6 +173,8 @@ pub struct WorkerShared {
     /// Id of the job running innermost on this worker, 0 when idle. Changed
     /// only with the GIL held, so a GIL holder reads a stable value.
     pub current_job: AtomicU64,
+    /// Scope of that job (0 for none), changed together with `current_job`.
+    pub current_scope: AtomicU64,
     /// The worker's CPython thread id.
     pub thread_id: AtomicU64,
     /// An interrupt was aimed at this worker and may still be pending.
@@ -256,6 +262,31 @@ pub fn start(config: StartConfig, max_queue: usize, workers: usize) -> Result<bo
         max_queue: AtomicUsize::new(max_queue),
     });
     Ok(true)
+}
+
+/// Interrupts the job of scope `scope` running innermost on its worker (the
+/// worker the scope is pinned to), as a timeout would: its caller gets an
+/// `erlang.Interrupted` error. False when that scope is running nothing.
+pub fn interrupt_scope(scope: u64) -> bool {
+    let Some(runtime) = RUNTIME.get() else {
+        return false;
+    };
+    if scope == 0 {
+        return false;
+    }
+    let index = scope_worker(scope, runtime.workers.len());
+    let shared = &runtime.workers[index].1;
+    let job = shared.current_job.load(Ordering::Acquire);
+    if job == 0 || shared.current_scope.load(Ordering::Acquire) != scope {
+        return false;
+    }
+    // The interrupter checks again, with the GIL, that `job` still runs.
+    interrupt::request(index, job)
+}
+
+/// The worker a scope is pinned to.
+pub fn scope_worker(scope: u64, workers: usize) -> usize {
+    (scope % workers.max(1) as u64) as usize
 }
 
 pub fn is_started() -> bool {
@@ -349,12 +380,14 @@ fn walk_within(term: Term<'_>, budget: &mut usize, depth: usize) -> bool {
 /// `reply_to`. Called on a scheduler thread: it only copies terms and sends.
 /// `pinned` chooses the worker (a context always runs on the same thread:
 /// C extensions such as numpy can break when objects move between OS
-/// threads); otherwise the least loaded one takes it.
+/// threads); otherwise the least loaded one takes it. `scope` tags the job
+/// for [`interrupt_scope`] (0: untagged).
 pub fn submit(
     reference: Term<'_>,
     op: Term<'_>,
     reply_to: LocalPid,
     pinned: Option<usize>,
+    scope: u64,
 ) -> Result<Arc<JobState>, SubmitError> {
     let runtime = RUNTIME.get().ok_or(SubmitError::NotStarted)?;
     let index = match pinned {
@@ -373,7 +406,10 @@ pub fn submit(
     let env = OwnedEnv::new();
     let reference = env.save(reference);
     let op = env.save(op);
-    let job = Arc::new(JobState::default());
+    let job = Arc::new(JobState {
+        scope,
+        ..JobState::default()
+    });
     job.worker.store(index, Ordering::Relaxed);
     shared.queued.fetch_add(1, Ordering::AcqRel);
     let request = Request {
@@ -535,6 +571,9 @@ impl Server {
         self.shared
             .current_job
             .store(request.job.id, Ordering::Release);
+        self.shared
+            .current_scope
+            .store(request.job.scope, Ordering::Release);
         self.shared.running.fetch_add(1, Ordering::AcqRel);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             request
@@ -542,12 +581,15 @@ impl Server {
                 .run(|env| self.worker.execute(py, request.op.load(env)))
         }))
         .unwrap_or_else(|panic| Err(Failure::Internal(panic_text(&panic))));
-        let outer = {
+        let (outer, outer_scope) = {
             let mut running = self.running.borrow_mut();
             running.pop();
-            running.last().map_or(0, |r| r.job.id)
+            running.last().map_or((0, 0), |r| (r.job.id, r.job.scope))
         };
         self.shared.current_job.store(outer, Ordering::Release);
+        self.shared
+            .current_scope
+            .store(outer_scope, Ordering::Release);
         self.shared.running.fetch_sub(1, Ordering::AcqRel);
         // Only the innermost job is ever targeted, so an exception still
         // pending now was meant for the job that just ended. Cleared here, it
