@@ -17,4 +17,22 @@ defmodule :py_nif do
   @doc "Python's version string: `{ok, Binary}`."
   @spec version() :: {:ok, binary()} | {:error, term()}
   defdelegate version, to: :py
+
+  # The channel primitives the original's suites call directly.
+
+  @doc "The next channel item without waiting: `{ok, Term}`, `{error, empty}` or `{error, closed}`."
+  @spec channel_try_receive(reference()) :: {:ok, term()} | {:error, :empty | :closed}
+  def channel_try_receive(channel), do: ErlangPython.Channel.try_receive(channel)
+
+  @doc "The next byte-channel chunk without waiting."
+  @spec byte_channel_try_receive_bytes(reference()) :: {:ok, binary()} | {:error, :empty | :closed}
+  def byte_channel_try_receive_bytes(channel), do: ErlangPython.Channel.try_receive(channel)
+
+  @doc """
+  Makes the caller the channel's waiter: it receives `channel_data_ready` or
+  `channel_closed`. `ok`, or `{error, waiter_exists}`.
+  """
+  @spec channel_register_sync_waiter(reference()) :: :ok | {:error, :waiter_exists}
+  def channel_register_sync_waiter(channel),
+    do: ErlangPython.Native.channel_register_sync_waiter(channel)
 end

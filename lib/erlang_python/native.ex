@@ -66,4 +66,32 @@ defmodule ErlangPython.Native do
   def queue_length, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def workers, do: :erlang.nif_error(:nif_not_loaded)
+
+  # Channels and buffers (native/erlang_python_nif/src/channel.rs, buffer.rs).
+  @doc false
+  def channel_new(_type, _max_size), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def channel_send(_channel, _item), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def channel_try_receive(_channel), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def channel_close(_channel), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def channel_info(_channel), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def channel_register_sync_waiter(_channel), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def channel_cancel_sync_waiter(_channel), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def channel_wait_writable(_channel), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def buffer_new(_size), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def buffer_write(_buffer, _data), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def buffer_write_dirty(_buffer, _data), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def buffer_close(_buffer), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def buffer_info(_buffer), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -171,3 +171,27 @@ def setup_logging(level=10, format=None):
 
 
 __all__ += ["ErlangHandler", "SharedDict", "Span", "setup_logging", "trace"]
+
+
+# Channels and buffers (ErlangPython.Channel, ErlangPython.Buffer) and
+# running a coroutine to completion.
+
+from _erlang_impl._channel import (  # noqa: E402
+    ByteChannel,
+    ByteChannelClosed,
+    Channel,
+    ChannelClosed,
+    PyBuffer,
+    reply,
+)
+
+
+def run(main):
+    """Runs the coroutine ``main`` to completion on a new ErlangEventLoop
+    in the calling thread and returns its result (``asyncio.run``)."""
+    import asyncio
+
+    return asyncio.run(main)
+
+
+__all__ += ["ByteChannel", "ByteChannelClosed", "Channel", "ChannelClosed", "PyBuffer", "reply", "run"]

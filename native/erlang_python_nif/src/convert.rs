@@ -90,6 +90,10 @@ fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
             let pid = term.decode().map_err(|_| internal("pid"))?;
             Ok(Bound::new(py, Pid { pid })?.into_any())
         }
+        TermType::Ref => match crate::buffer::to_python(py, term) {
+            Some(buffer) => Ok(buffer?),
+            None => opaque(py, term),
+        },
         _ => opaque(py, term),
     }
 }
@@ -378,6 +382,9 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
     }
     if let Ok(held) = obj.cast::<OpaqueTerm>() {
         return Ok(held.get().to_term(env));
+    }
+    if let Some(buffer) = crate::buffer::to_term(env, obj) {
+        return Ok(buffer);
     }
     // No Elixir form: a handle to the live object.
     Ok(crate::handles::encode(env, obj))

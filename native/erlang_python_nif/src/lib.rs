@@ -13,9 +13,13 @@
 //! | term <-> Python conversion       | [`convert`]       |
 //! | error terms                      | [`errors`]        |
 //! | Python types for Erlang terms    | [`python_module`] |
+//! | channels (Erlang <-> Python)     | [`channel`]       |
+//! | buffers read by Python           | [`buffer`]        |
 
 pub mod atoms;
+pub mod buffer;
 pub mod callbacks;
+pub mod channel;
 pub mod convert;
 pub mod deferred;
 pub mod errors;

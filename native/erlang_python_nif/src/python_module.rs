@@ -224,5 +224,7 @@ pub fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CallbackError", m.py().get_type::<CallbackError>())?;
     m.add("ProcessError", m.py().get_type::<ProcessError>())?;
     m.add("Interrupted", m.py().get_type::<Interrupted>())?;
+    crate::channel::register(m)?;
+    crate::buffer::register(m)?;
     Ok(())
 }
