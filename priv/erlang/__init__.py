@@ -194,4 +194,43 @@ def run(main):
     return asyncio.run(main)
 
 
-__all__ += ["ByteChannel", "ByteChannelClosed", "Channel", "ChannelClosed", "PyBuffer", "reply", "run"]
+def new_event_loop():
+    """A new ErlangEventLoop."""
+    return ErlangEventLoop()
+
+
+EventLoopPolicy = ErlangEventLoopPolicy
+
+
+def sleep(seconds):
+    """Sleeps without holding anything the VM needs.
+
+    Called from a coroutine running on an event loop, returns an awaitable
+    (``await erlang.sleep(0.1)``) so the loop runs other tasks meanwhile.
+    Called from plain code, it waits with the GIL released on the Python
+    worker thread (never on a BEAM scheduler) and returns None.
+    """
+    import asyncio
+    import time
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        if seconds > 0:
+            time.sleep(seconds)
+        return None
+    return asyncio.sleep(max(seconds, 0))
+
+
+__all__ += [
+    "ByteChannel",
+    "ByteChannelClosed",
+    "Channel",
+    "ChannelClosed",
+    "EventLoopPolicy",
+    "PyBuffer",
+    "new_event_loop",
+    "reply",
+    "run",
+    "sleep",
+]
