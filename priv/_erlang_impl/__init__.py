@@ -6,8 +6,9 @@ is done by a C-level audit hook that was installed before Python started.
 """
 
 from . import _loop, _sandbox
+from ._loop import ErlangEventLoop, ErlangEventLoopPolicy
 
 _sandbox.install_named_events()
 _loop.install()
 
-__all__ = ["_loop", "_sandbox"]
+__all__ = ["ErlangEventLoop", "ErlangEventLoopPolicy", "_loop", "_sandbox"]
