@@ -224,10 +224,30 @@ defmodule ErlangPython.ChannelsTest do
     end
 
     test "erlang.sleep waits without a loop and yields inside one" do
-      assert {:ok, "done"} =
-               ErlangPython.eval(
-                 "(__import__('erlang').sleep(0.01), __import__('erlang').run(__import__('erlang').sleep(0.01)), 'done')[2]"
-               )
+      :ok =
+        ErlangPython.exec("""
+        import asyncio, erlang, time
+
+        async def _sleep_pair():
+            order = []
+            async def sleeper():
+                await erlang.sleep(0.05)
+                order.append('sleeper')
+            async def other():
+                order.append('other')
+            await asyncio.gather(sleeper(), other())
+            return order
+
+        def _sleep_plain():
+            start = time.monotonic()
+            assert erlang.sleep(0.05) is None
+            return time.monotonic() - start
+        """)
+
+      # While one coroutine sleeps, the loop runs the other.
+      assert {:ok, ["other", "sleeper"]} = ErlangPython.eval("erlang.run(_sleep_pair())")
+      {:ok, plain} = ErlangPython.eval("_sleep_plain()")
+      assert plain >= 0.05
 
       assert {:ok, true} =
                ErlangPython.eval(
