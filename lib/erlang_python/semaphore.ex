@@ -57,7 +57,7 @@ defmodule ErlangPython.Semaphore do
   end
 
   @doc "Runs `fun` holding a slot; `{:error, :max_concurrent}` if none frees in time."
-  @spec with_slot(timeout(), (() -> result)) :: result | {:error, :max_concurrent}
+  @spec with_slot(timeout(), (... -> result)) :: result | {:error, :max_concurrent}
         when result: term()
   def with_slot(timeout, fun) do
     with :ok <- acquire(timeout) do
