@@ -31,8 +31,9 @@ use crate::atoms;
 use crate::convert;
 use crate::errors::Failure;
 use crate::messaging::build_and_send;
-use crate::python_module::{CallbackError, HeldTerm, Interrupted};
+use crate::pytypes::{CallbackError, Interrupted};
 use crate::runtime;
+use crate::terms::HeldTerm;
 
 /// What an Elixir name is bound to: a fun of one argument (the argument
 /// list), or `{module, function}` called as `module.function(args)`.

@@ -17,7 +17,8 @@ use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Binary, Encoder, Env, NewBinary, Term, TermType};
 
 use crate::atoms;
-use crate::python_module::{OpaqueTerm, Pid};
+use crate::pytypes::{OpaqueTerm, Pid};
+use crate::terms::elixir_struct;
 
 /// Most levels of nested lists, tuples, maps and sets converted either way
 /// (`[[1]]` has two levels; scalars do not count).
@@ -466,23 +467,6 @@ fn set_to_term<'a>(env: Env<'a>, set: &Bound<'_, PyAny>, depth: usize) -> Result
         atoms::mapset_module(),
         &[(atoms::map(), elements), (atoms::version(), 2.encode(env))],
     ))
-}
-
-/// `%Module{field: value, ...}`: a map with `__struct__` and the fields.
-pub fn elixir_struct<'a>(
-    env: Env<'a>,
-    module: rustler::Atom,
-    fields: &[(rustler::Atom, Term<'a>)],
-) -> Term<'a> {
-    let mut keys = Vec::with_capacity(fields.len() + 1);
-    let mut values = Vec::with_capacity(fields.len() + 1);
-    keys.push(atoms::__struct__().to_term(env));
-    values.push(module.to_term(env));
-    for (key, value) in fields {
-        keys.push(key.to_term(env));
-        values.push(*value);
-    }
-    Term::map_from_term_arrays(env, &keys, &values).expect("struct fields are distinct atoms")
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub fn encode<'a>(env: Env<'a>, object: &Bound<'_, PyAny>) -> Term<'a> {
     let handle = ResourceArc::new(PyHandle {
         object: object.clone().unbind(),
     });
-    crate::convert::elixir_struct(
+    crate::terms::elixir_struct(
         env,
         atoms::object_module(),
         &[

@@ -19,7 +19,7 @@ use std::mem::MaybeUninit;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::python_module::_erlang_native;
+use crate::erlang_module::_erlang_native;
 use crate::sandbox;
 
 /// What the Elixir side tells the runtime at start.

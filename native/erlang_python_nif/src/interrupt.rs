@@ -23,7 +23,7 @@ use crossbeam_channel::Sender;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::python_module::Interrupted;
+use crate::pytypes::Interrupted;
 use crate::runtime;
 
 /// Interrupt whatever runs, on every worker.

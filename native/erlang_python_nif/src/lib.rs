@@ -18,15 +18,18 @@ pub mod atoms;
 pub mod callbacks;
 pub mod convert;
 pub mod deferred;
+pub mod erlang_module;
 pub mod errors;
 pub mod handles;
 pub mod interpreter;
 pub mod interrupt;
 pub mod messaging;
 pub mod ops;
-pub mod python_module;
+pub mod panics;
+pub mod pytypes;
 pub mod runtime;
 pub mod sandbox;
+pub mod terms;
 
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 

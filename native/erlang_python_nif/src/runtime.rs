@@ -30,6 +30,7 @@ use crate::interpreter::{self, StartConfig};
 use crate::interrupt;
 use crate::messaging::send_owned;
 use crate::ops::{Outcome, Worker};
+use crate::panics;
 
 const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
@@ -229,8 +230,7 @@ pub fn start(config: StartConfig, max_queue: usize, workers: usize) -> Result<bo
         .name("erlang_python".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            let started = catch_unwind(|| interpreter::initialize(&config))
-                .unwrap_or_else(|panic| Err(panic_text(&panic)));
+            let started = panics::catch(|| interpreter::initialize(&config)).unwrap_or_else(Err);
             let ok = started.is_ok();
             let _ = ready_tx.send(started);
             if ok {
@@ -536,12 +536,12 @@ impl Server {
             .current_job
             .store(request.job.id, Ordering::Release);
         self.shared.running.fetch_add(1, Ordering::AcqRel);
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let outcome = panics::catch(|| {
             request
                 .env
                 .run(|env| self.worker.execute(py, request.op.load(env)))
-        }))
-        .unwrap_or_else(|panic| Err(Failure::Internal(panic_text(&panic))));
+        })
+        .unwrap_or_else(|text| Err(Failure::Internal(text)));
         let outer = {
             let mut running = self.running.borrow_mut();
             running.pop();
@@ -634,16 +634,6 @@ fn send_reply(
         }
     });
     replies.clear();
-}
-
-pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        format!("panic: {text}")
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        format!("panic: {text}")
-    } else {
-        "panic with a non-string payload".into()
-    }
 }
 
 #[cfg(test)]
