@@ -14,22 +14,21 @@
 //! | error terms                      | [`errors`]        |
 //! | Python types for Erlang terms    | [`python_module`] |
 
-pub mod atoms;
-pub mod callbacks;
-pub mod convert;
-pub mod deferred;
-pub mod erlang_module;
-pub mod errors;
-pub mod handles;
-pub mod interpreter;
-pub mod interrupt;
-pub mod messaging;
-pub mod ops;
-pub mod panics;
-pub mod pytypes;
-pub mod runtime;
-pub mod sandbox;
-pub mod terms;
+mod atoms;
+mod callbacks;
+mod convert;
+mod deferred;
+mod erlang_module;
+mod errors;
+mod interpreter;
+mod interrupt;
+mod messaging;
+mod ops;
+mod panics;
+mod pytypes;
+mod runtime;
+mod sandbox;
+mod terms;
 
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
@@ -116,7 +115,7 @@ fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
 fn context_worker(op: Term<'_>) -> Option<usize> {
     let parts = rustler::types::tuple::get_tuple(op).ok()?;
     match parts.as_slice() {
-        [tag, context, _] if atoms::context() == *tag => handles::identity(*context),
+        [tag, context, _] if atoms::context() == *tag => convert::handles::identity(*context),
         _ => None,
     }
 }

@@ -24,8 +24,9 @@ pub enum Outcome<'py> {
     Value(Bound<'py, PyAny>),
     /// A handle to the value, whatever it is (`decode: false`).
     Handle(Bound<'py, PyAny>),
-    /// A value, and something to free only once the reply is sent.
-    ValueThenFree(Bound<'py, PyAny>, Bound<'py, PyAny>),
+    /// A value, and something to free only once the reply is sent: the
+    /// second field is never read, only dropped after the reply.
+    ValueThenFree(Bound<'py, PyAny>, #[allow(dead_code)] Bound<'py, PyAny>),
     /// `exec` succeeded; there is no value.
     Ok,
     Pong,

@@ -504,11 +504,6 @@ impl Server {
         }
     }
 
-    /// Id of the innermost running job.
-    pub fn innermost_job(&self) -> Option<u64> {
-        self.running.borrow().last().map(|r| r.job.id)
-    }
-
     /// Whether the innermost running job has been cancelled.
     pub fn innermost_cancelled(&self) -> bool {
         self.running
@@ -609,7 +604,9 @@ fn result_term<'a>(
                 Err(err) => (atoms::error(), reason_term(env, py, &Failure::from(err))).encode(env),
             }
         }
-        Ok(Outcome::Handle(value)) => (atoms::ok(), crate::handles::encode(env, value)).encode(env),
+        Ok(Outcome::Handle(value)) => {
+            (atoms::ok(), crate::convert::handles::to_term(env, value)).encode(env)
+        }
         Ok(Outcome::Ok) => atoms::ok().encode(env),
         Err(failure) => (atoms::error(), reason_term(env, py, failure)).encode(env),
     }
