@@ -64,8 +64,7 @@ pub fn initialize(config: &StartConfig) -> Result<(), String> {
     // Python threads can run while the runtime waits for requests. The saved
     // thread state is re-entered by Python::attach (PyGILState_Ensure).
     unsafe { ffi::PyEval_SaveThread() };
-    setup.map_err(|err| Python::attach(|py| format!("{}", err.value(py))))?;
-    crate::interrupt::start()
+    setup.map_err(|err| Python::attach(|py| format!("{}", err.value(py))))
 }
 
 fn promote_libpython_to_global() -> Result<(), String> {

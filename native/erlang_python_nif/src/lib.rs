@@ -134,7 +134,7 @@ fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
 /// Interrupts whatever Python code the runtime thread is running now.
 #[rustler::nif]
 fn interrupt() -> bool {
-    runtime::is_started() && interrupt::request(0, interrupt::ANY_JOB)
+    interrupt::request(0, interrupt::ANY_JOB)
 }
 
 /// Changes the queue limit at run time.

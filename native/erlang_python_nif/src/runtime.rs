@@ -14,7 +14,7 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use crate::atoms;
 use crate::deferred;
 use crate::errors::{reason_term, Failure};
 use crate::interpreter::{self, StartConfig};
-use crate::interrupt;
+use crate::interrupt::{self, Interruptible};
 use crate::messaging::send_owned;
 use crate::ops::{Outcome, Worker};
 use crate::panics;
@@ -167,28 +167,13 @@ pub struct WorkerShared {
     pub index: usize,
     queued: AtomicUsize,
     running: AtomicUsize,
-    /// Id of the job running innermost on this worker, 0 when idle. Changed
-    /// only with the GIL held, so a GIL holder reads a stable value.
-    pub current_job: AtomicU64,
-    /// The worker's CPython thread id.
-    pub thread_id: AtomicU64,
-    /// An interrupt was aimed at this worker and may still be pending.
-    pub interrupt_sent: AtomicBool,
+    interruptible: Arc<Interruptible>,
 }
 
 impl WorkerShared {
     fn load(&self) -> usize {
         self.queued.load(Ordering::Relaxed) + self.running.load(Ordering::Relaxed)
     }
-}
-
-/// The worker with this index, if the runtime runs.
-pub fn worker(index: usize) -> Option<Arc<WorkerShared>> {
-    RUNTIME
-        .get()?
-        .workers
-        .get(index)
-        .map(|(_, shared)| shared.clone())
 }
 
 /// How many worker threads serve requests.
@@ -241,6 +226,10 @@ pub fn start(config: StartConfig, max_queue: usize, workers: usize) -> Result<bo
     ready_rx
         .recv()
         .map_err(|_| "the Python thread exited during start".to_string())??;
+    let interruptibles = links
+        .iter()
+        .map(|(_, shared)| shared.interruptible.clone())
+        .collect();
     // The other workers attach to the running interpreter.
     for (receiver, shared) in receivers {
         let total = queued.clone();
@@ -250,6 +239,7 @@ pub fn start(config: StartConfig, max_queue: usize, workers: usize) -> Result<bo
             .spawn(move || serve(receiver, shared, total))
             .map_err(|e| format!("could not spawn a Python worker thread: {e}"))?;
     }
+    interrupt::start(interruptibles)?;
     let _ = RUNTIME.set(Runtime {
         workers: links,
         queued,
@@ -431,9 +421,7 @@ pub fn current_caller() -> Option<LocalPid> {
 }
 
 fn serve(receiver: Receiver<Request>, shared: Arc<WorkerShared>, queued: Arc<AtomicUsize>) {
-    // SAFETY: PyThread_get_thread_ident has no preconditions (no GIL needed).
-    let thread_id = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
-    shared.thread_id.store(thread_id as u64, Ordering::Release);
+    shared.interruptible.bind_to_current_thread();
     // Leaked on purpose: worker threads live as long as the VM.
     let server: &'static Server = Box::leak(Box::new(Server {
         receiver,
@@ -491,19 +479,6 @@ impl Server {
         &self.receiver
     }
 
-    /// Drops an asynchronous exception pending on this thread, if one was
-    /// set. Called with the GIL held, so the interrupter cannot interleave.
-    fn clear_stale_interrupt(&self) {
-        if self.shared.interrupt_sent.swap(false, Ordering::AcqRel) {
-            let thread_id = self.shared.thread_id.load(Ordering::Acquire);
-            // SAFETY: the GIL is held; a NULL exception clears this thread's
-            // pending asynchronous exception.
-            unsafe {
-                pyo3::ffi::PyThreadState_SetAsyncExc(thread_id as _, std::ptr::null_mut());
-            }
-        }
-    }
-
     /// Whether the innermost running job has been cancelled.
     pub fn innermost_cancelled(&self) -> bool {
         self.running
@@ -522,14 +497,14 @@ impl Server {
         }
         // An interrupt that arrived after its job finished must not hit this
         // one: clear whatever asynchronous exception is still pending here.
-        self.clear_stale_interrupt();
+        self.shared.interruptible.clear_stale(py);
         self.running.borrow_mut().push(Running {
             caller: request.reply_to,
             job: request.job.clone(),
         });
         self.shared
-            .current_job
-            .store(request.job.id, Ordering::Release);
+            .interruptible
+            .set_current_job(py, request.job.id);
         self.shared.running.fetch_add(1, Ordering::AcqRel);
         let outcome = panics::catch(|| {
             request
@@ -542,12 +517,12 @@ impl Server {
             running.pop();
             running.last().map_or(0, |r| r.job.id)
         };
-        self.shared.current_job.store(outer, Ordering::Release);
+        self.shared.interruptible.set_current_job(py, outer);
         self.shared.running.fetch_sub(1, Ordering::AcqRel);
         // Only the innermost job is ever targeted, so an exception still
         // pending now was meant for the job that just ended. Cleared here, it
         // cannot fire in the job this one ran nested in (a callback wait).
-        self.clear_stale_interrupt();
+        self.shared.interruptible.clear_stale(py);
         if request.job.is_cancelled() {
             return;
         }
