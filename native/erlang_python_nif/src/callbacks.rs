@@ -260,7 +260,7 @@ fn wait(
         }
         enum Event {
             Answer(Answer),
-            Request(runtime::Request),
+            Request(crate::job::Request),
             Timeout,
         }
         let event = py.detach(|| {

@@ -15,17 +15,19 @@
 //! | Python types for Erlang terms    | [`python_module`] |
 
 mod atoms;
+mod awaitable;
 mod callbacks;
 mod convert;
-mod deferred;
 mod erlang_module;
 mod errors;
 mod interpreter;
 mod interrupt;
+mod job;
 mod messaging;
 mod ops;
 mod panics;
 mod pytypes;
+mod reply;
 mod runtime;
 mod sandbox;
 mod terms;
@@ -33,7 +35,8 @@ mod terms;
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::interpreter::StartConfig;
-use crate::runtime::{CancelOutcome, JobHandle, SubmitError};
+use crate::job::{CancelOutcome, JobHandle};
+use crate::runtime::SubmitError;
 
 /// Worker threads serving requests.
 #[rustler::nif]

@@ -18,19 +18,7 @@ use crate::atoms;
 use crate::callbacks;
 use crate::convert;
 use crate::errors::Failure;
-
-/// What an operation produced, before it is converted for the reply.
-pub enum Outcome<'py> {
-    Value(Bound<'py, PyAny>),
-    /// A handle to the value, whatever it is (`decode: false`).
-    Handle(Bound<'py, PyAny>),
-    /// A value, and something to free only once the reply is sent: the
-    /// second field is never read, only dropped after the reply.
-    ValueThenFree(Bound<'py, PyAny>, #[allow(dead_code)] Bound<'py, PyAny>),
-    /// `exec` succeeded; there is no value.
-    Ok,
-    Pong,
-}
+use crate::reply::Outcome;
 
 type OpResult<'py> = Result<Outcome<'py>, Failure>;
 

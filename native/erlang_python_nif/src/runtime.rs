@@ -13,139 +13,22 @@
 //! or died never receives a stale message later.
 
 use std::cell::{OnceCell, RefCell};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use pyo3::prelude::*;
-use rustler::env::SavedTerm;
-use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
+use rustler::{LocalPid, OwnedEnv, Term};
 
-use crate::atoms;
-use crate::deferred;
-use crate::errors::{reason_term, Failure};
+use crate::awaitable;
+use crate::errors::Failure;
 use crate::interpreter::{self, StartConfig};
 use crate::interrupt::{self, Interruptible};
-use crate::messaging::send_owned;
-use crate::ops::{Outcome, Worker};
+use crate::job::{JobState, Request};
+use crate::ops::Worker;
 use crate::panics;
-
-const PENDING: u8 = 0;
-const RUNNING: u8 = 1;
-const DONE: u8 = 2;
-const CANCELLED: u8 = 3;
-
-/// Where a request stands; shared by the runtime thread and the caller's handle.
-#[derive(Debug)]
-pub struct JobState {
-    /// Unique, never 0 (0 means "any job" to the interrupter).
-    pub id: u64,
-    state: AtomicU8,
-    /// The worker thread the job was queued for.
-    worker: AtomicUsize,
-}
-
-/// What `cancel` found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CancelOutcome {
-    /// The reply will never be sent. `was_running`: Python code for it may
-    /// be executing right now and should be interrupted.
-    Cancelled { was_running: bool },
-    /// The reply has been (or is being) sent: the caller must receive it.
-    Done,
-}
-
-static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
-
-impl Default for JobState {
-    fn default() -> Self {
-        JobState {
-            id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
-            state: AtomicU8::new(PENDING),
-            worker: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl JobState {
-    fn transition(&self, from: u8, to: u8) -> bool {
-        self.state
-            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Runtime thread: claim the job. False when it was cancelled first.
-    pub fn start(&self) -> bool {
-        self.transition(PENDING, RUNNING)
-    }
-
-    /// Runtime thread: commit to replying. False when cancelled meanwhile.
-    pub fn finish(&self) -> bool {
-        self.transition(RUNNING, DONE)
-    }
-
-    /// Caller side: give up on the reply unless it is already committed.
-    pub fn cancel(&self) -> CancelOutcome {
-        loop {
-            match self.state.load(Ordering::Acquire) {
-                DONE => return CancelOutcome::Done,
-                CANCELLED => return CancelOutcome::Cancelled { was_running: false },
-                state => {
-                    if self.transition(state, CANCELLED) {
-                        return CancelOutcome::Cancelled {
-                            was_running: state == RUNNING,
-                        };
-                    }
-                }
-            }
-        }
-    }
-
-    /// Cancels, and interrupts the Python code if it is running.
-    pub fn cancel_and_interrupt(&self) -> CancelOutcome {
-        let outcome = self.cancel();
-        if outcome == (CancelOutcome::Cancelled { was_running: true }) {
-            interrupt::request(self.worker.load(Ordering::Relaxed), self.id);
-        }
-        outcome
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.state.load(Ordering::Acquire) == CANCELLED
-    }
-}
-
-/// The caller's side of a request, as a NIF resource. Dropping it (the
-/// caller died, or forgot the handle) cancels a request that has not replied.
-pub struct JobHandle {
-    pub state: Arc<JobState>,
-}
-
-#[rustler::resource_impl]
-impl rustler::Resource for JobHandle {}
-
-impl Drop for JobHandle {
-    fn drop(&mut self) {
-        self.state.cancel_and_interrupt();
-    }
-}
-
-/// One unit of work for the runtime thread.
-pub struct Request {
-    env: OwnedEnv,
-    reference: SavedTerm,
-    op: SavedTerm,
-    reply_to: LocalPid,
-    job: Arc<JobState>,
-}
-
-impl Request {
-    pub fn job_id(&self) -> u64 {
-        self.job.id
-    }
-}
+use crate::reply::{self, Outcome};
 
 /// Why `submit` refused a request.
 #[derive(Debug)]
@@ -360,19 +243,9 @@ pub fn submit(
         runtime.queued.fetch_sub(1, Ordering::AcqRel);
         return Err(SubmitError::Overloaded);
     }
-    let env = OwnedEnv::new();
-    let reference = env.save(reference);
-    let op = env.save(op);
-    let job = Arc::new(JobState::default());
-    job.worker.store(index, Ordering::Relaxed);
+    let job = Arc::new(JobState::for_worker(index));
     shared.queued.fetch_add(1, Ordering::AcqRel);
-    let request = Request {
-        env,
-        reference,
-        op,
-        reply_to,
-        job: job.clone(),
-    };
+    let request = Request::new(reference, op, reply_to, job.clone());
     match sender.try_send(request) {
         Ok(()) => Ok(job),
         Err(error) => {
@@ -506,12 +379,8 @@ impl Server {
             .interruptible
             .set_current_job(py, request.job.id);
         self.shared.running.fetch_add(1, Ordering::AcqRel);
-        let outcome = panics::catch(|| {
-            request
-                .env
-                .run(|env| self.worker.execute(py, request.op.load(env)))
-        })
-        .unwrap_or_else(|text| Err(Failure::Internal(text)));
+        let outcome = panics::catch(|| request.with_op(|op| self.worker.execute(py, op)))
+            .unwrap_or_else(|text| Err(Failure::Internal(text)));
         let outer = {
             let mut running = self.running.borrow_mut();
             running.pop();
@@ -528,119 +397,18 @@ impl Server {
         }
         // An awaitable result goes to the asyncio loop; the reply comes later.
         if let Ok(Outcome::Value(value) | Outcome::ValueThenFree(value, _)) = &outcome {
-            if deferred::is_awaitable(value) {
+            if awaitable::is_awaitable(value) {
                 let value = value.clone();
                 drop(outcome);
-                deferred::schedule(py, &value, request);
+                awaitable::schedule(py, &value, request);
                 return;
             }
         }
         // The shared reply env is never held across Python code, so it is
         // free here even for a nested request; fall back to a fresh one anyway.
         match self.replies.try_borrow_mut() {
-            Ok(mut replies) => reply(py, &mut replies, &request, &outcome),
-            Err(_) => reply(py, &mut OwnedEnv::new(), &request, &outcome),
+            Ok(mut replies) => reply::send(py, &mut replies, &request, &outcome),
+            Err(_) => reply::send(py, &mut OwnedEnv::new(), &request, &outcome),
         }
-    }
-}
-
-/// Sends the outcome of `request` to its caller (unless it gave up).
-pub fn reply(
-    py: Python<'_>,
-    replies: &mut OwnedEnv,
-    request: &Request,
-    outcome: &Result<Outcome<'_>, Failure>,
-) {
-    // Building the reply converts Python values; guard it like the work.
-    let sent = catch_unwind(AssertUnwindSafe(|| {
-        send_reply(replies, request, |env| result_term(env, py, outcome))
-    }));
-    if sent.is_err() {
-        replies.clear();
-        let failure = Failure::Internal("panic while encoding the reply".into());
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            send_reply(replies, request, |env| {
-                (atoms::error(), reason_term(env, py, &failure)).encode(env)
-            })
-        }));
-    }
-}
-
-fn result_term<'a>(
-    env: Env<'a>,
-    py: Python<'_>,
-    outcome: &Result<Outcome<'_>, Failure>,
-) -> Term<'a> {
-    match outcome {
-        Ok(Outcome::Pong) => atoms::pong().encode(env),
-        Ok(Outcome::Value(value)) | Ok(Outcome::ValueThenFree(value, _)) => {
-            match crate::convert::to_term(env, value) {
-                Ok(term) => (atoms::ok(), term).encode(env),
-                Err(err) => (atoms::error(), reason_term(env, py, &Failure::from(err))).encode(env),
-            }
-        }
-        Ok(Outcome::Handle(value)) => {
-            (atoms::ok(), crate::convert::handles::to_term(env, value)).encode(env)
-        }
-        Ok(Outcome::Ok) => atoms::ok().encode(env),
-        Err(failure) => (atoms::error(), reason_term(env, py, failure)).encode(env),
-    }
-}
-
-/// Builds `{reference, result}` in `replies` and sends it, but only if the
-/// job can still be committed to done. Clears `replies` afterwards.
-fn send_reply(
-    replies: &mut OwnedEnv,
-    request: &Request,
-    build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>,
-) {
-    replies.run(|env| {
-        let reference = request
-            .env
-            .run(|request_env| request.reference.load(request_env).in_env(env));
-        let message = (reference, build(env)).encode(env);
-        // Commit to replying only now that the message exists: from here on
-        // the caller's cancel() answers :done and waits for this message.
-        if request.job.finish() {
-            send_owned(env, &request.reply_to, message);
-        }
-    });
-    replies.clear();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reply_is_sent_only_when_not_cancelled() {
-        let job = JobState::default();
-        assert!(job.start());
-        assert_eq!(job.cancel(), CancelOutcome::Cancelled { was_running: true });
-        assert!(!job.finish(), "a cancelled job must not reply");
-
-        let job = JobState::default();
-        assert!(job.start());
-        assert!(job.finish());
-        assert_eq!(
-            job.cancel(),
-            CancelOutcome::Done,
-            "caller must then receive"
-        );
-    }
-
-    #[test]
-    fn cancelled_before_start_is_skipped() {
-        let job = JobState::default();
-        assert_eq!(
-            job.cancel(),
-            CancelOutcome::Cancelled { was_running: false }
-        );
-        assert!(!job.start());
-        assert_eq!(
-            job.cancel(),
-            CancelOutcome::Cancelled { was_running: false }
-        );
-        assert_ne!(JobState::default().id, JobState::default().id);
     }
 }
