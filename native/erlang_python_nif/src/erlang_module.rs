@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::pytypes::{describe_pid, CallbackError, Interrupted, OpaqueTerm, Pid, ProcessError};
-use crate::{callbacks, runtime, sandbox};
+use crate::{callbacks, registry, sandbox, serving};
 
 #[pyfunction]
 fn sandbox_active() -> bool {
@@ -54,20 +54,20 @@ fn send(py: Python<'_>, pid: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> P
 /// Whether an Erlang function is registered under `name`.
 #[pyfunction]
 fn is_registered(name: &str) -> bool {
-    callbacks::is_registered(name)
+    registry::is_registered(name)
 }
 
 /// Names of the registered Erlang functions, sorted.
 #[pyfunction]
 fn registered() -> Vec<String> {
-    callbacks::registered_names()
+    registry::names()
 }
 
 /// `erlang.self()`: the Elixir process whose request is running, or None
 /// outside a request (in a Python thread of its own, for instance).
 #[pyfunction(name = "self")]
 fn self_pid() -> Option<Pid> {
-    runtime::current_caller().map(|pid| Pid { pid })
+    serving::current_caller().map(|pid| Pid { pid })
 }
 
 /// The Python-visible module. Submodules of `erlang` build on these names.

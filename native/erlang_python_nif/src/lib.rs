@@ -27,9 +27,11 @@ mod messaging;
 mod ops;
 mod panics;
 mod pytypes;
+mod registry;
 mod reply;
 mod runtime;
 mod sandbox;
+mod serving;
 mod terms;
 
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
@@ -156,20 +158,20 @@ fn queue_length() -> usize {
 /// `{module, function}`. Replaces an earlier binding of the same name.
 #[rustler::nif]
 fn register_function(name: String, target: Term<'_>) -> rustler::Atom {
-    callbacks::register(name, target);
+    registry::register(name, target);
     atoms::ok()
 }
 
 /// Removes a binding; `true` if there was one.
 #[rustler::nif]
 fn unregister_function(name: String) -> bool {
-    callbacks::unregister(&name)
+    registry::unregister(&name)
 }
 
 /// Names bound with `register_function`, sorted.
 #[rustler::nif]
 fn registered_functions() -> Vec<String> {
-    callbacks::registered_names()
+    registry::names()
 }
 
 /// The process that runs callbacks (`ErlangPython.Callbacks`).

@@ -15,9 +15,9 @@ use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Term, TermType};
 
 use crate::atoms;
-use crate::callbacks;
 use crate::convert;
 use crate::errors::Failure;
+use crate::registry;
 use crate::reply::Outcome;
 
 type OpResult<'py> = Result<Outcome<'py>, Failure>;
@@ -431,7 +431,7 @@ fn resolve<'py>(py: Python<'py>, module: &Name, function: &Name) -> PyResult<Bou
             Ok(found) => Ok(found),
             Err(err) => {
                 let name = function.text.bind(py).to_str()?;
-                if module.is_main && callbacks::is_registered(name) {
+                if module.is_main && registry::is_registered(name) {
                     py.import("erlang")?.getattr("Function")?.call1((name,))
                 } else {
                     Err(err)

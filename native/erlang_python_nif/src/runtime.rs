@@ -12,7 +12,7 @@
 //! reply is sent only if the caller has not given up: a caller that timed out
 //! or died never receives a stale message later.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ use crate::job::{JobState, Request};
 use crate::ops::Worker;
 use crate::panics;
 use crate::reply::{self, Outcome};
+use crate::serving::{self, ServingThread};
 
 /// Why `submit` refused a request.
 #[derive(Debug)]
@@ -278,21 +279,6 @@ struct Running {
     job: Arc<JobState>,
 }
 
-thread_local! {
-    /// Set on the runtime thread only, for its whole life.
-    static SERVER: OnceCell<&'static Server> = const { OnceCell::new() };
-}
-
-/// The server, when called on the runtime thread.
-pub fn current_server() -> Option<&'static Server> {
-    SERVER.with(|cell| cell.get().copied())
-}
-
-/// The Elixir process whose request is running on this thread, if any.
-pub fn current_caller() -> Option<LocalPid> {
-    current_server().and_then(|server| server.running.borrow().last().map(|r| r.caller))
-}
-
 fn serve(receiver: Receiver<Request>, shared: Arc<WorkerShared>, queued: Arc<AtomicUsize>) {
     shared.interruptible.bind_to_current_thread();
     // Leaked on purpose: worker threads live as long as the VM.
@@ -304,9 +290,7 @@ fn serve(receiver: Receiver<Request>, shared: Arc<WorkerShared>, queued: Arc<Ato
         replies: RefCell::new(OwnedEnv::new()),
         running: RefCell::new(Vec::new()),
     }));
-    SERVER.with(|cell| {
-        let _ = cell.set(server);
-    });
+    serving::register_current(server);
     // Waits without the GIL; then drains everything already queued under a
     // single acquisition.
     while let Some(first) = next_request(&server.receiver) {
@@ -346,20 +330,28 @@ fn next_request(receiver: &Receiver<Request>) -> Option<Request> {
     }
 }
 
-impl Server {
-    /// The request queue, for code that waits on this thread.
-    pub fn receiver(&self) -> &Receiver<Request> {
+impl ServingThread for Server {
+    fn queue(&self) -> &Receiver<Request> {
         &self.receiver
     }
 
-    /// Whether the innermost running job has been cancelled.
-    pub fn innermost_cancelled(&self) -> bool {
+    fn serve(&self, py: Python<'_>, request: Request) {
+        self.handle(py, request);
+    }
+
+    fn innermost_cancelled(&self) -> bool {
         self.running
             .borrow()
             .last()
             .is_some_and(|r| r.job.is_cancelled())
     }
 
+    fn caller(&self) -> Option<LocalPid> {
+        self.running.borrow().last().map(|r| r.caller)
+    }
+}
+
+impl Server {
     /// Runs one request and replies. Reentrant: a callback waiting for
     /// Elixir calls it for requests that arrive meanwhile.
     pub fn handle(&self, py: Python<'_>, request: Request) {
