@@ -13,7 +13,8 @@ defmodule ErlangPython.PeerNode do
     {_, 0} = System.cmd("epmd", ["-daemon"])
 
     unless Node.alive?() do
-      {:ok, _} = Node.start(:"erlang_python_test@127.0.0.1", :longnames)
+      # Unique per OS process: test runs of other checkouts may share epmd.
+      {:ok, _} = Node.start(:"erlang_python_test_#{System.pid()}@127.0.0.1", :longnames)
     end
 
     code_paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
