@@ -38,6 +38,7 @@ use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::interpreter::StartConfig;
 use crate::job::{CancelOutcome, JobHandle};
+use crate::ops::Op;
 use crate::runtime::SubmitError;
 
 /// Worker threads serving requests.
@@ -108,20 +109,13 @@ fn submit_dirty<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a>
 }
 
 fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
-    match runtime::submit(reference, op, env.pid(), context_worker(op)) {
+    let Some(decoded) = Op::from_term(op) else {
+        return (atoms::error(), (atoms::badarg(), "malformed request")).encode(env);
+    };
+    match runtime::submit(reference, op, env.pid(), decoded.pinning()) {
         Ok(state) => ResourceArc::new(JobHandle { state }).encode(env),
         Err(SubmitError::NotStarted) => (atoms::error(), atoms::not_started()).encode(env),
         Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),
-    }
-}
-
-/// Requests in a context are pinned to one worker, chosen from the
-/// context's identity (its resource address, stable for its life).
-fn context_worker(op: Term<'_>) -> Option<usize> {
-    let parts = rustler::types::tuple::get_tuple(op).ok()?;
-    match parts.as_slice() {
-        [tag, context, _] if atoms::context() == *tag => convert::handles::identity(*context),
-        _ => None,
     }
 }
 

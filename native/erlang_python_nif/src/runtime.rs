@@ -26,7 +26,7 @@ use crate::errors::Failure;
 use crate::interpreter::{self, StartConfig};
 use crate::interrupt::{self, Interruptible};
 use crate::job::{JobState, Request};
-use crate::ops::Worker;
+use crate::ops::Executor;
 use crate::panics;
 use crate::reply::{self, Outcome};
 use crate::serving::{self, ServingThread};
@@ -267,7 +267,7 @@ pub struct Server {
     shared: Arc<WorkerShared>,
     /// The runtime's total of waiting requests.
     queued: Arc<AtomicUsize>,
-    worker: Worker,
+    executor: Executor,
     replies: RefCell<OwnedEnv>,
     /// Requests running on this thread, innermost last (more than one when
     /// a callback wait serves nested requests).
@@ -286,7 +286,7 @@ fn serve(receiver: Receiver<Request>, shared: Arc<WorkerShared>, queued: Arc<Ato
         receiver,
         shared,
         queued,
-        worker: Worker::new(),
+        executor: Executor::default(),
         replies: RefCell::new(OwnedEnv::new()),
         running: RefCell::new(Vec::new()),
     }));
@@ -371,7 +371,7 @@ impl Server {
             .interruptible
             .set_current_job(py, request.job.id);
         self.shared.running.fetch_add(1, Ordering::AcqRel);
-        let outcome = panics::catch(|| request.with_op(|op| self.worker.execute(py, op)))
+        let outcome = panics::catch(|| request.with_op(|op| self.executor.execute(py, op)))
             .unwrap_or_else(|text| Err(Failure::Internal(text)));
         let outer = {
             let mut running = self.running.borrow_mut();

@@ -18,7 +18,7 @@
 //! | `to_python.rs` | Erlang -> Python                                       |
 //! | `to_term.rs`   | Python -> Erlang                                       |
 //!
-//! The files depend on one another only downwards in this table.
+//! Each file uses only files listed above it.
 
 mod bignum;
 mod error;
