@@ -53,7 +53,9 @@ fn pending() -> &'static Pending {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static DISPATCHER: Mutex<Option<LocalPid>> = Mutex::new(None);
-static TIMEOUT_MS: AtomicU64 = AtomicU64::new(30_000);
+/// Set when the runtime starts, from `ErlangPython.Runtime`'s configuration
+/// (the default lives there); callbacks cannot happen before.
+static TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
 
 /// How long the interpreter thread polls for an answer before it parks.
 const SPIN: Duration = Duration::from_micros(50);
