@@ -23,6 +23,7 @@ defmodule ErlangPython.MixProject do
       description: "Call Python from Elixir and Erlang: CPython embedded in the BEAM, safely.",
       source_url: @source_url,
       package: package(),
+      docs: docs(),
       test_coverage: [summary: [threshold: 0]]
     ]
   end
@@ -40,6 +41,33 @@ defmodule ErlangPython.MixProject do
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]
   defp elixirc_paths(_), do: ["lib"]
+
+  # For ex_doc, when it is available: the guides, and ErlangPython's
+  # functions in the groups their `@doc group:` names.
+  @doc_groups [
+    "Calling Python",
+    "Object handles",
+    "Asynchronous calls and streams",
+    "Calling Elixir from Python",
+    "Interrupting",
+    "Virtual environments"
+  ]
+
+  defp docs do
+    [
+      main: "ErlangPython",
+      source_ref: "v#{@version}",
+      extras: ["README.md", "CHANGELOG.md" | Path.wildcard("guides/*.md")],
+      groups_for_extras: [Guides: Path.wildcard("guides/*.md")],
+      groups_for_docs: for(group <- @doc_groups, do: {group, &(&1[:group] == group)}),
+      groups_for_modules: [
+        "Python values": [ErlangPython.Object, ErlangPython.Context, ErlangPython.AsyncCall],
+        Errors: [ErlangPython.Error, ErlangPython.CallError],
+        Runtime: [ErlangPython.Runtime, ErlangPython.State],
+        "Erlang and tooling": [:py, ErlangPython.Sigils, ErlangPython.Case]
+      ]
+    ]
+  end
 
   defp package do
     [

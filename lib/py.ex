@@ -27,7 +27,7 @@ defmodule :py do
   @doc "Calls `module.function(*args, **kwargs)`; `kwargs` is a map or proplist."
   @spec call(ErlangPython.name(), ErlangPython.name(), list(), map() | list()) ::
           {:ok, term()} | error()
-  def call(module, function, args, kwargs), do: call(module, function, args, kwargs, 30_000)
+  def call(module, function, args, kwargs), do: call(module, function, args, kwargs, [])
 
   @doc """
   Calls with keyword arguments and either a timeout in milliseconds (or

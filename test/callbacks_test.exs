@@ -145,11 +145,22 @@ defmodule ErlangPython.CallbacksTest do
       assert message =~ name
     end
 
-    test "bad registrations are error tuples" do
-      assert {:error, {:badarg, _}} = ErlangPython.register_function(:f, fn -> 1 end)
-      assert {:error, {:badarg, _}} = ErlangPython.register_function("", fn [_] -> 1 end)
-      assert {:error, {:badarg, _}} = ErlangPython.register_function("a\0b", fn [_] -> 1 end)
-      assert {:error, {:badarg, _}} = ErlangPython.register_function(:f, "Mod", :fun)
+    test "bad registrations raise ArgumentError" do
+      assert_raise ArgumentError, ~r/arity 1/, fn ->
+        ErlangPython.register_function(:f, fn -> 1 end)
+      end
+
+      assert_raise ArgumentError, ~r/non-empty string/, fn ->
+        ErlangPython.register_function("", fn [_] -> 1 end)
+      end
+
+      assert_raise ArgumentError, ~r/NUL byte/, fn ->
+        ErlangPython.register_function("a\0b", fn [_] -> 1 end)
+      end
+
+      assert_raise ArgumentError, ~r/module and a function name/, fn ->
+        ErlangPython.register_function(:f, "Mod", :fun)
+      end
     end
   end
 

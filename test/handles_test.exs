@@ -44,7 +44,10 @@ defmodule ErlangPython.HandlesTest do
              ~r/^#ErlangPython\.Object<<__main__\._HandleThing object at 0x[0-9a-f]+>>$/
 
     assert {:error, %Error{type: "AttributeError"}} = ErlangPython.getattr(thing, :missing)
-    assert {:error, {:badarg, _}} = ErlangPython.getattr(:not_a_handle, :n)
+
+    assert_raise ArgumentError, ~r/expected an ErlangPython.Object/, fn ->
+      ErlangPython.getattr(:not_a_handle, :n)
+    end
   end
 
   test "inspect truncates long reprs" do

@@ -2,7 +2,7 @@ defmodule ErlangPython.ReliabilityTest do
   # Interrupts and the queue limit act on the one runtime: run alone.
   use ExUnit.Case, async: false
 
-  alias ErlangPython.{Error, Runtime}
+  alias ErlangPython.{CallError, Error, Runtime}
 
   # Start each test with an idle runtime, so a job is never cancelled
   # before it starts because of a previous test's work.
@@ -191,7 +191,7 @@ defmodule ErlangPython.ReliabilityTest do
       :ok = Runtime.set_max_queue(1)
       filler = Task.async(fn -> ErlangPython.eval("1") end)
       wait_until(fn -> Runtime.queue_length() >= 1 end)
-      assert_raise Error, ~r/Overloaded/, fn -> ErlangPython.eval!("2") end
+      assert %CallError{reason: :overloaded} = catch_error(ErlangPython.eval!("2"))
       Task.await(blocker)
       Task.await(filler)
     end

@@ -13,7 +13,7 @@ defmodule ErlangPython.Application do
            ),
          :ok <- ErlangPython.Output.register(),
          :ok <- ErlangPython.State.register(),
-         :ok <- start_interpreter(Application.get_env(:erlang_python, :start, :boot)) do
+         :ok <- start_interpreter(ErlangPython.Runtime.config()[:start]) do
       {:ok, supervisor}
     end
   end

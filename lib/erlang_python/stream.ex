@@ -10,10 +10,10 @@ defmodule ErlangPython.Stream do
   alias ErlangPython.Error
 
   @doc false
-  # `open_source` returns {:ok, handle_to_the_iterable} or {:error, reason}.
-  def new(open_source, opts) do
-    chunk = Keyword.get(opts, :chunk_size, 32)
-    request = Keyword.take(opts, [:timeout])
+  # `open_source` returns {:ok, handle_to_the_iterable} or {:error, reason};
+  # `options` are ErlangPython.stream/4's, validated.
+  def new(open_source, %{chunk_size: chunk, timeout: timeout}) do
+    request = [timeout: timeout]
 
     Stream.resource(
       fn ->
