@@ -1,9 +1,10 @@
 # Compile-time tooling (the cargo compiler, artifact naming) lives in mix/,
 # outside lib/, so it exists before lib/ compiles and is never compiled twice.
-Code.require_file("mix/erlang_python/artifact.ex", __DIR__)
-Code.require_file("mix/erlang_python/precompiled.ex", __DIR__)
-Code.require_file("mix/tasks/compile.erlang_python_nif.ex", __DIR__)
-Code.require_file("mix/tasks/erlang_python.checksum.ex", __DIR__)
+# mix/ is laid out like lib/: each file's path follows its module's name.
+Code.require_file("mix/erlang_python/build/artifact.ex", __DIR__)
+Code.require_file("mix/erlang_python/build/precompiled.ex", __DIR__)
+Code.require_file("mix/mix/tasks/compile.erlang_python_nif.ex", __DIR__)
+Code.require_file("mix/mix/tasks/erlang_python.checksum.ex", __DIR__)
 
 defmodule ErlangPython.MixProject do
   use Mix.Project
