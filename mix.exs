@@ -78,7 +78,7 @@ defmodule ErlangPython.MixProject do
         lib mix priv/_erlang_impl priv/erlang guides
         native/erlang_python_nif/src native/erlang_python_nif/build.rs
         native/erlang_python_nif/Cargo.toml native/erlang_python_nif/Cargo.lock
-        mix.exs README.md checksum-Elixir.ErlangPython.Native.exs
+        mix.exs README.md LICENSE CHANGELOG.md checksum-Elixir.ErlangPython.Native.exs
       )
     ]
   end

@@ -16,6 +16,17 @@ defmodule ErlangPython.LayoutTest do
     end
   end
 
+  test "the LICENSE file is the license mix.exs and Cargo.toml declare" do
+    assert Mix.Project.config()[:package][:licenses] == ["Apache-2.0"]
+
+    assert File.read!(Path.join(@root, "native/erlang_python_nif/Cargo.toml")) =~
+             ~s(license = "Apache-2.0")
+
+    license = File.read!(Path.join(@root, "LICENSE"))
+    assert license =~ ~r/Apache License\s+Version 2\.0, January 2004/
+    assert "LICENSE" in Mix.Project.config()[:package][:files]
+  end
+
   defp expected_path(":" <> erlang_module), do: erlang_module <> ".ex"
 
   defp expected_path("Mix.Tasks." <> _ = source) do
