@@ -1,7 +1,7 @@
 defmodule ErlangPython.AsyncTest do
   use ExUnit.Case, async: true
 
-  import ErlangPython.Eventually
+  import ErlangPython.TestHelpers
 
   alias ErlangPython.Error
 

@@ -1,6 +1,8 @@
 defmodule ErlangPythonTest do
   use ExUnit.Case, async: true
 
+  import ErlangPython.TestHelpers
+
   alias ErlangPython.{CallError, Error, Runtime}
 
   doctest ErlangPython
@@ -219,12 +221,23 @@ defmodule ErlangPythonTest do
 
   describe "timeouts" do
     test "an expired timeout returns {:error, :timeout} and leaves no reply behind" do
-      assert {:error, :timeout} =
-               ErlangPython.eval("__import__('time').sleep(0.3)", %{}, timeout: 20)
+      :ok =
+        ErlangPython.exec("""
+        def _late(p):
+            try:
+                __import__('time').sleep(0.3)
+            finally:
+                __import__('erlang').send(p, 'finished')
+        """)
 
-      # The runtime is still usable, and the late result never arrives.
+      assert {:error, :timeout} = ErlangPython.call(:__main__, :_late, [self()], timeout: 20)
+      # The runtime is still usable.
       assert {:ok, 2} = ErlangPython.eval("1 + 1")
-      Process.sleep(400)
+      # The interrupted call has ended once its finally block reports; a
+      # late reply would be sent by the same thread before it answers the
+      # ping that follows.
+      assert_receive "finished", 5_000
+      assert :pong = ErlangPython.ping()
       refute_received {_, _}
     end
 
@@ -290,6 +303,4 @@ defmodule ErlangPythonTest do
                )
     end
   end
-
-  defp unique(prefix), do: "#{prefix}_#{System.unique_integer([:positive])}"
 end

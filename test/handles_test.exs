@@ -2,7 +2,7 @@ defmodule ErlangPython.HandlesTest do
   # Counts Python objects: run alone.
   use ExUnit.Case, async: false
 
-  import ErlangPython.Eventually
+  import ErlangPython.TestHelpers
 
   alias ErlangPython.{Error, Object}
 
@@ -58,7 +58,7 @@ defmodule ErlangPython.HandlesTest do
   end
 
   test "dropping the Elixir side frees the Python object" do
-    tag = "freed_#{System.unique_integer([:positive])}"
+    tag = unique("freed")
 
     in_dying_process(fn ->
       {:ok, %Object{}} = ErlangPython.call(:__main__, :_handle_watched, [tag])

@@ -2,6 +2,8 @@ defmodule ErlangPython.ReliabilityTest do
   # Interrupts and the queue limit act on the one runtime: run alone.
   use ExUnit.Case, async: false
 
+  import ErlangPython.TestHelpers
+
   alias ErlangPython.{CallError, Error, Runtime}
 
   # Start each test with an idle runtime, so a job is never cancelled
@@ -217,12 +219,9 @@ defmodule ErlangPython.ReliabilityTest do
     task
   end
 
-  defp wait_until(check, attempts \\ 200) do
-    cond do
-      check.() -> :ok
-      attempts == 0 -> flunk("condition never became true")
-      true -> Process.sleep(5) && wait_until(check, attempts - 1)
-    end
+  defp wait_until(check) do
+    assert eventually(check, attempts: 200, interval: 5), "condition never became true"
+    :ok
   end
 
   defp collect_done(0, acc), do: acc

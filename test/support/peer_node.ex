@@ -21,7 +21,7 @@ defmodule ErlangPython.PeerNode do
 
     {:ok, peer, node} =
       :peer.start(%{
-        name: :"erlang_python_peer_#{System.unique_integer([:positive])}",
+        name: String.to_atom(ErlangPython.TestHelpers.unique("erlang_python_peer")),
         host: ~c"127.0.0.1",
         longnames: true,
         args: code_paths ++ extra_args
