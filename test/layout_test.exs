@@ -27,6 +27,43 @@ defmodule ErlangPython.LayoutTest do
     assert "LICENSE" in Mix.Project.config()[:package][:files]
   end
 
+  test "the README's layout table covers every tracked file, and names only paths that exist" do
+    readme = File.read!(Path.join(@root, "README.md"))
+    [_, layout] = Regex.run(~r/^## Layout\n(.*?)^## /ms, readme)
+
+    paths =
+      for "| " <> row <- String.split(layout, "\n"),
+          [first_cell | _] = String.split(row, " | "),
+          [_, path] <- Regex.scan(~r/`([^`]+)`/, first_cell),
+          path <- expand_braces(path),
+          do: path
+
+    for path <- paths, do: assert(File.exists?(Path.join(@root, path)), "no #{path}")
+
+    {tracked, 0} = System.cmd("git", ["ls-files"], cd: @root)
+
+    for file <- String.split(tracked, "\n", trim: true), file not in ["README.md", ".gitignore"] do
+      covered? =
+        Enum.any?(
+          paths,
+          &(file == &1 or String.starts_with?(file, String.trim_trailing(&1, "/") <> "/"))
+        )
+
+      assert covered?, "README's layout table does not cover #{file}"
+    end
+  end
+
+  # "a/{b,c}.ex" -> ["a/b.ex", "a/c.ex"]
+  defp expand_braces(path) do
+    case Regex.run(~r/^(.*?)\{([^}]*)\}(.*)$/, path) do
+      [_, before, choices, rest] ->
+        Enum.flat_map(String.split(choices, ","), &expand_braces(before <> &1 <> rest))
+
+      nil ->
+        [path]
+    end
+  end
+
   defp expected_path(":" <> erlang_module), do: erlang_module <> ".ex"
 
   defp expected_path("Mix.Tasks." <> _ = source) do
