@@ -1,6 +1,6 @@
 //! Awaitable results: replies that come later.
 //!
-//! When a call returns a coroutine (or any awaitable), the runtime thread does
+//! When a call returns a coroutine (or any awaitable), a worker thread does
 //! not wait for it: it hands the awaitable and a `PendingReply` to the
 //! runtime's asyncio loop (`_erlang_impl._async`, on a thread of its own) and
 //! serves the next request. The loop runs thousands of such tasks at once;

@@ -188,7 +188,7 @@ fn failure_to_pyerr(_py: Python<'_>, failure: Failure) -> PyErr {
     }
 }
 
-/// Waits for the answer with the GIL released. On the runtime thread, serves
+/// Waits for the answer with the GIL released. On a worker thread, serves
 /// requests that arrive meanwhile (they may be this callback's own calls
 /// back into Python).
 fn wait(

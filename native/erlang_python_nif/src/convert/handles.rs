@@ -8,7 +8,7 @@
 //! is garbage-collected, its destructor runs on whatever thread ERTS chooses,
 //! usually a scheduler that must not wait for the GIL: PyO3 then defers the
 //! decrement to its reference pool, which the next thread to attach (the
-//! runtime thread, at its next request) applies with the GIL held.
+//! worker thread, at its next request) applies with the GIL held.
 
 use pyo3::prelude::*;
 use rustler::{Encoder, Env, ResourceArc, Term};
