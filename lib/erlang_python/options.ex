@@ -122,7 +122,7 @@ defmodule ErlangPython.Options do
         "| `#{inspect(name)}` | #{spec[:type]} | `#{inspect(spec[:default])}` | #{spec[:doc]} |"
       end
 
-    Enum.join(["| option | type | default | |", "|---|---|---|---|" | rows], "\n")
+    Enum.join(["| option | type | default | what |", "|---|---|---|---|" | rows], "\n")
   end
 
   @doc false

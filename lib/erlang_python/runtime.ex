@@ -23,7 +23,7 @@ defmodule ErlangPython.Runtime do
         python_paths: ["/srv/app/python"],
         workers: 2
 
-  | key | default | |
+  | key | default | what |
   |---|---|---|
   | `:python_paths` | `#{inspect(@config_defaults[:python_paths])}` | directories appended to `sys.path` |
   | `:max_queue` | `#{inspect(@config_defaults[:max_queue])}` | requests that may wait before calls return `{:error, :overloaded}` |
