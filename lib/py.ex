@@ -49,7 +49,7 @@ defmodule :py do
     Venv
   }
 
-  @default_timeout 30_000
+  @default_timeout ErlangPython.Options.default_timeout()
 
   @typedoc "An error as `:py` returns it."
   @type error :: {:error, {atom() | binary(), binary()} | atom() | term()}

@@ -3,7 +3,7 @@ defmodule PyApiTest do
   # default pool, the semaphore and the tracer with other tests: not async.
   use ExUnit.Case, async: false
 
-  import ErlangPython.Eventually
+  import ErlangPython.TestHelpers
 
   @busy "sum(1 for _ in iter(int, 1))"
 

@@ -58,8 +58,8 @@ defmodule PyFacadeTest do
     assert {:error, {:sandbox_blocked, "os.fork", _}} = :py.exec("import os; os.fork()")
   end
 
-  test "bad input is an error tuple" do
+  test "bad input: code that is not text is an error tuple, bad kwargs raise" do
     assert {:error, {:badarg, _}} = :py.eval(:not_code)
-    assert {:error, {:badarg, _}} = :py.call(:math, :sqrt, [4], [42])
+    assert_raise ArgumentError, ~r/kwargs/, fn -> :py.call(:math, :sqrt, [4], [42]) end
   end
 end

@@ -2,10 +2,12 @@ defmodule ErlangPython.VenvTest do
   # Changes sys.path for the whole interpreter: run alone.
   use ExUnit.Case, async: false
 
+  import ErlangPython.TestHelpers
+
   @moduletag timeout: 180_000
 
   setup_all do
-    dir = Path.join(System.tmp_dir!(), "erlang_python_venv_#{System.unique_integer([:positive])}")
+    dir = Path.join(System.tmp_dir!(), unique("erlang_python_venv"))
     File.rm_rf!(dir)
     File.mkdir_p!(dir)
     venv = Path.join(dir, "venv")
