@@ -86,8 +86,7 @@ defmodule ErlangPython.Semaphore do
 
   defp max(counters), do: :atomics.get(counters, 2)
 
-  defp configured_max,
-    do: Application.get_env(:erlang_python, :max_concurrent, System.schedulers() * 2 + 1)
+  defp configured_max, do: ErlangPython.Runtime.config(:max_concurrent)
 
   defp counters do
     case :persistent_term.get(@key, nil) do
