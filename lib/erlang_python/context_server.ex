@@ -37,7 +37,7 @@ defmodule ErlangPython.ContextServer do
   """
   use GenServer
 
-  alias ErlangPython.{Context, Imports, Preload, Request}
+  alias ErlangPython.{Context, Imports, Options, Preload, Request}
 
   @table :erlang_python_contexts
 
@@ -142,7 +142,8 @@ defmodule ErlangPython.ContextServer do
   end
 
   defp validate(opts) when is_list(opts) do
-    opts = Keyword.validate!(opts, [:name, :pool, :id, mode: :worker, timeout: 30_000])
+    opts =
+      Keyword.validate!(opts, [:name, :pool, :id, mode: :worker, timeout: Options.default_timeout()])
 
     case opts[:mode] do
       :worker -> {:ok, opts}
