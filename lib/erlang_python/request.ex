@@ -2,7 +2,8 @@ defmodule ErlangPython.Request do
   @moduledoc false
   # The requests the NIF understands, built here and nowhere else.
   #
-  # The Rust side declares the same format once, as `ops::Op`
+  # The Rust side declares the same format once, as `ops::Op` and, for the
+  # scope a request is submitted in (scoped/2), `ops::Submission`
   # (native/erlang_python_nif/src/ops/op.rs), decoded with rustler's
   # NifTaggedEnum derive: an atom for a request without fields, otherwise a
   # tuple tagged with the request's name. Arguments are checked by
