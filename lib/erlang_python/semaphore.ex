@@ -57,7 +57,9 @@ defmodule ErlangPython.Semaphore do
   end
 
   @doc "Runs `fun` holding a slot; `{:error, :max_concurrent}` if none frees in time."
-  @spec with_slot(timeout(), (() -> result)) :: result | {:error, :max_concurrent}
+  # `(... -> result)`: Elixir 1.14 and 1.18 format a zero-arity fun type
+  # differently (`(() -> t)` and `(-> t)`); both keep this one.
+  @spec with_slot(timeout(), (... -> result)) :: result | {:error, :max_concurrent}
         when result: term()
   def with_slot(timeout, fun) do
     with :ok <- acquire(timeout) do
