@@ -1,9 +1,10 @@
 # Compile-time tooling (the cargo compiler, artifact naming) lives in mix/,
 # outside lib/, so it exists before lib/ compiles and is never compiled twice.
-Code.require_file("mix/erlang_python/artifact.ex", __DIR__)
-Code.require_file("mix/erlang_python/precompiled.ex", __DIR__)
-Code.require_file("mix/tasks/compile.erlang_python_nif.ex", __DIR__)
-Code.require_file("mix/tasks/erlang_python.checksum.ex", __DIR__)
+# mix/ is laid out like lib/: each file's path follows its module's name.
+Code.require_file("mix/erlang_python/build/artifact.ex", __DIR__)
+Code.require_file("mix/erlang_python/build/precompiled.ex", __DIR__)
+Code.require_file("mix/mix/tasks/compile.erlang_python_nif.ex", __DIR__)
+Code.require_file("mix/mix/tasks/erlang_python.checksum.ex", __DIR__)
 
 defmodule ErlangPython.MixProject do
   use Mix.Project
@@ -23,6 +24,7 @@ defmodule ErlangPython.MixProject do
       description: "Call Python from Elixir and Erlang: CPython embedded in the BEAM, safely.",
       source_url: @source_url,
       package: package(),
+      docs: docs(),
       test_coverage: [summary: [threshold: 0]]
     ]
   end
@@ -41,6 +43,33 @@ defmodule ErlangPython.MixProject do
   defp elixirc_paths(:test), do: ["lib", "test/support"]
   defp elixirc_paths(_), do: ["lib"]
 
+  # For ex_doc, when it is available: the guides, and ErlangPython's
+  # functions in the groups their `@doc group:` names.
+  @doc_groups [
+    "Calling Python",
+    "Object handles",
+    "Asynchronous calls and streams",
+    "Calling Elixir from Python",
+    "Interrupting",
+    "Virtual environments"
+  ]
+
+  defp docs do
+    [
+      main: "ErlangPython",
+      source_ref: "v#{@version}",
+      extras: ["README.md", "CHANGELOG.md" | Path.wildcard("guides/*.md")],
+      groups_for_extras: [Guides: Path.wildcard("guides/*.md")],
+      groups_for_docs: for(group <- @doc_groups, do: {group, &(&1[:group] == group)}),
+      groups_for_modules: [
+        "Python values": [ErlangPython.Object, ErlangPython.Context, ErlangPython.AsyncCall],
+        Errors: [ErlangPython.Error, ErlangPython.CallError],
+        Runtime: [ErlangPython.Runtime, ErlangPython.State],
+        "Erlang and tooling": [:py, ErlangPython.Sigils, ErlangPython.Case]
+      ]
+    ]
+  end
+
   defp package do
     [
       licenses: ["Apache-2.0"],
@@ -49,7 +78,7 @@ defmodule ErlangPython.MixProject do
         lib mix priv/_erlang_impl priv/erlang guides
         native/erlang_python_nif/src native/erlang_python_nif/build.rs
         native/erlang_python_nif/Cargo.toml native/erlang_python_nif/Cargo.lock
-        mix.exs README.md checksum-Elixir.ErlangPython.Native.exs
+        mix.exs README.md LICENSE CHANGELOG.md checksum-Elixir.ErlangPython.Native.exs
       )
     ]
   end

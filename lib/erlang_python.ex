@@ -2,8 +2,8 @@ defmodule ErlangPython do
   @moduledoc """
   Call Python from Elixir, inside the BEAM.
 
-  CPython runs embedded in the VM on a dedicated OS thread. Calls never block
-  a scheduler: each request is queued for the interpreter's thread and the
+  CPython runs embedded in the VM on dedicated OS threads. Calls never block
+  a scheduler: each request is queued for an interpreter thread and the
   answer comes back as a message, so a slow Python function costs the caller
   a `receive`, not the VM a scheduler.
 
@@ -17,33 +17,32 @@ defmodule ErlangPython do
   Values convert both ways (integers of any size, floats, strings, bytes,
   lists, tuples, maps, sets, pids); see `guides/type-conversion.md`.
 
-  Errors are data: a Python exception comes back as
-  `{:error, %ErlangPython.Error{}}`, an operation refused by the sandbox as
-  `{:error, {:sandbox_blocked, event, message}}`, and an expired timeout as
-  `{:error, :timeout}`. The bang variants raise instead.
+  ## Errors
+
+  What the call attempted and could not do comes back as data:
+
+    * a Python exception as `{:error, %ErlangPython.Error{}}`;
+    * an operation refused by the sandbox as
+      `{:error, {:sandbox_blocked, event, message}}`;
+    * any other failure (a timeout, an overloaded queue, a value that cannot
+      convert) as `{:error, reason}` with one of the `t:reason/0` terms.
+
+  The bang variants raise instead: `ErlangPython.Error` for a Python
+  exception, `ErlangPython.CallError` for the other failures.
+
+  A call the caller got wrong (an argument of the wrong type, an unknown or
+  invalid option) raises `ArgumentError` at once, naming what is wrong.
 
   ## Options
 
-    * `:timeout` - milliseconds to wait for the answer, or `:infinity`
-      (default `30_000`). On expiry the call returns `{:error, :timeout}`
-      and its eventual result is discarded.
-    * `:kwargs` - keyword arguments for `call/4`, as a map or keyword list.
-    * `:decode` - `false` returns `%ErlangPython.Object{}` handles even for
-      values that convert (default `true`: only values without an Elixir
-      form come back as handles).
-    * `:context` - an `ErlangPython.Context` to run in instead of `__main__`
-      (see `ErlangPython.Context.process/0` for the calling process's own),
-      or the pid of an `ErlangPython.ContextServer` (its namespace, on its
-      thread).
-    * `:node` - run on another connected node (through `:erpc`), whose own
-      erlang_python does the work; values are copied, errors and timeouts
-      come back the same way. `{:error, {:nodedown, node}}` when it is not
-      reachable.
+  Each function lists the options it takes; all of them, in one table:
+
+  #{ErlangPython.Options.table([:timeout, :kwargs, :decode, :context, :node, :chunk_size])}
   """
 
-  alias ErlangPython.{Error, Native, Runtime}
+  alias ErlangPython.{Context, Error, Native, Object, Options, Request, Runtime}
 
-  @default_timeout 30_000
+  @default_timeout Options.default_timeout()
 
   @typedoc "A module or function name: `:math`, `\"os.path\"`, `:__main__`."
   @type name :: atom() | String.t()
@@ -55,13 +54,33 @@ defmodule ErlangPython do
           | :timeout
           | :overloaded
           | :not_started
-          | {:badarg, String.t()}
           | {:too_deep, pos_integer()}
           | :duplicate_key
           | {:integer_too_large, non_neg_integer()}
+          | {:nodedown, node()}
+          | {:erpc, term()}
+          | {:context_down, pid()}
+          | {:badarg, String.t()}
           | {:internal_error, String.t()}
 
-  @type option :: {:timeout, timeout()} | {:kwargs, map() | keyword()}
+  @typedoc "An option; each function's documentation says which it takes."
+  @type option ::
+          {:timeout, timeout()}
+          | {:kwargs, map() | keyword()}
+          | {:decode, boolean()}
+          | {:context, Context.t() | pid()}
+          | {:node, node()}
+          | {:chunk_size, pos_integer()}
+
+  @call_options Options.defaults([:timeout, :kwargs, :decode, :context, :node])
+  @eval_options Options.defaults([:timeout, :decode, :context, :node])
+  @exec_options Options.defaults([:timeout, :context, :node])
+  @handle_options Options.defaults([:timeout, :decode, :context])
+  @call_method_options Options.defaults([:timeout, :kwargs, :decode, :context])
+  @decode_options Options.defaults([:timeout])
+  @async_options Options.defaults([:kwargs, :decode, :context])
+  @stream_options Options.defaults([:timeout, :kwargs, :context, :chunk_size])
+  @stream_eval_options Options.defaults([:timeout, :context, :chunk_size])
 
   @doc """
   Calls `module.function(*args, **kwargs)`.
@@ -74,25 +93,22 @@ defmodule ErlangPython do
       {:ok, [3, 2, 1]}
       iex> ErlangPython.call("os.path", :join, ["a", "b"])
       {:ok, "a/b"}
+
+  ## Options
+
+  #{Options.table(Keyword.keys(@call_options))}
   """
+  @doc group: "Calling Python"
   @spec call(name(), name(), list(), [option()]) :: {:ok, term()} | {:error, reason()}
-  def call(module, function, args \\ [], opts \\ [])
+  def call(module, function, args \\ [], opts \\ []) do
+    check_name!(module, "module")
+    check_name!(function, "function")
+    check_args!(args)
+    options = Options.validate!(opts, @call_options)
 
-  def call(module, function, args, opts) do
-    if remote?(opts),
-      do: on_node(opts, :call, fn opts -> [module, function, args, opts] end),
-      else: call_here(module, function, args, opts)
-  end
-
-  defp call_here(module, function, args, opts) do
-    with :ok <- check_name(module, "module"),
-         :ok <- check_name(function, "function"),
-         :ok <- check_args(args),
-         {:ok, kwargs} <- fetch_kwargs(opts),
-         {:ok, timeout} <- fetch_timeout(opts) do
-      with {:ok, op} <- wrap({:call, module, function, args, kwargs}, opts),
-           do: Runtime.request(op, timeout)
-    end
+    if remote?(options),
+      do: on_node(options, opts, :call, &[module, function, args, &1]),
+      else: module |> Request.call(function, args, options.kwargs) |> run(options)
   end
 
   @doc """
@@ -104,22 +120,21 @@ defmodule ErlangPython do
 
       iex> ErlangPython.eval("[n * k for n in range(3)]", %{k: 10})
       {:ok, [0, 10, 20]}
+
+  ## Options
+
+  #{Options.table(Keyword.keys(@eval_options))}
   """
+  @doc group: "Calling Python"
   @spec eval(String.t(), map(), [option()]) :: {:ok, term()} | {:error, reason()}
-  def eval(code, locals \\ %{}, opts \\ [])
+  def eval(code, locals \\ %{}, opts \\ []) do
+    check_code!(code)
+    check_locals!(locals)
+    options = Options.validate!(opts, @eval_options)
 
-  def eval(code, locals, opts) do
-    if remote?(opts),
-      do: on_node(opts, :eval, fn opts -> [code, locals, opts] end),
-      else: eval_here(code, locals, opts)
-  end
-
-  defp eval_here(code, locals, opts) do
-    with :ok <- check_code(code),
-         :ok <- check_locals(locals),
-         {:ok, timeout} <- fetch_timeout(opts) do
-      with {:ok, op} <- wrap({:eval, code, locals}, opts), do: Runtime.request(op, timeout)
-    end
+    if remote?(options),
+      do: on_node(options, opts, :eval, &[code, locals, &1]),
+      else: code |> Request.eval(locals) |> run(options)
   end
 
   @doc """
@@ -131,58 +146,66 @@ defmodule ErlangPython do
       :ok
       iex> ErlangPython.call(:__main__, :double, [21])
       {:ok, 42}
+
+  ## Options
+
+  #{Options.table(Keyword.keys(@exec_options))}
   """
+  @doc group: "Calling Python"
   @spec exec(String.t(), [option()]) :: :ok | {:error, reason()}
-  def exec(code, opts \\ [])
+  def exec(code, opts \\ []) do
+    check_code!(code)
+    options = Options.validate!(opts, @exec_options)
 
-  def exec(code, opts) do
-    if remote?(opts),
-      do: on_node(opts, :exec, fn opts -> [code, opts] end),
-      else: exec_here(code, opts)
-  end
-
-  defp exec_here(code, opts) do
-    with :ok <- check_code(code),
-         {:ok, timeout} <- fetch_timeout(opts) do
-      with {:ok, op} <- wrap({:exec, code}, opts), do: Runtime.request(op, timeout)
-    end
+    if remote?(options),
+      do: on_node(options, opts, :exec, &[code, &1]),
+      else: code |> Request.exec() |> run(options)
   end
 
   @doc """
-  Like `call/4`, but returns the value or raises `ErlangPython.Error`.
+  Like `call/4`, but returns the value or raises (`ErlangPython.Error` for a
+  Python exception, `ErlangPython.CallError` for another failure).
 
       iex> ErlangPython.call!(:math, :pow, [2, 10])
       1024.0
   """
+  @doc group: "Calling Python"
   @spec call!(name(), name(), list(), [option()]) :: term()
   def call!(module, function, args \\ [], opts \\ []),
     do: unwrap!(call(module, function, args, opts))
 
   @doc """
-  Like `eval/3`, but returns the value or raises `ErlangPython.Error`.
+  Like `eval/3`, but returns the value or raises (`ErlangPython.Error` for a
+  Python exception, `ErlangPython.CallError` for another failure).
 
       iex> ErlangPython.eval!("'-'.join(['a', 'b'])")
       "a-b"
   """
+  @doc group: "Calling Python"
   @spec eval!(String.t(), map(), [option()]) :: term()
   def eval!(code, locals \\ %{}, opts \\ []), do: unwrap!(eval(code, locals, opts))
 
   @doc """
-  Like `exec/2`, but returns `:ok` or raises `ErlangPython.Error`.
+  Like `exec/2`, but returns `:ok` or raises (`ErlangPython.Error` for a
+  Python exception, `ErlangPython.CallError` for another failure).
   """
+  @doc group: "Calling Python"
   @spec exec!(String.t(), [option()]) :: :ok
   def exec!(code, opts \\ []), do: unwrap!(exec(code, opts))
 
   @doc """
-  A round trip to the interpreter's thread that runs no Python code.
+  A round trip to an interpreter thread that runs no Python code.
 
   Useful as a health check.
 
       iex> ErlangPython.ping()
       :pong
   """
+  @doc group: "Calling Python"
   @spec ping(timeout()) :: :pong | {:error, reason()}
-  def ping(timeout \\ @default_timeout), do: Runtime.request(:ping, timeout)
+  def ping(timeout \\ @default_timeout) do
+    Runtime.request(Request.ping(), Options.validate!([timeout: timeout], @decode_options).timeout)
+  end
 
   @doc """
   Reads an attribute of a Python object handle.
@@ -190,56 +213,58 @@ defmodule ErlangPython do
       iex> {:ok, path} = ErlangPython.call(:pathlib, :PurePosixPath, ["/srv/app/main.py"])
       iex> ErlangPython.getattr(path, :suffix)
       {:ok, ".py"}
-  """
-  @spec getattr(ErlangPython.Object.t(), name(), [option()]) :: {:ok, term()} | {:error, reason()}
-  def getattr(object, name, opts \\ [])
 
-  def getattr(%ErlangPython.Object{} = object, name, opts) do
-    with {:ok, timeout} <- fetch_timeout(opts), {:ok, op} <- wrap({:getattr, object, name}, opts) do
-      Runtime.request(op, timeout)
-    end
+  ## Options
+
+  #{Options.table(Keyword.keys(@handle_options))}
+  """
+  @doc group: "Object handles"
+  @spec getattr(Object.t(), name(), [option()]) :: {:ok, term()} | {:error, reason()}
+  def getattr(object, name, opts \\ []) do
+    check_object!(object)
+    check_name!(name, "attribute")
+    options = Options.validate!(opts, @handle_options)
+    object |> Request.getattr(name) |> run(options)
   end
 
-  def getattr(object, _name, _opts), do: not_an_object(object)
-
   @doc """
-  Calls a method of a Python object handle; options as for `call/4`.
+  Calls a method of a Python object handle.
 
       iex> {:ok, path} = ErlangPython.call(:pathlib, :PurePosixPath, ["/srv/app/main.py"])
       iex> ErlangPython.call_method(path, :with_suffix, [".txt"], decode: false) |> elem(1) |> ErlangPython.decode()
       {:ok, "/srv/app/main.txt"}
+
+  ## Options
+
+  #{Options.table(Keyword.keys(@call_method_options))}
   """
-  @spec call_method(ErlangPython.Object.t(), name(), list(), [option()]) ::
-          {:ok, term()} | {:error, reason()}
-  def call_method(object, name, args \\ [], opts \\ [])
-
-  def call_method(%ErlangPython.Object{} = object, name, args, opts) do
-    with :ok <- check_args(args),
-         {:ok, kwargs} <- fetch_kwargs(opts),
-         {:ok, timeout} <- fetch_timeout(opts),
-         {:ok, op} <- wrap({:call_method, object, name, args, kwargs}, opts) do
-      Runtime.request(op, timeout)
-    end
+  @doc group: "Object handles"
+  @spec call_method(Object.t(), name(), list(), [option()]) :: {:ok, term()} | {:error, reason()}
+  def call_method(object, name, args \\ [], opts \\ []) do
+    check_object!(object)
+    check_name!(name, "method")
+    check_args!(args)
+    options = Options.validate!(opts, @call_method_options)
+    object |> Request.call_method(name, args, options.kwargs) |> run(options)
   end
-
-  def call_method(object, _name, _args, _opts), do: not_an_object(object)
 
   @doc """
   Converts a handle's object as far as it can: containers recursively,
   `tolist()` for numpy values, dataclasses and objects through their
   fields, dates as ISO strings, decimals as strings, anything else through
   its `repr`.
+
+  ## Options
+
+  #{Options.table(Keyword.keys(@decode_options))}
   """
-  @spec decode(ErlangPython.Object.t(), [option()]) :: {:ok, term()} | {:error, reason()}
-  def decode(object, opts \\ [])
-
-  def decode(%ErlangPython.Object{} = object, opts),
-    do: call("_erlang_impl._decode", :decode, [object], opts)
-
-  def decode(object, _opts), do: not_an_object(object)
-
-  defp not_an_object(value),
-    do: {:error, {:badarg, "expected an ErlangPython.Object, got: #{inspect(value)}"}}
+  @doc group: "Object handles"
+  @spec decode(Object.t(), [option()]) :: {:ok, term()} | {:error, reason()}
+  def decode(object, opts \\ []) do
+    check_object!(object)
+    options = Options.validate!(opts, @decode_options)
+    call("_erlang_impl._decode", :decode, [object], timeout: options.timeout)
+  end
 
   @doc """
   Starts a call and returns at once; `await/2` gives its result.
@@ -255,31 +280,52 @@ defmodule ErlangPython do
       iex> call = ErlangPython.async_call(:__main__, :later, [21])
       iex> ErlangPython.await(call)
       {:ok, 42}
+
+  ## Options
+
+  #{Options.table(Keyword.keys(@async_options))}
   """
+  @doc group: "Asynchronous calls and streams"
   @spec async_call(name(), name(), list(), [option()]) ::
           ErlangPython.AsyncCall.t() | {:error, reason()}
   def async_call(module, function, args \\ [], opts \\ []) do
-    with :ok <- check_name(module, "module"),
-         :ok <- check_name(function, "function"),
-         :ok <- check_args(args),
-         {:ok, kwargs} <- fetch_kwargs(opts),
-         {:ok, op} <- wrap({:call, module, function, args, kwargs}, opts) do
-      Runtime.start_request(op)
+    check_name!(module, "module")
+    check_name!(function, "function")
+    check_args!(args)
+    options = Options.validate!(opts, @async_options)
+
+    with {:ok, options} <- in_context_process(options) do
+      module
+      |> Request.call(function, args, options.kwargs)
+      |> Request.with_options(options)
+      |> Runtime.start_request()
     end
   end
 
-  @doc "Waits for an `async_call/4` result (default timeout 30 s)."
-  @spec await(ErlangPython.AsyncCall.t(), timeout()) :: {:ok, term()} | {:error, reason()}
+  @doc """
+  Waits for an `async_call/4` result (default timeout 30 s). Raises
+  `ArgumentError` in a process other than the one that started the call.
+  """
+  @doc group: "Asynchronous calls and streams"
+  @spec await(ErlangPython.AsyncCall.t() | {:error, reason()}, timeout()) ::
+          {:ok, term()} | {:error, reason()}
   def await(call, timeout \\ @default_timeout)
-  def await(%ErlangPython.AsyncCall{} = call, timeout), do: Runtime.await_request(call, timeout)
+
+  def await(%ErlangPython.AsyncCall{} = call, timeout),
+    do: Runtime.await_request(call, Options.validate!([timeout: timeout], @decode_options).timeout)
+
   def await({:error, _} = error, _timeout), do: error
 
   @doc """
   Runs a call and discards its result (failures are ignored too). Returns
   `:ok` at once.
   """
+  @doc group: "Asynchronous calls and streams"
   @spec cast(name(), name(), list()) :: :ok
   def cast(module, function, args \\ []) do
+    check_name!(module, "module")
+    check_name!(function, "function")
+    check_args!(args)
     spawn(fn -> call(module, function, args, timeout: :infinity) end)
     :ok
   end
@@ -288,21 +334,28 @@ defmodule ErlangPython do
   A lazy `Stream` over a Python generator, iterator or async generator
   returned by `module.function(*args)`.
 
-  Items are pulled in chunks (`chunk_size:`, default 32), so an infinite
-  generator is fine with `Enum.take/2`. Halting early closes the generator
-  (its `finally` runs). An exception in the middle raises
-  `ErlangPython.Error` from the enumeration.
+  Items are pulled in chunks, so an infinite generator is fine with
+  `Enum.take/2`. Halting early closes the generator (its `finally` runs).
+  An exception in the middle raises `ErlangPython.Error` from the
+  enumeration.
 
       iex> :ok = ErlangPython.exec("def naturals():\\n    n = 0\\n    while True:\\n        yield n\\n        n += 1")
       iex> ErlangPython.stream(:__main__, :naturals) |> Enum.take(5)
       [0, 1, 2, 3, 4]
+
+  ## Options
+
+  #{Options.table(Keyword.keys(@stream_options))}
   """
-  @spec stream(name(), name(), list(), keyword()) :: Enumerable.t()
+  @doc group: "Asynchronous calls and streams"
+  @spec stream(name(), name(), list(), [option()]) :: Enumerable.t()
   def stream(module, function, args \\ [], opts \\ []) do
-    ErlangPython.Stream.new(
-      fn -> call(module, function, args, Keyword.put(opts, :decode, false)) end,
-      opts
-    )
+    check_name!(module, "module")
+    check_name!(function, "function")
+    check_args!(args)
+    options = Options.validate!(opts, @stream_options)
+    request = Request.call(module, function, args, options.kwargs)
+    ErlangPython.Stream.new(fn -> run(request, Map.put(options, :decode, false)) end, options)
   end
 
   @doc """
@@ -310,10 +363,19 @@ defmodule ErlangPython do
 
       iex> ErlangPython.stream_eval("(x * x for x in range(n))", %{n: 4}) |> Enum.to_list()
       [0, 1, 4, 9]
+
+  ## Options
+
+  #{Options.table(Keyword.keys(@stream_eval_options))}
   """
-  @spec stream_eval(String.t(), map(), keyword()) :: Enumerable.t()
+  @doc group: "Asynchronous calls and streams"
+  @spec stream_eval(String.t(), map(), [option()]) :: Enumerable.t()
   def stream_eval(code, locals \\ %{}, opts \\ []) do
-    ErlangPython.Stream.new(fn -> eval(code, locals, Keyword.put(opts, :decode, false)) end, opts)
+    check_code!(code)
+    check_locals!(locals)
+    options = Options.validate!(opts, @stream_eval_options)
+    request = Request.eval(code, locals)
+    ErlangPython.Stream.new(fn -> run(request, Map.put(options, :decode, false)) end, options)
   end
 
   @doc """
@@ -340,57 +402,47 @@ defmodule ErlangPython do
   so on: the interpreter's thread keeps serving while it waits.
   Registering a name again replaces the earlier function.
   """
-  @spec register_function(name(), (list() -> term())) :: :ok | {:error, reason()}
-  def register_function(name, fun) when is_function(fun, 1) do
-    with {:ok, name} <- function_name(name), do: Native.register_function(name, fun)
-  end
+  @doc group: "Calling Elixir from Python"
+  @spec register_function(name(), (list() -> term())) :: :ok
+  def register_function(name, fun) do
+    unless is_function(fun, 1) do
+      raise ArgumentError, "expected a function of arity 1, got: #{inspect(fun)}"
+    end
 
-  def register_function(_name, fun),
-    do: {:error, {:badarg, "expected a function of arity 1, got: #{inspect(fun)}"}}
+    Native.register_function(function_name!(name), fun)
+  end
 
   @doc """
   Makes `module.function(args)` callable from Python as `erlang.<name>`.
 
   `function` receives the argument list, like the fun of `register_function/2`.
   """
-  @spec register_function(name(), module(), atom()) :: :ok | {:error, reason()}
-  def register_function(name, module, function) when is_atom(module) and is_atom(function) do
-    with {:ok, name} <- function_name(name), do: Native.register_function(name, {module, function})
-  end
+  @doc group: "Calling Elixir from Python"
+  @spec register_function(name(), module(), atom()) :: :ok
+  def register_function(name, module, function) do
+    unless is_atom(module) and is_atom(function) do
+      raise ArgumentError,
+            "expected a module and a function name, got: #{inspect({module, function})}"
+    end
 
-  def register_function(_name, module, function),
-    do:
-      {:error,
-       {:badarg, "expected a module and a function name, got: #{inspect({module, function})}"}}
+    Native.register_function(function_name!(name), {module, function})
+  end
 
   @doc """
   Removes the function registered as `name`. Python code that calls it
   afterwards gets a `NameError` naming it. Returns `:ok` either way.
   """
-  @spec unregister_function(name()) :: :ok | {:error, reason()}
+  @doc group: "Calling Elixir from Python"
+  @spec unregister_function(name()) :: :ok
   def unregister_function(name) do
-    with {:ok, name} <- function_name(name) do
-      Native.unregister_function(name)
-      :ok
-    end
+    Native.unregister_function(function_name!(name))
+    :ok
   end
 
   @doc "Names of the registered functions, sorted."
+  @doc group: "Calling Elixir from Python"
   @spec registered_functions() :: [String.t()]
   def registered_functions, do: Native.registered_functions()
-
-  defp function_name(name) when is_atom(name) and not is_nil(name), do: {:ok, Atom.to_string(name)}
-
-  defp function_name(name) when is_binary(name) and byte_size(name) > 0 do
-    if String.valid?(name) and not String.contains?(name, <<0>>),
-      do: {:ok, name},
-      else: {:error, {:badarg, "function name must be valid UTF-8 without NUL bytes"}}
-  end
-
-  defp function_name(name),
-    do:
-      {:error,
-       {:badarg, "function name must be an atom or a non-empty string, got: #{inspect(name)}"}}
 
   @doc """
   Interrupts the Python code running right now, whichever caller it serves.
@@ -405,6 +457,7 @@ defmodule ErlangPython do
   A call whose timeout expires, or whose caller exits, is interrupted the
   same way, automatically.
   """
+  @doc group: "Interrupting"
   @spec interrupt() :: :ok | {:error, :not_started}
   def interrupt, do: if(Native.interrupt(), do: :ok, else: {:error, :not_started})
 
@@ -421,10 +474,12 @@ defmodule ErlangPython do
   path}}` when `path` holds no `pyvenv.cfg`, or `{:error,
   {:incompatible_venv, text}}` for a venv of another Python version.
   """
+  @doc group: "Virtual environments"
   @spec activate_venv(Path.t()) :: {:ok, map()} | {:error, term()}
   defdelegate activate_venv(path), to: ErlangPython.Venv, as: :activate
 
   @doc "Restores `sys.path` and `sys.prefix` as they were before `activate_venv/1`."
+  @doc group: "Virtual environments"
   @spec deactivate_venv() :: :ok | {:error, term()}
   defdelegate deactivate_venv(), to: ErlangPython.Venv, as: :deactivate
 
@@ -432,68 +487,41 @@ defmodule ErlangPython do
   The active venv, if any: `%{"active" => boolean, "path" => ..., "site_packages" => ...,
   "python" => "3.11.7", "prefix" => ...}`.
   """
+  @doc group: "Virtual environments"
   @spec venv_info() :: map() | {:error, term()}
   defdelegate venv_info(), to: ErlangPython.Venv, as: :info
 
-  # Options that change the request itself: a handle instead of a decoded
-  # value, and the namespace to run in.
-  defp wrap(op, opts) do
-    op = if Keyword.get(opts, :decode, true) == false, do: {:raw, op}, else: op
-
-    case Keyword.get(opts, :context) do
-      nil ->
-        {:ok, op}
-
-      # A context process: its namespace, found without a message.
-      server when is_pid(server) ->
-        with {:ok, context} <- ErlangPython.ContextServer.namespace(server),
-             do: in_context(op, context)
-
-      %ErlangPython.Context{} = context ->
-        in_context(op, context)
-
-      other ->
-        {:error,
-         {:badarg,
-          "context must be an ErlangPython.Context or a context process, got: #{inspect(other)}"}}
+  # Sends a request, with the options that change it, and waits for the answer.
+  defp run(request, options) do
+    with {:ok, options} <- in_context_process(options) do
+      request |> Request.with_options(options) |> Runtime.request(options.timeout)
     end
   end
 
-  defp in_context(op, %ErlangPython.Context{object: object, scope: nil}),
-    do: {:ok, {:context, object, op}}
+  # A context process (`ErlangPython.ContextServer`) given as `:context`
+  # stands for its namespace, found without a message.
+  defp in_context_process(%{context: server} = options) when is_pid(server) do
+    with {:ok, context} <- ErlangPython.ContextServer.namespace(server),
+         do: {:ok, %{options | context: context}}
+  end
 
-  # A context process's namespace, or a process environment: pinned to one
-  # thread and interruptible by its scope key.
-  defp in_context(op, %ErlangPython.Context{object: object, scope: key}),
-    do: {:ok, {:scoped, key, {:context, object, op}}}
+  defp in_context_process(options), do: {:ok, options}
 
-  defp remote?(opts), do: is_list(opts) and Keyword.keyword?(opts) and Keyword.has_key?(opts, :node)
+  defp remote?(%{node: node}), do: node != nil and node != node()
 
-  # node: runs the same function on another connected node, through :erpc.
-  # The remote call gets the same options minus :node; errors and timeouts
-  # come back in the usual shapes.
-  defp on_node(opts, function, args_for) do
-    {node, opts} = Keyword.pop(opts, :node)
+  # node: runs the same function on another connected node, through :erpc,
+  # with the same options minus :node; errors and timeouts come back in the
+  # usual shapes.
+  defp on_node(%{node: node, timeout: timeout}, opts, function, args_for) do
+    # The remote side enforces the timeout; erpc waits a little longer.
+    erpc_timeout = if timeout == :infinity, do: :infinity, else: timeout + 1_000
 
-    cond do
-      node == node() ->
-        apply(__MODULE__, function, args_for.(opts))
-
-      not is_atom(node) ->
-        {:error, {:badarg, "node must be an atom, got: #{inspect(node)}"}}
-
-      true ->
-        timeout = Keyword.get(opts, :timeout, @default_timeout)
-        # The remote side enforces the timeout; erpc waits a little longer.
-        erpc_timeout = if timeout == :infinity, do: :infinity, else: timeout + 1_000
-
-        try do
-          :erpc.call(node, __MODULE__, function, args_for.(opts), erpc_timeout)
-        catch
-          :error, {:erpc, :timeout} -> {:error, :timeout}
-          :error, {:erpc, :noconnection} -> {:error, {:nodedown, node}}
-          kind, reason -> {:error, {:erpc, {kind, reason}}}
-        end
+    try do
+      :erpc.call(node, __MODULE__, function, args_for.(Keyword.delete(opts, :node)), erpc_timeout)
+    catch
+      :error, {:erpc, :timeout} -> {:error, :timeout}
+      :error, {:erpc, :noconnection} -> {:error, {:nodedown, node}}
+      kind, reason -> {:error, {:erpc, {kind, reason}}}
     end
   end
 
@@ -501,60 +529,51 @@ defmodule ErlangPython do
   defp unwrap!(:ok), do: :ok
   defp unwrap!({:error, reason}), do: raise(Error.from_reason(reason))
 
-  # Validation happens here so bad input gets a clear error before any work
-  # is queued; the NIF checks again and never trusts it.
+  # A bad argument raises here, before any work is queued; the NIF checks
+  # again and never trusts what it is sent.
 
-  defp check_name(name, _what) when is_atom(name) and not is_nil(name), do: :ok
-  defp check_name(name, _what) when is_binary(name) and byte_size(name) > 0, do: :ok
+  defp check_name!(name, _what) when is_atom(name) and not is_nil(name), do: :ok
 
-  defp check_name(name, what),
-    do:
-      {:error,
-       {:badarg, "#{what} name must be an atom or a non-empty string, got: #{inspect(name)}"}}
+  defp check_name!(name, what) when is_binary(name) and byte_size(name) > 0 do
+    check_text!(name, "#{what} name")
+  end
 
-  defp check_args(args) when is_list(args), do: :ok
-  defp check_args(args), do: {:error, {:badarg, "args must be a list, got: #{inspect(args)}"}}
+  defp check_name!(name, what) do
+    raise ArgumentError,
+          "#{what} name must be an atom or a non-empty string, got: #{inspect(name)}"
+  end
 
-  defp check_code(code) when is_binary(code), do: :ok
-  defp check_code(code), do: {:error, {:badarg, "code must be a string, got: #{inspect(code)}"}}
+  defp check_code!(code) when is_binary(code), do: check_text!(code, "code")
 
-  defp check_locals(locals) when is_map(locals), do: :ok
+  defp check_code!(code),
+    do: raise(ArgumentError, "code must be a string, got: #{inspect(code)}")
 
-  defp check_locals(locals),
-    do: {:error, {:badarg, "locals must be a map, got: #{inspect(locals)}"}}
-
-  defp fetch_kwargs(opts) when is_list(opts) do
-    case Keyword.get(opts, :kwargs, %{}) do
-      kwargs when is_map(kwargs) ->
-        {:ok, kwargs}
-
-      kwargs when is_list(kwargs) ->
-        if Keyword.keyword?(kwargs),
-          do: {:ok, Map.new(kwargs)},
-          else: {:error, {:badarg, "kwargs must be a map or keyword list, got: #{inspect(kwargs)}"}}
-
-      other ->
-        {:error, {:badarg, "kwargs must be a map or keyword list, got: #{inspect(other)}"}}
+  # What Python takes as a str: valid UTF-8 without NUL bytes.
+  defp check_text!(text, what) do
+    cond do
+      not String.valid?(text) -> raise ArgumentError, "#{what} is not valid UTF-8"
+      :binary.match(text, <<0>>) != :nomatch -> raise ArgumentError, "#{what} contains a NUL byte"
+      true -> :ok
     end
   end
 
-  defp fetch_kwargs(opts),
-    do: {:error, {:badarg, "options must be a keyword list, got: #{inspect(opts)}"}}
+  defp check_args!(args) when is_list(args), do: :ok
 
-  defp fetch_timeout(opts) when is_list(opts) do
-    case Keyword.get(opts, :timeout, @default_timeout) do
-      :infinity ->
-        {:ok, :infinity}
+  defp check_args!(args),
+    do: raise(ArgumentError, "args must be a list, got: #{inspect(args)}")
 
-      ms when is_integer(ms) and ms >= 0 ->
-        {:ok, ms}
+  defp check_locals!(locals) when is_map(locals), do: :ok
 
-      other ->
-        {:error,
-         {:badarg, "timeout must be a non-negative integer or :infinity, got: #{inspect(other)}"}}
-    end
+  defp check_locals!(locals),
+    do: raise(ArgumentError, "locals must be a map, got: #{inspect(locals)}")
+
+  defp check_object!(%Object{}), do: :ok
+
+  defp check_object!(value),
+    do: raise(ArgumentError, "expected an ErlangPython.Object, got: #{inspect(value)}")
+
+  defp function_name!(name) do
+    check_name!(name, "function")
+    if is_atom(name), do: Atom.to_string(name), else: name
   end
-
-  defp fetch_timeout(opts),
-    do: {:error, {:badarg, "options must be a keyword list, got: #{inspect(opts)}"}}
 end

@@ -28,7 +28,10 @@ defmodule :py do
       name already exists (every builtin exception class of Python 3.11 to 3.13 qualifies) and a binary
       otherwise: no atom is ever created from Python data. An interrupted
       call is `{error, interrupted}`; a sandbox block keeps the Elixir
-      shape, `{error, {sandbox_blocked, Event, Message}}`.
+      shape, `{error, {sandbox_blocked, Event, Message}}`. A bad argument
+      (code with a NUL byte, keyword arguments that are neither a map nor a
+      proplist) is `{error, {badarg, Text}}`, where the Elixir API raises
+      `ArgumentError`.
     * Code may be a binary or a charlist (`py:eval("1 + 1")`).
   """
 
@@ -49,7 +52,7 @@ defmodule :py do
     Venv
   }
 
-  @default_timeout 30_000
+  @default_timeout ErlangPython.Options.default_timeout()
 
   @typedoc "An error as `:py` returns it."
   @type error :: {:error, {atom() | binary(), binary()} | atom() | term()}
@@ -122,9 +125,9 @@ defmodule :py do
 
   def call(module, function, args, kwargs, options) when is_list(options) do
     if Keyword.keyword?(options) and Keyword.has_key?(options, :node) do
-      module
-      |> ErlangPython.call(function, args, [kwargs: kwargs_map(kwargs)] ++ options)
-      |> erlang_shape()
+      shaped(fn ->
+        ErlangPython.call(module, function, args, [kwargs: kwargs_map(kwargs)] ++ options)
+      end)
     else
       routed_call(module, function, args, kwargs, Keyword.get(options, :timeout, @default_timeout))
     end
@@ -196,7 +199,7 @@ defmodule :py do
   def eval(code, locals, options) when is_list(options) do
     with {:ok, code} <- code_binary(code) do
       if Keyword.keyword?(options) and Keyword.has_key?(options, :node) do
-        code |> ErlangPython.eval(kwargs_map(locals), options) |> erlang_shape()
+        shaped(fn -> ErlangPython.eval(code, kwargs_map(locals), options) end)
       else
         timeout = Keyword.get(options, :timeout, @default_timeout)
 
@@ -235,7 +238,7 @@ defmodule :py do
   def exec(code, options) when is_list(options) do
     with {:ok, code} <- code_binary(code) do
       if Keyword.keyword?(options) and Keyword.has_key?(options, :node) do
-        code |> ErlangPython.exec(options) |> erlang_shape()
+        shaped(fn -> ErlangPython.exec(code, options) end)
       else
         timeout = Keyword.get(options, :timeout, @default_timeout)
         in_process_env(fn env -> ErlangPython.exec(code, context: env, timeout: timeout) end)
@@ -322,8 +325,11 @@ defmodule :py do
 
     pending =
       case Context.process() do
-        {:ok, env} -> ErlangPython.async_call(module, function, args, call_opts(env, kwargs))
-        {:error, _} = error -> error
+        {:ok, env} ->
+          shaped(fn -> ErlangPython.async_call(module, function, args, call_opts(env, kwargs)) end)
+
+        {:error, _} = error ->
+          error
       end
 
     Process.put({__MODULE__, :async, ref}, pending)
@@ -720,15 +726,15 @@ defmodule :py do
   @doc "Calls a method of a Python object reference."
   @spec call_method(ErlangPython.Object.t(), ErlangPython.name(), list()) :: result()
   def call_method(ref, method, args),
-    do: ref |> ErlangPython.call_method(method, args) |> erlang_shape()
+    do: shaped(fn -> ErlangPython.call_method(ref, method, args) end)
 
   @doc "Reads an attribute of a Python object reference."
   @spec getattr(ErlangPython.Object.t(), ErlangPython.name()) :: result()
-  def getattr(ref, name), do: ref |> ErlangPython.getattr(name) |> erlang_shape()
+  def getattr(ref, name), do: shaped(fn -> ErlangPython.getattr(ref, name) end)
 
   @doc "Converts a Python object reference as far as it goes (`ErlangPython.decode/2`)."
   @spec to_term(ErlangPython.Object.t()) :: result()
-  def to_term(ref), do: ref |> ErlangPython.decode() |> erlang_shape()
+  def to_term(ref), do: shaped(fn -> ErlangPython.decode(ref) end)
 
   @doc "Whether a term is a Python object reference."
   @spec is_ref(term()) :: boolean()
@@ -741,7 +747,7 @@ defmodule :py do
   # Runs `fun` with the calling process's environment.
   defp in_process_env(fun) do
     case Context.process() do
-      {:ok, env} -> fun.(env) |> erlang_shape()
+      {:ok, env} -> shaped(fn -> fun.(env) end)
       {:error, _} = error -> erlang_shape(error)
     end
   end
@@ -749,7 +755,7 @@ defmodule :py do
   # Runs `fun` with the calling process's environment in context `context`.
   defp in_context(context, fun) do
     case Context.process(context) do
-      {:ok, env} -> fun.(env) |> erlang_shape()
+      {:ok, env} -> shaped(fn -> fun.(env) end)
       {:error, _} = error -> erlang_shape(error)
     end
   end
@@ -764,7 +770,17 @@ defmodule :py do
   defp call_opts(env, kwargs), do: [context: env, kwargs: kwargs_map(kwargs)]
 
   defp call_shaped(env, module, function, args, kwargs),
-    do: module |> ErlangPython.call(function, args, call_opts(env, kwargs)) |> erlang_shape()
+    do: shaped(fn -> ErlangPython.call(module, function, args, call_opts(env, kwargs)) end)
+
+  # The Elixir API's result in erlang_python's shapes. A caller's mistake
+  # (code with a NUL byte, kwargs that are not a map) raises ArgumentError
+  # there; here it is data, `{error, {badarg, Text}}`, as the rest of this
+  # module's failures are.
+  defp shaped(fun) do
+    fun.() |> erlang_shape()
+  rescue
+    error in ArgumentError -> {:error, {:badarg, Exception.message(error)}}
+  end
 
   # Runs `fun` in a new process with the caller's environment (so functions
   # the caller defined are found); returns {pid, ref} for reply_later/1.
@@ -798,10 +814,9 @@ defmodule :py do
   end
 
   defp collect(stream) do
-    {:ok, Enum.to_list(stream.())}
+    shaped(fn -> {:ok, Enum.to_list(stream.())} end)
   rescue
     error in ErlangPython.Error -> erlang_shape({:error, error})
-    error in ArgumentError -> {:error, {:badarg, Exception.message(error)}}
   end
 
   defp ok!({:ok, value}), do: value
@@ -833,7 +848,7 @@ defmodule :py do
   defp kwargs_map(kwargs) when is_map(kwargs), do: kwargs
 
   # Proplist semantics: a bare atom means `true`. Anything else is passed on
-  # unchanged, for ErlangPython to reject with {:badarg, ...}.
+  # unchanged, for ErlangPython to reject (shaped/1 makes it {badarg, Text}).
   defp kwargs_map(kwargs) when is_list(kwargs) do
     if Enum.all?(kwargs, &(match?({_, _}, &1) or is_atom(&1))) do
       Map.new(kwargs, fn

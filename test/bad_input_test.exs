@@ -1,7 +1,7 @@
 defmodule ErlangPython.BadInputTest do
   use ExUnit.Case, async: true
 
-  alias ErlangPython.Error
+  alias ErlangPython.{Error, Request, Runtime}
 
   # Whatever comes in, the answer is a clear error or a correct value, and
   # the runtime keeps serving.
@@ -21,14 +21,30 @@ defmodule ErlangPython.BadInputTest do
     assert message =~ "line 2"
   end
 
-  test "NUL bytes in code, module and function names" do
-    assert {:error, {:badarg, "code contains a NUL byte"}} = ErlangPython.exec("x = 1\0")
+  test "NUL bytes in code, module and function names raise ArgumentError" do
+    assert_raise ArgumentError, "code contains a NUL byte", fn -> ErlangPython.exec("x = 1\0") end
 
-    assert {:error, {:badarg, "module name contains a NUL byte"}} =
-             ErlangPython.call("os\0", :getpid)
+    assert_raise ArgumentError, "module name contains a NUL byte", fn ->
+      ErlangPython.call("os\0", :getpid)
+    end
 
-    assert {:error, {:badarg, "function name contains a NUL byte"}} =
-             ErlangPython.call(:os, "getpid\0")
+    assert_raise ArgumentError, "function name contains a NUL byte", fn ->
+      ErlangPython.call(:os, "getpid\0")
+    end
+  end
+
+  test "the NIF refuses what the API would have, in requests that bypass it" do
+    for {request, text} <- [
+          {Request.exec("x = 1\0"), "code contains a NUL byte"},
+          {Request.call(:"os\0", :getpid, [], %{}), "module name contains a NUL byte"},
+          {Request.call(:os, "getpid\0", [], %{}), "function name contains a NUL byte"},
+          {Request.eval(<<"1 + ", 0xFF>>, %{}), "code is not valid UTF-8"},
+          {Request.call(<<0xC3>>, :f, [], %{}), "module name is not valid UTF-8"},
+          {Request.call(:math, :sqrt, 16, %{}), "args must be a list"},
+          {Request.eval("1", x: 1), "locals must be a map"}
+        ] do
+      assert {:error, {:badarg, ^text}} = Runtime.request(request, 5_000), inspect(request)
+    end
   end
 
   test "unknown modules and functions" do
@@ -38,8 +54,14 @@ defmodule ErlangPython.BadInputTest do
   end
 
   test "invalid UTF-8 where Python needs a str" do
-    assert {:error, {:badarg, "code is not valid UTF-8"}} = ErlangPython.eval(<<"1 + ", 0xFF>>)
-    assert {:error, {:badarg, "module name is not valid UTF-8"}} = ErlangPython.call(<<0xC3>>, :f)
+    assert_raise ArgumentError, "code is not valid UTF-8", fn ->
+      ErlangPython.eval(<<"1 + ", 0xFF>>)
+    end
+
+    assert_raise ArgumentError, "module name is not valid UTF-8", fn ->
+      ErlangPython.call(<<0xC3>>, :f)
+    end
+
     # A kwargs key that is not valid UTF-8 arrives as bytes: Python refuses it.
     assert {:error, %Error{type: "TypeError", message: message}} =
              ErlangPython.call(:builtins, :dict, [], kwargs: %{<<0xFF>> => 1})

@@ -3,12 +3,11 @@ defmodule ErlangPython.CallbacksTest do
 
   import ExUnit.CaptureIO
 
+  import ErlangPython.TestHelpers
+
   alias ErlangPython.Error
 
-  # Registered names are global: every test uses its own.
-  defp unique(prefix), do: "#{prefix}_#{System.unique_integer([:positive])}"
-
-  # The seed's collect_output/2, in Elixir.
+  # collect_output/2 of the security guide's Erlang example, in Elixir.
   def collect_output(port, acc) do
     receive do
       {^port, {:data, data}} -> collect_output(port, [data | acc])
@@ -22,7 +21,7 @@ defmodule ErlangPython.CallbacksTest do
 
   def triple([x]), do: x * 3
 
-  describe "the seed's recommended alternatives" do
+  describe "the security guide's alternatives to fork and exec" do
     test "run_shell: Python runs a command through an Erlang port" do
       name = unique("run_shell")
 
@@ -145,11 +144,22 @@ defmodule ErlangPython.CallbacksTest do
       assert message =~ name
     end
 
-    test "bad registrations are error tuples" do
-      assert {:error, {:badarg, _}} = ErlangPython.register_function(:f, fn -> 1 end)
-      assert {:error, {:badarg, _}} = ErlangPython.register_function("", fn [_] -> 1 end)
-      assert {:error, {:badarg, _}} = ErlangPython.register_function("a\0b", fn [_] -> 1 end)
-      assert {:error, {:badarg, _}} = ErlangPython.register_function(:f, "Mod", :fun)
+    test "bad registrations raise ArgumentError" do
+      assert_raise ArgumentError, ~r/arity 1/, fn ->
+        ErlangPython.register_function(:f, fn -> 1 end)
+      end
+
+      assert_raise ArgumentError, ~r/non-empty string/, fn ->
+        ErlangPython.register_function("", fn [_] -> 1 end)
+      end
+
+      assert_raise ArgumentError, ~r/NUL byte/, fn ->
+        ErlangPython.register_function("a\0b", fn [_] -> 1 end)
+      end
+
+      assert_raise ArgumentError, ~r/module and a function name/, fn ->
+        ErlangPython.register_function(:f, "Mod", :fun)
+      end
     end
   end
 

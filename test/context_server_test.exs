@@ -1,7 +1,7 @@
 defmodule ErlangPython.ContextServerTest do
   use ExUnit.Case, async: true
 
-  import ErlangPython.Eventually
+  import ErlangPython.TestHelpers
 
   alias ErlangPython.{Context, ContextServer, Error}
 

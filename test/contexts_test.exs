@@ -37,7 +37,9 @@ defmodule ErlangPython.ContextsTest do
            |> Enum.to_list() == [1, 1, 2, 6]
   end
 
-  test "a bad context is an error tuple" do
-    assert {:error, {:badarg, "context must be" <> _}} = ErlangPython.eval("1", %{}, context: :nope)
+  test "a bad context raises ArgumentError" do
+    assert_raise ArgumentError, ~r/^context must be an ErlangPython.Context/, fn ->
+      ErlangPython.eval("1", %{}, context: :nope)
+    end
   end
 end

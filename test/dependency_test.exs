@@ -1,16 +1,20 @@
 defmodule ErlangPython.DependencyTest do
   # Builds a fresh Mix project that depends on this package: minutes, not
-  # seconds, and it rewrites priv/native (atomically), so it runs alone.
+  # seconds, and it rewrites priv/native (atomically), so it runs alone, in
+  # bin/test's step for slow tests.
   use ExUnit.Case, async: false
+
+  import ErlangPython.TestHelpers
 
   alias ErlangPython.ArtifactServer
   alias ErlangPython.Build.Precompiled
 
+  @moduletag :slow
   @moduletag timeout: 600_000
   @root Path.expand("..", __DIR__)
 
   setup_all do
-    project = Path.join(System.tmp_dir!(), "ep_dependent_#{System.unique_integer([:positive])}")
+    project = Path.join(System.tmp_dir!(), unique("ep_dependent"))
     # A fresh project every run (names repeat across runs).
     File.rm_rf!(project)
     File.mkdir_p!(Path.join(project, "lib"))
@@ -70,7 +74,7 @@ defmodule ErlangPython.DependencyTest do
   test "with precompiled NIFs: a served artifact is verified, installed and loaded", %{
     project: project
   } do
-    root = Path.join(System.tmp_dir!(), "ep_served_#{System.unique_integer([:positive])}")
+    root = Path.join(System.tmp_dir!(), unique("ep_served"))
     File.rm_rf!(root)
     on_exit(fn -> File.rm_rf!(root) end)
     served = Path.join(root, "served")

@@ -2,7 +2,7 @@ defmodule ErlangPython.HandlesTest do
   # Counts Python objects: run alone.
   use ExUnit.Case, async: false
 
-  import ErlangPython.Eventually
+  import ErlangPython.TestHelpers
 
   alias ErlangPython.{Error, Object}
 
@@ -44,7 +44,10 @@ defmodule ErlangPython.HandlesTest do
              ~r/^#ErlangPython\.Object<<__main__\._HandleThing object at 0x[0-9a-f]+>>$/
 
     assert {:error, %Error{type: "AttributeError"}} = ErlangPython.getattr(thing, :missing)
-    assert {:error, {:badarg, _}} = ErlangPython.getattr(:not_a_handle, :n)
+
+    assert_raise ArgumentError, ~r/expected an ErlangPython.Object/, fn ->
+      ErlangPython.getattr(:not_a_handle, :n)
+    end
   end
 
   test "inspect truncates long reprs" do
@@ -55,7 +58,7 @@ defmodule ErlangPython.HandlesTest do
   end
 
   test "dropping the Elixir side frees the Python object" do
-    tag = "freed_#{System.unique_integer([:positive])}"
+    tag = unique("freed")
 
     in_dying_process(fn ->
       {:ok, %Object{}} = ErlangPython.call(:__main__, :_handle_watched, [tag])

@@ -2,6 +2,8 @@ defmodule ErlangPython.ImportsTest do
   # The import registry, paths and preload code are global: not async.
   use ExUnit.Case, async: false
 
+  import ErlangPython.TestHelpers
+
   alias ErlangPython.{ContextServer, Imports, Preload}
 
   doctest ErlangPython.Imports
@@ -20,7 +22,7 @@ defmodule ErlangPython.ImportsTest do
   end
 
   defp module_dir(name, source) do
-    dir = Path.join(System.tmp_dir!(), "ep_imports_#{System.unique_integer([:positive])}")
+    dir = Path.join(System.tmp_dir!(), unique("ep_imports"))
     File.mkdir_p!(dir)
     File.write!(Path.join(dir, "#{name}.py"), source)
     on_exit(fn -> File.rm_rf!(dir) end)

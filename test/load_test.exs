@@ -9,6 +9,9 @@ defmodule ErlangPython.LoadTest do
     assert result.ok == 100_000
   end
 
+  # Tens of seconds: bin/test runs it in its step for slow tests. The
+  # :stress ones run only when asked for (README, "Stress and benchmarks").
+  @tag :slow
   test "200,000 sequential calls, every answer right" do
     result = Load.sequential(200_000)
     assert result.right == 200_000

@@ -2,7 +2,7 @@ defmodule ErlangPython.PoolTest do
   # Starts and stops named pools and changes the routing table: not async.
   use ExUnit.Case, async: false
 
-  import ErlangPython.Eventually
+  import ErlangPython.TestHelpers
 
   alias ErlangPython.{ContextServer, Pool}
 

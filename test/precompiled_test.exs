@@ -1,13 +1,15 @@
 defmodule ErlangPython.PrecompiledTest do
   use ExUnit.Case, async: true
 
+  import ErlangPython.TestHelpers
+
   alias ErlangPython.ArtifactServer
   alias ErlangPython.Build.Precompiled
 
   @version "9.9.9"
 
   setup do
-    root = Path.join(System.tmp_dir!(), "ep_precompiled_#{System.unique_integer([:positive])}")
+    root = Path.join(System.tmp_dir!(), unique("ep_precompiled"))
     # Names repeat across test runs (unique_integer restarts with the VM).
     File.rm_rf!(root)
     served = Path.join(root, "served")

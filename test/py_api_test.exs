@@ -3,7 +3,7 @@ defmodule PyApiTest do
   # default pool, the semaphore and the tracer with other tests: not async.
   use ExUnit.Case, async: false
 
-  import ErlangPython.Eventually
+  import ErlangPython.TestHelpers
 
   @busy "sum(1 for _ in iter(int, 1))"
 
@@ -167,7 +167,7 @@ defmodule PyApiTest do
     end
 
     test "reload/1 re-executes a module; a module never imported is fine" do
-      dir = Path.join(System.tmp_dir!(), "py_api_reload_#{System.unique_integer([:positive])}")
+      dir = Path.join(System.tmp_dir!(), unique("py_api_reload"))
       File.mkdir_p!(dir)
       on_exit(fn -> File.rm_rf!(dir) end)
       File.write!(Path.join(dir, "py_api_reloaded.py"), "VALUE = 1\n")

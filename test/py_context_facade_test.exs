@@ -2,7 +2,7 @@ defmodule PyContextFacadeTest do
   # Starts and stops the default pool: not async.
   use ExUnit.Case, async: false
 
-  import ErlangPython.Eventually
+  import ErlangPython.TestHelpers
 
   setup do
     on_exit(fn -> :py_context_router.start() end)

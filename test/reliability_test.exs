@@ -2,7 +2,9 @@ defmodule ErlangPython.ReliabilityTest do
   # Interrupts and the queue limit act on the one runtime: run alone.
   use ExUnit.Case, async: false
 
-  alias ErlangPython.{Error, Runtime}
+  import ErlangPython.TestHelpers
+
+  alias ErlangPython.{CallError, Error, Runtime}
 
   # Start each test with an idle runtime, so a job is never cancelled
   # before it starts because of a previous test's work.
@@ -191,7 +193,7 @@ defmodule ErlangPython.ReliabilityTest do
       :ok = Runtime.set_max_queue(1)
       filler = Task.async(fn -> ErlangPython.eval("1") end)
       wait_until(fn -> Runtime.queue_length() >= 1 end)
-      assert_raise Error, ~r/Overloaded/, fn -> ErlangPython.eval!("2") end
+      assert %CallError{reason: :overloaded} = catch_error(ErlangPython.eval!("2"))
       Task.await(blocker)
       Task.await(filler)
     end
@@ -217,12 +219,9 @@ defmodule ErlangPython.ReliabilityTest do
     task
   end
 
-  defp wait_until(check, attempts \\ 200) do
-    cond do
-      check.() -> :ok
-      attempts == 0 -> flunk("condition never became true")
-      true -> Process.sleep(5) && wait_until(check, attempts - 1)
-    end
+  defp wait_until(check) do
+    assert eventually(check, attempts: 200, interval: 5), "condition never became true"
+    :ok
   end
 
   defp collect_done(0, acc), do: acc

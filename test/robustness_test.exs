@@ -5,7 +5,7 @@ defmodule ErlangPython.RobustnessTest do
 
   test "a Rust panic on the Python thread is an error reply; the runtime keeps serving" do
     assert {:error, {:internal_error, "panic: diagnostic panic requested"}} =
-             ErlangPython.Runtime.request(:diagnostic_panic, 5_000)
+             ErlangPython.Runtime.request(ErlangPython.Request.diagnostic_panic(), 5_000)
 
     assert :pong = ErlangPython.ping()
     assert {:ok, 2} = ErlangPython.eval("1 + 1")

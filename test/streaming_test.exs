@@ -98,7 +98,7 @@ defmodule ErlangPython.StreamingTest do
     {:ok, _ref} = Streaming.start(:__main__, :_ep_forever, [], owner: owner)
     Process.exit(owner, :kill)
 
-    assert ErlangPython.Eventually.eventually(fn ->
+    assert ErlangPython.TestHelpers.eventually(fn ->
              ErlangPython.eval("len(_ep_closed)") == {:ok, 1}
            end)
   end

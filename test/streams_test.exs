@@ -1,6 +1,8 @@
 defmodule ErlangPython.StreamsTest do
   use ExUnit.Case, async: true
 
+  import ErlangPython.TestHelpers
+
   alias ErlangPython.Error
 
   setup_all do
@@ -37,7 +39,7 @@ defmodule ErlangPython.StreamsTest do
   end
 
   test "an infinite generator taken 10 items: lazy, chunked, closed afterwards" do
-    tag = "infinite_#{System.unique_integer([:positive])}"
+    tag = unique("infinite")
     stream = ErlangPython.stream(:__main__, :_streams_naturals, [tag], chunk_size: 16)
     # Nothing runs until the stream is enumerated.
     assert produced(tag) == []
@@ -49,7 +51,7 @@ defmodule ErlangPython.StreamsTest do
   end
 
   test "chunking keeps memory flat: each pull asks for chunk_size items" do
-    tag = "chunks_#{System.unique_integer([:positive])}"
+    tag = unique("chunks")
 
     assert ErlangPython.stream(:__main__, :_streams_naturals, [tag], chunk_size: 5) |> Enum.take(12) ==
              Enum.to_list(0..11)

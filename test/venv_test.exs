@@ -2,10 +2,12 @@ defmodule ErlangPython.VenvTest do
   # Changes sys.path for the whole interpreter: run alone.
   use ExUnit.Case, async: false
 
+  import ErlangPython.TestHelpers
+
   @moduletag timeout: 180_000
 
   setup_all do
-    dir = Path.join(System.tmp_dir!(), "erlang_python_venv_#{System.unique_integer([:positive])}")
+    dir = Path.join(System.tmp_dir!(), unique("erlang_python_venv"))
     File.rm_rf!(dir)
     File.mkdir_p!(dir)
     venv = Path.join(dir, "venv")
@@ -83,8 +85,11 @@ defmodule ErlangPython.VenvTest do
   end
 
   describe "ensure/3" do
+    # Each creates venvs and runs pip in them: seconds apiece.
+    @describetag :slow
+
     setup do
-      dir = Path.join(System.tmp_dir!(), "ep_ensure_#{System.unique_integer([:positive])}")
+      dir = Path.join(System.tmp_dir!(), unique("ep_ensure"))
       File.mkdir_p!(dir)
       on_exit(fn -> File.rm_rf!(dir) end)
       %{dir: dir}
@@ -143,7 +148,7 @@ defmodule ErlangPython.VenvTest do
   end
 
   test "a bare site directory activates; venv_info names it" do
-    dir = Path.join(System.tmp_dir!(), "ep_bare_site_#{System.unique_integer([:positive])}")
+    dir = Path.join(System.tmp_dir!(), unique("ep_bare_site"))
     {:ok, version} = ErlangPython.eval("'python%d.%d' % __import__('sys').version_info[:2]")
     site = Path.join([dir, "lib", version, "site-packages"])
     File.mkdir_p!(site)

@@ -2,6 +2,8 @@ defmodule ErlangPython.WorkersTest do
   # A peer VM configured with `workers: 4` (the pool is fixed at start).
   use ExUnit.Case, async: false
 
+  import ErlangPython.TestHelpers
+
   @moduletag timeout: 120_000
 
   setup_all do
@@ -35,9 +37,8 @@ defmodule ErlangPython.WorkersTest do
 
   # A worker still finishing earlier work (an interrupt landing on a busy
   # machine) can delay one call; the pool is shown concurrent once all are free.
-  defp eventually_overlapping?(node, seconds) do
-    Enum.any?(1..5, fn _ -> overlapping_sleeps?(node, seconds) end)
-  end
+  defp eventually_overlapping?(node, seconds),
+    do: eventually(fn -> overlapping_sleeps?(node, seconds) end, attempts: 5, interval: 0)
 
   test "4 calls that sleep (releasing the GIL) run at the same time", %{node: node} do
     assert eventually_overlapping?(node, 0.5)

@@ -18,7 +18,7 @@ defmodule ErlangPython.Application do
            Supervisor.start_link(children, strategy: :one_for_one, name: ErlangPython.Supervisor),
          :ok <- ErlangPython.Output.register(),
          :ok <- ErlangPython.State.register(),
-         :ok <- start_interpreter(Application.get_env(:erlang_python, :start, :boot)) do
+         :ok <- start_interpreter(ErlangPython.Runtime.config()[:start]) do
       {:ok, supervisor}
     end
   end

@@ -15,7 +15,7 @@ defmodule ErlangPython.Batch do
   overlap.
   """
 
-  alias ErlangPython.Pool
+  alias ErlangPython.{Options, Pool}
 
   @typedoc "A call: `{module, function, args}`."
   @type call :: {ErlangPython.name(), ErlangPython.name(), list()}
@@ -31,7 +31,7 @@ defmodule ErlangPython.Batch do
   @spec gather([call()], keyword()) ::
           {:ok, [term()]} | {:error, {:gather_failed, [{pos_integer(), term()}]}}
   def gather(calls, opts \\ []) when is_list(calls) do
-    opts = Keyword.validate!(opts, [:context, timeout: 30_000])
+    opts = Keyword.validate!(opts, [:context, timeout: Options.default_timeout()])
     call_opts = if opts[:context], do: [context: opts[:context]], else: []
 
     calls
@@ -48,7 +48,7 @@ defmodule ErlangPython.Batch do
   """
   @spec parallel([call()], keyword()) :: {:ok, [term()]} | {:error, term()}
   def parallel(calls, opts \\ []) when is_list(calls) do
-    opts = Keyword.validate!(opts, pool: :default, timeout: 30_000)
+    opts = Keyword.validate!(opts, pool: :default, timeout: Options.default_timeout())
 
     with {:ok, contexts} <- pool_contexts(opts[:pool]) do
       contexts = List.to_tuple(contexts)

@@ -37,7 +37,7 @@ defmodule ErlangPython.ContextServer do
   """
   use GenServer
 
-  alias ErlangPython.{Context, Imports, Preload}
+  alias ErlangPython.{Context, Imports, Options, Preload, Request}
 
   @table :erlang_python_contexts
 
@@ -134,16 +134,16 @@ defmodule ErlangPython.ContextServer do
   # The namespace is made on the context's own thread (the scope pins it),
   # with the registered imports done and the preload code run in it.
   defp create(scope, timeout) do
-    op =
-      {:scoped, scope,
-       {:raw,
-        {:call, "_erlang_impl._context", :create, [Imports.modules(), Preload.code() || ""], %{}}}}
-
-    ErlangPython.Runtime.request(op, timeout)
+    "_erlang_impl._context"
+    |> Request.call(:create, [Imports.modules(), Preload.code() || ""], %{})
+    |> Request.with_options(%{decode: false})
+    |> Request.scoped(scope)
+    |> ErlangPython.Runtime.request(timeout)
   end
 
   defp validate(opts) when is_list(opts) do
-    opts = Keyword.validate!(opts, [:name, :pool, :id, mode: :worker, timeout: 30_000])
+    opts =
+      Keyword.validate!(opts, [:name, :pool, :id, mode: :worker, timeout: Options.default_timeout()])
 
     case opts[:mode] do
       :worker -> {:ok, opts}

@@ -3,7 +3,8 @@ defmodule ErlangPython.Error do
   A Python exception, as data or raised.
 
   Non-bang functions return it inside `{:error, %ErlangPython.Error{}}`;
-  `call!/4`, `eval!/3` and `exec!/2` raise it.
+  `call!/4`, `eval!/3` and `exec!/2` raise it. Failures that are not Python
+  exceptions (a timeout, an overloaded queue) are `ErlangPython.CallError`.
 
     * `:type` - the exception class name, e.g. `"ZeroDivisionError"`
     * `:message` - `str(exception)`
@@ -25,24 +26,16 @@ defmodule ErlangPython.Error do
   def message(%__MODULE__{type: type, message: message}), do: "#{type}: #{message}"
 
   @doc false
-  # The exception a bang function raises for an `{:error, reason}`.
+  # The exception a bang function raises for an `{:error, reason}`: this
+  # struct for a Python exception, ErlangPython.CallError for a failure
+  # that is not one.
   @spec from_reason(term()) :: Exception.t()
   def from_reason(%__MODULE__{} = error), do: error
 
   def from_reason({:sandbox_blocked, _event, message}),
     do: %__MODULE__{type: "RuntimeError", message: message}
 
-  def from_reason(:timeout),
-    do: %__MODULE__{type: "TimeoutError", message: "the Python call timed out"}
-
-  def from_reason(:overloaded),
-    do: %__MODULE__{
-      type: "Overloaded",
-      message: "too many requests are waiting for the interpreter"
-    }
-
   def from_reason({:badarg, text}), do: ArgumentError.exception(text)
 
-  def from_reason(reason),
-    do: %__MODULE__{type: "ErlangPythonError", message: inspect(reason)}
+  def from_reason(reason), do: %ErlangPython.CallError{reason: reason}
 end

@@ -143,8 +143,8 @@ defmodule ErlangPython.Imports do
   """
   @spec init() :: :ok | {:error, term()}
   def init do
-    imports = Application.get_env(:erlang_python, :imports, [])
-    paths = Application.get_env(:erlang_python, :paths, [])
+    imports = ErlangPython.Runtime.config(:imports)
+    paths = ErlangPython.Runtime.config(:paths)
 
     with :ok <- add_paths(paths) do
       Enum.reduce_while(imports, :ok, fn entry, :ok ->

@@ -28,7 +28,7 @@ defmodule ErlangPython.Object do
     @limit 80
 
     def inspect(object, _opts) do
-      case ErlangPython.Runtime.request({:repr, object, @limit}, 1_000) do
+      case ErlangPython.Runtime.request(ErlangPython.Request.repr(object, @limit), 1_000) do
         {:ok, repr} -> "#ErlangPython.Object<#{repr}>"
         _ -> "#ErlangPython.Object<#{object.type}>"
       end

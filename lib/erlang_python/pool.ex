@@ -252,8 +252,7 @@ defmodule ErlangPython.Pool do
 
   @doc false
   # The default pool's size: `config :erlang_python, num_contexts: n`.
-  def default_size,
-    do: Application.get_env(:erlang_python, :num_contexts, System.schedulers_online())
+  def default_size, do: ErlangPython.Runtime.config(:num_contexts)
 
   defp route_key(module, function) do
     with {:ok, module} <- name_text(module),

@@ -36,7 +36,7 @@ defmodule ErlangPython.Preload do
 
   @doc "The code new contexts run, or `nil`."
   @spec code() :: String.t() | nil
-  def code, do: Application.get_env(:erlang_python, :preload)
+  def code, do: ErlangPython.Runtime.config(:preload)
 
   @doc "Removes the code; `:ok` also when none was set."
   @spec clear() :: :ok

@@ -1,4 +1,36 @@
 defmodule ErlangPython.Runtime do
+  # The only place these defaults are written; the NIF takes every start
+  # option explicitly.
+  @config_defaults [
+    python_paths: [],
+    max_queue: 100_000,
+    callback_timeout: ErlangPython.Options.default_timeout(),
+    workers: 1,
+    start: :boot,
+    venv: nil,
+    imports: [],
+    paths: [],
+    preload: nil,
+    max_state_entries: :infinity
+  ]
+
+  # Keys whose default depends on the machine: computed when read (default/1).
+  @machine_dependent [:num_contexts, :max_concurrent]
+
+  # Read at compile time, by the Mix compiler (ErlangPython.Build.Precompiled),
+  # but in the same application environment.
+  @compile_time_keys [:precompiled_base_url]
+
+  # Keys of erlang_python's configuration this implementation does not act
+  # on: accepted, so a configuration written for erlang_python starts, and
+  # logged as ignored.
+  @ignored_keys [
+    :context_mode,
+    :enable_memory_limits,
+    :event_loop_pool_size,
+    :event_loop_pool_owngil
+  ]
+
   @moduledoc """
   Starting the embedded interpreter and talking to its thread.
 
@@ -9,19 +41,39 @@ defmodule ErlangPython.Runtime do
   ## Configuration
 
       config :erlang_python,
-        python_paths: ["/srv/app/python"],  # appended to sys.path
-        max_queue: 100_000,                 # requests waiting before :overloaded
-        callback_timeout: 30_000,           # ms Python waits for a registered function
-        workers: 1                          # threads serving requests
+        python_paths: ["/srv/app/python"],
+        workers: 2
+
+  | key | default | what |
+  |---|---|---|
+  | `:python_paths` | `#{inspect(@config_defaults[:python_paths])}` | directories appended to `sys.path` |
+  | `:max_queue` | `#{inspect(@config_defaults[:max_queue])}` | requests that may wait before calls return `{:error, :overloaded}` |
+  | `:callback_timeout` | `#{inspect(@config_defaults[:callback_timeout])}` | milliseconds Python waits for a registered Elixir function (the same default as a call's `:timeout`) |
+  | `:workers` | `#{inspect(@config_defaults[:workers])}` | threads serving requests (at most 64) |
+  | `:start` | `#{inspect(@config_defaults[:start])}` | `:lazy` starts the interpreter at the first call instead of with the application |
+  | `:venv` | `#{inspect(@config_defaults[:venv])}` | a virtualenv to activate at start (see `ErlangPython.activate_venv/1`) |
+  | `:num_contexts` | `System.schedulers_online()` | context processes in the default pool (`ErlangPython.Pool`) |
+  | `:imports` | `#{inspect(@config_defaults[:imports])}` | modules, or `{module, function}`, imported at start and in each new context (`ErlangPython.Imports`) |
+  | `:paths` | `#{inspect(@config_defaults[:paths])}` | directories put on `sys.path` once the interpreter runs, recorded by `ErlangPython.Imports` (erlang_python's key; `:python_paths` applies before start) |
+  | `:preload` | `#{inspect(@config_defaults[:preload])}` | Python code run in each new context (`ErlangPython.Preload`) |
+  | `:max_state_entries` | `#{inspect(@config_defaults[:max_state_entries])}` | keys `ErlangPython.State` holds at most; read at each store |
+  | `:max_concurrent` | `2 * System.schedulers() + 1` | `:py` calls running at once (`ErlangPython.Semaphore`) |
+
+  `:precompiled_base_url` is read at compile time (see
+  `guides/deployment.md`). An unknown key raises `ArgumentError` when the
+  interpreter starts. Keys of erlang_python's configuration that this
+  implementation does not act on
+  (#{Enum.map_join(@ignored_keys, ", ", &"`#{inspect(&1)}`")}) are accepted,
+  so a configuration written for erlang_python starts, and logged as ignored.
 
   Requests are sent to the interpreter's thread and answered with a message;
   `request/2` waits for it with a timeout and guarantees that a reply which
   arrives too late is never left in the caller's mailbox.
   """
 
-  alias ErlangPython.Native
+  alias ErlangPython.{Native, Request}
 
-  @default_max_queue 100_000
+  require Logger
 
   @doc """
   Starts the interpreter, once, if it is not running: at application start
@@ -49,12 +101,18 @@ defmodule ErlangPython.Runtime do
   @doc false
   @spec start() :: :ok | {:error, term()}
   def start do
+    config = config()
+
+    for key <- @ignored_keys, Keyword.has_key?(config, key) do
+      Logger.warning("erlang_python: the #{inspect(key)} configuration has no effect here")
+    end
+
     options = %{
       priv_dir: to_string(:code.priv_dir(:erlang_python)),
-      paths: Enum.map(Application.get_env(:erlang_python, :python_paths, []), &to_string/1),
-      max_queue: Application.get_env(:erlang_python, :max_queue, @default_max_queue),
-      callback_timeout: Application.get_env(:erlang_python, :callback_timeout, 30_000),
-      workers: Application.get_env(:erlang_python, :workers, 1),
+      paths: Enum.map(config[:python_paths], &to_string/1),
+      max_queue: config[:max_queue],
+      callback_timeout: config[:callback_timeout],
+      workers: config[:workers],
       # Sets from Python are built as this Elixir's own %MapSet{}: 1.18
       # dropped the `version: 2` field, and a struct in the other shape
       # would not be `==` to the user's sets.
@@ -69,12 +127,35 @@ defmodule ErlangPython.Runtime do
   end
 
   @doc false
+  # The application's configuration, defaults filled in. Raises
+  # ArgumentError for an unknown key.
+  @spec config() :: keyword()
+  def config do
+    defaults = @config_defaults ++ Enum.map(@machine_dependent, &{&1, default(&1)})
+
+    Keyword.validate!(
+      Application.get_all_env(:erlang_python),
+      defaults ++ @compile_time_keys ++ @ignored_keys
+    )
+  end
+
+  @doc false
+  # One key of the configuration, its default filled in; for keys read at
+  # each use (they may change at run time), so not validated here.
+  @spec config(atom()) :: term()
+  def config(key), do: Application.get_env(:erlang_python, key, default(key))
+
+  defp default(:num_contexts), do: System.schedulers_online()
+  defp default(:max_concurrent), do: System.schedulers() * 2 + 1
+  defp default(key), do: Keyword.fetch!(@config_defaults, key)
+
+  @doc false
   # Runs once the callback machinery is up: routes Python's output and
   # logging into Elixir, and activates the configured virtualenv.
   @spec after_start() :: :ok | {:error, term()}
   def after_start do
     with :ok <- ErlangPython.exec("__import__('_erlang_impl._io', fromlist=['install']).install()") do
-      case Application.get_env(:erlang_python, :venv) do
+      case config()[:venv] do
         nil -> :ok
         path -> with {:ok, _info} <- ErlangPython.Venv.activate(path), do: :ok
       end
@@ -91,8 +172,7 @@ defmodule ErlangPython.Runtime do
 
   @doc """
   Sets how many requests may wait for the interpreter before calls return
-  `{:error, :overloaded}` at once (default 100_000, or
-  `config :erlang_python, max_queue: n`).
+  `{:error, :overloaded}` at once (see the `:max_queue` configuration).
   """
   @spec set_max_queue(pos_integer()) :: :ok | {:error, :not_started}
   def set_max_queue(limit) when is_integer(limit) and limit > 0 do
@@ -100,9 +180,9 @@ defmodule ErlangPython.Runtime do
   end
 
   @doc """
-  How many worker threads serve requests (`config :erlang_python, workers:
-  n`, default 1). More than one lets calls that release the GIL (sleeping,
-  I/O, numpy) run at the same time; a context always runs on the same one.
+  How many worker threads serve requests (the `:workers` configuration).
+  More than one lets calls that release the GIL (sleeping, I/O, numpy) run
+  at the same time; a context always runs on the same one.
   """
   @spec workers() :: non_neg_integer()
   def workers, do: Native.workers()
@@ -134,6 +214,7 @@ defmodule ErlangPython.Runtime do
 
   @doc false
   # Queues `op` without waiting (ErlangPython.async_call/4).
+  @spec start_request(Request.t()) :: ErlangPython.AsyncCall.t() | {:error, term()}
   def start_request(op) do
     ref = make_ref()
 
@@ -145,14 +226,16 @@ defmodule ErlangPython.Runtime do
 
   @doc false
   def await_request(%ErlangPython.AsyncCall{ref: ref, handle: handle, owner: owner}, timeout) do
-    if owner == self(),
-      do: await(ref, handle, timeout),
-      else: {:error, {:badarg, "only the process that started a call can await it"}}
+    if owner != self() do
+      raise ArgumentError, "only the process that started a call can await it"
+    end
+
+    await(ref, handle, timeout)
   end
 
   @doc false
   # Sends `op` to the interpreter thread and waits up to `timeout` for the reply.
-  @spec request(tuple() | atom(), timeout()) :: term()
+  @spec request(Request.t(), timeout()) :: term()
   def request(op, timeout) do
     ref = make_ref()
 

@@ -57,6 +57,8 @@ defmodule ErlangPython.Semaphore do
   end
 
   @doc "Runs `fun` holding a slot; `{:error, :max_concurrent}` if none frees in time."
+  # `(... -> result)`: Elixir 1.14 and 1.18 format a zero-arity fun type
+  # differently (`(() -> t)` and `(-> t)`); both keep this one.
   @spec with_slot(timeout(), (... -> result)) :: result | {:error, :max_concurrent}
         when result: term()
   def with_slot(timeout, fun) do
@@ -86,8 +88,7 @@ defmodule ErlangPython.Semaphore do
 
   defp max(counters), do: :atomics.get(counters, 2)
 
-  defp configured_max,
-    do: Application.get_env(:erlang_python, :max_concurrent, System.schedulers() * 2 + 1)
+  defp configured_max, do: ErlangPython.Runtime.config(:max_concurrent)
 
   defp counters do
     case :persistent_term.get(@key, nil) do

@@ -144,7 +144,7 @@ defmodule ErlangPython.State do
   end
 
   defp max_entries do
-    case Application.get_env(:erlang_python, :max_state_entries, :infinity) do
+    case ErlangPython.Runtime.config(:max_state_entries) do
       limit when is_integer(limit) and limit >= 0 -> limit
       _ -> :infinity
     end

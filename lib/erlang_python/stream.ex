@@ -10,11 +10,11 @@ defmodule ErlangPython.Stream do
   alias ErlangPython.Error
 
   @doc false
-  # `open_source` returns {:ok, handle_to_the_iterable} or {:error, reason}.
-  def new(open_source, opts) do
-    chunk = Keyword.get(opts, :chunk_size, 32)
-    # Pulls run where the source was made: a context stays on its thread.
-    request = Keyword.take(opts, [:timeout, :context])
+  # `open_source` returns {:ok, handle_to_the_iterable} or {:error, reason};
+  # `options` are ErlangPython.stream/4's, validated. Pulls run where the
+  # source was made: a context's source stays on the context's thread.
+  def new(open_source, %{chunk_size: chunk, timeout: timeout, context: context}) do
+    request = [timeout: timeout, context: context]
 
     Stream.resource(
       fn ->

@@ -15,20 +15,21 @@ defmodule ErlangPython.PeerNode do
     # yet (a fresh machine, the trixie root), starting distribution at once
     # raced it and failed with econnrefused.
     true =
-      ErlangPython.Eventually.eventually(
+      ErlangPython.TestHelpers.eventually(
         fn -> match?({:ok, _}, :erl_epmd.names({127, 0, 0, 1})) end,
-        250
+        attempts: 250
       )
 
     unless Node.alive?() do
-      {:ok, _} = Node.start(:"erlang_python_test@127.0.0.1", :longnames)
+      # Unique per OS process: test runs of other checkouts may share epmd.
+      {:ok, _} = Node.start(:"erlang_python_test_#{System.pid()}@127.0.0.1", :longnames)
     end
 
     code_paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
 
     {:ok, peer, node} =
       :peer.start(%{
-        name: :"erlang_python_peer_#{System.unique_integer([:positive])}",
+        name: String.to_atom(ErlangPython.TestHelpers.unique("erlang_python_peer")),
         host: ~c"127.0.0.1",
         longnames: true,
         args: code_paths ++ extra_args

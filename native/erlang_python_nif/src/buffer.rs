@@ -18,8 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use rustler::{Binary, Encoder, Env, ResourceArc, Term};
 
-use crate::python_module::Interrupted;
-use crate::runtime;
+use crate::pytypes::Interrupted;
 
 mod atoms {
     rustler::atoms! {
@@ -33,10 +32,23 @@ mod atoms {
     }
 }
 
+/// How a blocking read learns that the call it runs in was cancelled. Set
+/// by [`crate::erlang_module`] (the worker thread lives in a higher layer
+/// than this module, which conversion needs).
+static CANCEL_CHECK: std::sync::OnceLock<fn() -> bool> = std::sync::OnceLock::new();
+
+pub(crate) fn set_cancel_check(check: fn() -> bool) {
+    let _ = CANCEL_CHECK.set(check);
+}
+
+fn call_cancelled() -> bool {
+    CANCEL_CHECK.get().is_some_and(|check| check())
+}
+
 /// Capacity of a buffer made without a size hint.
 const DEFAULT_CAPACITY: usize = 64 * 1024;
 
-pub struct Buffer {
+pub(crate) struct Buffer {
     state: Mutex<State>,
     /// Signalled on every write and on close.
     grown: Condvar,
@@ -56,7 +68,7 @@ struct State {
 impl rustler::Resource for Buffer {}
 
 impl Buffer {
-    pub fn new(expected: Option<usize>) -> Self {
+    pub(crate) fn new(expected: Option<usize>) -> Self {
         let capacity = expected.unwrap_or(DEFAULT_CAPACITY);
         Buffer {
             state: Mutex::new(State {
@@ -179,13 +191,16 @@ fn buffer_info<'a>(env: Env<'a>, buffer: ResourceArc<Buffer>) -> rustler::NifRes
 // Conversion hooks (called by convert.rs)
 
 /// The `erlang.PyBuffer` for `term` if it is a buffer reference.
-pub fn to_python<'py>(py: Python<'py>, term: Term<'_>) -> Option<PyResult<Bound<'py, PyAny>>> {
+pub(crate) fn to_python<'py>(
+    py: Python<'py>,
+    term: Term<'_>,
+) -> Option<PyResult<Bound<'py, PyAny>>> {
     let buffer: ResourceArc<Buffer> = term.decode().ok()?;
     Some(Bound::new(py, PyBufferFile::new(buffer)).map(Bound::into_any))
 }
 
 /// The buffer reference behind an `erlang.PyBuffer`.
-pub fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Term<'a>> {
+pub(crate) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Term<'a>> {
     let file = obj.cast::<PyBufferFile>().ok()?;
     Some(file.get().buffer.encode(env))
 }
@@ -196,7 +211,7 @@ pub fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Term<'a>> {
 /// `erlang.PyBuffer`: a read-only, seekable binary file over a buffer, and a
 /// buffer-protocol exporter of everything written so far.
 #[pyclass(module = "erlang", name = "PyBuffer", frozen)]
-pub struct PyBufferFile {
+pub(crate) struct PyBufferFile {
     buffer: ResourceArc<Buffer>,
     position: Mutex<usize>,
 }
@@ -222,7 +237,7 @@ impl PyBufferFile {
     ) -> PyResult<()> {
         let tick = Duration::from_millis(50);
         loop {
-            if runtime::current_server().is_some_and(|server| server.innermost_cancelled()) {
+            if call_cancelled() {
                 return Err(Interrupted::new_err(
                     "the call was interrupted while waiting on a buffer",
                 ));
@@ -478,6 +493,6 @@ impl PyBufferFile {
 }
 
 /// Adds `PyBuffer` to `_erlang_native`.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBufferFile>()
 }

@@ -1,23 +1,24 @@
 //! Python calling back into Elixir.
 //!
-//! Functions registered from Elixir live in a registry here, so Python can
-//! ask whether a name exists without a round trip. Calling one:
+//! Functions registered from Elixir live in [`crate::registry`], so Python
+//! can ask whether a name exists without a round trip. Calling one:
 //!
 //! 1. the Python thread converts the arguments and sends
 //!    `{:erlang_python_callback, id, target, args, caller}` to the dispatcher process
 //!    (`ErlangPython.Callbacks`), which runs the target in a new process;
 //! 2. the answer comes back through the `callback_reply` NIF, which puts it
 //!    on this call's own channel;
-//! 3. meanwhile the waiting thread has released the GIL. If it is the
-//!    runtime thread, it keeps serving the request queue while it waits, so
-//!    Python -> Elixir -> Python -> ... nests without deadlock.
+//! 3. meanwhile the waiting thread has released the GIL. If it is a
+//!    worker thread ([`crate::serving`]), it keeps serving its request queue
+//!    while it waits, so Python -> Elixir -> Python -> ... nests without
+//!    deadlock.
 //!
 //! A call that gets no answer in time raises `TimeoutError`; its pending
 //! entry is removed, and a late answer is dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
@@ -30,18 +31,12 @@ use rustler::{Encoder, LocalPid, OwnedEnv, Term};
 use crate::atoms;
 use crate::convert;
 use crate::errors::Failure;
+use crate::job::Request;
 use crate::messaging::build_and_send;
-use crate::python_module::{CallbackError, HeldTerm, Interrupted};
-use crate::runtime;
-
-/// What an Elixir name is bound to: a fun of one argument (the argument
-/// list), or `{module, function}` called as `module.function(args)`.
-type Registry = RwLock<HashMap<String, Arc<HeldTerm>>>;
-
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
-}
+use crate::pytypes::{CallbackError, Interrupted};
+use crate::registry;
+use crate::serving;
+use crate::terms::HeldTerm;
 
 /// An answer from Elixir: the term `{:ok, value}` or `{:error, text}`.
 pub struct Answer {
@@ -58,68 +53,28 @@ fn pending() -> &'static Pending {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static DISPATCHER: Mutex<Option<LocalPid>> = Mutex::new(None);
-static TIMEOUT_MS: AtomicU64 = AtomicU64::new(30_000);
+/// Set when the runtime starts, from `ErlangPython.Runtime`'s configuration
+/// (the default lives there); callbacks cannot happen before.
+static TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
 
 /// How long the interpreter thread polls for an answer before it parks.
 const SPIN: Duration = Duration::from_micros(50);
 
-pub fn register(name: String, target: Term<'_>) {
-    let held = Arc::new(HeldTerm::new(target));
-    registry()
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(name, held);
-}
-
-pub fn unregister(name: &str) -> bool {
-    registry()
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(name)
-        .is_some()
-}
-
-pub fn is_registered(name: &str) -> bool {
-    registry()
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains_key(name)
-}
-
-pub fn registered_names() -> Vec<String> {
-    let mut names: Vec<String> = registry()
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .keys()
-        .cloned()
-        .collect();
-    names.sort();
-    names
-}
-
-fn lookup(name: &str) -> Option<Arc<HeldTerm>> {
-    registry()
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(name)
-        .cloned()
-}
-
-pub fn pending_count() -> usize {
+pub(crate) fn pending_count() -> usize {
     pending().lock().unwrap_or_else(|p| p.into_inner()).len()
 }
 
-pub fn set_dispatcher(pid: LocalPid) {
+pub(crate) fn set_dispatcher(pid: LocalPid) {
     *DISPATCHER.lock().unwrap_or_else(|p| p.into_inner()) = Some(pid);
 }
 
-pub fn set_timeout(timeout: Duration) {
+pub(crate) fn set_timeout(timeout: Duration) {
     TIMEOUT_MS.store(timeout.as_millis() as u64, Ordering::Relaxed);
 }
 
 /// Called by the `callback_reply` NIF: hands the answer to the waiting call.
 /// Returns false when nobody waits any more (timed out, or a second answer).
-pub fn deliver(id: u64, answer: Term<'_>) -> bool {
+pub(crate) fn deliver(id: u64, answer: Term<'_>) -> bool {
     let Some(sender) = pending()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -134,13 +89,13 @@ pub fn deliver(id: u64, answer: Term<'_>) -> bool {
 
 /// Calls the Elixir function registered as `name` with `args` (and `kwargs`
 /// appended as a trailing map when given). Runs on any Python thread.
-pub fn call<'py>(
+pub(crate) fn call<'py>(
     py: Python<'py>,
     name: &str,
     args: &Bound<'py, PyTuple>,
     kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let target = lookup(name).ok_or_else(|| {
+    let target = registry::lookup(name).ok_or_else(|| {
         PyNameError::new_err(format!("no Erlang function is registered as '{name}'"))
     })?;
     let dispatcher = DISPATCHER
@@ -200,7 +155,7 @@ fn send_request(
         // The Elixir process whose request led here (none from a Python
         // thread of its own): it receives ports the callback returns, and
         // the callback writes to its group leader.
-        let caller = match runtime::current_caller() {
+        let caller = match serving::current_caller() {
             Some(pid) => pid.encode(env),
             None => atoms::nil().encode(env),
         };
@@ -233,7 +188,7 @@ fn failure_to_pyerr(_py: Python<'_>, failure: Failure) -> PyErr {
     }
 }
 
-/// Waits for the answer with the GIL released. On the runtime thread, serves
+/// Waits for the answer with the GIL released. On a worker thread, serves
 /// requests that arrive meanwhile (they may be this callback's own calls
 /// back into Python).
 fn wait(
@@ -242,24 +197,24 @@ fn wait(
     timeout: Duration,
 ) -> PyResult<Option<Answer>> {
     let deadline = Instant::now() + timeout;
-    let Some(server) = runtime::current_server() else {
+    let Some(thread) = serving::current() else {
         return Ok(py.detach(|| receiver.recv_deadline(deadline).ok()));
     };
-    // Only the queue crosses into the GIL-free closure (the server itself is
-    // confined to this thread).
-    let queue = server.receiver();
+    // Only the queue crosses into the GIL-free closure (the thread's state
+    // is confined to this thread).
+    let queue = thread.queue();
     // The job that made this call may be cancelled while it waits: check
     // every tick, since a pending-call interrupt cannot reach a wait.
     let tick = Duration::from_millis(20);
     loop {
-        if server.innermost_cancelled() {
+        if thread.innermost_cancelled() {
             return Err(Interrupted::new_err(
                 "the call was interrupted while waiting for an Erlang function",
             ));
         }
         enum Event {
             Answer(Answer),
-            Request(runtime::Request),
+            Request(Request),
             Timeout,
         }
         let event = py.detach(|| {
@@ -288,7 +243,7 @@ fn wait(
         });
         match event {
             Event::Answer(answer) => return Ok(Some(answer)),
-            Event::Request(request) => server.handle(py, request),
+            Event::Request(request) => thread.serve(py, request),
             Event::Timeout if Instant::now() < deadline => continue,
             Event::Timeout => return Ok(receiver.try_recv().ok()),
         }
@@ -317,7 +272,7 @@ fn decode_answer<'py>(py: Python<'py>, name: &str, answer: &Answer) -> PyResult<
 
 /// `erlang.send(pid, term)`: sends a message from Python to a local process.
 /// Returns whether the process was alive to receive it.
-pub fn send(py: Python<'_>, pid: LocalPid, message: &Bound<'_, PyAny>) -> PyResult<bool> {
+pub(crate) fn send(py: Python<'_>, pid: LocalPid, message: &Bound<'_, PyAny>) -> PyResult<bool> {
     build_and_send(&mut OwnedEnv::new(), &pid, |env| {
         convert::to_term(env, message).map_err(Failure::from)
     })

@@ -27,8 +27,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rustler::{Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, ResourceArc, Term};
 
-use crate::python_module::{Interrupted, OpaqueTerm};
-use crate::{convert, messaging, runtime};
+use crate::pytypes::{Interrupted, OpaqueTerm};
+use crate::{convert, messaging, serving};
 
 mod atoms {
     rustler::atoms! {
@@ -53,14 +53,14 @@ mod atoms {
 
 /// What a channel carries.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Any Erlang term, stored as external term format.
     Term,
     /// Binaries, stored as they are.
     Bytes,
 }
 
-pub struct Channel {
+pub(crate) struct Channel {
     kind: Kind,
     /// Names the channel in `{:erlang_python_channel_writable, id}` messages.
     id: u64,
@@ -88,21 +88,21 @@ struct State {
 impl rustler::Resource for Channel {}
 
 /// Outcome of a push.
-pub enum Pushed {
+pub(crate) enum Pushed {
     Ok,
     Busy,
     Closed,
 }
 
 /// Outcome of a pop.
-pub enum Popped {
+pub(crate) enum Popped {
     Item(Vec<u8>),
     Empty,
     Closed,
 }
 
 impl Channel {
-    pub fn new(kind: Kind, max_size: usize) -> Self {
+    pub(crate) fn new(kind: Kind, max_size: usize) -> Self {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Channel {
             kind,
@@ -131,7 +131,7 @@ impl Channel {
     /// past `max_size`. An item larger than `max_size` is accepted into an
     /// empty channel, or it could never be sent. `env` is the caller's
     /// process-bound environment when called from a NIF.
-    pub fn push(&self, item: Vec<u8>, env: Option<Env<'_>>) -> Pushed {
+    pub(crate) fn push(&self, item: Vec<u8>, env: Option<Env<'_>>) -> Pushed {
         let (waiter, wakers) = {
             let mut state = self.lock();
             if state.closed {
@@ -152,7 +152,7 @@ impl Channel {
         Pushed::Ok
     }
 
-    pub fn pop(&self, env: Option<Env<'_>>) -> Popped {
+    pub(crate) fn pop(&self, env: Option<Env<'_>>) -> Popped {
         let mut state = self.lock();
         match state.items.pop_front() {
             Some(item) => {
@@ -191,7 +191,7 @@ impl Channel {
     }
 
     /// Closes the channel; `false` if it already was. Queued items stay.
-    pub fn close(&self, env: Option<Env<'_>>) -> bool {
+    pub(crate) fn close(&self, env: Option<Env<'_>>) -> bool {
         let (waiter, wakers, writers) = {
             let mut state = self.lock();
             if state.closed {
@@ -419,7 +419,7 @@ pyo3::create_exception!(
 
 /// The native side of `erlang.Channel` / `erlang.ByteChannel`.
 #[pyclass(module = "erlang", name = "ChannelHandle", frozen)]
-pub struct ChannelHandle {
+pub(crate) struct ChannelHandle {
     channel: ResourceArc<Channel>,
 }
 
@@ -427,7 +427,7 @@ pub struct ChannelHandle {
 /// to ring it; an asyncio loop watches the read end. The descriptors close
 /// when the last holder (loop or channel) drops it, so a channel never
 /// writes to a descriptor number that was reused.
-pub struct WakerPipe {
+pub(crate) struct WakerPipe {
     read: OwnedFd,
     write: OwnedFd,
 }
@@ -464,7 +464,7 @@ impl WakerPipe {
 
 /// A wake-up pipe for one asyncio loop (`loop.add_reader(waker.fileno(), ...)`).
 #[pyclass(module = "erlang", name = "Waker", frozen)]
-pub struct Waker {
+pub(crate) struct Waker {
     pipe: Arc<WakerPipe>,
 }
 
@@ -607,7 +607,7 @@ impl ChannelHandle {
         // timed out or exited) stops waiting.
         let tick = Duration::from_millis(50);
         loop {
-            if runtime::current_server().is_some_and(|server| server.innermost_cancelled()) {
+            if serving::current().is_some_and(|thread| thread.innermost_cancelled()) {
                 return Err(Interrupted::new_err(
                     "the call was interrupted while waiting on a channel",
                 ));
@@ -688,7 +688,7 @@ impl ChannelHandle {
 }
 
 /// Adds the channel classes to `_erlang_native`.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ChannelHandle>()?;
     m.add_class::<Waker>()?;
     m.add("ChannelClosed", m.py().get_type::<ChannelClosed>())?;

@@ -90,7 +90,7 @@ pub const INTERRUPTED_MESSAGE: &str =
 
 /// `%ErlangPython.Error{type: ..., message: ..., traceback: ...}`.
 pub fn error_struct<'a>(env: Env<'a>, type_name: &str, message: &str, traceback: &str) -> Term<'a> {
-    crate::convert::elixir_struct(
+    crate::terms::elixir_struct(
         env,
         atoms::error_module(),
         &[

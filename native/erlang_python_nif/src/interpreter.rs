@@ -11,6 +11,9 @@
 //!    site-packages are those of the Python we were built against;
 //! 4. put `priv/` on `sys.path` and import `_erlang_impl`.
 //!
+//! It runs on the thread that becomes worker 0 (`runtime`), which calls it
+//! before serving requests.
+//!
 //! `Py_Finalize` is never called: the interpreter lives as long as the VM.
 
 use std::ffi::{c_void, CStr, CString};
@@ -19,24 +22,15 @@ use std::mem::MaybeUninit;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::python_module::_erlang_native;
+use crate::erlang_module::_erlang_native;
 use crate::sandbox;
 
-/// What the Elixir side tells the runtime at start.
-#[derive(Debug, Clone, Default)]
-pub struct StartConfig {
-    /// Absolute path of the package's `priv/` directory (holds `_erlang_impl`).
-    pub priv_dir: String,
-    /// Extra directories appended to `sys.path`.
-    pub paths: Vec<String>,
-}
-
 /// The Python executable this library was built against.
-pub const BUILD_EXECUTABLE: &str = env!("ERLANG_PYTHON_EXECUTABLE");
+pub(crate) const BUILD_EXECUTABLE: &str = env!("ERLANG_PYTHON_EXECUTABLE");
 
 /// Initializes the interpreter on the calling thread, which becomes Python's
 /// main thread. Returns with the GIL released.
-pub fn initialize(config: &StartConfig) -> Result<(), String> {
+pub(crate) fn initialize(priv_dir: &str, paths: &[String]) -> Result<(), String> {
     promote_libpython_to_global()?;
     sandbox::install()?;
     // SAFETY: must run before Py_InitializeFromConfig, which is the case: we
@@ -53,8 +47,8 @@ pub fn initialize(config: &StartConfig) -> Result<(), String> {
             .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
         let sys = py.import("sys")?;
         let path = sys.getattr("path")?;
-        path.call_method1("insert", (0, config.priv_dir.as_str()))?;
-        for extra in &config.paths {
+        path.call_method1("insert", (0, priv_dir))?;
+        for extra in paths {
             path.call_method1("append", (extra.as_str(),))?;
         }
         py.import("_erlang_impl")?;
@@ -64,8 +58,7 @@ pub fn initialize(config: &StartConfig) -> Result<(), String> {
     // Python threads can run while the runtime waits for requests. The saved
     // thread state is re-entered by Python::attach (PyGILState_Ensure).
     unsafe { ffi::PyEval_SaveThread() };
-    setup.map_err(|err| Python::attach(|py| format!("{}", err.value(py))))?;
-    crate::interrupt::start()
+    setup.map_err(|err| Python::attach(|py| format!("{}", err.value(py))))
 }
 
 fn promote_libpython_to_global() -> Result<(), String> {

@@ -1,41 +1,71 @@
 //! NIF core of erlang_python: CPython embedded in the BEAM.
 //!
-//! The NIFs here are thin and never run Python: they validate, copy terms and
-//! hand work to the runtime thread ([`runtime`]), which owns the interpreter.
+//! This file holds the NIF entry points and nothing else. They never run
+//! Python: they validate, copy terms and hand work to the worker threads
+//! ([`runtime`]), which own the interpreter and answer with messages.
 //!
-//! | concern                          | module            |
-//! |----------------------------------|-------------------|
-//! | NIF entry points                 | this file         |
-//! | runtime thread, queue, replies   | [`runtime`]       |
-//! | call / eval / exec               | [`ops`]           |
-//! | interpreter start-up             | [`interpreter`]   |
-//! | fork/exec audit hook             | [`sandbox`]       |
-//! | term <-> Python conversion       | [`convert`]       |
-//! | error terms                      | [`errors`]        |
-//! | Python types for Erlang terms    | [`python_module`] |
-//! | channels (Erlang <-> Python)     | [`channel`]       |
-//! | buffers read by Python           | [`buffer`]        |
+//! # Layers
+//!
+//! Each module uses only modules of lower layers (or of its own layer that
+//! are listed before it), so the import graph has no cycle. The crate's
+//! `tests/layering.rs` checks this on every `cargo test` and prints the
+//! `use crate::` edges of each module.
+//!
+//! | layer | module            | concern                                          |
+//! |-------|-------------------|--------------------------------------------------|
+//! | 0     | [`atoms`]         | every atom the NIF creates                       |
+//! |       | [`panics`]        | catching panics at NIF and thread boundaries     |
+//! |       | [`messaging`]     | sending from threads the VM does not manage      |
+//! |       | [`sandbox`]       | the fork/exec audit hook and function blockers   |
+//! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
+//! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
+//! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
+//! | 3     | [`convert`]       | term <-> Python conversion, object handles       |
+//! | 4     | [`errors`]        | failures as the error terms Elixir sees          |
+//! |       | [`interrupt`]     | the interrupter thread and its worker slots      |
+//! | 5     | [`job`]           | a request and its state machine                  |
+//! |       | [`registry`]      | Elixir functions callable from Python, by name   |
+//! | 6     | [`reply`]         | answering a request                              |
+//! |       | [`serving`]       | the worker thread, seen from code running on it  |
+//! | 7     | [`awaitable`]     | replies that come later, from the asyncio loop   |
+//! |       | [`ops`]           | the request format (`ops::Op`) and its executor  |
+//! |       | [`callbacks`]     | Python calling Elixir                            |
+//! |       | [`channel`]       | bounded queues between Erlang and Python         |
+//! | 8     | [`erlang_module`] | `_erlang_native`, behind Python's `erlang`       |
+//! | 9     | [`interpreter`]   | starting CPython inside the VM                   |
+//! | 10    | [`runtime`]       | the worker pool: start, submit, the thread loop  |
+//! | 11    | this file         | NIF entry points                                 |
+//!
+//! `sandbox.rs` is longer than the ~400 lines other modules keep to: it is
+//! one policy (the event table, the hook, the patched C functions) that
+//! reads best in one place.
 
-pub mod atoms;
-pub mod buffer;
-pub mod callbacks;
-pub mod channel;
-pub mod convert;
-pub mod deferred;
-pub mod errors;
-pub mod handles;
-pub mod interpreter;
-pub mod interrupt;
-pub mod messaging;
-pub mod ops;
-pub mod python_module;
-pub mod runtime;
-pub mod sandbox;
+mod atoms;
+mod awaitable;
+mod buffer;
+mod callbacks;
+mod channel;
+mod convert;
+mod erlang_module;
+mod errors;
+mod interpreter;
+mod interrupt;
+mod job;
+mod messaging;
+mod ops;
+mod panics;
+mod pytypes;
+mod registry;
+mod reply;
+mod runtime;
+mod sandbox;
+mod serving;
+mod terms;
 
-use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
+use rustler::{Encoder, Env, ResourceArc, Term};
 
-use crate::interpreter::StartConfig;
-use crate::runtime::{CancelOutcome, JobHandle, SubmitError};
+use crate::job::{CancelOutcome, JobHandle};
+use crate::runtime::{StartOptions, SubmitError};
 
 /// Worker threads serving requests.
 #[rustler::nif]
@@ -43,61 +73,29 @@ fn workers() -> usize {
     runtime::worker_count()
 }
 
-/// `start(%{priv_dir: binary, paths: [binary], max_queue: pos_integer, ...})`
-/// (all keys: `ErlangPython.Runtime.start/0`).
+/// `start(%{priv_dir:, paths:, max_queue:, callback_timeout:, workers:,
+/// mapset_version:})`, every key required (`ErlangPython.Runtime` holds the defaults).
 /// Runs on a dirty scheduler: initializing CPython takes tens of milliseconds.
 #[rustler::nif(schedule = "DirtyIo")]
-fn start<'a>(env: Env<'a>, options: Term<'a>) -> NifResult<Term<'a>> {
-    let priv_dir: String = options
-        .map_get(rustler::types::atom::Atom::from_str(env, "priv_dir")?)?
-        .decode()?;
-    let paths: Vec<String> = options
-        .map_get(rustler::types::atom::Atom::from_str(env, "paths")?)
-        .and_then(|t| t.decode())
-        .unwrap_or_default();
-    let max_queue: usize = options
-        .map_get(rustler::types::atom::Atom::from_str(env, "max_queue")?)
-        .and_then(|t| t.decode())
-        .unwrap_or(usize::MAX);
-    let callback_timeout: u64 = options
-        .map_get(rustler::types::atom::Atom::from_str(
-            env,
-            "callback_timeout",
-        )?)
-        .and_then(|t| t.decode())
-        .unwrap_or(30_000);
-    callbacks::set_timeout(std::time::Duration::from_millis(callback_timeout));
-    let workers: usize = options
-        .map_get(rustler::types::atom::Atom::from_str(env, "workers")?)
-        .and_then(|t| t.decode())
-        .unwrap_or(1);
-    // The running Elixir's %MapSet{} shape: `mapset_version: 2` or `nil`.
-    convert::set_mapset_version(
-        options
-            .map_get(rustler::types::atom::Atom::from_str(env, "mapset_version")?)
-            .and_then(|t| t.decode::<Option<i64>>())
-            .unwrap_or(None),
-    );
-    let config = StartConfig { priv_dir, paths };
-    Ok(
-        match runtime::start(config, max_queue.max(1), workers.clamp(1, 64)) {
-            Ok(true) => atoms::ok().encode(env),
-            Ok(false) => (atoms::ok(), atoms::already_started()).encode(env),
-            Err(text) => (atoms::error(), (atoms::python_init_failed(), text)).encode(env),
-        },
-    )
+fn start(env: Env<'_>, options: StartOptions) -> Term<'_> {
+    match runtime::start(options) {
+        Ok(true) => atoms::ok().encode(env),
+        Ok(false) => (atoms::ok(), atoms::already_started()).encode(env),
+        Err(text) => (atoms::error(), (atoms::python_init_failed(), text)).encode(env),
+    }
 }
 
-/// Whether the runtime thread is running.
+/// Whether the worker threads are running.
 #[rustler::nif]
 fn started() -> bool {
     runtime::is_started()
 }
 
-/// Queues `op` and returns a job handle at once; the caller then receives
-/// `{reference, result}`. A request too large to copy within a normal
-/// scheduler's time slice is refused with `:too_large`: the caller then uses
-/// `submit_dirty/2`, which copies it on a dirty scheduler.
+/// Queues `op` (an `ErlangPython.Request`) and returns a job handle at once;
+/// the caller then receives `{reference, result}`. A request too large to
+/// copy within a normal scheduler's time slice is refused with `:too_large`:
+/// the caller then uses `submit_dirty/2`, which copies it on a dirty
+/// scheduler.
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
     if !runtime::fits_inline(op) {
@@ -113,34 +111,13 @@ fn submit_dirty<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a>
 }
 
 fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
-    let (pinned, scope) = placement(op);
-    match runtime::submit(reference, op, env.pid(), pinned, scope) {
+    match runtime::submit(reference, op, env.pid()) {
         Ok(state) => ResourceArc::new(JobHandle { state }).encode(env),
         Err(SubmitError::NotStarted) => (atoms::error(), atoms::not_started()).encode(env),
         Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),
-    }
-}
-
-/// Where a request runs, and the scope it is tagged with. A scoped request
-/// (`{:scoped, key, op}`, a context process's) is pinned to worker
-/// `key rem workers` and can be interrupted by key; a request in a bare
-/// context namespace is pinned by the namespace's identity (its resource
-/// address, stable for its life); anything else goes to the least loaded
-/// worker.
-fn placement(op: Term<'_>) -> (Option<usize>, u64) {
-    let Ok(parts) = rustler::types::tuple::get_tuple(op) else {
-        return (None, 0);
-    };
-    match parts.as_slice() {
-        [tag, key, _] if atoms::scoped() == *tag => match key.decode::<u64>() {
-            Ok(key) if key > 0 => (
-                Some(runtime::scope_worker(key, runtime::worker_count())),
-                key,
-            ),
-            _ => (None, 0),
-        },
-        [tag, context, _] if atoms::context() == *tag => (handles::identity(*context), 0),
-        _ => (None, 0),
+        Err(SubmitError::Malformed) => {
+            (atoms::error(), (atoms::badarg(), "malformed request")).encode(env)
+        }
     }
 }
 
@@ -155,14 +132,15 @@ fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
     }
 }
 
-/// Interrupts whatever Python code the runtime thread is running now.
+/// Interrupts whatever Python code the worker threads are running now.
+/// False when the runtime is not started.
 #[rustler::nif]
 fn interrupt() -> bool {
-    runtime::is_started() && interrupt::request(0, interrupt::ANY_JOB)
+    interrupt::request(0, interrupt::ANY_JOB)
 }
 
-/// Interrupts the request of scope `key` running now (see
-/// [`runtime::interrupt_scope`]); false when that scope runs nothing.
+/// Interrupts the request of scope `key` (`{:scoped, key, op}`) running
+/// now, as a timeout would; false when that scope runs nothing.
 #[rustler::nif]
 fn interrupt_scope(key: u64) -> bool {
     runtime::interrupt_scope(key)
@@ -174,7 +152,7 @@ fn set_max_queue(limit: usize) -> bool {
     runtime::set_max_queue(limit)
 }
 
-/// Requests waiting for the runtime thread.
+/// Requests waiting for a worker thread.
 #[rustler::nif]
 fn queue_length() -> usize {
     runtime::queue_length()
@@ -184,20 +162,20 @@ fn queue_length() -> usize {
 /// `{module, function}`. Replaces an earlier binding of the same name.
 #[rustler::nif]
 fn register_function(name: String, target: Term<'_>) -> rustler::Atom {
-    callbacks::register(name, target);
+    registry::register(name, target);
     atoms::ok()
 }
 
 /// Removes a binding; `true` if there was one.
 #[rustler::nif]
 fn unregister_function(name: String) -> bool {
-    callbacks::unregister(&name)
+    registry::unregister(&name)
 }
 
 /// Names bound with `register_function`, sorted.
 #[rustler::nif]
 fn registered_functions() -> Vec<String> {
-    callbacks::registered_names()
+    registry::names()
 }
 
 /// The process that runs callbacks (`ErlangPython.Callbacks`).

@@ -1,5 +1,5 @@
 //! Sending messages to Erlang processes from threads the VM does not manage
-//! (the runtime thread and Python's own threads).
+//! (the worker threads and Python's own threads).
 //!
 //! rustler's `OwnedEnv::send_and_clear` always sends what its closure
 //! returns; here a message is sent only if it could be built, and nothing is

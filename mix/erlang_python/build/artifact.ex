@@ -20,10 +20,10 @@ defmodule ErlangPython.Build.Artifact do
   def nif_version, do: @nif_version
 
   @doc "Directory of the Rust crate."
-  def crate_dir, do: Path.expand("../../native/#{@crate}", __DIR__)
+  def crate_dir, do: Path.expand("../../../native/#{@crate}", __DIR__)
 
   @doc "The package's source `priv/` directory."
-  def priv_dir, do: Path.expand("../../priv", __DIR__)
+  def priv_dir, do: Path.expand("../../../priv", __DIR__)
 
   @doc """
   The Rust target triple of this machine, from the VM's own architecture

@@ -26,7 +26,7 @@ defmodule ErlangPython.Build.Precompiled do
   def checksum_file,
     do:
       System.get_env("ERLANG_PYTHON_CHECKSUM_FILE") ||
-        Path.expand("../../#{@checksum_file}", __DIR__)
+        Path.expand("../../../#{@checksum_file}", __DIR__)
 
   @doc "The checksums map, `%{}` when the file does not exist."
   def read_checksums(path \\ checksum_file()) do

@@ -1,6 +1,6 @@
-//! Replies that come later: calls whose result is awaitable.
+//! Awaitable results: replies that come later.
 //!
-//! When a call returns a coroutine (or any awaitable), the runtime thread does
+//! When a call returns a coroutine (or any awaitable), a worker thread does
 //! not wait for it: it hands the awaitable and a `PendingReply` to the
 //! runtime's asyncio loop (`_erlang_impl._async`, on a thread of its own) and
 //! serves the next request. The loop runs thousands of such tasks at once;
@@ -14,18 +14,18 @@ use pyo3::prelude::*;
 use rustler::OwnedEnv;
 
 use crate::errors::Failure;
-use crate::ops::Outcome;
-use crate::runtime::{self, Request};
+use crate::job::Request;
+use crate::reply::{self, Outcome};
 
 /// The reply a request owes, handed to Python to be given later.
 #[pyclass(module = "erlang", name = "PendingReply", frozen)]
-pub struct PendingReply {
+pub(crate) struct PendingReply {
     job_id: u64,
     request: Mutex<Option<Request>>,
 }
 
 impl PendingReply {
-    pub fn new(request: Request) -> Self {
+    fn new(request: Request) -> Self {
         PendingReply {
             job_id: request.job_id(),
             request: Mutex::new(Some(request)),
@@ -39,7 +39,7 @@ impl PendingReply {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("this reply was already given"))?;
-        runtime::reply(py, &mut OwnedEnv::new(), &request, &outcome);
+        reply::send(py, &mut OwnedEnv::new(), &request, &outcome);
         Ok(())
     }
 }
@@ -63,7 +63,7 @@ impl PendingReply {
 }
 
 /// Whether `object` can be awaited (its type implements `__await__`).
-pub fn is_awaitable(object: &Bound<'_, PyAny>) -> bool {
+pub(crate) fn is_awaitable(object: &Bound<'_, PyAny>) -> bool {
     // SAFETY: reading the type's slots of a live object with the GIL held.
     unsafe {
         let ty = pyo3::ffi::Py_TYPE(object.as_ptr());
@@ -74,7 +74,7 @@ pub fn is_awaitable(object: &Bound<'_, PyAny>) -> bool {
 
 /// Hands `awaitable` to the runtime's asyncio loop; `request` is answered
 /// when it completes.
-pub fn schedule(py: Python<'_>, awaitable: &Bound<'_, PyAny>, request: Request) {
+pub(crate) fn schedule(py: Python<'_>, awaitable: &Bound<'_, PyAny>, request: Request) {
     let pending = match Bound::new(py, PendingReply::new(request)) {
         Ok(pending) => pending,
         Err(_) => return, // allocation failure: the caller's timeout answers

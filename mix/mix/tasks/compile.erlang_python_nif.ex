@@ -16,8 +16,14 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
   on `PATH`; it is passed to PyO3 as `PYO3_PYTHON`, and the library records an
   rpath to that Python's library directory.
 
+  In the `:test` environment the crate's `diagnostics` feature is enabled
+  (a request that panics on purpose, for the test suite), in a target
+  directory of its own; no other build ever has it.
+
   Cargo runs only when an input changed (crate sources, manifests, the chosen
-  Python, the package version) or with `--force`.
+  Python, the package version, the environment's features), when the
+  installed library is not the one this task installed (another build
+  replaced it), or with `--force`.
   """
   use Mix.Task.Compiler
 
@@ -31,17 +37,17 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
     version = Keyword.fetch!(config, :version)
     destination = Path.join([Artifact.priv_dir(), "native", Artifact.lib_filename(version)])
     python = python!()
-    fingerprint = fingerprint(python, version)
+    features = features(Mix.env())
+    fingerprint = fingerprint(python, version, features)
     manifest = Path.join(Mix.Project.manifest_path(config), @manifest)
 
     status =
-      if "--force" not in args and File.exists?(destination) and
-           read_manifest(manifest) == fingerprint do
+      if "--force" not in args and read_manifest(manifest) == {fingerprint, stamp(destination)} do
         :noop
       else
-        install!(build_mode(version), python, version, destination)
+        install!(build_mode(version), python, version, destination, features)
         File.mkdir_p!(Path.dirname(manifest))
-        File.write!(manifest, :erlang.term_to_binary(fingerprint))
+        File.write!(manifest, :erlang.term_to_binary({fingerprint, stamp(destination)}))
         :ok
       end
 
@@ -79,9 +85,20 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
     end
   end
 
-  defp install!(:source, python, _version, destination), do: build!(python, destination)
+  @doc false
+  # Cargo features of the NIF for a Mix environment.
+  def features(:test), do: ["diagnostics"]
+  def features(_env), do: []
 
-  defp install!(:precompiled, python, version, destination) do
+  defp install!(:source, python, _version, destination, features),
+    do: build!(python, destination, features)
+
+  # Precompiled artifacts are release builds: environments that need
+  # features build from source.
+  defp install!(:precompiled, python, _version, destination, [_ | _] = features),
+    do: build!(python, destination, features)
+
+  defp install!(:precompiled, python, version, destination, []) do
     minor = python_minor!(python)
 
     case ErlangPython.Build.Precompiled.fetch(destination, version: version, python_minor: minor) do
@@ -114,8 +131,11 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
     minor
   end
 
-  @doc false
-  def build!(python, destination) do
+  @doc """
+  Builds the NIF with cargo (release profile, `features` enabled) and
+  installs it at `destination`.
+  """
+  def build!(python, destination, features \\ []) do
     cargo =
       System.find_executable("cargo") ||
         Mix.raise(
@@ -124,14 +144,25 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
 
     crate_dir = Artifact.crate_dir()
 
+    # A build with features gets its own target directory, so switching
+    # between environments does not rebuild the crate each time.
+    target_dir =
+      case features do
+        [] -> Path.join(crate_dir, "target")
+        _ -> Path.join([crate_dir, "target", Enum.join(features, "+")])
+      end
+
+    feature_args = if features == [], do: [], else: ["--features", Enum.join(features, ",")]
+
     Mix.shell().info(
-      "Compiling NIF crate #{Artifact.crate()} (cargo build --release, Python: #{python})"
+      "Compiling NIF crate #{Artifact.crate()} (cargo build --release#{Enum.map_join(feature_args, &(" " <> &1))}, Python: #{python})"
     )
 
     {_, status} =
       System.cmd(
         cargo,
-        ["build", "--release", "--manifest-path", Path.join(crate_dir, "Cargo.toml")],
+        ["build", "--release", "--manifest-path", Path.join(crate_dir, "Cargo.toml")] ++
+          ["--target-dir", target_dir | feature_args],
         env: [{"PYO3_PYTHON", python}],
         into: IO.stream(:stdio, :line),
         stderr_to_stdout: true
@@ -141,7 +172,7 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
       Mix.raise("erlang_python: cargo build failed with exit status #{status}")
     end
 
-    built = Path.join([crate_dir, "target", "release", "lib#{Artifact.crate()}.so"])
+    built = Path.join([target_dir, "release", "lib#{Artifact.crate()}.so"])
     File.mkdir_p!(Path.dirname(destination))
     # Copy to a temporary name and rename, so a running VM that has the old
     # file mapped is never handed a half-written library.
@@ -150,7 +181,7 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
     File.rename!(tmp, destination)
   end
 
-  defp fingerprint(python, version) do
+  defp fingerprint(python, version, features) do
     crate_dir = Artifact.crate_dir()
 
     inputs =
@@ -167,8 +198,17 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
         {path, mtime, size}
       end
 
-    {stamps, python, version, System.get_env("ERLANG_PYTHON_PYTHON"), build_mode(version),
+    {stamps, python, version, features, System.get_env("ERLANG_PYTHON_PYTHON"), build_mode(version),
      System.get_env("ERLANG_PYTHON_BASE_URL")}
+  end
+
+  # The installed library as this task left it: another build (another
+  # environment, a project depending on this checkout) may replace it.
+  defp stamp(path) do
+    case File.stat(path) do
+      {:ok, %File.Stat{mtime: mtime, size: size, inode: inode}} -> {mtime, size, inode}
+      {:error, _} -> nil
+    end
   end
 
   defp read_manifest(path) do

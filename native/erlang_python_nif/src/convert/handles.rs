@@ -1,4 +1,4 @@
-//! Python objects held from Elixir: `%ErlangPython.Object{ref: resource, type: name}`.
+//! Object handles: Python objects held from Elixir: `%ErlangPython.Object{ref: resource, type: name}`.
 //!
 //! A value with no Elixir form (a class instance, a module, a function, a
 //! numpy array) reaches Elixir as a handle to the live object, and comes back
@@ -8,27 +8,29 @@
 //! is garbage-collected, its destructor runs on whatever thread ERTS chooses,
 //! usually a scheduler that must not wait for the GIL: PyO3 then defers the
 //! decrement to its reference pool, which the next thread to attach (the
-//! runtime thread, at its next request) applies with the GIL held.
+//! worker thread, at its next request) applies with the GIL held.
 
 use pyo3::prelude::*;
 use rustler::{Encoder, Env, ResourceArc, Term};
 
 use crate::atoms;
+use crate::terms::elixir_struct;
 
-pub struct PyHandle {
-    pub object: Py<PyAny>,
+/// The resource behind `%ErlangPython.Object{ref: ...}`.
+pub(crate) struct PyHandle {
+    object: Py<PyAny>,
 }
 
 #[rustler::resource_impl]
 impl rustler::Resource for PyHandle {}
 
 /// `%ErlangPython.Object{ref: handle, type: "module.Type"}`.
-pub fn encode<'a>(env: Env<'a>, object: &Bound<'_, PyAny>) -> Term<'a> {
-    let type_name = crate::convert::type_name(object);
+pub(crate) fn to_term<'a>(env: Env<'a>, object: &Bound<'_, PyAny>) -> Term<'a> {
+    let type_name = type_name(object);
     let handle = ResourceArc::new(PyHandle {
         object: object.clone().unbind(),
     });
-    crate::convert::elixir_struct(
+    elixir_struct(
         env,
         atoms::object_module(),
         &[
@@ -41,7 +43,10 @@ pub fn encode<'a>(env: Env<'a>, object: &Bound<'_, PyAny>) -> Term<'a> {
 /// The object behind a `%ErlangPython.Object{}` map: `None` when `term` is
 /// not one, an error when it is one without a live handle (made in another
 /// VM, or forged): it must never pass for a plain map.
-pub fn decode<'py>(py: Python<'py>, term: Term<'_>) -> Option<PyResult<Bound<'py, PyAny>>> {
+pub(crate) fn from_term<'py>(
+    py: Python<'py>,
+    term: Term<'_>,
+) -> Option<PyResult<Bound<'py, PyAny>>> {
     let env = term.get_env();
     if term.map_get(atoms::__struct__()).ok()? != atoms::object_module().to_term(env) {
         return None;
@@ -59,8 +64,21 @@ pub fn decode<'py>(py: Python<'py>, term: Term<'_>) -> Option<PyResult<Bound<'py
 }
 
 /// A number identifying the object behind a handle term, for pinning work.
-pub fn identity(term: Term<'_>) -> Option<usize> {
+pub(crate) fn identity(term: Term<'_>) -> Option<usize> {
     let handle: ResourceArc<PyHandle> = term.map_get(atoms::ref_()).ok()?.decode().ok()?;
     // Object addresses are 16-byte aligned: drop the always-zero bits.
     Some((handle.object.as_ptr() as usize) >> 4)
+}
+
+/// `module.QualName` of an object's type, for error messages.
+pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    let ty = obj.get_type();
+    let qualname = ty
+        .qualname()
+        .map(|q| q.to_string())
+        .unwrap_or_else(|_| "?".into());
+    match ty.module().map(|m| m.to_string()) {
+        Ok(module) if module != "builtins" => format!("{module}.{qualname}"),
+        _ => qualname,
+    }
 }

@@ -1,0 +1,35 @@
+//! Conversion between Erlang terms and Python objects, both directions.
+//!
+//! The mapping is documented in guides/type-conversion.md. Rules that matter
+//! for safety: no atom is ever created from Python data, integers convert
+//! exactly at any size, and nesting deeper than [`MAX_DEPTH`] is an error
+//! rather than a stack overflow.
+//!
+//! Everything here runs on a Python thread with the GIL held; terms are read
+//! from and written to process-independent environments, which ERTS allows
+//! from non-scheduler threads.
+
+//!
+//! | file           | what                                                   |
+//! |----------------|--------------------------------------------------------|
+//! | `error.rs`     | [`ConvertError`], the nesting limit                    |
+//! | `bignum.rs`    | integers beyond 64 bits, through the external format  |
+//! | `handles.rs`   | `%ErlangPython.Object{}` handles to live objects       |
+//! | `mapset.rs`    | `%MapSet{}`, read in both shapes, built in Elixir's    |
+//! | `to_python.rs` | Erlang -> Python                                       |
+//! | `to_term.rs`   | Python -> Erlang                                       |
+//!
+//! Each file uses only files listed above it.
+
+mod bignum;
+mod error;
+pub(crate) mod handles;
+mod mapset;
+mod to_python;
+mod to_term;
+
+pub(crate) use error::{ConvertError, MAX_DEPTH};
+pub(crate) use handles::type_name;
+pub(crate) use mapset::set_mapset_version;
+pub(crate) use to_python::to_python;
+pub(crate) use to_term::to_term;

@@ -1,0 +1,167 @@
+//! Erlang -> Python.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PySet, PyString, PyTuple};
+use rustler::types::tuple::get_tuple;
+use rustler::{Binary, Term, TermType};
+
+use super::bignum::parse_bignum_etf;
+use super::error::{enter, internal, Result};
+use super::handles;
+use super::mapset;
+use crate::atoms;
+use crate::pytypes::{OpaqueTerm, Pid};
+
+/// Converts an Erlang term to a new Python object.
+pub(crate) fn to_python<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
+    term_to_py(py, term, 0)
+}
+fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
+    // Fast path for the commonest value in bulk data: one call instead of
+    // a type query followed by a decode.
+    if let Ok(small) = term.decode::<i64>() {
+        return Ok(PyInt::new(py, small).into_any());
+    }
+    match term.get_type() {
+        TermType::Integer => integer_to_py(py, term),
+        TermType::Float => {
+            let value: f64 = term.decode().map_err(|_| internal("float"))?;
+            Ok(PyFloat::new(py, value).into_any())
+        }
+        TermType::Atom => Ok(atom_to_py(py, term)),
+        TermType::Binary => match Binary::from_term(term) {
+            Ok(bin) => Ok(binary_to_py(py, bin.as_slice())),
+            // A bitstring whose size is not a whole number of bytes.
+            Err(_) => opaque(py, term),
+        },
+        TermType::List => list_to_py(py, term, depth),
+        TermType::Tuple => tuple_to_py(py, term, depth),
+        TermType::Map => map_to_py(py, term, depth),
+        TermType::Pid => {
+            let pid = term.decode().map_err(|_| internal("pid"))?;
+            Ok(Bound::new(py, Pid { pid })?.into_any())
+        }
+        TermType::Ref => match crate::buffer::to_python(py, term) {
+            Some(buffer) => Ok(buffer?),
+            None => opaque(py, term),
+        },
+        _ => opaque(py, term),
+    }
+}
+fn opaque<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
+    Ok(Bound::new(py, OpaqueTerm::new(term))?.into_any())
+}
+
+fn atom_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Bound<'py, PyAny> {
+    if term == atoms::true_().to_term(term.get_env()) {
+        return pyo3::types::PyBool::new(py, true).to_owned().into_any();
+    }
+    if term == atoms::false_().to_term(term.get_env()) {
+        return pyo3::types::PyBool::new(py, false).to_owned().into_any();
+    }
+    let env = term.get_env();
+    if term == atoms::nil().to_term(env)
+        || term == atoms::none().to_term(env)
+        || term == atoms::undefined().to_term(env)
+    {
+        return py.None().into_bound(py);
+    }
+    // The special floats travel as atoms so they survive a round trip.
+    if term == atoms::nan().to_term(env) {
+        return PyFloat::new(py, f64::NAN).into_any();
+    }
+    if term == atoms::infinity().to_term(env) {
+        return PyFloat::new(py, f64::INFINITY).into_any();
+    }
+    if term == atoms::neg_infinity().to_term(env) {
+        return PyFloat::new(py, f64::NEG_INFINITY).into_any();
+    }
+    let name = term.atom_to_string().unwrap_or_default();
+    PyString::new(py, &name).into_any()
+}
+
+fn binary_to_py<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyAny> {
+    match std::str::from_utf8(data) {
+        Ok(text) => PyString::new(py, text).into_any(),
+        Err(_) => PyBytes::new(py, data).into_any(),
+    }
+}
+
+fn integer_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
+    if let Ok(small) = term.decode::<i64>() {
+        return Ok(PyInt::new(py, small).into_any());
+    }
+    if let Ok(unsigned) = term.decode::<u64>() {
+        return Ok(PyInt::new(py, unsigned).into_any());
+    }
+    // A bignum: read its magnitude from the external term format.
+    let etf = term.to_binary();
+    let (negative, magnitude) =
+        parse_bignum_etf(etf.as_slice()).ok_or_else(|| internal("bignum"))?;
+    let int_type = py.get_type::<PyInt>();
+    let value = int_type.call_method1("from_bytes", (PyBytes::new(py, magnitude), "little"))?;
+    if negative {
+        Ok(value.neg()?)
+    } else {
+        Ok(value)
+    }
+}
+fn list_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
+    enter(depth)?;
+    let Ok(len) = term.list_length() else {
+        // Improper list: no Python equivalent, keep it intact.
+        return opaque(py, term);
+    };
+    let iter = term.into_list_iterator().map_err(|_| internal("list"))?;
+    // SAFETY: PyList_New returns a new reference (or NULL with an exception
+    // set, handled by from_owned_ptr_or_err). Each slot is filled exactly
+    // once with a new reference, which PyList_SetItem steals; a slot left
+    // NULL after an error is fine, list_dealloc uses Py_XDECREF.
+    let list =
+        unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len as ffi::Py_ssize_t))? };
+    for (index, item) in iter.enumerate() {
+        let value = term_to_py(py, item, depth + 1)?;
+        unsafe {
+            ffi::PyList_SET_ITEM(list.as_ptr(), index as ffi::Py_ssize_t, value.into_ptr());
+        }
+    }
+    Ok(list)
+}
+
+fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
+    enter(depth)?;
+    let items = get_tuple(term).map_err(|_| internal("tuple"))?;
+    // {:bytes, binary} is always Python bytes, even when it is valid UTF-8.
+    if items.len() == 2 && items[0] == atoms::bytes().to_term(term.get_env()) {
+        if let Ok(bin) = Binary::from_term(items[1]) {
+            return Ok(PyBytes::new(py, bin.as_slice()).into_any());
+        }
+    }
+    let mut converted = Vec::with_capacity(items.len());
+    for item in items {
+        converted.push(term_to_py(py, item, depth + 1)?);
+    }
+    Ok(PyTuple::new(py, converted)?.into_any())
+}
+
+fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
+    enter(depth)?;
+    if let Some(object) = handles::from_term(py, term) {
+        return Ok(object?);
+    }
+    if let Some(elements) = mapset::elements(term) {
+        let set = PySet::empty(py)?;
+        for (element, _) in rustler::MapIterator::new(elements).ok_or_else(|| internal("map"))? {
+            set.add(term_to_py(py, element, depth + 1)?)?;
+        }
+        return Ok(set.into_any());
+    }
+    let dict = PyDict::new(py);
+    for (key, value) in rustler::MapIterator::new(term).ok_or_else(|| internal("map"))? {
+        let key = term_to_py(py, key, depth + 1)?;
+        let value = term_to_py(py, value, depth + 1)?;
+        dict.set_item(key, value)?;
+    }
+    Ok(dict.into_any())
+}

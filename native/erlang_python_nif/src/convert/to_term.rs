@@ -1,0 +1,204 @@
+//! Python -> Erlang.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PySet};
+use rustler::types::tuple::make_tuple;
+use rustler::{Encoder, Env, NewBinary, Term};
+
+use super::bignum::bignum_etf;
+use super::error::{enter, ConvertError, Result};
+use super::handles;
+use super::mapset;
+use crate::atoms;
+use crate::pytypes::{OpaqueTerm, Pid};
+
+/// Converts a Python object to a term in `env`.
+pub(crate) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
+    py_to_term(env, obj, 0)
+}
+
+fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Term<'a>> {
+    let ptr = obj.as_ptr();
+    // SAFETY (all ffi type checks below): `ptr` is a valid, borrowed object
+    // for the duration of this call, and the GIL is held.
+    unsafe {
+        if ptr == ffi::Py_None() {
+            return Ok(atoms::nil().to_term(env));
+        }
+        if ffi::PyBool_Check(ptr) != 0 {
+            let value = ptr == ffi::Py_True();
+            return Ok(value.encode(env));
+        }
+        if ffi::PyLong_Check(ptr) != 0 {
+            return int_to_term(env, obj);
+        }
+        if ffi::PyFloat_Check(ptr) != 0 {
+            return Ok(float_to_term(env, ffi::PyFloat_AsDouble(ptr)));
+        }
+        if ffi::PyUnicode_Check(ptr) != 0 {
+            let mut size: ffi::Py_ssize_t = 0;
+            let data = ffi::PyUnicode_AsUTF8AndSize(ptr, &mut size);
+            if data.is_null() {
+                return Err(PyErr::fetch(obj.py()).into());
+            }
+            let bytes = std::slice::from_raw_parts(data as *const u8, size as usize);
+            return Ok(bytes_to_term(env, bytes));
+        }
+        if ffi::PyBytes_Check(ptr) != 0 {
+            let data = ffi::PyBytes_AsString(ptr);
+            let size = ffi::PyBytes_Size(ptr);
+            let bytes = std::slice::from_raw_parts(data as *const u8, size as usize);
+            return Ok(bytes_to_term(env, bytes));
+        }
+        if ffi::PyByteArray_Check(ptr) != 0 {
+            let data = ffi::PyByteArray_AsString(ptr);
+            let size = ffi::PyByteArray_Size(ptr);
+            let bytes = std::slice::from_raw_parts(data as *const u8, size as usize);
+            return Ok(bytes_to_term(env, bytes));
+        }
+        if ffi::PyList_Check(ptr) != 0 {
+            enter(depth)?;
+            let len = ffi::PyList_GET_SIZE(ptr);
+            let mut items = Vec::with_capacity(len as usize);
+            // Index each time: Python code cannot run during conversion of
+            // our own builtin types, but a list subclass's items are still
+            // read through the C API, never through a cached pointer.
+            for index in 0..len {
+                if index >= ffi::PyList_GET_SIZE(ptr) {
+                    break;
+                }
+                let item = Bound::from_borrowed_ptr(obj.py(), ffi::PyList_GET_ITEM(ptr, index));
+                items.push(py_to_term(env, &item, depth + 1)?);
+            }
+            return Ok(items.encode(env));
+        }
+        if ffi::PyTuple_Check(ptr) != 0 {
+            enter(depth)?;
+            let len = ffi::PyTuple_GET_SIZE(ptr);
+            let mut items = Vec::with_capacity(len as usize);
+            for index in 0..len {
+                let item = Bound::from_borrowed_ptr(obj.py(), ffi::PyTuple_GET_ITEM(ptr, index));
+                items.push(py_to_term(env, &item, depth + 1)?);
+            }
+            return Ok(make_tuple(env, &items));
+        }
+        if ffi::PyDict_Check(ptr) != 0 {
+            enter(depth)?;
+            return dict_to_term(env, obj.cast::<PyDict>().map_err(PyErr::from)?, depth);
+        }
+        if ffi::PyAnySet_Check(ptr) != 0 {
+            enter(depth)?;
+            return set_to_term(env, obj, depth);
+        }
+    }
+    if let Ok(pid) = obj.cast::<Pid>() {
+        return Ok(pid.get().pid.encode(env));
+    }
+    if let Ok(held) = obj.cast::<OpaqueTerm>() {
+        return Ok(held.get().to_term(env));
+    }
+    if let Some(buffer) = crate::buffer::to_term(env, obj) {
+        return Ok(buffer);
+    }
+    // No Elixir form: a handle to the live object.
+    Ok(handles::to_term(env, obj))
+}
+fn bytes_to_term<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
+    let mut binary = NewBinary::new(env, bytes.len());
+    binary.as_mut_slice().copy_from_slice(bytes);
+    binary.into()
+}
+
+fn float_to_term(env: Env<'_>, value: f64) -> Term<'_> {
+    if value.is_nan() {
+        atoms::nan().to_term(env)
+    } else if value == f64::INFINITY {
+        atoms::infinity().to_term(env)
+    } else if value == f64::NEG_INFINITY {
+        atoms::neg_infinity().to_term(env)
+    } else {
+        value.encode(env)
+    }
+}
+
+fn int_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
+    let mut overflow: std::ffi::c_int = 0;
+    // SAFETY: obj is an int (checked by the caller); the GIL is held.
+    let value = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
+    if overflow == 0 {
+        if value == -1 {
+            if let Some(err) = PyErr::take(obj.py()) {
+                return Err(err.into());
+            }
+        }
+        return Ok(value.encode(env));
+    }
+    let negative = overflow < 0;
+    let magnitude = if negative { obj.neg()? } else { obj.clone() };
+    let bits: u64 = magnitude.call_method0("bit_length")?.extract()?;
+    let nbytes = bits.div_ceil(8);
+    let bytes = magnitude.call_method1("to_bytes", (nbytes, "little"))?;
+    let bytes = bytes.cast::<PyBytes>().map_err(PyErr::from)?;
+    let etf = bignum_etf(negative, bytes.as_bytes()).ok_or(ConvertError::IntegerTooLarge(bits))?;
+    match env.binary_to_term(&etf) {
+        Some((term, _)) => Ok(term),
+        None => Err(ConvertError::IntegerTooLarge(bits)),
+    }
+}
+
+fn dict_to_term<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>, depth: usize) -> Result<Term<'a>> {
+    let len = dict.len();
+    let mut keys = Vec::with_capacity(len);
+    let mut values = Vec::with_capacity(len);
+    for (key, value) in dict.iter() {
+        keys.push(py_to_term(env, &key, depth + 1)?);
+        values.push(py_to_term(env, &value, depth + 1)?);
+    }
+    make_map(env, &keys, &values)
+}
+
+/// Largest map built in one call with `enif_make_map_from_arrays` (a flatmap).
+const FLATMAP_MAX: usize = 32;
+
+/// Builds a map, refusing duplicate keys.
+///
+/// Larger maps are grown with `enif_make_map_put`, because OTP 25.1 to 27.2
+/// crash when a thread that is not a scheduler builds a map of more than 128
+/// keys from arrays (erlang/otp#8208), and `from_arrays` does not detect
+/// duplicates once a map is larger than a flatmap (erlang/otp#10975). A put
+/// that does not grow the map found a duplicate.
+fn make_map<'a>(env: Env<'a>, keys: &[Term<'a>], values: &[Term<'a>]) -> Result<Term<'a>> {
+    let split = keys.len().min(FLATMAP_MAX);
+    let mut map = Term::map_from_term_arrays(env, &keys[..split], &values[..split])
+        .map_err(|_| ConvertError::DuplicateKey)?;
+    let mut size = split;
+    for (key, value) in keys[split..].iter().zip(&values[split..]) {
+        map = map
+            .map_put(*key, *value)
+            .map_err(|_| ConvertError::DuplicateKey)?;
+        size += 1;
+        if map.map_size().map_err(|_| ConvertError::DuplicateKey)? != size {
+            return Err(ConvertError::DuplicateKey);
+        }
+    }
+    Ok(map)
+}
+
+fn set_to_term<'a>(env: Env<'a>, set: &Bound<'_, PyAny>, depth: usize) -> Result<Term<'a>> {
+    let mut keys = Vec::new();
+    let iter = if let Ok(s) = set.cast::<PySet>() {
+        s.iter().collect::<Vec<_>>()
+    } else if let Ok(s) = set.cast::<PyFrozenSet>() {
+        s.iter().collect::<Vec<_>>()
+    } else {
+        set.try_iter()?.collect::<PyResult<Vec<_>>>()?
+    };
+    for element in iter {
+        keys.push(py_to_term(env, &element, depth + 1)?);
+    }
+    let empty = Term::list_new_empty(env);
+    let values = vec![empty; keys.len()];
+    let elements = make_map(env, &keys, &values)?;
+    Ok(mapset::build(env, elements))
+}

@@ -1,0 +1,93 @@
+//! `_erlang_native`: the built-in extension module behind Python's `erlang`
+//! package (priv/erlang). It exposes the types of [`crate::pytypes`] and the
+//! functions Python uses to reach Erlang: calling registered functions,
+//! sending messages, asking who the caller is.
+//!
+//! The module is registered with `PyImport_AppendInittab` before the
+//! interpreter starts (see `interpreter`), so it needs no file on disk.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::pytypes::{describe_pid, CallbackError, Interrupted, OpaqueTerm, Pid, ProcessError};
+use crate::{callbacks, registry, sandbox, serving};
+
+#[pyfunction]
+fn sandbox_active() -> bool {
+    sandbox::installed()
+}
+
+/// `erlang.call(name, *args, **kwargs)`: calls the Erlang function
+/// registered as `name`. Keyword arguments arrive as a trailing map.
+#[pyfunction]
+#[pyo3(signature = (name, *args, **kwargs))]
+fn call<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    callbacks::call(py, name, args, kwargs)
+}
+
+/// `erlang.send(pid, term)`: sends `term` to a local Erlang process.
+#[pyfunction]
+fn send(py: Python<'_>, pid: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
+    let pid = pid.cast::<Pid>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "erlang.send() needs an erlang.Pid, got {}",
+            crate::convert::type_name(pid)
+        ))
+    })?;
+    let target = pid.get().pid;
+    if callbacks::send(py, target, message)? {
+        Ok(())
+    } else {
+        Err(ProcessError::new_err(format!(
+            "process {} is not alive",
+            describe_pid(target)
+        )))
+    }
+}
+
+/// Whether an Erlang function is registered under `name`.
+#[pyfunction]
+fn is_registered(name: &str) -> bool {
+    registry::is_registered(name)
+}
+
+/// Names of the registered Erlang functions, sorted.
+#[pyfunction]
+fn registered() -> Vec<String> {
+    registry::names()
+}
+
+/// `erlang.self()`: the Elixir process whose request is running, or None
+/// outside a request (in a Python thread of its own, for instance).
+#[pyfunction(name = "self")]
+fn self_pid() -> Option<Pid> {
+    serving::current_caller().map(|pid| Pid { pid })
+}
+
+/// The Python-visible module. Submodules of `erlang` build on these names.
+#[pymodule]
+pub(crate) fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Pid>()?;
+    m.add_class::<OpaqueTerm>()?;
+    m.add_function(wrap_pyfunction!(sandbox_active, m)?)?;
+    m.add_function(wrap_pyfunction!(call, m)?)?;
+    m.add_function(wrap_pyfunction!(send, m)?)?;
+    m.add_function(wrap_pyfunction!(is_registered, m)?)?;
+    m.add_function(wrap_pyfunction!(registered, m)?)?;
+    m.add_function(wrap_pyfunction!(self_pid, m)?)?;
+    m.add("CallbackError", m.py().get_type::<CallbackError>())?;
+    m.add("ProcessError", m.py().get_type::<ProcessError>())?;
+    m.add("Interrupted", m.py().get_type::<Interrupted>())?;
+    crate::channel::register(m)?;
+    crate::buffer::register(m)?;
+    crate::buffer::set_cancel_check(|| {
+        serving::current().is_some_and(|thread| thread.innermost_cancelled())
+    });
+    Ok(())
+}

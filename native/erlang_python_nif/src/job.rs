@@ -1,0 +1,199 @@
+//! A request's life: its state machine and what travels to the worker.
+//!
+//! Every request has a [`JobState`] shared by the worker thread and the
+//! caller's handle. The state machine (pending -> running -> done, or ->
+//! cancelled) guarantees a reply is sent only if the caller has not given
+//! up: a caller that timed out or died never receives a stale message later.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rustler::env::SavedTerm;
+use rustler::{Env, LocalPid, OwnedEnv, Term};
+
+use crate::interrupt;
+
+const PENDING: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE: u8 = 2;
+const CANCELLED: u8 = 3;
+
+/// Where a request stands; shared by the worker thread and the caller's handle.
+#[derive(Debug)]
+pub(crate) struct JobState {
+    /// Unique, never 0 (0 means "any job" to the interrupter).
+    pub(crate) id: u64,
+    state: AtomicU8,
+    /// The worker thread the job was queued for.
+    worker: AtomicUsize,
+    /// The scope the request was submitted in (`ops::Submission`), 0 for
+    /// none: lets `interrupt_scope` find the job without knowing its id.
+    pub(crate) scope: u64,
+}
+
+/// What `cancel` found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CancelOutcome {
+    /// The reply will never be sent. `was_running`: Python code for it may
+    /// be executing right now and should be interrupted.
+    Cancelled { was_running: bool },
+    /// The reply has been (or is being) sent: the caller must receive it.
+    Done,
+}
+
+static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
+
+impl JobState {
+    /// A pending job, queued for worker `worker`, of scope `scope` (0: none).
+    pub(crate) fn for_worker(worker: usize, scope: u64) -> Self {
+        JobState {
+            id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
+            state: AtomicU8::new(PENDING),
+            worker: AtomicUsize::new(worker),
+            scope,
+        }
+    }
+
+    fn transition(&self, from: u8, to: u8) -> bool {
+        self.state
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Worker thread: claim the job. False when it was cancelled first.
+    pub(crate) fn start(&self) -> bool {
+        self.transition(PENDING, RUNNING)
+    }
+
+    /// Worker thread: commit to replying. False when cancelled meanwhile.
+    pub(crate) fn finish(&self) -> bool {
+        self.transition(RUNNING, DONE)
+    }
+
+    /// Caller side: give up on the reply unless it is already committed.
+    pub(crate) fn cancel(&self) -> CancelOutcome {
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                DONE => return CancelOutcome::Done,
+                CANCELLED => return CancelOutcome::Cancelled { was_running: false },
+                state => {
+                    if self.transition(state, CANCELLED) {
+                        return CancelOutcome::Cancelled {
+                            was_running: state == RUNNING,
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cancels, and interrupts the Python code if it is running.
+    pub(crate) fn cancel_and_interrupt(&self) -> CancelOutcome {
+        let outcome = self.cancel();
+        if outcome == (CancelOutcome::Cancelled { was_running: true }) {
+            interrupt::request(self.worker.load(Ordering::Relaxed), self.id);
+        }
+        outcome
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CANCELLED
+    }
+}
+
+/// The caller's side of a request, as a NIF resource. Dropping it (the
+/// caller died, or forgot the handle) cancels a request that has not replied.
+pub(crate) struct JobHandle {
+    pub(crate) state: Arc<JobState>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for JobHandle {}
+
+impl Drop for JobHandle {
+    fn drop(&mut self) {
+        self.state.cancel_and_interrupt();
+    }
+}
+
+/// One unit of work for a worker thread: the request's terms, copied into
+/// an environment of its own, and whom to answer.
+pub(crate) struct Request {
+    env: OwnedEnv,
+    reference: SavedTerm,
+    op: SavedTerm,
+    pub(crate) reply_to: LocalPid,
+    pub(crate) job: Arc<JobState>,
+}
+
+impl Request {
+    /// Copies `reference` and `op` out of the caller's environment.
+    pub(crate) fn new(
+        reference: Term<'_>,
+        op: Term<'_>,
+        reply_to: LocalPid,
+        job: Arc<JobState>,
+    ) -> Self {
+        let env = OwnedEnv::new();
+        let reference = env.save(reference);
+        let op = env.save(op);
+        Request {
+            env,
+            reference,
+            op,
+            reply_to,
+            job,
+        }
+    }
+
+    pub(crate) fn job_id(&self) -> u64 {
+        self.job.id
+    }
+
+    /// Runs `f` on the request's operation term.
+    pub(crate) fn with_op<R>(&self, f: impl for<'a> FnOnce(Term<'a>) -> R) -> R {
+        self.env.run(|env| f(self.op.load(env)))
+    }
+
+    /// A copy of the caller's reference in `target`.
+    pub(crate) fn reference_in<'a>(&self, target: Env<'a>) -> Term<'a> {
+        self.env.run(|env| self.reference.load(env).in_env(target))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_is_sent_only_when_not_cancelled() {
+        let job = JobState::for_worker(0, 0);
+        assert!(job.start());
+        assert_eq!(job.cancel(), CancelOutcome::Cancelled { was_running: true });
+        assert!(!job.finish(), "a cancelled job must not reply");
+
+        let job = JobState::for_worker(0, 0);
+        assert!(job.start());
+        assert!(job.finish());
+        assert_eq!(
+            job.cancel(),
+            CancelOutcome::Done,
+            "caller must then receive"
+        );
+    }
+
+    #[test]
+    fn cancelled_before_start_is_skipped() {
+        let job = JobState::for_worker(0, 0);
+        assert_eq!(
+            job.cancel(),
+            CancelOutcome::Cancelled { was_running: false }
+        );
+        assert!(!job.start());
+        assert_eq!(
+            job.cancel(),
+            CancelOutcome::Cancelled { was_running: false }
+        );
+        assert_ne!(JobState::for_worker(0, 0).id, JobState::for_worker(0, 0).id);
+    }
+}

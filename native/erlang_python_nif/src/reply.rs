@@ -1,0 +1,89 @@
+//! Answering a request: converting what an operation produced and sending
+//! `{reference, result}` to the caller, unless the caller gave up.
+//!
+//! Used by the worker threads for immediate results and by
+//! [`crate::awaitable`] for results that come later.
+
+use pyo3::prelude::*;
+use rustler::{Encoder, Env, OwnedEnv, Term};
+
+use crate::atoms;
+use crate::convert;
+use crate::errors::{reason_term, Failure};
+use crate::job::Request;
+use crate::messaging::send_owned;
+use crate::panics;
+
+/// What an operation produced, before it is converted for the reply.
+pub(crate) enum Outcome<'py> {
+    Value(Bound<'py, PyAny>),
+    /// A handle to the value, whatever it is (`decode: false`).
+    Handle(Bound<'py, PyAny>),
+    /// A value, and something to free only once the reply is sent: the
+    /// second field is never read, only dropped after the reply.
+    ValueThenFree(Bound<'py, PyAny>, #[allow(dead_code)] Bound<'py, PyAny>),
+    /// `exec` succeeded; there is no value.
+    Ok,
+    Pong,
+}
+
+/// Sends the outcome of `request` to its caller (unless it gave up).
+/// `replies` is a scratch environment, cleared afterwards.
+pub(crate) fn send(
+    py: Python<'_>,
+    replies: &mut OwnedEnv,
+    request: &Request,
+    outcome: &Result<Outcome<'_>, Failure>,
+) {
+    // Building the reply converts Python values; guard it like the work.
+    let sent = panics::catch(|| send_reply(replies, request, |env| result_term(env, py, outcome)));
+    if sent.is_err() {
+        replies.clear();
+        let failure = Failure::Internal("panic while encoding the reply".into());
+        let _ = panics::catch(|| {
+            send_reply(replies, request, |env| {
+                (atoms::error(), reason_term(env, py, &failure)).encode(env)
+            })
+        });
+    }
+}
+
+fn result_term<'a>(
+    env: Env<'a>,
+    py: Python<'_>,
+    outcome: &Result<Outcome<'_>, Failure>,
+) -> Term<'a> {
+    match outcome {
+        Ok(Outcome::Pong) => atoms::pong().encode(env),
+        Ok(Outcome::Value(value)) | Ok(Outcome::ValueThenFree(value, _)) => {
+            match convert::to_term(env, value) {
+                Ok(term) => (atoms::ok(), term).encode(env),
+                Err(err) => (atoms::error(), reason_term(env, py, &Failure::from(err))).encode(env),
+            }
+        }
+        Ok(Outcome::Handle(value)) => {
+            (atoms::ok(), convert::handles::to_term(env, value)).encode(env)
+        }
+        Ok(Outcome::Ok) => atoms::ok().encode(env),
+        Err(failure) => (atoms::error(), reason_term(env, py, failure)).encode(env),
+    }
+}
+
+/// Builds `{reference, result}` in `replies` and sends it, but only if the
+/// job can still be committed to done. Clears `replies` afterwards.
+fn send_reply(
+    replies: &mut OwnedEnv,
+    request: &Request,
+    build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>,
+) {
+    replies.run(|env| {
+        let reference = request.reference_in(env);
+        let message = (reference, build(env)).encode(env);
+        // Commit to replying only now that the message exists: from here on
+        // the caller's cancel() answers :done and waits for this message.
+        if request.job.finish() {
+            send_owned(env, &request.reply_to, message);
+        }
+    });
+    replies.clear();
+}

@@ -1,0 +1,50 @@
+//! The worker thread, as seen by code running on it.
+//!
+//! A callback into Elixir waits on the worker thread that runs the Python
+//! code calling it, and must keep that thread serving its queue meanwhile
+//! (the callback may call back into Python). `erlang.self()` must know which
+//! caller's request is running. Both reach the thread through the small
+//! [`ServingThread`] trait, registered by the runtime when a worker starts,
+//! so neither depends on the runtime itself.
+
+use std::cell::OnceCell;
+
+use crossbeam_channel::Receiver;
+use pyo3::Python;
+use rustler::LocalPid;
+
+use crate::job::Request;
+
+/// What a worker thread offers to code that runs on it.
+pub(crate) trait ServingThread {
+    /// The thread's request queue.
+    fn queue(&self) -> &Receiver<Request>;
+    /// Runs a request that arrived while the thread waits (re-entrant).
+    fn serve(&self, py: Python<'_>, request: Request);
+    /// Whether the innermost running job has been cancelled.
+    fn innermost_cancelled(&self) -> bool;
+    /// The Elixir process whose request runs innermost, if any.
+    fn caller(&self) -> Option<LocalPid>;
+}
+
+thread_local! {
+    /// Set on worker threads only, for their whole life.
+    static CURRENT: OnceCell<&'static dyn ServingThread> = const { OnceCell::new() };
+}
+
+/// Declares the calling thread to be `thread`; called once, as it starts.
+pub(crate) fn register_current(thread: &'static dyn ServingThread) {
+    CURRENT.with(|cell| {
+        let _ = cell.set(thread);
+    });
+}
+
+/// The worker thread we are on, if we are on one.
+pub(crate) fn current() -> Option<&'static dyn ServingThread> {
+    CURRENT.with(|cell| cell.get().copied())
+}
+
+/// The Elixir process whose request is running on this thread, if any.
+pub(crate) fn current_caller() -> Option<LocalPid> {
+    current().and_then(|thread| thread.caller())
+}

@@ -1,0 +1,66 @@
+//! Erlang terms owned by Rust, and the Elixir shapes the NIF builds.
+//!
+//! * [`HeldTerm`]: a copy of a term in its own process-independent
+//!   environment, kept as long as a Rust value (a registered callback
+//!   target, an `erlang.Term` in Python);
+//! * [`elixir_struct`]: `%Module{...}` maps (errors, handles, sets);
+//! * [`describe`]: Erlang's printed form of a term, for Python reprs.
+
+use rustler::env::SavedTerm;
+use rustler::{Env, OwnedEnv, Term};
+
+use crate::atoms;
+
+/// A term copied into its own process-independent environment.
+pub(crate) struct HeldTerm {
+    env: OwnedEnv,
+    term: SavedTerm,
+}
+
+// SAFETY: after construction the environment is never cleared or written;
+// the only operations on it are reads (enif_make_copy out of it, compares,
+// hashing), which ERTS allows from any thread concurrently. It is freed
+// once, by Drop, when the owner dies.
+unsafe impl Sync for HeldTerm {}
+
+impl HeldTerm {
+    pub(crate) fn new(term: Term<'_>) -> Self {
+        let env = OwnedEnv::new();
+        let term = env.save(term);
+        HeldTerm { env, term }
+    }
+
+    /// A copy of the held term in `target`.
+    pub(crate) fn to_term<'b>(&self, target: Env<'b>) -> Term<'b> {
+        self.env.run(|own| self.term.load(own).in_env(target))
+    }
+
+    /// Runs `f` on the held term itself, without copying it.
+    pub(crate) fn with_term<R>(&self, f: impl for<'a> FnOnce(Term<'a>) -> R) -> R {
+        self.env.run(|own| f(self.term.load(own)))
+    }
+}
+
+/// `%Module{field: value, ...}`: a map with `__struct__` and the fields.
+pub(crate) fn elixir_struct<'a>(
+    env: Env<'a>,
+    module: rustler::Atom,
+    fields: &[(rustler::Atom, Term<'a>)],
+) -> Term<'a> {
+    let mut keys = Vec::with_capacity(fields.len() + 1);
+    let mut values = Vec::with_capacity(fields.len() + 1);
+    keys.push(atoms::__struct__().to_term(env));
+    values.push(module.to_term(env));
+    for (key, value) in fields {
+        keys.push(key.to_term(env));
+        values.push(*value);
+    }
+    Term::map_from_term_arrays(env, &keys, &values).expect("struct fields are distinct atoms")
+}
+
+/// Erlang's own printed form of a term (`<0.12.0>`, `#Ref<...>`, `#Port<...>`);
+/// rustler's `Debug` for terms formats with `enif_snprintf("%T")`.
+pub(crate) fn describe(make: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) -> String {
+    let env = OwnedEnv::new();
+    env.run(|env| format!("{:?}", make(env)))
+}

@@ -1,0 +1,34 @@
+defmodule ErlangPython.TestHelpers do
+  @moduledoc "Helpers shared by the test suite: `import ErlangPython.TestHelpers`."
+
+  @doc """
+  A name no other test uses, `"<prefix>_<n>"`: registered function names,
+  Python globals and files are shared by tests running at the same time.
+  """
+  @spec unique(String.t()) :: String.t()
+  def unique(prefix), do: "#{prefix}_#{System.unique_integer([:positive])}"
+
+  @doc """
+  Calls `check` until it returns a truthy value, at most `:attempts` times
+  (default 100), `:interval` milliseconds apart (default 20); returns
+  whether it ever held.
+
+  For conditions nothing announces (a garbage collection, a queue length);
+  where a message can say when something happened, wait for the message.
+  """
+  # `(... -> term())`: Elixir 1.14 and 1.18 format a zero-arity fun type
+  # differently (`(() -> t)` and `(-> t)`); both keep this one.
+  @spec eventually((... -> term()), keyword()) :: boolean()
+  def eventually(check, opts \\ []) do
+    opts = Keyword.validate!(opts, attempts: 100, interval: 20)
+    poll(check, opts[:attempts], opts[:interval])
+  end
+
+  defp poll(check, attempts, interval) do
+    cond do
+      check.() -> true
+      attempts <= 1 -> false
+      true -> Process.sleep(interval) && poll(check, attempts - 1, interval)
+    end
+  end
+end
