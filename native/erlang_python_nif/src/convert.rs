@@ -56,7 +56,7 @@ pub fn to_python<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAn
 /// `depth` is the number of containers around `term`; entering one more
 /// container than [`MAX_DEPTH`] allows is an error.
 fn enter(depth: usize) -> Result<()> {
-    if depth >= MAX_DEPTH {
+    if depth >= MAX_DEPTH || !crate::stack_guard::has_room() {
         Err(ConvertError::TooDeep)
     } else {
         Ok(())

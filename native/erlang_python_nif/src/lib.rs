@@ -9,7 +9,8 @@
 //! | runtime thread, queue, replies   | [`runtime`]       |
 //! | call / eval / exec               | [`ops`]           |
 //! | interpreter start-up             | [`interpreter`]   |
-//! | fork/exec audit hook             | [`sandbox`]       |
+//! | sandbox: kernel filter, hook     | [`sandbox`]       |
+//! | stack room for recursive walks   | [`stack_guard`]   |
 //! | term <-> Python conversion       | [`convert`]       |
 //! | error terms                      | [`errors`]        |
 //! | Python types for Erlang terms    | [`python_module`] |
@@ -27,6 +28,7 @@ pub mod ops;
 pub mod python_module;
 pub mod runtime;
 pub mod sandbox;
+pub mod stack_guard;
 
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 

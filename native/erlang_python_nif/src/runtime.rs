@@ -247,7 +247,10 @@ pub fn start(config: StartConfig, max_queue: usize, workers: usize) -> Result<bo
         std::thread::Builder::new()
             .name(format!("erlang_python_{}", shared.index))
             .stack_size(THREAD_STACK)
-            .spawn(move || serve(receiver, shared, total))
+            .spawn(move || {
+                crate::sandbox::confine_current_thread_or_warn();
+                serve(receiver, shared, total)
+            })
             .map_err(|e| format!("could not spawn a Python worker thread: {e}"))?;
     }
     let _ = RUNTIME.set(Runtime {
