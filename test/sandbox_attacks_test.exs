@@ -36,8 +36,7 @@ defmodule ErlangPython.SandboxAttacksTest do
       module = loader.create_module(importlib.util.spec_from_loader('_posixsubprocess', loader))
       """
 
-      assert {:error, {:sandbox_blocked, "_imp.create_dynamic", message}} =
-               ErlangPython.exec(code)
+      assert {:error, {:sandbox_blocked, "_imp.create_dynamic", message}} = ErlangPython.exec(code)
 
       assert message =~ "get around the guards"
       assert_survived(os_pid)
@@ -163,6 +162,50 @@ defmodule ErlangPython.SandboxAttacksTest do
         assert {:ok, -1} = run(code)
         assert_survived(os_pid, [marker])
       end
+    end
+
+    test "unlinking the audit hook through /proc/self/mem, or pointing it at strlen",
+         %{os_pid: os_pid} do
+      {head_address, strlen_address} = audit_hook_addresses()
+
+      code = """
+      import os, erlang
+      head = #{head_address}
+      mem = open("/proc/self/mem", "r+b", buffering=0)
+      def peek(address):
+          mem.seek(address)
+          return mem.read(8)
+      def poke(address, data):
+          mem.seek(address)
+          mem.write(data)
+      outcomes = [erlang.is_sandboxed()]
+      saved_head = peek(head)
+      try:
+          poke(head, bytes(8))
+          outcomes.append(erlang.is_sandboxed())
+          try:
+              os.fork()
+              outcomes.append("forked")
+          except OSError as e:
+              outcomes.append([type(e).__name__, e.errno])
+      finally:
+          poke(head, saved_head)
+      outcomes.append(erlang.is_sandboxed())
+      function = int.from_bytes(saved_head, "little") + 8
+      saved_function = peek(function)
+      try:
+          poke(function, (#{strlen_address}).to_bytes(8, "little"))
+          outcomes.append(erlang.is_sandboxed())
+      finally:
+          poke(function, saved_function)
+      outcomes.append(erlang.is_sandboxed())
+      result = outcomes
+      """
+
+      # The hook gone, is_sandboxed() says so and the kernel still refuses
+      # fork (a plain PermissionError: no hook to name it).
+      assert {:ok, [true, false, ["PermissionError", 1], true, false, true]} = run(code)
+      assert_survived(os_pid)
     end
 
     test "an attacker's shared object whose constructor spawns", %{os_pid: os_pid} do
@@ -329,21 +372,27 @@ defmodule ErlangPython.SandboxAttacksTest do
     test "resource.setrlimit on CPU, NOFILE and AS" do
       for resource <- ["RLIMIT_CPU", "RLIMIT_NOFILE", "RLIMIT_AS"] do
         assert {:error, {:sandbox_blocked, "resource.setrlimit", message}} =
-                 ErlangPython.exec("import resource\nresource.setrlimit(resource.#{resource}, (1, 1))")
+                 ErlangPython.exec(
+                   "import resource\nresource.setrlimit(resource.#{resource}, (1, 1))"
+                 )
 
         assert message =~ "Resource limits"
       end
 
       # Reading them is fine.
       assert {:ok, [_, _]} =
-               ErlangPython.eval("list(__import__('resource').getrlimit(__import__('resource').RLIMIT_NOFILE))")
+               ErlangPython.eval(
+                 "list(__import__('resource').getrlimit(__import__('resource').RLIMIT_NOFILE))"
+               )
     end
 
     test "os.closerange(0, 65536) and dup2 over the VM's descriptors", %{os_pid: os_pid} do
       assert {:error, {:sandbox_blocked, "os.dup2", _}} =
                ErlangPython.exec("import os\nos.dup2(os.open('/dev/null', os.O_RDONLY), 1)")
 
-      assert {:error, {:sandbox_blocked, "os.close", _}} = ErlangPython.exec("import os\nos.close(2)")
+      assert {:error, {:sandbox_blocked, "os.close", _}} =
+               ErlangPython.exec("import os\nos.close(2)")
+
       assert :ok = ErlangPython.exec("import os\nos.closerange(0, 65536)")
       assert_survived(os_pid)
       # The VM's ports and the interpreter's own machinery still work.
@@ -395,7 +444,9 @@ defmodule ErlangPython.SandboxAttacksTest do
       """
 
       on_exit(fn ->
-        ErlangPython.exec("import sys, threading; sys.setrecursionlimit(1000); threading.stack_size(0)")
+        ErlangPython.exec(
+          "import sys, threading; sys.setrecursionlimit(1000); threading.stack_size(0)"
+        )
       end)
 
       assert {:ok, [stack, [2501]]} = run(code)
@@ -545,10 +596,15 @@ defmodule ErlangPython.SandboxAttacksTest do
     test "ctypes.util.find_library answers as in plain python3" do
       for name <- ["c", "m"] do
         {outside, 0} =
-          System.cmd(python(), ["-c", "import ctypes.util; print(ctypes.util.find_library('#{name}'))"])
+          System.cmd(python(), [
+            "-c",
+            "import ctypes.util; print(ctypes.util.find_library('#{name}'))"
+          ])
 
         assert {:ok, inside} =
-                 ErlangPython.eval("__import__('ctypes.util').util.find_library(name)", %{name: name})
+                 ErlangPython.eval("__import__('ctypes.util').util.find_library(name)", %{
+                   name: name
+                 })
 
         assert inside == String.trim(outside)
       end
@@ -602,9 +658,77 @@ defmodule ErlangPython.SandboxAttacksTest do
           result = [e.errno == errno.EPERM, isinstance(e, RuntimeError), e.event, str(e).splitlines()[0]]
       """
 
-      assert {:ok, [true, true, "subprocess.Popen", "subprocess.Popen is blocked in Erlang VM context."]} =
+      assert {:ok,
+              [true, true, "subprocess.Popen", "subprocess.Popen is blocked in Erlang VM context."]} =
                run(code)
     end
+  end
+
+  # The address of _PyRuntime.audit_hook_head in this VM (the offset inside
+  # _PyRuntime found with ctypes in a plain python3 of the same build, which
+  # adds a hook of its own and looks for it) and an address of strlen,
+  # computed in Python without ctypes from /proc/self/maps.
+  defp audit_hook_addresses do
+    {executable, _version} = ErlangPython.Native.build_info()
+    maps = File.read!("/proc/self/maps")
+
+    [_, base, libpython] =
+      Regex.run(
+        ~r/^([0-9a-f]+)-[0-9a-f]+ \S+ 00000000 \S+ \d+\s+(\S*libpython3[^\s]*\.so[^\s]*)$/m,
+        maps
+      )
+
+    {symbols, 0} = System.cmd("nm", ["-D", "-S", "--defined-only", libpython])
+
+    [runtime_offset, runtime_size] =
+      symbols
+      |> String.split("\n")
+      |> Enum.find_value(fn line ->
+        case String.split(line) do
+          [address, size, _type, "_PyRuntime"] -> [address, size]
+          _ -> nil
+        end
+      end)
+      |> Enum.map(&String.to_integer(&1, 16))
+
+    script = Path.join(System.tmp_dir!(), "find_hook_#{System.unique_integer([:positive])}.py")
+
+    File.write!(script, """
+    import ctypes, os, sys
+    HOOK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p)
+    hook = HOOK(lambda event, args, data: 0)
+    ctypes.pythonapi.PySys_AddAuditHook(hook, None)
+    runtime = ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, "_PyRuntime"))
+    target = ctypes.cast(hook, ctypes.c_void_p).value
+    writable = []
+    for line in open("/proc/self/maps"):
+        fields = line.split()
+        if fields[1].startswith("rw"):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            writable.append((start, end))
+    for offset in range(0, #{runtime_size}, 8):
+        value = ctypes.c_void_p.from_address(runtime + offset).value
+        if value and any(s <= value and value + 16 <= e for s, e in writable):
+            if ctypes.c_void_p.from_address(value + 8).value == target:
+                print(offset)
+                break
+    sys.stdout.flush()
+    os._exit(0)
+    """)
+
+    {output, 0} = System.cmd(executable, [script])
+    File.rm(script)
+    head_offset = output |> String.trim() |> String.to_integer()
+
+    libc = libc_path()
+
+    [_, libc_base] =
+      Regex.run(~r/^([0-9a-f]+)-[0-9a-f]+ \S+ 00000000 \S+ \d+\s+#{Regex.escape(libc)}$/m, maps)
+
+    %{"strlen" => strlen} = symbol_offsets(libc, ["strlen"])
+
+    {String.to_integer(base, 16) + runtime_offset + head_offset,
+     String.to_integer(libc_base, 16) + strlen}
   end
 
   defp python do
