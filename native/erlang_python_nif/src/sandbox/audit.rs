@@ -150,15 +150,18 @@ unsafe fn judge(event: &str, args: *mut ffi::PyObject) -> Option<(String, Kind)>
     }
     match event {
         "erlang_python.sandbox.probe" => {
+            // SAFETY: the GIL is held and `args` is the event's argument tuple (this function's contract).
             let nonce = unsafe { int_arg(args, 0)? };
             PROBE_SEEN.store(nonce as u64, Ordering::Release);
             None
         }
         "os.kill" => {
+            // SAFETY: the GIL is held and `args` is the event's argument tuple (this function's contract).
             let (pid, signal) = unsafe { (int_arg(args, 0)?, int_arg(args, 1)?) };
             (signal != 0 && hits_vm(pid)).then(|| (event.to_string(), Kind::SignalSelf))
         }
         "os.killpg" => {
+            // SAFETY: the GIL is held and `args` is the event's argument tuple (this function's contract).
             let (pgid, signal) = unsafe { (int_arg(args, 0)?, int_arg(args, 1)?) };
             // SAFETY: getpgrp has no preconditions.
             let group = unsafe { libc::getpgrp() } as c_long;
@@ -167,18 +170,21 @@ unsafe fn judge(event: &str, args: *mut ffi::PyObject) -> Option<(String, Kind)>
         }
         // Always a thread of this very process; signal 0 only checks it exists.
         "signal.pthread_kill" => {
+            // SAFETY: the GIL is held and `args` is the event's argument tuple (this function's contract).
             let signal = unsafe { int_arg(args, 1)? };
             (signal != 0).then(|| (event.to_string(), Kind::SignalSelf))
         }
         "resource.setrlimit" => Some((event.to_string(), Kind::Limits)),
         // prlimit(pid, resource[, limits]): a read without limits.
         "resource.prlimit" => {
+            // SAFETY: the GIL is held and `args` is the event's argument tuple (this function's contract).
             let sets = unsafe { item(args, 2) }.is_some_and(|limits| !is_none(limits));
             sets.then(|| (event.to_string(), Kind::Limits))
         }
         // `_imp.create_dynamic` reports (name, path, ...): refuse a second
         // copy of a guarded extension module, whose tables are unguarded.
         "import" => {
+            // SAFETY: the GIL is held and `args` is the event's argument tuple (this function's contract).
             let path = unsafe { str_arg(args, 1)? };
             let name = unsafe { str_arg(args, 0)? };
             let base = name.rsplit('.').next().unwrap_or(&name);
@@ -186,10 +192,12 @@ unsafe fn judge(event: &str, args: *mut ffi::PyObject) -> Option<(String, Kind)>
                 .map(|_| ("_imp.create_dynamic".to_string(), Kind::Guarded))
         }
         "ctypes.dlsym" | "ctypes.dlsym/handle" => {
+            // SAFETY: the GIL is held and `args` is the event's argument tuple (this function's contract).
             let symbol = unsafe { str_arg(args, 1)? };
             native_kind(&symbol).map(|kind| (format!("ctypes.{symbol}"), kind))
         }
         "ctypes.call_function" => {
+            // SAFETY: the GIL is held and `args` is the event's argument tuple (this function's contract).
             let address = unsafe { int_arg(args, 0)? } as usize;
             blocked_addresses()
                 .get(&address)
@@ -220,12 +228,14 @@ fn hits_vm(pid: c_long) -> bool {
 /// # Safety
 /// GIL held; `args` a tuple or NULL.
 unsafe fn item(args: *mut ffi::PyObject, index: ffi::Py_ssize_t) -> Option<*mut ffi::PyObject> {
+    // SAFETY: GIL held; `args` is non-NULL here and checked to be a tuple before it is indexed.
     if args.is_null() || unsafe { ffi::PyTuple_Check(args) } == 0 {
         return None;
     }
     if index >= unsafe { ffi::PyTuple_Size(args) } {
         return None;
     }
+    // SAFETY: GIL held; `args` is non-NULL here and checked to be a tuple before it is indexed.
     let item = unsafe { ffi::PyTuple_GetItem(args, index) };
     if item.is_null() {
         unsafe { ffi::PyErr_Clear() };
@@ -244,10 +254,12 @@ fn is_none(object: *mut ffi::PyObject) -> bool {
 /// # Safety
 /// GIL held; `args` a tuple or NULL.
 unsafe fn int_arg(args: *mut ffi::PyObject, index: ffi::Py_ssize_t) -> Option<c_long> {
+    // SAFETY: the GIL is held and `args` is the event's argument tuple (this function's contract).
     let item = unsafe { item(args, index)? };
     if unsafe { ffi::PyLong_Check(item) } == 0 {
         return None;
     }
+    // SAFETY: GIL held; `item` is a live object borrowed from the argument tuple.
     let value = unsafe { ffi::PyLong_AsLong(item) };
     if value == -1 && !unsafe { ffi::PyErr_Occurred() }.is_null() {
         unsafe { ffi::PyErr_Clear() };
@@ -261,16 +273,19 @@ unsafe fn int_arg(args: *mut ffi::PyObject, index: ffi::Py_ssize_t) -> Option<c_
 /// # Safety
 /// GIL held; `args` a tuple or NULL.
 unsafe fn str_arg(args: *mut ffi::PyObject, index: ffi::Py_ssize_t) -> Option<String> {
+    // SAFETY: the GIL is held and `args` is the event's argument tuple (this function's contract).
     let item = unsafe { item(args, index)? };
     if unsafe { ffi::PyUnicode_Check(item) } == 0 {
         return None;
     }
+    // SAFETY: GIL held; `item` is a live object borrowed from the argument tuple.
     let data = unsafe { ffi::PyUnicode_AsUTF8(item) };
     if data.is_null() {
         unsafe { ffi::PyErr_Clear() };
         return None;
     }
     Some(
+        // SAFETY: `data` is the NUL-terminated UTF-8 buffer of a live str, valid while the tuple is.
         unsafe { CStr::from_ptr(data) }
             .to_string_lossy()
             .into_owned(),

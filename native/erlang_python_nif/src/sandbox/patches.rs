@@ -237,6 +237,7 @@ impl Args {
     /// # Safety
     /// GIL held; the pointers are those CPython passed for this call.
     unsafe fn get(self, index: usize, keyword: &str) -> Option<*mut ffi::PyObject> {
+        // SAFETY: see the function's safety contract: the GIL is held and the pointers are those CPython passed.
         unsafe {
             match self {
                 Args::One(arg) => (index == 0 && !arg.is_null()).then_some(arg),
@@ -286,6 +287,7 @@ impl Args {
 /// # Safety
 /// GIL held; `object` a live object.
 unsafe fn as_i64(object: *mut ffi::PyObject) -> Option<i64> {
+    // SAFETY: see the function's safety contract: the GIL is held and the pointers are those CPython passed.
     unsafe {
         if ffi::PyLong_Check(object) == 0 {
             return None;
@@ -314,12 +316,14 @@ unsafe fn decide(patch: &Patch, args: Args) -> Verdict {
     match patch.rule {
         Rule::Block(kind) => Verdict::Refuse(kind),
         Rule::Descriptor { position, keyword } => {
+            // SAFETY: GIL held; `args` are the arguments CPython passed to this call.
             match unsafe { args.get(position, keyword).and_then(|a| as_i64(a)) } {
                 Some(fd) if descriptors::belongs_to_vm(fd) => Verdict::Refuse(Kind::Descriptor),
                 _ => Verdict::Pass,
             }
         }
         Rule::CloseRangeSparing => {
+            // SAFETY: GIL held; `args` are the arguments CPython passed to this call.
             let bounds = unsafe {
                 (
                     args.get(0, "fd_low").and_then(|a| as_i64(a)),
@@ -329,16 +333,19 @@ unsafe fn decide(patch: &Patch, args: Args) -> Verdict {
             match bounds {
                 (Some(low), Some(high)) => {
                     descriptors::close_range_sparing_vm(low, high);
+                    // SAFETY: GIL held; a new reference to None, returned to CPython as the result.
                     Verdict::Return(unsafe { ffi::Py_NewRef(ffi::Py_None()) })
                 }
                 // Let the original report the bad arguments.
                 _ => Verdict::Pass,
             }
         }
+        // SAFETY: GIL held; `args` are the arguments CPython passed to this call.
         Rule::AtMost(ceiling) => match unsafe { args.get(0, "").and_then(|a| as_i64(a)) } {
             Some(value) if value > ceiling => Verdict::ReplaceFirst(ceiling),
             _ => Verdict::Pass,
         },
+        // SAFETY: GIL held; `args` are the arguments CPython passed to this call.
         Rule::AtLeast(floor) => match unsafe { args.get(0, "").and_then(|a| as_i64(a)) } {
             Some(value) if (0..floor).contains(&value) => Verdict::ReplaceFirst(floor),
             _ => Verdict::Pass,
@@ -371,6 +378,7 @@ type FastKw = unsafe extern "C" fn(
 /// with arguments of the convention `args` says.
 unsafe fn guarded<const I: usize>(slf: *mut ffi::PyObject, args: Args) -> *mut ffi::PyObject {
     let patch = &PATCHES[I];
+    // SAFETY: GIL held; `args` are the arguments CPython passed to this call.
     let verdict = match std::panic::catch_unwind(|| unsafe { decide(patch, args) }) {
         Ok(verdict) => verdict,
         Err(_) => Verdict::Refuse(Kind::Guarded),
@@ -384,12 +392,14 @@ unsafe fn guarded<const I: usize>(slf: *mut ffi::PyObject, args: Args) -> *mut f
             exception::raise(py, patch.event, kind);
             std::ptr::null_mut()
         }
+        // SAFETY: `original` was saved from this entry, whose convention `args` matches; GIL held.
         Verdict::Pass => unsafe { call_original(original, slf, args, None) },
         Verdict::ReplaceFirst(value) => {
             let replacement = unsafe { ffi::PyLong_FromLongLong(value) };
             if replacement.is_null() {
                 return std::ptr::null_mut();
             }
+            // SAFETY: `original` was saved from this entry, whose convention `args` matches; GIL held.
             let result = unsafe { call_original(original, slf, args, Some(replacement)) };
             unsafe { ffi::Py_DECREF(replacement) };
             result
@@ -410,6 +420,7 @@ unsafe fn call_original(
     first: Option<*mut ffi::PyObject>,
 ) -> *mut ffi::PyObject {
     if original == 0 {
+        // SAFETY: see the function's safety contract: the GIL is held and the pointers are those CPython passed.
         unsafe {
             ffi::PyErr_SetString(
                 ffi::PyExc_RuntimeError,
@@ -496,6 +507,7 @@ unsafe extern "C" fn varargs<const I: usize>(
     slf: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    // SAFETY: see the function's safety contract: the GIL is held and the pointers are those CPython passed.
     unsafe {
         guarded::<I>(
             slf,
@@ -512,6 +524,7 @@ unsafe extern "C" fn varargs_kw<const I: usize>(
     args: *mut ffi::PyObject,
     kwargs: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython through the patched entry, GIL held, with this convention's arguments.
     unsafe { guarded::<I>(slf, Args::Tuple { args, kwargs }) }
 }
 
@@ -519,6 +532,7 @@ unsafe extern "C" fn single<const I: usize>(
     slf: *mut ffi::PyObject,
     arg: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython through the patched entry, GIL held, with this convention's arguments.
     unsafe { guarded::<I>(slf, Args::One(arg)) }
 }
 
@@ -532,6 +546,7 @@ unsafe extern "C" fn fast<const I: usize>(
         nargs,
         kwnames: std::ptr::null_mut(),
     };
+    // SAFETY: called by CPython through the patched entry, GIL held, with this convention's arguments.
     unsafe { guarded_fast::<I>(slf, patch_args) }
 }
 
@@ -542,6 +557,7 @@ unsafe extern "C" fn fast<const I: usize>(
 /// As [`guarded`].
 unsafe fn guarded_fast<const I: usize>(slf: *mut ffi::PyObject, args: Args) -> *mut ffi::PyObject {
     let patch = &PATCHES[I];
+    // SAFETY: GIL held; `args` are the arguments CPython passed to this call.
     let verdict = match std::panic::catch_unwind(|| unsafe { decide(patch, args) }) {
         Ok(verdict) => verdict,
         Err(_) => Verdict::Refuse(Kind::Guarded),
@@ -602,6 +618,7 @@ unsafe extern "C" fn fast_kw<const I: usize>(
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    // SAFETY: see the function's safety contract: the GIL is held and the pointers are those CPython passed.
     unsafe {
         guarded::<I>(
             slf,
@@ -647,6 +664,7 @@ fn trampoline_for(index: usize, flags: c_int) -> Option<ffi::PyMethodDefPointer>
 pub unsafe fn apply() -> Result<(), String> {
     let mut files = Vec::new();
     for (index, patch) in PATCHES.iter().enumerate() {
+        // SAFETY: the GIL is held (this function's contract).
         let entry = unsafe { method_entry(patch.module, patch.function) }.map_err(|why| {
             format!(
                 "sandbox: cannot guard {}.{}: {why}",
@@ -659,6 +677,7 @@ pub unsafe fn apply() -> Result<(), String> {
         if ENTRIES[index].load(Ordering::Acquire) != 0 {
             continue;
         }
+        // SAFETY: `entry` is the live static table entry just found; the GIL is held.
         unsafe { patch_entry(index, entry) }.map_err(|why| {
             format!(
                 "sandbox: cannot guard {}.{}: {why}",
@@ -785,6 +804,7 @@ unsafe fn patch_entry(index: usize, def: *mut ffi::PyMethodDef) -> Result<(), St
         unsafe { trampoline.PyCFunction } as usize,
         Ordering::Release,
     );
+    // SAFETY: taking a field's address creates no reference; `def` is live.
     let field = unsafe { std::ptr::addr_of_mut!((*def).ml_meth) } as *mut u8;
     // Method tables are usually in writable data; if this one sits in a
     // read-only page (RELRO), open the page for the write and close it again.
