@@ -4,8 +4,8 @@
 //! numbers are never reused). The VM's other descriptors come and go, so a
 //! number alone could later name one of Python's own files; here each is
 //! remembered with the identity (device, inode) of what it was open on, and
-//! `os.close`, `os.dup2` and `os.closerange` spare a descriptor only while
-//! it still names that same file.
+//! `os.close` and `os.dup2` refuse a descriptor only while it still names
+//! that same file.
 
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Mutex, OnceLock};
@@ -63,19 +63,6 @@ pub fn belongs_to_vm(fd: i64) -> bool {
         |(known, dev, ino): &(i64, u64, u64)| *known == fd && identity(fd) == Some((*dev, *ino));
     let own = SANDBOX_OWN.lock().unwrap_or_else(|p| p.into_inner());
     SNAPSHOT.get().is_some_and(|s| s.iter().any(same)) || own.iter().any(same)
-}
-
-/// `os.closerange(low, high)` that leaves the VM's descriptors open.
-pub fn close_range_sparing_vm(low: i64, high: i64) {
-    let low = low.max(0);
-    for fd in open_descriptors() {
-        if fd >= low && fd < high && !belongs_to_vm(fd) {
-            // SAFETY: closing a descriptor number has no memory effects;
-            // the caller asked for this range to be closed, and a number
-            // that is no longer open just fails with EBADF.
-            unsafe { libc::close(fd as i32) };
-        }
-    }
 }
 
 #[cfg(test)]

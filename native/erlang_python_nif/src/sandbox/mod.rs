@@ -7,7 +7,7 @@
 //! |-------|--------|--------------|
 //! | kernel | [`seccomp`] | a seccomp-BPF filter on every thread that runs Python: no fork, exec, process exit, signal to the VM, signal handler, rlimit or process timer, whatever the technique |
 //! | audit hook | [`audit`] | refuses audited operations first, with the contract's exact messages; judges ctypes lookups, `kill` targets, second copies of guarded modules |
-//! | guards | [`patches`] | C functions CPython does not audit (`_posixsubprocess.fork_exec`, `os._exit`, `signal.signal`, faulthandler, ...) are refused; `sys.setrecursionlimit` gets a ceiling and `threading.stack_size` a floor that keep C stacks safe; `os.close`/`dup2`/`closerange` spare the VM's descriptors |
+//! | guards | [`patches`] | C functions CPython does not audit (`_posixsubprocess.fork_exec`, `os._exit`, `signal.signal`, faulthandler, ...) are refused; `sys.setrecursionlimit` gets a ceiling and `threading.stack_size` a floor that keep C stacks safe; `os.close`/`dup2` refuse the VM's descriptors and `os.closerange` is refused |
 //!
 //! A refusal raises `erlang.SandboxBlocked` ([`exception`]): an `OSError`
 //! (EPERM) and a `RuntimeError`, printed exactly as the contract shows, and

@@ -42,8 +42,6 @@ enum Rule {
         position: usize,
         keyword: &'static str,
     },
-    /// `closerange(low, high)` that skips the VM's descriptors.
-    CloseRangeSparing,
     /// Lower the first argument to at most this.
     AtMost(i64),
     /// Raise the first argument to at least this (0 means "the default").
@@ -196,12 +194,10 @@ const PATCHES: &[Patch] = &[
             keyword: "fd2",
         },
     },
-    Patch {
-        module: "posix",
-        function: "closerange",
-        event: "os.closerange",
-        rule: Rule::CloseRangeSparing,
-    },
+    // Only the VM's descriptors opened before Python started are known:
+    // sparing them would still close the sockets and pipes it opened since.
+    // Code that owns a descriptor closes it with os.close.
+    block("posix", "closerange", "os.closerange", Kind::Descriptor),
 ];
 
 const COUNT: usize = 24;
@@ -306,8 +302,6 @@ enum Verdict {
     Refuse(Kind),
     /// Call the original with this first argument instead (a new reference).
     ReplaceFirst(i64),
-    /// Done here; this is the result (a new reference, or NULL with an error).
-    Return(*mut ffi::PyObject),
 }
 
 /// # Safety
@@ -319,24 +313,6 @@ unsafe fn decide(patch: &Patch, args: Args) -> Verdict {
             // SAFETY: GIL held; `args` are the arguments CPython passed to this call.
             match unsafe { args.get(position, keyword).and_then(|a| as_i64(a)) } {
                 Some(fd) if descriptors::belongs_to_vm(fd) => Verdict::Refuse(Kind::Descriptor),
-                _ => Verdict::Pass,
-            }
-        }
-        Rule::CloseRangeSparing => {
-            // SAFETY: GIL held; `args` are the arguments CPython passed to this call.
-            let bounds = unsafe {
-                (
-                    args.get(0, "fd_low").and_then(|a| as_i64(a)),
-                    args.get(1, "fd_high").and_then(|a| as_i64(a)),
-                )
-            };
-            match bounds {
-                (Some(low), Some(high)) => {
-                    descriptors::close_range_sparing_vm(low, high);
-                    // SAFETY: GIL held; a new reference to None, returned to CPython as the result.
-                    Verdict::Return(unsafe { ffi::Py_NewRef(ffi::Py_None()) })
-                }
-                // Let the original report the bad arguments.
                 _ => Verdict::Pass,
             }
         }
@@ -385,7 +361,6 @@ unsafe fn guarded<const I: usize>(slf: *mut ffi::PyObject, args: Args) -> *mut f
     };
     let original = ORIGINALS[I].load(Ordering::Acquire);
     match verdict {
-        Verdict::Return(result) => result,
         Verdict::Refuse(kind) => {
             // SAFETY: CPython calls C functions with the GIL held.
             let py = unsafe { Python::assume_attached() };
@@ -567,7 +542,6 @@ unsafe fn guarded_fast<const I: usize>(slf: *mut ffi::PyObject, args: Args) -> *
         return std::ptr::null_mut();
     };
     match verdict {
-        Verdict::Return(result) => result,
         Verdict::Refuse(kind) => {
             // SAFETY: CPython calls C functions with the GIL held.
             let py = unsafe { Python::assume_attached() };

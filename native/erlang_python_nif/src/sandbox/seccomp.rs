@@ -314,8 +314,8 @@ fn build(vm: &Vm, unknown_pid: u32) -> Vec<sock_filter> {
     let highest = fds.iter().copied().max().unwrap_or(2);
     p.on(libc::SYS_close_range, |p| {
         // A range starting at or below the highest protected descriptor is
-        // refused whole; CPython's closerange then closes one by one, and
-        // the `close` rule spares the protected ones.
+        // refused whole; a caller that falls back on closing one by one
+        // meets the `close` rule, which spares the protected ones.
         p.load(offset_arg_low(0));
         p.jump(libc::BPF_JGT, highest, 0, 1);
         p.ret(RET_ALLOW);
