@@ -166,18 +166,39 @@ defmodule ErlangPython.SandboxAttacksTest do
 
     test "unlinking the audit hook through /proc/self/mem, or pointing it at strlen",
          %{os_pid: os_pid} do
-      {head_address, strlen_address} = audit_hook_addresses()
+      {runtime_address, runtime_size, strlen_address} = native_addresses()
 
+      # No ctypes: /proc/self/mem only. The list head is the pointer in
+      # _PyRuntime to a node whose function lies in our NIF's code.
       code = """
       import os, erlang
-      head = #{head_address}
       mem = open("/proc/self/mem", "r+b", buffering=0)
-      def peek(address):
+      def peek(address, size=8):
           mem.seek(address)
-          return mem.read(8)
+          return mem.read(size)
       def poke(address, data):
           mem.seek(address)
           mem.write(data)
+      maps = []
+      for line in open("/proc/self/maps"):
+          fields = line.split()
+          start, end = (int(x, 16) for x in fields[0].split("-"))
+          maps.append((start, end, fields[1], fields[5] if len(fields) > 5 else ""))
+      writable = [(s, e) for s, e, perms, _ in maps if perms.startswith("rw")]
+      nif_code = [(s, e) for s, e, perms, path in maps if "x" in perms and "erlang_python_nif" in path]
+      block = peek(#{runtime_address}, #{runtime_size})
+      head = None
+      for offset in range(0, len(block), 8):
+          node = int.from_bytes(block[offset:offset + 8], "little")
+          if node and any(s <= node and node + 16 <= e for s, e in writable):
+              try:
+                  function = int.from_bytes(peek(node + 8), "little")
+              except OSError:
+                  continue
+              if any(s <= function < e for s, e in nif_code):
+                  head = #{runtime_address} + offset
+                  break
+      assert head is not None, "no audit hook list head found"
       outcomes = [erlang.is_sandboxed()]
       saved_head = peek(head)
       try:
@@ -675,27 +696,18 @@ defmodule ErlangPython.SandboxAttacksTest do
     end
   end
 
-  # The address of _PyRuntime.audit_hook_head in this VM (the offset inside
-  # _PyRuntime found with ctypes in a plain python3 of the same build, which
-  # adds a hook of its own and looks for it) and an address of strlen,
-  # computed in Python without ctypes from /proc/self/maps.
-  defp audit_hook_addresses do
-    {executable, _version} = ErlangPython.Native.build_info()
+  # _PyRuntime's address and size in the libpython the interpreter runs on
+  # (other copies may be mapped too), and an address of strlen: from
+  # /proc/self/maps and the libraries' symbol tables.
+  defp native_addresses do
     maps = File.read!("/proc/self/maps")
 
-    # The libpython the interpreter runs on (other copies may be mapped too).
     {:ok, libpython} =
       ErlangPython.eval("""
       __import__('os').path.realpath(__import__('os').path.join(
           __import__('sysconfig').get_config_var('LIBDIR'),
           __import__('sysconfig').get_config_var('INSTSONAME')))
       """)
-
-    [_, base] =
-      Regex.run(
-        ~r/^([0-9a-f]+)-[0-9a-f]+ \S+ 00000000 \S+ \d+\s+#{Regex.escape(libpython)}$/m,
-        maps
-      )
 
     {symbols, 0} = System.cmd("nm", ["-D", "-S", "--defined-only", libpython])
 
@@ -710,44 +722,30 @@ defmodule ErlangPython.SandboxAttacksTest do
       end)
       |> Enum.map(&String.to_integer(&1, 16))
 
-    script = Path.join(System.tmp_dir!(), "find_hook_#{System.unique_integer([:positive])}.py")
-
-    File.write!(script, """
-    import ctypes, os, sys
-    HOOK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p)
-    hook = HOOK(lambda event, args, data: 0)
-    ctypes.pythonapi.PySys_AddAuditHook(hook, None)
-    runtime = ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, "_PyRuntime"))
-    target = ctypes.cast(hook, ctypes.c_void_p).value
-    writable = []
-    for line in open("/proc/self/maps"):
-        fields = line.split()
-        if fields[1].startswith("rw"):
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            writable.append((start, end))
-    for offset in range(0, #{runtime_size}, 8):
-        value = ctypes.c_void_p.from_address(runtime + offset).value
-        if value and any(s <= value and value + 16 <= e for s, e in writable):
-            if ctypes.c_void_p.from_address(value + 8).value == target:
-                print(offset)
-                break
-    sys.stdout.flush()
-    os._exit(0)
-    """)
-
-    {output, 0} = System.cmd(executable, [script])
-    File.rm(script)
-    head_offset = output |> String.trim() |> String.to_integer()
-
     libc = libc_path()
-
-    [_, libc_base] =
-      Regex.run(~r/^([0-9a-f]+)-[0-9a-f]+ \S+ 00000000 \S+ \d+\s+#{Regex.escape(libc)}$/m, maps)
-
     %{"strlen" => strlen} = symbol_offsets(libc, ["strlen"])
 
-    {String.to_integer(base, 16) + runtime_offset + head_offset,
-     String.to_integer(libc_base, 16) + strlen}
+    {base_of(maps, libpython) + runtime_offset, runtime_size, base_of(maps, libc) + strlen}
+  end
+
+  # Where the loader mapped `path`: its first segment, the one followed by
+  # the next segment of the same file (a whole-file mapping made to read the
+  # file, as a panic's backtrace symbolizer does, is not).
+  defp base_of(maps, path) do
+    segments =
+      for line <- String.split(maps, "\n"),
+          [range, _perms, offset, _dev, _inode, ^path] <- [String.split(line)],
+          [from, to] = String.split(range, "-"),
+          do: {String.to_integer(from, 16), String.to_integer(to, 16), offset}
+
+    {base, _, _} =
+      segments
+      |> Enum.zip(tl(segments))
+      |> Enum.find_value(fn {{from, to, offset}, {next, _, _}} ->
+        if String.trim_leading(offset, "0") == "" and to == next, do: {from, to, offset}
+      end)
+
+    base
   end
 
   defp python do
