@@ -95,6 +95,44 @@ defmodule ErlangPython.SandboxAttacksTest do
       assert_survived(os_pid, [marker])
     end
 
+    test "writing the original fork_exec back into its method table", %{os_pid: os_pid} do
+      code = """
+      import ctypes, _posixsubprocess, erlang, subprocess, sys
+      path = _posixsubprocess.__file__
+      offset = #{local_symbol_offset("_posixsubprocess", "subprocess_fork_exec")}
+      segments = [line.split() for line in open("/proc/self/maps") if line.rstrip().endswith(path)]
+      code_ranges = [tuple(int(x, 16) for x in f[0].split("-")) for f in segments if "x" in f[1]]
+      bases = [int(f[0].split("-")[0], 16) for f in segments if int(f[2], 16) == 0]
+      original = next(b + offset for b in bases if any(s <= b + offset < e for s, e in code_ranges))
+      # PyCFunctionObject.m_ml, then PyMethodDef.ml_meth.
+      entry = ctypes.c_void_p.from_address(id(_posixsubprocess.fork_exec) + 16).value
+      slot = ctypes.c_void_p.from_address(entry + 8)
+      guard = slot.value
+      # As subprocess calls it: args, executables, close_fds, fds_to_keep,
+      # cwd, env, eight pipe ends, restore_signals, start_new_session,
+      # process_group, gid, gids, uid, umask, preexec_fn.
+      common = [[b"/bin/false"], [b"/bin/false"], False, (), None, None,
+                -1, -1, -1, -1, -1, -1, -1, -1, False, False, -1, None, None, None, -1, None]
+      slot.value = original
+      try:
+          restored = erlang.is_sandboxed()
+          try:
+              try:
+                  outcome = _posixsubprocess.fork_exec(*common, False)  # allow_vfork
+              except TypeError:  # a Python without allow_vfork
+                  outcome = _posixsubprocess.fork_exec(*common)
+          except OSError as e:
+              outcome = [type(e).__name__, e.errno]
+      finally:
+          slot.value = guard
+      result = [restored, outcome, erlang.is_sandboxed()]
+      """
+
+      # The original runs (no sandbox error), and the kernel refuses its fork.
+      assert {:ok, [false, ["PermissionError", 1], true]} = run(code)
+      assert_survived(os_pid)
+    end
+
     test "PyCFunction_NewEx and other interpreter internals through ctypes" do
       for name <- ["PyCFunction_NewEx", "PyCFunction_New", "PySys_AddAuditHook"] do
         assert {:error, {:sandbox_blocked, event, _}} =
@@ -746,6 +784,21 @@ defmodule ErlangPython.SandboxAttacksTest do
       end)
 
     base
+  end
+
+  # Offset of a local (non-exported) symbol in a module's shared object.
+  defp local_symbol_offset(module, symbol) do
+    {:ok, path} = ErlangPython.eval("__import__(name).__file__", %{name: module})
+    {symbols, 0} = System.cmd("nm", [path])
+
+    symbols
+    |> String.split("\n")
+    |> Enum.find_value(fn line ->
+      case String.split(line) do
+        [address, _type, ^symbol] -> String.to_integer(address, 16)
+        _ -> nil
+      end
+    end) || flunk("#{symbol} not in #{path}")
   end
 
   defp python do

@@ -433,7 +433,8 @@ unsafe fn call_original(
                         }
                         copy
                     }
-                    _ => ffi::Py_NewRef(args),
+                    // METH_NOARGS functions get NULL: pass it on as it came.
+                    _ => ffi::Py_XNewRef(args),
                 };
                 let result = if kwargs.is_null() {
                     let f: Varargs = std::mem::transmute::<usize, Varargs>(original);
@@ -442,7 +443,7 @@ unsafe fn call_original(
                     let f: VarargsKw = std::mem::transmute::<usize, VarargsKw>(original);
                     f(slf, tuple, kwargs)
                 };
-                ffi::Py_DECREF(tuple);
+                ffi::Py_XDECREF(tuple);
                 result
             }
             Args::Fast {
