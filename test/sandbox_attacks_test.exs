@@ -29,9 +29,11 @@ defmodule ErlangPython.SandboxAttacksTest do
       copy = Path.join(System.tmp_dir!(), "ps_copy_#{System.unique_integer([:positive])}.so")
       on_exit(fn -> File.rm(copy) end)
 
+      # Built into libpython on some Pythons (Debian's): then the copy is
+      # of libpython, whose PyInit__posixsubprocess makes the module.
       code = """
       import _posixsubprocess, shutil, importlib.machinery, importlib.util
-      shutil.copy(_posixsubprocess.__file__, #{inspect(copy)})
+      shutil.copy(#{inspect(file_holding("_posixsubprocess", "fork_exec"))}, #{inspect(copy)})
       loader = importlib.machinery.ExtensionFileLoader('_posixsubprocess', #{inspect(copy)})
       module = loader.create_module(importlib.util.spec_from_loader('_posixsubprocess', loader))
       """
@@ -98,12 +100,7 @@ defmodule ErlangPython.SandboxAttacksTest do
     test "writing the original fork_exec back into its method table", %{os_pid: os_pid} do
       code = """
       import ctypes, _posixsubprocess, erlang, subprocess, sys
-      path = _posixsubprocess.__file__
-      offset = #{local_symbol_offset("_posixsubprocess", "subprocess_fork_exec")}
-      segments = [line.split() for line in open("/proc/self/maps") if line.rstrip().endswith(path)]
-      code_ranges = [tuple(int(x, 16) for x in f[0].split("-")) for f in segments if "x" in f[1]]
-      bases = [int(f[0].split("-")[0], 16) for f in segments if int(f[2], 16) == 0]
-      original = next(b + offset for b in bases if any(s <= b + offset < e for s, e in code_ranges))
+      original = #{original_method_address("_posixsubprocess", "fork_exec")}
       # PyCFunctionObject.m_ml, then PyMethodDef.ml_meth.
       entry = ctypes.c_void_p.from_address(id(_posixsubprocess.fork_exec) + 16).value
       slot = ctypes.c_void_p.from_address(entry + 8)
@@ -786,19 +783,67 @@ defmodule ErlangPython.SandboxAttacksTest do
     base
   end
 
-  # Offset of a local (non-exported) symbol in a module's shared object.
-  defp local_symbol_offset(module, symbol) do
-    {:ok, path} = ErlangPython.eval("__import__(name).__file__", %{name: module})
-    {symbols, 0} = System.cmd("nm", [path])
+  # The shared object holding `module.function`'s method table: the
+  # module's own file, or libpython when the module is built in (as Debian
+  # builds _posixsubprocess).
+  defp file_holding(module, function) do
+    {:ok, slot} = ErlangPython.eval(method_slot_expression(module, function))
+    {path, _base} = mapping_holding(slot)
+    path
+  end
 
-    symbols
-    |> String.split("\n")
-    |> Enum.find_value(fn line ->
-      case String.split(line) do
-        [address, _type, ^symbol] -> String.to_integer(address, 16)
-        _ -> nil
-      end
-    end) || flunk("#{symbol} not in #{path}")
+  # The address `module.function`'s method table entry held before the
+  # sandbox patched it, as an attacker finds it: the table's relocation in
+  # the shared object's file gives it (symbol tables may be stripped, as
+  # Debian's libpython is).
+  defp original_method_address(module, function) do
+    {:ok, slot} = ErlangPython.eval(method_slot_expression(module, function))
+    {path, base} = mapping_holding(slot)
+    {relocations, 0} = System.cmd("readelf", ["--relocs", "--wide", path])
+    wanted = Integer.to_string(slot - base, 16)
+
+    addend =
+      relocations
+      |> String.split("\n")
+      |> Enum.find_value(fn line ->
+        case String.split(line) do
+          [offset, _info, "R_" <> type, addend] ->
+            if String.ends_with?(type, "_RELATIVE") and
+                 String.trim_leading(String.upcase(offset), "0") == wanted,
+               do: String.to_integer(addend, 16)
+
+          _ ->
+            nil
+        end
+      end) || flunk("no relocation for #{module}.#{function}'s table entry in #{path}")
+
+    base + addend
+  end
+
+  # The address of a C function's PyMethodDef.ml_meth, in its module's
+  # static table (PyCFunctionObject.m_ml is at 16, ml_meth at 8).
+  defp method_slot_expression(module, function) do
+    "(lambda m, c: c.c_void_p.from_address(id(m.#{function}) + 16).value + 8)" <>
+      "(__import__('#{module}'), __import__('ctypes'))"
+  end
+
+  # The file mapped at `address`, and where the loader mapped it.
+  defp mapping_holding(address) do
+    maps = File.read!("/proc/self/maps")
+
+    path =
+      Enum.find_value(String.split(maps, "\n"), fn line ->
+        with [range, _perms, _offset, _dev, _inode, "/" <> _ = path] <- String.split(line),
+             [from, to] <- String.split(range, "-"),
+             true <- String.to_integer(from, 16) <= address,
+             true <- address < String.to_integer(to, 16) do
+          path
+        else
+          _ -> nil
+        end
+      end) || flunk("nothing mapped from a file at #{address}")
+
+    {path, base_of(maps, path)}
   end
 
   defp python do
