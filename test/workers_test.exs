@@ -49,6 +49,32 @@ defmodule ErlangPython.WorkersTest do
     assert length(:erpc.call(node, ErlangPython.TestRemote, :thread_ids, [40, true])) == 1
   end
 
+  # The kernel filter binds only the thread that installs it: each worker
+  # installs its own. is_sandboxed() probes the filter of the thread it runs on.
+  test "every worker thread is under the sandbox's kernel filter", %{node: node} do
+    code =
+      "(__import__('time').sleep(0.05), __import__('threading').get_ident(), " <>
+        "__import__('erlang').is_sandboxed())[1:]"
+
+    # Concurrent calls spread over the workers; a busy machine may need a
+    # few rounds to reach all four.
+    answers =
+      Enum.reduce_while(1..5, [], fn _round, seen ->
+        seen =
+          1..16
+          |> Enum.map(fn _ -> Task.async(fn -> remote(node, :eval, [code]) end) end)
+          |> Task.await_many(30_000)
+          |> Enum.map(fn {:ok, {thread, sandboxed}} -> {thread, sandboxed} end)
+          |> Enum.concat(seen)
+          |> Enum.uniq()
+
+        if length(Enum.uniq_by(seen, &elem(&1, 0))) == 4, do: {:halt, seen}, else: {:cont, seen}
+      end)
+
+    assert length(Enum.uniq_by(answers, &elem(&1, 0))) == 4, "calls reached #{inspect(answers)}"
+    assert Enum.all?(answers, fn {_thread, sandboxed} -> sandboxed end), inspect(answers)
+  end
+
   test "a handle made in another VM is refused, not taken for a map", %{node: node} do
     {:ok, foreign} = :erpc.call(node, ErlangPython, :eval, ["object()"])
     assert %ErlangPython.Object{} = foreign

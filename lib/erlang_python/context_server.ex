@@ -96,9 +96,14 @@ defmodule ErlangPython.ContextServer do
   """
   @spec namespace(t()) :: {:ok, Context.t()} | {:error, {:context_down, pid()}}
   def namespace(context) when is_pid(context) do
+    # The registry drops a killed context's row when its monitor fires, a
+    # moment after the death: a row alone does not prove the process runs.
     case :ets.lookup(@table, context) do
-      [{^context, namespace}] -> {:ok, namespace}
-      [] -> {:error, {:context_down, context}}
+      [{^context, namespace}] ->
+        if Process.alive?(context), do: {:ok, namespace}, else: {:error, {:context_down, context}}
+
+      [] ->
+        {:error, {:context_down, context}}
     end
   rescue
     ArgumentError -> {:error, {:context_down, context}}

@@ -36,7 +36,7 @@ from _erlang_native import (
 from _erlang_native import self as _self
 
 from _erlang_impl._loop import ErlangEventLoop, ErlangEventLoopPolicy
-from _erlang_impl._sandbox import is_sandboxed
+from _erlang_impl._sandbox import SandboxBlocked, is_sandboxed
 
 __all__ = [
     "ErlangEventLoop",
@@ -47,6 +47,7 @@ __all__ = [
     "Interrupted",
     "Pid",
     "ProcessError",
+    "SandboxBlocked",
     "Term",
     "call",
     "is_registered",

@@ -29,6 +29,15 @@ class ProcessError(Exception):
 class Interrupted(BaseException):
     """Raised into running code whose Elixir caller timed out, was cancelled or exited."""
 
+class SandboxBlocked(PermissionError, RuntimeError):
+    """An operation the sandbox refused (fork, exec, signals to the VM, ...).
+
+    Both an OSError (errno EPERM) and a RuntimeError; prints as
+    ``RuntimeError: <message>``. Only the sandbox raises one that Elixir
+    reports as ``{:sandbox_blocked, event, message}``."""
+
+    event: str
+
 class Function:
     """A callable standing for the Erlang function registered as ``name``."""
 

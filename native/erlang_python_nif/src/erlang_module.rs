@@ -13,9 +13,17 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::pytypes::{describe_pid, CallbackError, Interrupted, OpaqueTerm, Pid, ProcessError};
 use crate::{callbacks, registry, sandbox, serving};
 
+/// Whether the sandbox holds for the calling thread (`erlang.is_sandboxed()`).
 #[pyfunction]
-fn sandbox_active() -> bool {
-    sandbox::installed()
+fn sandbox_active(py: Python<'_>) -> bool {
+    sandbox::is_sandboxed(py)
+}
+
+/// The exception type the sandbox raises (`erlang.SandboxBlocked`).
+#[pyfunction]
+fn sandbox_exception(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyType>> {
+    sandbox::blocked_type(py)
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the sandbox is not set up"))
 }
 
 /// `erlang.call(name, *args, **kwargs)`: calls the Erlang function
@@ -76,6 +84,7 @@ pub(crate) fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Pid>()?;
     m.add_class::<OpaqueTerm>()?;
     m.add_function(wrap_pyfunction!(sandbox_active, m)?)?;
+    m.add_function(wrap_pyfunction!(sandbox_exception, m)?)?;
     m.add_function(wrap_pyfunction!(call, m)?)?;
     m.add_function(wrap_pyfunction!(send, m)?)?;
     m.add_function(wrap_pyfunction!(is_registered, m)?)?;

@@ -5,7 +5,6 @@
 //! * a sandbox block becomes `{:sandbox_blocked, event, message}`;
 //! * a conversion problem becomes a tagged tuple naming what went wrong.
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use rustler::{Encoder, Env, Term};
@@ -61,13 +60,14 @@ fn convert_error_term<'a>(env: Env<'a>, err: &ConvertError) -> Term<'a> {
 }
 
 /// `{:sandbox_blocked, event, message}` or `%ErlangPython.Error{}`.
+///
+/// Tagged by the exception's seal, never by its text: Python code raising
+/// the sandbox's words is an ordinary error.
 pub fn python_error_term<'a>(env: Env<'a>, py: Python<'_>, err: &PyErr) -> Term<'a> {
-    let message = exception_message(py, err);
-    if err.get_type(py).is(py.get_type::<PyRuntimeError>()) {
-        if let Some(event) = sandbox::blocked_event(&message) {
-            return (atoms::sandbox_blocked(), event, message.as_str()).encode(env);
-        }
+    if let Some((event, message)) = sandbox::blocked_by_sandbox(py, err) {
+        return (atoms::sandbox_blocked(), event, message).encode(env);
     }
+    let message = exception_message(py, err);
     let type_name = err
         .get_type(py)
         .name()

@@ -4,7 +4,8 @@
 //! 1. make libpython's symbols global, or C extension modules (`math`,
 //!    `_decimal`, numpy) fail to load with undefined symbols: the VM loaded
 //!    our NIF, and with it libpython, with `RTLD_LOCAL`;
-//! 2. install the sandbox audit hook, before any Python code runs;
+//! 2. confine this thread (the sandbox's kernel filter) and install the
+//!    sandbox audit hook, before any Python code runs;
 //! 3. register `_erlang_native`, then initialize from a `PyConfig` that does
 //!    not install signal handlers (the VM owns signals) and names the
 //!    interpreter's own executable, so `sys.prefix`, the stdlib and
@@ -32,6 +33,7 @@ pub(crate) const BUILD_EXECUTABLE: &str = env!("ERLANG_PYTHON_EXECUTABLE");
 /// main thread. Returns with the GIL released.
 pub(crate) fn initialize(priv_dir: &str, paths: &[String]) -> Result<(), String> {
     promote_libpython_to_global()?;
+    sandbox::confine_current_thread()?;
     sandbox::install()?;
     // SAFETY: must run before Py_InitializeFromConfig, which is the case: we
     // are the only code that initializes Python in this process, once.
@@ -42,9 +44,9 @@ pub(crate) fn initialize(priv_dir: &str, paths: &[String]) -> Result<(), String>
     initialize_from_config()?;
 
     let setup = Python::attach(|py| -> PyResult<()> {
-        // SAFETY: the GIL is held; runs before any user code.
-        unsafe { sandbox::block_unaudited_functions() }
-            .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
+        // SAFETY: the GIL is held, on a confined thread; runs before any
+        // user code.
+        unsafe { sandbox::guard_interpreter(py) }?;
         let sys = py.import("sys")?;
         let path = sys.getattr("path")?;
         path.call_method1("insert", (0, priv_dir))?;
@@ -101,6 +103,8 @@ fn initialize_from_config() -> Result<(), String> {
         ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
         let mut config = config.assume_init();
         config.install_signal_handlers = 0;
+        // faulthandler installs signal handlers, which the sandbox refuses.
+        config.faulthandler = 0;
         config.parse_argv = 0;
         if !BUILD_EXECUTABLE.is_empty() {
             let exe = CString::new(BUILD_EXECUTABLE).map_err(|e| e.to_string())?;

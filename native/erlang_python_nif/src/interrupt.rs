@@ -28,6 +28,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::pytypes::Interrupted;
+use crate::sandbox;
 
 /// Interrupt whatever runs, on every worker.
 pub(crate) const ANY_JOB: u64 = 0;
@@ -127,6 +128,9 @@ pub(crate) fn start(workers: Vec<Arc<Interruptible>>) -> Result<(), String> {
     std::thread::Builder::new()
         .name("erlang_python_interrupter".into())
         .spawn(move || {
+            // It attaches to the interpreter, so it is one of Python's
+            // threads too (and Python code could wake on it).
+            sandbox::confine_current_thread_or_warn();
             while let Ok((worker, target)) = receiver.recv() {
                 Python::attach(|py| interrupt(py, &workers, worker, target));
             }

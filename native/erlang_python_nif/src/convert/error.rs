@@ -29,9 +29,10 @@ impl From<PyErr> for ConvertError {
 pub(super) type Result<T> = std::result::Result<T, ConvertError>;
 
 /// `depth` is the number of containers around `term`; entering one more
-/// container than [`MAX_DEPTH`] allows is an error.
+/// container than [`MAX_DEPTH`] allows, or than the calling thread's stack
+/// has room for (Python threads may have small stacks), is an error.
 pub(super) fn enter(depth: usize) -> Result<()> {
-    if depth >= MAX_DEPTH {
+    if depth >= MAX_DEPTH || !crate::stack_guard::has_room() {
         Err(ConvertError::TooDeep)
     } else {
         Ok(())

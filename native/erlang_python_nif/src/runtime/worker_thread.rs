@@ -26,6 +26,7 @@ use crate::job::{JobState, Request};
 use crate::ops::Executor;
 use crate::panics;
 use crate::reply::{self, Outcome};
+use crate::sandbox;
 use crate::serving::{self, ServingThread};
 
 /// What a worker shares with submitters (its load) and the interrupter.
@@ -79,6 +80,9 @@ pub(super) fn run(
     load: Arc<WorkerLoad>,
     total_queued: Arc<AtomicUsize>,
 ) {
+    // Before this thread runs any Python (worker 0 is already confined by
+    // `interpreter::initialize`; for it this changes nothing).
+    sandbox::confine_current_thread_or_warn();
     load.interruptible.bind_to_current_thread();
     // Leaked on purpose: worker threads live as long as the VM.
     let thread: &'static WorkerThread = Box::leak(Box::new(WorkerThread {
