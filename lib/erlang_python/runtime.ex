@@ -134,6 +134,11 @@ defmodule ErlangPython.Runtime do
   @spec queue_length() :: non_neg_integer()
   def queue_length, do: Native.queue_length()
 
+  @doc false
+  # ErlangPython.pool_stats/0.
+  @spec pool_stats() :: map() | nil
+  def pool_stats, do: Native.pool_stats()
+
   # Requests too large to copy within a normal scheduler's time slice are
   # copied on a dirty scheduler instead (the NIF says :too_large).
   defp submit(ref, op) do
@@ -148,12 +153,6 @@ defmodule ErlangPython.Runtime do
         handle_or_error
     end
   end
-
-  # Replies usually come within microseconds. Polling a few times, yielding
-  # in between (other runnable processes go first), keeps this scheduler
-  # awake for them: blocking at once would often let it fall asleep, and the
-  # wake-up costs more than the whole round trip.
-  @polls 20
 
   @doc false
   # Queues `op` without waiting (ErlangPython.async_call/4).
@@ -186,30 +185,11 @@ defmodule ErlangPython.Runtime do
       {:error, _} = error ->
         error
 
+      # A plain receive: the process is suspended until the reply comes,
+      # and the scheduler runs other processes (or, with none, spins only
+      # as long as the VM's own busy-wait settings allow) instead of polling.
       handle ->
-        receive do
-          {^ref, reply} -> reply
-        after
-          0 ->
-            # Poll only when nothing else waits to run: then the scheduler
-            # would otherwise sleep. Under load, polling would only take
-            # turns from processes with work to do.
-            if :erlang.statistics(:total_run_queue_lengths) == 0,
-              do: poll(ref, handle, timeout, @polls),
-              else: await(ref, handle, timeout)
-        end
-    end
-  end
-
-  defp poll(ref, handle, timeout, 0), do: await(ref, handle, timeout)
-
-  defp poll(ref, handle, timeout, polls) do
-    :erlang.yield()
-
-    receive do
-      {^ref, reply} -> reply
-    after
-      0 -> poll(ref, handle, timeout, polls - 1)
+        await(ref, handle, timeout)
     end
   end
 

@@ -147,6 +147,13 @@ fn queue_length() -> usize {
     runtime::queue_length()
 }
 
+/// The pool's queue lengths and busy time (`ErlangPython.pool_stats/0`),
+/// or `nil` before start.
+#[rustler::nif]
+fn pool_stats() -> Option<runtime::PoolStats> {
+    runtime::stats()
+}
+
 /// Binds `name` to a fun of one argument (the argument list) or to
 /// `{module, function}`. Replaces an earlier binding of the same name.
 #[rustler::nif]

@@ -1,14 +1,15 @@
-//! The pool: starting the interpreter and its worker threads, choosing a
-//! worker for each request, and the queue limit.
+//! The pool: starting the interpreter and its worker threads, placing each
+//! request (see [`super::dispatch`]), the queue limit and the pool's
+//! figures.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, TrySendError};
 use rustler::{LocalPid, NifMap, Term};
 
-use super::worker_thread::{self, WorkerLoad};
+use super::dispatch::{Dispatch, MAX_WORKERS};
+use super::worker_thread;
 use crate::callbacks;
 use crate::interpreter;
 use crate::interrupt;
@@ -42,10 +43,32 @@ pub(crate) enum SubmitError {
 }
 
 struct Pool {
-    workers: Vec<(Sender<Request>, Arc<WorkerLoad>)>,
-    /// Requests waiting on all workers together (the queue limit's count).
-    queued: Arc<AtomicUsize>,
+    dispatch: &'static Dispatch,
     max_queue: AtomicUsize,
+}
+
+/// The pool's figures, for `ErlangPython.pool_stats/0`.
+#[derive(NifMap)]
+pub(crate) struct PoolStats {
+    /// Requests not bound to a worker, waiting for any free one.
+    shared_queue: usize,
+    workers: Vec<WorkerStats>,
+}
+
+/// One worker's figures.
+#[derive(NifMap)]
+pub(crate) struct WorkerStats {
+    /// Position in the pool (a context's requests always go to the same).
+    index: usize,
+    /// Requests bound to this worker, waiting for it.
+    queued: usize,
+    /// Whether it is running a request now.
+    busy: bool,
+    /// Microseconds spent running requests since start, the current one
+    /// included.
+    busy_us: u64,
+    /// Requests it has run to the end.
+    completed: u64,
 }
 
 static POOL: OnceLock<Pool> = OnceLock::new();
@@ -63,19 +86,10 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
         return Ok(false);
     }
     callbacks::set_timeout(Duration::from_millis(options.callback_timeout.max(1)));
-    let queued = Arc::new(AtomicUsize::new(0));
-    let mut links = Vec::new();
-    let mut receivers = Vec::new();
-    for index in 0..options.workers.clamp(1, 64) {
-        let (sender, receiver) = crossbeam_channel::unbounded::<Request>();
-        let load = Arc::new(WorkerLoad::new(index));
-        links.push((sender, load.clone()));
-        receivers.push((receiver, load));
-    }
+    // Leaked on purpose: the workers live as long as the VM.
+    let dispatch: &'static Dispatch =
+        Box::leak(Box::new(Dispatch::new(options.workers.min(MAX_WORKERS))));
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
-    let mut receivers = receivers.into_iter();
-    let (main_receiver, main_load) = receivers.next().expect("at least one worker");
-    let main_queued = queued.clone();
     let (priv_dir, paths) = (options.priv_dir, options.paths);
     std::thread::Builder::new()
         .name("erlang_python".into())
@@ -86,7 +100,7 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
             let ok = started.is_ok();
             let _ = ready_tx.send(started);
             if ok {
-                worker_thread::run(main_receiver, main_load, main_queued);
+                worker_thread::run(dispatch, 0);
             }
         })
         .map_err(|e| format!("could not spawn the Python thread: {e}"))?;
@@ -94,23 +108,22 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
         .recv()
         .map_err(|_| "the Python thread exited during start".to_string())??;
     // The other workers attach to the running interpreter.
-    for (receiver, load) in receivers {
-        let total = queued.clone();
+    for index in 1..dispatch.slots().len() {
         std::thread::Builder::new()
-            .name(format!("erlang_python_{}", load.index))
+            .name(format!("erlang_python_{index}"))
             .stack_size(THREAD_STACK)
-            .spawn(move || worker_thread::run(receiver, load, total))
+            .spawn(move || worker_thread::run(dispatch, index))
             .map_err(|e| format!("could not spawn a Python worker thread: {e}"))?;
     }
     interrupt::start(
-        links
+        dispatch
+            .slots()
             .iter()
-            .map(|(_, load)| load.interruptible.clone())
+            .map(|slot| slot.interruptible.clone())
             .collect(),
     )?;
     let _ = POOL.set(Pool {
-        workers: links,
-        queued,
+        dispatch,
         max_queue: AtomicUsize::new(options.max_queue.max(1)),
     });
     Ok(true)
@@ -122,7 +135,7 @@ pub(crate) fn is_started() -> bool {
 
 /// How many worker threads serve requests.
 pub(crate) fn worker_count() -> usize {
-    POOL.get().map_or(0, |pool| pool.workers.len())
+    POOL.get().map_or(0, |pool| pool.dispatch.slots().len())
 }
 
 /// Changes the queue limit; false if the runtime is not started.
@@ -139,45 +152,50 @@ pub(crate) fn set_max_queue(limit: usize) -> bool {
 /// Requests waiting in the queue right now.
 pub(crate) fn queue_length() -> usize {
     POOL.get()
-        .map_or(0, |pool| pool.queued.load(Ordering::Relaxed))
+        .map_or(0, |pool| pool.dispatch.queued.load(Ordering::Relaxed))
 }
 
-/// Queues `op` for a worker; the reply `{reference, result}` goes to
-/// `reply_to`. Called on a scheduler thread: it only decodes the request's
-/// shape, copies its terms and sends. A request in a context goes to the
-/// context's worker (see `Op::pinning`); any other to the least loaded one.
+/// Queue lengths and busy time of every worker; `None` before start.
+pub(crate) fn stats() -> Option<PoolStats> {
+    let dispatch = POOL.get()?.dispatch;
+    Some(PoolStats {
+        shared_queue: dispatch.shared_queued(),
+        workers: (0..dispatch.slots().len())
+            .map(|index| {
+                let stats = dispatch.stats(index);
+                WorkerStats {
+                    index,
+                    queued: stats.queued,
+                    busy: stats.busy,
+                    busy_us: stats.busy_us,
+                    completed: stats.completed,
+                }
+            })
+            .collect(),
+    })
+}
+
+/// Queues `op`; the reply `{reference, result}` goes to `reply_to`.
+/// Called on a scheduler thread: it only decodes the request's shape,
+/// copies its terms and queues them. A request in a context is bound to the
+/// context's worker (see `Op::pinning`); any other goes to whichever worker
+/// is free first.
 pub(crate) fn submit(
     reference: Term<'_>,
     op: Term<'_>,
     reply_to: LocalPid,
 ) -> Result<Arc<JobState>, SubmitError> {
     let pool = POOL.get().ok_or(SubmitError::NotStarted)?;
-    let pinned = Op::from_term(op).ok_or(SubmitError::Malformed)?.pinning();
-    let index = match pinned {
-        Some(hint) => hint % pool.workers.len(),
-        None => pool
-            .workers
-            .iter()
-            .min_by_key(|(_, load)| load.load())
-            .map_or(0, |(_, load)| load.index),
-    };
-    let (sender, load) = &pool.workers[index];
-    if pool.queued.fetch_add(1, Ordering::AcqRel) >= pool.max_queue.load(Ordering::Relaxed) {
-        pool.queued.fetch_sub(1, Ordering::AcqRel);
+    let dispatch = pool.dispatch;
+    let bound = Op::from_term(op)
+        .ok_or(SubmitError::Malformed)?
+        .pinning()
+        .map(|hint| hint % dispatch.slots().len());
+    if dispatch.queued.fetch_add(1, Ordering::AcqRel) >= pool.max_queue.load(Ordering::Relaxed) {
+        dispatch.queued.fetch_sub(1, Ordering::AcqRel);
         return Err(SubmitError::Overloaded);
     }
-    let job = Arc::new(JobState::for_worker(index));
-    load.queued.fetch_add(1, Ordering::AcqRel);
-    let request = Request::new(reference, op, reply_to, job.clone());
-    match sender.try_send(request) {
-        Ok(()) => Ok(job),
-        Err(error) => {
-            pool.queued.fetch_sub(1, Ordering::AcqRel);
-            load.queued.fetch_sub(1, Ordering::AcqRel);
-            Err(match error {
-                TrySendError::Full(_) => SubmitError::Overloaded,
-                TrySendError::Disconnected(_) => SubmitError::NotStarted,
-            })
-        }
-    }
+    let job = Arc::new(JobState::new());
+    dispatch.push(Request::new(reference, op, reply_to, job.clone()), bound);
+    Ok(job)
 }
