@@ -74,13 +74,26 @@ defmodule ErlangPython.Runtime do
       paths: Enum.map(config[:python_paths], &to_string/1),
       max_queue: config[:max_queue],
       callback_timeout: config[:callback_timeout],
-      workers: config[:workers]
+      workers: config[:workers],
+      otp_version: otp_version()
     }
 
     case Native.start(options) do
       :ok -> :ok
       {:ok, :already_started} -> :ok
       {:error, _} = error -> error
+    end
+  end
+
+  # The full OTP version ("27.3.4"), from the release's OTP_VERSION file;
+  # the major release alone when that file is missing.
+  defp otp_version do
+    release = :erlang.system_info(:otp_release)
+    path = Path.join([:code.root_dir(), "releases", release, "OTP_VERSION"])
+
+    case File.read(path) do
+      {:ok, text} -> String.trim(text)
+      {:error, _} -> to_string(release)
     end
   end
 

@@ -29,4 +29,4 @@ mod to_term;
 pub(crate) use error::{ConvertError, MAX_DEPTH};
 pub(crate) use handles::type_name;
 pub(crate) use to_python::to_python;
-pub(crate) use to_term::to_term;
+pub(crate) use to_term::{set_otp_version, to_term};

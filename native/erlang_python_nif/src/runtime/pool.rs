@@ -11,6 +11,7 @@ use rustler::{LocalPid, NifMap, Term};
 use super::dispatch::{Dispatch, MAX_WORKERS};
 use super::worker_thread;
 use crate::callbacks;
+use crate::convert;
 use crate::interpreter;
 use crate::interrupt;
 use crate::job::{JobState, Request};
@@ -31,6 +32,9 @@ pub(crate) struct StartOptions {
     callback_timeout: u64,
     /// Worker threads (at most 64).
     workers: usize,
+    /// The running OTP's full version (`"27.3.4"`): decides how large maps
+    /// are built (see `convert::set_otp_version`).
+    otp_version: String,
 }
 
 /// Why `submit` refused a request.
@@ -86,6 +90,7 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
         return Ok(false);
     }
     callbacks::set_timeout(Duration::from_millis(options.callback_timeout.max(1)));
+    convert::set_otp_version(&options.otp_version);
     // Leaked on purpose: the workers live as long as the VM.
     let dispatch: &'static Dispatch =
         Box::leak(Box::new(Dispatch::new(options.workers.min(MAX_WORKERS))));
