@@ -13,9 +13,11 @@
 //!    spinner delays the very thread it waits on and burns a core the
 //!    machine needs. [`cores_free`] samples the kernel's CPU pressure (the
 //!    time runnable threads waited for a core) every few milliseconds;
-//!    while there is pressure, nobody spins.
+//!    after a sample with pressure, nobody spins for [`QUIET_FOR`] (our own
+//!    spinning can cause the pressure it then sees: spinning again at the
+//!    first quiet sample would only bring it back).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -70,13 +72,18 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 /// core, above which the machine counts as busy.
 const BUSY_SHARE: f64 = 0.05;
 
+/// How long after a busy sample the machine must stay quiet before
+/// spinning resumes.
+const QUIET_FOR: Duration = Duration::from_millis(250);
+
 struct Sampler {
     epoch: Instant,
     /// Nanoseconds since `epoch` of the last sample (0: none yet).
     sampled_at: AtomicU64,
     /// The kernel's cumulative CPU stall time at that sample, microseconds.
     stall_us: AtomicU64,
-    busy: AtomicBool,
+    /// Nanoseconds since `epoch` until which nobody spins (0: never busy).
+    busy_until: AtomicU64,
     /// The kernel reports CPU pressure (Linux with PSI).
     available: bool,
 }
@@ -89,7 +96,7 @@ fn sampler() -> &'static Sampler {
             epoch: Instant::now(),
             sampled_at: AtomicU64::new(0),
             stall_us: AtomicU64::new(stall.unwrap_or(0)),
-            busy: AtomicBool::new(false),
+            busy_until: AtomicU64::new(0),
             available: stall.is_some(),
         }
     })
@@ -118,10 +125,13 @@ pub(super) fn cores_free() -> bool {
             let stalled_ns = stall.saturating_sub(before) * 1_000;
             let busy =
                 available_cores() <= 1 || stalled_ns as f64 > BUSY_SHARE * window.max(1) as f64;
-            sampler.busy.store(busy, Ordering::Relaxed);
+            if busy {
+                let until = now + QUIET_FOR.as_nanos() as u64;
+                sampler.busy_until.store(until, Ordering::Relaxed);
+            }
         }
     }
-    !sampler.busy.load(Ordering::Relaxed)
+    now >= sampler.busy_until.load(Ordering::Relaxed)
 }
 
 /// Cores this process may run on (its affinity mask, so `taskset -c 0`
