@@ -1,4 +1,4 @@
-defmodule ErlangPython.PoolTest do
+defmodule ErlangPython.WorkerPoolTest do
   # The worker pool's placement, on a peer VM with `workers: 2` (the pool is
   # fixed at start): unbound requests go to whichever worker is free, so a
   # worker stuck in a long call holds up nobody; a context's requests stay
