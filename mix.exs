@@ -32,7 +32,7 @@ defmodule ErlangPython.MixProject do
   def application do
     [
       mod: {ErlangPython.Application, []},
-      extra_applications: [:logger | extra_applications(Mix.env())]
+      extra_applications: [:logger, :crypto | extra_applications(Mix.env())]
     ]
   end
 

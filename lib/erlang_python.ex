@@ -59,6 +59,7 @@ defmodule ErlangPython do
           | {:integer_too_large, non_neg_integer()}
           | {:nodedown, node()}
           | {:erpc, term()}
+          | {:context_down, pid()}
           | {:badarg, String.t()}
           | {:internal_error, String.t()}
 
@@ -67,15 +68,15 @@ defmodule ErlangPython do
           {:timeout, timeout()}
           | {:kwargs, map() | keyword()}
           | {:decode, boolean()}
-          | {:context, Context.t()}
+          | {:context, Context.t() | pid()}
           | {:node, node()}
           | {:chunk_size, pos_integer()}
 
   @call_options Options.defaults([:timeout, :kwargs, :decode, :context, :node])
   @eval_options Options.defaults([:timeout, :decode, :context, :node])
   @exec_options Options.defaults([:timeout, :context, :node])
-  @handle_options Options.defaults([:timeout, :decode])
-  @call_method_options Options.defaults([:timeout, :kwargs, :decode])
+  @handle_options Options.defaults([:timeout, :decode, :context])
+  @call_method_options Options.defaults([:timeout, :kwargs, :decode, :context])
   @decode_options Options.defaults([:timeout])
   @async_options Options.defaults([:kwargs, :decode, :context])
   @stream_options Options.defaults([:timeout, :kwargs, :context, :chunk_size])
@@ -293,10 +294,12 @@ defmodule ErlangPython do
     check_args!(args)
     options = Options.validate!(opts, @async_options)
 
-    module
-    |> Request.call(function, args, options.kwargs)
-    |> Request.with_options(options)
-    |> Runtime.start_request()
+    with {:ok, options} <- in_context_process(options) do
+      module
+      |> Request.call(function, args, options.kwargs)
+      |> Request.with_options(options)
+      |> Runtime.start_request()
+    end
   end
 
   @doc """
@@ -498,13 +501,15 @@ defmodule ErlangPython do
         }
 
   @doc """
-  The worker pool's queue lengths and busy time, right now.
+  The worker pool's queue lengths and busy time, right now: the OS threads
+  that run Python (the `:workers` configuration), not the context pools of
+  `ErlangPython.Pool`.
 
   Requests made in a context are bound to the context's worker and wait in
   that worker's own queue; every other request waits in the shared queue,
   which whichever worker is free first takes from. So a worker stuck in a
   long call (even one whose caller has timed out) holds up only the requests
-  bound to it. See the deployment guide's section on the worker pool.
+  bound to it. See the threading guide's section on several worker threads.
 
   | key | what |
   |---|---|
@@ -532,8 +537,20 @@ defmodule ErlangPython do
   def pool_stats, do: Runtime.pool_stats() || %{shared_queue: 0, workers: []}
 
   # Sends a request, with the options that change it, and waits for the answer.
-  defp run(request, options),
-    do: request |> Request.with_options(options) |> Runtime.request(options.timeout)
+  defp run(request, options) do
+    with {:ok, options} <- in_context_process(options) do
+      request |> Request.with_options(options) |> Runtime.request(options.timeout)
+    end
+  end
+
+  # A context process (`ErlangPython.ContextServer`) given as `:context`
+  # stands for its namespace, found without a message.
+  defp in_context_process(%{context: server} = options) when is_pid(server) do
+    with {:ok, context} <- ErlangPython.ContextServer.namespace(server),
+         do: {:ok, %{options | context: context}}
+  end
+
+  defp in_context_process(options), do: {:ok, options}
 
   defp remote?(%{node: node}), do: node != nil and node != node()
 

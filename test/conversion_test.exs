@@ -90,6 +90,38 @@ defmodule ErlangPython.ConversionTest do
                ErlangPython.eval("v == {1, 'a'} and type(v) is set", %{v: MapSet.new([1, "a"])})
     end
 
+    # Elixir 1.18 dropped %MapSet{}'s `version: 2` field. A set must arrive in
+    # Python as a set and come back `==` to the user's own MapSet on every
+    # Elixir (compared with ==, as a user would, not MapSet.equal?).
+    test "a MapSet of 5,000 elements round-trips with ==" do
+      set = MapSet.new(1..5000)
+      assert {:ok, 5000} = ErlangPython.call(:builtins, :len, [set])
+      assert {:ok, "set"} = ErlangPython.eval("type(v).__name__", %{v: set})
+      assert {:ok, ^set} = ErlangPython.call(:builtins, :set, [set])
+      assert {:ok, ^set} = ErlangPython.eval("v", %{v: set})
+      assert {:ok, true} = ErlangPython.eval("v == set(range(1, 5001))", %{v: set})
+    end
+
+    test "a set from Python is the running Elixir's own MapSet" do
+      assert {:ok, set} = ErlangPython.eval("{1, 2}")
+      assert set == MapSet.new([1, 2])
+      assert Map.keys(set) |> Enum.sort() == Map.keys(MapSet.new()) |> Enum.sort()
+    end
+
+    test "a MapSet in either Elixir's shape is read as a set" do
+      with_version = Map.put(MapSet.new([1, 2]), :version, 2)
+      without_version = Map.delete(MapSet.new([1, 2]), :version)
+
+      for shape <- [with_version, without_version] do
+        assert {:ok, "set"} = ErlangPython.eval("type(v).__name__", %{v: shape})
+        assert {:ok, 2} = ErlangPython.call(:builtins, :len, [shape])
+      end
+
+      # A struct with another extra field is a map like any other struct.
+      other = Map.put(without_version, :extra, 1)
+      assert {:ok, "dict"} = ErlangPython.eval("type(v).__name__", %{v: other})
+    end
+
     test "pids are erlang.Pid" do
       assert {"Pid", repr} = seen(self())
       assert repr =~ "<erlang.Pid <0."
@@ -156,11 +188,11 @@ defmodule ErlangPython.ConversionTest do
       assert {:ok, {}} = ErlangPython.eval("()")
       assert {:ok, %{"a" => 1, 2 => [nil]}} = ErlangPython.eval("{'a': 1, 2: [None]}")
       assert {:ok, set} = ErlangPython.eval("{1, 2, 'three'}")
-      assert MapSet.equal?(set, MapSet.new([1, 2, "three"]))
+      assert set == MapSet.new([1, 2, "three"])
       assert {:ok, frozen} = ErlangPython.eval("frozenset([(1, 2)])")
-      assert MapSet.equal?(frozen, MapSet.new([{1, 2}]))
+      assert frozen == MapSet.new([{1, 2}])
       assert {:ok, empty} = ErlangPython.eval("set()")
-      assert MapSet.size(empty) == 0
+      assert empty == MapSet.new()
     end
 
     test "subclasses of the builtin containers convert like their base" do
@@ -202,7 +234,7 @@ defmodule ErlangPython.ConversionTest do
       end
 
       assert {:ok, set} = ErlangPython.eval("set(range(5000))")
-      assert MapSet.equal?(set, MapSet.new(0..4999))
+      assert set == MapSet.new(0..4999)
     end
 
     test "objects with no Elixir form come back as handles naming their type" do

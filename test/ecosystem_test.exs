@@ -123,7 +123,9 @@ defmodule ErlangPython.EcosystemTest do
       State.delete("eco_counter")
 
       1..100
-      |> Enum.map(fn _ -> Task.async(fn -> for _ <- 1..1_000, do: State.incr("eco_counter") end) end)
+      |> Enum.map(fn _ ->
+        Task.async(fn -> for _ <- 1..1_000, do: State.incr("eco_counter") end)
+      end)
       |> Task.await_many(30_000)
 
       assert State.get("eco_counter") == 100_000

@@ -32,7 +32,9 @@ defmodule ErlangPython.GuidesTest do
       "type-conversion" => GuideExamples.run!(Path.join(@root, "guides/type-conversion.md")),
       "erlang" => GuideExamples.run!(Path.join(@root, "guides/erlang.md")),
       "deployment" => GuideExamples.run!(Path.join(@root, "guides/deployment.md")),
-      "asyncio" => GuideExamples.run!(Path.join(@root, "guides/asyncio.md"))
+      "asyncio" => GuideExamples.run!(Path.join(@root, "guides/asyncio.md")),
+      "contexts" => GuideExamples.run!(Path.join(@root, "guides/contexts.md")),
+      "state" => GuideExamples.run!(Path.join(@root, "guides/state-and-observability.md"))
     }
 
     assert runs["getting-started"]["elixir"] >= 10
@@ -41,8 +43,10 @@ defmodule ErlangPython.GuidesTest do
     assert runs["security"]["erlang"] >= 1
     assert runs["threading"]["elixir"] >= 3
     assert runs["type-conversion"]["elixir"] >= 4
-    assert runs["erlang"]["erlang"] == 1
-    assert runs["erlang"]["elixir"] >= 2
+    assert runs["erlang"]["erlang"] == 2
+    assert runs["erlang"]["elixir"] >= 3
+    assert runs["contexts"]["elixir"] >= 6
+    assert runs["state"]["elixir"] >= 5
     assert runs["deployment"]["elixir"] >= 1
     assert runs["asyncio"]["elixir"] >= 3
     assert runs["asyncio"]["python"] >= 2

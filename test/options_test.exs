@@ -61,6 +61,60 @@ defmodule ErlangPython.OptionsTest do
     end
   end
 
+  test "the context, pool, import, preload, state and semaphore keys are configuration" do
+    keys = [
+      num_contexts: 3,
+      imports: [:json],
+      paths: ["/srv/app/python"],
+      preload: "import json",
+      max_state_entries: 10,
+      max_concurrent: 7
+    ]
+
+    for {key, value} <- keys do
+      previous = Application.fetch_env(:erlang_python, key)
+      Application.put_env(:erlang_python, key, value)
+
+      on_exit(fn ->
+        case previous do
+          {:ok, value} -> Application.put_env(:erlang_python, key, value)
+          :error -> Application.delete_env(:erlang_python, key)
+        end
+      end)
+    end
+
+    config = Runtime.config()
+    for {key, value} <- keys, do: assert(config[key] == value)
+    assert Runtime.config(:num_contexts) == 3
+  end
+
+  test "the machine-dependent defaults are computed from the schedulers" do
+    previous = Application.get_all_env(:erlang_python)
+
+    for key <- [:num_contexts, :max_concurrent], Keyword.has_key?(previous, key) do
+      Application.delete_env(:erlang_python, key)
+      on_exit(fn -> Application.put_env(:erlang_python, key, previous[key]) end)
+    end
+
+    assert Runtime.config(:num_contexts) == System.schedulers_online()
+    assert Runtime.config(:max_concurrent) == 2 * System.schedulers() + 1
+    assert Runtime.config()[:num_contexts] == System.schedulers_online()
+  end
+
+  test "erlang_python's keys this implementation ignores start, with a warning" do
+    Application.put_env(:erlang_python, :enable_memory_limits, true)
+    on_exit(fn -> Application.delete_env(:erlang_python, :enable_memory_limits) end)
+
+    log = ExUnit.CaptureLog.capture_log(fn -> assert :ok = Runtime.start() end)
+    assert log =~ ":enable_memory_limits configuration has no effect"
+  end
+
+  test "the compile-time key of precompiled artifacts does not stop the start" do
+    Application.put_env(:erlang_python, :precompiled_base_url, "https://example.invalid/v0")
+    on_exit(fn -> Application.delete_env(:erlang_python, :precompiled_base_url) end)
+    assert :ok = Runtime.start()
+  end
+
   test "a misspelled configuration key raises when the interpreter starts" do
     Application.put_env(:erlang_python, :wokers, 2)
     on_exit(fn -> Application.delete_env(:erlang_python, :wokers) end)

@@ -22,12 +22,15 @@ defmodule ErlangPython.PrecompiledTest do
     end)
 
     library = ArtifactServer.current_library()
-    name = Precompiled.artifact_name(@version, "3.11")
+    # The running Python's variant: the one a user of this stack downloads.
+    {_python, minor} = ErlangPython.Native.build_info()
+    name = Precompiled.artifact_name(@version, minor)
     artifact = Precompiled.build_artifact!(library, served, name)
 
     %{
       root: root,
       url: url,
+      minor: minor,
       library: library,
       name: name,
       checksums: %{name => Precompiled.sha256(artifact)},
@@ -43,7 +46,7 @@ defmodule ErlangPython.PrecompiledTest do
       Keyword.merge(
         [
           version: @version,
-          python_minor: "3.11",
+          python_minor: ctx.minor,
           base_url: ctx.url,
           cache_dir: ctx.cache,
           checksums: ctx.checksums
@@ -92,7 +95,7 @@ defmodule ErlangPython.PrecompiledTest do
   end
 
   test "an absent artifact is reported, so the compiler can build from source", ctx do
-    missing = Precompiled.artifact_name("0.0.1", "3.11")
+    missing = Precompiled.artifact_name("0.0.1", ctx.minor)
 
     assert {:error, {:not_found, url}} =
              fetch(ctx, version: "0.0.1", checksums: %{missing => "sha256:00"})

@@ -7,7 +7,7 @@ defmodule PyFacadeTest do
     assert {:ok, [3, 2, 1]} = :py.call(:builtins, :sorted, [[1, 3, 2]], [{:reverse, true}])
     assert {:ok, [3, 2, 1]} = :py.call(:builtins, :sorted, [[1, 3, 2]], [:reverse])
     assert {:error, :timeout} = :py.call(:time, :sleep, [0.3], %{}, 10)
-    assert {:ok, nil} = :py.call(:time, :sleep, [0], %{}, :infinity)
+    assert {:ok, :none} = :py.call(:time, :sleep, [0], %{}, :infinity)
   end
 
   test "eval/1, eval/2 with map or proplist locals, binaries or charlists" do
@@ -58,8 +58,19 @@ defmodule PyFacadeTest do
     assert {:error, {:sandbox_blocked, "os.fork", _}} = :py.exec("import os; os.fork()")
   end
 
-  test "bad input: code that is not text is an error tuple, bad kwargs raise" do
+  # erlang_python answers bad input with data, and its test suites expect
+  # `{error, _}` for code with a NUL byte: the Elixir API's ArgumentError
+  # becomes {:error, {:badarg, text}} through :py.
+  test "bad input is an error tuple naming what is wrong" do
     assert {:error, {:badarg, _}} = :py.eval(:not_code)
-    assert_raise ArgumentError, ~r/kwargs/, fn -> :py.call(:math, :sqrt, [4], [42]) end
+    assert {:error, {:badarg, "code contains a NUL byte"}} = :py.eval("1\0+1")
+    assert {:error, {:badarg, "code contains a NUL byte"}} = :py.exec("x = 1\0")
+    assert {:error, {:badarg, "kwargs must be" <> _}} = :py.call(:math, :sqrt, [4], [42])
+
+    assert {:error, {:badarg, "kwargs must be" <> _}} =
+             :py.call(:math, :sqrt, [4], [42], node: node())
+
+    assert {:error, {:badarg, _}} = :py.getattr(:not_a_ref, :x)
+    assert {:ok, 2} = :py.eval("1 + 1")
   end
 end

@@ -84,15 +84,99 @@ defmodule ErlangPython.VenvTest do
     assert {:error, {:invalid_venv, 42}} = ErlangPython.activate_venv(42)
   end
 
+  describe "ensure/3" do
+    # Each creates venvs and runs pip in them: seconds apiece.
+    @describetag :slow
+
+    setup do
+      dir = Path.join(System.tmp_dir!(), unique("ep_ensure"))
+      File.mkdir_p!(dir)
+      on_exit(fn -> File.rm_rf!(dir) end)
+      %{dir: dir}
+    end
+
+    test "creates the venv, installs the requirements, activates it; then uses the cache",
+         %{dir: dir} do
+      wheel = build_wheel(dir, dir, "ep_ensure_a")
+      requirements = Path.join(dir, "requirements.txt")
+      File.write!(requirements, "# local wheel\n#{wheel}\n")
+      venv = Path.join(dir, "venv'q$x")
+
+      assert {:ok, %{"active" => true, "venv_path" => ^venv}} =
+               ErlangPython.Venv.ensure(venv, requirements, installer: :pip)
+
+      assert File.regular?(Path.join(venv, "pyvenv.cfg"))
+      assert {:ok, 42} = ErlangPython.eval("__import__('ep_ensure_a').VALUE")
+
+      # Unchanged requirements install nothing: the wheel may even be gone.
+      :ok = ErlangPython.deactivate_venv()
+      File.rm!(wheel)
+      assert :ok = :py.ensure_venv(venv, requirements, [{:installer, :pip}])
+      assert %{"active" => true} = ErlangPython.venv_info()
+
+      # Changed requirements install what is new, in the same venv.
+      File.write!(Path.join(venv, "kept"), "")
+      wheel_b = build_wheel(dir, dir, "ep_ensure_b")
+      File.write!(requirements, "#{wheel_b}\n")
+      assert {:ok, _} = ErlangPython.Venv.ensure(venv, requirements, installer: :pip)
+      assert {:ok, 42} = ErlangPython.eval("__import__('ep_ensure_b').VALUE")
+      assert File.exists?(Path.join(venv, "kept"))
+
+      # force: a new venv.
+      assert {:ok, _} = ErlangPython.Venv.ensure(venv, requirements, installer: :pip, force: true)
+      refute File.exists?(Path.join(venv, "kept"))
+    end
+
+    test "errors: missing requirements, a failing install, a bad installer", %{dir: dir} do
+      assert {:error, {:requirements_not_found, _}} =
+               ErlangPython.Venv.ensure(Path.join(dir, "v"), Path.join(dir, "nope.txt"))
+
+      requirements = Path.join(dir, "requirements.txt")
+      File.write!(requirements, "#{Path.join(dir, "missing-0.1-py3-none-any.whl")}\n")
+
+      assert {:error, {:command_failed, [_pip | _], status, output}} =
+               ErlangPython.Venv.ensure(Path.join(dir, "v"), requirements, installer: :pip)
+
+      assert is_integer(status) and output != ""
+
+      assert {:error, {:badarg, _}} =
+               ErlangPython.Venv.ensure(Path.join(dir, "v"), requirements, installer: :conda)
+
+      assert {:error, {:requirements_not_found, _}} =
+               :py.ensure_venv(Path.join(dir, "v"), "/nonexistent.txt")
+    end
+  end
+
+  test "a bare site directory activates; venv_info names it" do
+    dir = Path.join(System.tmp_dir!(), unique("ep_bare_site"))
+    {:ok, version} = ErlangPython.eval("'python%d.%d' % __import__('sys').version_info[:2]")
+    site = Path.join([dir, "lib", version, "site-packages"])
+    File.mkdir_p!(site)
+    on_exit(fn -> File.rm_rf!(dir) end)
+
+    assert :ok = :py.activate_venv(dir)
+
+    assert {:ok,
+            %{
+              "active" => true,
+              "venv_path" => ^dir,
+              "site_packages" => ^site,
+              "sys_path" => [^site | _]
+            }} = :py.venv_info()
+
+    assert :ok = :py.deactivate_venv()
+    assert {:ok, %{"active" => false}} = :py.venv_info()
+    assert {:error, {:invalid_venv, "/nonexistent/path"}} = :py.activate_venv("/nonexistent/path")
+  end
+
   # A minimal wheel: a package, a .pth file and the dist-info pip needs.
-  defp build_wheel(dir, extra) do
-    name = "ep_wheel_pkg"
+  defp build_wheel(dir, extra, name \\ "ep_wheel_pkg") do
     dist_info = "#{name}-0.1.dist-info"
 
     files = [
       {"#{name}/__init__.py", "VALUE = 42\n"},
-      {"ep_wheel_pkg_extra.pth", extra <> "\n"},
-      {"#{dist_info}/METADATA", "Metadata-Version: 2.1\nName: ep-wheel-pkg\nVersion: 0.1\n"},
+      {"#{name}_extra.pth", extra <> "\n"},
+      {"#{dist_info}/METADATA", "Metadata-Version: 2.1\nName: #{name}\nVersion: 0.1\n"},
       {"#{dist_info}/WHEEL",
        "Wheel-Version: 1.0\nGenerator: erlang_python tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     ]

@@ -72,4 +72,22 @@ defmodule ErlangPython.WorkersTest do
     # Every worker is free again: four sleeps still overlap.
     assert eventually_overlapping?(node, 0.3)
   end
+
+  test "a context process's calls, streams and process environments share one thread",
+       %{node: node} do
+    seen = :erpc.call(node, ErlangPython.TestRemote, :context_server_threads, [20], 60_000)
+    assert [thread] = seen.own
+    assert seen.process_envs == [thread]
+    assert seen.stream == [thread]
+  end
+
+  test "a pool's contexts spread over the workers", %{node: node} do
+    threads = :erpc.call(node, ErlangPython.TestRemote, :pool_threads, [4], 60_000)
+    assert length(Enum.uniq(threads)) > 1
+  end
+
+  test "interrupting a context works on whichever worker it runs", %{node: node} do
+    results = :erpc.call(node, ErlangPython.TestRemote, :interrupt_contexts, [4], 60_000)
+    assert Enum.all?(results, &match?({:error, %ErlangPython.Error{type: "Interrupted"}}, &1))
+  end
 end

@@ -6,11 +6,16 @@ defmodule ErlangPython.Application do
   def start(_type, _args) do
     # The callback machinery first: starting the interpreter uses it (its
     # output and logging are routed through registered functions).
+    children = [
+      ErlangPython.State,
+      ErlangPython.Callbacks,
+      # Tables of the context, pool, import and stream registries.
+      ErlangPython.Registry,
+      {DynamicSupervisor, name: ErlangPython.PoolSupervisor, strategy: :one_for_one}
+    ]
+
     with {:ok, supervisor} <-
-           Supervisor.start_link([ErlangPython.State, ErlangPython.Callbacks],
-             strategy: :one_for_one,
-             name: ErlangPython.Supervisor
-           ),
+           Supervisor.start_link(children, strategy: :one_for_one, name: ErlangPython.Supervisor),
          :ok <- ErlangPython.Output.register(),
          :ok <- ErlangPython.State.register(),
          :ok <- start_interpreter(ErlangPython.Runtime.config()[:start]) do
@@ -18,7 +23,15 @@ defmodule ErlangPython.Application do
     end
   end
 
-  # :lazy leaves it to the first call (ErlangPython.Runtime.ensure_started/0).
+  # :lazy leaves it to the first call (ErlangPython.Runtime.ensure_started/0);
+  # the default pool then starts on first use (ErlangPython.Pool.context/1).
   defp start_interpreter(:lazy), do: :ok
-  defp start_interpreter(_boot), do: ErlangPython.Runtime.ensure_started()
+
+  defp start_interpreter(_boot) do
+    with :ok <- ErlangPython.Runtime.ensure_started(),
+         :ok <- ErlangPython.Imports.init(),
+         {:ok, _contexts} <- ErlangPython.Pool.start(:default, ErlangPython.Pool.default_size()) do
+      :ok
+    end
+  end
 end

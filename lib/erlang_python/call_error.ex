@@ -13,6 +13,8 @@ defmodule ErlangPython.CallError do
       a value that cannot convert (see the type conversion guide)
     * `{:nodedown, node}`, `{:erpc, reason}` - a `node:` call that could not
       reach its node
+    * `{:context_down, pid}` - the context process given as `:context` is
+      not running
     * `{:internal_error, text}` - a bug in erlang_python (please report it)
 
   A Python exception raises `ErlangPython.Error` instead, and a bad argument
@@ -40,6 +42,10 @@ defmodule ErlangPython.CallError do
     do: "an integer of #{bits} bits is too large for an Erlang integer"
 
   defp describe({:nodedown, node}), do: "node #{inspect(node)} is not reachable"
+
+  defp describe({:context_down, pid}),
+    do: "the context process #{inspect(pid)} is not running"
+
   defp describe({:python_init_failed, text}), do: "Python could not start: #{text}"
   defp describe({:internal_error, text}), do: "internal error in erlang_python: #{text}"
   defp describe(reason), do: "the Python call failed: #{inspect(reason)}"

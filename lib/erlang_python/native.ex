@@ -11,7 +11,11 @@ defmodule ErlangPython.Native do
   @doc false
   def load_nif do
     path =
-      :filename.join([:code.priv_dir(:erlang_python), ~c"native", String.to_charlist(@lib_basename)])
+      :filename.join([
+        :code.priv_dir(:erlang_python),
+        ~c"native",
+        String.to_charlist(@lib_basename)
+      ])
 
     case :erlang.load_nif(path, 0) do
       :ok ->
@@ -54,6 +58,8 @@ defmodule ErlangPython.Native do
   def pending_callbacks, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def interrupt, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def interrupt_scope(_key), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def set_max_queue(_limit), do: :erlang.nif_error(:nif_not_loaded)
   @doc false

@@ -31,8 +31,13 @@ defmodule ErlangPython.Options do
     ],
     context: [
       default: nil,
-      type: "`t:ErlangPython.Context.t/0`",
-      doc: "the namespace to run in instead of `__main__`."
+      type: "`t:ErlangPython.Context.t/0` or `t:pid/0`",
+      doc:
+        "the namespace to run in instead of `__main__`: an `ErlangPython.Context` " <>
+          "(`ErlangPython.Context.process/0` is the calling process's own), or the pid " <>
+          "of an `ErlangPython.ContextServer` (its namespace, on its thread; " <>
+          "`{:error, {:context_down, pid}}` when it is not running). With an object " <>
+          "handle, only the thread matters: the context's."
     ],
     node: [
       default: nil,
@@ -95,6 +100,7 @@ defmodule ErlangPython.Options do
   defp check!(:decode, decode) when is_boolean(decode), do: decode
   defp check!(:context, nil), do: nil
   defp check!(:context, %ErlangPython.Context{} = context), do: context
+  defp check!(:context, server) when is_pid(server), do: server
   defp check!(:node, node) when is_atom(node), do: node
   defp check!(:chunk_size, size) when is_integer(size) and size > 0, do: size
   defp check!(name, value), do: bad!(name, value)
@@ -103,7 +109,7 @@ defmodule ErlangPython.Options do
     timeout: "a non-negative integer or :infinity",
     kwargs: "a map or keyword list",
     decode: "a boolean",
-    context: "an ErlangPython.Context",
+    context: "an ErlangPython.Context or a context process's pid",
     node: "a node name (an atom)",
     chunk_size: "a positive integer"
   }

@@ -2,7 +2,8 @@ defmodule ErlangPython.Request do
   @moduledoc false
   # The requests the NIF understands, built here and nowhere else.
   #
-  # The Rust side declares the same format once, as `ops::Op`
+  # The Rust side declares the same format once, as `ops::Op` and, for the
+  # scope a request is submitted in (scoped/2), `ops::Submission`
   # (native/erlang_python_nif/src/ops/op.rs), decoded with rustler's
   # NifTaggedEnum derive: an atom for a request without fields, otherwise a
   # tuple tagged with the request's name. Arguments are checked by
@@ -22,6 +23,7 @@ defmodule ErlangPython.Request do
           | {:repr, Object.t(), non_neg_integer()}
           | {:raw, t()}
           | {:context, Object.t(), t()}
+          | {:scoped, pos_integer(), t()}
           | :diagnostic_panic
 
   @doc false
@@ -56,7 +58,7 @@ defmodule ErlangPython.Request do
   @doc false
   # Applies the options that change the request itself: `decode: false`
   # answers with a handle whatever the value, and `context:` runs it in a
-  # context's namespace.
+  # context's namespace (and, for a context with a scope, in that scope).
   @spec with_options(t(), %{optional(:decode) => boolean(), optional(:context) => Context.t() | nil}) ::
           t()
   def with_options(request, options) do
@@ -64,9 +66,19 @@ defmodule ErlangPython.Request do
 
     case Map.get(options, :context) do
       nil -> request
-      %Context{object: object} -> {:context, object, request}
+      %Context{object: object, scope: nil} -> {:context, object, request}
+      %Context{object: object, scope: key} -> scoped({:context, object, request}, key)
     end
   end
+
+  @doc false
+  # Submits `request` in scope `key` (a positive integer: a context
+  # process's, or a process environment's, see ErlangPython.Context): it
+  # runs on the scope's worker thread, and ErlangPython.Native.interrupt_scope/1
+  # interrupts it. Outermost only: the scope belongs to the job, and the NIF
+  # takes it off before the worker thread sees the request.
+  @spec scoped(t(), pos_integer()) :: t()
+  def scoped(request, key) when is_integer(key) and key > 0, do: {:scoped, key, request}
 
   @doc false
   # Panics on the worker thread, to prove the panic becomes an error reply.

@@ -7,7 +7,28 @@ defmodule ErlangPython.Runtime do
     callback_timeout: ErlangPython.Options.default_timeout(),
     workers: 1,
     start: :boot,
-    venv: nil
+    venv: nil,
+    imports: [],
+    paths: [],
+    preload: nil,
+    max_state_entries: :infinity
+  ]
+
+  # Keys whose default depends on the machine: computed when read (default/1).
+  @machine_dependent [:num_contexts, :max_concurrent]
+
+  # Read at compile time, by the Mix compiler (ErlangPython.Build.Precompiled),
+  # but in the same application environment.
+  @compile_time_keys [:precompiled_base_url]
+
+  # Keys of erlang_python's configuration this implementation does not act
+  # on: accepted, so a configuration written for erlang_python starts, and
+  # logged as ignored.
+  @ignored_keys [
+    :context_mode,
+    :enable_memory_limits,
+    :event_loop_pool_size,
+    :event_loop_pool_owngil
   ]
 
   @moduledoc """
@@ -31,8 +52,19 @@ defmodule ErlangPython.Runtime do
   | `:workers` | `#{inspect(@config_defaults[:workers])}` | threads serving requests (at most 64) |
   | `:start` | `#{inspect(@config_defaults[:start])}` | `:lazy` starts the interpreter at the first call instead of with the application |
   | `:venv` | `#{inspect(@config_defaults[:venv])}` | a virtualenv to activate at start (see `ErlangPython.activate_venv/1`) |
+  | `:num_contexts` | `System.schedulers_online()` | context processes in the default pool (`ErlangPython.Pool`) |
+  | `:imports` | `#{inspect(@config_defaults[:imports])}` | modules, or `{module, function}`, imported at start and in each new context (`ErlangPython.Imports`) |
+  | `:paths` | `#{inspect(@config_defaults[:paths])}` | directories put on `sys.path` once the interpreter runs, recorded by `ErlangPython.Imports` (erlang_python's key; `:python_paths` applies before start) |
+  | `:preload` | `#{inspect(@config_defaults[:preload])}` | Python code run in each new context (`ErlangPython.Preload`) |
+  | `:max_state_entries` | `#{inspect(@config_defaults[:max_state_entries])}` | keys `ErlangPython.State` holds at most; read at each store |
+  | `:max_concurrent` | `2 * System.schedulers() + 1` | `:py` calls running at once (`ErlangPython.Semaphore`) |
 
-  An unknown key raises `ArgumentError` when the interpreter starts.
+  `:precompiled_base_url` is read at compile time (see
+  `guides/deployment.md`). An unknown key raises `ArgumentError` when the
+  interpreter starts. Keys of erlang_python's configuration that this
+  implementation does not act on
+  (#{Enum.map_join(@ignored_keys, ", ", &"`#{inspect(&1)}`")}) are accepted,
+  so a configuration written for erlang_python starts, and logged as ignored.
 
   Requests are sent to the interpreter's thread and answered with a message;
   `request/2` waits for it with a timeout and guarantees that a reply which
@@ -40,6 +72,8 @@ defmodule ErlangPython.Runtime do
   """
 
   alias ErlangPython.{Native, Request}
+
+  require Logger
 
   @doc """
   Starts the interpreter, once, if it is not running: at application start
@@ -69,12 +103,20 @@ defmodule ErlangPython.Runtime do
   def start do
     config = config()
 
+    for key <- @ignored_keys, Keyword.has_key?(config, key) do
+      Logger.warning("erlang_python: the #{inspect(key)} configuration has no effect here")
+    end
+
     options = %{
       priv_dir: to_string(:code.priv_dir(:erlang_python)),
       paths: Enum.map(config[:python_paths], &to_string/1),
       max_queue: config[:max_queue],
       callback_timeout: config[:callback_timeout],
       workers: config[:workers],
+      # Sets from Python are built as this Elixir's own %MapSet{}: 1.18
+      # dropped the `version: 2` field, and a struct in the other shape
+      # would not be `==` to the user's sets.
+      mapset_version: MapSet.new() |> Map.from_struct() |> Map.get(:version),
       otp_version: otp_version()
     }
 
@@ -102,8 +144,23 @@ defmodule ErlangPython.Runtime do
   # ArgumentError for an unknown key.
   @spec config() :: keyword()
   def config do
-    Keyword.validate!(Application.get_all_env(:erlang_python), @config_defaults)
+    defaults = @config_defaults ++ Enum.map(@machine_dependent, &{&1, default(&1)})
+
+    Keyword.validate!(
+      Application.get_all_env(:erlang_python),
+      defaults ++ @compile_time_keys ++ @ignored_keys
+    )
   end
+
+  @doc false
+  # One key of the configuration, its default filled in; for keys read at
+  # each use (they may change at run time), so not validated here.
+  @spec config(atom()) :: term()
+  def config(key), do: Application.get_env(:erlang_python, key, default(key))
+
+  defp default(:num_contexts), do: System.schedulers_online()
+  defp default(:max_concurrent), do: System.schedulers() * 2 + 1
+  defp default(key), do: Keyword.fetch!(@config_defaults, key)
 
   @doc false
   # Runs once the callback machinery is up: routes Python's output and

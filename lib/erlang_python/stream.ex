@@ -11,9 +11,10 @@ defmodule ErlangPython.Stream do
 
   @doc false
   # `open_source` returns {:ok, handle_to_the_iterable} or {:error, reason};
-  # `options` are ErlangPython.stream/4's, validated.
-  def new(open_source, %{chunk_size: chunk, timeout: timeout}) do
-    request = [timeout: timeout]
+  # `options` are ErlangPython.stream/4's, validated. Pulls run where the
+  # source was made: a context's source stays on the context's thread.
+  def new(open_source, %{chunk_size: chunk, timeout: timeout, context: context}) do
+    request = [timeout: timeout, context: context]
 
     Stream.resource(
       fn ->

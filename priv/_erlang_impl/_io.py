@@ -15,7 +15,8 @@ function and line as metadata. Python's own level filtering still applies
 import io
 import logging
 
-import erlang
+# The native module, not `erlang`: that module re-exports this one's handler.
+from _erlang_native import call as _erlang_call
 
 OUTPUT_FUNCTION = "__erlang_python_output__"
 LOG_FUNCTION = "__erlang_python_log__"
@@ -46,7 +47,7 @@ class ErlangWriter(io.TextIOBase):
         if not isinstance(text, str):
             raise TypeError("write() argument must be str, not %s" % type(text).__name__)
         if text:
-            erlang.call(OUTPUT_FUNCTION, self._stream, text)
+            _erlang_call(OUTPUT_FUNCTION, self._stream, text)
         return len(text)
 
     def flush(self):
@@ -59,7 +60,7 @@ class ErlangLogHandler(logging.Handler):
     def emit(self, record):
         try:
             message = self.format(record)
-            erlang.call(
+            _erlang_call(
                 LOG_FUNCTION,
                 record.levelno,
                 message,
@@ -75,11 +76,28 @@ class ErlangLogHandler(logging.Handler):
             self.handleError(record)
 
 
+_handler = None
+
+
 def install():
     import sys
 
+    global _handler
     sys.stdout = ErlangWriter("stdout")
     sys.stderr = ErlangWriter("stderr")
-    handler = ErlangLogHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logging.getLogger().addHandler(handler)
+    _handler = ErlangLogHandler()
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger().addHandler(_handler)
+
+
+def configure(level, format=None):
+    """Sets the root logger's level and the format of the records sent to
+    Elixir (ErlangPython.Logging.configure/1, erlang.setup_logging)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    handler = _handler
+    if handler is None or handler not in root.handlers:
+        handler = ErlangLogHandler()
+        root.addHandler(handler)
+    handler.setFormatter(logging.Formatter(format or "%(message)s"))
+    return handler

@@ -26,13 +26,19 @@ def _config(path):
 
 
 def activate(path):
-    """Activates the venv at path. Returns info(), or None if path is no venv."""
+    """Activates the venv at path. Returns info(), or None if path is no venv.
+
+    A directory without pyvenv.cfg but with this Python's
+    lib/pythonX.Y/site-packages counts as a venv too (a bare site directory,
+    as erlang_python accepts); it hides the base site-packages like a venv
+    made without --system-site-packages."""
     global _saved, _active
     path = os.path.abspath(path)
-    if not os.path.isfile(os.path.join(path, "pyvenv.cfg")):
-        return None
     version = "python%d.%d" % sys.version_info[:2]
     site_packages = os.path.join(path, "lib", version, "site-packages")
+    has_cfg = os.path.isfile(os.path.join(path, "pyvenv.cfg"))
+    if not has_cfg and not os.path.isdir(site_packages):
+        return None
     if not os.path.isdir(site_packages):
         raise ValueError(
             "%s has no %s: it was made by another Python than this one (%s)"
@@ -41,7 +47,8 @@ def activate(path):
     if _active is not None:
         deactivate()
     _saved = (list(sys.path), sys.prefix, sys.exec_prefix)
-    include_system = _config(path).get("include-system-site-packages", "false").lower() == "true"
+    config = _config(path) if has_cfg else {}
+    include_system = config.get("include-system-site-packages", "false").lower() == "true"
     if not include_system:
         hidden = set(site.getsitepackages()) | {site.getusersitepackages()}
         sys.path[:] = [entry for entry in sys.path if entry not in hidden]
@@ -63,7 +70,13 @@ def deactivate():
 
 
 def info():
-    details = {"active": _active is not None, "python": sys.version.split()[0], "prefix": sys.prefix}
+    details = {
+        "active": _active is not None,
+        "python": sys.version.split()[0],
+        "prefix": sys.prefix,
+        "sys_path": list(sys.path),
+    }
     if _active is not None:
         details.update(_active)
+        details["venv_path"] = _active["path"]
     return details

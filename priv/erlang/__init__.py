@@ -152,3 +152,22 @@ def async_call(name, *args, **kwargs):
         _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="erlang_async_call")
     loop = asyncio.get_running_loop()
     return loop.run_in_executor(_executor, functools.partial(call, name, *args, **kwargs))
+
+
+# Logging, tracing and SharedDict (see ErlangPython.Logging, ErlangPython.Tracing
+# and ErlangPython.SharedDict).
+
+from _erlang_impl._io import ErlangLogHandler as ErlangHandler  # noqa: E402
+from _erlang_impl._shared_dict import SharedDict  # noqa: E402
+from _erlang_impl._tracing import Span, trace  # noqa: E402
+
+
+def setup_logging(level=10, format=None):
+    """Sends logging records at ``level`` and above to Elixir's Logger, with
+    ``format`` (default ``'%(message)s'``); returns the handler."""
+    from _erlang_impl._io import configure
+
+    return configure(level, format)
+
+
+__all__ += ["ErlangHandler", "SharedDict", "Span", "setup_logging", "trace"]

@@ -11,6 +11,14 @@ defmodule ErlangPython.PeerNode do
   """
   def start!(extra_args \\ []) do
     {_, 0} = System.cmd("epmd", ["-daemon"])
+    # `epmd -daemon` returns before the daemon listens: where no epmd ran
+    # yet (a fresh machine, the trixie root), starting distribution at once
+    # raced it and failed with econnrefused.
+    true =
+      ErlangPython.TestHelpers.eventually(
+        fn -> match?({:ok, _}, :erl_epmd.names({127, 0, 0, 1})) end,
+        attempts: 250
+      )
 
     unless Node.alive?() do
       # Unique per OS process: test runs of other checkouts may share epmd.

@@ -16,7 +16,9 @@ defmodule ErlangPython.TestHelpers do
   For conditions nothing announces (a garbage collection, a queue length);
   where a message can say when something happened, wait for the message.
   """
-  @spec eventually((() -> term()), keyword()) :: boolean()
+  # `(... -> term())`: Elixir 1.14 and 1.18 format a zero-arity fun type
+  # differently (`(() -> t)` and `(-> t)`); both keep this one.
+  @spec eventually((... -> term()), keyword()) :: boolean()
   def eventually(check, opts \\ []) do
     opts = Keyword.validate!(opts, attempts: 100, interval: 20)
     poll(check, opts[:attempts], opts[:interval])

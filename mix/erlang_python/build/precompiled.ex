@@ -85,6 +85,7 @@ defmodule ErlangPython.Build.Precompiled do
   verified is never used.
   """
   def fetch(destination, opts) do
+    start_applications!([:crypto, :inets, :ssl])
     version = Keyword.fetch!(opts, :version)
     name = artifact_name(version, Keyword.fetch!(opts, :python_minor))
     checksums = Keyword.get_lazy(opts, :checksums, &read_checksums/0)
@@ -159,8 +160,6 @@ defmodule ErlangPython.Build.Precompiled do
 
   @doc false
   def download(url, attempt \\ 1) do
-    {:ok, _} = Application.ensure_all_started(:inets)
-    {:ok, _} = Application.ensure_all_started(:ssl)
     configure_proxies()
     http_options = [timeout: 120_000, connect_timeout: 20_000] ++ tls_options(url)
 
@@ -182,6 +181,30 @@ defmodule ErlangPython.Build.Precompiled do
       {:error, reason} ->
         {:error, {:download_failed, url, reason}}
     end
+  end
+
+  # From Elixir 1.15 on, Mix keeps only the project's declared applications
+  # on the code path, so a dependency's compiler finds no `inets.app` until
+  # it asks Mix for it (`Mix.ensure_application!/1`, new in 1.15). Elixir
+  # 1.14 has every OTP application on the path already.
+  defp start_applications!(apps) do
+    for app <- apps do
+      if function_exported?(Mix, :ensure_application!, 1) do
+        apply(Mix, :ensure_application!, [app])
+      end
+
+      case Application.ensure_all_started(app) do
+        {:ok, _} ->
+          :ok
+
+        {:error, reason} ->
+          Mix.raise(
+            "erlang_python: cannot start #{app} for the precompiled NIF: #{inspect(reason)}"
+          )
+      end
+    end
+
+    :ok
   end
 
   defp tls_options("https" <> _) do

@@ -33,7 +33,7 @@ rustler::atoms! {
     type_ = "type",
     message,
     traceback,
-    // %MapSet{map: %{elem => []}, version: 2}
+    // %MapSet{map: %{elem => []}}, plus version: 2 before Elixir 1.18
     mapset_module = "Elixir.MapSet",
     map,
     version,

@@ -38,6 +38,8 @@ pub(crate) struct Interruptible {
     /// Id of the job running innermost on this worker, 0 when idle. Changed
     /// only with the GIL held, so a GIL holder reads a stable value.
     current_job: AtomicU64,
+    /// That job's scope (0: none), changed together with `current_job`.
+    current_scope: AtomicU64,
     /// The worker's CPython thread id.
     thread_id: AtomicU64,
     /// An interrupt was aimed at this worker and may still be pending.
@@ -53,9 +55,19 @@ impl Interruptible {
         self.thread_id.store(thread_id as u64, Ordering::Release);
     }
 
-    /// The job now running innermost (0: none). Call with the GIL held.
-    pub(crate) fn set_current_job(&self, _py: Python<'_>, job_id: u64) {
+    /// The job now running innermost (0: none) and its scope (0: none).
+    /// Call with the GIL held.
+    pub(crate) fn set_current_job(&self, _py: Python<'_>, job_id: u64, scope: u64) {
         self.current_job.store(job_id, Ordering::Release);
+        self.current_scope.store(scope, Ordering::Release);
+    }
+
+    /// Whether a job of scope `scope` (not 0) runs innermost here now. Read
+    /// without the GIL, so only a hint: the interrupter checks again.
+    pub(crate) fn runs_scope(&self, scope: u64) -> bool {
+        scope != 0
+            && self.current_scope.load(Ordering::Acquire) == scope
+            && self.current_job.load(Ordering::Acquire) != 0
     }
 
     /// Drops an asynchronous exception pending on this worker's thread, if
@@ -71,11 +83,16 @@ impl Interruptible {
         }
     }
 
-    /// Raises `erlang.Interrupted` in this worker if `job_id` (or, with
-    /// [`ANY_JOB`], any job) is what runs innermost there.
-    fn interrupt(&self, py: Python<'_>, job_id: u64) {
+    /// Raises `erlang.Interrupted` in this worker if `target` is what runs
+    /// innermost there.
+    fn interrupt(&self, py: Python<'_>, target: Target) {
         let current = self.current_job.load(Ordering::Acquire);
-        if current == 0 || (job_id != ANY_JOB && current != job_id) {
+        let aimed = match target {
+            Target::Job(ANY_JOB) => true,
+            Target::Job(job_id) => current == job_id,
+            Target::Scope(scope) => self.current_scope.load(Ordering::Acquire) == scope,
+        };
+        if current == 0 || !aimed {
             return;
         }
         let thread_id = self.thread_id.load(Ordering::Acquire);
@@ -88,8 +105,17 @@ impl Interruptible {
     }
 }
 
-/// Interrupt requests: (worker index, job id).
-static INTERRUPTER: OnceLock<Sender<(usize, u64)>> = OnceLock::new();
+/// What an interrupt request is aimed at, on its worker.
+#[derive(Clone, Copy)]
+enum Target {
+    /// A job by id ([`ANY_JOB`]: whatever runs).
+    Job(u64),
+    /// Whatever job of this scope runs.
+    Scope(u64),
+}
+
+/// Interrupt requests: (worker index, target).
+static INTERRUPTER: OnceLock<Sender<(usize, Target)>> = OnceLock::new();
 
 /// Starts the interrupter thread for `workers` (by index); called once the
 /// interpreter is running. Later calls change nothing.
@@ -97,12 +123,12 @@ pub(crate) fn start(workers: Vec<Arc<Interruptible>>) -> Result<(), String> {
     if INTERRUPTER.get().is_some() {
         return Ok(());
     }
-    let (sender, receiver) = crossbeam_channel::unbounded::<(usize, u64)>();
+    let (sender, receiver) = crossbeam_channel::unbounded::<(usize, Target)>();
     std::thread::Builder::new()
         .name("erlang_python_interrupter".into())
         .spawn(move || {
-            while let Ok((worker, job_id)) = receiver.recv() {
-                Python::attach(|py| interrupt(py, &workers, worker, job_id));
+            while let Ok((worker, target)) = receiver.recv() {
+                Python::attach(|py| interrupt(py, &workers, worker, target));
             }
         })
         .map_err(|e| format!("could not spawn the interrupter thread: {e}"))?;
@@ -113,23 +139,36 @@ pub(crate) fn start(workers: Vec<Arc<Interruptible>>) -> Result<(), String> {
 /// Asks for job `job_id` on `worker` (or [`ANY_JOB`]) to be interrupted.
 /// Never blocks; false if the interpreter is not running.
 pub(crate) fn request(worker: usize, job_id: u64) -> bool {
-    INTERRUPTER
-        .get()
-        .is_some_and(|sender| sender.send((worker, job_id)).is_ok())
+    send(worker, Target::Job(job_id))
 }
 
-fn interrupt(py: Python<'_>, workers: &[Arc<Interruptible>], worker: usize, job_id: u64) {
-    if job_id == ANY_JOB {
-        for target in workers {
-            target.interrupt(py, ANY_JOB);
+/// Asks for the job of scope `scope` running innermost on `worker` to be
+/// interrupted, whichever job that is when the interrupter gets to it.
+/// Never blocks; false if the interpreter is not running.
+pub(crate) fn request_scope(worker: usize, scope: u64) -> bool {
+    send(worker, Target::Scope(scope))
+}
+
+fn send(worker: usize, target: Target) -> bool {
+    INTERRUPTER
+        .get()
+        .is_some_and(|sender| sender.send((worker, target)).is_ok())
+}
+
+fn interrupt(py: Python<'_>, workers: &[Arc<Interruptible>], worker: usize, target: Target) {
+    if let Target::Job(ANY_JOB) = target {
+        for slot in workers {
+            slot.interrupt(py, target);
         }
         return;
     }
-    if let Some(target) = workers.get(worker) {
-        target.interrupt(py, job_id);
+    if let Some(slot) = workers.get(worker) {
+        slot.interrupt(py, target);
     }
     // A job whose coroutine runs on the asyncio loop: cancel its task.
-    let _ = py
-        .import("_erlang_impl._async")
-        .and_then(|module| module.call_method1("cancel_job", (job_id,)));
+    if let Target::Job(job_id) = target {
+        let _ = py
+            .import("_erlang_impl._async")
+            .and_then(|module| module.call_method1("cancel_job", (job_id,)));
+    }
 }

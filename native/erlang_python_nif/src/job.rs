@@ -28,6 +28,9 @@ pub(crate) struct JobState {
     /// The worker thread running the job (set as it starts: any free
     /// worker may take a request that is not bound to one).
     worker: AtomicUsize,
+    /// The scope the request was submitted in (`ops::Submission`), 0 for
+    /// none: lets `interrupt_scope` find the job without knowing its id.
+    pub(crate) scope: u64,
 }
 
 /// What `cancel` found.
@@ -43,12 +46,13 @@ pub(crate) enum CancelOutcome {
 static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
 
 impl JobState {
-    /// A pending job.
-    pub(crate) fn new() -> Self {
+    /// A pending job of scope `scope` (0: none).
+    pub(crate) fn new(scope: u64) -> Self {
         JobState {
             id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
             state: AtomicU8::new(PENDING),
             worker: AtomicUsize::new(0),
+            scope,
         }
     }
 
@@ -176,12 +180,12 @@ mod tests {
 
     #[test]
     fn reply_is_sent_only_when_not_cancelled() {
-        let job = JobState::new();
+        let job = JobState::new(0);
         assert!(job.start(0));
         assert_eq!(job.cancel(), CancelOutcome::Cancelled { was_running: true });
         assert!(!job.finish(), "a cancelled job must not reply");
 
-        let job = JobState::new();
+        let job = JobState::new(0);
         assert!(job.start(0));
         assert!(job.finish());
         assert_eq!(
@@ -193,7 +197,7 @@ mod tests {
 
     #[test]
     fn cancelled_before_start_is_skipped() {
-        let job = JobState::new();
+        let job = JobState::new(0);
         assert_eq!(
             job.cancel(),
             CancelOutcome::Cancelled { was_running: false }
@@ -203,6 +207,6 @@ mod tests {
             job.cancel(),
             CancelOutcome::Cancelled { was_running: false }
         );
-        assert_ne!(JobState::new().id, JobState::new().id);
+        assert_ne!(JobState::new(0).id, JobState::new(0).id);
     }
 }

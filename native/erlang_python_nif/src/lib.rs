@@ -27,7 +27,7 @@
 //! | 6     | [`reply`]         | answering a request                              |
 //! |       | [`serving`]       | the worker thread, seen from code running on it  |
 //! | 7     | [`awaitable`]     | replies that come later, from the asyncio loop   |
-//! |       | [`ops`]           | the request format ([`ops::Op`]) and its executor |
+//! |       | [`ops`]           | the request format (`ops::Op`) and its executor  |
 //! |       | [`callbacks`]     | Python calling Elixir                            |
 //! | 8     | [`erlang_module`] | `_erlang_native`, behind Python's `erlang`       |
 //! | 9     | [`interpreter`]   | starting CPython inside the VM                   |
@@ -69,8 +69,8 @@ fn workers() -> usize {
     runtime::worker_count()
 }
 
-/// `start(%{priv_dir:, paths:, max_queue:, callback_timeout:, workers:})`,
-/// every key required (`ErlangPython.Runtime` holds the defaults).
+/// `start(%{priv_dir:, paths:, max_queue:, callback_timeout:, workers:,
+/// mapset_version:})`, every key required (`ErlangPython.Runtime` holds the defaults).
 /// Runs on a dirty scheduler: initializing CPython takes tens of milliseconds.
 #[rustler::nif(schedule = "DirtyIo")]
 fn start(env: Env<'_>, options: StartOptions) -> Term<'_> {
@@ -133,6 +133,13 @@ fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
 #[rustler::nif]
 fn interrupt() -> bool {
     interrupt::request(0, interrupt::ANY_JOB)
+}
+
+/// Interrupts the request of scope `key` (`{:scoped, key, op}`) running
+/// now, as a timeout would; false when that scope runs nothing.
+#[rustler::nif]
+fn interrupt_scope(key: u64) -> bool {
+    runtime::interrupt_scope(key)
 }
 
 /// Changes the queue limit at run time.

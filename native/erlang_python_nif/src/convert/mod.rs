@@ -15,6 +15,7 @@
 //! | `error.rs`     | [`ConvertError`], the nesting limit                    |
 //! | `bignum.rs`    | integers beyond 64 bits, through the external format  |
 //! | `handles.rs`   | `%ErlangPython.Object{}` handles to live objects       |
+//! | `mapset.rs`    | `%MapSet{}`, read in both shapes, built in Elixir's    |
 //! | `to_python.rs` | Erlang -> Python                                       |
 //! | `to_term.rs`   | Python -> Erlang                                       |
 //!
@@ -23,10 +24,12 @@
 mod bignum;
 mod error;
 pub(crate) mod handles;
+mod mapset;
 mod to_python;
 mod to_term;
 
 pub(crate) use error::{ConvertError, MAX_DEPTH};
 pub(crate) use handles::type_name;
+pub(crate) use mapset::set_mapset_version;
 pub(crate) use to_python::to_python;
 pub(crate) use to_term::{set_otp_version, to_term};

@@ -9,6 +9,7 @@ use rustler::{Binary, Term, TermType};
 use super::bignum::parse_bignum_etf;
 use super::error::{enter, internal, Result};
 use super::handles;
+use super::mapset;
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
 
@@ -145,7 +146,7 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
     if let Some(object) = handles::from_term(py, term) {
         return Ok(object?);
     }
-    if let Some(elements) = mapset_elements(term) {
+    if let Some(elements) = mapset::elements(term) {
         let set = PySet::empty(py)?;
         for (element, _) in rustler::MapIterator::new(elements).ok_or_else(|| internal("map"))? {
             set.add(term_to_py(py, element, depth + 1)?)?;
@@ -197,18 +198,4 @@ fn presized_dict(py: Python<'_>, size: usize) -> Result<Bound<'_, PyAny>> {
     };
     // SAFETY: `ptr` is a new reference or NULL with an exception set.
     Ok(unsafe { Bound::from_owned_ptr_or_err(py, ptr)? })
-}
-
-/// The inner element map when `term` is a `%MapSet{}`.
-fn mapset_elements<'a>(term: Term<'a>) -> Option<Term<'a>> {
-    let env = term.get_env();
-    if term.map_size().ok()? != 3 {
-        return None;
-    }
-    let module = term.map_get(atoms::__struct__()).ok()?;
-    if module != atoms::mapset_module().to_term(env) {
-        return None;
-    }
-    let elements = term.map_get(atoms::map()).ok()?;
-    elements.is_map().then_some(elements)
 }

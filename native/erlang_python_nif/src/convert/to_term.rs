@@ -12,9 +12,9 @@ use rustler::{Encoder, Env, NewBinary, Term};
 use super::bignum::bignum_etf;
 use super::error::{enter, ConvertError, Result};
 use super::handles;
+use super::mapset;
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
-use crate::terms::elixir_struct;
 
 /// Converts a Python object to a term in `env`.
 pub(crate) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
@@ -233,9 +233,5 @@ fn set_to_term<'a>(env: Env<'a>, set: &Bound<'_, PyAny>, depth: usize) -> Result
     let empty = Term::list_new_empty(env);
     let values = vec![empty; keys.len()];
     let elements = make_map(env, &keys, &values)?;
-    Ok(elixir_struct(
-        env,
-        atoms::mapset_module(),
-        &[(atoms::map(), elements), (atoms::version(), 2.encode(env))],
-    ))
+    Ok(mapset::build(env, elements))
 }

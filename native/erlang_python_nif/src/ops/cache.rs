@@ -26,8 +26,12 @@ const CODE_CACHE_LIMIT: usize = 1024;
 pub(super) enum Mode {
     Eval,
     Exec,
-    /// An expression wrapped as a lambda of these comma-separated names.
+    /// An expression wrapped as a lambda of these comma-separated names:
+    /// the function, bound to `__main__`.
     Lambda(String),
+    /// The same, as the code that makes the function: a context binds it
+    /// to its own namespace at each call.
+    LambdaCode(String),
 }
 
 /// Compiled code objects and eval lambdas, by mode and source.
@@ -49,7 +53,7 @@ impl CodeCache {
             .map(|found| found.bind(py).clone())
     }
 
-    /// `source` compiled in `mode` (`Lambda` compiles as an expression).
+    /// `source` compiled in `mode` (the lambda modes compile as an expression).
     pub(super) fn compile<'py>(
         &self,
         py: Python<'py>,
@@ -61,7 +65,7 @@ impl CodeCache {
             return Ok(code);
         }
         let start = match key.0 {
-            Mode::Eval | Mode::Lambda(_) => ffi::Py_eval_input,
+            Mode::Eval | Mode::Lambda(_) | Mode::LambdaCode(_) => ffi::Py_eval_input,
             Mode::Exec => ffi::Py_file_input,
         };
         // code_text rejected interior NULs, so this cannot fail.

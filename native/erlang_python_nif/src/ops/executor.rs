@@ -152,11 +152,12 @@ impl Executor {
             names.push(',');
             values.push(value);
         }
-        // The lambda cache holds functions bound to __main__'s globals, so a
-        // context takes the copying path.
+        // The lambda cache holds functions bound to __main__'s globals; in a
+        // context the cached code makes a function bound to the context's
+        // namespace, so `globals()` in the expression is that namespace.
         let lambda = match scope {
             None => self.lambda(py, &source, &names, &main)?,
-            Some(_) => None,
+            Some(_) => self.lambda_in(py, &source, &names, &main)?,
         };
         match lambda {
             // Locals are the parameters of `lambda <names>: (<expr>)`, so
@@ -194,6 +195,45 @@ impl Executor {
         if let Some(function) = self.code.get(py, &key) {
             return Ok(Some(function));
         }
+        let Some(code) = self.lambda_code(py, source, names)? else {
+            return Ok(None);
+        };
+        let function = run_code(py, &code, main)?;
+        self.code.remember(key, &function);
+        Ok(Some(function))
+    }
+
+    /// The same lambda as a function of `globals` (a context's namespace),
+    /// made from cached code at each call.
+    fn lambda_in<'py>(
+        &self,
+        py: Python<'py>,
+        source: &str,
+        names: &str,
+        globals: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let key = (Mode::LambdaCode(names.to_string()), source.to_string());
+        let code = match self.code.get(py, &key) {
+            Some(code) => code,
+            None => match self.lambda_code(py, source, names)? {
+                Some(code) => {
+                    self.code.remember(key, &code);
+                    code
+                }
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(run_code(py, &code, globals)?))
+    }
+
+    /// The code of `lambda <names>: (<source>)`; `None` when a name is not
+    /// an identifier (or is a keyword).
+    fn lambda_code<'py>(
+        &self,
+        py: Python<'py>,
+        source: &str,
+        names: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let keyword = py.import("keyword")?;
         let parameters: Vec<&str> = names.split(',').filter(|n| !n.is_empty()).collect();
         for name in &parameters {
@@ -205,10 +245,7 @@ impl Executor {
             }
         }
         let wrapped = format!("lambda {}: (\n{}\n)", parameters.join(", "), source);
-        let code = self.code.compile(py, wrapped, Mode::Eval)?;
-        let function = run_code(py, &code, main)?;
-        self.code.remember(key, &function);
-        Ok(Some(function))
+        Ok(Some(self.code.compile(py, wrapped, Mode::Eval)?))
     }
 
     fn exec<'py>(

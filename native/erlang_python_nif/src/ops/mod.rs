@@ -2,7 +2,8 @@
 //!
 //! | file          | what                                                     |
 //! |---------------|----------------------------------------------------------|
-//! | `op.rs`       | [`Op`]: the request format, decoded with rustler derives |
+//! | `op.rs`       | `Op`: the request format, decoded with rustler derives   |
+//! |               | ([`Submission`]: an op with the scope it was sent in)     |
 //! | `inputs.rs`   | a request's names, code and arguments, checked for Python |
 //! | `cache.rs`    | compiled code and interned names kept across requests    |
 //! | `executor.rs` | [`Executor`]: runs an `Op` and produces an `Outcome`      |
@@ -16,4 +17,4 @@ mod inputs;
 mod op;
 
 pub(crate) use executor::Executor;
-pub(crate) use op::Op;
+pub(crate) use op::Submission;

@@ -5,6 +5,10 @@
 //! tagged with the variant's snake_case name). Fields that need a message
 //! naming what is wrong (names, code, arguments) stay terms here and are
 //! checked by `inputs` as they are used.
+//!
+//! A request may come wrapped as `{:scoped, key, op}` ([`Submission`]): the
+//! scope says who submitted it, not what to run, so it stays with the job
+//! and the worker thread is given `op` alone.
 
 use rustler::{NifTaggedEnum, Term};
 
@@ -54,5 +58,40 @@ impl<'a> Op<'a> {
             Op::Raw(inner) => inner.pinning(),
             _ => None,
         }
+    }
+}
+
+/// `{:scoped, key, op}`: `op` submitted on behalf of scope `key`.
+#[derive(NifTaggedEnum)]
+#[rustler(decode)]
+enum Envelope<'a> {
+    Scoped(u64, Term<'a>),
+}
+
+/// A request as `submit` receives it: an [`Op`], possibly tagged with a
+/// scope (`{:scoped, key, op}`, a positive `key`). A scope is a context
+/// process, or a process's own environment: its requests all run on the
+/// same worker thread (`key rem workers`, whatever their namespace), and
+/// can be interrupted together by key (`interrupt_scope/1`), without their
+/// caller knowing the job.
+pub(crate) struct Submission<'a> {
+    /// The op's term: what the worker thread is given.
+    pub(crate) term: Term<'a>,
+    pub(crate) op: Op<'a>,
+    /// The scope's key; `None` for an untagged request.
+    pub(crate) scope: Option<u64>,
+}
+
+impl<'a> Submission<'a> {
+    /// Decodes a submitted term; `None` when it is not a request (a scope
+    /// key of 0 included: keys are positive).
+    pub(crate) fn from_term(term: Term<'a>) -> Option<Self> {
+        let (term, scope) = match term.decode::<Envelope<'a>>() {
+            Ok(Envelope::Scoped(0, _)) => return None,
+            Ok(Envelope::Scoped(key, op)) => (op, Some(key)),
+            Err(_) => (term, None),
+        };
+        let op = Op::from_term(term)?;
+        Some(Submission { term, op, scope })
     }
 }

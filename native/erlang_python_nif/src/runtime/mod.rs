@@ -12,7 +12,7 @@
 //! | `wait_strategy.rs`| whether a waiting thread spins first, and how long   |
 //! | `dispatch.rs`     | the shared and per-worker queues, parking, figures   |
 //! | `worker_thread.rs`| one worker: its loop, re-entrant for callbacks       |
-//! | `pool.rs`         | start-up, placing requests, the queue limit, stats   |
+//! | `pool.rs`         | start-up, placing requests, the queue limit, scopes, stats |
 //!
 //! Each file uses only files listed above it.
 
@@ -24,6 +24,6 @@ mod worker_thread;
 
 pub(crate) use inline_copy::fits_inline;
 pub(crate) use pool::{
-    is_started, queue_length, set_max_queue, start, stats, submit, worker_count, PoolStats,
-    StartOptions, SubmitError,
+    interrupt_scope, is_started, queue_length, set_max_queue, start, stats, submit, worker_count,
+    PoolStats, StartOptions, SubmitError,
 };

@@ -1,6 +1,6 @@
 //! The pool: starting the interpreter and its worker threads, placing each
-//! request (see [`super::dispatch`]), the queue limit and the pool's
-//! figures.
+//! request (see [`super::dispatch`]), the queue limit, interrupting by
+//! scope and the pool's figures.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,7 +15,7 @@ use crate::convert;
 use crate::interpreter;
 use crate::interrupt;
 use crate::job::{JobState, Request};
-use crate::ops::Op;
+use crate::ops::Submission;
 use crate::panics;
 
 /// `ErlangPython.Runtime`'s start options. Every field is required: the
@@ -32,6 +32,9 @@ pub(crate) struct StartOptions {
     callback_timeout: u64,
     /// Worker threads (at most 64).
     workers: usize,
+    /// The running Elixir's `%MapSet{}` `version` field, `nil` when it has
+    /// none (Elixir 1.18 and later): sets from Python are built in its shape.
+    mapset_version: Option<i64>,
     /// The running OTP's full version (`"27.3.4"`): decides how large maps
     /// are built (see `convert::set_otp_version`).
     otp_version: String,
@@ -42,7 +45,7 @@ pub(crate) struct StartOptions {
 pub(crate) enum SubmitError {
     NotStarted,
     Overloaded,
-    /// Not a request `ops::Op` describes.
+    /// Not a request `ops::Submission` describes.
     Malformed,
 }
 
@@ -90,6 +93,7 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
         return Ok(false);
     }
     callbacks::set_timeout(Duration::from_millis(options.callback_timeout.max(1)));
+    convert::set_mapset_version(options.mapset_version);
     convert::set_otp_version(&options.otp_version);
     // Leaked on purpose: the workers live as long as the VM.
     let dispatch: &'static Dispatch =
@@ -182,9 +186,10 @@ pub(crate) fn stats() -> Option<PoolStats> {
 
 /// Queues `op`; the reply `{reference, result}` goes to `reply_to`.
 /// Called on a scheduler thread: it only decodes the request's shape,
-/// copies its terms and queues them. A request in a context is bound to the
-/// context's worker (see `Op::pinning`); any other goes to whichever worker
-/// is free first.
+/// copies its terms and queues them. A scoped request is bound to its
+/// scope's worker ([`scope_worker`]), a request in a context to the
+/// context's (see `Op::pinning`); any other goes to whichever worker is
+/// free first.
 pub(crate) fn submit(
     reference: Term<'_>,
     op: Term<'_>,
@@ -192,15 +197,38 @@ pub(crate) fn submit(
 ) -> Result<Arc<JobState>, SubmitError> {
     let pool = POOL.get().ok_or(SubmitError::NotStarted)?;
     let dispatch = pool.dispatch;
-    let bound = Op::from_term(op)
-        .ok_or(SubmitError::Malformed)?
-        .pinning()
-        .map(|hint| hint % dispatch.slots().len());
+    let workers = dispatch.slots().len();
+    let submission = Submission::from_term(op).ok_or(SubmitError::Malformed)?;
+    let bound = match (submission.scope, submission.op.pinning()) {
+        (Some(scope), _) => Some(scope_worker(scope, workers)),
+        (None, Some(hint)) => Some(hint % workers),
+        (None, None) => None,
+    };
     if dispatch.queued.fetch_add(1, Ordering::AcqRel) >= pool.max_queue.load(Ordering::Relaxed) {
         dispatch.queued.fetch_sub(1, Ordering::AcqRel);
         return Err(SubmitError::Overloaded);
     }
-    let job = Arc::new(JobState::new());
-    dispatch.push(Request::new(reference, op, reply_to, job.clone()), bound);
+    let job = Arc::new(JobState::new(submission.scope.unwrap_or(0)));
+    // The worker is given the op alone: the scope stays with the job.
+    let request = Request::new(reference, submission.term, reply_to, job.clone());
+    dispatch.push(request, bound);
     Ok(job)
+}
+
+/// The worker a scope's requests run on: every request of one scope on the
+/// same thread, and consecutive scopes (keys increase) spread round-robin.
+fn scope_worker(scope: u64, workers: usize) -> usize {
+    (scope % workers.max(1) as u64) as usize
+}
+
+/// Interrupts the job of scope `scope` running innermost on its worker, as
+/// a timeout would: its caller gets an `erlang.Interrupted` error. False
+/// when that scope runs nothing (or the runtime is not started).
+pub(crate) fn interrupt_scope(scope: u64) -> bool {
+    let Some(pool) = POOL.get() else {
+        return false;
+    };
+    let slots = pool.dispatch.slots();
+    let index = scope_worker(scope, slots.len());
+    slots[index].interruptible.runs_scope(scope) && interrupt::request_scope(index, scope)
 }

@@ -132,15 +132,15 @@ impl WorkerThread {
         if outermost {
             self.dispatch.busy(self.index);
         }
-        interruptible.set_current_job(py, request.job.id);
+        interruptible.set_current_job(py, request.job.id, request.job.scope);
         let outcome = panics::catch(|| request.with_op(|op| self.executor.execute(py, op)))
             .unwrap_or_else(|text| Err(Failure::Internal(text)));
-        let outer = {
+        let (outer, outer_scope) = {
             let mut running = self.running.borrow_mut();
             running.pop();
-            running.last().map_or(0, |r| r.job.id)
+            running.last().map_or((0, 0), |r| (r.job.id, r.job.scope))
         };
-        interruptible.set_current_job(py, outer);
+        interruptible.set_current_job(py, outer, outer_scope);
         // Only the innermost job is ever targeted, so an exception still
         // pending now was meant for the job that just ended. Cleared here, it
         // cannot fire in the job this one ran nested in (a callback wait).

@@ -1,0 +1,153 @@
+defmodule ErlangPython.ContextServer do
+  @moduledoc """
+  A context as a process: an isolated Python namespace that lives as long
+  as the process, runs on one fixed worker thread, and can be interrupted.
+
+      iex> {:ok, ctx} = ErlangPython.ContextServer.start_link()
+      iex> :ok = ErlangPython.exec("total = 40", context: ctx)
+      iex> ErlangPython.eval("total + n", %{n: 2}, context: ctx)
+      {:ok, 42}
+      iex> ErlangPython.ContextServer.stop(ctx)
+      :ok
+
+  Pass the pid as `context:` to `ErlangPython.call/4`, `eval/3`, `exec/2`,
+  `getattr/3`, `call_method/4` and `stream_eval/3`. Calls go straight to
+  the interpreter (the process is not a bottleneck: it only owns the
+  namespace), always to the same worker thread, so C extensions with
+  thread-local state (numpy, torch) see one thread. A timed-out call is
+  interrupted; `interrupt/1` interrupts whatever the context runs now.
+
+  At start the namespace gets the registered imports
+  (`ErlangPython.Imports`) and then runs the preload code
+  (`ErlangPython.Preload`); a failing preload fails the start.
+
+  A context started with `start_link/1` dies with the process that started
+  it. Pools of supervised contexts, restarted with a clean namespace when
+  one crashes, are `ErlangPython.Pool`'s. Each process can also keep its own
+  environment inside a context: `ErlangPython.Context.process/1`.
+
+  ## Options
+
+    * `:name` - register the process under a name.
+    * `:mode` - `:worker` (the only mode: contexts share the one
+      interpreter; sub-interpreters are not supported, see
+      `ErlangPython.Interpreter.subinterpreters_supported?/0`).
+    * `:timeout` - milliseconds to wait for the namespace to be created
+      (default `30_000`).
+  """
+  use GenServer
+
+  alias ErlangPython.{Context, Imports, Options, Preload, Request}
+
+  @table :erlang_python_contexts
+
+  @typedoc "A context process."
+  @type t :: pid()
+
+  @doc "Starts a context linked to the caller."
+  @spec start_link(keyword()) :: GenServer.on_start()
+  def start_link(opts \\ []) do
+    with {:ok, opts} <- validate(opts) do
+      GenServer.start_link(__MODULE__, opts, Keyword.take(opts, [:name]))
+    end
+  end
+
+  @doc "Starts a context not linked to the caller (for supervisors, use `start_link/1`)."
+  @spec start(keyword()) :: GenServer.on_start()
+  def start(opts \\ []) do
+    with {:ok, opts} <- validate(opts) do
+      GenServer.start(__MODULE__, opts, Keyword.take(opts, [:name]))
+    end
+  end
+
+  @doc false
+  def child_spec(opts) do
+    %{id: Keyword.get(opts, :id, __MODULE__), start: {__MODULE__, :start_link, [opts]}}
+  end
+
+  @doc """
+  Stops the context; its namespace is freed once no call uses it. `:ok`
+  also when it was not running.
+  """
+  @spec stop(t()) :: :ok
+  def stop(context) when is_pid(context) do
+    GenServer.stop(context, :normal, 5_000)
+  catch
+    :exit, _ -> :ok
+  end
+
+  @doc """
+  Interrupts the Python code the context runs right now (its own namespace's
+  calls and its processes' environments' alike). The interrupted call
+  returns `{:error, %ErlangPython.Error{type: "Interrupted"}}`. Returns
+  `:ok`, or `:not_running` when the context is idle.
+  """
+  @spec interrupt(t()) :: :ok | :not_running | {:error, {:context_down, pid()}}
+  def interrupt(context) when is_pid(context) do
+    with {:ok, %Context{scope: key}} <- namespace(context) do
+      if ErlangPython.Native.interrupt_scope(key), do: :ok, else: :not_running
+    end
+  end
+
+  @doc """
+  The context's namespace, as an `ErlangPython.Context` (tagged with the
+  context's thread), or `{:error, {:context_down, pid}}` when the process
+  is not a running context.
+  """
+  @spec namespace(t()) :: {:ok, Context.t()} | {:error, {:context_down, pid()}}
+  def namespace(context) when is_pid(context) do
+    case :ets.lookup(@table, context) do
+      [{^context, namespace}] -> {:ok, namespace}
+      [] -> {:error, {:context_down, context}}
+    end
+  rescue
+    ArgumentError -> {:error, {:context_down, context}}
+  end
+
+  @doc "Whether `pid` is a running context."
+  @spec alive?(pid()) :: boolean()
+  def alive?(pid) when is_pid(pid), do: match?({:ok, _}, namespace(pid))
+
+  @impl true
+  def init(opts) do
+    scope = Context.new_scope()
+    timeout = Keyword.fetch!(opts, :timeout)
+
+    case create(scope, timeout) do
+      {:ok, object} ->
+        namespace = %Context{object: object, scope: scope}
+        :ok = ErlangPython.Registry.register(@table, {self(), namespace}, self())
+        if pool = opts[:pool], do: ErlangPython.Pool.joined(pool, self())
+        {:ok, %{namespace: namespace}}
+
+      {:error, reason} ->
+        {:stop, {:context_start_failed, reason}}
+    end
+  end
+
+  @impl true
+  def terminate(_reason, _state) do
+    :ets.delete(@table, self())
+    :ok
+  end
+
+  # The namespace is made on the context's own thread (the scope pins it),
+  # with the registered imports done and the preload code run in it.
+  defp create(scope, timeout) do
+    "_erlang_impl._context"
+    |> Request.call(:create, [Imports.modules(), Preload.code() || ""], %{})
+    |> Request.with_options(%{decode: false})
+    |> Request.scoped(scope)
+    |> ErlangPython.Runtime.request(timeout)
+  end
+
+  defp validate(opts) when is_list(opts) do
+    opts =
+      Keyword.validate!(opts, [:name, :pool, :id, mode: :worker, timeout: Options.default_timeout()])
+
+    case opts[:mode] do
+      :worker -> {:ok, opts}
+      other -> {:error, {:unsupported_mode, other}}
+    end
+  end
+end

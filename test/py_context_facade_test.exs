@@ -1,0 +1,79 @@
+defmodule PyContextFacadeTest do
+  # Starts and stops the default pool: not async.
+  use ExUnit.Case, async: false
+
+  import ErlangPython.TestHelpers
+
+  setup do
+    on_exit(fn -> :py_context_router.start() end)
+  end
+
+  test "py_context: new, call/4,5,6, eval/2,3,4, exec, stop" do
+    {:ok, ctx} = :py_context.new(%{mode: :worker})
+    assert {:ok, 4.0} = :py_context.call(ctx, :math, :sqrt, [16])
+    assert {:ok, "[1]"} = :py_context.call(ctx, :json, :dumps, [[1]], %{})
+    assert {:error, :timeout} = :py_context.call(ctx, :time, :sleep, [1], %{}, 50)
+    :ok = :py_context.exec(ctx, "x = 21")
+    assert {:ok, 21} = :py_context.eval(ctx, "x")
+    assert {:ok, 42} = :py_context.eval(ctx, ~c"x * n", %{n: 2})
+    assert {:ok, :none} = :py_context.eval(ctx, "None", %{}, 1_000)
+    assert {:error, {:NameError, _}} = :py_context.eval(ctx, "undefined_name")
+    assert {:error, {:unsupported_mode, :owngil}} = :py_context.new(%{mode: :owngil})
+    assert {:ok, 0} = :py_context.get_interp_id(ctx)
+    refute :py_context.is_subinterp(ctx)
+    assert {:ok, %ErlangPython.Context{}} = :py_context.create_local_env(ctx)
+    assert :ok = :py_context.destroy(ctx)
+    assert :ok = :py_context.stop(ctx)
+  end
+
+  test "py_context: its own namespace, not the process's environment in it" do
+    {:ok, ctx} = :py_context.start_link(1, :worker)
+    :ok = :py_context.exec(ctx, "where = 'context'")
+    :ok = :py.exec(ctx, "where = 'process'")
+    assert {:ok, "context"} = :py_context.eval(ctx, "where")
+    assert {:ok, "process"} = :py.eval(ctx, "where")
+  end
+
+  test "py_context: call_method and to_term on references" do
+    {:ok, ctx} = :py_context.new(%{})
+    {:ok, counter} = ErlangPython.call(:collections, :Counter, ["aab"], decode: false)
+    assert {:ok, [{"a", 2}]} = :py_context.call_method(ctx, counter, :most_common, [1])
+    assert {:ok, %{"a" => 2, "b" => 1}} = :py_context.to_term(counter)
+  end
+
+  test "py_context_router: start, contexts, get_context, bind, stop" do
+    :ok = :py_context_router.stop()
+    assert :py_context_router.num_contexts() == 0
+    refute :py_context_router.is_started()
+    {:ok, contexts} = :py_context_router.start(%{contexts: 4})
+    assert :py_context_router.contexts() == contexts
+    assert :py_context_router.num_contexts() == 4
+    assert :py_context_router.get_context() == :py_context_router.get_context()
+    assert :py_context_router.get_context(3) == Enum.at(contexts, 2)
+    :ok = :py_context_router.bind_context(Enum.at(contexts, 1))
+    assert :py_context_router.get_context() == Enum.at(contexts, 1)
+    :ok = :py_context_router.unbind_context()
+    :ok = :py_context_router.unbind_context()
+    :ok = :py_context_router.stop()
+    assert eventually(fn -> not Enum.any?(contexts, &Process.alive?/1) end)
+  end
+
+  test "py_context_router: pools and routes" do
+    {:ok, io} = :py_context_router.start_pool(:facade_io, 3, :worker)
+    on_exit(fn -> :py_context_router.stop_pool(:facade_io) end)
+    assert :py_context_router.pool_started(:facade_io)
+    assert :py_context_router.num_contexts(:facade_io) == 3
+    assert :py_context_router.contexts(:facade_io) == io
+    assert :py_context_router.get_context(:facade_io) in io
+    assert {:ok, 9.0} = :py.call(:facade_io, :math, :sqrt, [81])
+
+    :ok = :py_context_router.register_pool(:facade_io, :os, :getcwd)
+    assert :py_context_router.lookup_pool(:os, :getcwd) == :facade_io
+    assert {{"os", "getcwd"}, :facade_io} in :py_context_router.list_pool_registrations()
+    :ok = :py_context_router.unregister_pool(:os, :getcwd)
+    assert :py_context_router.lookup_pool(:os, :getcwd) == :default
+
+    assert {:pool_not_started, :nope} = catch_error(:py_context_router.get_context(:nope))
+    assert {:error, {:pool_not_started, :nope}} = :py.call(:nope, :math, :sqrt, [1])
+  end
+end
