@@ -224,6 +224,10 @@ defmodule ErlangPython.Runtime do
     end
   end
 
+  # How many times a caller yields for its reply before it waits in
+  # receive (when polling pays at all: see request/2).
+  @polls 20
+
   @doc false
   # Queues `op` without waiting (ErlangPython.async_call/4).
   @spec start_request(Request.t()) :: ErlangPython.AsyncCall.t() | {:error, term()}
@@ -255,11 +259,33 @@ defmodule ErlangPython.Runtime do
       {:error, _} = error ->
         error
 
-      # A plain receive: the process is suspended until the reply comes,
-      # and the scheduler runs other processes (or, with none, spins only
-      # as long as the VM's own busy-wait settings allow) instead of polling.
       handle ->
-        await(ref, handle, timeout)
+        receive do
+          {^ref, reply} -> reply
+        after
+          0 ->
+            # Poll only while the workers spin (a core is free and replies
+            # come within microseconds; they decide, see the threading
+            # guide) and nothing else waits to run here: then a scheduler
+            # put to sleep and woken again would cost more than the whole
+            # round trip. Otherwise a plain receive: the process is
+            # suspended and the scheduler runs other work.
+            if Native.replies_soon() and :erlang.statistics(:total_run_queue_lengths) == 0,
+              do: poll(ref, handle, timeout, @polls),
+              else: await(ref, handle, timeout)
+        end
+    end
+  end
+
+  defp poll(ref, handle, timeout, 0), do: await(ref, handle, timeout)
+
+  defp poll(ref, handle, timeout, polls) do
+    :erlang.yield()
+
+    receive do
+      {^ref, reply} -> reply
+    after
+      0 -> poll(ref, handle, timeout, polls - 1)
     end
   end
 

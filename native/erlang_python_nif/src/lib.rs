@@ -154,6 +154,14 @@ fn queue_length() -> usize {
     runtime::queue_length()
 }
 
+/// Whether a reply is likely within microseconds (the workers spin: no CPU
+/// pressure, requests arriving quickly): callers then yield a few times
+/// before they wait in `receive`.
+#[rustler::nif]
+fn replies_soon() -> bool {
+    runtime::replies_soon()
+}
+
 /// The pool's queue lengths and busy time (`ErlangPython.pool_stats/0`),
 /// or `nil` before start.
 #[rustler::nif]

@@ -181,7 +181,8 @@ impl Dispatch {
     }
 
     fn next_unrecorded(&self, index: usize, budget: &SpinBudget, began: Instant) -> Request {
-        if let Some(request) = self.spin(index, budget.spin_for(), began, &|| false) {
+        let spin = budget.spin_for_and_publish();
+        if let Some(request) = self.spin(index, spin, began, &|| false) {
             return request;
         }
         let bit = 1u64 << index;

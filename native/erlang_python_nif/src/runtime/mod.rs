@@ -27,3 +27,4 @@ pub(crate) use pool::{
     interrupt_scope, is_started, queue_length, set_max_queue, start, stats, submit, worker_count,
     PoolStats, StartOptions, SubmitError,
 };
+pub(crate) use wait_strategy::replies_soon;

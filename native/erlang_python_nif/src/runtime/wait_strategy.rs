@@ -16,8 +16,14 @@
 //!    after a sample with pressure, nobody spins for [`QUIET_FOR`] (our own
 //!    spinning can cause the pressure it then sees: spinning again at the
 //!    first quiet sample would only bring it back).
+//!
+//! The caller's side follows the same decision: [`replies_soon`] tells the
+//! Elixir side whether the workers spin, i.e. whether a reply is likely to
+//! come within microseconds on a core of its own; only then does a caller
+//! yield a few times before it waits in `receive` (a scheduler that falls
+//! asleep and is woken again costs more than such a round trip).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -55,6 +61,14 @@ impl SpinBudget {
         }
     }
 
+    /// [`Self::spin_for`], also published as [`replies_soon`]: for a
+    /// worker's wait for requests.
+    pub(super) fn spin_for_and_publish(&self) -> Duration {
+        let spin = self.spin_for();
+        REPLIES_SOON.store(!spin.is_zero(), Ordering::Relaxed);
+        spin
+    }
+
     /// Records how long after the wait began the awaited thing arrived.
     /// Gaps are capped so one long idle spell weighs like a few misses and
     /// a short run of quick arrivals brings spinning back.
@@ -63,6 +77,15 @@ impl SpinBudget {
         // Weight 1/4: adapts within a handful of requests.
         self.typical_gap_ns = self.typical_gap_ns - self.typical_gap_ns / 4 + gap / 4;
     }
+}
+
+/// Whether the last worker to wait for a request decided to spin.
+static REPLIES_SOON: AtomicBool = AtomicBool::new(false);
+
+/// Whether a caller may expect its reply within microseconds, on a core of
+/// its own: the workers spin (requests come quickly, no CPU pressure).
+pub(crate) fn replies_soon() -> bool {
+    REPLIES_SOON.load(Ordering::Relaxed)
 }
 
 /// How often the CPU pressure is sampled.
