@@ -51,6 +51,7 @@ defmodule ErlangPython.MixProject do
     "Asynchronous calls and streams",
     "Calling Elixir from Python",
     "Interrupting",
+    "Worker pool",
     "Virtual environments"
   ]
 

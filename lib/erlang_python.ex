@@ -491,6 +491,51 @@ defmodule ErlangPython do
   @spec venv_info() :: map() | {:error, term()}
   defdelegate venv_info(), to: ErlangPython.Venv, as: :info
 
+  @typedoc "One worker thread's figures, from `pool_stats/0`."
+  @type worker_stats :: %{
+          index: non_neg_integer(),
+          queued: non_neg_integer(),
+          busy: boolean(),
+          busy_us: non_neg_integer(),
+          completed: non_neg_integer()
+        }
+
+  @doc """
+  The worker pool's queue lengths and busy time, right now: the OS threads
+  that run Python (the `:workers` configuration), not the context pools of
+  `ErlangPython.Pool`.
+
+  Requests made in a context are bound to the context's worker and wait in
+  that worker's own queue; every other request waits in the shared queue,
+  which whichever worker is free first takes from. So a worker stuck in a
+  long call (even one whose caller has timed out) holds up only the requests
+  bound to it. See the threading guide's section on several worker threads.
+
+  | key | what |
+  |---|---|
+  | `:shared_queue` | requests bound to no worker, waiting for any |
+  | `:workers` | one map per worker thread, in pool order |
+
+  Each worker's map:
+
+  | key | what |
+  |---|---|
+  | `:index` | its position (a context's requests always go to the same one) |
+  | `:queued` | requests bound to it, waiting for it |
+  | `:busy` | whether it is running a request now |
+  | `:busy_us` | microseconds spent running requests since start, the current one included |
+  | `:completed` | requests it has run to the end |
+
+  Before the interpreter starts, the pool is empty.
+
+      iex> %{shared_queue: queued, workers: [first | _]} = ErlangPython.pool_stats()
+      iex> is_integer(queued) and first.index == 0 and is_boolean(first.busy)
+      true
+  """
+  @doc group: "Worker pool"
+  @spec pool_stats() :: %{shared_queue: non_neg_integer(), workers: [worker_stats()]}
+  def pool_stats, do: Runtime.pool_stats() || %{shared_queue: 0, workers: []}
+
   # Sends a request, with the options that change it, and waits for the answer.
   defp run(request, options) do
     with {:ok, options} <- in_context_process(options) do

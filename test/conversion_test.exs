@@ -220,6 +220,17 @@ defmodule ErlangPython.ConversionTest do
         assert {:ok, map} = ErlangPython.eval("{str(i): i for i in range(n)}", %{n: n})
         assert map_size(map) == n
         assert map["#{n - 1}"] == n - 1
+
+        # Keys that cannot collide (ints, and ints with strs) build the map
+        # in one step on OTP 27.3 and later.
+        assert {:ok, map} =
+                 ErlangPython.eval(
+                   "{**{i: -i for i in range(n)}, **{str(i): i for i in range(n)}}",
+                   %{n: n}
+                 )
+
+        assert map_size(map) == 2 * n
+        assert map[n - 1] == 1 - n and map["#{n - 1}"] == n - 1
       end
 
       assert {:ok, set} = ErlangPython.eval("set(range(5000))")

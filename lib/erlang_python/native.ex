@@ -65,6 +65,10 @@ defmodule ErlangPython.Native do
   @doc false
   def queue_length, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def replies_soon, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def pool_stats, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def workers, do: :erlang.nif_error(:nif_not_loaded)
 
   # Channels and buffers (native/erlang_python_nif/src/channel.rs, buffer.rs).

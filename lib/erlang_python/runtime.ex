@@ -116,13 +116,26 @@ defmodule ErlangPython.Runtime do
       # Sets from Python are built as this Elixir's own %MapSet{}: 1.18
       # dropped the `version: 2` field, and a struct in the other shape
       # would not be `==` to the user's sets.
-      mapset_version: MapSet.new() |> Map.from_struct() |> Map.get(:version)
+      mapset_version: MapSet.new() |> Map.from_struct() |> Map.get(:version),
+      otp_version: otp_version()
     }
 
     case Native.start(options) do
       :ok -> :ok
       {:ok, :already_started} -> :ok
       {:error, _} = error -> error
+    end
+  end
+
+  # The full OTP version ("27.3.4"), from the release's OTP_VERSION file;
+  # the major release alone when that file is missing.
+  defp otp_version do
+    release = :erlang.system_info(:otp_release)
+    path = Path.join([:code.root_dir(), "releases", release, "OTP_VERSION"])
+
+    case File.read(path) do
+      {:ok, text} -> String.trim(text)
+      {:error, _} -> to_string(release)
     end
   end
 
@@ -191,6 +204,11 @@ defmodule ErlangPython.Runtime do
   @spec queue_length() :: non_neg_integer()
   def queue_length, do: Native.queue_length()
 
+  @doc false
+  # ErlangPython.pool_stats/0.
+  @spec pool_stats() :: map() | nil
+  def pool_stats, do: Native.pool_stats()
+
   # Requests too large to copy within a normal scheduler's time slice are
   # copied on a dirty scheduler instead (the NIF says :too_large).
   defp submit(ref, op) do
@@ -206,10 +224,8 @@ defmodule ErlangPython.Runtime do
     end
   end
 
-  # Replies usually come within microseconds. Polling a few times, yielding
-  # in between (other runnable processes go first), keeps this scheduler
-  # awake for them: blocking at once would often let it fall asleep, and the
-  # wake-up costs more than the whole round trip.
+  # How many times a caller yields for its reply before it waits in
+  # receive (when polling pays at all: see request/2).
   @polls 20
 
   @doc false
@@ -248,10 +264,13 @@ defmodule ErlangPython.Runtime do
           {^ref, reply} -> reply
         after
           0 ->
-            # Poll only when nothing else waits to run: then the scheduler
-            # would otherwise sleep. Under load, polling would only take
-            # turns from processes with work to do.
-            if :erlang.statistics(:total_run_queue_lengths) == 0,
+            # Poll only while the workers spin (a core is free and replies
+            # come within microseconds; they decide, see the threading
+            # guide) and nothing else waits to run here: then a scheduler
+            # put to sleep and woken again would cost more than the whole
+            # round trip. Otherwise a plain receive: the process is
+            # suspended and the scheduler runs other work.
+            if Native.replies_soon() and :erlang.statistics(:total_run_queue_lengths) == 0,
               do: poll(ref, handle, timeout, @polls),
               else: await(ref, handle, timeout)
         end

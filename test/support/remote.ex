@@ -102,4 +102,72 @@ defmodule ErlangPython.TestRemote do
   defp wait_until(check) do
     if check.(), do: :ok, else: Process.sleep(10) && wait_until(check)
   end
+
+  # Python that tells `p` it runs, then sleeps `s` seconds inside C code
+  # (where no interrupt reaches it until the sleep returns).
+  @tell_then_sleep "(__import__('erlang').send(p, 'sleeping'), __import__('time').sleep(s))"
+
+  @doc """
+  Starts a call that times out after 200 ms while its worker keeps sleeping
+  for `seconds`, then makes `calls` concurrent unbound calls. Returns their
+  results and the pool's figures taken right after they all answered.
+  """
+  def unbound_calls_while_a_worker_is_stuck(calls, seconds) do
+    parent = self()
+
+    stuck =
+      Task.async(fn ->
+        ErlangPython.eval(@tell_then_sleep, %{p: parent, s: seconds}, timeout: 200)
+      end)
+
+    await_sleeping()
+    {:error, :timeout} = Task.await(stuck, 10_000)
+
+    results =
+      1..calls
+      |> Enum.map(fn i -> Task.async(fn -> ErlangPython.call(:operator, :add, [i, 1]) end) end)
+      |> Task.await_many(60_000)
+
+    {results, ErlangPython.pool_stats()}
+  end
+
+  @doc """
+  Starts a call in a fresh context that sleeps `seconds`, queues a second
+  call in the same context behind it, and returns the pool's figures taken
+  while the first runs (and both calls' results once they are done).
+  """
+  def context_call_queued_behind_a_sleep(seconds) do
+    parent = self()
+    {:ok, context} = ErlangPython.Context.new()
+
+    first =
+      Task.async(fn ->
+        ErlangPython.eval(@tell_then_sleep, %{p: parent, s: seconds}, context: context)
+      end)
+
+    await_sleeping()
+    second = Task.async(fn -> ErlangPython.eval("1 + 1", %{}, context: context) end)
+    stats = eventually_queued(10_000)
+    {stats, Task.await_many([first, second], 60_000)}
+  end
+
+  defp await_sleeping do
+    receive do
+      "sleeping" -> :ok
+    after
+      30_000 -> raise "the sleeping call never started"
+    end
+  end
+
+  # The figures once a request waits on some worker's own queue: the
+  # second call is queued by another process, so it may take a moment.
+  defp eventually_queued(wait_ms) do
+    stats = ErlangPython.pool_stats()
+
+    cond do
+      Enum.any?(stats.workers, &(&1.queued > 0)) -> stats
+      wait_ms <= 0 -> stats
+      true -> Process.sleep(10) && eventually_queued(wait_ms - 10)
+    end
+  end
 end

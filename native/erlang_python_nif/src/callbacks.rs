@@ -9,9 +9,11 @@
 //! 2. the answer comes back through the `callback_reply` NIF, which puts it
 //!    on this call's own channel;
 //! 3. meanwhile the waiting thread has released the GIL. If it is a
-//!    worker thread ([`crate::serving`]), it keeps serving its request queue
-//!    while it waits, so Python -> Elixir -> Python -> ... nests without
-//!    deadlock.
+//!    worker thread ([`crate::serving`]), it keeps serving requests while it
+//!    waits, so Python -> Elixir -> Python -> ... nests without deadlock;
+//!    it spins for the answer only while that pays (the worker's wait
+//!    strategy decides), and otherwise parks until `callback_reply` wakes
+//!    it.
 //!
 //! A call that gets no answer in time raises `TimeoutError`; its pending
 //! entry is removed, and a late answer is dropped.
@@ -21,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use pyo3::exceptions::{PyNameError, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -31,7 +33,6 @@ use rustler::{Encoder, LocalPid, OwnedEnv, Term};
 use crate::atoms;
 use crate::convert;
 use crate::errors::Failure;
-use crate::job::Request;
 use crate::messaging::build_and_send;
 use crate::pytypes::{CallbackError, Interrupted};
 use crate::registry;
@@ -42,9 +43,17 @@ use crate::terms::HeldTerm;
 pub struct Answer {
     env: OwnedEnv,
     term: SavedTerm,
+    arrived: Instant,
 }
 
-type Pending = Mutex<HashMap<u64, Sender<Answer>>>;
+/// Where an answer goes: the call's channel, and the worker thread to wake
+/// if the call waits on one (a plain Python thread blocks on the channel).
+struct Waiter {
+    sender: Sender<Answer>,
+    worker: Option<std::thread::Thread>,
+}
+
+type Pending = Mutex<HashMap<u64, Waiter>>;
 
 fn pending() -> &'static Pending {
     static PENDING: OnceLock<Pending> = OnceLock::new();
@@ -56,9 +65,6 @@ static DISPATCHER: Mutex<Option<LocalPid>> = Mutex::new(None);
 /// Set when the runtime starts, from `ErlangPython.Runtime`'s configuration
 /// (the default lives there); callbacks cannot happen before.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
-
-/// How long the interpreter thread polls for an answer before it parks.
-const SPIN: Duration = Duration::from_micros(50);
 
 pub(crate) fn pending_count() -> usize {
     pending().lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -75,7 +81,7 @@ pub(crate) fn set_timeout(timeout: Duration) {
 /// Called by the `callback_reply` NIF: hands the answer to the waiting call.
 /// Returns false when nobody waits any more (timed out, or a second answer).
 pub(crate) fn deliver(id: u64, answer: Term<'_>) -> bool {
-    let Some(sender) = pending()
+    let Some(waiter) = pending()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&id)
@@ -84,7 +90,12 @@ pub(crate) fn deliver(id: u64, answer: Term<'_>) -> bool {
     };
     let env = OwnedEnv::new();
     let term = env.save(answer);
-    sender.send(Answer { env, term }).is_ok()
+    let arrived = Instant::now();
+    let sent = waiter.sender.send(Answer { env, term, arrived }).is_ok();
+    if let Some(worker) = waiter.worker {
+        worker.unpark();
+    }
+    sent
 }
 
 /// Calls the Elixir function registered as `name` with `args` (and `kwargs`
@@ -107,10 +118,11 @@ pub(crate) fn call<'py>(
 
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (sender, receiver) = crossbeam_channel::bounded::<Answer>(1);
+    let worker = serving::current().map(|_| std::thread::current());
     pending()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(id, sender);
+        .insert(id, Waiter { sender, worker });
     // Whatever happens below, the pending entry must not outlive this call.
     let _cleanup = RemoveOnDrop(id);
 
@@ -196,56 +208,31 @@ fn wait(
     receiver: &Receiver<Answer>,
     timeout: Duration,
 ) -> PyResult<Option<Answer>> {
-    let deadline = Instant::now() + timeout;
+    let began = Instant::now();
+    let deadline = began + timeout;
     let Some(thread) = serving::current() else {
         return Ok(py.detach(|| receiver.recv_deadline(deadline).ok()));
     };
-    // Only the queue crosses into the GIL-free closure (the thread's state
-    // is confined to this thread).
-    let queue = thread.queue();
     // The job that made this call may be cancelled while it waits: check
     // every tick, since a pending-call interrupt cannot reach a wait.
     let tick = Duration::from_millis(20);
+    let answered = || !receiver.is_empty();
     loop {
         if thread.innermost_cancelled() {
             return Err(Interrupted::new_err(
                 "the call was interrupted while waiting for an Erlang function",
             ));
         }
-        enum Event {
-            Answer(Answer),
-            Request(Request),
-            Timeout,
+        if let Ok(answer) = receiver.try_recv() {
+            thread.record_answer_gap(answer.arrived.saturating_duration_since(began));
+            return Ok(Some(answer));
         }
-        let event = py.detach(|| {
-            // Answers usually come within tens of microseconds: poll both
-            // channels briefly before parking, which costs a wake-up.
-            let spin_until = Instant::now() + SPIN;
-            let mut polls: u32 = 0;
-            loop {
-                if let Ok(answer) = receiver.try_recv() {
-                    return Event::Answer(answer);
-                }
-                if let Ok(request) = queue.try_recv() {
-                    return Event::Request(request);
-                }
-                polls = polls.wrapping_add(1);
-                if polls.is_multiple_of(64) && Instant::now() >= spin_until {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-            select! {
-                recv(receiver) -> answer => answer.map(Event::Answer).unwrap_or(Event::Timeout),
-                recv(queue) -> request => request.map(Event::Request).unwrap_or(Event::Timeout),
-                default(deadline.saturating_duration_since(Instant::now()).min(tick)) => Event::Timeout,
-            }
-        });
-        match event {
-            Event::Answer(answer) => return Ok(Some(answer)),
-            Event::Request(request) => thread.serve(py, request),
-            Event::Timeout if Instant::now() < deadline => continue,
-            Event::Timeout => return Ok(receiver.try_recv().ok()),
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        if let Some(request) = thread.wait_serving(py, &answered, deadline.min(now + tick)) {
+            thread.serve(py, request);
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use rustler::env::SavedTerm;
 use rustler::{Env, LocalPid, OwnedEnv, Term};
@@ -24,7 +25,8 @@ pub(crate) struct JobState {
     /// Unique, never 0 (0 means "any job" to the interrupter).
     pub(crate) id: u64,
     state: AtomicU8,
-    /// The worker thread the job was queued for.
+    /// The worker thread running the job (set as it starts: any free
+    /// worker may take a request that is not bound to one).
     worker: AtomicUsize,
     /// The scope the request was submitted in (`ops::Submission`), 0 for
     /// none: lets `interrupt_scope` find the job without knowing its id.
@@ -44,12 +46,12 @@ pub(crate) enum CancelOutcome {
 static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
 
 impl JobState {
-    /// A pending job, queued for worker `worker`, of scope `scope` (0: none).
-    pub(crate) fn for_worker(worker: usize, scope: u64) -> Self {
+    /// A pending job of scope `scope` (0: none).
+    pub(crate) fn new(scope: u64) -> Self {
         JobState {
             id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
             state: AtomicU8::new(PENDING),
-            worker: AtomicUsize::new(worker),
+            worker: AtomicUsize::new(0),
             scope,
         }
     }
@@ -60,8 +62,12 @@ impl JobState {
             .is_ok()
     }
 
-    /// Worker thread: claim the job. False when it was cancelled first.
-    pub(crate) fn start(&self) -> bool {
+    /// Worker thread `worker`: claim the job. False when it was cancelled
+    /// first.
+    pub(crate) fn start(&self, worker: usize) -> bool {
+        // Stored before the transition publishes it: a cancel that sees the
+        // job running interrupts the right worker.
+        self.worker.store(worker, Ordering::Relaxed);
         self.transition(PENDING, RUNNING)
     }
 
@@ -124,6 +130,7 @@ pub(crate) struct Request {
     op: SavedTerm,
     pub(crate) reply_to: LocalPid,
     pub(crate) job: Arc<JobState>,
+    queued_at: Instant,
 }
 
 impl Request {
@@ -143,7 +150,13 @@ impl Request {
             op,
             reply_to,
             job,
+            queued_at: Instant::now(),
         }
+    }
+
+    /// When the request was made (tells a waiting worker how soon work came).
+    pub(crate) fn queued_at(&self) -> Instant {
+        self.queued_at
     }
 
     pub(crate) fn job_id(&self) -> u64 {
@@ -167,13 +180,13 @@ mod tests {
 
     #[test]
     fn reply_is_sent_only_when_not_cancelled() {
-        let job = JobState::for_worker(0, 0);
-        assert!(job.start());
+        let job = JobState::new(0);
+        assert!(job.start(0));
         assert_eq!(job.cancel(), CancelOutcome::Cancelled { was_running: true });
         assert!(!job.finish(), "a cancelled job must not reply");
 
-        let job = JobState::for_worker(0, 0);
-        assert!(job.start());
+        let job = JobState::new(0);
+        assert!(job.start(0));
         assert!(job.finish());
         assert_eq!(
             job.cancel(),
@@ -184,16 +197,16 @@ mod tests {
 
     #[test]
     fn cancelled_before_start_is_skipped() {
-        let job = JobState::for_worker(0, 0);
+        let job = JobState::new(0);
         assert_eq!(
             job.cancel(),
             CancelOutcome::Cancelled { was_running: false }
         );
-        assert!(!job.start());
+        assert!(!job.start(0));
         assert_eq!(
             job.cancel(),
             CancelOutcome::Cancelled { was_running: false }
         );
-        assert_ne!(JobState::for_worker(0, 0).id, JobState::for_worker(0, 0).id);
+        assert_ne!(JobState::new(0).id, JobState::new(0).id);
     }
 }

@@ -160,6 +160,21 @@ fn queue_length() -> usize {
     runtime::queue_length()
 }
 
+/// Whether a reply is likely within microseconds (the workers spin: no CPU
+/// pressure, requests arriving quickly): callers then yield a few times
+/// before they wait in `receive`.
+#[rustler::nif]
+fn replies_soon() -> bool {
+    runtime::replies_soon()
+}
+
+/// The pool's queue lengths and busy time (`ErlangPython.pool_stats/0`),
+/// or `nil` before start.
+#[rustler::nif]
+fn pool_stats() -> Option<runtime::PoolStats> {
+    runtime::stats()
+}
+
 /// Binds `name` to a fun of one argument (the argument list) or to
 /// `{module, function}`. Replaces an earlier binding of the same name.
 #[rustler::nif]

@@ -8,8 +8,8 @@
 //! so neither depends on the runtime itself.
 
 use std::cell::OnceCell;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
 use pyo3::Python;
 use rustler::LocalPid;
 
@@ -17,8 +17,18 @@ use crate::job::Request;
 
 /// What a worker thread offers to code that runs on it.
 pub(crate) trait ServingThread {
-    /// The thread's request queue.
-    fn queue(&self) -> &Receiver<Request>;
+    /// Waits with the GIL released until `answered()` may be true or
+    /// `until` passes (then `None`), or a request for this thread arrives:
+    /// the caller serves it and waits again.
+    fn wait_serving(
+        &self,
+        py: Python<'_>,
+        answered: &(dyn Fn() -> bool + Sync),
+        until: Instant,
+    ) -> Option<Request>;
+    /// How long after its wait began an answer arrived: tells the thread
+    /// whether spinning for the next one pays.
+    fn record_answer_gap(&self, gap: Duration);
     /// Runs a request that arrived while the thread waits (re-entrant).
     fn serve(&self, py: Python<'_>, request: Request);
     /// Whether the innermost running job has been cancelled.

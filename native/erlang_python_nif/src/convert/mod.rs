@@ -32,4 +32,4 @@ pub(crate) use error::{ConvertError, MAX_DEPTH};
 pub(crate) use handles::type_name;
 pub(crate) use mapset::set_mapset_version;
 pub(crate) use to_python::to_python;
-pub(crate) use to_term::to_term;
+pub(crate) use to_term::{set_otp_version, to_term};

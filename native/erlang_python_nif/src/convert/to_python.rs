@@ -2,7 +2,7 @@
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PySet, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyFloat, PyInt, PySet, PyString, PyTuple};
 use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Term, TermType};
 
@@ -157,11 +157,49 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
         }
         return Ok(set.into_any());
     }
-    let dict = PyDict::new(py);
+    let size = term.map_size().map_err(|_| internal("map"))?;
+    let dict = presized_dict(py, size)?;
     for (key, value) in rustler::MapIterator::new(term).ok_or_else(|| internal("map"))? {
         let key = term_to_py(py, key, depth + 1)?;
         let value = term_to_py(py, value, depth + 1)?;
-        dict.set_item(key, value)?;
+        // SAFETY: the GIL is held, `dict` is a dict and both objects are
+        // live; PyDict_SetItem takes its own references.
+        if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
+            return Err(PyErr::fetch(py).into());
+        }
     }
-    Ok(dict.into_any())
+    Ok(dict)
+}
+
+/// An empty dict with room for `size` entries, so filling it never resizes
+/// (each resize rehashes every entry so far). CPython exports the
+/// presizing constructor without declaring it stable, so it is looked up
+/// once at run time; without it, a plain dict.
+fn presized_dict(py: Python<'_>, size: usize) -> Result<Bound<'_, PyAny>> {
+    type NewPresized = unsafe extern "C" fn(ffi::Py_ssize_t) -> *mut ffi::PyObject;
+    static NEW_PRESIZED: std::sync::OnceLock<Option<NewPresized>> = std::sync::OnceLock::new();
+    let new_presized = NEW_PRESIZED.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads
+        // the loaded objects' symbol tables (libpython is loaded RTLD_GLOBAL
+        // before Python starts, see `interpreter`). A non-NULL result is the
+        // address of `_PyDict_NewPresized`, whose signature (3.8 to 3.13) is
+        // `PyObject *(Py_ssize_t minused)`.
+        unsafe {
+            let symbol = libc::dlsym(libc::RTLD_DEFAULT, c"_PyDict_NewPresized".as_ptr());
+            (!symbol.is_null())
+                .then(|| std::mem::transmute::<*mut libc::c_void, NewPresized>(symbol))
+        }
+    });
+    // Small dicts gain nothing from it.
+    let ptr = match new_presized {
+        Some(new_presized) if size > 8 => {
+            // SAFETY: the GIL is held; returns a new reference or NULL with an
+            // exception set (handled below).
+            unsafe { new_presized(size as ffi::Py_ssize_t) }
+        }
+        // SAFETY: the GIL is held; a new reference or NULL with an exception.
+        _ => unsafe { ffi::PyDict_New() },
+    };
+    // SAFETY: `ptr` is a new reference or NULL with an exception set.
+    Ok(unsafe { Bound::from_owned_ptr_or_err(py, ptr)? })
 }

@@ -1,8 +1,11 @@
 //! Python -> Erlang.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PySet};
+use pyo3::Borrowed;
 use rustler::types::tuple::make_tuple;
 use rustler::{Encoder, Env, NewBinary, Term};
 
@@ -68,7 +71,8 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
                 if index >= ffi::PyList_GET_SIZE(ptr) {
                     break;
                 }
-                let item = Bound::from_borrowed_ptr(obj.py(), ffi::PyList_GET_ITEM(ptr, index));
+                // Borrowed: no reference count traffic per item.
+                let item = Borrowed::from_ptr(obj.py(), ffi::PyList_GET_ITEM(ptr, index));
                 items.push(py_to_term(env, &item, depth + 1)?);
             }
             return Ok(items.encode(env));
@@ -78,7 +82,7 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
             let len = ffi::PyTuple_GET_SIZE(ptr);
             let mut items = Vec::with_capacity(len as usize);
             for index in 0..len {
-                let item = Bound::from_borrowed_ptr(obj.py(), ffi::PyTuple_GET_ITEM(ptr, index));
+                let item = Borrowed::from_ptr(obj.py(), ffi::PyTuple_GET_ITEM(ptr, index));
                 items.push(py_to_term(env, &item, depth + 1)?);
             }
             return Ok(make_tuple(env, &items));
@@ -151,11 +155,42 @@ fn dict_to_term<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>, depth: usize) -> Res
     let len = dict.len();
     let mut keys = Vec::with_capacity(len);
     let mut values = Vec::with_capacity(len);
+    // Distinct str keys stay distinct as binaries, distinct ints as
+    // integers, and the two never meet: such a dict cannot make duplicate
+    // keys. (Other keys can: "a" and b"a" both become <<"a">>.)
+    let mut keys_unique = true;
     for (key, value) in dict.iter() {
+        // SAFETY: `key` is a live object and the GIL is held.
+        keys_unique &= unsafe {
+            ffi::PyUnicode_CheckExact(key.as_ptr()) != 0
+                || ffi::PyLong_CheckExact(key.as_ptr()) != 0
+        };
         keys.push(py_to_term(env, &key, depth + 1)?);
         values.push(py_to_term(env, &value, depth + 1)?);
     }
+    if keys_unique && large_maps_from_arrays() {
+        return Term::map_from_term_arrays(env, &keys, &values)
+            .map_err(|_| ConvertError::DuplicateKey);
+    }
     make_map(env, &keys, &values)
+}
+
+/// Whether this VM builds a map of any size from arrays safely on a thread
+/// that is not a scheduler: OTP 27.3 and later (erlang/otp#8208).
+static LARGE_MAPS_FROM_ARRAYS: AtomicBool = AtomicBool::new(false);
+
+/// Declares the running OTP's version (`"27.3.4"`); called once at start.
+pub(crate) fn set_otp_version(version: &str) {
+    let mut parts = version
+        .split('.')
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    LARGE_MAPS_FROM_ARRAYS.store((major, minor) >= (27, 3), Ordering::Relaxed);
+}
+
+fn large_maps_from_arrays() -> bool {
+    LARGE_MAPS_FROM_ARRAYS.load(Ordering::Relaxed)
 }
 
 /// Largest map built in one call with `enif_make_map_from_arrays` (a flatmap).
@@ -167,7 +202,8 @@ const FLATMAP_MAX: usize = 32;
 /// crash when a thread that is not a scheduler builds a map of more than 128
 /// keys from arrays (erlang/otp#8208), and `from_arrays` does not detect
 /// duplicates once a map is larger than a flatmap (erlang/otp#10975). A put
-/// that does not grow the map found a duplicate.
+/// that does not grow the map found a duplicate. (Keys known to be distinct
+/// skip this on OTP 27.3 and later: see `dict_to_term`.)
 fn make_map<'a>(env: Env<'a>, keys: &[Term<'a>], values: &[Term<'a>]) -> Result<Term<'a>> {
     let split = keys.len().min(FLATMAP_MAX);
     let mut map = Term::map_from_term_arrays(env, &keys[..split], &values[..split])

@@ -1,14 +1,15 @@
-//! The pool: starting the interpreter and its worker threads, choosing a
-//! worker for each request, the queue limit, and interrupting by scope.
+//! The pool: starting the interpreter and its worker threads, placing each
+//! request (see [`super::dispatch`]), the queue limit, interrupting by
+//! scope and the pool's figures.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, TrySendError};
 use rustler::{LocalPid, NifMap, Term};
 
-use super::worker_thread::{self, WorkerLoad};
+use super::dispatch::{Dispatch, MAX_WORKERS};
+use super::worker_thread;
 use crate::callbacks;
 use crate::convert;
 use crate::interpreter;
@@ -34,6 +35,9 @@ pub(crate) struct StartOptions {
     /// The running Elixir's `%MapSet{}` `version` field, `nil` when it has
     /// none (Elixir 1.18 and later): sets from Python are built in its shape.
     mapset_version: Option<i64>,
+    /// The running OTP's full version (`"27.3.4"`): decides how large maps
+    /// are built (see `convert::set_otp_version`).
+    otp_version: String,
 }
 
 /// Why `submit` refused a request.
@@ -46,10 +50,32 @@ pub(crate) enum SubmitError {
 }
 
 struct Pool {
-    workers: Vec<(Sender<Request>, Arc<WorkerLoad>)>,
-    /// Requests waiting on all workers together (the queue limit's count).
-    queued: Arc<AtomicUsize>,
+    dispatch: &'static Dispatch,
     max_queue: AtomicUsize,
+}
+
+/// The pool's figures, for `ErlangPython.pool_stats/0`.
+#[derive(NifMap)]
+pub(crate) struct PoolStats {
+    /// Requests not bound to a worker, waiting for any free one.
+    shared_queue: usize,
+    workers: Vec<WorkerStats>,
+}
+
+/// One worker's figures.
+#[derive(NifMap)]
+pub(crate) struct WorkerStats {
+    /// Position in the pool (a context's requests always go to the same).
+    index: usize,
+    /// Requests bound to this worker, waiting for it.
+    queued: usize,
+    /// Whether it is running a request now.
+    busy: bool,
+    /// Microseconds spent running requests since start, the current one
+    /// included.
+    busy_us: u64,
+    /// Requests it has run to the end.
+    completed: u64,
 }
 
 static POOL: OnceLock<Pool> = OnceLock::new();
@@ -68,19 +94,11 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
     }
     callbacks::set_timeout(Duration::from_millis(options.callback_timeout.max(1)));
     convert::set_mapset_version(options.mapset_version);
-    let queued = Arc::new(AtomicUsize::new(0));
-    let mut links = Vec::new();
-    let mut receivers = Vec::new();
-    for index in 0..options.workers.clamp(1, 64) {
-        let (sender, receiver) = crossbeam_channel::unbounded::<Request>();
-        let load = Arc::new(WorkerLoad::new(index));
-        links.push((sender, load.clone()));
-        receivers.push((receiver, load));
-    }
+    convert::set_otp_version(&options.otp_version);
+    // Leaked on purpose: the workers live as long as the VM.
+    let dispatch: &'static Dispatch =
+        Box::leak(Box::new(Dispatch::new(options.workers.min(MAX_WORKERS))));
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
-    let mut receivers = receivers.into_iter();
-    let (main_receiver, main_load) = receivers.next().expect("at least one worker");
-    let main_queued = queued.clone();
     let (priv_dir, paths) = (options.priv_dir, options.paths);
     std::thread::Builder::new()
         .name("erlang_python".into())
@@ -91,7 +109,7 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
             let ok = started.is_ok();
             let _ = ready_tx.send(started);
             if ok {
-                worker_thread::run(main_receiver, main_load, main_queued);
+                worker_thread::run(dispatch, 0);
             }
         })
         .map_err(|e| format!("could not spawn the Python thread: {e}"))?;
@@ -99,23 +117,22 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
         .recv()
         .map_err(|_| "the Python thread exited during start".to_string())??;
     // The other workers attach to the running interpreter.
-    for (receiver, load) in receivers {
-        let total = queued.clone();
+    for index in 1..dispatch.slots().len() {
         std::thread::Builder::new()
-            .name(format!("erlang_python_{}", load.index))
+            .name(format!("erlang_python_{index}"))
             .stack_size(THREAD_STACK)
-            .spawn(move || worker_thread::run(receiver, load, total))
+            .spawn(move || worker_thread::run(dispatch, index))
             .map_err(|e| format!("could not spawn a Python worker thread: {e}"))?;
     }
     interrupt::start(
-        links
+        dispatch
+            .slots()
             .iter()
-            .map(|(_, load)| load.interruptible.clone())
+            .map(|slot| slot.interruptible.clone())
             .collect(),
     )?;
     let _ = POOL.set(Pool {
-        workers: links,
-        queued,
+        dispatch,
         max_queue: AtomicUsize::new(options.max_queue.max(1)),
     });
     Ok(true)
@@ -127,7 +144,7 @@ pub(crate) fn is_started() -> bool {
 
 /// How many worker threads serve requests.
 pub(crate) fn worker_count() -> usize {
-    POOL.get().map_or(0, |pool| pool.workers.len())
+    POOL.get().map_or(0, |pool| pool.dispatch.slots().len())
 }
 
 /// Changes the queue limit; false if the runtime is not started.
@@ -144,50 +161,58 @@ pub(crate) fn set_max_queue(limit: usize) -> bool {
 /// Requests waiting in the queue right now.
 pub(crate) fn queue_length() -> usize {
     POOL.get()
-        .map_or(0, |pool| pool.queued.load(Ordering::Relaxed))
+        .map_or(0, |pool| pool.dispatch.queued.load(Ordering::Relaxed))
 }
 
-/// Queues `op` for a worker; the reply `{reference, result}` goes to
-/// `reply_to`. Called on a scheduler thread: it only decodes the request's
-/// shape, copies its terms and sends. A scoped request goes to its scope's
-/// worker ([`scope_worker`]), a request in a context to the context's (see
-/// `Op::pinning`), any other to the least loaded one.
+/// Queue lengths and busy time of every worker; `None` before start.
+pub(crate) fn stats() -> Option<PoolStats> {
+    let dispatch = POOL.get()?.dispatch;
+    Some(PoolStats {
+        shared_queue: dispatch.shared_queued(),
+        workers: (0..dispatch.slots().len())
+            .map(|index| {
+                let stats = dispatch.stats(index);
+                WorkerStats {
+                    index,
+                    queued: stats.queued,
+                    busy: stats.busy,
+                    busy_us: stats.busy_us,
+                    completed: stats.completed,
+                }
+            })
+            .collect(),
+    })
+}
+
+/// Queues `op`; the reply `{reference, result}` goes to `reply_to`.
+/// Called on a scheduler thread: it only decodes the request's shape,
+/// copies its terms and queues them. A scoped request is bound to its
+/// scope's worker ([`scope_worker`]), a request in a context to the
+/// context's (see `Op::pinning`); any other goes to whichever worker is
+/// free first.
 pub(crate) fn submit(
     reference: Term<'_>,
     op: Term<'_>,
     reply_to: LocalPid,
 ) -> Result<Arc<JobState>, SubmitError> {
     let pool = POOL.get().ok_or(SubmitError::NotStarted)?;
+    let dispatch = pool.dispatch;
+    let workers = dispatch.slots().len();
     let submission = Submission::from_term(op).ok_or(SubmitError::Malformed)?;
-    let index = match (submission.scope, submission.op.pinning()) {
-        (Some(scope), _) => scope_worker(scope, pool.workers.len()),
-        (None, Some(hint)) => hint % pool.workers.len(),
-        (None, None) => pool
-            .workers
-            .iter()
-            .min_by_key(|(_, load)| load.load())
-            .map_or(0, |(_, load)| load.index),
+    let bound = match (submission.scope, submission.op.pinning()) {
+        (Some(scope), _) => Some(scope_worker(scope, workers)),
+        (None, Some(hint)) => Some(hint % workers),
+        (None, None) => None,
     };
-    let (sender, load) = &pool.workers[index];
-    if pool.queued.fetch_add(1, Ordering::AcqRel) >= pool.max_queue.load(Ordering::Relaxed) {
-        pool.queued.fetch_sub(1, Ordering::AcqRel);
+    if dispatch.queued.fetch_add(1, Ordering::AcqRel) >= pool.max_queue.load(Ordering::Relaxed) {
+        dispatch.queued.fetch_sub(1, Ordering::AcqRel);
         return Err(SubmitError::Overloaded);
     }
-    let job = Arc::new(JobState::for_worker(index, submission.scope.unwrap_or(0)));
-    load.queued.fetch_add(1, Ordering::AcqRel);
+    let job = Arc::new(JobState::new(submission.scope.unwrap_or(0)));
     // The worker is given the op alone: the scope stays with the job.
     let request = Request::new(reference, submission.term, reply_to, job.clone());
-    match sender.try_send(request) {
-        Ok(()) => Ok(job),
-        Err(error) => {
-            pool.queued.fetch_sub(1, Ordering::AcqRel);
-            load.queued.fetch_sub(1, Ordering::AcqRel);
-            Err(match error {
-                TrySendError::Full(_) => SubmitError::Overloaded,
-                TrySendError::Disconnected(_) => SubmitError::NotStarted,
-            })
-        }
-    }
+    dispatch.push(request, bound);
+    Ok(job)
 }
 
 /// The worker a scope's requests run on: every request of one scope on the
@@ -203,6 +228,7 @@ pub(crate) fn interrupt_scope(scope: u64) -> bool {
     let Some(pool) = POOL.get() else {
         return false;
     };
-    let index = scope_worker(scope, pool.workers.len());
-    pool.workers[index].1.interruptible.runs_scope(scope) && interrupt::request_scope(index, scope)
+    let slots = pool.dispatch.slots();
+    let index = scope_worker(scope, slots.len());
+    slots[index].interruptible.runs_scope(scope) && interrupt::request_scope(index, scope)
 }

@@ -1,0 +1,62 @@
+defmodule ErlangPython.WorkerPoolTest do
+  # The worker pool's placement, on a peer VM with `workers: 2` (the pool is
+  # fixed at start): unbound requests go to whichever worker is free, so a
+  # worker stuck in a long call holds up nobody; a context's requests stay
+  # on its worker; `pool_stats/0` shows both.
+  use ExUnit.Case, async: false
+
+  @moduletag timeout: 120_000
+
+  setup_all do
+    {peer, node} = ErlangPython.PeerNode.start!([~c"-erlang_python", ~c"workers", ~c"2"])
+    on_exit(fn -> ErlangPython.PeerNode.stop(peer) end)
+    %{node: node}
+  end
+
+  defp remote(node, function, args),
+    do: :erpc.call(node, ErlangPython.TestRemote, function, args, 90_000)
+
+  test "a worker sleeping past its caller's timeout holds up no unbound call", %{node: node} do
+    # The stuck worker sleeps 20 s: every call below answered while it was
+    # still asleep, so none of them waited for it.
+    {results, stats} = remote(node, :unbound_calls_while_a_worker_is_stuck, [100, 20])
+
+    assert results == for(i <- 1..100, do: {:ok, i + 1})
+    assert [stuck] = Enum.filter(stats.workers, & &1.busy)
+    assert stuck.queued == 0, "no request waits behind the stuck worker"
+    assert stats.shared_queue == 0
+    [free] = stats.workers -- [stuck]
+    assert free.completed >= 100
+  end
+
+  test "a context's request waits for its own worker and is shown queued there", %{node: node} do
+    {stats, results} = remote(node, :context_call_queued_behind_a_sleep, [1])
+
+    assert [busy] = Enum.filter(stats.workers, & &1.busy)
+    assert busy.queued == 1
+    assert Enum.all?(stats.workers -- [busy], &(&1.queued == 0))
+    assert [{:ok, {_sent, nil}}, {:ok, 2}] = results
+  end
+
+  test "busy time and completed requests add up", %{node: node} do
+    before = :erpc.call(node, ErlangPython, :pool_stats, [])
+    {:ok, nil} = :erpc.call(node, ErlangPython, :eval, ["__import__('time').sleep(0.2)"])
+    later = :erpc.call(node, ErlangPython, :pool_stats, [])
+
+    spent =
+      Enum.sum(Enum.map(later.workers, & &1.busy_us)) -
+        Enum.sum(Enum.map(before.workers, & &1.busy_us))
+
+    done =
+      Enum.sum(Enum.map(later.workers, & &1.completed)) -
+        Enum.sum(Enum.map(before.workers, & &1.completed))
+
+    assert spent >= 200_000
+    assert done >= 1
+    assert Enum.map(later.workers, & &1.index) == [0, 1]
+  end
+
+  test "the test VM's pool has its one default worker" do
+    assert %{workers: [%{index: 0}], shared_queue: _} = ErlangPython.pool_stats()
+  end
+end
