@@ -522,9 +522,9 @@ defmodule ErlangPython do
   |---|---|
   | `:index` | its position (a context's requests always go to the same one) |
   | `:queued` | requests bound to it, waiting for it |
-  | `:busy` | whether it is running a request now |
+  | `:busy` | whether it is running a request now (until that request's reply is sent) |
   | `:busy_us` | microseconds spent running requests since start, the current one included |
-  | `:completed` | requests it has run to the end |
+  | `:completed` | requests it has run to the end (counted before the reply goes out) |
 
   Before the interpreter starts, the pool is empty.
 

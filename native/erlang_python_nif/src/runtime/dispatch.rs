@@ -281,10 +281,17 @@ impl Dispatch {
             .store(self.now_ns(), Ordering::Relaxed);
     }
 
-    /// Worker `index` finished a request; `outermost` when it is free now.
+    /// Worker `index` ran a request to the end; counted before its reply
+    /// goes out, so a caller holding the reply sees it counted.
+    pub(super) fn completed(&self, index: usize) {
+        self.slots[index].completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Worker `index` is done with a request, reply sent; `outermost` when
+    /// it is free now (the busy span includes encoding the reply, so it
+    /// ends a moment after the caller may have it).
     pub(super) fn finished(&self, index: usize, outermost: bool) {
         let slot = &self.slots[index];
-        slot.completed.fetch_add(1, Ordering::Relaxed);
         if outermost {
             let since = slot.busy_since_ns.swap(0, Ordering::Relaxed);
             if since != 0 {

@@ -149,6 +149,7 @@ impl WorkerThread {
         // pending now was meant for the job that just ended. Cleared here, it
         // cannot fire in the job this one ran nested in (a callback wait).
         interruptible.clear_stale(py);
+        self.dispatch.completed(self.index);
         self.answer(py, request, outcome);
         self.dispatch.finished(self.index, outermost);
     }
