@@ -93,7 +93,7 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
 /// Share of the sample window in which some runnable thread waited for a
 /// core, above which the machine counts as busy.
-const BUSY_SHARE: f64 = 0.05;
+const BUSY_SHARE: f64 = 0.01;
 
 /// How long after a busy sample the machine must stay quiet before
 /// spinning resumes.
