@@ -153,27 +153,8 @@ defmodule ErlangPython.SandboxHardeningTest do
     end
 
     defp libc_offsets(names) do
-      libc =
-        File.read!("/proc/self/maps")
-        |> String.split("\n")
-        |> Enum.find_value(fn line ->
-          case Regex.run(~r{(/\S*/libc\.so\.6)$}, line) do
-            [_, path] -> path
-            nil -> nil
-          end
-        end)
-
-      {symbols, 0} = System.cmd("nm", ["-D", "--defined-only", libc])
-
-      offsets =
-        for line <- String.split(symbols, "\n"),
-            [address, _type, symbol] <- [String.split(line)],
-            name = symbol |> String.split("@") |> hd(),
-            name in names,
-            into: %{},
-            do: {name, String.to_integer(address, 16)}
-
-      {offsets, libc}
+      libc = ErlangPython.NativeAttack.libc_path()
+      {ErlangPython.NativeAttack.symbol_offsets(libc, names), libc}
     end
   end
 
