@@ -54,6 +54,20 @@ defmodule Bench.Machine do
 
   def teardown(hogs), do: Enum.each(hogs, &System.cmd("kill", [to_string(&1)]))
 
+  @doc """
+  Puts the machine in the mode BENCH_MODE asks for (undone when the VM
+  exits) and prints the header every benchmark starts with; `workers` says
+  how the Python side is set up. Returns `{mode, load average at start}`.
+  """
+  def start(workers) do
+    mode = mode()
+    load_at_start = loadavg()
+    hogs = setup(mode)
+    System.at_exit(fn _ -> teardown(hogs) end)
+    IO.puts("mode #{mode}; load average at start #{load_at_start}; #{affinity()}; #{workers}")
+    {mode, load_at_start}
+  end
+
   @doc "The load average line of /proc/loadavg (1, 5, 15 min; running/threads)."
   def loadavg do
     case File.read("/proc/loadavg") do

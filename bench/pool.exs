@@ -12,15 +12,7 @@ Code.require_file("machine.exs", __DIR__)
 Application.put_env(:erlang_python, :workers, 2)
 {:ok, _} = Application.ensure_all_started(:erlang_python)
 
-mode = Bench.Machine.mode()
-load_at_start = Bench.Machine.loadavg()
-hogs = Bench.Machine.setup(mode)
-System.at_exit(fn _ -> Bench.Machine.teardown(hogs) end)
-
-IO.puts(
-  "mode #{mode}; load average at start #{load_at_start}; #{Bench.Machine.affinity()}; " <>
-    "#{ErlangPython.Runtime.workers()} Python workers"
-)
+Bench.Machine.start("#{ErlangPython.Runtime.workers()} Python workers")
 
 median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
 parent = self()

@@ -97,15 +97,10 @@ end
 ok! = fn {:ok, value} -> value end
 rows = []
 
-mode = Bench.Machine.mode()
-load_at_start = Bench.Machine.loadavg()
-hogs = Bench.Machine.setup(mode)
-System.at_exit(fn _ -> Bench.Machine.teardown(hogs) end)
-
-IO.puts(
-  "mode #{mode}; load average at start #{load_at_start}; #{Bench.Machine.affinity()}; " <>
+{mode, load_at_start} =
+  Bench.Machine.start(
     "#{System.schedulers_online()} schedulers, #{ErlangPython.Runtime.workers()} Python worker(s)"
-)
+  )
 
 row = fn rows, group, name, value, unit ->
   rows ++ [%{group: group, name: name, value: value, unit: unit}]
