@@ -52,7 +52,8 @@ defmodule ErlangPython.MixProject do
     "Calling Elixir from Python",
     "Interrupting",
     "Worker pool",
-    "Virtual environments"
+    "Virtual environments",
+    "Descriptors and reactors"
   ]
 
   defp docs do
@@ -66,6 +67,7 @@ defmodule ErlangPython.MixProject do
         "Python values": [ErlangPython.Object, ErlangPython.Context, ErlangPython.AsyncCall],
         Errors: [ErlangPython.Error, ErlangPython.CallError],
         Runtime: [ErlangPython.Runtime, ErlangPython.State],
+        "Descriptors and reactors": [ErlangPython.Descriptor, ErlangPython.Reactor],
         "Erlang and tooling": [:py, ErlangPython.Sigils, ErlangPython.Case]
       ]
     ]

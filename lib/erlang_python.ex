@@ -501,6 +501,16 @@ defmodule ErlangPython do
         }
 
   @doc """
+  A duplicate of a socket's (or a descriptor number's) file descriptor,
+  owned by the caller: hand it to Python (`socket.socket(fileno=fd)`, or
+  `ErlangPython.Reactor.handoff/3`). See `ErlangPython.Descriptor.dup/1`.
+  """
+  @doc group: "Descriptors and reactors"
+  @spec dup_fd(ErlangPython.Descriptor.source()) ::
+          {:ok, non_neg_integer()} | {:error, ErlangPython.Descriptor.reason()}
+  defdelegate dup_fd(source), to: ErlangPython.Descriptor, as: :dup
+
+  @doc """
   The worker pool's queue lengths and busy time, right now: the OS threads
   that run Python (the `:workers` configuration), not the context pools of
   `ErlangPython.Pool`.

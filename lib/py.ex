@@ -470,9 +470,12 @@ defmodule :py do
   @spec reload(atom() | binary() | charlist()) :: :ok | error()
   def reload(module), do: Interpreter.reload(module) |> erlang_shape()
 
-  @doc "Duplicates a file descriptor: `{ok, NewFd}`."
-  @spec dup_fd(non_neg_integer()) :: {:ok, non_neg_integer()} | error()
-  def dup_fd(fd), do: Interpreter.dup_fd(fd) |> erlang_shape()
+  @doc """
+  A duplicate of descriptor `Fd` (or of a socket's), owned by the caller:
+  `{ok, DupFd}` or `{error, Reason}` (`ErlangPython.Descriptor.dup/1`).
+  """
+  @spec dup_fd(ErlangPython.Descriptor.source()) :: {:ok, non_neg_integer()} | error()
+  def dup_fd(fd), do: ErlangPython.Descriptor.dup(fd)
 
   # ===========================================================================
   # Erlang functions callable from Python

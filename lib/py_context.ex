@@ -91,6 +91,75 @@ defmodule :py_context do
     |> :py.erlang_shape()
   end
 
+  @doc "`call/6` in environment `Env` of the context (`py:get_local_env/1`)."
+  @spec call(context(), term(), term(), list(), map(), timeout(), Context.t()) :: :py.result()
+  def call(context, module, function, args, kwargs, timeout, %Context{} = env)
+      when is_pid(context) do
+    module
+    |> ErlangPython.call(function, args, context: env, kwargs: kwargs, timeout: timeout)
+    |> :py.erlang_shape()
+  end
+
+  @doc "Executes statements in environment `Env` of the context (`py:get_local_env/1`)."
+  @spec exec(context(), iodata(), Context.t()) :: :ok | :py.error()
+  def exec(context, code, %Context{} = env) when is_pid(context) do
+    code
+    |> IO.chardata_to_string()
+    |> ErlangPython.exec(context: env, timeout: :infinity)
+    |> :py.erlang_shape()
+  end
+
+  @doc """
+  Starts `Module:Func(*Args)` in the context as a task and returns at once:
+  `{ok, TaskRef}`, for `py_event_loop:await/1,2`. A coroutine function's
+  coroutine runs on the interpreter's event loop (an `ErlangEventLoop`),
+  where servers and connections it opens keep being served after it
+  returns; a plain function runs on the context's worker thread
+  (`ErlangPython.async_call/4` with `context:`).
+  """
+  @spec submit(context(), term(), term(), list()) :: {:ok, reference()} | :py.error()
+  def submit(context, module, function, args), do: submit(context, module, function, args, %{})
+
+  @doc "`submit/4` with keyword arguments."
+  @spec submit(context(), term(), term(), list(), map()) :: {:ok, reference()} | :py.error()
+  def submit(context, module, function, args, kwargs)
+      when is_pid(context) and is_list(args) and is_map(kwargs) do
+    case ErlangPython.async_call(name(module), name(function), args,
+           context: context,
+           kwargs: kwargs
+         ) do
+      {:error, _} = error ->
+        :py.erlang_shape(error)
+
+      pending ->
+        ref = make_ref()
+        # Where py_event_loop:await/2 looks for it.
+        Process.put({:py, :async, ref}, pending)
+        {:ok, ref}
+    end
+  end
+
+  defp name(name) when is_list(name), do: List.to_string(name)
+  defp name(name), do: name
+
+  @doc "`submit/4` and `py_event_loop:await/2` in one step (5 s)."
+  @spec submit_await(context(), term(), term(), list()) :: :py.result()
+  def submit_await(context, module, function, args),
+    do: submit_await(context, module, function, args, %{}, 5_000)
+
+  @doc "`submit_await/4` with keyword arguments."
+  @spec submit_await(context(), term(), term(), list(), map()) :: :py.result()
+  def submit_await(context, module, function, args, kwargs),
+    do: submit_await(context, module, function, args, kwargs, 5_000)
+
+  @doc "`submit_await/5` with a timeout (the task is cancelled when it expires)."
+  @spec submit_await(context(), term(), term(), list(), map(), timeout()) :: :py.result()
+  def submit_await(context, module, function, args, kwargs, timeout) do
+    with {:ok, ref} <- submit(context, module, function, args, kwargs) do
+      :py_event_loop.await(ref, timeout)
+    end
+  end
+
   @doc "Calls a method of a Python object reference, in the context."
   @spec call_method(context(), ErlangPython.Object.t(), term(), list()) :: :py.result()
   def call_method(context, ref, method, args) when is_pid(context) do

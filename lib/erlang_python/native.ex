@@ -98,4 +98,28 @@ defmodule ErlangPython.Native do
   def buffer_close(_buffer), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def buffer_info(_buffer), do: :erlang.nif_error(:nif_not_loaded)
+
+  # Descriptors (native/erlang_python_nif/src/fd.rs).
+  @doc false
+  def dup_fd(_fd), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_close(_fd), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_select(_fd, _mode, _owned), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_unwatch(_fd), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_socketpair, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_pipe, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_read(_fd, _max), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_write(_fd, _data), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_tcp_listen(_port), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_tcp_connect(_host, _port), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_tcp_accept(_fd), do: :erlang.nif_error(:nif_not_loaded)
 end

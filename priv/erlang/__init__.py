@@ -235,3 +235,12 @@ __all__ += [
     "run",
     "sleep",
 ]
+
+
+# Reactors (ErlangPython.Reactor): protocol objects serving descriptors that
+# Erlang accepted and handed over.
+
+from . import reactor  # noqa: E402
+from _erlang_impl._reactor import ReactorBuffer  # noqa: E402
+
+__all__ += ["ReactorBuffer"]

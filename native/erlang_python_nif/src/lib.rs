@@ -19,6 +19,7 @@
 //! |       | [`sandbox`]       | kernel filter, audit hook, guards on C functions |
 //! |       | [`stack_guard`]   | stack room for recursive walks                   |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
+//! |       | [`fd`]            | descriptors handed over, watched by the VM       |
 //! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
 //! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
 //! | 3     | [`convert`]       | term <-> Python conversion, object handles       |
@@ -49,6 +50,7 @@ mod channel;
 mod convert;
 mod erlang_module;
 mod errors;
+mod fd;
 mod interpreter;
 mod interrupt;
 mod job;
@@ -228,4 +230,10 @@ fn build_info() -> (&'static str, &'static str) {
     (interpreter::BUILD_EXECUTABLE, env!("ERLANG_PYTHON_VERSION"))
 }
 
-rustler::init!("Elixir.ErlangPython.Native");
+/// Library load: resource types rustler cannot declare (the descriptor
+/// watch needs the `stop` callback `enif_select` requires).
+fn load(env: Env<'_>, _info: Term<'_>) -> bool {
+    fd::on_load(env)
+}
+
+rustler::init!("Elixir.ErlangPython.Native", load = load);

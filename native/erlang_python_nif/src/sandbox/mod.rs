@@ -35,6 +35,13 @@ static VM: OnceLock<seccomp::Vm> = OnceLock::new();
 /// Set when some thread that runs Python could not be confined.
 static CONFINEMENT_FAILED: AtomicBool = AtomicBool::new(false);
 
+/// Whether `fd` is one of the VM's own descriptors (0-2, or one it had open
+/// when Python started and that still names the same file): code outside
+/// the sandbox (the NIF's descriptor helpers) refuses to close these too.
+pub fn belongs_to_vm(fd: i64) -> bool {
+    descriptors::belongs_to_vm(fd)
+}
+
 /// The VM's `erl_child_setup`, when it has one.
 pub fn child_setup() -> Option<i32> {
     VM.get().and_then(|vm| vm.child_setup)
