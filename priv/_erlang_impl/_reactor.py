@@ -123,6 +123,9 @@ class _Reactor:
 _default = _Reactor()
 _current = contextvars.ContextVar("erlang_reactor", default=None)
 _reactors = {}
+# Descriptor -> the reactor serving it, so that signal_write_ready works
+# from any thread (a timer, an executor), outside the reactor's callbacks.
+_serving = {}
 
 
 def _state():
@@ -207,9 +210,9 @@ def close_connection(fd):
 
 def signal_write_ready(fd):
     """Asks the reactor to wait for ``fd`` to be writable (after an
-    ``"async_pending"`` action, when the reply is ready). False outside a
-    reactor."""
-    owner = _state().owner
+    ``"async_pending"`` action, when the reply is ready). Callable from any
+    thread (a timer, an executor); False when no reactor serves ``fd``."""
+    owner = (_current.get() or _serving.get(fd) or _default).owner
     if owner is None:
         return False
     import erlang
@@ -244,6 +247,7 @@ def _server_start(rid, owner, setup):
 
 def _server_open(rid, fd, client_info):
     _in(rid, init_connection, fd, client_info)
+    _serving[fd] = _reactors[rid]
 
 
 def _server_read(rid, fd):
@@ -255,6 +259,8 @@ def _server_write(rid, fd):
 
 
 def _server_close(rid, fd):
+    if _serving.get(fd) is _reactors.get(rid):
+        _serving.pop(fd, None)
     if rid in _reactors:
         _in(rid, close_connection, fd)
 
@@ -267,6 +273,8 @@ def _server_stop(rid):
         return []
     fds = list(state.protocols)
     for fd in fds:
+        if _serving.get(fd) is state:
+            del _serving[fd]
         try:
             _in(rid, close_connection, fd)
         except Exception:
