@@ -33,6 +33,7 @@ defmodule ErlangPython.GuidesTest do
       "erlang" => GuideExamples.run!(Path.join(@root, "guides/erlang.md")),
       "deployment" => GuideExamples.run!(Path.join(@root, "guides/deployment.md")),
       "asyncio" => GuideExamples.run!(Path.join(@root, "guides/asyncio.md")),
+      "reactors" => GuideExamples.run!(Path.join(@root, "guides/reactors.md")),
       "contexts" => GuideExamples.run!(Path.join(@root, "guides/contexts.md")),
       "state" => GuideExamples.run!(Path.join(@root, "guides/state-and-observability.md"))
     }
@@ -50,6 +51,9 @@ defmodule ErlangPython.GuidesTest do
     assert runs["deployment"]["elixir"] >= 1
     assert runs["asyncio"]["elixir"] >= 3
     assert runs["asyncio"]["python"] >= 2
+    assert runs["reactors"]["elixir"] >= 6
+    assert runs["reactors"]["erlang"] == 1
+    assert runs["reactors"]["python"] >= 1
     assert runs["type-conversion"]["elixir"] >= 6
   end
 end
