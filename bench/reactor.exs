@@ -114,7 +114,10 @@ servers = [
 ]
 
 payload = :binary.copy("x", 64)
-connect = fn port -> :gen_tcp.connect(~c"127.0.0.1", port, [:binary, active: false, nodelay: true]) end
+
+connect = fn port ->
+  :gen_tcp.connect(~c"127.0.0.1", port, [:binary, active: false, nodelay: true])
+end
 
 round_trips = fn client, n ->
   for _ <- 1..n do

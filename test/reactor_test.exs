@@ -4,6 +4,8 @@ defmodule ErlangPython.ReactorTest do
 
   alias ErlangPython.{Descriptor, Reactor}
 
+  doctest ErlangPython.Descriptor
+
   @echo """
   import erlang.reactor as reactor
 
@@ -120,6 +122,19 @@ defmodule ErlangPython.ReactorTest do
       :gen_tcp.close(listen)
     end
 
+    test "a reactor killed outright still closes its descriptors" do
+      {:ok, reactor} = Reactor.start(setup: @echo)
+      {:ok, listen} = :gen_tcp.listen(0, [:binary, active: false])
+      {client, server} = loopback_pair(listen)
+      :ok = Reactor.handoff(reactor, server)
+      :ok = :gen_tcp.close(server)
+      :ok = :gen_tcp.send(client, "a")
+      {:ok, "a"} = :gen_tcp.recv(client, 1, 5_000)
+      Process.exit(reactor, :kill)
+      assert {:error, :closed} = :gen_tcp.recv(client, 0, 5_000)
+      :gen_tcp.close(listen)
+    end
+
     test "each reactor has its own protocol factory" do
       upper = String.replace(@echo, "extend(data)", "extend(bytes(data).upper())")
       {:ok, plain} = Reactor.start_link(setup: @echo)
@@ -216,6 +231,9 @@ defmodule ErlangPython.ReactorTest do
     test "the VM's own descriptors cannot be closed" do
       assert {:error, :vm_descriptor} = Descriptor.close(0)
       assert {:error, :vm_descriptor} = :py_nif.fd_close(2)
+      {:ok, reactor} = Reactor.start_link(setup: @echo)
+      assert {:error, :vm_descriptor} = Reactor.handoff(reactor, 0)
+      Reactor.stop(reactor)
       # Duplicating one is harmless: the copy is the caller's.
       assert {:ok, copy} = ErlangPython.dup_fd(1)
       assert :ok = Descriptor.close(copy)

@@ -109,6 +109,8 @@ defmodule ErlangPython.Native do
   @doc false
   def fd_unwatch(_fd), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def fd_protected(_fd), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def fd_socketpair, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def fd_pipe, do: :erlang.nif_error(:nif_not_loaded)

@@ -89,7 +89,13 @@ defmodule ErlangPython.Reactor do
   when the setup code raises. Options: see `t:option/0`.
   """
   @spec start_link([option()]) :: GenServer.on_start()
-  def start_link(opts \\ []) do
+  def start_link(opts \\ []), do: start(:start_link, opts)
+
+  @doc "Starts a reactor not linked to the caller (for supervisors, use `start_link/1`)."
+  @spec start([option()]) :: GenServer.on_start()
+  def start(opts \\ []), do: start(:start, opts)
+
+  defp start(how, opts) do
     opts = Keyword.validate!(opts, @start_options)
 
     unless is_nil(opts[:setup]) or is_binary(opts[:setup]) do
@@ -104,7 +110,7 @@ defmodule ErlangPython.Reactor do
     end
 
     server_opts = if opts[:name], do: [name: opts[:name]], else: []
-    GenServer.start_link(__MODULE__, opts, server_opts)
+    apply(GenServer, how, [__MODULE__, opts, server_opts])
   end
 
   @doc """
@@ -169,7 +175,11 @@ defmodule ErlangPython.Reactor do
   @spec stats(reactor()) :: %{atom() => non_neg_integer()}
   def stats(reactor), do: GenServer.call(reactor, :stats, :infinity)
 
-  @doc "Stops the reactor, closing its connections (each protocol's `connection_lost()` runs)."
+  @doc """
+  Stops the reactor, closing its connections (each protocol's
+  `connection_lost()` runs). A reactor killed outright still closes its
+  descriptors: the VM tells each of them that their owner is gone.
+  """
   @spec stop(reactor()) :: :ok
   def stop(reactor) do
     GenServer.stop(reactor, :normal, :infinity)
@@ -186,6 +196,7 @@ defmodule ErlangPython.Reactor do
     case py(:_server_start, [id, self(), opts[:setup]], :infinity) do
       {:ok, _} ->
         Process.flag(:trap_exit, true)
+        forget_when_gone(self(), id)
 
         {:ok,
          %{
@@ -254,6 +265,20 @@ defmodule ErlangPython.Reactor do
     Enum.each(Map.keys(state.conns), &Native.fd_close/1)
   end
 
+  # A reactor killed outright runs no terminate/2: its descriptors are
+  # closed by the VM (their watches monitor it), and this forgets its Python
+  # side (each protocol's connection_lost runs). After a normal stop it
+  # finds nothing left to do.
+  defp forget_when_gone(reactor, id) do
+    spawn(fn ->
+      monitor = Process.monitor(reactor)
+
+      receive do
+        {:DOWN, ^monitor, :process, _, _} -> py(:_server_stop, [id], :infinity)
+      end
+    end)
+  end
+
   defp act(state, fd, mode, {:ok, "continue"}), do: wait(state, fd, mode)
   defp act(state, fd, _mode, {:ok, "read_pending"}), do: wait(state, fd, :read)
   defp act(state, fd, _mode, {:ok, "write_pending"}), do: wait(state, fd, :write)
@@ -291,7 +316,12 @@ defmodule ErlangPython.Reactor do
   defp bump(state, counter), do: update_in(state.stats[counter], &(&1 + 1))
 
   defp open_check(fd) do
-    # A descriptor we cannot duplicate is not open (or not ours to use).
+    # The VM's own descriptors are never served (nor closed) by a reactor;
+    # a descriptor we cannot duplicate is not open.
+    if Native.fd_protected(fd), do: {:error, :vm_descriptor}, else: dup_check(fd)
+  end
+
+  defp dup_check(fd) do
     case Native.dup_fd(fd) do
       {:ok, copy} ->
         Native.fd_close(copy)

@@ -66,6 +66,9 @@ struct Watch {
     owned: AtomicBool,
     /// Set once the descriptor was closed through this watch.
     closed: AtomicBool,
+    /// Whether the process that owns the watch is monitored: if it dies
+    /// without closing the descriptor, the watch closes it (`watch_down`).
+    monitored: AtomicBool,
 }
 
 impl Watch {
@@ -94,7 +97,7 @@ pub(crate) fn on_load(env: Env<'_>) -> bool {
     let init = ErlNifResourceTypeInit {
         dtor: watch_dtor as *const rustler::sys::ErlNifResourceDtor,
         stop: watch_stop as *const rustler::sys::ErlNifResourceStop,
-        down: std::ptr::null(),
+        down: watch_down as *const rustler::sys::ErlNifResourceDown,
     };
     let mut tried = rustler::sys::ErlNifResourceFlags::ERL_NIF_RT_CREATE;
     // SAFETY: called from `load` with its environment; the name is a
@@ -138,6 +141,26 @@ unsafe extern "C" fn watch_stop(
         // The poller no longer knows the descriptor: now it may be closed.
         watch.close_if_owned();
         forget_watch(watch.fd, object);
+    });
+}
+
+unsafe extern "C" fn watch_down(
+    env: *mut ErlNifEnv,
+    object: *mut c_void,
+    _pid: *const rustler::sys::ErlNifPid,
+    _monitor: *const rustler::sys::ErlNifMonitor,
+) {
+    let _ = std::panic::catch_unwind(|| {
+        // The owner (a reactor) died without closing its descriptor: take
+        // it out of the poller, and `watch_stop` closes it. Only while the
+        // registry still names this watch: once stopped, the number may
+        // already belong to another connection.
+        // SAFETY: the VM keeps the resource alive during the callback.
+        let fd = unsafe { &*(object as *const Watch) }.fd;
+        let current = watches().as_ref().and_then(|map| map.get(&fd).copied());
+        if current == Some(object as usize) {
+            stop(env, object);
+        }
     });
 }
 
@@ -189,6 +212,7 @@ fn watch_for(fd: RawFd, owned: bool) -> Option<*mut c_void> {
                 fd,
                 owned: AtomicBool::new(owned),
                 closed: AtomicBool::new(false),
+                monitored: AtomicBool::new(false),
             },
         );
         // One reference for the registry, the allocation's for the caller.
@@ -271,7 +295,7 @@ fn fd_close(env: Env<'_>, fd: i64) -> Term<'_> {
         // SAFETY: as above.
         let watch = unsafe { &*(object as *const Watch) };
         watch.owned.store(true, Ordering::Release);
-        stop(env, object);
+        stop(env.as_c_arg(), object);
         // SAFETY: the reference taken above.
         unsafe { rustler::sys::enif_release_resource(object) };
         return atoms::ok().encode(env);
@@ -290,19 +314,19 @@ fn fd_close(env: Env<'_>, fd: i64) -> Term<'_> {
 /// Takes `object`'s descriptor out of the poller; the stop callback (now
 /// or later) closes it if owned. A watch the poller never knew is closed
 /// here.
-fn stop(env: Env<'_>, object: *mut c_void) {
+fn stop(env: *mut ErlNifEnv, object: *mut c_void) {
     // SAFETY: the caller holds a reference to the watch.
     let watch = unsafe { &*(object as *const Watch) };
     // SAFETY: a stop request for a descriptor registered with this very
     // resource; the VM calls `watch_stop` when it is safe to close.
     let result = unsafe {
         rustler::sys::enif_select(
-            env.as_c_arg(),
+            env,
             watch.fd,
             ERL_NIF_SELECT_STOP,
             object,
             std::ptr::null(),
-            atoms::undefined().encode(env).as_c_arg(),
+            atoms::undefined().as_c_arg(),
         )
     };
     if result < 0 || result & (SELECT_STOP_CALLED | SELECT_STOP_SCHEDULED) == 0 {
@@ -348,14 +372,42 @@ fn fd_select<'a>(env: Env<'a>, fd: i64, mode: Atom, owned: bool) -> Term<'a> {
             atoms::undefined().encode(env).as_c_arg(),
         )
     };
+    // SAFETY: `object` is live; monitoring the calling process, once.
+    let watch = unsafe { &*(object as *const Watch) };
+    if owned && result >= 0 && !watch.monitored.swap(true, Ordering::AcqRel) {
+        let mut caller = std::mem::MaybeUninit::<rustler::sys::ErlNifPid>::uninit();
+        // SAFETY: enif_self fills `caller` in a process-bound environment
+        // (a NIF call's); the monitor handle itself is not needed.
+        unsafe {
+            if !rustler::sys::enif_self(env.as_c_arg(), caller.as_mut_ptr()).is_null() {
+                rustler::sys::enif_monitor_process(
+                    env.as_c_arg(),
+                    object,
+                    caller.as_ptr(),
+                    std::ptr::null_mut(),
+                );
+            }
+        }
+    }
     // SAFETY: the term keeps the watch alive for as long as Erlang holds it.
-    let term = unsafe { Term::new(env, rustler::sys::enif_make_resource(env.as_c_arg(), object)) };
+    let term = unsafe {
+        Term::new(
+            env,
+            rustler::sys::enif_make_resource(env.as_c_arg(), object),
+        )
+    };
     // SAFETY: the reference `watch_for` returned; the term holds its own.
     unsafe { rustler::sys::enif_release_resource(object) };
     if result < 0 {
         return (atoms::error(), select_failed()).encode(env);
     }
     ok(env, term)
+}
+
+/// Whether `fd` is one of the VM's own descriptors, which nothing here closes.
+#[rustler::nif]
+fn fd_protected(fd: i64) -> bool {
+    sandbox::belongs_to_vm(fd)
 }
 
 /// Stops watching (the watch of) `fd` without closing it unless owned:
@@ -369,7 +421,7 @@ fn fd_unwatch(env: Env<'_>, fd: i64) -> Atom {
         let object = object as *mut c_void;
         // SAFETY: keep the watch alive while we stop it.
         unsafe { rustler::sys::enif_keep_resource(object) };
-        stop(env, object);
+        stop(env.as_c_arg(), object);
         // SAFETY: the reference taken above.
         unsafe { rustler::sys::enif_release_resource(object) };
     }
