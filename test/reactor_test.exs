@@ -220,6 +220,12 @@ defmodule ErlangPython.ReactorTest do
       assert {:error, :ebadf} = Reactor.handoff(reactor, a)
       assert {:error, :ebadf} = Reactor.handoff(reactor, -1)
 
+      {:ok, {c, d}} = :py_nif.socketpair()
+      assert :ok = Reactor.handoff(reactor, c)
+      assert {:error, :already_served} = Reactor.handoff(reactor, c)
+      :ok = Descriptor.close(d)
+      wait_until(fn -> Reactor.stats(reactor).connections == 0 end)
+
       {:ok, socket} = :gen_tcp.listen(0, [])
       :ok = :gen_tcp.close(socket)
       assert {:error, :ebadf} = Reactor.handoff(reactor, socket)

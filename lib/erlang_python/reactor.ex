@@ -119,9 +119,10 @@ defmodule ErlangPython.Reactor do
   `connection_made(fd, client_info)` as a dict; for a connected socket,
   `"addr"` and `"port"` of the peer are added unless given.
 
-  `:ok`, or `{:error, reason}`: `:ebadf` for a closed descriptor, the
-  Python exception when `connection_made` raises; on error the descriptor
-  stays the caller's. Raises `ArgumentError` when `source` is neither a
+  `:ok`, or `{:error, reason}`: `:ebadf` for a closed descriptor,
+  `:vm_descriptor` for one of the VM's own, `:already_served` for one this
+  reactor serves already, the Python exception when `connection_made`
+  raises; on error the descriptor stays the caller's. Raises `ArgumentError` when `source` is neither a
   descriptor nor a socket.
   """
   @spec handoff(reactor(), Descriptor.source(), map()) :: :ok | {:error, term()}
@@ -214,6 +215,9 @@ defmodule ErlangPython.Reactor do
   end
 
   @impl true
+  def handle_call({:handoff, fd, _info}, _from, state) when is_map_key(state.conns, fd),
+    do: {:reply, {:error, :already_served}, state}
+
   def handle_call({:handoff, fd, info}, _from, state) do
     with :ok <- open_check(fd),
          {:ok, _} <- py(:_server_open, [state.id, fd, info], state.timeout),
