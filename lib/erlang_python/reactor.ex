@@ -171,7 +171,9 @@ defmodule ErlangPython.Reactor do
 
   @doc """
   Counters: `:connections` open now, `:handed_off` and `:closed` since
-  start, `:reads` and `:writes` (callbacks run).
+  start, `:reads` and `:writes` (readiness events handled; a reply written
+  at once after `data_received`, because the descriptor was writable
+  already, needs no write event).
   """
   @spec stats(reactor()) :: %{atom() => non_neg_integer()}
   def stats(reactor), do: GenServer.call(reactor, :stats, :infinity)

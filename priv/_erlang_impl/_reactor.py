@@ -22,6 +22,7 @@ be tried on a ``socket.socketpair()`` without Erlang.
 
 import contextvars
 import os
+import select
 
 __all__ = [
     "Protocol",
@@ -251,7 +252,19 @@ def _server_open(rid, fd, client_info):
 
 
 def _server_read(rid, fd):
-    return _in(rid, on_read_ready, fd)
+    action = _in(rid, on_read_ready, fd)
+    # A reply is usually writable at once: write it in the same call rather
+    # than waiting for the poller to say so (one round trip through the
+    # reactor process instead of two).
+    if action == "write_pending" and _writable(fd):
+        action = _in(rid, on_write_ready, fd)
+    return action
+
+
+def _writable(fd):
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(0))
 
 
 def _server_write(rid, fd):
