@@ -298,6 +298,39 @@ defmodule ErlangPython.ReactorTest do
     end
   end
 
+  test "a callback that outlives :callback_timeout is interrupted and its connection closed" do
+    setup = """
+    import erlang.reactor as reactor
+
+    class Slow(reactor.Protocol):
+        def data_received(self, data):
+            while data == b"slow":
+                pass
+            self.write_buffer.extend(data)
+            return "write_pending"
+
+    reactor.set_protocol_factory(Slow)
+    """
+
+    {:ok, reactor} = Reactor.start_link(setup: setup, callback_timeout: 300)
+    {:ok, listen} = :gen_tcp.listen(0, [:binary, active: false])
+    {c1, s1} = loopback_pair(listen)
+    {c2, s2} = loopback_pair(listen)
+    :ok = Reactor.handoff(reactor, s1)
+    :ok = Reactor.handoff(reactor, s2)
+    Enum.each([s1, s2], &:gen_tcp.close/1)
+
+    ExUnit.CaptureLog.capture_log(fn ->
+      :ok = :gen_tcp.send(c1, "slow")
+      assert {:error, :closed} = :gen_tcp.recv(c1, 0, 10_000)
+    end)
+
+    :ok = :gen_tcp.send(c2, "quick")
+    assert {:ok, "quick"} = :gen_tcp.recv(c2, 5, 5_000)
+    Enum.each([c1, c2, listen], &:gen_tcp.close/1)
+    Reactor.stop(reactor)
+  end
+
   describe "Erlang facades" do
     test "py_reactor_context and py:dup_fd, as in the original" do
       {:ok, reactor} = :py_reactor_context.start_link(1, :worker, %{setup_code: @echo})

@@ -79,7 +79,7 @@ defmodule ErlangPython.Reactor do
   |---------------------|---------|--------------------------------------------------|
   | `:setup`            | `nil`   | Python code run once in the reactor's namespace; it calls `erlang.reactor.set_protocol_factory/1` |
   | `:name`             | `nil`   | a name to register the reactor under             |
-  | `:callback_timeout` | `5000`  | ms a protocol callback may run; past it the connection is closed |
+  | `:callback_timeout` | `5000`  | ms a protocol callback may run; past it the callback is interrupted (at its next bytecode: a blocking C call such as `time.sleep` ends first) and the connection closed |
   """
   @type option ::
           {:setup, String.t() | nil} | {:name, GenServer.name()} | {:callback_timeout, timeout()}
