@@ -1,26 +1,14 @@
-//! File descriptors handed from Erlang to Python, and watched by the VM.
+//! The watch resource: what `enif_select` registers for a descriptor.
 //!
-//! Erlang accepts a connection and hands its descriptor over: `dup_fd`
-//! gives the receiver a descriptor of its own, so each side closes its copy
-//! when it likes. A reactor (`ErlangPython.Reactor`) then asks the VM's own
-//! poller (`enif_select`) to tell it when a descriptor is readable or
-//! writable; no thread of ours blocks in `poll`. A *watch* is the resource
-//! `enif_select` needs: one per watched descriptor, found again by number,
-//! so selecting a descriptor twice reuses the registration and closing a
-//! watched descriptor first takes it out of the poller (closing it under
-//! the poller would let a reused number be reported to the wrong owner).
-//!
-//! Closing refuses the VM's own descriptors (0-2, its pollsets, what it had
-//! open when Python started: `sandbox::belongs_to_vm`), from Erlang as the
-//! sandbox refuses them from Python.
-//!
-//! The small `fd_*` helpers exist because the original's test suites and
-//! users drive descriptors directly; reads and writes run on dirty I/O
-//! schedulers, since a descriptor handed to us may be in blocking mode.
+//! One watch per watched descriptor, found again by number, so selecting a
+//! descriptor twice reuses the registration and closing a watched
+//! descriptor first takes it out of the poller (closing it under the
+//! poller would let a reused number be reported to the wrong owner). The
+//! watch type is opened by hand in `load`: rustler's resources cannot have
+//! the `stop` callback `enif_select` requires.
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Mutex;
 
@@ -28,30 +16,12 @@ use rustler::sys::{
     c_int, c_void, ErlNifEnv, ErlNifResourceType, ErlNifResourceTypeInit, ERL_NIF_SELECT_READ,
     ERL_NIF_SELECT_STOP, ERL_NIF_SELECT_WRITE,
 };
-use rustler::{Atom, Binary, Encoder, Env, NewBinary, Term};
+use rustler::{Atom, Encoder, Env, Term};
 
-use crate::atoms;
-use crate::sandbox;
-
-rustler::atoms! {
-    read,
-    write,
-    ebadf,
-    eagain,
-    einval,
-    emfile,
-    enfile,
-    epipe,
-    eperm,
-    eacces,
-    enotsock,
-    enotconn,
-    econnreset,
-    econnrefused,
-    eaddrinuse,
-    vm_descriptor,
-    select_failed,
-}
+use super::result::{
+    bad_descriptor, descriptor, is_open, ok, read, select_failed, vm_descriptor, write,
+};
+use crate::{atoms, sandbox};
 
 // enif_select's result bits (erl_nif.h): the stop callback ran inside the
 // call, or will run later on a scheduler.
@@ -222,95 +192,6 @@ fn watch_for(fd: RawFd, owned: bool) -> Option<*mut c_void> {
     Some(object)
 }
 
-/// The errno of the last failed call, as the atom Erlang's `inet` uses.
-fn last_error<'a>(env: Env<'a>) -> Term<'a> {
-    error_term(env, std::io::Error::last_os_error())
-}
-
-fn error_term<'a>(env: Env<'a>, error: std::io::Error) -> Term<'a> {
-    let reason = match error.raw_os_error() {
-        Some(libc::EBADF) => ebadf().encode(env),
-        Some(libc::EAGAIN) => eagain().encode(env),
-        Some(libc::EINVAL) => einval().encode(env),
-        Some(libc::EMFILE) => emfile().encode(env),
-        Some(libc::ENFILE) => enfile().encode(env),
-        Some(libc::EPIPE) => epipe().encode(env),
-        Some(libc::EPERM) => eperm().encode(env),
-        Some(libc::EACCES) => eacces().encode(env),
-        Some(libc::ENOTSOCK) => enotsock().encode(env),
-        Some(libc::ENOTCONN) => enotconn().encode(env),
-        Some(libc::ECONNRESET) => econnreset().encode(env),
-        Some(libc::ECONNREFUSED) => econnrefused().encode(env),
-        Some(libc::EADDRINUSE) => eaddrinuse().encode(env),
-        Some(other) => other.encode(env),
-        None => error.to_string().encode(env),
-    };
-    (atoms::error(), reason).encode(env)
-}
-
-fn ok<'a, T: Encoder>(env: Env<'a>, value: T) -> Term<'a> {
-    (atoms::ok(), value).encode(env)
-}
-
-/// Whether `fd` names an open descriptor.
-fn is_open(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD only reads the descriptor's flags.
-    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1
-}
-
-/// A new descriptor for what `fd` is open on, close-on-exec, owned by
-/// whoever receives it.
-#[rustler::nif]
-fn dup_fd(env: Env<'_>, fd: i64) -> Term<'_> {
-    let Ok(fd) = RawFd::try_from(fd) else {
-        return (atoms::error(), ebadf()).encode(env);
-    };
-    if fd < 0 {
-        return (atoms::error(), ebadf()).encode(env);
-    }
-    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor and touches nothing else.
-    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if copy < 0 {
-        return last_error(env);
-    }
-    ok(env, copy)
-}
-
-/// Closes `fd`: at once, or, when the VM's poller watches it, once the
-/// poller has let go of it. The VM's own descriptors are refused.
-#[rustler::nif]
-fn fd_close(env: Env<'_>, fd: i64) -> Term<'_> {
-    let Ok(fd) = RawFd::try_from(fd) else {
-        return (atoms::error(), ebadf()).encode(env);
-    };
-    if sandbox::belongs_to_vm(fd as i64) {
-        return (atoms::error(), vm_descriptor()).encode(env);
-    }
-    let watched = watches().as_ref().and_then(|map| map.get(&fd).copied());
-    if let Some(object) = watched {
-        let object = object as *mut c_void;
-        // SAFETY: the registry's reference keeps the watch alive; we take
-        // one more for the duration of the stop.
-        unsafe { rustler::sys::enif_keep_resource(object) };
-        // SAFETY: as above.
-        let watch = unsafe { &*(object as *const Watch) };
-        watch.owned.store(true, Ordering::Release);
-        stop(env.as_c_arg(), object);
-        // SAFETY: the reference taken above.
-        unsafe { rustler::sys::enif_release_resource(object) };
-        return atoms::ok().encode(env);
-    }
-    if !is_open(fd) {
-        return (atoms::error(), ebadf()).encode(env);
-    }
-    // SAFETY: the caller asked for this descriptor to be closed; it is not
-    // one of the VM's, and no watch of ours refers to it.
-    if unsafe { libc::close(fd) } != 0 {
-        return last_error(env);
-    }
-    atoms::ok().encode(env)
-}
-
 /// Takes `object`'s descriptor out of the poller; the stop callback (now
 /// or later) closes it if owned. A watch the poller never knew is closed
 /// here.
@@ -341,8 +222,8 @@ fn stop(env: *mut ErlNifEnv, object: *mut c_void) {
 /// one message per call. `owned`: stopping the watch closes `fd`.
 #[rustler::nif]
 fn fd_select<'a>(env: Env<'a>, fd: i64, mode: Atom, owned: bool) -> Term<'a> {
-    let Ok(fd) = RawFd::try_from(fd) else {
-        return (atoms::error(), ebadf()).encode(env);
+    let Some(fd) = descriptor(fd) else {
+        return bad_descriptor(env);
     };
     let flags = if mode == read() {
         ERL_NIF_SELECT_READ
@@ -352,7 +233,7 @@ fn fd_select<'a>(env: Env<'a>, fd: i64, mode: Atom, owned: bool) -> Term<'a> {
         return (atoms::error(), atoms::badarg()).encode(env);
     };
     if !is_open(fd) {
-        return (atoms::error(), ebadf()).encode(env);
+        return bad_descriptor(env);
     }
     if owned && sandbox::belongs_to_vm(fd as i64) {
         return (atoms::error(), vm_descriptor()).encode(env);
@@ -404,19 +285,12 @@ fn fd_select<'a>(env: Env<'a>, fd: i64, mode: Atom, owned: bool) -> Term<'a> {
     ok(env, term)
 }
 
-/// Whether `fd` is one of the VM's own descriptors, which nothing here closes.
-#[rustler::nif]
-fn fd_protected(fd: i64) -> bool {
-    sandbox::belongs_to_vm(fd)
-}
-
 /// Stops watching (the watch of) `fd` without closing it unless owned:
 /// `:ok`, also when it was not watched.
 #[rustler::nif]
 fn fd_unwatch(env: Env<'_>, fd: i64) -> Atom {
-    let watched = RawFd::try_from(fd)
-        .ok()
-        .and_then(|fd| watches().as_ref().and_then(|map| map.get(&fd).copied()));
+    let watched =
+        descriptor(fd).and_then(|fd| watches().as_ref().and_then(|map| map.get(&fd).copied()));
     if let Some(object) = watched {
         let object = object as *mut c_void;
         // SAFETY: keep the watch alive while we stop it.
@@ -428,127 +302,22 @@ fn fd_unwatch(env: Env<'_>, fd: i64) -> Atom {
     atoms::ok()
 }
 
-/// Two connected Unix stream sockets, non-blocking and close-on-exec.
-#[rustler::nif]
-fn fd_socketpair(env: Env<'_>) -> Term<'_> {
-    let mut pair = [0 as c_int; 2];
-    // SAFETY: socketpair writes two descriptors into `pair`.
-    let made = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
+/// Closes `fd` through its watch, if it has one: the poller lets go of it
+/// first. False when `fd` is not watched.
+pub(super) fn close_watched(env: Env<'_>, fd: RawFd) -> bool {
+    let watched = watches().as_ref().and_then(|map| map.get(&fd).copied());
+    let Some(object) = watched else {
+        return false;
     };
-    if made != 0 {
-        return last_error(env);
-    }
-    ok(env, (pair[0], pair[1]))
-}
-
-/// A pipe `(read end, write end)`, non-blocking and close-on-exec.
-#[rustler::nif]
-fn fd_pipe(env: Env<'_>) -> Term<'_> {
-    let mut pair = [0 as c_int; 2];
-    // SAFETY: pipe2 writes two descriptors into `pair`.
-    if unsafe { libc::pipe2(pair.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-        return last_error(env);
-    }
-    ok(env, (pair[0], pair[1]))
-}
-
-/// Up to `max` bytes from `fd`: `{ok, Binary}` (empty at end of file) or
-/// `{error, eagain}` when nothing is ready on a non-blocking descriptor.
-#[rustler::nif(schedule = "DirtyIo")]
-fn fd_read(env: Env<'_>, fd: i64, max: usize) -> Term<'_> {
-    let Ok(fd) = RawFd::try_from(fd) else {
-        return (atoms::error(), ebadf()).encode(env);
-    };
-    let mut data = vec![0u8; max.min(16 * 1024 * 1024)];
-    // SAFETY: reading into our own buffer of data.len() bytes.
-    let got = unsafe { libc::read(fd, data.as_mut_ptr() as *mut c_void, data.len()) };
-    if got < 0 {
-        return last_error(env);
-    }
-    let mut binary = NewBinary::new(env, got as usize);
-    binary.as_mut_slice().copy_from_slice(&data[..got as usize]);
-    let binary: Binary = binary.into();
-    ok(env, binary)
-}
-
-/// Writes what it can of `data` to `fd`: `{ok, BytesWritten}`.
-#[rustler::nif(schedule = "DirtyIo")]
-fn fd_write<'a>(env: Env<'a>, fd: i64, data: Binary<'a>) -> Term<'a> {
-    let Ok(fd) = RawFd::try_from(fd) else {
-        return (atoms::error(), ebadf()).encode(env);
-    };
-    // SAFETY: writing from a binary that lives for the whole call.
-    let sent = unsafe { libc::write(fd, data.as_ptr() as *const c_void, data.len()) };
-    if sent < 0 {
-        return last_error(env);
-    }
-    ok(env, sent as usize)
-}
-
-/// A listening TCP socket on 127.0.0.1:`port` (0: any free port):
-/// `{ok, {Fd, Port}}`.
-#[rustler::nif(schedule = "DirtyIo")]
-fn fd_tcp_listen(env: Env<'_>, port: u16) -> Term<'_> {
-    match TcpListener::bind(("127.0.0.1", port)) {
-        Ok(listener) => {
-            let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
-            ok(env, (listener.into_raw_fd(), port))
-        }
-        Err(error) => error_term(env, error),
-    }
-}
-
-/// A TCP connection to `host`:`port`: `{ok, Fd}`.
-#[rustler::nif(schedule = "DirtyIo")]
-fn fd_tcp_connect(env: Env<'_>, host: String, port: u16) -> Term<'_> {
-    match TcpStream::connect((host.as_str(), port)) {
-        Ok(stream) => ok(env, stream.into_raw_fd()),
-        Err(error) => error_term(env, error),
-    }
-}
-
-/// Accepts one connection on listening socket `fd`: `{ok, Fd}`.
-#[rustler::nif(schedule = "DirtyIo")]
-fn fd_tcp_accept(env: Env<'_>, fd: i64) -> Term<'_> {
-    let Ok(fd) = RawFd::try_from(fd) else {
-        return (atoms::error(), ebadf()).encode(env);
-    };
-    if !is_open(fd) {
-        return (atoms::error(), ebadf()).encode(env);
-    }
-    // SAFETY: borrowing the caller's descriptor for one accept; it is given
-    // back (into_raw_fd) rather than closed.
-    let listener = unsafe { TcpListener::from_raw_fd(fd) };
-    let accepted = listener.accept();
-    let _ = listener.into_raw_fd();
-    match accepted {
-        Ok((stream, _)) => ok(env, stream.into_raw_fd()),
-        Err(error) => error_term(env, error),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_closed_descriptor_is_not_open() {
-        let mut pair = [0 as c_int; 2];
-        // SAFETY: test-local pipe.
-        assert_eq!(unsafe { libc::pipe(pair.as_mut_ptr()) }, 0);
-        assert!(is_open(pair[0]));
-        // SAFETY: closing our own pipe.
-        unsafe {
-            libc::close(pair[0]);
-            libc::close(pair[1]);
-        }
-        assert!(!is_open(pair[0]));
-        assert!(!is_open(-1));
-    }
+    let object = object as *mut c_void;
+    // SAFETY: the registry's reference keeps the watch alive; we take
+    // one more for the duration of the stop.
+    unsafe { rustler::sys::enif_keep_resource(object) };
+    // SAFETY: as above.
+    let watch = unsafe { &*(object as *const Watch) };
+    watch.owned.store(true, Ordering::Release);
+    stop(env.as_c_arg(), object);
+    // SAFETY: the reference taken above.
+    unsafe { rustler::sys::enif_release_resource(object) };
+    true
 }
