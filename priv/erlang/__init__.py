@@ -235,3 +235,24 @@ __all__ += [
     "run",
     "sleep",
 ]
+
+
+# Continuations a function returns instead of a value (see _erlang_impl._schedule).
+
+from _erlang_impl._schedule import (  # noqa: E402
+    InlineScheduleMarker,
+    ScheduleMarker,
+    consume_time_slice,
+    schedule,
+    schedule_inline,
+    schedule_py,
+)
+
+__all__ += [
+    "InlineScheduleMarker",
+    "ScheduleMarker",
+    "consume_time_slice",
+    "schedule",
+    "schedule_inline",
+    "schedule_py",
+]

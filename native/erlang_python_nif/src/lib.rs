@@ -29,6 +29,7 @@
 //! | 6     | [`reply`]         | answering a request                              |
 //! |       | [`serving`]       | the worker thread, seen from code running on it  |
 //! | 7     | [`awaitable`]     | replies that come later, from the asyncio loop   |
+//! |       | [`schedule`]      | `erlang.schedule*` continuations a call returns  |
 //! |       | [`ops`]           | the request format (`ops::Op`) and its executor  |
 //! |       | [`callbacks`]     | Python calling Elixir                            |
 //! |       | [`channel`]       | bounded queues between Erlang and Python         |
@@ -58,6 +59,7 @@ mod panics;
 mod pytypes;
 mod registry;
 mod reply;
+mod schedule;
 mod runtime;
 mod sandbox;
 mod serving;
