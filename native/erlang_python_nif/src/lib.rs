@@ -19,6 +19,7 @@
 //! |       | [`sandbox`]       | kernel filter, audit hook, guards on C functions |
 //! |       | [`stack_guard`]   | stack room for recursive walks                   |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
+//! |       | [`fd_watch`]      | descriptor readiness as messages; test fds       |
 //! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
 //! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
 //! | 3     | [`convert`]       | term <-> Python conversion, object handles       |
@@ -50,6 +51,7 @@ mod channel;
 mod convert;
 mod erlang_module;
 mod errors;
+mod fd_watch;
 mod interpreter;
 mod interrupt;
 mod job;
