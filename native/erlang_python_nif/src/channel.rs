@@ -28,7 +28,7 @@ use pyo3::types::PyBytes;
 use rustler::{Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, ResourceArc, Term};
 
 use crate::pytypes::{Interrupted, OpaqueTerm};
-use crate::{convert, messaging, serving};
+use crate::{capsule, convert, messaging, serving};
 
 mod atoms {
     rustler::atoms! {
@@ -560,12 +560,15 @@ fn channel_of(reference: &Bound<'_, PyAny>) -> PyResult<ResourceArc<Channel>> {
     if let Ok(handle) = reference.cast::<ChannelHandle>() {
         return Ok(handle.get().channel.clone());
     }
-    let opaque = reference
-        .cast::<OpaqueTerm>()
-        .map_err(|_| not_a_channel())?;
     let env = OwnedEnv::new();
-    env.run(|env| opaque.get().to_term(env).decode::<ResourceArc<Channel>>())
-        .map_err(|_| not_a_channel())
+    env.run(|env| {
+        let term = match reference.cast::<OpaqueTerm>() {
+            Ok(opaque) => opaque.get().to_term(env),
+            Err(_) => capsule::to_term(env, reference).ok_or_else(not_a_channel)?,
+        };
+        term.decode::<ResourceArc<Channel>>()
+            .map_err(|_| not_a_channel())
+    })
 }
 
 /// A conversion failure as the Python exception it stands for.
@@ -750,6 +753,7 @@ impl ChannelHandle {
 
 /// Adds the channel classes to `_erlang_native`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    capsule::set_channel_check(|term| term.decode::<ResourceArc<Channel>>().is_ok());
     m.add_class::<ChannelHandle>()?;
     m.add_class::<Waker>()?;
     m.add("ChannelClosed", m.py().get_type::<ChannelClosed>())?;

@@ -22,6 +22,7 @@
 //! |       | [`fd_watch`]      | descriptor readiness as messages; test fds       |
 //! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
 //! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
+//! |       | [`capsule`]       | channel references as Python capsules            |
 //! | 3     | [`convert`]       | term <-> Python conversion, object handles       |
 //! | 4     | [`errors`]        | failures as the error terms Elixir sees          |
 //! |       | [`interrupt`]     | the interrupter thread and its worker slots      |
@@ -47,6 +48,7 @@ mod atoms;
 mod awaitable;
 mod buffer;
 mod callbacks;
+mod capsule;
 mod channel;
 mod convert;
 mod erlang_module;
