@@ -84,18 +84,21 @@ defmodule ErlangPython.EventQueue do
         "expected a descriptor and a callback id (non-negative integers), got: #{inspect({fd, callback_id})}"
       )
 
-  @doc "Stops and forgets a watch (the descriptor stays open): `:ok`."
+  @doc """
+  Stops and forgets a watch (the descriptor stays open); its events not
+  yet taken are dropped: `:ok`.
+  """
   @spec remove(t(), watch()) :: :ok
   def remove(_queue, watch) do
     Native.fd_watch_release(watch, false)
-    :ok
+    forget(watch)
   end
 
-  @doc "Pauses a watch (`resume/1` starts it again): `:ok`."
+  @doc "Pauses a watch (`resume/1` starts it again); its events not yet taken are dropped: `:ok`."
   @spec pause(watch()) :: :ok
   def pause(watch) do
     Native.fd_watch_arm(watch, false)
-    :ok
+    forget(watch)
   end
 
   @doc "Starts a paused watch again: `:ok`."
@@ -113,6 +116,22 @@ defmodule ErlangPython.EventQueue do
   @spec close(watch()) :: :ok
   def close(watch) do
     Native.fd_watch_release(watch, true)
+    forget(watch)
+  end
+
+  # Drops the watch's pending events in its queue (unless the caller is
+  # that queue, or it has stopped).
+  defp forget(watch) do
+    {owner, callback_id, _live} = Native.fd_watch_info(watch)
+
+    if owner != self() do
+      try do
+        GenServer.call(owner, {:forget, callback_id})
+      catch
+        :exit, _ -> :ok
+      end
+    end
+
     :ok
   end
 
@@ -241,13 +260,32 @@ defmodule ErlangPython.EventQueue do
 
   def handle_call(:wakeup, _from, state), do: {:reply, :ok, answer_pollers(state)}
 
+  def handle_call({:forget, callback_id}, _from, state) do
+    events =
+      :queue.filter(fn {id, type} -> not (id == callback_id and type != :timer) end, state.events)
+
+    {:reply, :ok, %{state | events: events}}
+  end
+
   def handle_call({:wait_channel, channel, callback_id}, _from, state),
     do: {:reply, Native.channel_wait_loop(channel, callback_id), state}
 
   @impl true
   def handle_info({:erlang_python_fd_ready, callback_id, direction}, state) do
-    state = %{state | fired: [callback_id | state.fired]}
-    {:noreply, add_event(state, {callback_id, direction})}
+    case state.watches do
+      # A descriptor watch paused or removed after it fired: stale.
+      %{^callback_id => watch} ->
+        if elem(Native.fd_watch_info(watch), 2) do
+          state = %{state | fired: [callback_id | state.fired]}
+          {:noreply, add_event(state, {callback_id, direction})}
+        else
+          {:noreply, state}
+        end
+
+      # A channel's wait (no descriptor watch).
+      _ ->
+        {:noreply, add_event(state, {callback_id, direction})}
+    end
   end
 
   def handle_info({:timer, timer, callback_id}, state) do

@@ -101,6 +101,8 @@ defmodule ErlangPython.Native do
   @doc false
   def fd_watch_rearm(_watch), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def fd_watch_info(_watch), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def fd_watch_release(_watch, _close), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def fd_test_pipe, do: :erlang.nif_error(:nif_not_loaded)

@@ -227,6 +227,14 @@ fn fd_watch_rearm(watch: ResourceArc<FdWatch>) -> bool {
     true
 }
 
+/// The watch's queue and callback id, and whether it still reports events
+/// (neither paused nor released): `{owner, callback_id, live}`.
+#[rustler::nif]
+fn fd_watch_info(watch: ResourceArc<FdWatch>) -> (LocalPid, u64, bool) {
+    let state = watch.lock();
+    (watch.owner, watch.callback_id, !state.paused && !state.released)
+}
+
 /// Stops the watch for good; closes its descriptor when `close` is true and
 /// erlang_python created it (a test descriptor). Idempotent.
 #[rustler::nif]
