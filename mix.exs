@@ -66,6 +66,11 @@ defmodule ErlangPython.MixProject do
         "Python values": [ErlangPython.Object, ErlangPython.Context, ErlangPython.AsyncCall],
         Errors: [ErlangPython.Error, ErlangPython.CallError],
         Runtime: [ErlangPython.Runtime, ErlangPython.State],
+        "Event loops": [
+          ErlangPython.EventLoopPool,
+          ErlangPython.EventQueue,
+          ErlangPython.EventQueue.TestFd
+        ],
         "Erlang and tooling": [:py, ErlangPython.Sigils, ErlangPython.Case]
       ]
     ]

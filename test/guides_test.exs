@@ -34,7 +34,8 @@ defmodule ErlangPython.GuidesTest do
       "deployment" => GuideExamples.run!(Path.join(@root, "guides/deployment.md")),
       "asyncio" => GuideExamples.run!(Path.join(@root, "guides/asyncio.md")),
       "contexts" => GuideExamples.run!(Path.join(@root, "guides/contexts.md")),
-      "state" => GuideExamples.run!(Path.join(@root, "guides/state-and-observability.md"))
+      "state" => GuideExamples.run!(Path.join(@root, "guides/state-and-observability.md")),
+      "event-loop" => GuideExamples.run!(Path.join(@root, "guides/event-loop.md"))
     }
 
     assert runs["getting-started"]["elixir"] >= 10
@@ -51,5 +52,8 @@ defmodule ErlangPython.GuidesTest do
     assert runs["asyncio"]["elixir"] >= 3
     assert runs["asyncio"]["python"] >= 2
     assert runs["type-conversion"]["elixir"] >= 6
+    assert runs["event-loop"]["elixir"] >= 6
+    assert runs["event-loop"]["python"] >= 2
+    assert runs["event-loop"]["erlang"] == 1
   end
 end

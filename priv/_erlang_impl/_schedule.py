@@ -20,7 +20,8 @@ import threading
 import time
 
 # The BEAM's reduction time slice is about 1 ms; a step of a long loop
-# should be about as long.
+# should be about as long. Measured in the thread's CPU time, so waiting
+# for the GIL does not use up a slice.
 SLICE_SECONDS = 0.001
 
 
@@ -37,12 +38,13 @@ class ScheduleMarker(Marker):
     """Continue with the registered Erlang function ``name(*args)``, or with
     the Python function ``module.function(*args, **kwargs)``."""
 
-    __slots__ = ("_target", "_args", "_kwargs")
+    __slots__ = ("_target", "_args", "_kwargs", "_globals")
 
-    def __init__(self, target, args, kwargs):
+    def __init__(self, target, args, kwargs, scope=None):
         self._target = target
         self._args = tuple(args)
         self._kwargs = dict(kwargs or {})
+        self._globals = scope
 
     def run(self):
         if isinstance(self._target, str):
@@ -50,7 +52,7 @@ class ScheduleMarker(Marker):
 
             return erlang.call(self._target, *self._args)
         module, function = self._target
-        return _lookup(module, function, None)(*self._args, **self._kwargs)
+        return _lookup(module, function, self._globals)(*self._args, **self._kwargs)
 
     def __repr__(self):
         return f"<erlang.ScheduleMarker {self._target!r}>"
@@ -104,14 +106,16 @@ def schedule(name, *args):
 
 def schedule_py(module, function, args=None, kwargs=None):
     """Returns a marker: the call's result becomes ``module.function(*args,
-    **kwargs)``, called once this function has returned."""
+    **kwargs)``, called once this function has returned. ``'__main__'``
+    names are looked up in the calling function's globals first (its
+    process environment or context), then in the ``__main__`` module."""
     target = (_text(module, "module"), _text(function, "function"))
-    return ScheduleMarker(target, args or (), kwargs)
+    return ScheduleMarker(target, args or (), kwargs, sys._getframe(1).f_globals)
 
 
 def schedule_inline(module, function, args=None, kwargs=None):
-    """Like ``schedule_py``, with ``module`` ``'__main__'`` meaning the
-    globals of the calling function (its own namespace, in a context)."""
+    """Like ``schedule_py`` (erlang_python's faster variant; here both
+    continue on the same thread)."""
     scope = sys._getframe(1).f_globals
     return InlineScheduleMarker(
         _text(module, "module"), _text(function, "function"), args, kwargs, scope
@@ -130,20 +134,24 @@ def resolve(value):
 
 _slice = threading.local()
 
+# A slice not touched for this long (wall time) belongs to work that ended.
+STALE_SECONDS = 0.01
+
 
 def consume_time_slice(percent):
     """Records that recent work used ``percent`` (1-100) of a time slice;
     True when the slice is used up (by those percentages, or by 1 ms of
-    wall time since the slice began): time to return a ``schedule_py``
-    continuation. The next call starts a new slice."""
+    the thread's CPU time since the slice began): time to return a
+    ``schedule_py`` continuation. The next call starts a new slice, and so
+    does a call more than 10 ms after the previous one."""
     if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
         raise ValueError(f"percent must be an int from 1 to 100, got {percent!r}")
-    now = time.monotonic()
-    started = getattr(_slice, "started", None)
-    if started is None:
-        _slice.started, _slice.used = now, 0
+    cpu, wall = time.thread_time(), time.monotonic()
+    if getattr(_slice, "started", None) is None or wall - _slice.touched > STALE_SECONDS:
+        _slice.started, _slice.used = cpu, 0
+    _slice.touched = wall
     _slice.used += percent
-    if _slice.used >= 100 or now - _slice.started >= SLICE_SECONDS:
+    if _slice.used >= 100 or cpu - _slice.started >= SLICE_SECONDS:
         _slice.started = None
         return True
     return False
