@@ -222,13 +222,18 @@ defmodule ErlangPython.EventQueue do
 
   def handle_call({:call_later, delay, callback_id}, _from, state) do
     timer = make_ref()
-    erlang_timer = Process.send_after(self(), {:timer, timer, callback_id}, delay)
-    {:reply, {:ok, timer}, %{state | timers: Map.put(state.timers, timer, erlang_timer)}}
+    # A 0 ms Erlang timer still waits for the timer wheel's next tick.
+    erlang_timer =
+      if delay == 0,
+        do: send(self(), {:timer, timer, callback_id}) && nil,
+        else: Process.send_after(self(), {:timer, timer, callback_id}, delay)
+
+    {:reply, {:ok, timer}, %{state | timers: Map.put(state.timers, timer, erlang_timer || :due)}}
   end
 
   def handle_call({:cancel_timer, timer}, _from, state) do
     {erlang_timer, timers} = Map.pop(state.timers, timer)
-    if erlang_timer, do: Process.cancel_timer(erlang_timer)
+    if is_reference(erlang_timer), do: Process.cancel_timer(erlang_timer)
     # Fired but not taken yet: drop its event too.
     receive do
       {:timer, ^timer, _} -> :ok
