@@ -29,7 +29,10 @@ pub(crate) fn set_channel_check(check: Check) {
 }
 
 /// A reference `term` as a capsule when it is a channel; `None` otherwise.
-pub(crate) fn to_python<'py>(py: Python<'py>, term: Term<'_>) -> Option<PyResult<Bound<'py, PyAny>>> {
+pub(crate) fn to_python<'py>(
+    py: Python<'py>,
+    term: Term<'_>,
+) -> Option<PyResult<Bound<'py, PyAny>>> {
     let is_channel = IS_CHANNEL.get()?;
     if !is_channel(term) {
         return None;

@@ -413,7 +413,10 @@ fn channel_wait_loop(env: Env<'_>, channel: ResourceArc<Channel>, callback_id: u
     }
     if !state.items.is_empty() || state.closed {
         drop(state);
-        let _ = env.send(&pid, (atoms::erlang_python_fd_ready(), callback_id, atoms::read()));
+        let _ = env.send(
+            &pid,
+            (atoms::erlang_python_fd_ready(), callback_id, atoms::read()),
+        );
     } else if !state.loop_waiters.contains(&(pid, callback_id)) {
         state.loop_waiters.push((pid, callback_id));
     }

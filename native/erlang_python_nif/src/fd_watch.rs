@@ -114,7 +114,11 @@ fn poll_round(watcher: &Watcher) {
     for watch in &armed {
         fds.push(libc::pollfd {
             fd: watch.fd,
-            events: if watch.write { libc::POLLOUT } else { libc::POLLIN },
+            events: if watch.write {
+                libc::POLLOUT
+            } else {
+                libc::POLLIN
+            },
             revents: 0,
         });
     }
@@ -150,7 +154,14 @@ fn poll_round(watcher: &Watcher) {
             atoms::read()
         };
         let _ = messaging::build_and_send(&mut owned, &watch.owner, |env| {
-            Ok::<_, ()>((atoms::erlang_python_fd_ready(), watch.callback_id, direction).encode(env))
+            Ok::<_, ()>(
+                (
+                    atoms::erlang_python_fd_ready(),
+                    watch.callback_id,
+                    direction,
+                )
+                    .encode(env),
+            )
         });
     }
 }
@@ -232,7 +243,11 @@ fn fd_watch_rearm(watch: ResourceArc<FdWatch>) -> bool {
 #[rustler::nif]
 fn fd_watch_info(watch: ResourceArc<FdWatch>) -> (LocalPid, u64, bool) {
     let state = watch.lock();
-    (watch.owner, watch.callback_id, !state.paused && !state.released)
+    (
+        watch.owner,
+        watch.callback_id,
+        !state.paused && !state.released,
+    )
 }
 
 /// Stops the watch for good; closes its descriptor when `close` is true and
@@ -296,7 +311,11 @@ fn errno_atom<'a>(env: Env<'a>) -> Term<'a> {
         Some(libc::ECONNRESET) => "econnreset",
         _ => "io_error",
     };
-    (atoms::error(), rustler::Atom::from_str(env, text).unwrap_or(atoms::error())).encode(env)
+    (
+        atoms::error(),
+        rustler::Atom::from_str(env, text).unwrap_or(atoms::error()),
+    )
+        .encode(env)
 }
 
 /// A non-blocking pipe: `{:ok, {read_fd, write_fd}}`.
@@ -392,8 +411,11 @@ fn fd_test_tcp_listener(env: Env<'_>, port: u16) -> Term<'_> {
     let ok = unsafe {
         libc::bind(fd, (&address as *const libc::sockaddr_in).cast(), length) == 0
             && libc::listen(fd, 128) == 0
-            && libc::getsockname(fd, (&mut address as *mut libc::sockaddr_in).cast(), &mut length)
-                == 0
+            && libc::getsockname(
+                fd,
+                (&mut address as *mut libc::sockaddr_in).cast(),
+                &mut length,
+            ) == 0
     };
     if !ok {
         let error = errno_atom(env);

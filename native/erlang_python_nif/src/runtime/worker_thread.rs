@@ -142,7 +142,7 @@ impl WorkerThread {
         let outcome = panics::catch(|| {
             request.with_op(|op| schedule::resolve(py, self.executor.execute(py, op)))
         })
-            .unwrap_or_else(|text| Err(Failure::Internal(text)));
+        .unwrap_or_else(|text| Err(Failure::Internal(text)));
         let (outer, outer_scope) = {
             let mut running = self.running.borrow_mut();
             running.pop();
