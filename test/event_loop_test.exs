@@ -5,6 +5,10 @@ defmodule ErlangPython.EventLoopTest do
   alias ErlangPython.{EventLoopPool, EventQueue}
   alias ErlangPython.EventQueue.TestFd
 
+  doctest ErlangPython.EventLoopPool
+  doctest ErlangPython.EventQueue
+  doctest ErlangPython.EventQueue.TestFd
+
   setup_all do
     :ok =
       ErlangPython.exec("""
