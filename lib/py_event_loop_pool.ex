@@ -74,8 +74,11 @@ defmodule :py_event_loop_pool do
 
   @doc "`spawn_task/3` with keyword arguments."
   @spec spawn_task(atom() | binary(), atom() | binary(), list(), map()) :: :ok
-  def spawn_task(module, function, args, kwargs),
-    do: EventLoopPool.spawn_task(module, function, args, kwargs: Map.new(kwargs))
+  def spawn_task(module, function, args, kwargs) do
+    # erlang_python answers ok whatever happens to the task.
+    _ = EventLoopPool.spawn_task(module, function, args, kwargs: Map.new(kwargs))
+    :ok
+  end
 
   @doc "Executes statements in the calling process's environment."
   @spec exec(iodata()) :: :ok | {:error, term()}

@@ -80,27 +80,29 @@ defmodule ErlangPython.EventLoopPool do
   @spec create_task(ErlangPython.name(), ErlangPython.name(), list(), keyword()) ::
           ErlangPython.AsyncCall.t() | {:error, term()}
   def create_task(module, function, args \\ [], opts \\ []) do
+    opts = Keyword.validate!(opts, @task_options)
+    request = start_request(module, function, args, opts)
+
+    with {:ok, env} <- Context.process(), do: start(request, env)
+  end
+
+  # The request for `module.function(*args)` on the loop `opts` names
+  # (checked here, in the caller).
+  defp start_request(module, function, args, opts) do
     unless is_list(args),
       do: raise(ArgumentError, "expected a list of arguments, got: #{inspect(args)}")
 
-    opts = Keyword.validate!(opts, @task_options)
-    index = loop_index!(opts[:loop])
-
-    locals = %{
-      "__loop__" => index,
+    Request.eval(@start, %{
+      "__loop__" => loop_index!(opts[:loop]),
       "__module__" => name!(module, "module"),
       "__function__" => name!(function, "function"),
       "__args__" => args,
       "__kwargs__" => Map.new(opts[:kwargs])
-    }
-
-    with {:ok, env} <- Context.process() do
-      @start
-      |> Request.eval(locals)
-      |> Request.with_options(%{context: env})
-      |> Runtime.start_request()
-    end
+    })
   end
+
+  defp start(request, env),
+    do: request |> Request.with_options(%{context: env}) |> Runtime.start_request()
 
   @doc """
   Runs `module.function(*args)` on the caller's loop and waits for it.
@@ -116,21 +118,19 @@ defmodule ErlangPython.EventLoopPool do
   @doc """
   Starts `module.function(*args)` on the caller's loop and returns `:ok`
   at once; nobody waits for the result (a task process holds the call).
+  `{:error, reason}` only when the caller's environment cannot be made.
   """
-  @spec spawn_task(ErlangPython.name(), ErlangPython.name(), list(), keyword()) :: :ok
+  @spec spawn_task(ErlangPython.name(), ErlangPython.name(), list(), keyword()) ::
+          :ok | {:error, term()}
   def spawn_task(module, function, args \\ [], opts \\ []) do
     opts = Keyword.validate!(opts, @task_options)
-    # Placed by the caller's pid, run in its environment.
-    {:ok, env} = Context.process()
-    loop = opts[:loop] || elem(loops(), index_for(self()))
+    # On the caller's loop, in the caller's environment.
+    request = start_request(module, function, args, opts)
 
-    spawn(fn ->
-      Process.put({Context, :process}, env)
-      task = create_task(module, function, args, Keyword.put(opts, :loop, loop))
-      ErlangPython.await(task, :infinity)
-    end)
-
-    :ok
+    with {:ok, env} <- Context.process() do
+      spawn(fn -> request |> start(env) |> ErlangPython.await(:infinity) end)
+      :ok
+    end
   end
 
   defp loops do
