@@ -68,6 +68,11 @@ defmodule ErlangPython.MixProject do
         Errors: [ErlangPython.Error, ErlangPython.CallError],
         Runtime: [ErlangPython.Runtime, ErlangPython.State],
         "Descriptors and reactors": [ErlangPython.Descriptor, ErlangPython.Reactor],
+        "Event loops": [
+          ErlangPython.EventLoopPool,
+          ErlangPython.EventQueue,
+          ErlangPython.EventQueue.TestFd
+        ],
         "Erlang and tooling": [:py, ErlangPython.Sigils, ErlangPython.Case]
       ]
     ]

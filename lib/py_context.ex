@@ -65,6 +65,19 @@ defmodule :py_context do
     |> :py.erlang_shape()
   end
 
+  @doc """
+  `call/6` in a process environment of the context (`py:get_local_env/1`):
+  the names that environment's `exec/3` defined are visible.
+  """
+  @spec call(context(), term(), term(), list(), map(), timeout(), ErlangPython.Context.t()) ::
+          :py.result()
+  def call(context, module, function, args, kwargs, timeout, %ErlangPython.Context{} = env)
+      when is_pid(context) do
+    module
+    |> ErlangPython.call(function, args, context: env, kwargs: kwargs, timeout: timeout)
+    |> :py.erlang_shape()
+  end
+
   @doc "Evaluates an expression in the context."
   @spec eval(context(), iodata()) :: :py.result()
   def eval(context, code), do: eval(context, code, %{})
@@ -91,18 +104,9 @@ defmodule :py_context do
     |> :py.erlang_shape()
   end
 
-  @doc "`call/6` in environment `Env` of the context (`py:get_local_env/1`)."
-  @spec call(context(), term(), term(), list(), map(), timeout(), Context.t()) :: :py.result()
-  def call(context, module, function, args, kwargs, timeout, %Context{} = env)
-      when is_pid(context) do
-    module
-    |> ErlangPython.call(function, args, context: env, kwargs: kwargs, timeout: timeout)
-    |> :py.erlang_shape()
-  end
-
-  @doc "Executes statements in environment `Env` of the context (`py:get_local_env/1`)."
-  @spec exec(context(), iodata(), Context.t()) :: :ok | :py.error()
-  def exec(context, code, %Context{} = env) when is_pid(context) do
+  @doc "Executes statements in a process environment of the context (`py:get_local_env/1`)."
+  @spec exec(context(), iodata(), ErlangPython.Context.t()) :: :ok | :py.error()
+  def exec(context, code, %ErlangPython.Context{} = env) when is_pid(context) do
     code
     |> IO.chardata_to_string()
     |> ErlangPython.exec(context: env, timeout: :infinity)

@@ -10,6 +10,10 @@ defmodule :py_event_loop do
 
   @default_timeout 30_000
 
+  @doc "The default loop: `{ok, LoopRef}` (the first of `py_event_loop_pool`'s)."
+  @spec get_loop() :: {:ok, reference()}
+  def get_loop, do: {:ok, hd(ErlangPython.EventLoopPool.loops_list())}
+
   @doc "Starts `Module.Func(*Args)` as a task: a reference for `await/1,2`."
   @spec create_task(atom() | binary(), atom() | binary(), list()) :: reference()
   def create_task(module, function, args), do: create_task(module, function, args, %{})

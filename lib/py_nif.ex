@@ -18,6 +18,119 @@ defmodule :py_nif do
   @spec version() :: {:ok, binary()} | {:error, term()}
   defdelegate version, to: :py
 
+  # The event-loop primitives (ErlangPython.EventQueue): no Python runs in them.
+
+  alias ErlangPython.EventQueue
+  alias ErlangPython.EventQueue.TestFd
+
+  @doc "A new event queue owned by the caller: `{ok, LoopRef}`."
+  @spec event_loop_new() :: {:ok, reference()}
+  defdelegate event_loop_new, to: EventQueue, as: :new
+
+  @doc "Stops an event queue: `ok`."
+  @spec event_loop_destroy(reference()) :: :ok
+  defdelegate event_loop_destroy(loop), to: EventQueue, as: :destroy
+
+  @doc "Sends `Pid` `{event_queue_ready, LoopRef}` when events become pending: `ok`."
+  @spec event_loop_set_worker(reference(), pid()) :: :ok
+  defdelegate event_loop_set_worker(loop, pid), to: EventQueue, as: :set_worker
+
+  @doc "Ends the `poll_events/2` calls waiting on the queue: `ok`."
+  @spec event_loop_wakeup(reference()) :: :ok
+  defdelegate event_loop_wakeup(loop), to: EventQueue, as: :wakeup
+
+  @doc "Reports `{CallbackId, read}` when `Fd` is readable: `{ok, FdRef}`."
+  @spec add_reader(reference(), non_neg_integer(), non_neg_integer()) ::
+          {:ok, reference()} | {:error, term()}
+  defdelegate add_reader(loop, fd, callback_id), to: EventQueue
+
+  @doc "Reports `{CallbackId, write}` when `Fd` is writable: `{ok, FdRef}`."
+  @spec add_writer(reference(), non_neg_integer(), non_neg_integer()) ::
+          {:ok, reference()} | {:error, term()}
+  defdelegate add_writer(loop, fd, callback_id), to: EventQueue
+
+  @doc "Stops watching (the descriptor stays open): `ok`."
+  @spec remove_reader(reference(), reference()) :: :ok
+  defdelegate remove_reader(loop, fd_ref), to: EventQueue, as: :remove
+
+  @doc "Stops watching (the descriptor stays open): `ok`."
+  @spec remove_writer(reference(), reference()) :: :ok
+  defdelegate remove_writer(loop, fd_ref), to: EventQueue, as: :remove
+
+  @doc "Pauses a reader: `ok`."
+  @spec stop_reader(reference()) :: :ok
+  defdelegate stop_reader(fd_ref), to: EventQueue, as: :pause
+
+  @doc "Pauses a writer: `ok`."
+  @spec stop_writer(reference()) :: :ok
+  defdelegate stop_writer(fd_ref), to: EventQueue, as: :pause
+
+  @doc "Restarts a paused reader: `ok`."
+  @spec start_reader(reference()) :: :ok
+  defdelegate start_reader(fd_ref), to: EventQueue, as: :resume
+
+  @doc "Restarts a paused writer: `ok`."
+  @spec start_writer(reference()) :: :ok
+  defdelegate start_writer(fd_ref), to: EventQueue, as: :resume
+
+  @doc "Stops a watch and closes its descriptor if erlang_python made it: `ok` (idempotent)."
+  @spec close_fd(reference()) :: :ok
+  defdelegate close_fd(fd_ref), to: EventQueue, as: :close
+
+  @doc "Reports `{CallbackId, timer}` after `Ms`: `{ok, TimerRef}`."
+  @spec call_later(reference(), non_neg_integer(), non_neg_integer()) :: {:ok, reference()}
+  defdelegate call_later(loop, ms, callback_id), to: EventQueue
+
+  @doc "Cancels a timer: `ok`."
+  @spec cancel_timer(reference(), reference()) :: :ok
+  defdelegate cancel_timer(loop, timer), to: EventQueue
+
+  @doc "The pending `{CallbackId, Type}` events; clears them."
+  @spec get_pending(reference()) :: [{non_neg_integer(), :read | :write | :timer}]
+  defdelegate get_pending(loop), to: EventQueue, as: :pending
+
+  @doc "Waits up to `Timeout` ms for events or a wake-up: `{ok, NumPending}`."
+  @spec poll_events(reference(), non_neg_integer()) :: {:ok, non_neg_integer()}
+  defdelegate poll_events(loop, timeout), to: EventQueue, as: :poll
+
+  @doc "Reports `{CallbackId, read}` to `Loop` at the channel\'s next item or close."
+  @spec channel_wait(reference(), non_neg_integer(), reference()) :: :ok | {:error, :waiter_exists}
+  def channel_wait(channel, callback_id, loop),
+    do: EventQueue.wait_channel(loop, channel, callback_id)
+
+  @doc "Withdraws `channel_wait/3` registrations under `CallbackId`: `ok`."
+  @spec channel_cancel_wait(reference(), non_neg_integer()) :: :ok
+  defdelegate channel_cancel_wait(channel, callback_id), to: EventQueue, as: :cancel_channel_wait
+
+  @doc "A non-blocking pipe: `{ok, {ReadFd, WriteFd}}`."
+  @spec create_test_pipe() :: {:ok, {non_neg_integer(), non_neg_integer()}} | {:error, atom()}
+  defdelegate create_test_pipe, to: TestFd, as: :pipe
+
+  @doc "Writes to a test descriptor: `ok`."
+  @spec write_test_fd(non_neg_integer(), binary()) :: :ok | {:error, atom()}
+  defdelegate write_test_fd(fd, data), to: TestFd, as: :write
+
+  @doc "Reads from a test descriptor: `{ok, Binary}`."
+  @spec read_test_fd(non_neg_integer(), pos_integer()) :: {:ok, binary()} | {:error, atom()}
+  defdelegate read_test_fd(fd, max), to: TestFd, as: :read
+
+  @doc "Closes a test descriptor: `ok`."
+  @spec close_test_fd(non_neg_integer()) :: :ok | {:error, :ebadf}
+  defdelegate close_test_fd(fd), to: TestFd, as: :close
+
+  @doc "A loopback TCP listener: `{ok, {Fd, Port}}`."
+  @spec create_test_tcp_listener(non_neg_integer()) ::
+          {:ok, {non_neg_integer(), pos_integer()}} | {:error, atom()}
+  defdelegate create_test_tcp_listener(port), to: TestFd, as: :tcp_listener
+
+  @doc "A non-blocking TCP connection: `{ok, Fd}`."
+  @spec connect_test_tcp(binary(), pos_integer()) :: {:ok, non_neg_integer()} | {:error, atom()}
+  defdelegate connect_test_tcp(host, port), to: TestFd, as: :tcp_connect
+
+  @doc "Accepts a pending connection: `{ok, Fd}`."
+  @spec accept_test_tcp(non_neg_integer()) :: {:ok, non_neg_integer()} | {:error, atom()}
+  defdelegate accept_test_tcp(listener), to: TestFd, as: :tcp_accept
+
   # The channel primitives the original's suites call directly.
 
   @doc "The next channel item without waiting: `{ok, Term}`, `{error, empty}` or `{error, closed}`."
@@ -66,43 +179,4 @@ defmodule :py_nif do
   @doc "A duplicate of `Fd` (`py:dup_fd/1`)."
   @spec dup_fd(integer()) :: {:ok, integer()} | {:error, term()}
   def dup_fd(fd), do: ErlangPython.Native.dup_fd(fd)
-
-  @doc "A TCP listener on 127.0.0.1 (`0`: any free port): `{ok, {Fd, Port}}`."
-  @spec create_test_tcp_listener(non_neg_integer()) ::
-          {:ok, {integer(), pos_integer()}} | {:error, term()}
-  def create_test_tcp_listener(port), do: ErlangPython.Native.fd_tcp_listen(port)
-
-  @doc "A TCP connection to `Host:Port`: `{ok, Fd}`."
-  @spec connect_test_tcp(iodata(), pos_integer()) :: {:ok, integer()} | {:error, term()}
-  def connect_test_tcp(host, port),
-    do: ErlangPython.Native.fd_tcp_connect(IO.chardata_to_string(host), port)
-
-  @doc "Accepts a connection on listener `Fd`: `{ok, ConnFd}`."
-  @spec accept_test_tcp(integer()) :: {:ok, integer()} | {:error, term()}
-  def accept_test_tcp(fd), do: ErlangPython.Native.fd_tcp_accept(fd)
-
-  @doc "A non-blocking pipe: `{ok, {ReadFd, WriteFd}}`."
-  @spec create_test_pipe() :: {:ok, {integer(), integer()}} | {:error, term()}
-  def create_test_pipe, do: ErlangPython.Native.fd_pipe()
-
-  @doc "Closes `Fd`: `ok` (also when already closed)."
-  @spec close_test_fd(integer()) :: :ok
-  def close_test_fd(fd) do
-    _ = ErlangPython.Native.fd_close(fd)
-    :ok
-  end
-
-  @doc "Writes all of `Data` to `Fd`: `ok` or `{error, Reason}`."
-  @spec write_test_fd(integer(), iodata()) :: :ok | {:error, term()}
-  def write_test_fd(fd, data) do
-    case fd_write(fd, data) do
-      {:ok, n} when n == byte_size(data) -> :ok
-      {:ok, n} -> write_test_fd(fd, binary_part(data, n, byte_size(data) - n))
-      {:error, _} = error -> error
-    end
-  end
-
-  @doc "Up to `Max` bytes from `Fd`."
-  @spec read_test_fd(integer(), non_neg_integer()) :: {:ok, binary()} | {:error, term()}
-  def read_test_fd(fd, max), do: fd_read(fd, max)
 end

@@ -35,7 +35,8 @@ defmodule ErlangPython.GuidesTest do
       "asyncio" => GuideExamples.run!(Path.join(@root, "guides/asyncio.md")),
       "reactors" => GuideExamples.run!(Path.join(@root, "guides/reactors.md")),
       "contexts" => GuideExamples.run!(Path.join(@root, "guides/contexts.md")),
-      "state" => GuideExamples.run!(Path.join(@root, "guides/state-and-observability.md"))
+      "state" => GuideExamples.run!(Path.join(@root, "guides/state-and-observability.md")),
+      "event-loop" => GuideExamples.run!(Path.join(@root, "guides/event-loop.md"))
     }
 
     assert runs["getting-started"]["elixir"] >= 10
@@ -55,5 +56,8 @@ defmodule ErlangPython.GuidesTest do
     assert runs["reactors"]["erlang"] == 1
     assert runs["reactors"]["python"] >= 1
     assert runs["type-conversion"]["elixir"] >= 6
+    assert runs["event-loop"]["elixir"] >= 6
+    assert runs["event-loop"]["python"] >= 2
+    assert runs["event-loop"]["erlang"] == 1
   end
 end

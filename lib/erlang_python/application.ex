@@ -18,6 +18,7 @@ defmodule ErlangPython.Application do
            Supervisor.start_link(children, strategy: :one_for_one, name: ErlangPython.Supervisor),
          :ok <- ErlangPython.Output.register(),
          :ok <- ErlangPython.State.register(),
+         :ok <- :py_callback.register_builtins(),
          :ok <- start_interpreter(ErlangPython.Runtime.config()[:start]) do
       {:ok, supervisor}
     end

@@ -14,6 +14,7 @@ defmodule ErlangPython.Registry do
   #   :erlang_python_imports       {{module, function | :all}}        ensure_imported
   #   :erlang_python_paths         {seq, path}  (ordered_set)          add_path
   #   :erlang_python_streams       {ref, driver_pid}                   stream_start
+  #   :erlang_python_event_queues  {ref, queue_pid}                    ErlangPython.EventQueue
   use GenServer
 
   @tables [
@@ -22,7 +23,8 @@ defmodule ErlangPython.Registry do
     {:erlang_python_pool_routes, [:set, read_concurrency: true]},
     {:erlang_python_imports, [:set]},
     {:erlang_python_paths, [:ordered_set]},
-    {:erlang_python_streams, [:set]}
+    {:erlang_python_streams, [:set]},
+    {:erlang_python_event_queues, [:set, read_concurrency: true]}
   ]
 
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)

@@ -1,33 +1,39 @@
-"""The runtime's asyncio loop, where awaitable results run.
+"""The runtime's asyncio loops, where awaitable results run.
 
 A call whose result is awaitable is not awaited on the interpreter thread:
-the awaitable becomes a task on this loop (its own thread), and the call is
-answered when the task finishes. Thousands can be in flight at once.
+the awaitable becomes a task on one of these loops (each an ErlangEventLoop
+on a thread of its own), and the call is answered when the task finishes.
+Thousands can be in flight at once. Loop 0 is the default; the event-loop
+pool (``ErlangPython.EventLoopPool``) places tasks on the others with
+``placed(index, awaitable)``.
 """
 
 import asyncio
 import threading
 
-_loop = None
+_loops = {}
 _lock = threading.Lock()
+# job id -> (loop, task), so a caller that gives up can cancel its task.
 _tasks = {}
 
 
-def loop():
-    """The runtime's ErlangEventLoop, started on first use."""
-    global _loop
+def loop(index=0):
+    """The runtime's ErlangEventLoop number ``index``, started on first use."""
     with _lock:
-        if _loop is None:
+        event_loop = _loops.get(index)
+        if event_loop is None:
             from ._loop import ErlangEventLoop
 
-            _loop = ErlangEventLoop()
+            event_loop = ErlangEventLoop()
             ready = threading.Event()
+            name = "erlang_python_asyncio" if index == 0 else f"erlang_python_asyncio_{index}"
             thread = threading.Thread(
-                target=_run, args=(_loop, ready), name="erlang_python_asyncio", daemon=True
+                target=_run, args=(event_loop, ready), name=name, daemon=True
             )
             thread.start()
             ready.wait()
-    return _loop
+            _loops[index] = event_loop
+    return event_loop
 
 
 def _run(event_loop, ready):
@@ -36,18 +42,41 @@ def _run(event_loop, ready):
     event_loop.run_forever()
 
 
+class Placed:
+    """An awaitable bound for loop ``index`` rather than the default loop."""
+
+    __slots__ = ("index", "awaitable")
+
+    def __init__(self, index, awaitable):
+        self.index = index
+        self.awaitable = awaitable
+
+    def __await__(self):
+        return self.awaitable.__await__()
+
+
+def placed(index, awaitable):
+    """``awaitable``, to run on loop ``index`` when it is a call's result."""
+    return Placed(index, awaitable)
+
+
 def schedule(awaitable, pending):
-    """Runs awaitable on the loop; pending (a PendingReply) gets the result."""
-    loop().call_soon_threadsafe(_start, awaitable, pending)
+    """Runs awaitable on its loop; pending (a PendingReply) gets the result."""
+    if isinstance(awaitable, Placed):
+        target = loop(awaitable.index)
+        awaitable = awaitable.awaitable
+    else:
+        target = loop()
+    target.call_soon_threadsafe(_start, target, awaitable, pending)
 
 
-def _start(awaitable, pending):
+def _start(event_loop, awaitable, pending):
     try:
         task = asyncio.ensure_future(awaitable)
     except Exception as error:  # not awaitable after all
         pending.reject(error)
         return
-    _tasks[pending.job_id] = task
+    _tasks[pending.job_id] = (event_loop, task)
     task.add_done_callback(lambda done: _finish(done, pending))
 
 
@@ -65,6 +94,7 @@ def _finish(task, pending):
 
 def cancel_job(job_id):
     """Cancels the task running for job_id, if any (its caller gave up)."""
-    task = _tasks.get(job_id)
-    if task is not None and _loop is not None:
-        _loop.call_soon_threadsafe(task.cancel)
+    entry = _tasks.get(job_id)
+    if entry is not None:
+        event_loop, task = entry
+        event_loop.call_soon_threadsafe(task.cancel)

@@ -203,6 +203,26 @@ def new_event_loop():
 EventLoopPolicy = ErlangEventLoopPolicy
 
 
+def install():
+    """Makes ErlangEventLoop asyncio's default loop (an event loop policy).
+
+    Event loop policies are deprecated from Python 3.14: there it raises
+    RuntimeError; pass ``loop_factory=erlang.new_event_loop`` to
+    ``asyncio.run`` (or ``asyncio.Runner``) instead. The policy is already
+    installed when the interpreter starts in the VM."""
+    import sys
+
+    if sys.version_info >= (3, 14):
+        raise RuntimeError(
+            "erlang.install() is not available on Python 3.14+, where event loop "
+            "policies are deprecated: use asyncio.run(main(), "
+            "loop_factory=erlang.new_event_loop)"
+        )
+    import asyncio
+
+    asyncio.set_event_loop_policy(ErlangEventLoopPolicy())
+
+
 def sleep(seconds):
     """Sleeps without holding anything the VM needs.
 
@@ -230,6 +250,7 @@ __all__ += [
     "ChannelClosed",
     "EventLoopPolicy",
     "PyBuffer",
+    "install",
     "new_event_loop",
     "reply",
     "run",
@@ -244,3 +265,22 @@ from . import reactor  # noqa: E402
 from _erlang_impl._reactor import ReactorBuffer  # noqa: E402
 
 __all__ += ["ReactorBuffer"]
+# Continuations a function returns instead of a value (see _erlang_impl._schedule).
+
+from _erlang_impl._schedule import (  # noqa: E402
+    InlineScheduleMarker,
+    ScheduleMarker,
+    consume_time_slice,
+    schedule,
+    schedule_inline,
+    schedule_py,
+)
+
+__all__ += [
+    "InlineScheduleMarker",
+    "ScheduleMarker",
+    "consume_time_slice",
+    "schedule",
+    "schedule_inline",
+    "schedule_py",
+]

@@ -41,4 +41,9 @@ rustler::atoms! {
     too_large,
     ref_ = "ref",
     object_module = "Elixir.ErlangPython.Object",
+    // fd_watch
+    erlang_python_fd_ready,
+    read,
+    write,
+    ebadf,
 }

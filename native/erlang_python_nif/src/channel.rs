@@ -28,7 +28,7 @@ use pyo3::types::PyBytes;
 use rustler::{Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, ResourceArc, Term};
 
 use crate::pytypes::{Interrupted, OpaqueTerm};
-use crate::{convert, messaging, serving};
+use crate::{capsule, convert, messaging, serving};
 
 mod atoms {
     rustler::atoms! {
@@ -47,6 +47,8 @@ mod atoms {
         channel_data_ready,
         channel_closed,
         erlang_python_channel_writable,
+        erlang_python_fd_ready,
+        read,
         ready,
     }
 }
@@ -82,6 +84,9 @@ struct State {
     wakers: Vec<Arc<WakerPipe>>,
     /// Erlang producers refused with `:busy`, told once when room frees.
     writers: Vec<LocalPid>,
+    /// Erlang event queues waiting for data (`ErlangPython.EventQueue`),
+    /// each told once with `{:erlang_python_fd_ready, callback_id, :read}`.
+    loop_waiters: Vec<(LocalPid, u64)>,
 }
 
 #[rustler::resource_impl]
@@ -115,6 +120,7 @@ impl Channel {
                 sync_waiter: None,
                 wakers: Vec::new(),
                 writers: Vec::new(),
+                loop_waiters: Vec::new(),
             }),
             readable: Condvar::new(),
         }
@@ -132,7 +138,7 @@ impl Channel {
     /// empty channel, or it could never be sent. `env` is the caller's
     /// process-bound environment when called from a NIF.
     pub(crate) fn push(&self, item: Vec<u8>, env: Option<Env<'_>>) -> Pushed {
-        let (waiter, wakers) = {
+        let (waiter, wakers, loops) = {
             let mut state = self.lock();
             if state.closed {
                 return Pushed::Closed;
@@ -145,10 +151,15 @@ impl Channel {
             }
             state.size += item.len();
             state.items.push_back(item);
-            (state.sync_waiter.take(), std::mem::take(&mut state.wakers))
+            (
+                state.sync_waiter.take(),
+                std::mem::take(&mut state.wakers),
+                std::mem::take(&mut state.loop_waiters),
+            )
         };
         self.readable.notify_one();
         wake(waiter, atoms::channel_data_ready(), &wakers, env);
+        wake_loops(&loops, env);
         Pushed::Ok
     }
 
@@ -192,7 +203,7 @@ impl Channel {
 
     /// Closes the channel; `false` if it already was. Queued items stay.
     pub(crate) fn close(&self, env: Option<Env<'_>>) -> bool {
-        let (waiter, wakers, writers) = {
+        let (waiter, wakers, writers, loops) = {
             let mut state = self.lock();
             if state.closed {
                 return false;
@@ -202,10 +213,12 @@ impl Channel {
                 state.sync_waiter.take(),
                 std::mem::take(&mut state.wakers),
                 std::mem::take(&mut state.writers),
+                std::mem::take(&mut state.loop_waiters),
             )
         };
         self.readable.notify_all();
         wake(waiter, atoms::channel_closed(), &wakers, env);
+        wake_loops(&loops, env);
         self.tell_writers(writers, env);
         true
     }
@@ -257,6 +270,23 @@ fn wake(
             let _ = messaging::build_and_send(&mut OwnedEnv::new(), &pid, |env| {
                 Ok::<_, ()>(message.encode(env))
             });
+        }
+    }
+}
+
+/// Tells waiting event queues the channel is readable (an item or close).
+fn wake_loops(loops: &[(LocalPid, u64)], env: Option<Env<'_>>) {
+    let mut owned = None;
+    for (pid, callback_id) in loops {
+        let event = (atoms::erlang_python_fd_ready(), *callback_id, atoms::read());
+        match env {
+            Some(env) => {
+                let _ = env.send(pid, event);
+            }
+            None => {
+                let owned = owned.get_or_insert_with(OwnedEnv::new);
+                let _ = messaging::build_and_send(owned, pid, |env| Ok::<_, ()>(event.encode(env)));
+            }
         }
     }
 }
@@ -355,7 +385,7 @@ fn channel_info<'a>(env: Env<'a>, channel: ResourceArc<Channel>) -> rustler::Nif
 fn channel_register_sync_waiter(env: Env<'_>, channel: ResourceArc<Channel>) -> Term<'_> {
     let pid = env.pid();
     let mut state = channel.lock();
-    if state.sync_waiter.is_some() {
+    if state.sync_waiter.is_some() || !state.loop_waiters.is_empty() {
         return (atoms::error(), atoms::waiter_exists()).encode(env);
     }
     if !state.items.is_empty() {
@@ -368,6 +398,40 @@ fn channel_register_sync_waiter(env: Env<'_>, channel: ResourceArc<Channel>) -> 
         state.sync_waiter = Some(pid);
     }
     atoms::ok().encode(env)
+}
+
+/// Makes the caller, an event queue, wait for the next item or close: it
+/// gets `{:erlang_python_fd_ready, callback_id, :read}` once (at once if an
+/// item is queued or the channel closed). `{:error, :waiter_exists}` while an
+/// Erlang process waits (`channel_register_sync_waiter`).
+#[rustler::nif]
+fn channel_wait_loop(env: Env<'_>, channel: ResourceArc<Channel>, callback_id: u64) -> Term<'_> {
+    let pid = env.pid();
+    let mut state = channel.lock();
+    if state.sync_waiter.is_some() {
+        return (atoms::error(), atoms::waiter_exists()).encode(env);
+    }
+    if !state.items.is_empty() || state.closed {
+        drop(state);
+        let _ = env.send(
+            &pid,
+            (atoms::erlang_python_fd_ready(), callback_id, atoms::read()),
+        );
+    } else if !state.loop_waiters.contains(&(pid, callback_id)) {
+        state.loop_waiters.push((pid, callback_id));
+    }
+    atoms::ok().encode(env)
+}
+
+/// Withdraws the event-queue waits registered under `callback_id` (by the
+/// queue; its owner cancels them, so any queue's).
+#[rustler::nif]
+fn channel_cancel_wait_loop(channel: ResourceArc<Channel>, callback_id: u64) -> rustler::Atom {
+    channel
+        .lock()
+        .loop_waiters
+        .retain(|(_, id)| *id != callback_id);
+    atoms::ok()
 }
 
 /// After `:busy`: registers the caller for one
@@ -499,12 +563,15 @@ fn channel_of(reference: &Bound<'_, PyAny>) -> PyResult<ResourceArc<Channel>> {
     if let Ok(handle) = reference.cast::<ChannelHandle>() {
         return Ok(handle.get().channel.clone());
     }
-    let opaque = reference
-        .cast::<OpaqueTerm>()
-        .map_err(|_| not_a_channel())?;
     let env = OwnedEnv::new();
-    env.run(|env| opaque.get().to_term(env).decode::<ResourceArc<Channel>>())
-        .map_err(|_| not_a_channel())
+    env.run(|env| {
+        let term = match reference.cast::<OpaqueTerm>() {
+            Ok(opaque) => opaque.get().to_term(env),
+            Err(_) => capsule::to_term(env, reference).ok_or_else(not_a_channel)?,
+        };
+        term.decode::<ResourceArc<Channel>>()
+            .map_err(|_| not_a_channel())
+    })
 }
 
 /// A conversion failure as the Python exception it stands for.
@@ -689,6 +756,7 @@ impl ChannelHandle {
 
 /// Adds the channel classes to `_erlang_native`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    capsule::set_channel_check(|term| term.decode::<ResourceArc<Channel>>().is_ok());
     m.add_class::<ChannelHandle>()?;
     m.add_class::<Waker>()?;
     m.add("ChannelClosed", m.py().get_type::<ChannelClosed>())?;

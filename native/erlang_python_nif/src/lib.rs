@@ -20,8 +20,10 @@
 //! |       | [`stack_guard`]   | stack room for recursive walks                   |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
+//! |       | [`fd_watch`]      | descriptor readiness as messages; test fds       |
 //! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
 //! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
+//! |       | [`capsule`]       | channel references as Python capsules            |
 //! | 3     | [`convert`]       | term <-> Python conversion, object handles       |
 //! | 4     | [`errors`]        | failures as the error terms Elixir sees          |
 //! |       | [`interrupt`]     | the interrupter thread and its worker slots      |
@@ -30,6 +32,7 @@
 //! | 6     | [`reply`]         | answering a request                              |
 //! |       | [`serving`]       | the worker thread, seen from code running on it  |
 //! | 7     | [`awaitable`]     | replies that come later, from the asyncio loop   |
+//! |       | [`schedule`]      | `erlang.schedule*` continuations a call returns  |
 //! |       | [`ops`]           | the request format (`ops::Op`) and its executor  |
 //! |       | [`callbacks`]     | Python calling Elixir                            |
 //! |       | [`channel`]       | bounded queues between Erlang and Python         |
@@ -46,11 +49,13 @@ mod atoms;
 mod awaitable;
 mod buffer;
 mod callbacks;
+mod capsule;
 mod channel;
 mod convert;
 mod erlang_module;
 mod errors;
 mod fd;
+mod fd_watch;
 mod interpreter;
 mod interrupt;
 mod job;
@@ -62,6 +67,7 @@ mod registry;
 mod reply;
 mod runtime;
 mod sandbox;
+mod schedule;
 mod serving;
 mod stack_guard;
 mod terms;

@@ -44,7 +44,10 @@ fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
         }
         TermType::Ref => match crate::buffer::to_python(py, term) {
             Some(buffer) => Ok(buffer?),
-            None => opaque(py, term),
+            None => match crate::capsule::to_python(py, term) {
+                Some(channel) => Ok(channel?),
+                None => opaque(py, term),
+            },
         },
         _ => opaque(py, term),
     }

@@ -105,6 +105,9 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
     if let Some(buffer) = crate::buffer::to_term(env, obj) {
         return Ok(buffer);
     }
+    if let Some(channel) = crate::capsule::to_term(env, obj) {
+        return Ok(channel);
+    }
     // No Elixir form: a handle to the live object.
     Ok(handles::to_term(env, obj))
 }

@@ -26,6 +26,7 @@ use crate::ops::Executor;
 use crate::panics;
 use crate::reply::{self, Outcome};
 use crate::sandbox;
+use crate::schedule;
 use crate::serving::{self, ServingThread};
 
 /// A worker thread's state, reachable from code running on that thread:
@@ -137,8 +138,11 @@ impl WorkerThread {
             self.dispatch.busy(self.index);
         }
         interruptible.set_current_job(py, request.job.id, request.job.scope);
-        let outcome = panics::catch(|| request.with_op(|op| self.executor.execute(py, op)))
-            .unwrap_or_else(|text| Err(Failure::Internal(text)));
+        // A returned `erlang.schedule*` marker continues within the job.
+        let outcome = panics::catch(|| {
+            request.with_op(|op| schedule::resolve(py, self.executor.execute(py, op)))
+        })
+        .unwrap_or_else(|text| Err(Failure::Internal(text)));
         let (outer, outer_scope) = {
             let mut running = self.running.borrow_mut();
             running.pop();
