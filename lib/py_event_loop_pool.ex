@@ -55,7 +55,7 @@ defmodule :py_event_loop_pool do
   that, and the task is cancelled (its coroutine's `finally` blocks run).
   """
   @spec await(reference(), timeout()) :: {:ok, term()} | {:error, term()}
-  def await(ref, timeout), do: :py.async_await(ref, timeout)
+  defdelegate await(ref, timeout), to: :py_event_loop
 
   @doc "Runs a task and waits for it (5 s)."
   @spec run(atom() | binary(), atom() | binary(), list()) :: {:ok, term()} | {:error, term()}
@@ -80,11 +80,11 @@ defmodule :py_event_loop_pool do
     :ok
   end
 
-  @doc "Executes statements in the calling process's environment."
+  @doc "Executes statements in the calling process's environment (`py_event_loop:exec/1`)."
   @spec exec(iodata()) :: :ok | {:error, term()}
-  def exec(code), do: :py.exec(code)
+  defdelegate exec(code), to: :py_event_loop
 
-  @doc "Evaluates an expression in the calling process's environment."
+  @doc "Evaluates an expression in the calling process's environment (`py_event_loop:eval/1`)."
   @spec eval(iodata()) :: {:ok, term()} | {:error, term()}
-  def eval(code), do: :py.eval(code)
+  defdelegate eval(code), to: :py_event_loop
 end
