@@ -18,7 +18,8 @@ defmodule :py_nif do
   @spec version() :: {:ok, binary()} | {:error, term()}
   defdelegate version, to: :py
 
-  # The event-loop primitives (ErlangPython.EventQueue): no Python runs in them.
+  # The event-loop primitives (ErlangPython.EventQueue) and the test
+  # descriptors (ErlangPython.EventQueue.TestFd): no Python runs in them.
 
   alias ErlangPython.EventQueue
   alias ErlangPython.EventQueue.TestFd
@@ -73,7 +74,7 @@ defmodule :py_nif do
   @spec start_writer(reference()) :: :ok
   defdelegate start_writer(fd_ref), to: EventQueue, as: :resume
 
-  @doc "Stops a watch and closes its descriptor if erlang_python made it: `ok` (idempotent)."
+  @doc "Stops a watch and closes its descriptor unless it is the VM's own: `ok` (idempotent)."
   @spec close_fd(reference()) :: :ok
   defdelegate close_fd(fd_ref), to: EventQueue, as: :close
 
@@ -106,16 +107,16 @@ defmodule :py_nif do
   @spec create_test_pipe() :: {:ok, {non_neg_integer(), non_neg_integer()}} | {:error, atom()}
   defdelegate create_test_pipe, to: TestFd, as: :pipe
 
-  @doc "Writes to a test descriptor: `ok`."
-  @spec write_test_fd(non_neg_integer(), binary()) :: :ok | {:error, atom()}
+  @doc "Writes all of `Data` to a descriptor: `ok`."
+  @spec write_test_fd(non_neg_integer(), iodata()) :: :ok | {:error, atom()}
   defdelegate write_test_fd(fd, data), to: TestFd, as: :write
 
-  @doc "Reads from a test descriptor: `{ok, Binary}`."
+  @doc "Up to `Max` bytes from a descriptor: `{ok, Binary}`."
   @spec read_test_fd(non_neg_integer(), pos_integer()) :: {:ok, binary()} | {:error, atom()}
   defdelegate read_test_fd(fd, max), to: TestFd, as: :read
 
-  @doc "Closes a test descriptor: `ok`."
-  @spec close_test_fd(non_neg_integer()) :: :ok | {:error, :ebadf}
+  @doc "Closes a descriptor (never the VM's own): `ok`."
+  @spec close_test_fd(non_neg_integer()) :: :ok | {:error, atom()}
   defdelegate close_test_fd(fd), to: TestFd, as: :close
 
   @doc "A loopback TCP listener: `{ok, {Fd, Port}}`."
@@ -124,7 +125,7 @@ defmodule :py_nif do
   defdelegate create_test_tcp_listener(port), to: TestFd, as: :tcp_listener
 
   @doc "A non-blocking TCP connection: `{ok, Fd}`."
-  @spec connect_test_tcp(binary(), pos_integer()) :: {:ok, non_neg_integer()} | {:error, atom()}
+  @spec connect_test_tcp(iodata(), pos_integer()) :: {:ok, non_neg_integer()} | {:error, atom()}
   defdelegate connect_test_tcp(host, port), to: TestFd, as: :tcp_connect
 
   @doc "Accepts a pending connection: `{ok, Fd}`."

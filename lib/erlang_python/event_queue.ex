@@ -7,7 +7,8 @@ defmodule ErlangPython.EventQueue do
   These are the building blocks erlang_python's own event loop is made of
   (its `py_nif:event_loop_*` primitives). Nothing here runs Python: timers
   are Erlang timers, and descriptors are polled by one native thread that
-  sends the queue a message when one is ready. A queue is a process owned
+  sends the queue a message when one is ready (not the VM's poller, which
+  `ErlangPython.Reactor` uses: see `fd_watch.rs` for why both exist). A queue is a process owned
   by the process that created it, and stops when its owner exits or at
   `destroy/1`.
 
@@ -22,9 +23,8 @@ defmodule ErlangPython.EventQueue do
 
   A descriptor watch (`add_reader/3`, `add_writer/3`) reports readiness
   once, then again after each `pending/1` that handed out its event while
-  the descriptor stays ready (level-triggered, one event per round). It
-  never closes the descriptor, except `close/1` on a test descriptor of
-  `ErlangPython.EventQueue.TestFd`.
+  the descriptor stays ready (level-triggered, one event per round). Only
+  `close/1` closes the descriptor, and never one of the VM's own.
   """
 
   use GenServer
@@ -90,7 +90,7 @@ defmodule ErlangPython.EventQueue do
   """
   @spec remove(t(), watch()) :: :ok
   def remove(_queue, watch) do
-    Native.fd_watch_release(watch, false)
+    _ = Native.fd_watch_release(watch)
     forget(watch)
   end
 
@@ -109,13 +109,18 @@ defmodule ErlangPython.EventQueue do
   end
 
   @doc """
-  Stops a watch and closes its descriptor if erlang_python created it
-  (`ErlangPython.EventQueue.TestFd`); any other descriptor stays open, as
-  closing one the VM uses would break it. Idempotent: `:ok`.
+  Stops a watch and closes its descriptor, unless it is one of the VM's own
+  (`ErlangPython.Descriptor.close/1`'s rule: closing one would break the
+  VM). Idempotent: `:ok`; only the first call closes, so a descriptor
+  number reused since is never closed.
   """
   @spec close(watch()) :: :ok
   def close(watch) do
-    Native.fd_watch_release(watch, true)
+    case Native.fd_watch_release(watch) do
+      fd when is_integer(fd) -> _ = Native.fd_close(fd)
+      nil -> :ok
+    end
+
     forget(watch)
   end
 
@@ -316,7 +321,7 @@ defmodule ErlangPython.EventQueue do
 
   @impl true
   def terminate(_reason, state) do
-    for {_, watch} <- state.watches, do: Native.fd_watch_release(watch, false)
+    for {_, watch} <- state.watches, do: Native.fd_watch_release(watch)
     :ok
   end
 

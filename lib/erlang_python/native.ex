@@ -93,7 +93,7 @@ defmodule ErlangPython.Native do
   @doc false
   def channel_cancel_wait_loop(_channel, _callback_id), do: :erlang.nif_error(:nif_not_loaded)
 
-  # Descriptor readiness and test descriptors (native/erlang_python_nif/src/fd_watch.rs).
+  # Descriptor readiness for event queues (native/erlang_python_nif/src/fd_watch.rs).
   @doc false
   def fd_watch_new(_fd, _write, _callback_id), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
@@ -103,21 +103,7 @@ defmodule ErlangPython.Native do
   @doc false
   def fd_watch_info(_watch), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
-  def fd_watch_release(_watch, _close), do: :erlang.nif_error(:nif_not_loaded)
-  @doc false
-  def fd_test_pipe, do: :erlang.nif_error(:nif_not_loaded)
-  @doc false
-  def fd_test_write(_fd, _data), do: :erlang.nif_error(:nif_not_loaded)
-  @doc false
-  def fd_test_read(_fd, _max), do: :erlang.nif_error(:nif_not_loaded)
-  @doc false
-  def fd_test_close(_fd), do: :erlang.nif_error(:nif_not_loaded)
-  @doc false
-  def fd_test_tcp_listener(_port), do: :erlang.nif_error(:nif_not_loaded)
-  @doc false
-  def fd_test_tcp_connect(_host, _port), do: :erlang.nif_error(:nif_not_loaded)
-  @doc false
-  def fd_test_tcp_accept(_listener), do: :erlang.nif_error(:nif_not_loaded)
+  def fd_watch_release(_watch), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def buffer_new(_size), do: :erlang.nif_error(:nif_not_loaded)
   @doc false

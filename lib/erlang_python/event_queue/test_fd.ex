@@ -1,10 +1,13 @@
 defmodule ErlangPython.EventQueue.TestFd do
   @moduledoc """
-  Descriptors for exercising `ErlangPython.EventQueue`: non-blocking pipes
-  and loopback TCP sockets, as plain descriptor numbers.
+  Descriptors for exercising `ErlangPython.EventQueue` and reactors:
+  non-blocking pipes and loopback TCP sockets, as plain descriptor numbers
+  (`py_nif`'s `create_test_pipe/0`, `*_test_tcp*` and `*_test_fd` helpers
+  are this module).
 
-  Only descriptors made here can be read, written or closed through this
-  module (any other gives `{:error, :ebadf}`), so a wrong number never
+  They are the descriptor primitives of `ErlangPython.Descriptor`'s NIFs
+  (`fd/io.rs`): reading, writing or closing one of the VM's own descriptors
+  is refused with `{:error, :vm_descriptor}`, so a wrong number never
   touches a descriptor the VM uses.
 
       iex> alias ErlangPython.EventQueue.TestFd
@@ -17,8 +20,8 @@ defmodule ErlangPython.EventQueue.TestFd do
       iex> :ok = TestFd.close(r)
       iex> TestFd.close(w)
       :ok
-      iex> TestFd.close(w)
-      {:error, :ebadf}
+      iex> TestFd.close(1)
+      {:error, :vm_descriptor}
   """
 
   alias ErlangPython.Native
@@ -27,31 +30,43 @@ defmodule ErlangPython.EventQueue.TestFd do
 
   @doc "A non-blocking pipe: `{:ok, {read_fd, write_fd}}`."
   @spec pipe() :: {:ok, {fd(), fd()}} | {:error, atom()}
-  def pipe, do: Native.fd_test_pipe()
+  def pipe, do: Native.fd_pipe()
 
-  @doc "Writes all of `data`: `:ok` or `{:error, reason}`."
-  @spec write(fd(), binary()) :: :ok | {:error, atom()}
-  def write(fd, data) when is_integer(fd) and is_binary(data), do: Native.fd_test_write(fd, data)
+  @doc "Writes all of `data`: `:ok` or `{:error, reason}` (`:eagain` when the descriptor is full)."
+  @spec write(fd(), iodata()) :: :ok | {:error, atom()}
+  def write(fd, data) when is_integer(fd), do: write_all(fd, IO.iodata_to_binary(data))
+
+  defp write_all(_fd, <<>>), do: :ok
+
+  defp write_all(fd, data) do
+    case Native.fd_write(fd, data) do
+      {:ok, n} -> write_all(fd, binary_part(data, n, byte_size(data) - n))
+      {:error, _} = error -> error
+    end
+  end
 
   @doc "Reads up to `max` bytes: `{:ok, binary}` (`\"\"` at end of file) or `{:error, :eagain}`."
   @spec read(fd(), pos_integer()) :: {:ok, binary()} | {:error, atom()}
   def read(fd, max) when is_integer(fd) and is_integer(max) and max > 0,
-    do: Native.fd_test_read(fd, max)
+    do: Native.fd_read(fd, max)
 
-  @doc "Closes a descriptor made here: `:ok`, or `{:error, :ebadf}`."
-  @spec close(fd()) :: :ok | {:error, :ebadf}
-  def close(fd) when is_integer(fd), do: Native.fd_test_close(fd)
+  @doc """
+  Closes a descriptor: `:ok`, `{:error, :ebadf}` when it is not open, or
+  `{:error, :vm_descriptor}` for one of the VM's own (left open).
+  """
+  @spec close(fd()) :: :ok | {:error, atom()}
+  def close(fd) when is_integer(fd), do: Native.fd_close(fd)
 
   @doc "A TCP listener on 127.0.0.1 (`port` 0: any free one): `{:ok, {fd, port}}`."
   @spec tcp_listener(non_neg_integer()) :: {:ok, {fd(), pos_integer()}} | {:error, atom()}
-  def tcp_listener(port) when port in 0..65_535, do: Native.fd_test_tcp_listener(port)
+  def tcp_listener(port) when port in 0..65_535, do: Native.fd_tcp_listen(port)
 
-  @doc "A non-blocking connection to `host` (an IPv4 address) and `port`: `{:ok, fd}`."
-  @spec tcp_connect(String.t(), pos_integer()) :: {:ok, fd()} | {:error, atom()}
-  def tcp_connect(host, port) when is_binary(host) and port in 1..65_535,
-    do: Native.fd_test_tcp_connect(host, port)
+  @doc "A connection to `host` and `port`, made before it returns; non-blocking: `{:ok, fd}`."
+  @spec tcp_connect(iodata(), pos_integer()) :: {:ok, fd()} | {:error, atom()}
+  def tcp_connect(host, port) when port in 1..65_535,
+    do: Native.fd_tcp_connect(IO.chardata_to_string(host), port)
 
   @doc "Accepts a pending connection: `{:ok, fd}`, or `{:error, :eagain}` when none is."
   @spec tcp_accept(fd()) :: {:ok, fd()} | {:error, atom()}
-  def tcp_accept(listener) when is_integer(listener), do: Native.fd_test_tcp_accept(listener)
+  def tcp_accept(listener) when is_integer(listener), do: Native.fd_tcp_accept(listener)
 end

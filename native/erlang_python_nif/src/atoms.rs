@@ -41,9 +41,8 @@ rustler::atoms! {
     too_large,
     ref_ = "ref",
     object_module = "Elixir.ErlangPython.Object",
-    // fd_watch
+    // fd_watch, fd, channel
     erlang_python_fd_ready,
     read,
     write,
-    ebadf,
 }

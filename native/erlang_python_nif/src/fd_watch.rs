@@ -8,16 +8,26 @@
 //! descriptor that stays readable produces one message per round, not a
 //! flood.
 //!
-//! The same module keeps the descriptors erlang_python created for tests
-//! (pipes and loopback TCP sockets, `fd_test_*`): only those may be read,
-//! written or closed through it, so no call can close a descriptor the VM
-//! itself uses.
+//! Releasing a watch never closes its descriptor: `ErlangPython.EventQueue`
+//! closes it afterwards through `fd::ownership`, whose rule (never one of
+//! the VM's own descriptors) is the only one; small reads and writes and
+//! test descriptors are `fd::io`'s.
+//!
+//! Why a thread of its own rather than the VM's poller (`fd::watch`, which
+//! reactors use): a queue keeps any number of watches on one descriptor,
+//! one per direction and callback, each paused and resumed on its own and
+//! from any process, and re-armed per round. `fd::watch` holds one
+//! `enif_select` registration per descriptor, whose stop ends both
+//! directions and whose monitor closes descriptors handed over. Carrying
+//! these watches on `enif_select` needs per-direction cancelling
+//! (`ERL_NIF_SELECT_CANCEL`) and a map from `{select, ...}` messages back
+//! to callback ids in the queue; until then both mechanisms stay, each
+//! with one user.
 
-use std::collections::HashSet;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use rustler::{Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, ResourceArc, Term};
+use rustler::{Encoder, Env, LocalPid, OwnedEnv, ResourceArc};
 
 use crate::{atoms, messaging, panics};
 
@@ -250,10 +260,11 @@ fn fd_watch_info(watch: ResourceArc<FdWatch>) -> (LocalPid, u64, bool) {
     )
 }
 
-/// Stops the watch for good; closes its descriptor when `close` is true and
-/// erlang_python created it (a test descriptor). Idempotent.
+/// Stops the watch for good; the descriptor stays open. Returns it the
+/// first time (so the caller may close it once, and never a number reused
+/// since), `nil` after.
 #[rustler::nif]
-fn fd_watch_release(watch: ResourceArc<FdWatch>, close: bool) -> rustler::Atom {
+fn fd_watch_release(watch: ResourceArc<FdWatch>) -> Option<RawFd> {
     let first = {
         let mut state = watch.lock();
         let first = !state.released;
@@ -264,213 +275,5 @@ fn fd_watch_release(watch: ResourceArc<FdWatch>, close: bool) -> rustler::Atom {
     if let Some(watcher) = watcher() {
         watcher.ring();
     }
-    if close && first {
-        close_owned(watch.fd);
-    }
-    atoms::ok()
-}
-
-// ---------------------------------------------------------------------------
-// Test descriptors: pipes and loopback TCP sockets erlang_python created.
-
-fn owned_fds() -> MutexGuard<'static, HashSet<RawFd>> {
-    static OWNED: OnceLock<Mutex<HashSet<RawFd>>> = OnceLock::new();
-    OWNED
-        .get_or_init(|| Mutex::new(HashSet::new()))
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
-
-fn own(fd: RawFd) -> RawFd {
-    owned_fds().insert(fd);
-    fd
-}
-
-fn is_owned(fd: RawFd) -> bool {
-    owned_fds().contains(&fd)
-}
-
-/// Closes `fd` if it is one of ours; `false` otherwise.
-fn close_owned(fd: RawFd) -> bool {
-    if owned_fds().remove(&fd) {
-        // SAFETY: `fd` was created by this module and was still registered,
-        // so it is open and no one else closes it.
-        unsafe { libc::close(fd) };
-        true
-    } else {
-        false
-    }
-}
-
-fn errno_atom<'a>(env: Env<'a>) -> Term<'a> {
-    let err = std::io::Error::last_os_error();
-    let text = match err.raw_os_error() {
-        Some(libc::EAGAIN) => "eagain",
-        Some(libc::EPIPE) => "epipe",
-        Some(libc::ECONNREFUSED) => "econnrefused",
-        Some(libc::ECONNRESET) => "econnreset",
-        _ => "io_error",
-    };
-    (
-        atoms::error(),
-        rustler::Atom::from_str(env, text).unwrap_or(atoms::error()),
-    )
-        .encode(env)
-}
-
-/// A non-blocking pipe: `{:ok, {read_fd, write_fd}}`.
-#[rustler::nif]
-fn fd_test_pipe(env: Env<'_>) -> Term<'_> {
-    match new_pipe() {
-        Ok((read, write)) => (atoms::ok(), (own(read), own(write))).encode(env),
-        Err(_) => errno_atom(env),
-    }
-}
-
-/// Writes `data` to a test descriptor: `:ok`, `{:error, :ebadf}` for one
-/// erlang_python did not create, `{:error, errno}`.
-#[rustler::nif]
-fn fd_test_write<'a>(env: Env<'a>, fd: i32, data: Binary<'a>) -> Term<'a> {
-    if !is_owned(fd) {
-        return (atoms::error(), atoms::ebadf()).encode(env);
-    }
-    let mut rest = data.as_slice();
-    while !rest.is_empty() {
-        // SAFETY: writes from a live binary's bytes to a descriptor we own.
-        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
-        if n < 0 {
-            return errno_atom(env);
-        }
-        rest = &rest[n as usize..];
-    }
-    atoms::ok().encode(env)
-}
-
-/// Reads up to `max` bytes: `{:ok, binary}` (empty at end of file),
-/// `{:error, :eagain}` when nothing is there yet.
-#[rustler::nif]
-fn fd_test_read(env: Env<'_>, fd: i32, max: usize) -> Term<'_> {
-    if !is_owned(fd) {
-        return (atoms::error(), atoms::ebadf()).encode(env);
-    }
-    let mut buffer = vec![0u8; max.min(1 << 20)];
-    // SAFETY: reads into a valid buffer of that length from a descriptor we own.
-    let n = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
-    if n < 0 {
-        return errno_atom(env);
-    }
-    let mut out = NewBinary::new(env, n as usize);
-    out.as_mut_slice().copy_from_slice(&buffer[..n as usize]);
-    (atoms::ok(), Binary::from(out)).encode(env)
-}
-
-/// Closes a test descriptor: `:ok`, or `{:error, :ebadf}`.
-#[rustler::nif]
-fn fd_test_close(env: Env<'_>, fd: i32) -> Term<'_> {
-    if close_owned(fd) {
-        atoms::ok().encode(env)
-    } else {
-        (atoms::error(), atoms::ebadf()).encode(env)
-    }
-}
-
-fn loopback(port: u16) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
-
-fn tcp_socket() -> Option<RawFd> {
-    // SAFETY: plain socket(2) call; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    (fd >= 0).then_some(fd)
-}
-
-/// A listening TCP socket on 127.0.0.1:`port` (0: any free port):
-/// `{:ok, {fd, port}}`.
-#[rustler::nif]
-fn fd_test_tcp_listener(env: Env<'_>, port: u16) -> Term<'_> {
-    let Some(fd) = tcp_socket() else {
-        return errno_atom(env);
-    };
-    let mut address = loopback(port);
-    let mut length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: `address` and `length` are valid locals of the sizes given;
-    // `fd` is the socket just created.
-    let ok = unsafe {
-        libc::bind(fd, (&address as *const libc::sockaddr_in).cast(), length) == 0
-            && libc::listen(fd, 128) == 0
-            && libc::getsockname(
-                fd,
-                (&mut address as *mut libc::sockaddr_in).cast(),
-                &mut length,
-            ) == 0
-    };
-    if !ok {
-        let error = errno_atom(env);
-        // SAFETY: closes the socket created above, which nothing else holds.
-        unsafe { libc::close(fd) };
-        return error;
-    }
-    (atoms::ok(), (own(fd), u16::from_be(address.sin_port))).encode(env)
-}
-
-/// A non-blocking connection to `host` (an IPv4 address):`port`, in
-/// progress or made: `{:ok, fd}`.
-#[rustler::nif]
-fn fd_test_tcp_connect<'a>(env: Env<'a>, host: Binary<'a>, port: u16) -> Term<'a> {
-    let Some(ip) = std::str::from_utf8(host.as_slice())
-        .ok()
-        .and_then(|text| text.parse::<std::net::Ipv4Addr>().ok())
-    else {
-        return (atoms::error(), atoms::badarg()).encode(env);
-    };
-    let Some(fd) = tcp_socket() else {
-        return errno_atom(env);
-    };
-    let mut address = loopback(port);
-    address.sin_addr.s_addr = u32::from(ip).to_be();
-    let length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: `address` is a valid sockaddr_in of `length` bytes.
-    let rc = unsafe { libc::connect(fd, (&address as *const libc::sockaddr_in).cast(), length) };
-    if rc != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINPROGRESS) {
-        let error = errno_atom(env);
-        // SAFETY: closes the socket created above, which nothing else holds.
-        unsafe { libc::close(fd) };
-        return error;
-    }
-    (atoms::ok(), own(fd)).encode(env)
-}
-
-/// Accepts a pending connection on a test listener: `{:ok, fd}`, or
-/// `{:error, :eagain}` when none is pending.
-#[rustler::nif]
-fn fd_test_tcp_accept(env: Env<'_>, listener: i32) -> Term<'_> {
-    if !is_owned(listener) {
-        return (atoms::error(), atoms::ebadf()).encode(env);
-    }
-    // SAFETY: accept4 on a descriptor we own, without an address buffer.
-    let fd = unsafe {
-        libc::accept4(
-            listener,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return errno_atom(env);
-    }
-    (atoms::ok(), own(fd)).encode(env)
+    first.then_some(watch.fd)
 }

@@ -20,7 +20,7 @@
 //! |       | [`stack_guard`]   | stack room for recursive walks                   |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
-//! |       | [`fd_watch`]      | descriptor readiness as messages; test fds       |
+//! |       | [`fd_watch`]      | descriptor readiness as messages (event queues)  |
 //! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
 //! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
 //! |       | [`capsule`]       | channel references as Python capsules            |

@@ -1,14 +1,32 @@
 //! Small reads, writes and sockets: the original's test suites and users
-//! drive descriptors directly. Reads and writes run on dirty I/O
-//! schedulers, since a descriptor handed to us may be in blocking mode.
+//! drive descriptors directly (`py_nif`'s `fd_*` and `*_test_*` helpers,
+//! `ErlangPython.EventQueue.TestFd`). Reads and writes run on dirty I/O
+//! schedulers, since a descriptor handed to us may be in blocking mode, and
+//! refuse the VM's own descriptors (reading its stdin would block a
+//! scheduler thread for good; writing its pollset or stdout corrupts it).
+//! Every descriptor made here is non-blocking and close-on-exec, as event
+//! loops expect.
 
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, IntoRawFd};
 
 use rustler::sys::{c_int, c_void};
-use rustler::{Binary, Env, NewBinary, Term};
+use rustler::{Binary, Encoder, Env, NewBinary, Term};
 
-use super::result::{bad_descriptor, descriptor, error_term, is_open, last_error, ok};
+use super::result::{
+    bad_descriptor, descriptor, error_term, is_open, last_error, ok, vm_descriptor,
+};
+use crate::{atoms, sandbox};
+
+/// `fd` as a descriptor this module may read or write: `Err` with the
+/// error term when it is not one, or is the VM's own.
+fn usable(env: Env<'_>, fd: i64) -> Result<std::os::fd::RawFd, Term<'_>> {
+    let fd = descriptor(fd).ok_or_else(|| bad_descriptor(env))?;
+    if sandbox::belongs_to_vm(fd as i64) {
+        return Err((atoms::error(), vm_descriptor()).encode(env));
+    }
+    Ok(fd)
+}
 
 /// Two connected Unix stream sockets, non-blocking and close-on-exec.
 #[rustler::nif]
@@ -44,8 +62,9 @@ fn fd_pipe(env: Env<'_>) -> Term<'_> {
 /// `{error, eagain}` when nothing is ready on a non-blocking descriptor.
 #[rustler::nif(schedule = "DirtyIo")]
 fn fd_read(env: Env<'_>, fd: i64, max: usize) -> Term<'_> {
-    let Some(fd) = descriptor(fd) else {
-        return bad_descriptor(env);
+    let fd = match usable(env, fd) {
+        Ok(fd) => fd,
+        Err(error) => return error,
     };
     let mut data = vec![0u8; max.min(16 * 1024 * 1024)];
     // SAFETY: reading into our own buffer of data.len() bytes.
@@ -62,8 +81,9 @@ fn fd_read(env: Env<'_>, fd: i64, max: usize) -> Term<'_> {
 /// Writes what it can of `data` to `fd`: `{ok, BytesWritten}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn fd_write<'a>(env: Env<'a>, fd: i64, data: Binary<'a>) -> Term<'a> {
-    let Some(fd) = descriptor(fd) else {
-        return bad_descriptor(env);
+    let fd = match usable(env, fd) {
+        Ok(fd) => fd,
+        Err(error) => return error,
     };
     // SAFETY: writing from a binary that lives for the whole call.
     let sent = unsafe { libc::write(fd, data.as_ptr() as *const c_void, data.len()) };
@@ -74,10 +94,12 @@ fn fd_write<'a>(env: Env<'a>, fd: i64, data: Binary<'a>) -> Term<'a> {
 }
 
 /// A listening TCP socket on 127.0.0.1:`port` (0: any free port):
-/// `{ok, {Fd, Port}}`.
+/// `{ok, {Fd, Port}}`. Accepting on it never waits (`eagain`).
 #[rustler::nif(schedule = "DirtyIo")]
 fn fd_tcp_listen(env: Env<'_>, port: u16) -> Term<'_> {
-    match TcpListener::bind(("127.0.0.1", port)) {
+    let bound = TcpListener::bind(("127.0.0.1", port))
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener));
+    match bound {
         Ok(listener) => {
             let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
             ok(env, (listener.into_raw_fd(), port))
@@ -86,16 +108,19 @@ fn fd_tcp_listen(env: Env<'_>, port: u16) -> Term<'_> {
     }
 }
 
-/// A TCP connection to `host`:`port`: `{ok, Fd}`.
+/// A TCP connection to `host`:`port`, made before returning: `{ok, Fd}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn fd_tcp_connect(env: Env<'_>, host: String, port: u16) -> Term<'_> {
-    match TcpStream::connect((host.as_str(), port)) {
+    let connected = TcpStream::connect((host.as_str(), port))
+        .and_then(|stream| stream.set_nonblocking(true).map(|()| stream));
+    match connected {
         Ok(stream) => ok(env, stream.into_raw_fd()),
         Err(error) => error_term(env, error),
     }
 }
 
-/// Accepts one connection on listening socket `fd`: `{ok, Fd}`.
+/// Accepts one connection on listening socket `fd`: `{ok, Fd}`, or
+/// `{error, eagain}` when none is pending on a non-blocking listener.
 #[rustler::nif(schedule = "DirtyIo")]
 fn fd_tcp_accept(env: Env<'_>, fd: i64) -> Term<'_> {
     let Some(fd) = descriptor(fd) else {
@@ -107,7 +132,9 @@ fn fd_tcp_accept(env: Env<'_>, fd: i64) -> Term<'_> {
     // SAFETY: borrowing the caller's descriptor for one accept; it is given
     // back (into_raw_fd) rather than closed.
     let listener = unsafe { TcpListener::from_raw_fd(fd) };
-    let accepted = listener.accept();
+    let accepted = listener
+        .accept()
+        .and_then(|(stream, peer)| stream.set_nonblocking(true).map(|()| (stream, peer)));
     let _ = listener.into_raw_fd();
     match accepted {
         Ok((stream, _)) => ok(env, stream.into_raw_fd()),

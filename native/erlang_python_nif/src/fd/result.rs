@@ -6,9 +6,9 @@ use rustler::{Encoder, Env, Term};
 
 use crate::atoms;
 
+pub(super) use crate::atoms::{read, write};
+
 rustler::atoms! {
-    read,
-    write,
     ebadf,
     eagain,
     einval,
