@@ -14,15 +14,20 @@
 //! test descriptors are `fd::io`'s.
 //!
 //! Why a thread of its own rather than the VM's poller (`fd::watch`, which
-//! reactors use): a queue keeps any number of watches on one descriptor,
-//! one per direction and callback, each paused and resumed on its own and
-//! from any process, and re-armed per round. `fd::watch` holds one
-//! `enif_select` registration per descriptor, whose stop ends both
-//! directions and whose monitor closes descriptors handed over. Carrying
-//! these watches on `enif_select` needs per-direction cancelling
-//! (`ERL_NIF_SELECT_CANCEL`) and a map from `{select, ...}` messages back
-//! to callback ids in the queue; until then both mechanisms stay, each
-//! with one user.
+//! reactors use): `enif_select` requires its registration to be stopped
+//! before the descriptor is closed, or the VM's poller keeps a stale entry
+//! that a reused number (a new socket of `gen_tcp`, say) then collides
+//! with. Reactors own their descriptors and stop before closing; a queue's
+//! callers (the original's `py_nif:add_reader/3` and asyncio code) close
+//! theirs however they like, with or without removing the watch first.
+//! Here a closed descriptor only ends its watch (`POLLNVAL`). Besides, a
+//! queue keeps watches per direction and callback, paused and resumed from
+//! any process, where `fd::watch` holds one registration per descriptor
+//! whose stop ends both directions. Carrying these watches on
+//! `enif_select` would need per-direction cancelling
+//! (`ERL_NIF_SELECT_CANCEL`), a map from `{select, ...}` messages back to
+//! callback ids, and a stop on every close path; until then both
+//! mechanisms stay, each with one user.
 
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};

@@ -2,8 +2,8 @@
 //! drive descriptors directly (`py_nif`'s `fd_*` and `*_test_*` helpers,
 //! `ErlangPython.EventQueue.TestFd`). Reads and writes run on dirty I/O
 //! schedulers, since a descriptor handed to us may be in blocking mode, and
-//! refuse the VM's own descriptors (reading its stdin would block a
-//! scheduler thread for good; writing its pollset or stdout corrupts it).
+//! refuse the VM's own descriptors (reading its stdin could hold a dirty
+//! I/O scheduler for good; writing to its pipes or stdout corrupts them).
 //! Every descriptor made here is non-blocking and close-on-exec, as event
 //! loops expect.
 
