@@ -23,6 +23,7 @@ use std::mem::MaybeUninit;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use crate::arena_cache;
 use crate::erlang_module::_erlang_native;
 use crate::sandbox;
 
@@ -42,6 +43,8 @@ pub(crate) fn initialize(priv_dir: &str, paths: &[String]) -> Result<(), String>
     }
     pyo3::append_to_inittab!(_erlang_native);
     initialize_from_config()?;
+    // Holding the GIL since initialization: no arena is being allocated.
+    arena_cache::install();
 
     let setup = Python::attach(|py| -> PyResult<()> {
         // SAFETY: the GIL is held, on a confined thread; runs before any

@@ -18,6 +18,7 @@
 //! |       | [`messaging`]     | sending from threads the VM does not manage      |
 //! |       | [`sandbox`]       | kernel filter, audit hook, guards on C functions |
 //! |       | [`stack_guard`]   | stack room for recursive walks                   |
+//! |       | [`arena_cache`]   | reusing the memory of Python's freed arenas      |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
 //! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
@@ -41,6 +42,7 @@
 //! lines other files keep to: each is one table (the guarded C functions;
 //! the filter's rules and their BPF) that reads best in one place.
 
+mod arena_cache;
 mod atoms;
 mod awaitable;
 mod buffer;
