@@ -41,10 +41,11 @@ pub(crate) fn initialize(priv_dir: &str, paths: &[String]) -> Result<(), String>
     if unsafe { ffi::Py_IsInitialized() } != 0 {
         return Err("a Python interpreter is already running in this process".into());
     }
+    // SAFETY: before Python starts and before any other allocator hook, so
+    // hooks installed later (memory accounting) wrap the cache.
+    unsafe { arena_cache::install() };
     pyo3::append_to_inittab!(_erlang_native);
     initialize_from_config()?;
-    // Holding the GIL since initialization: no arena is being allocated.
-    arena_cache::install();
 
     let setup = Python::attach(|py| -> PyResult<()> {
         // SAFETY: the GIL is held, on a confined thread; runs before any
