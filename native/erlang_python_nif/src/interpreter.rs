@@ -23,6 +23,7 @@ use std::mem::MaybeUninit;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use crate::arena_cache;
 use crate::erlang_module::_erlang_native;
 use crate::sandbox;
 
@@ -40,6 +41,9 @@ pub(crate) fn initialize(priv_dir: &str, paths: &[String]) -> Result<(), String>
     if unsafe { ffi::Py_IsInitialized() } != 0 {
         return Err("a Python interpreter is already running in this process".into());
     }
+    // SAFETY: before Python starts and before any other allocator hook, so
+    // hooks installed later (memory accounting) wrap the cache.
+    unsafe { arena_cache::install() };
     pyo3::append_to_inittab!(_erlang_native);
     initialize_from_config()?;
 

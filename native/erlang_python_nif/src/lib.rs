@@ -18,6 +18,7 @@
 //! |       | [`messaging`]     | sending from threads the VM does not manage      |
 //! |       | [`sandbox`]       | kernel filter, audit hook, guards on C functions |
 //! |       | [`stack_guard`]   | stack room for recursive walks                   |
+//! |       | [`arena_cache`]   | reusing the memory of Python's freed arenas      |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
 //! |       | [`fd_watch`]      | descriptor readiness as messages (event queues)  |
@@ -45,6 +46,7 @@
 //! lines other files keep to: each is one table (the guarded C functions;
 //! the filter's rules and their BPF) that reads best in one place.
 
+mod arena_cache;
 mod atoms;
 mod awaitable;
 mod buffer;
