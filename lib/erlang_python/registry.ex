@@ -22,7 +22,8 @@ defmodule ErlangPython.Registry do
     {:erlang_python_pool_routes, [:set, read_concurrency: true]},
     {:erlang_python_imports, [:set]},
     {:erlang_python_paths, [:ordered_set]},
-    {:erlang_python_streams, [:set]}
+    {:erlang_python_streams, [:set]},
+    {:erlang_python_isolated, [:set, read_concurrency: true]}
   ]
 
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
