@@ -185,12 +185,14 @@ defmodule ErlangPython.Isolated do
           state.opts[:interrupt_grace]
         )
 
+        # It stays in flight, without a caller, until the worker answers or
+        # dies: nothing else is sent to a worker that may be about to die.
         {:noreply,
          %{
            state
            | refs: refs,
              cancelled: MapSet.put(state.cancelled, id),
-             in_flight: Map.delete(state.in_flight, id)
+             in_flight: Map.put(state.in_flight, id, :cancelled)
          }}
     end
   end
@@ -284,8 +286,11 @@ defmodule ErlangPython.Isolated do
           send(caller, {ref, result})
           %{state | in_flight: in_flight, refs: Map.delete(state.refs, ref)}
 
+        {:cancelled, in_flight} ->
+          %{state | in_flight: in_flight, cancelled: MapSet.delete(state.cancelled, id)}
+
         {nil, _} ->
-          %{state | cancelled: MapSet.delete(state.cancelled, id)}
+          state
       end
 
     dispatch(state)
@@ -322,7 +327,7 @@ defmodule ErlangPython.Isolated do
   defp innermost_caller(state) do
     case Enum.max_by(state.in_flight, fn {id, _} -> id end, fn -> nil end) do
       {_id, {caller, _ref}} -> caller
-      nil -> nil
+      _none_or_cancelled -> nil
     end
   end
 

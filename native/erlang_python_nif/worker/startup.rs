@@ -2,9 +2,9 @@
 //! order and each for a reason:
 //! 1. limits (`RLIMIT_AS`, `RLIMIT_CPU`, `RLIMIT_NOFILE`) are set before
 //!    Python allocates anything, and children (subprocesses) inherit them;
-//! 2. signal dispositions the VM left are undone: it ignores SIGCHLD, which
-//!    an exec'd child inherits and which would make `subprocess` lose its
-//!    children's statuses;
+//! 2. signal dispositions the VM left are undone: an exec'd child inherits
+//!    ignored signals, and the VM ignores SIGCHLD (`subprocess` would lose
+//!    its children's statuses) and others (`raise(SIGSEGV)` would return);
 //! 3. with the sandbox on, its audit hook goes in before the interpreter
 //!    starts (as embedded); the interpreter then starts with Python's own
 //!    signal handlers (this process is Python's: SIGINT is how a timeout
@@ -127,13 +127,8 @@ pub(crate) fn reset_signals() {
     // SAFETY: signal and sigprocmask with valid arguments, before any other
     // thread exists.
     unsafe {
-        for signal in [
-            libc::SIGCHLD,
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGPIPE,
-            libc::SIGXCPU,
-        ] {
+        // Every classic signal (SIGKILL and SIGSTOP refuse, harmlessly).
+        for signal in 1..32 {
             libc::signal(signal, libc::SIG_DFL);
         }
         let mut none = MaybeUninit::<libc::sigset_t>::zeroed();
