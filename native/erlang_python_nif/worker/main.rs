@@ -28,6 +28,8 @@ mod pytypes;
 mod serve;
 mod startup;
 
+use pyo3::types::PyAnyMethods;
+
 fn main() {
     let code = match run() {
         Ok(()) => 0,
@@ -46,7 +48,15 @@ fn run() -> Result<(), String> {
     protocol::open()?;
     startup::start_python(&options)?;
     pyo3::Python::attach(|py| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve::run(py)))
-            .unwrap_or_else(|_| Err("a panic in the request loop".into()))
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve::run(py)))
+            .unwrap_or_else(|_| Err("a panic in the request loop".into()));
+        // The context stopped: let Python's exit handlers run (process
+        // pools shut their workers down), without finalizing the runtime.
+        if served.is_ok() {
+            let _ = py
+                .import("atexit")
+                .and_then(|atexit| atexit.call_method0("_run_exitfuncs"));
+        }
+        served
     })
 }
