@@ -17,7 +17,9 @@ defmodule ErlangPython.Isolated.Protocol do
   # worker's __main__ is the context's namespace).
 
   @doc false
-  def call(id, caller, request), do: :erlang.term_to_binary({:call, id, caller, request})
+  # As an I/O vector: large binaries in the request are referenced, not
+  # copied, on their way to the port.
+  def call(id, caller, request), do: :erlang.term_to_iovec({:call, id, caller, request})
 
   @doc false
   def callback_reply(id, answer), do: :erlang.term_to_binary({:callback_reply, id, answer})

@@ -50,12 +50,56 @@ pub(crate) fn open() -> Result<(), String> {
             ));
         }
         let _ = OUTPUT.set(Mutex::new(File::from_raw_fd(frames)));
+        widen_pipe(0);
+        widen_pipe(frames);
     }
     Ok(())
 }
 
+/// Pipes hold 64 KiB by default: a 100 MB argument would cross in 1,600
+/// wake-ups of the VM's I/O poller and of this process. Ask for the most
+/// the kernel grants (`/proc/sys/fs/pipe-max-size`, 1 MiB by default),
+/// trying larger sizes first; a descriptor that is not a pipe keeps its size.
+fn widen_pipe(fd: libc::c_int) {
+    for size in [16 << 20, 4 << 20, 1 << 20] {
+        // SAFETY: F_SETPIPE_SZ on a descriptor this process owns; failure
+        // (not a pipe, over the limit) changes nothing.
+        if unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) } >= 0 {
+            return;
+        }
+    }
+}
+
+/// A frame read from the VM. Its buffer goes back to [`SPARE`] when it is
+/// dropped, so the next frame reuses memory already mapped: the pages of a
+/// fresh 100 MB buffer cost more to fault in than to fill.
+pub(crate) struct Frame(Vec<u8>);
+
+impl std::ops::Deref for Frame {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.0);
+        if buffer.capacity() <= MAX_SPARE {
+            let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+            if spare.capacity() < buffer.capacity() {
+                *spare = buffer;
+            }
+        }
+    }
+}
+
+/// One buffer kept between frames (the largest seen, up to [`MAX_SPARE`]).
+static SPARE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+const MAX_SPARE: usize = 256 << 20;
+
 /// The next frame, or None when the VM closed the port.
-pub(crate) fn read() -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) fn read() -> std::io::Result<Option<Frame>> {
     let mut input = std::io::stdin().lock();
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
@@ -64,15 +108,14 @@ pub(crate) fn read() -> std::io::Result<Option<Vec<u8>>> {
         Err(err) => return Err(err),
     }
     let len = u32::from_be_bytes(len) as usize;
-    let mut frame = Vec::new();
+    let mut frame = std::mem::take(&mut *SPARE.lock().unwrap_or_else(|e| e.into_inner()));
+    frame.clear();
     frame
         .try_reserve_exact(len)
         .map_err(|_| std::io::Error::other(format!("no memory for a frame of {len} bytes")))?;
-    // SAFETY: the capacity was reserved above and read_exact fills every
-    // byte before the vector is read (on error it is dropped unread).
-    unsafe { frame.set_len(len) };
+    frame.resize(len, 0);
     input.read_exact(&mut frame)?;
-    Ok(Some(frame))
+    Ok(Some(Frame(frame)))
 }
 
 /// Sends a frame built from [`Writer::message`]. Any thread may send

@@ -232,7 +232,18 @@ fn resolve<'py>(
     module: &Bound<'py, PyString>,
     function: &Bound<'py, PyString>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let mut target = py.import(module.to_str()?)?.into_any();
+    // SAFETY: PyImport_GetModule takes a borrowed str and returns a new
+    // reference or NULL; a NULL with an exception set is that exception.
+    let cached = unsafe { pyo3::ffi::PyImport_GetModule(module.as_ptr()) };
+    let mut target = if cached.is_null() {
+        if let Some(err) = PyErr::take(py) {
+            return Err(err);
+        }
+        py.import(module.to_str()?)?.into_any()
+    } else {
+        // SAFETY: a non-NULL new reference, owned from here on.
+        unsafe { Bound::from_owned_ptr(py, cached) }
+    };
     for part in function.to_str()?.split('.') {
         target = target.getattr(part)?;
     }
