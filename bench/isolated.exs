@@ -51,7 +51,10 @@ defmodule IsolatedBench do
   end
 end
 
-Bench.Machine.start("#{System.schedulers_online()} schedulers; embedded: a context process; isolated: a worker process")
+Bench.Machine.start(
+  "#{System.schedulers_online()} schedulers; embedded: a context process; isolated: a worker process"
+)
+
 {:ok, _} = Application.ensure_all_started(:erlang_python)
 {:ok, embedded} = ErlangPython.ContextServer.start_link()
 {:ok, isolated} = ErlangPython.ContextServer.start_link(isolated: true)
@@ -65,23 +68,29 @@ rows = [
    fn ctx -> {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2], context: ctx) end,
    fn -> 3 = IsolatedBench.over_port(port, "operator", "add", [1, 2]) end, 1},
   {"sum of a 1,000,000-integer list", 3, "ms",
-   fn ctx -> {:ok, _} = ErlangPython.call(:builtins, :sum, [list_1m], context: ctx, timeout: 60_000) end,
-   fn -> IsolatedBench.over_port(port, "builtins", "sum", [list_1m]) end, 1},
+   fn ctx ->
+     {:ok, _} = ErlangPython.call(:builtins, :sum, [list_1m], context: ctx, timeout: 60_000)
+   end, fn -> IsolatedBench.over_port(port, "builtins", "sum", [list_1m]) end, 1},
   {"len of a 100 MB binary as bytes", 3, "GB/s",
    fn ctx ->
-     {:ok, 100_000_000} = ErlangPython.call(:builtins, :len, [{:bytes, bin_100mb}], context: ctx, timeout: 60_000)
-   end, fn -> 100_000_000 = IsolatedBench.over_port(port, "builtins", "len", [bin_100mb]) end, 100_000_000}
+     {:ok, 100_000_000} =
+       ErlangPython.call(:builtins, :len, [{:bytes, bin_100mb}], context: ctx, timeout: 60_000)
+   end, fn -> 100_000_000 = IsolatedBench.over_port(port, "builtins", "len", [bin_100mb]) end,
+   100_000_000}
 ]
 
-IO.puts(String.pad_trailing("workload", 34) <> "embedded     isolated     port bridge  port/isolated  load average")
+IO.puts(
+  String.pad_trailing("workload", 34) <>
+    "embedded     isolated     port bridge  port/isolated  load average"
+)
 
 for {name, n, unit, in_context, bridged, bytes} <- rows do
   results =
-    IsolatedBench.per_call_us(n, [
+    IsolatedBench.per_call_us(n,
       embedded: fn -> in_context.(embedded) end,
       isolated: fn -> in_context.(isolated) end,
       port: bridged
-    ])
+    )
 
   show = fn us ->
     value =
@@ -99,6 +108,8 @@ for {name, n, unit, in_context, bridged, bytes} <- rows do
 
   IO.puts(
     String.pad_trailing(name, 34) <>
-      show.(us.embedded) <> show.(us.isolated) <> show.(us.port) <> String.pad_trailing("#{ratio}x", 15) <> Bench.Machine.loadavg()
+      show.(us.embedded) <>
+      show.(us.isolated) <>
+      show.(us.port) <> String.pad_trailing("#{ratio}x", 15) <> Bench.Machine.loadavg()
   )
 end

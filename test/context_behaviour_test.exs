@@ -152,6 +152,21 @@ for {kind, options} <- [embedded: [], isolated: [isolated: true]] do
                |> Enum.to_list()
     end
 
+    test "interrupt/1 interrupts the running call", %{ctx: ctx} do
+      assert :not_running = ContextServer.interrupt(ctx)
+
+      task =
+        Task.async(fn -> ErlangPython.exec("while True: pass", context: ctx, timeout: 30_000) end)
+
+      # :not_running until the call has reached Python.
+      assert Enum.find(1..200, fn _ ->
+               Process.sleep(25)
+               ContextServer.interrupt(ctx) == :ok
+             end)
+
+      assert {:error, %Error{type: "Interrupted"}} = Task.await(task)
+    end
+
     test "a timed-out call is interrupted and the context answers again", %{ctx: ctx} do
       assert {:error, :timeout} = ErlangPython.exec("while True: pass", context: ctx, timeout: 200)
       assert {:ok, 2} = ErlangPython.eval("1 + 1", %{}, context: ctx, timeout: 5_000)

@@ -100,6 +100,12 @@ defmodule ErlangPython.ContextServer do
   """
   @spec interrupt(t()) :: :ok | :not_running | {:error, {:context_down, pid()}}
   def interrupt(context) when is_pid(context) do
+    if ErlangPython.Isolated.isolated?(context),
+      do: ErlangPython.Isolated.interrupt(context),
+      else: interrupt_embedded(context)
+  end
+
+  defp interrupt_embedded(context) do
     with {:ok, %Context{scope: key}} <- namespace(context) do
       if ErlangPython.Native.interrupt_scope(key), do: :ok, else: :not_running
     end

@@ -103,6 +103,14 @@ defmodule ErlangPython.Isolated do
   end
 
   @doc false
+  # ErlangPython.ContextServer.interrupt/1 for an isolated context.
+  def interrupt(server) do
+    GenServer.call(server, :interrupt)
+  catch
+    :exit, _ -> {:error, {:context_down, server}}
+  end
+
+  @doc false
   # Runs an ErlangPython.Request in the context `server` and waits for its
   # answer; on timeout the call is cancelled (and interrupted if running).
   def run(server, request, timeout) do
@@ -161,6 +169,15 @@ defmodule ErlangPython.Isolated do
 
   @impl true
   def handle_call(:os_pid, _from, state), do: {:reply, {:ok, state.os_pid}, state}
+
+  def handle_call(:interrupt, _from, state) do
+    if map_size(state.in_flight) > 0 do
+      signal(state.os_pid, "INT")
+      {:reply, :ok, state}
+    else
+      {:reply, :not_running, state}
+    end
+  end
 
   @impl true
   def handle_info({:isolated_request, caller, ref, request}, state) do
