@@ -547,7 +547,18 @@ defmodule ErlangPython do
   def pool_stats, do: Runtime.pool_stats() || %{shared_queue: 0, workers: []}
 
   # Sends a request, with the options that change it, and waits for the answer.
-  defp run(request, options) do
+  defp run(request, %{context: server} = options) when is_pid(server) do
+    if ErlangPython.Isolated.isolated?(server) do
+      request = Request.with_options(request, %{options | context: nil})
+      ErlangPython.Isolated.run(server, request, options.timeout)
+    else
+      run_embedded(request, options)
+    end
+  end
+
+  defp run(request, options), do: run_embedded(request, options)
+
+  defp run_embedded(request, options) do
     with {:ok, options} <- in_context_process(options) do
       request |> Request.with_options(options) |> Runtime.request(options.timeout)
     end

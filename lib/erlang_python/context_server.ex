@@ -34,6 +34,8 @@ defmodule ErlangPython.ContextServer do
       `ErlangPython.Interpreter.subinterpreters_supported?/0`).
     * `:timeout` - milliseconds to wait for the namespace to be created
       (default `30_000`).
+    * `:isolated` - `true` runs the context's Python in its own OS process
+      (`ErlangPython.Isolated`, which lists the options it adds).
   """
   use GenServer
 
@@ -46,15 +48,29 @@ defmodule ErlangPython.ContextServer do
 
   @doc "Starts a context linked to the caller."
   @spec start_link(keyword()) :: GenServer.on_start()
-  def start_link(opts \\ []) do
+  def start_link(opts \\ [])
+
+  def start_link(opts) when is_list(opts) do
+    if opts[:isolated],
+      do: ErlangPython.Isolated.start(opts, :link),
+      else: start_embedded(opts, :link)
+  end
+
+  @doc "Starts a context not linked to the caller (for supervisors, use `start_link/1`)."
+  @spec start(keyword()) :: GenServer.on_start()
+  def start(opts \\ []) when is_list(opts) do
+    if opts[:isolated],
+      do: ErlangPython.Isolated.start(opts, :nolink),
+      else: start_embedded(opts, :nolink)
+  end
+
+  defp start_embedded(opts, :link) do
     with {:ok, opts} <- validate(opts) do
       GenServer.start_link(__MODULE__, opts, Keyword.take(opts, [:name]))
     end
   end
 
-  @doc "Starts a context not linked to the caller (for supervisors, use `start_link/1`)."
-  @spec start(keyword()) :: GenServer.on_start()
-  def start(opts \\ []) do
+  defp start_embedded(opts, :nolink) do
     with {:ok, opts} <- validate(opts) do
       GenServer.start(__MODULE__, opts, Keyword.take(opts, [:name]))
     end
@@ -84,6 +100,12 @@ defmodule ErlangPython.ContextServer do
   """
   @spec interrupt(t()) :: :ok | :not_running | {:error, {:context_down, pid()}}
   def interrupt(context) when is_pid(context) do
+    if ErlangPython.Isolated.isolated?(context),
+      do: ErlangPython.Isolated.interrupt(context),
+      else: interrupt_embedded(context)
+  end
+
+  defp interrupt_embedded(context) do
     with {:ok, %Context{scope: key}} <- namespace(context) do
       if ErlangPython.Native.interrupt_scope(key), do: :ok, else: :not_running
     end

@@ -49,6 +49,8 @@ defmodule ErlangPython.Native do
   @doc false
   def registered_functions, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def registered_function(_name), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def set_callback_handler(_pid), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def callback_reply(_id, _answer), do: :erlang.nif_error(:nif_not_loaded)

@@ -15,6 +15,7 @@ defmodule ErlangPython.Registry do
   #   :erlang_python_paths         {seq, path}  (ordered_set)          add_path
   #   :erlang_python_streams       {ref, driver_pid}                   stream_start
   #   :erlang_python_event_queues  {ref, queue_pid}                    ErlangPython.EventQueue
+  #   :erlang_python_isolated      {pid}                               isolated context processes
   use GenServer
 
   @tables [
@@ -24,7 +25,8 @@ defmodule ErlangPython.Registry do
     {:erlang_python_imports, [:set]},
     {:erlang_python_paths, [:ordered_set]},
     {:erlang_python_streams, [:set]},
-    {:erlang_python_event_queues, [:set, read_concurrency: true]}
+    {:erlang_python_event_queues, [:set, read_concurrency: true]},
+    {:erlang_python_isolated, [:set, read_concurrency: true]}
   ]
 
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)

@@ -179,6 +179,18 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
     tmp = destination <> ".tmp"
     File.cp!(built, tmp)
     File.rename!(tmp, destination)
+    install_worker!(Path.join([target_dir, "release", "erlang_python_worker"]), destination)
+  end
+
+  # Isolated contexts' worker executable (the crate's `erlang_python_worker`
+  # binary), next to the NIF; replaced the same way, since a running
+  # context may have the old one open.
+  defp install_worker!(built, nif_destination) do
+    destination = Path.join(Path.dirname(nif_destination), "erlang_python_worker")
+    tmp = destination <> ".tmp"
+    File.cp!(built, tmp)
+    File.chmod!(tmp, 0o755)
+    File.rename!(tmp, destination)
   end
 
   defp fingerprint(python, version, features) do
@@ -190,7 +202,8 @@ defmodule Mix.Tasks.Compile.ErlangPythonNif do
         Path.join(crate_dir, "Cargo.lock"),
         Path.join(crate_dir, "build.rs")
       ] ++
-        Path.wildcard(Path.join(crate_dir, "src/**/*.rs"))
+        Path.wildcard(Path.join(crate_dir, "src/**/*.rs")) ++
+        Path.wildcard(Path.join(crate_dir, "worker/**/*.rs"))
 
     stamps =
       for path <- Enum.sort(inputs), File.exists?(path) do

@@ -205,6 +205,16 @@ fn registered_functions() -> Vec<String> {
     registry::names()
 }
 
+/// What `name` is bound to (a fun or `{module, function}`), or `nil`: an
+/// isolated context's server runs its worker's callbacks itself.
+#[rustler::nif]
+fn registered_function<'a>(env: Env<'a>, name: String) -> Term<'a> {
+    match registry::lookup(&name) {
+        Some(held) => held.to_term(env),
+        None => atoms::nil().encode(env),
+    }
+}
+
 /// The process that runs callbacks (`ErlangPython.Callbacks`).
 #[rustler::nif]
 fn set_callback_handler(pid: rustler::LocalPid) -> rustler::Atom {

@@ -1,0 +1,499 @@
+defmodule ErlangPython.Isolated do
+  @moduledoc """
+  Isolated contexts: Python in its own OS process, started as an Erlang
+  port, with the API of an embedded context.
+
+      iex> {:ok, ctx} = ErlangPython.ContextServer.start_link(isolated: true)
+      iex> ErlangPython.eval("2 ** 100", %{}, context: ctx)
+      {:ok, 1267650600228229401496703205376}
+      iex> {:ok, worker} = ErlangPython.Isolated.os_pid(ctx)
+      iex> worker != String.to_integer(System.pid())
+      true
+      iex> ErlangPython.ContextServer.stop(ctx)
+      :ok
+
+  Start one with `ErlangPython.ContextServer.start_link(isolated: true)` (or
+  a pool: `ErlangPython.Pool.start(name, size, isolated: true)`) and pass the
+  pid as `context:` to `ErlangPython.call/4`, `eval/3`, `exec/2`,
+  `getattr/3`, `call_method/4` and `stream/4`. The worker runs
+  `erlang_python_worker`, built from this package's crate: the same
+  conversions, the same `erlang` module (callbacks into Elixir, reentrant;
+  `erlang.send`; output and logging routed to the caller), and the same
+  sandbox unless `allow_subprocess: true`.
+
+  A crash (a segfault in C code), a kill or a kernel limit ends the worker
+  only: its pending callers get `{:error, {:python_exited, reason}}`
+  (`reason` is `{:signal, :SIGSEGV}` or `{:exit_status, 3}`), and the server
+  starts a fresh worker (a fresh namespace, with the preload code run
+  again), up to `:max_restarts` within five seconds; past that it stops
+  with `{:python_exited, reason}`, for its supervisor to decide. A timed-out
+  call is interrupted (SIGINT raises `erlang.Interrupted` in it); when the
+  interrupt does not land within `:interrupt_grace` (C code that never
+  checks for signals), the worker is killed and restarted.
+
+  ## Options (of `ErlangPython.ContextServer.start_link/1` with `isolated: true`)
+
+  | option | default | meaning |
+  |--------|---------|---------|
+  | `:allow_subprocess` | `false` | turn the sandbox off in the worker: `subprocess`, `multiprocessing`, `os.fork` work (a fork there cannot corrupt the VM) |
+  | `:memory_limit` | `nil` | bytes of address space (`RLIMIT_AS`) |
+  | `:cpu_limit` | `nil` | seconds of CPU time (`RLIMIT_CPU`); past it the kernel ends the worker with SIGXCPU |
+  | `:open_files` | `nil` | open descriptors (`RLIMIT_NOFILE`) |
+  | `:venv` | `nil` | a virtualenv directory: the worker starts as its Python (`sys.prefix`, site-packages, `sys.executable`) |
+  | `:interrupt_grace` | `1000` | milliseconds a timed-out call has to stop after its interrupt before the worker is killed |
+  | `:max_restarts` | `5` | fresh workers allowed within five seconds |
+  | `:timeout` | `30000` | milliseconds for the worker to start and run the preload code |
+  | `:name`, `:pool`, `:id` | | as for every context |
+
+  Handles (`%ErlangPython.Object{}`) made in an isolated context belong to
+  its worker: they live until the worker exits or the context stops, and a
+  handle from an earlier worker is refused with a clear error.
+  """
+  use GenServer
+
+  alias ErlangPython.{Imports, Preload, Request}
+  alias ErlangPython.Isolated.Protocol
+
+  @table :erlang_python_isolated
+  @registered "__erlang_python_isolated_registered__"
+  @restart_window 5_000
+
+  @options [
+    :name,
+    :pool,
+    :id,
+    isolated: true,
+    allow_subprocess: false,
+    memory_limit: nil,
+    cpu_limit: nil,
+    open_files: nil,
+    venv: nil,
+    interrupt_grace: 1_000,
+    max_restarts: 5,
+    mode: :worker,
+    timeout: ErlangPython.Options.default_timeout()
+  ]
+
+  @doc false
+  def start_link(opts), do: start(opts, :link)
+
+  @doc false
+  def start(opts, link) do
+    opts = Keyword.validate!(opts, @options)
+    starter = if link == :link, do: :start_link, else: :start
+    apply(GenServer, starter, [__MODULE__, opts, Keyword.take(opts, [:name])])
+  end
+
+  @doc "Whether `pid` is an isolated context's server."
+  @spec isolated?(term()) :: boolean()
+  def isolated?(pid) when is_pid(pid) do
+    :ets.member(@table, pid)
+  rescue
+    ArgumentError -> false
+  end
+
+  def isolated?(_other), do: false
+
+  @doc "The OS pid of the context's worker process."
+  @spec os_pid(pid()) :: {:ok, pos_integer()} | {:error, {:context_down, pid()}}
+  def os_pid(server) do
+    GenServer.call(server, :os_pid)
+  catch
+    :exit, _ -> {:error, {:context_down, server}}
+  end
+
+  @doc false
+  # ErlangPython.ContextServer.interrupt/1 for an isolated context.
+  def interrupt(server) do
+    GenServer.call(server, :interrupt)
+  catch
+    :exit, _ -> {:error, {:context_down, server}}
+  end
+
+  @doc false
+  # Runs an ErlangPython.Request in the context `server` and waits for its
+  # answer; on timeout the call is cancelled (and interrupted if running).
+  def run(server, request, timeout) do
+    ref = Process.monitor(server)
+    send(server, {:isolated_request, self(), ref, request})
+
+    receive do
+      {^ref, result} ->
+        Process.demonitor(ref, [:flush])
+        result
+
+      {:DOWN, ^ref, :process, _, _reason} ->
+        {:error, {:context_down, server}}
+    after
+      timeout ->
+        send(server, {:isolated_cancel, ref})
+        Process.demonitor(ref, [:flush])
+
+        receive do
+          {^ref, result} -> result
+        after
+          0 -> {:error, :timeout}
+        end
+    end
+  end
+
+  @impl true
+  def init(opts) do
+    Process.flag(:trap_exit, true)
+
+    state = %{
+      opts: opts,
+      port: nil,
+      os_pid: nil,
+      next: 1,
+      # id => {caller, ref}, for requests sent to the worker
+      in_flight: %{},
+      # ref => id, to cancel
+      refs: %{},
+      queue: :queue.new(),
+      callbacks: 0,
+      cancelled: MapSet.new(),
+      restarts: []
+    }
+
+    case start_worker(state) do
+      {:ok, state} ->
+        :ok = ErlangPython.Registry.register(@table, {self()}, self())
+        if pool = opts[:pool], do: ErlangPython.Pool.joined(pool, self())
+        {:ok, state}
+
+      {:error, reason} ->
+        {:stop, {:context_start_failed, reason}}
+    end
+  end
+
+  @impl true
+  def handle_call(:os_pid, _from, state), do: {:reply, {:ok, state.os_pid}, state}
+
+  def handle_call(:interrupt, _from, state) do
+    if map_size(state.in_flight) > 0 do
+      signal(state.os_pid, "INT")
+      {:reply, :ok, state}
+    else
+      {:reply, :not_running, state}
+    end
+  end
+
+  @impl true
+  def handle_info({:isolated_request, caller, ref, request}, state) do
+    state = %{state | queue: :queue.in({caller, ref, request}, state.queue)}
+    {:noreply, dispatch(state)}
+  end
+
+  def handle_info({:isolated_cancel, ref}, state) do
+    case Map.pop(state.refs, ref) do
+      {nil, _refs} ->
+        queue = :queue.filter(fn {_caller, r, _request} -> r != ref end, state.queue)
+        {:noreply, %{state | queue: queue}}
+
+      {id, refs} ->
+        # Running in the worker: interrupt it; a worker still busy after the
+        # grace period is killed (C code that never checks for signals).
+        signal(state.os_pid, "INT")
+
+        Process.send_after(
+          self(),
+          {:kill_if_running, id, state.os_pid},
+          state.opts[:interrupt_grace]
+        )
+
+        # It stays in flight, without a caller, until the worker answers or
+        # dies: nothing else is sent to a worker that may be about to die.
+        {:noreply,
+         %{
+           state
+           | refs: refs,
+             cancelled: MapSet.put(state.cancelled, id),
+             in_flight: Map.put(state.in_flight, id, :cancelled)
+         }}
+    end
+  end
+
+  def handle_info({:kill_if_running, id, os_pid}, state) do
+    if os_pid == state.os_pid and MapSet.member?(state.cancelled, id), do: signal(os_pid, "KILL")
+    {:noreply, state}
+  end
+
+  def handle_info({port, {:data, frame}}, %{port: port} = state) do
+    case Protocol.decode(frame) do
+      {:ok, message} -> {:noreply, handle_worker(message, state)}
+      {:error, :malformed} -> {:noreply, state}
+    end
+  end
+
+  def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
+    reason = exit_reason(status)
+    state = fail_all(state, {:python_exited, reason})
+    now = System.monotonic_time(:millisecond)
+    restarts = [now | Enum.filter(state.restarts, &(now - &1 < @restart_window))]
+
+    if length(restarts) > state.opts[:max_restarts] do
+      {:stop, {:python_exited, reason}, %{state | port: nil}}
+    else
+      case start_worker(%{state | port: nil, os_pid: nil, restarts: restarts}) do
+        {:ok, state} -> {:noreply, dispatch(state)}
+        {:error, why} -> {:stop, {:python_exited, {reason, {:restart_failed, why}}}, state}
+      end
+    end
+  end
+
+  def handle_info({:isolated_callback_done, id, answer}, state) do
+    if state.port, do: Port.command(state.port, Protocol.callback_reply(id, answer))
+    {:noreply, dispatch(%{state | callbacks: max(state.callbacks - 1, 0)})}
+  end
+
+  def handle_info({:EXIT, _from, reason}, state) when reason != :normal,
+    do: {:stop, reason, state}
+
+  def handle_info(_other, state), do: {:noreply, state}
+
+  @impl true
+  def terminate(_reason, state) do
+    if state.port do
+      os_pid = state.os_pid
+      Port.close(state.port)
+      # A worker stuck in C code never reads the closed pipe.
+      if os_pid, do: signal(os_pid, "KILL")
+    end
+
+    :ok
+  catch
+    _, _ -> :ok
+  end
+
+  # A request goes to the worker when it is idle, or when it waits for a
+  # callback (which may be the request's very caller: reentrancy); others
+  # wait here, so one that times out while waiting never reaches Python.
+  defp dispatch(%{port: nil} = state), do: state
+
+  defp dispatch(state) do
+    if map_size(state.in_flight) == 0 or state.callbacks > 0 do
+      case :queue.out(state.queue) do
+        {{:value, {caller, ref, request}}, queue} ->
+          id = state.next
+          Port.command(state.port, Protocol.call(id, caller, request))
+
+          state = %{
+            state
+            | queue: queue,
+              next: id + 1,
+              in_flight: Map.put(state.in_flight, id, {caller, ref}),
+              refs: Map.put(state.refs, ref, id)
+          }
+
+          if state.callbacks > 0, do: dispatch(state), else: state
+
+        {:empty, _queue} ->
+          state
+      end
+    else
+      state
+    end
+  end
+
+  defp handle_worker({:reply, id, result}, state) do
+    state =
+      case Map.pop(state.in_flight, id) do
+        {{caller, ref}, in_flight} ->
+          send(caller, {ref, result})
+          %{state | in_flight: in_flight, refs: Map.delete(state.refs, ref)}
+
+        {:cancelled, in_flight} ->
+          %{state | in_flight: in_flight, cancelled: MapSet.delete(state.cancelled, id)}
+
+        {nil, _} ->
+          state
+      end
+
+    dispatch(state)
+  end
+
+  defp handle_worker({:callback, id, @registered, _args}, state) do
+    Port.command(
+      state.port,
+      Protocol.callback_reply(id, {:ok, ErlangPython.Native.registered_functions()})
+    )
+
+    state
+  end
+
+  defp handle_worker({:callback, id, name, args}, state) do
+    server = self()
+    caller = innermost_caller(state)
+
+    spawn(fn ->
+      answer = run_callback(name, args, caller)
+      send(server, {:isolated_callback_done, id, answer})
+    end)
+
+    dispatch(%{state | callbacks: state.callbacks + 1})
+  end
+
+  defp handle_worker({:send, pid, term}, state) do
+    send(pid, term)
+    state
+  end
+
+  defp handle_worker(_other, state), do: state
+
+  defp innermost_caller(state) do
+    case Enum.max_by(state.in_flight, fn {id, _} -> id end, fn -> nil end) do
+      {_id, {caller, _ref}} -> caller
+      _none_or_cancelled -> nil
+    end
+  end
+
+  # As ErlangPython.Callbacks runs them for embedded contexts: with the
+  # caller's group leader (so output reaches it), failures as answers.
+  defp run_callback(name, args, caller) do
+    if is_pid(caller) do
+      case Process.info(caller, :group_leader) do
+        {:group_leader, leader} -> Process.group_leader(self(), leader)
+        nil -> :ok
+      end
+    end
+
+    case ErlangPython.Native.registered_function(name) do
+      nil ->
+        {:error, "no Erlang function is registered as #{inspect(name)}"}
+
+      target ->
+        try do
+          {:ok, invoke(target, args)}
+        rescue
+          error -> {:error, Exception.format_banner(:error, error, __STACKTRACE__)}
+        catch
+          kind, reason -> {:error, Exception.format_banner(kind, reason, __STACKTRACE__)}
+        end
+    end
+  end
+
+  defp invoke(fun, args) when is_function(fun, 1), do: fun.(args)
+  defp invoke({module, function}, args), do: apply(module, function, [args])
+
+  defp fail_all(state, reason) do
+    for {_id, {caller, ref}} <- state.in_flight, do: send(caller, {ref, {:error, reason}})
+    %{state | in_flight: %{}, refs: %{}, cancelled: MapSet.new(), callbacks: 0}
+  end
+
+  defp start_worker(state) do
+    opts = state.opts
+
+    with {:ok, executable} <- executable() do
+      port =
+        Port.open({:spawn_executable, executable}, [
+          :binary,
+          :exit_status,
+          :use_stdio,
+          {:packet, 4},
+          {:args, worker_args(opts)}
+        ])
+
+      deadline = opts[:timeout]
+
+      receive do
+        {^port, {:data, frame}} ->
+          {:ok, {:ready, os_pid}} = Protocol.decode(frame)
+          state = %{state | port: port, os_pid: os_pid}
+          prepare(state, deadline)
+
+        {^port, {:exit_status, status}} ->
+          {:error, {:python_exited, exit_reason(status)}}
+      after
+        deadline ->
+          Port.close(port)
+          {:error, :timeout}
+      end
+    end
+  end
+
+  # The registered imports, then the preload code, as embedded contexts
+  # get them; a failing preload fails the start.
+  defp prepare(state, timeout) do
+    modules = Imports.modules()
+    preload = Preload.code() || ""
+    code = "globals().update(__import__('_erlang_impl._context', fromlist=['create']).create(m, p))"
+
+    Port.command(
+      state.port,
+      Protocol.call(0, self(), Request.eval(code, %{m: modules, p: preload}))
+    )
+
+    receive do
+      {port, {:data, frame}} when port == state.port ->
+        case Protocol.decode(frame) do
+          {:ok, {:reply, 0, {:ok, _}}} -> {:ok, state}
+          {:ok, {:reply, 0, {:error, reason}}} -> {:error, reason}
+        end
+
+      {port, {:exit_status, status}} when port == state.port ->
+        {:error, {:python_exited, exit_reason(status)}}
+    after
+      timeout -> {:error, :timeout}
+    end
+  end
+
+  defp worker_args(opts) do
+    limits = [
+      memory_bytes: opts[:memory_limit],
+      cpu_seconds: opts[:cpu_limit],
+      open_files: opts[:open_files]
+    ]
+
+    mapset = MapSet.new() |> Map.from_struct() |> Map.get(:version)
+    paths = Application.get_env(:erlang_python, :python_paths, [])
+
+    ["priv=#{:code.priv_dir(:erlang_python)}", "sandbox=#{not opts[:allow_subprocess]}"] ++
+      for({key, value} <- limits, value != nil, do: "#{key}=#{value}") ++
+      if(mapset, do: ["mapset_version=#{mapset}"], else: []) ++
+      if(opts[:venv], do: ["venv=#{Path.expand(opts[:venv])}"], else: []) ++
+      for(path <- paths, do: "path=#{path}")
+  end
+
+  @doc false
+  # The worker executable, installed next to the NIF by the Mix compiler.
+  def executable do
+    path = Path.join([:code.priv_dir(:erlang_python), "native", "erlang_python_worker"])
+
+    if File.exists?(path),
+      do: {:ok, path},
+      else: {:error, {:worker_not_installed, path}}
+  end
+
+  defp signal(nil, _name), do: :ok
+
+  defp signal(os_pid, name) do
+    System.cmd("kill", ["-s", name, Integer.to_string(os_pid)], stderr_to_stdout: true)
+    :ok
+  end
+
+  @signals %{
+    1 => :SIGHUP,
+    2 => :SIGINT,
+    3 => :SIGQUIT,
+    4 => :SIGILL,
+    5 => :SIGTRAP,
+    6 => :SIGABRT,
+    7 => :SIGBUS,
+    8 => :SIGFPE,
+    9 => :SIGKILL,
+    11 => :SIGSEGV,
+    13 => :SIGPIPE,
+    14 => :SIGALRM,
+    15 => :SIGTERM,
+    24 => :SIGXCPU,
+    25 => :SIGXFSZ
+  }
+
+  # The port reports a death by signal as 128 + the signal's number.
+  @doc false
+  def exit_reason(status) when status > 128 and is_map_key(@signals, status - 128),
+    do: {:signal, Map.fetch!(@signals, status - 128)}
+
+  def exit_reason(status), do: {:exit_status, status}
+end

@@ -1,0 +1,62 @@
+//! `erlang_python_worker`: Python in its own OS process, for isolated
+//! contexts (`ErlangPython.ContextServer` with `isolated: true`). The VM
+//! starts it as a port and speaks the external term format to it
+//! (`protocol`); a crash, a kill or a limit here ends this process only.
+//!
+//! Built from the NIF's crate as a separate binary that shares its sandbox
+//! module (`#[path]`) and none of its rustler layers: the NIF's code references the
+//! VM's `enif_*` functions, which exist only inside the VM.
+//!
+//! | file | what |
+//! |------|------|
+//! | `pytypes.rs` | `erlang.Pid`, `erlang.Term` as external-format bytes |
+//! | `handles.rs` | objects held from Elixir, by id |
+//! | `etf.rs` | the external term format <-> Python objects |
+//! | `protocol.rs` | framing and the message format |
+//! | `native_module.rs`, `serve.rs` | `_erlang_native` for the worker; the request loop and callbacks |
+//! | `startup.rs` | limits, signals, starting CPython |
+
+#[allow(dead_code)]
+#[path = "../src/sandbox/mod.rs"]
+mod sandbox;
+
+mod etf;
+mod handles;
+mod native_module;
+mod protocol;
+mod pytypes;
+mod serve;
+mod startup;
+
+use pyo3::types::PyAnyMethods;
+
+fn main() {
+    let code = match run() {
+        Ok(()) => 0,
+        Err(why) => {
+            eprintln!("erlang_python_worker: {why}");
+            70
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run() -> Result<(), String> {
+    let options = startup::Options::parse(std::env::args().skip(1))?;
+    startup::apply_limits(&options)?;
+    startup::reset_signals();
+    protocol::open()?;
+    startup::start_python(&options)?;
+    pyo3::Python::attach(|py| {
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve::run(py)))
+            .unwrap_or_else(|_| Err("a panic in the request loop".into()));
+        // The context stopped: let Python's exit handlers run (process
+        // pools shut their workers down), without finalizing the runtime.
+        if served.is_ok() {
+            let _ = py
+                .import("atexit")
+                .and_then(|atexit| atexit.call_method0("_run_exitfuncs"));
+        }
+        served
+    })
+}

@@ -1,0 +1,175 @@
+# The behaviour every kind of context shares, run against each kind: an
+# embedded context process and an isolated one (Python in its own OS
+# process). A difference between them is a bug in one of the two.
+for {kind, options} <- [embedded: [], isolated: [isolated: true]] do
+  defmodule Module.concat(ErlangPython.ContextBehaviourTest, Macro.camelize(to_string(kind))) do
+    use ExUnit.Case, async: true
+
+    import ExUnit.CaptureIO
+
+    alias ErlangPython.{ContextServer, Error, Object}
+
+    @options options
+    @moduletag context_kind: kind
+
+    setup do
+      {:ok, ctx} = ContextServer.start_link(@options)
+      on_exit(fn -> ContextServer.stop(ctx) end)
+      %{ctx: ctx}
+    end
+
+    test "call, with positional and keyword arguments", %{ctx: ctx} do
+      assert {:ok, 4.0} = ErlangPython.call(:math, :sqrt, [16], context: ctx)
+
+      assert {:ok, [3, 2, 1]} =
+               ErlangPython.call(:builtins, :sorted, [[1, 3, 2]],
+                 kwargs: [reverse: true],
+                 context: ctx
+               )
+
+      assert {:ok, "a/b"} = ErlangPython.call("os.path", :join, ["a", "b"], context: ctx)
+    end
+
+    test "eval sees locals in nested scopes, and globals() is the namespace", %{ctx: ctx} do
+      assert {:ok, [0, 10, 20]} =
+               ErlangPython.eval("[n * k for n in range(3)]", %{k: 10}, context: ctx)
+
+      assert {:ok, nil} =
+               ErlangPython.eval("globals().__setitem__('kept', v)", %{v: 7}, context: ctx)
+
+      assert {:ok, 7} = ErlangPython.eval("kept", %{}, context: ctx)
+    end
+
+    test "exec defines names that call(:__main__) and eval find", %{ctx: ctx} do
+      :ok = ErlangPython.exec("def double(x):\n    return x * 2", context: ctx)
+      assert {:ok, 42} = ErlangPython.call(:__main__, :double, [21], context: ctx)
+      assert {:ok, 8} = ErlangPython.eval("double(4)", %{}, context: ctx)
+    end
+
+    test "values convert exactly, both ways", %{ctx: ctx} do
+      values = [2 ** 100, -(2 ** 70), 1.5, -0.0, true, nil, "text", <<255>>, [1, [2]], {1, "a"}]
+      values = values ++ [%{"a" => 1, 2 => [3]}, MapSet.new([1, 2]), :atom, 255, 256, -1, 2 ** 63]
+      assert {:ok, back} = ErlangPython.eval("v", %{v: values}, context: ctx)
+
+      assert back ==
+               Enum.map(values, fn
+                 :atom -> "atom"
+                 other -> other
+               end)
+
+      assert {:ok, [:nan, :infinity, :neg_infinity]} =
+               ErlangPython.eval("[float(x) for x in ('nan', 'inf', '-inf')]", %{}, context: ctx)
+
+      assert {:ok, "bytes"} =
+               ErlangPython.eval("type(v).__name__", %{v: {:bytes, "utf-8"}}, context: ctx)
+
+      ref = make_ref()
+      fun = fn x -> x * 2 end
+
+      assert {:ok, {^ref, back_fun, pid}} =
+               ErlangPython.eval("(r, f, p)", %{r: ref, f: fun, p: self()}, context: ctx)
+
+      assert back_fun.(2) == 4
+      assert pid == self()
+    end
+
+    test "a Python exception is an error tuple", %{ctx: ctx} do
+      assert {:error, %Error{type: "ZeroDivisionError", message: "division by zero"}} =
+               ErlangPython.eval("1/0", %{}, context: ctx)
+
+      assert {:error, %Error{type: "NameError"}} = ErlangPython.eval("missing", %{}, context: ctx)
+    end
+
+    test "the sandbox refuses subprocesses with the contract's message", %{ctx: ctx} do
+      assert {:error, {:sandbox_blocked, "subprocess.Popen", message}} =
+               ErlangPython.exec("import subprocess; subprocess.run(['/bin/true'])", context: ctx)
+
+      assert message =~ "subprocess.Popen is blocked in Erlang VM context."
+      assert {:ok, true} = ErlangPython.eval("erlang.is_sandboxed()", %{}, context: ctx)
+    end
+
+    test "handles: objects with no Elixir form stay in Python", %{ctx: ctx} do
+      assert {:ok, %Object{type: "collections.Counter"} = counter} =
+               ErlangPython.call(:collections, :Counter, ["hello"], decode: false, context: ctx)
+
+      assert {:ok, [{"l", 2}]} = ErlangPython.call_method(counter, :most_common, [1], context: ctx)
+
+      assert {:ok, %Object{type: "decimal.Decimal"} = decimal} =
+               ErlangPython.eval("__import__('decimal').Decimal('1.5')", %{}, context: ctx)
+
+      assert {:ok, {3, 2}} = ErlangPython.call_method(decimal, :as_integer_ratio, [], context: ctx)
+      assert {:ok, "Decimal"} = ErlangPython.eval("type(d).__name__", %{d: decimal}, context: ctx)
+
+      {:ok, path} =
+        ErlangPython.call(:pathlib, :PurePosixPath, ["/srv/main.py"], decode: false, context: ctx)
+
+      assert {:ok, ".py"} = ErlangPython.getattr(path, :suffix, context: ctx)
+      assert {:ok, "/srv/main.py"} = ErlangPython.call(:builtins, :str, [path], context: ctx)
+    end
+
+    test "callbacks into Elixir, reentrant into the same context", %{ctx: ctx} do
+      name = "behaviour_#{System.unique_integer([:positive])}"
+
+      :ok =
+        ErlangPython.register_function(name, fn [x] ->
+          ErlangPython.eval!("x + 1", %{x: x}, context: ctx)
+        end)
+
+      on_exit(fn -> ErlangPython.unregister_function(name) end)
+      assert {:ok, 42} = ErlangPython.eval("erlang.call(n, 41)", %{n: name}, context: ctx)
+      assert {:ok, true} = ErlangPython.eval("erlang.is_registered(n)", %{n: name}, context: ctx)
+
+      failing = name <> "_raises"
+      :ok = ErlangPython.register_function(failing, fn _ -> raise "boom" end)
+      on_exit(fn -> ErlangPython.unregister_function(failing) end)
+
+      assert {:error, %Error{type: "CallbackError", message: message}} =
+               ErlangPython.eval("erlang.call(n)", %{n: failing}, context: ctx)
+
+      assert message =~ "boom"
+    end
+
+    test "erlang.send and erlang.self reach the caller", %{ctx: ctx} do
+      assert {:ok, nil} =
+               ErlangPython.eval("erlang.send(erlang.self(), ('hi', 1))", %{}, context: ctx)
+
+      assert_receive {"hi", 1}
+    end
+
+    test "print goes to the caller's group leader", %{ctx: ctx} do
+      assert capture_io(fn ->
+               {:ok, nil} = ErlangPython.eval("print('from python')", %{}, context: ctx)
+             end) ==
+               "from python\n"
+    end
+
+    test "streams pull a generator in chunks", %{ctx: ctx} do
+      assert [0, 1, 4, 9] =
+               ErlangPython.stream_eval("(x * x for x in range(n))", %{n: 4},
+                 context: ctx,
+                 chunk_size: 3
+               )
+               |> Enum.to_list()
+    end
+
+    test "interrupt/1 interrupts the running call", %{ctx: ctx} do
+      assert :not_running = ContextServer.interrupt(ctx)
+
+      task =
+        Task.async(fn -> ErlangPython.exec("while True: pass", context: ctx, timeout: 30_000) end)
+
+      # :not_running until the call has reached Python.
+      assert Enum.find(1..200, fn _ ->
+               Process.sleep(25)
+               ContextServer.interrupt(ctx) == :ok
+             end)
+
+      assert {:error, %Error{type: "Interrupted"}} = Task.await(task)
+    end
+
+    test "a timed-out call is interrupted and the context answers again", %{ctx: ctx} do
+      assert {:error, :timeout} = ErlangPython.exec("while True: pass", context: ctx, timeout: 200)
+      assert {:ok, 2} = ErlangPython.eval("1 + 1", %{}, context: ctx, timeout: 5_000)
+    end
+  end
+end
