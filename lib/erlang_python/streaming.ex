@@ -93,6 +93,7 @@ defmodule ErlangPython.Streaming do
           end
         end)
       rescue
+        error in ErlangPython.Error -> {:error, ErlangPython.Error.headline(error)}
         error -> {:error, Exception.message(error)}
       end
 
