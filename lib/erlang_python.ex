@@ -37,7 +37,7 @@ defmodule ErlangPython do
 
   Each function lists the options it takes; all of them, in one table:
 
-  #{ErlangPython.Options.table([:timeout, :kwargs, :decode, :context, :node, :chunk_size])}
+  #{ErlangPython.Options.table([:timeout, :kwargs, :decode, :context, :node, :chunk_size, :max_delay])}
   """
 
   alias ErlangPython.{Context, Error, Native, Object, Options, Request, Runtime}
@@ -71,6 +71,7 @@ defmodule ErlangPython do
           | {:context, Context.t() | pid()}
           | {:node, node()}
           | {:chunk_size, pos_integer()}
+          | {:max_delay, non_neg_integer() | nil}
 
   @call_options Options.defaults([:timeout, :kwargs, :decode, :context, :node])
   @eval_options Options.defaults([:timeout, :decode, :context, :node])
@@ -79,8 +80,8 @@ defmodule ErlangPython do
   @call_method_options Options.defaults([:timeout, :kwargs, :decode, :context])
   @decode_options Options.defaults([:timeout])
   @async_options Options.defaults([:kwargs, :decode, :context])
-  @stream_options Options.defaults([:timeout, :kwargs, :context, :chunk_size])
-  @stream_eval_options Options.defaults([:timeout, :context, :chunk_size])
+  @stream_options Options.defaults([:timeout, :kwargs, :context, :chunk_size, :max_delay])
+  @stream_eval_options Options.defaults([:timeout, :context, :chunk_size, :max_delay])
 
   @doc """
   Calls `module.function(*args, **kwargs)`.
@@ -337,7 +338,11 @@ defmodule ErlangPython do
   Items are pulled in chunks, so an infinite generator is fine with
   `Enum.take/2`. Halting early closes the generator (its `finally` runs).
   An exception in the middle raises `ErlangPython.Error` from the
-  enumeration.
+  enumeration, after the items produced before it. A chunk waits to fill
+  up; `max_delay:` lets a slow generator's items out sooner. A chunk that
+  takes longer than `timeout:` raises `ErlangPython.CallError` with reason
+  `:timeout` (what `call!/4` raises for `{:error, :timeout}`;
+  `ErlangPython.Streaming` sends `{:error, :timeout}`).
 
       iex> :ok = ErlangPython.exec("def naturals():\\n    n = 0\\n    while True:\\n        yield n\\n        n += 1")
       iex> ErlangPython.stream(:__main__, :naturals) |> Enum.take(5)

@@ -14,6 +14,7 @@ defmodule ErlangPython.GuidesTest do
   for path <- @guides do
     @path path
     if Path.basename(path) in @needs_test_venv, do: @tag(:test_venv)
+
     test "#{Path.relative_to(path, @root)}: every example runs, in order" do
       GuideExamples.run!(@path)
     end
