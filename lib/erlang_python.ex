@@ -79,6 +79,7 @@ defmodule ErlangPython do
   @handle_options Options.defaults([:timeout, :decode, :context])
   @call_method_options Options.defaults([:timeout, :kwargs, :decode, :context])
   @decode_options Options.defaults([:timeout])
+  @reload_options Options.defaults([:timeout, :context])
   @async_options Options.defaults([:kwargs, :decode, :context])
   @stream_options Options.defaults([:timeout, :kwargs, :context, :chunk_size, :max_delay])
   @stream_eval_options Options.defaults([:timeout, :context, :chunk_size, :max_delay])
@@ -206,6 +207,38 @@ defmodule ErlangPython do
   @spec ping(timeout()) :: :pong | {:error, reason()}
   def ping(timeout \\ @default_timeout) do
     Runtime.request(Request.ping(), Options.validate!([timeout: timeout], @decode_options).timeout)
+  end
+
+  @doc """
+  Reloads the Python module `module` from its source file, so edited code
+  takes effect without restarting the VM (a module not imported yet is
+  imported). Functions looked up after the reload are the new ones;
+  objects made before it keep their old classes, as with Python's
+  `importlib.reload`.
+
+  Returns `{:error, %ErlangPython.Error{}}` for a module that cannot be
+  found or whose new source fails (a `SyntaxError`): the module then keeps
+  its previous definitions. Modules are shared by every context of the
+  interpreter, so one reload serves them all; `context:` matters only for
+  a context with its own interpreter.
+
+  ## Options
+
+  #{Options.table(Keyword.keys(@reload_options))}
+  """
+  @doc group: "Calling Python"
+  @spec reload(name(), [option()]) :: :ok | {:error, reason()}
+  def reload(module, opts \\ []) do
+    check_name!(module, "module")
+    options = Options.validate!(opts, @reload_options)
+
+    case call("_erlang_impl._reload", :reload, [to_string(module)],
+           timeout: options.timeout,
+           context: options.context
+         ) do
+      {:ok, nil} -> :ok
+      {:error, _} = error -> error
+    end
   end
 
   @doc """
