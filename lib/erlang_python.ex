@@ -420,7 +420,19 @@ defmodule ErlangPython do
   Makes an Elixir function callable from Python as `erlang.<name>`.
 
   `fun` takes one argument, the list of arguments Python passed (keyword
-  arguments, when given, come last as one map with string keys). It runs in
+  arguments, when given, come last as one map with string keys), or two:
+  the positional arguments and, apart, the keyword arguments as a map with
+  string keys (`%{}` when none), so a positional dict is never mistaken for
+  them:
+
+      iex> ErlangPython.register_function(:greet, fn args, kwargs -> {args, kwargs} end)
+      :ok
+      iex> ErlangPython.eval("__import__('erlang').greet('Ada', greeting='hi')")
+      {:ok, {["Ada"], %{"greeting" => "hi"}}}
+      iex> ErlangPython.eval("__import__('erlang').greet({'a': 1})")
+      {:ok, {[%{"a" => 1}], %{}}}
+
+  It runs in
   a new process; whatever it returns goes back to Python. If it raises,
   exits or is killed, Python gets an `erlang.CallbackError` (which Python
   code may catch). Python waits for the answer for 30 seconds by default
@@ -441,10 +453,10 @@ defmodule ErlangPython do
   Registering a name again replaces the earlier function.
   """
   @doc group: "Calling Elixir from Python"
-  @spec register_function(name(), (list() -> term())) :: :ok
+  @spec register_function(name(), (list() -> term()) | (list(), map() -> term())) :: :ok
   def register_function(name, fun) do
-    unless is_function(fun, 1) do
-      raise ArgumentError, "expected a function of arity 1, got: #{inspect(fun)}"
+    unless is_function(fun, 1) or is_function(fun, 2) do
+      raise ArgumentError, "expected a function of arity 1 or 2, got: #{inspect(fun)}"
     end
 
     Native.register_function(function_name!(name), fun)
@@ -457,13 +469,27 @@ defmodule ErlangPython do
   """
   @doc group: "Calling Elixir from Python"
   @spec register_function(name(), module(), atom()) :: :ok
-  def register_function(name, module, function) do
+  def register_function(name, module, function),
+    do: register_function(name, module, function, [])
+
+  @doc """
+  `register_function/3` with options:
+
+    * `:kwargs` - `true` calls `module.function(args, kwargs)`: the keyword
+      arguments apart, as a map with string keys (`%{}` when none), like a
+      fun of arity 2 given to `register_function/2`. Default `false`.
+  """
+  @doc group: "Calling Elixir from Python"
+  @spec register_function(name(), module(), atom(), keyword()) :: :ok
+  def register_function(name, module, function, opts) do
     unless is_atom(module) and is_atom(function) do
       raise ArgumentError,
             "expected a module and a function name, got: #{inspect({module, function})}"
     end
 
-    Native.register_function(function_name!(name), {module, function})
+    opts = Keyword.validate!(opts, kwargs: false)
+    target = if opts[:kwargs] == true, do: {module, function, :kwargs}, else: {module, function}
+    Native.register_function(function_name!(name), target)
   end
 
   @doc """

@@ -4,8 +4,10 @@
 //! can ask whether a name exists without a round trip. Calling one:
 //!
 //! 1. the Python thread converts the arguments and sends
-//!    `{:erlang_python_callback, id, target, args, caller}` to the dispatcher process
-//!    (`ErlangPython.Callbacks`), which runs the target in a new process;
+//!    `{:erlang_python_callback, id, target, args, kwargs, caller}` to the
+//!    dispatcher process (`ErlangPython.Callbacks`), which runs the target in
+//!    a new process (keyword arguments travel apart from the positional ones,
+//!    so a target can tell them from a positional dict);
 //! 2. the answer comes back through the `callback_reply` NIF, which puts it
 //!    on this call's own channel;
 //! 3. meanwhile the waiting thread has released the GIL. If it is a
@@ -157,13 +159,15 @@ fn send_request(
     kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
 ) -> PyResult<()> {
     let sent = build_and_send(&mut OwnedEnv::new(), &dispatcher, |env| {
-        let mut terms = Vec::with_capacity(args.len() + 1);
+        let mut terms = Vec::with_capacity(args.len());
         for arg in args.iter() {
             terms.push(convert::to_term(env, &arg)?);
         }
-        if let Some(kwargs) = kwargs.filter(|k| !k.is_empty()) {
-            terms.push(convert::to_term(env, kwargs.as_any())?);
-        }
+        // A map with string keys; `nil` when there are none.
+        let kwargs = match kwargs.filter(|k| !k.is_empty()) {
+            Some(kwargs) => convert::to_term(env, kwargs.as_any())?,
+            None => atoms::nil().encode(env),
+        };
         // The Elixir process whose request led here (none from a Python
         // thread of its own): it receives ports the callback returns, and
         // the callback writes to its group leader.
@@ -176,6 +180,7 @@ fn send_request(
             id,
             target.to_term(env),
             terms,
+            kwargs,
             caller,
         );
         Ok::<_, Failure>(message.encode(env))
