@@ -32,6 +32,7 @@ defmodule ErlangPython.Application do
          # Before any import of the application's: the declared Python
          # dependencies' venv (a missing one is logged, not fatal).
          _ <- ErlangPython.Deps.activate(),
+         :ok <- ErlangPython.Logging.sync_level(),
          :ok <- ErlangPython.Imports.init(),
          {:ok, _contexts} <- ErlangPython.Pool.start(:default, ErlangPython.Pool.default_size()) do
       :ok

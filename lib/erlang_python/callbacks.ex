@@ -45,8 +45,14 @@ defmodule ErlangPython.Callbacks do
 
   def handle_info(_other, running), do: {:noreply, running}
 
+  @doc false
+  # In a callback's process: the Elixir process whose Python call led to it
+  # (nil for a Python thread of its own).
+  def caller, do: Process.get(:"$erlang_python_caller")
+
   defp run(id, target, args, kwargs, caller) do
     adopt_group_leader(caller)
+    Process.put(:"$erlang_python_caller", caller)
 
     answer =
       try do

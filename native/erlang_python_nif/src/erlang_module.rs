@@ -78,6 +78,13 @@ fn self_pid() -> Option<Pid> {
     serving::current_caller().map(|pid| Pid { pid })
 }
 
+/// Notes that the caller's output waits in a line buffer, so the worker
+/// flushes it when the request ends (priv/_erlang_impl/_io.py).
+#[pyfunction]
+fn output_pending() {
+    serving::note_output_pending();
+}
+
 /// The Python-visible module. Submodules of `erlang` build on these names.
 #[pymodule]
 pub(crate) fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -90,6 +97,7 @@ pub(crate) fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_registered, m)?)?;
     m.add_function(wrap_pyfunction!(registered, m)?)?;
     m.add_function(wrap_pyfunction!(self_pid, m)?)?;
+    m.add_function(wrap_pyfunction!(output_pending, m)?)?;
     m.add("CallbackError", m.py().get_type::<CallbackError>())?;
     m.add("ProcessError", m.py().get_type::<ProcessError>())?;
     m.add("Interrupted", m.py().get_type::<Interrupted>())?;
