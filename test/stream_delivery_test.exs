@@ -93,8 +93,8 @@ defmodule ErlangPython.StreamDeliveryTest do
     end
 
     test "an async generator's item goes out after max_delay, before the next is made", %{env: env} do
-      {:ok, ref} =
-        Streaming.start(:__main__, :async_then_slow, [], context: env, chunk_size: 32, max_delay: 20)
+      opts = [context: env, chunk_size: 32, max_delay: 20]
+      {:ok, ref} = Streaming.start(:__main__, :async_then_slow, [], opts)
 
       assert_receive {:py_stream, ^ref, {:data, 1}}, 10_000
       # Item 2 comes two seconds after item 1: it was not waited for.
