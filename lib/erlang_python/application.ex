@@ -29,10 +29,6 @@ defmodule ErlangPython.Application do
 
   defp start_interpreter(_boot) do
     with :ok <- ErlangPython.Runtime.ensure_started(),
-         # Before any import of the application's: the declared Python
-         # dependencies' venv (a missing one is logged, not fatal).
-         _ <- ErlangPython.Deps.activate(),
-         :ok <- ErlangPython.Logging.sync_level(),
          :ok <- ErlangPython.Imports.init(),
          {:ok, _contexts} <- ErlangPython.Pool.start(:default, ErlangPython.Pool.default_size()) do
       :ok
