@@ -81,6 +81,41 @@ defmodule ErlangPython.LoggingOutputTest do
     end
   end
 
+  describe "logging under a lock" do
+    test "a record logged while Python holds a lock does not let a request that takes it in" do
+      # While the log record travels to Logger, the worker must not serve
+      # another request on its thread: one that takes the same
+      # (non-reentrant) lock would wait forever for its own thread.
+      {:ok, env} = ErlangPython.Context.new()
+      :ok = ErlangPython.exec("import logging, threading\nlock = threading.Lock()", context: env)
+      test = self()
+      handler = unique("ep_hold_handler") |> String.to_atom()
+      :ok = :logger.add_handler(handler, __MODULE__.Hold, %{config: %{pid: test}, level: :all})
+      on_exit(fn -> :logger.remove_handler(handler) end)
+
+      holder =
+        Task.async(fn ->
+          ErlangPython.exec("with lock:\n    logging.getLogger('ep.hold').warning('hold')",
+            context: env,
+            timeout: 20_000
+          )
+        end)
+
+      assert_receive {:holding, logger_process}, 10_000
+
+      taker =
+        Task.async(fn ->
+          ErlangPython.exec("with lock:\n    pass", context: env, timeout: 20_000)
+        end)
+
+      # Give the second request time to reach the worker, then let go.
+      Process.sleep(200)
+      send(logger_process, :go)
+      assert Task.await(holder, 30_000) == :ok
+      assert Task.await(taker, 30_000) == :ok
+    end
+  end
+
   describe "Python's level follows Logger's" do
     test "info records reach Logger when Logger is at :info, and stop at :warning" do
       Logger.configure(level: :info)
@@ -177,6 +212,19 @@ defmodule ErlangPython.LoggingOutputTest do
         send(from, {:io_reply, ref, :ok})
         relay(test, device)
     end
+  end
+
+  defmodule Hold do
+    @moduledoc false
+    # Holds the process logging the "hold" record until told to go.
+    def log(%{msg: {:string, msg}}, %{config: %{pid: pid}}) do
+      if IO.chardata_to_string(msg) == "hold" do
+        send(pid, {:holding, self()})
+        receive(do: (:go -> :ok), after: (15_000 -> :ok))
+      end
+    end
+
+    def log(_event, _config), do: :ok
   end
 
   defmodule Forward do

@@ -24,6 +24,7 @@ import logging
 
 # The native module, not `erlang`: that module re-exports this one's handler.
 from _erlang_native import call as _erlang_call
+from _erlang_native import call_blocked as _erlang_call_blocked
 from _erlang_native import output_pending as _output_pending
 from _erlang_native import self as _caller
 
@@ -111,7 +112,8 @@ class ErlangLogHandler(logging.Handler):
     def emit(self, record):
         try:
             message = self.format(record)
-            _erlang_call(
+            # Blocked too: the record may be logged under such a lock.
+            _erlang_call_blocked(
                 LOG_FUNCTION,
                 record.levelno,
                 message,
@@ -147,7 +149,9 @@ def _with_caller_metadata(factory):
         if _caller() is None:
             return record
         try:
-            metadata, level = _erlang_call(METADATA_FUNCTION)
+            # Blocked, not serving nested requests: a record may be made
+            # under a lock a nested request would take (asyncio's set-up).
+            metadata, level = _erlang_call_blocked(METADATA_FUNCTION)
         except Exception:  # a record is made even if Elixir cannot answer
             return record
         if metadata:

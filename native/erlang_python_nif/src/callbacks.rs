@@ -108,6 +108,28 @@ pub(crate) fn call<'py>(
     args: &Bound<'py, PyTuple>,
     kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    call_waiting(py, name, args, kwargs, Waiting::Serving)
+}
+
+/// How a worker thread waits for a callback's answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// Serving other requests meanwhile, so Elixir may call Python again.
+    Serving,
+    /// Blocked: for callbacks that never call Python (the log and metadata
+    /// functions), made from code that may hold a Python lock a nested
+    /// request would also take (`logging` inside `asyncio`'s set-up).
+    Blocked,
+}
+
+/// [`call`], choosing how a worker thread waits.
+pub(crate) fn call_waiting<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+    waiting: Waiting,
+) -> PyResult<Bound<'py, PyAny>> {
     let target = registry::lookup(name).ok_or_else(|| {
         PyNameError::new_err(format!("no Erlang function is registered as '{name}'"))
     })?;
@@ -130,7 +152,7 @@ pub(crate) fn call<'py>(
 
     send_request(py, dispatcher, id, &target, args, kwargs)?;
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
-    let answer = wait(py, &receiver, timeout)?.ok_or_else(|| {
+    let answer = wait(py, &receiver, timeout, waiting)?.ok_or_else(|| {
         PyTimeoutError::new_err(format!(
             "Erlang function '{name}' did not answer within {} ms",
             timeout.as_millis()
@@ -212,10 +234,12 @@ fn wait(
     py: Python<'_>,
     receiver: &Receiver<Answer>,
     timeout: Duration,
+    waiting: Waiting,
 ) -> PyResult<Option<Answer>> {
     let began = Instant::now();
     let deadline = began + timeout;
-    let Some(thread) = serving::current() else {
+    let thread = serving::current().filter(|_| waiting == Waiting::Serving);
+    let Some(thread) = thread else {
         return Ok(py.detach(|| receiver.recv_deadline(deadline).ok()));
     };
     // The job that made this call may be cancelled while it waits: check

@@ -39,6 +39,18 @@ fn call<'py>(
     callbacks::call(py, name, args, kwargs)
 }
 
+/// `erlang.call`, waiting without serving other requests: for callbacks
+/// that never call Python, made where Python code may hold locks (logging).
+#[pyfunction]
+#[pyo3(signature = (name, *args))]
+fn call_blocked<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    callbacks::call_waiting(py, name, args, None, callbacks::Waiting::Blocked)
+}
+
 /// `erlang.send(pid, term)`: sends `term` to a local Erlang process.
 #[pyfunction]
 fn send(py: Python<'_>, pid: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -93,6 +105,7 @@ pub(crate) fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sandbox_active, m)?)?;
     m.add_function(wrap_pyfunction!(sandbox_exception, m)?)?;
     m.add_function(wrap_pyfunction!(call, m)?)?;
+    m.add_function(wrap_pyfunction!(call_blocked, m)?)?;
     m.add_function(wrap_pyfunction!(send, m)?)?;
     m.add_function(wrap_pyfunction!(is_registered, m)?)?;
     m.add_function(wrap_pyfunction!(registered, m)?)?;
