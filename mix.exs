@@ -5,6 +5,8 @@ Code.require_file("mix/erlang_python/build/artifact.ex", __DIR__)
 Code.require_file("mix/erlang_python/build/precompiled.ex", __DIR__)
 Code.require_file("mix/mix/tasks/compile.erlang_python_nif.ex", __DIR__)
 Code.require_file("mix/mix/tasks/erlang_python.checksum.ex", __DIR__)
+Code.require_file("mix/mix/tasks/compile.erlang_python_deps.ex", __DIR__)
+Code.require_file("mix/mix/tasks/erlang_python.deps.ex", __DIR__)
 
 defmodule ErlangPython.MixProject do
   use Mix.Project
@@ -17,7 +19,9 @@ defmodule ErlangPython.MixProject do
       app: :erlang_python,
       version: @version,
       elixir: "~> 1.14",
-      compilers: [:erlang_python_nif | Mix.compilers()],
+      # Python dependencies declared in config are installed once lib/ is
+      # compiled (ErlangPython.Deps does the work).
+      compilers: [:erlang_python_nif | Mix.compilers()] ++ [:erlang_python_deps],
       elixirc_paths: elixirc_paths(Mix.env()),
       start_permanent: Mix.env() == :prod,
       deps: [],

@@ -37,7 +37,7 @@ defmodule ErlangPython do
 
   Each function lists the options it takes; all of them, in one table:
 
-  #{ErlangPython.Options.table([:timeout, :kwargs, :decode, :context, :node, :chunk_size])}
+  #{ErlangPython.Options.table([:timeout, :kwargs, :decode, :context, :node, :chunk_size, :max_delay])}
   """
 
   alias ErlangPython.{Context, Error, Native, Object, Options, Request, Runtime}
@@ -71,6 +71,7 @@ defmodule ErlangPython do
           | {:context, Context.t() | pid()}
           | {:node, node()}
           | {:chunk_size, pos_integer()}
+          | {:max_delay, non_neg_integer() | nil}
 
   @call_options Options.defaults([:timeout, :kwargs, :decode, :context, :node])
   @eval_options Options.defaults([:timeout, :decode, :context, :node])
@@ -78,9 +79,10 @@ defmodule ErlangPython do
   @handle_options Options.defaults([:timeout, :decode, :context])
   @call_method_options Options.defaults([:timeout, :kwargs, :decode, :context])
   @decode_options Options.defaults([:timeout])
+  @reload_options Options.defaults([:timeout, :context])
   @async_options Options.defaults([:kwargs, :decode, :context])
-  @stream_options Options.defaults([:timeout, :kwargs, :context, :chunk_size])
-  @stream_eval_options Options.defaults([:timeout, :context, :chunk_size])
+  @stream_options Options.defaults([:timeout, :kwargs, :context, :chunk_size, :max_delay])
+  @stream_eval_options Options.defaults([:timeout, :context, :chunk_size, :max_delay])
 
   @doc """
   Calls `module.function(*args, **kwargs)`.
@@ -205,6 +207,38 @@ defmodule ErlangPython do
   @spec ping(timeout()) :: :pong | {:error, reason()}
   def ping(timeout \\ @default_timeout) do
     Runtime.request(Request.ping(), Options.validate!([timeout: timeout], @decode_options).timeout)
+  end
+
+  @doc """
+  Reloads the Python module `module` from its source file, so edited code
+  takes effect without restarting the VM (a module not imported yet is
+  imported). Functions looked up after the reload are the new ones;
+  objects made before it keep their old classes, as with Python's
+  `importlib.reload`.
+
+  Returns `{:error, %ErlangPython.Error{}}` for a module that cannot be
+  found or whose new source fails (a `SyntaxError`): the module then keeps
+  its previous definitions. Modules are shared by every context of the
+  interpreter, so one reload serves them all; `context:` matters only for
+  a context with its own interpreter.
+
+  ## Options
+
+  #{Options.table(Keyword.keys(@reload_options))}
+  """
+  @doc group: "Calling Python"
+  @spec reload(name(), [option()]) :: :ok | {:error, reason()}
+  def reload(module, opts \\ []) do
+    check_name!(module, "module")
+    options = Options.validate!(opts, @reload_options)
+
+    case call("_erlang_impl._reload", :reload, [to_string(module)],
+           timeout: options.timeout,
+           context: options.context
+         ) do
+      {:ok, nil} -> :ok
+      {:error, _} = error -> error
+    end
   end
 
   @doc """
@@ -337,7 +371,11 @@ defmodule ErlangPython do
   Items are pulled in chunks, so an infinite generator is fine with
   `Enum.take/2`. Halting early closes the generator (its `finally` runs).
   An exception in the middle raises `ErlangPython.Error` from the
-  enumeration.
+  enumeration, after the items produced before it. A chunk waits to fill
+  up; `max_delay:` lets a slow generator's items out sooner. A chunk that
+  takes longer than `timeout:` raises `ErlangPython.CallError` with reason
+  `:timeout` (what `call!/4` raises for `{:error, :timeout}`;
+  `ErlangPython.Streaming` sends `{:error, :timeout}`).
 
       iex> :ok = ErlangPython.exec("def naturals():\\n    n = 0\\n    while True:\\n        yield n\\n        n += 1")
       iex> ErlangPython.stream(:__main__, :naturals) |> Enum.take(5)
@@ -382,7 +420,19 @@ defmodule ErlangPython do
   Makes an Elixir function callable from Python as `erlang.<name>`.
 
   `fun` takes one argument, the list of arguments Python passed (keyword
-  arguments, when given, come last as one map with string keys). It runs in
+  arguments, when given, come last as one map with string keys), or two:
+  the positional arguments and, apart, the keyword arguments as a map with
+  string keys (`%{}` when none), so a positional dict is never mistaken for
+  them:
+
+      iex> ErlangPython.register_function(:greet, fn args, kwargs -> {args, kwargs} end)
+      :ok
+      iex> ErlangPython.eval("__import__('erlang').greet('Ada', greeting='hi')")
+      {:ok, {["Ada"], %{"greeting" => "hi"}}}
+      iex> ErlangPython.eval("__import__('erlang').greet({'a': 1})")
+      {:ok, {[%{"a" => 1}], %{}}}
+
+  It runs in
   a new process; whatever it returns goes back to Python. If it raises,
   exits or is killed, Python gets an `erlang.CallbackError` (which Python
   code may catch). Python waits for the answer for 30 seconds by default
@@ -403,10 +453,10 @@ defmodule ErlangPython do
   Registering a name again replaces the earlier function.
   """
   @doc group: "Calling Elixir from Python"
-  @spec register_function(name(), (list() -> term())) :: :ok
+  @spec register_function(name(), (list() -> term()) | (list(), map() -> term())) :: :ok
   def register_function(name, fun) do
-    unless is_function(fun, 1) do
-      raise ArgumentError, "expected a function of arity 1, got: #{inspect(fun)}"
+    unless is_function(fun, 1) or is_function(fun, 2) do
+      raise ArgumentError, "expected a function of arity 1 or 2, got: #{inspect(fun)}"
     end
 
     Native.register_function(function_name!(name), fun)
@@ -419,13 +469,27 @@ defmodule ErlangPython do
   """
   @doc group: "Calling Elixir from Python"
   @spec register_function(name(), module(), atom()) :: :ok
-  def register_function(name, module, function) do
+  def register_function(name, module, function),
+    do: register_function(name, module, function, [])
+
+  @doc """
+  `register_function/3` with options:
+
+    * `:kwargs` - `true` calls `module.function(args, kwargs)`: the keyword
+      arguments apart, as a map with string keys (`%{}` when none), like a
+      fun of arity 2 given to `register_function/2`. Default `false`.
+  """
+  @doc group: "Calling Elixir from Python"
+  @spec register_function(name(), module(), atom(), keyword()) :: :ok
+  def register_function(name, module, function, opts) do
     unless is_atom(module) and is_atom(function) do
       raise ArgumentError,
             "expected a module and a function name, got: #{inspect({module, function})}"
     end
 
-    Native.register_function(function_name!(name), {module, function})
+    opts = Keyword.validate!(opts, kwargs: false)
+    target = if opts[:kwargs] == true, do: {module, function, :kwargs}, else: {module, function}
+    Native.register_function(function_name!(name), target)
   end
 
   @doc """

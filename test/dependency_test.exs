@@ -125,4 +125,52 @@ defmodule ErlangPython.DependencyTest do
     assert output =~ "no precompiled NIF at #{url}/#{name}"
     assert output =~ "building from source"
   end
+
+  test "Python deps in the dependent project's config: installed by mix compile, active at start",
+       %{
+         project: project
+       } do
+    # A project of its own: its config declares a package (a local wheel,
+    # so no index is needed).
+    deps_project = project <> "_pydeps"
+    File.rm_rf!(deps_project)
+    File.mkdir_p!(Path.join(deps_project, "config"))
+    on_exit(fn -> File.rm_rf!(deps_project) end)
+    File.cp!(Path.join(project, "mix.exs"), Path.join(deps_project, "mix.exs"))
+    File.cp_r!(Path.join(project, "lib"), Path.join(deps_project, "lib"))
+
+    wheel =
+      ErlangPython.LocalWheel.build(Path.join(deps_project, "wheels"), "ep_dep_e2e", "0.1", "99")
+
+    File.write!(Path.join(deps_project, "config/config.exs"), """
+    import Config
+    config :erlang_python, start: :lazy
+    config :erlang_python, :python_deps, ["ep_dep_e2e @ file://#{wheel}"]
+    config :erlang_python, python_deps_installer: :pip
+    """)
+
+    {output, status} = mix(deps_project, ["compile"])
+    assert status == 0, output
+    assert output =~ "installed the Python dependencies"
+
+    {output, status} = mix(deps_project, ["erlang_python.deps", "--path"])
+    assert status == 0, output
+    env = output |> String.split("\n", trim: true) |> List.last()
+    assert env == Path.join(deps_project, "_build/dev/lib/erlang_python/python_env")
+    assert File.exists?(Path.join(env, ErlangPython.Deps.stamp_file()))
+
+    # Unchanged: nothing is installed again.
+    {output, 0} = mix(deps_project, ["erlang_python.deps"])
+    refute output =~ "installed the Python dependencies"
+
+    {output, status} =
+      mix(deps_project, [
+        "run",
+        "-e",
+        "IO.inspect(ErlangPython.eval!(\"__import__('ep_dep_e2e').VALUE\"))"
+      ])
+
+    assert status == 0, output
+    assert output =~ ~r/^99$/m
+  end
 end

@@ -96,9 +96,11 @@ defmodule ErlangPython.EcosystemTest do
             ErlangPython.exec("""
             import logging
             quiet = logging.getLogger('quiet')
-            quiet.info('not shown: the root level is WARNING')
+            quiet.setLevel(logging.WARNING)
+            quiet.info('not shown: this logger is at WARNING')
             quiet.setLevel(logging.INFO)
             quiet.info('shown now')
+            quiet.setLevel(logging.NOTSET)
             """)
         end)
 

@@ -7,8 +7,14 @@ defmodule ErlangPython.GuidesTest do
   @root Path.expand("..", __DIR__)
   @guides Path.wildcard(Path.join(@root, "guides/*.md")) ++ [Path.join(@root, "README.md")]
 
+  # Guides whose examples use the test venv's libraries (numpy, pandas,
+  # scikit-learn; test/support/test_venv.ex).
+  @needs_test_venv ["machine-learning.md"]
+
   for path <- @guides do
     @path path
+    if Path.basename(path) in @needs_test_venv, do: @tag(:test_venv)
+
     test "#{Path.relative_to(path, @root)}: every example runs, in order" do
       GuideExamples.run!(@path)
     end

@@ -11,8 +11,8 @@ defmodule ErlangPython.OptionsTest do
       {:eval, ["1 + 1", %{}], [:timeout, :decode, :context, :node]},
       {:exec, ["pass"], [:timeout, :context, :node]},
       {:async_call, [:operator, :add, [1, 2]], [:kwargs, :decode, :context]},
-      {:stream, [:builtins, :range, [3]], [:timeout, :kwargs, :context, :chunk_size]},
-      {:stream_eval, ["range(3)", %{}], [:timeout, :context, :chunk_size]}
+      {:stream, [:builtins, :range, [3]], [:timeout, :kwargs, :context, :chunk_size, :max_delay]},
+      {:stream_eval, ["range(3)", %{}], [:timeout, :context, :chunk_size, :max_delay]}
     ]
 
     for {function, args, documented} <- @functions do

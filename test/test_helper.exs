@@ -5,3 +5,22 @@
 # with a real torch (several gigabytes) is tagged :torch: see
 # test/sandbox_torch_test.exs.
 ExUnit.start(exclude: [:stress, :slow, :torch])
+
+# The venv of real libraries (numpy, pandas, scikit-learn) that tests tagged
+# :test_venv use: see test/support/test_venv.ex. bin/test always provides it;
+# under CI its absence is an error, never a silent skip.
+if ErlangPython.TestVenv.path() do
+  ErlangPython.TestVenv.add!()
+else
+  if System.get_env("CI") not in [nil, "", "0", "false"] do
+    raise "#{ErlangPython.TestVenv.variable()} is not set: run the tests with bin/test"
+  end
+
+  IO.puts(
+    :stderr,
+    "#{ErlangPython.TestVenv.variable()} is not set: tests tagged :test_venv are excluded " <>
+      "(bin/test makes the venv and sets it)"
+  )
+
+  ExUnit.configure(exclude: [:test_venv | ExUnit.configuration()[:exclude]])
+end

@@ -2,7 +2,8 @@ defmodule ErlangPython.Callbacks do
   @moduledoc false
   # Runs Elixir functions that Python calls (see ErlangPython.register_function/2).
   #
-  # The NIF sends {:erlang_python_callback, id, target, args, caller} here;
+  # The NIF sends {:erlang_python_callback, id, target, args, kwargs, caller}
+  # here (kwargs: a map with string keys, or nil when Python passed none);
   # each call runs in a fresh monitored process, so a raise, an exit or a
   # kill in the callback never reaches the caller or the runtime: it becomes
   # an answer that Python raises as erlang.CallbackError.
@@ -25,8 +26,8 @@ defmodule ErlangPython.Callbacks do
   end
 
   @impl true
-  def handle_info({:erlang_python_callback, id, target, args, caller}, running) do
-    {_pid, monitor} = spawn_monitor(fn -> run(id, target, args, caller) end)
+  def handle_info({:erlang_python_callback, id, target, args, kwargs, caller}, running) do
+    {_pid, monitor} = spawn_monitor(fn -> run(id, target, args, kwargs, caller) end)
     {:noreply, Map.put(running, monitor, id)}
   end
 
@@ -44,12 +45,18 @@ defmodule ErlangPython.Callbacks do
 
   def handle_info(_other, running), do: {:noreply, running}
 
-  defp run(id, target, args, caller) do
+  @doc false
+  # In a callback's process: the Elixir process whose Python call led to it
+  # (nil for a Python thread of its own).
+  def caller, do: Process.get(:"$erlang_python_caller")
+
+  defp run(id, target, args, kwargs, caller) do
     adopt_group_leader(caller)
+    Process.put(:"$erlang_python_caller", caller)
 
     answer =
       try do
-        result = invoke(target, args)
+        result = invoke(target, args, kwargs)
         hand_over_ports(result, caller)
         {:ok, result}
       rescue
@@ -95,6 +102,18 @@ defmodule ErlangPython.Callbacks do
 
   defp contains?(_term, _port), do: false
 
-  defp invoke(fun, args) when is_function(fun, 1), do: fun.(args)
-  defp invoke({module, function}, args), do: apply(module, function, [args])
+  # Targets that take keyword arguments apart get them as a second argument
+  # (%{} when none); the others, as before, as a map after the positional
+  # arguments when there are any.
+  defp invoke(fun, args, kwargs) when is_function(fun, 2), do: fun.(args, kwargs || %{})
+  defp invoke(fun, args, kwargs) when is_function(fun, 1), do: fun.(with_kwargs(args, kwargs))
+
+  defp invoke({module, function, :kwargs}, args, kwargs),
+    do: apply(module, function, [args, kwargs || %{}])
+
+  defp invoke({module, function}, args, kwargs),
+    do: apply(module, function, [with_kwargs(args, kwargs)])
+
+  defp with_kwargs(args, nil), do: args
+  defp with_kwargs(args, kwargs), do: args ++ [kwargs]
 end

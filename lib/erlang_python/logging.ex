@@ -4,8 +4,21 @@ defmodule ErlangPython.Logging do
 
   Records logged by Python code always reach `Logger` (with the Python
   logger's name, module, function and line as metadata); Python's own level
-  filtering applies first, and its root logger's default level is
-  `WARNING`. `configure/1` sets that level and the format of the message.
+  filtering applies first. Its root logger's level follows Logger's: set
+  when the application starts, and again each time Python makes a record
+  during a call, so after `Logger.configure(level: ...)` Python catches up
+  at its next record (`sync_level/0` at once). `configure/1` sets a level
+  of its own instead (and the format of the message).
+
+  A record made during a call carries the calling process's
+  `Logger.metadata/0`: as attributes of the Python record (a format may use
+  `%(request_id)s`; `record.erlang_metadata` holds them all) and back on the
+  Logger event, under the same keys. Values that are strings, numbers,
+  atoms, pids or references travel; others are left out.
+
+      Logger.metadata(request_id: "req-42")
+      ErlangPython.exec("import logging; logging.getLogger('app').warning('hello')")
+      # a Logger warning "hello" with request_id: "req-42" in its metadata
 
       iex> ErlangPython.Logging.configure(level: :info, format: "%(name)s: %(message)s")
       :ok
@@ -26,7 +39,19 @@ defmodule ErlangPython.Logging do
   @levels %{debug: 10, info: 20, warning: 30, warn: 30, error: 40, critical: 50}
 
   @doc """
-  Sets the root Python logger's level and the message format.
+  Sets Python's root logger level to Logger's current level, and makes it
+  follow Logger's again after `configure/1`.
+  """
+  @spec sync_level() :: :ok | {:error, ErlangPython.reason()}
+  def sync_level do
+    level = ErlangPython.Output.python_level(Logger.level())
+
+    with {:ok, nil} <- ErlangPython.call("_erlang_impl._io", :follow_level, [level]), do: :ok
+  end
+
+  @doc """
+  Sets the root Python logger's level and the message format; the level
+  stops following Logger's (`sync_level/0` restores that).
 
     * `:level` - `:debug` (default), `:info`, `:warning`, `:error`,
       `:critical`, or a Python level number.

@@ -51,13 +51,23 @@ defmodule ErlangPython.Options do
       default: 32,
       type: "`t:pos_integer/0`",
       doc: "items pulled from Python at a time."
+    ],
+    max_delay: [
+      default: nil,
+      type: "`t:non_neg_integer/0` or `nil`",
+      doc:
+        "milliseconds an item may wait for its chunk to fill: the chunk goes out " <>
+          "once its first item has waited that long, full or not (`nil`: only when " <>
+          "full, or at the end). An async generator is waited for with this deadline; " <>
+          "a plain generator cannot be interrupted mid-item, so its chunk ends as soon " <>
+          "as waiting as long again as for its last item would pass the deadline."
     ]
   ]
 
   @names Keyword.keys(@options)
 
   @typedoc "An option name."
-  @type name :: :timeout | :kwargs | :decode | :context | :node | :chunk_size
+  @type name :: :timeout | :kwargs | :decode | :context | :node | :chunk_size | :max_delay
 
   @doc false
   # The default of a call's :timeout, in milliseconds; also the default of
@@ -103,6 +113,8 @@ defmodule ErlangPython.Options do
   defp check!(:context, server) when is_pid(server), do: server
   defp check!(:node, node) when is_atom(node), do: node
   defp check!(:chunk_size, size) when is_integer(size) and size > 0, do: size
+  defp check!(:max_delay, nil), do: nil
+  defp check!(:max_delay, ms) when is_integer(ms) and ms >= 0, do: ms
   defp check!(name, value), do: bad!(name, value)
 
   @expected %{
@@ -111,7 +123,8 @@ defmodule ErlangPython.Options do
     decode: "a boolean",
     context: "an ErlangPython.Context or a context process's pid",
     node: "a node name (an atom)",
-    chunk_size: "a positive integer"
+    chunk_size: "a positive integer",
+    max_delay: "a non-negative integer (milliseconds) or nil"
   }
 
   defp bad!(name, value) do

@@ -19,7 +19,13 @@ defmodule ErlangPython.Runtime do
 
   # Read at compile time, by the Mix compiler (ErlangPython.Build.Precompiled),
   # but in the same application environment.
-  @compile_time_keys [:precompiled_base_url]
+  @compile_time_keys [
+    :precompiled_base_url,
+    # ErlangPython.Deps: installed at compile time, activated in after_start/0.
+    :python_deps,
+    :python_deps_installer,
+    :python_deps_timeout
+  ]
 
   # Keys of erlang_python's configuration this implementation does not act
   # on: accepted, so a configuration written for erlang_python starts, and
@@ -167,12 +173,20 @@ defmodule ErlangPython.Runtime do
   # logging into Elixir, and activates the configured virtualenv.
   @spec after_start() :: :ok | {:error, term()}
   def after_start do
-    with :ok <- ErlangPython.exec("__import__('_erlang_impl._io', fromlist=['install']).install()") do
-      case config()[:venv] do
-        nil -> :ok
-        path -> with {:ok, _info} <- ErlangPython.Venv.activate(path), do: :ok
-      end
+    with :ok <- ErlangPython.exec("__import__('_erlang_impl._io', fromlist=['install']).install()"),
+         :ok <- ErlangPython.Logging.sync_level(),
+         :ok <- activate_venv(config()[:venv]) do
+      # Declared Python dependencies come last, so their environment wins
+      # over venv: (a missing one is logged, not fatal).
+      _ = ErlangPython.Deps.activate()
+      :ok
     end
+  end
+
+  defp activate_venv(nil), do: :ok
+
+  defp activate_venv(path) do
+    with {:ok, _info} <- ErlangPython.Venv.activate(path), do: :ok
   end
 
   @doc """

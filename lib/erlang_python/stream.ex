@@ -13,7 +13,7 @@ defmodule ErlangPython.Stream do
   # `open_source` returns {:ok, handle_to_the_iterable} or {:error, reason};
   # `options` are ErlangPython.stream/4's, validated. Pulls run where the
   # source was made: a context's source stays on the context's thread.
-  def new(open_source, %{chunk_size: chunk, timeout: timeout, context: context}) do
+  def new(open_source, %{chunk_size: chunk, timeout: timeout, context: context} = options) do
     request = [timeout: timeout, context: context]
 
     Stream.resource(
@@ -23,7 +23,7 @@ defmodule ErlangPython.Stream do
                ErlangPython.call(
                  "_erlang_impl._stream",
                  :open,
-                 [source],
+                 [source, options[:max_delay]],
                  [decode: false] ++ request
                ) do
           {stream, false}

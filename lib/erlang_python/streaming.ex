@@ -10,7 +10,9 @@ defmodule ErlangPython.Streaming do
   The owner (the caller, or `owner:`) receives `{:py_stream, ref, {:data,
   item}}` for each item, then `{:py_stream, ref, :done}`, or `{:py_stream,
   ref, {:error, text}}` when calling the function or iterating fails (`text`
-  is the exception as `"Type: message"`). Generators, iterators, iterables
+  is the exception as `"Type: message"`; the items produced before it are
+  delivered first), or `{:py_stream, ref, {:error, :timeout}}` when Python
+  took longer than `:timeout` for a chunk (as a call's timeout reads). Generators, iterators, iterables
   and async generators all work. `cancel/1` stops the iteration (the
   generator is closed, its `finally` blocks run) and the owner then
   receives `{:py_stream, ref, {:error, "cancelled"}}`; the stream also
@@ -27,6 +29,11 @@ defmodule ErlangPython.Streaming do
     * `:chunk_size` - items pulled from Python at a time (default 1: each
       item is sent as soon as it is produced; larger chunks cost fewer round
       trips to the interpreter, and an item waits for its chunk to fill).
+    * `:max_delay` - with a larger `:chunk_size`, milliseconds an item may
+      wait for its chunk to fill before the chunk is sent anyway (default
+      `nil`: no limit); see `ErlangPython.stream/4`.
+    * `:timeout` - milliseconds Python may take to produce a chunk
+      (default 30_000, or `:infinity`).
   """
 
   @table :erlang_python_streams
@@ -38,7 +45,7 @@ defmodule ErlangPython.Streaming do
     with {:ok, opts} <- validate(opts) do
       ref = make_ref()
       owner = opts[:owner]
-      call_opts = Keyword.take(opts, [:kwargs, :context])
+      call_opts = Keyword.take(opts, [:kwargs, :context, :max_delay, :timeout])
       # The driver registers itself before it runs, so cancel/1 finds it
       # even when called right after start/4 returns.
       parent = self()
@@ -93,14 +100,28 @@ defmodule ErlangPython.Streaming do
           end
         end)
       rescue
+        error in ErlangPython.Error -> {:error, ErlangPython.Error.headline(error)}
+        error in ErlangPython.CallError -> {:error, call_error(error)}
         error -> {:error, Exception.message(error)}
       end
 
     if result != :owner_down, do: send(owner, {:py_stream, ref, result})
   end
 
+  # A timeout reads as a call's does; other failures as their message.
+  defp call_error(%ErlangPython.CallError{reason: :timeout}), do: :timeout
+  defp call_error(error), do: Exception.message(error)
+
   defp validate(opts) do
-    opts = Keyword.validate!(opts, [:kwargs, :context, owner: self(), chunk_size: 1])
+    opts =
+      Keyword.validate!(opts, [
+        :kwargs,
+        :context,
+        :max_delay,
+        :timeout,
+        owner: self(),
+        chunk_size: 1
+      ])
 
     cond do
       not is_pid(opts[:owner]) ->

@@ -94,8 +94,29 @@ defmodule ErlangPython.Venv do
   """
   @spec ensure(Path.t(), Path.t(), keyword()) :: {:ok, info()} | {:error, term()}
   def ensure(path, requirements, opts \\ []) do
+    with :ok <- install(path, requirements, opts), do: activate(Path.expand(to_string(path)))
+  end
+
+  @doc """
+  What `ensure/3` does before activating: creates the venv at `path` if
+  needed and installs `requirements` into it when they changed; returns
+  `:ok` or the same errors. Needs no running interpreter as long as
+  `:python` is given, so build tools use it (`mix erlang_python.deps`).
+
+  Takes `ensure/3`'s options, and `:uv`: the `uv` executable to use with
+  `installer: :uv` (default: `uv` on the `PATH`).
+  """
+  @spec install(Path.t(), Path.t(), keyword()) :: :ok | {:error, term()}
+  def install(path, requirements, opts \\ []) do
     opts =
-      Keyword.validate!(opts, [:installer, :python, force: false, extras: [], timeout: 600_000])
+      Keyword.validate!(opts, [
+        :installer,
+        :python,
+        :uv,
+        force: false,
+        extras: [],
+        timeout: 600_000
+      ])
 
     path = Path.expand(to_string(path))
     requirements = Path.expand(to_string(requirements))
@@ -103,9 +124,8 @@ defmodule ErlangPython.Venv do
     with {:ok, contents} <- read_requirements(requirements),
          {:ok, installer} <- installer(opts[:installer]),
          {:ok, python} <- python(opts[:python]),
-         :ok <- create(path, python, installer, opts),
-         :ok <- install(path, requirements, contents, installer, opts) do
-      activate(path)
+         :ok <- create(path, python, installer, opts) do
+      install(path, requirements, contents, installer, opts)
     end
   end
 
@@ -142,7 +162,7 @@ defmodule ErlangPython.Venv do
       File.mkdir_p!(Path.dirname(path))
 
       case installer do
-        :uv -> run("uv", ["venv", "--python", python, path], [], opts)
+        :uv -> run(opts[:uv] || "uv", ["venv", "--python", python, path], [], opts)
         :pip -> run(python, ["-m", "venv", path], [], opts)
       end
     end
@@ -168,7 +188,7 @@ defmodule ErlangPython.Venv do
       {command, args, env} =
         case installer do
           :pip -> {Path.join([path, "bin", "pip"]), ["install" | target], []}
-          :uv -> {"uv", ["pip", "install" | target], [{"VIRTUAL_ENV", path}]}
+          :uv -> {opts[:uv] || "uv", ["pip", "install" | target], [{"VIRTUAL_ENV", path}]}
         end
 
       with :ok <- skip_if_empty(contents, fn -> run(command, args, env, opts) end) do

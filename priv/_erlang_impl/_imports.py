@@ -25,8 +25,9 @@ def add_paths(paths):
 
 def reload(module):
     """Reloads module if it was imported; True when it was."""
-    loaded = sys.modules.get(module)
-    if loaded is None:
+    if sys.modules.get(module) is None:
         return False
-    importlib.reload(loaded)
+    from ._reload import reload as reload_module
+
+    reload_module(module)
     return True

@@ -1,15 +1,22 @@
 """Python's standard streams and logging, routed into Elixir.
 
-``sys.stdout`` and ``sys.stderr`` become writers that hand each write to the
-Elixir process that made the current call: output goes to its group leader,
-so ``ExUnit.CaptureIO`` captures it and iex shows it. A write made from a
-Python thread of its own goes to the application's group leader (the
-standard output). Writes are synchronous: output is written before the call
-that printed it returns.
+``sys.stdout`` and ``sys.stderr`` become writers that hand output to the
+Elixir process that made the current call: it goes to its group leader, so
+``ExUnit.CaptureIO`` captures it and iex shows it. Output is line-buffered
+per caller: complete lines go out together (a print's text and its newline
+in one message), and an unfinished line waits until a newline, a flush(),
+or the end of the call (the worker calls end_of_call() before it replies),
+so output is written before the call that printed it returns. A write made
+from a Python thread of its own goes straight to the application's group
+leader (the standard output).
 
 ``logging`` records go to Elixir's ``Logger``, with the logger name, module,
-function and line as metadata. Python's own level filtering still applies
-(the root logger's default level is WARNING).
+function and line as metadata. Each record made during a call also carries
+the calling process's ``Logger.metadata`` (as attributes, so a format can
+say ``%(request_id)s``, and as ``record.erlang_metadata``), and it comes back
+on the Logger event. The root logger's level follows Logger's level (set at
+start, and again whenever a record is made during a call) until it is set
+explicitly with configure().
 """
 
 import io
@@ -17,9 +24,38 @@ import logging
 
 # The native module, not `erlang`: that module re-exports this one's handler.
 from _erlang_native import call as _erlang_call
+from _erlang_native import call_blocked as _erlang_call_blocked
+from _erlang_native import output_pending as _output_pending
+from _erlang_native import self as _caller
 
 OUTPUT_FUNCTION = "__erlang_python_output__"
 LOG_FUNCTION = "__erlang_python_log__"
+METADATA_FUNCTION = "__erlang_python_logger_metadata__"
+
+# A caller's unfinished line, by (stream name, caller pid).
+_pending = {}
+# An unfinished line longer than this goes out anyway.
+_PENDING_LIMIT = 65536
+
+
+def _send(stream, text):
+    _erlang_call(OUTPUT_FUNCTION, stream, text)
+
+
+def _flush(stream, caller):
+    text = _pending.pop((stream, caller), None)
+    if text:
+        _send(stream, text)
+
+
+def end_of_call():
+    """Flushes the current caller's unfinished lines; whether other callers'
+    output still waits (called by the worker when a request ends)."""
+    caller = _caller()
+    if caller is not None:
+        _flush("stdout", caller)
+        _flush("stderr", caller)
+    return bool(_pending)
 
 
 class ErlangWriter(io.TextIOBase):
@@ -46,12 +82,28 @@ class ErlangWriter(io.TextIOBase):
     def write(self, text):
         if not isinstance(text, str):
             raise TypeError("write() argument must be str, not %s" % type(text).__name__)
-        if text:
-            _erlang_call(OUTPUT_FUNCTION, self._stream, text)
+        if not text:
+            return 0
+        caller = _caller()
+        if caller is None:
+            _send(self._stream, text)
+            return len(text)
+        key = (self._stream, caller)
+        buffered = _pending.pop(key, "") + text
+        end = buffered.rfind("\n") + 1
+        if len(buffered) > _PENDING_LIMIT:
+            end = len(buffered)
+        if end:
+            _send(self._stream, buffered[:end])
+        if end < len(buffered):
+            _pending[key] = buffered[end:]
+            _output_pending()
         return len(text)
 
     def flush(self):
-        pass
+        caller = _caller()
+        if caller is not None:
+            _flush(self._stream, caller)
 
 
 class ErlangLogHandler(logging.Handler):
@@ -60,7 +112,8 @@ class ErlangLogHandler(logging.Handler):
     def emit(self, record):
         try:
             message = self.format(record)
-            _erlang_call(
+            # Blocked too: the record may be logged under such a lock.
+            _erlang_call_blocked(
                 LOG_FUNCTION,
                 record.levelno,
                 message,
@@ -70,6 +123,7 @@ class ErlangLogHandler(logging.Handler):
                     "function": record.funcName,
                     "line": record.lineno,
                     "file": record.pathname,
+                    "erlang_metadata": getattr(record, "erlang_metadata", None),
                 },
             )
         except Exception:  # a logging failure must not break the caller
@@ -77,6 +131,40 @@ class ErlangLogHandler(logging.Handler):
 
 
 _handler = None
+# Whether the root logger's level follows Logger's (until configure()).
+_following = True
+
+
+def follow_level(level):
+    """Sets the root logger's level to Logger's (a Python level number) and
+    makes it follow Logger's from now on (ErlangPython.Logging.sync_level/0)."""
+    global _following
+    _following = True
+    logging.getLogger().setLevel(level)
+
+
+def _with_caller_metadata(factory):
+    def make_record(*args, **kwargs):
+        record = factory(*args, **kwargs)
+        if _caller() is None:
+            return record
+        try:
+            # Blocked, not serving nested requests: a record may be made
+            # under a lock a nested request would take (asyncio's set-up).
+            metadata, level = _erlang_call_blocked(METADATA_FUNCTION)
+        except Exception:  # a record is made even if Elixir cannot answer
+            return record
+        if metadata:
+            record.erlang_metadata = metadata
+            for key, value in metadata.items():
+                if key not in record.__dict__:
+                    setattr(record, key, value)
+        if _following and level is not None:
+            logging.getLogger().setLevel(level)
+        return record
+
+    make_record._erlang_python = True
+    return make_record
 
 
 def install():
@@ -88,11 +176,17 @@ def install():
     _handler = ErlangLogHandler()
     _handler.setFormatter(logging.Formatter("%(message)s"))
     logging.getLogger().addHandler(_handler)
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "_erlang_python", False):
+        logging.setLogRecordFactory(_with_caller_metadata(factory))
 
 
 def configure(level, format=None):
     """Sets the root logger's level and the format of the records sent to
-    Elixir (ErlangPython.Logging.configure/1, erlang.setup_logging)."""
+    Elixir (ErlangPython.Logging.configure/1, erlang.setup_logging); the
+    level no longer follows Logger's."""
+    global _following
+    _following = False
     root = logging.getLogger()
     root.setLevel(level)
     handler = _handler

@@ -1,11 +1,19 @@
 """Pulling items from a generator, iterator or async generator in chunks,
 for ErlangPython.stream/4."""
 
+import time
+
 
 class Stream:
-    def __init__(self, source):
+    def __init__(self, source, max_delay=None):
         self._error = None
         self.done = False
+        # Seconds an item may wait in a chunk for more items (None: until
+        # the chunk is full).
+        self._max_delay = None if max_delay is None else max_delay / 1000.0
+        # An async source's __anext__ still running when a chunk's time ran
+        # out: the next chunk starts by waiting for it.
+        self._pending = None
         if hasattr(source, "__aiter__"):
             from ._loop import ErlangEventLoop
 
@@ -20,20 +28,66 @@ class Stream:
     def _next(self):
         if self._sync is not None:
             return next(self._sync)
+        if self._pending is not None:
+            task, self._pending = self._pending, None
+            return self._loop.run_until_complete(task)
         return self._loop.run_until_complete(self._async.__anext__())
+
+    def _next_async_within(self, seconds):
+        """The async source's next item if it comes within seconds; else
+        raises _Late and keeps waiting for it in the next chunk."""
+        import asyncio
+
+        if self._pending is None:
+
+            async def anext():
+                return await self._async.__anext__()
+
+            self._pending = self._loop.create_task(anext())
+        task = self._pending
+        done, _ = self._loop.run_until_complete(asyncio.wait({task}, timeout=seconds))
+        if not done:
+            raise _Late()
+        self._pending = None
+        return task.result()
 
     def next_chunk(self, size):
         """Up to size items and whether the source is exhausted. An exception
-        after some items is raised at the next call, so no item is lost."""
+        after some items is raised at the next call, so no item is lost.
+
+        With a max_delay, the chunk also ends once its first item has waited
+        that long. An async source is waited for with that deadline. A
+        generator cannot be interrupted while it computes its next item, so
+        for one the chunk ends early instead: as soon as waiting as long
+        again as for the last item would pass the deadline (a slow
+        generator's items then go out one by one, as they come)."""
         if self._error is not None:
             error, self._error = self._error, None
             raise error
         items = []
         if self.done:
             return items, True
+        delay = self._max_delay
+        previous = time.monotonic()
+        deadline = None
         try:
             while len(items) < size:
-                items.append(self._next())
+                if deadline is not None and self._async is not None:
+                    items.append(self._next_async_within(max(0.0, deadline - time.monotonic())))
+                else:
+                    items.append(self._next())
+                if delay is None:
+                    continue
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + delay
+                gap, previous = now - previous, now
+                if self._sync is not None and now + gap > deadline:
+                    break
+                if now >= deadline:
+                    break
+        except _Late:
+            pass
         except (StopIteration, StopAsyncIteration):
             self.done = True
         except Exception as error:
@@ -48,6 +102,15 @@ class Stream:
             if self._sync is not None and hasattr(self._sync, "close"):
                 self._sync.close()
             elif self._async is not None:
+                if self._pending is not None:
+                    task, self._pending = self._pending, None
+                    task.cancel()
+                    import asyncio
+
+                    try:
+                        self._loop.run_until_complete(task)
+                    except (asyncio.CancelledError, Exception):
+                        pass
                 self._loop.run_until_complete(self._async.aclose())
         finally:
             if self._loop is not None:
@@ -55,5 +118,9 @@ class Stream:
         self.done = True
 
 
-def open(source):
-    return Stream(source)
+class _Late(Exception):
+    """An async source's next item did not come before the chunk's deadline."""
+
+
+def open(source, max_delay=None):
+    return Stream(source, max_delay)

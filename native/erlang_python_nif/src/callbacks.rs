@@ -4,8 +4,10 @@
 //! can ask whether a name exists without a round trip. Calling one:
 //!
 //! 1. the Python thread converts the arguments and sends
-//!    `{:erlang_python_callback, id, target, args, caller}` to the dispatcher process
-//!    (`ErlangPython.Callbacks`), which runs the target in a new process;
+//!    `{:erlang_python_callback, id, target, args, kwargs, caller}` to the
+//!    dispatcher process (`ErlangPython.Callbacks`), which runs the target in
+//!    a new process (keyword arguments travel apart from the positional ones,
+//!    so a target can tell them from a positional dict);
 //! 2. the answer comes back through the `callback_reply` NIF, which puts it
 //!    on this call's own channel;
 //! 3. meanwhile the waiting thread has released the GIL. If it is a
@@ -106,6 +108,28 @@ pub(crate) fn call<'py>(
     args: &Bound<'py, PyTuple>,
     kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    call_waiting(py, name, args, kwargs, Waiting::Serving)
+}
+
+/// How a worker thread waits for a callback's answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// Serving other requests meanwhile, so Elixir may call Python again.
+    Serving,
+    /// Blocked: for callbacks that never call Python (the log and metadata
+    /// functions), made from code that may hold a Python lock a nested
+    /// request would also take (`logging` inside `asyncio`'s set-up).
+    Blocked,
+}
+
+/// [`call`], choosing how a worker thread waits.
+pub(crate) fn call_waiting<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+    waiting: Waiting,
+) -> PyResult<Bound<'py, PyAny>> {
     let target = registry::lookup(name).ok_or_else(|| {
         PyNameError::new_err(format!("no Erlang function is registered as '{name}'"))
     })?;
@@ -128,7 +152,7 @@ pub(crate) fn call<'py>(
 
     send_request(py, dispatcher, id, &target, args, kwargs)?;
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
-    let answer = wait(py, &receiver, timeout)?.ok_or_else(|| {
+    let answer = wait(py, &receiver, timeout, waiting)?.ok_or_else(|| {
         PyTimeoutError::new_err(format!(
             "Erlang function '{name}' did not answer within {} ms",
             timeout.as_millis()
@@ -157,13 +181,15 @@ fn send_request(
     kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
 ) -> PyResult<()> {
     let sent = build_and_send(&mut OwnedEnv::new(), &dispatcher, |env| {
-        let mut terms = Vec::with_capacity(args.len() + 1);
+        let mut terms = Vec::with_capacity(args.len());
         for arg in args.iter() {
             terms.push(convert::to_term(env, &arg)?);
         }
-        if let Some(kwargs) = kwargs.filter(|k| !k.is_empty()) {
-            terms.push(convert::to_term(env, kwargs.as_any())?);
-        }
+        // A map with string keys; `nil` when there are none.
+        let kwargs = match kwargs.filter(|k| !k.is_empty()) {
+            Some(kwargs) => convert::to_term(env, kwargs.as_any())?,
+            None => atoms::nil().encode(env),
+        };
         // The Elixir process whose request led here (none from a Python
         // thread of its own): it receives ports the callback returns, and
         // the callback writes to its group leader.
@@ -176,6 +202,7 @@ fn send_request(
             id,
             target.to_term(env),
             terms,
+            kwargs,
             caller,
         );
         Ok::<_, Failure>(message.encode(env))
@@ -207,10 +234,12 @@ fn wait(
     py: Python<'_>,
     receiver: &Receiver<Answer>,
     timeout: Duration,
+    waiting: Waiting,
 ) -> PyResult<Option<Answer>> {
     let began = Instant::now();
     let deadline = began + timeout;
-    let Some(thread) = serving::current() else {
+    let thread = serving::current().filter(|_| waiting == Waiting::Serving);
+    let Some(thread) = thread else {
         return Ok(py.detach(|| receiver.recv_deadline(deadline).ok()));
     };
     // The job that made this call may be cancelled while it waits: check

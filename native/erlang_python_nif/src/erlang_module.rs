@@ -39,6 +39,18 @@ fn call<'py>(
     callbacks::call(py, name, args, kwargs)
 }
 
+/// `erlang.call`, waiting without serving other requests: for callbacks
+/// that never call Python, made where Python code may hold locks (logging).
+#[pyfunction]
+#[pyo3(signature = (name, *args))]
+fn call_blocked<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    callbacks::call_waiting(py, name, args, None, callbacks::Waiting::Blocked)
+}
+
 /// `erlang.send(pid, term)`: sends `term` to a local Erlang process.
 #[pyfunction]
 fn send(py: Python<'_>, pid: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -78,6 +90,13 @@ fn self_pid() -> Option<Pid> {
     serving::current_caller().map(|pid| Pid { pid })
 }
 
+/// Notes that the caller's output waits in a line buffer, so the worker
+/// flushes it when the request ends (priv/_erlang_impl/_io.py).
+#[pyfunction]
+fn output_pending() {
+    serving::note_output_pending();
+}
+
 /// The Python-visible module. Submodules of `erlang` build on these names.
 #[pymodule]
 pub(crate) fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -86,10 +105,12 @@ pub(crate) fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sandbox_active, m)?)?;
     m.add_function(wrap_pyfunction!(sandbox_exception, m)?)?;
     m.add_function(wrap_pyfunction!(call, m)?)?;
+    m.add_function(wrap_pyfunction!(call_blocked, m)?)?;
     m.add_function(wrap_pyfunction!(send, m)?)?;
     m.add_function(wrap_pyfunction!(is_registered, m)?)?;
     m.add_function(wrap_pyfunction!(registered, m)?)?;
     m.add_function(wrap_pyfunction!(self_pid, m)?)?;
+    m.add_function(wrap_pyfunction!(output_pending, m)?)?;
     m.add("CallbackError", m.py().get_type::<CallbackError>())?;
     m.add("ProcessError", m.py().get_type::<ProcessError>())?;
     m.add("Interrupted", m.py().get_type::<Interrupted>())?;

@@ -7,7 +7,7 @@
 //! [`ServingThread`] trait, registered by the runtime when a worker starts,
 //! so neither depends on the runtime itself.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::time::{Duration, Instant};
 
 use pyo3::Python;
@@ -57,4 +57,21 @@ pub(crate) fn current() -> Option<&'static dyn ServingThread> {
 /// The Elixir process whose request is running on this thread, if any.
 pub(crate) fn current_caller() -> Option<LocalPid> {
     current().and_then(|thread| thread.caller())
+}
+
+thread_local! {
+    /// Whether Python output of a request on this thread waits in a line
+    /// buffer (priv/_erlang_impl/_io.py), to be flushed when a request ends.
+    static OUTPUT_PENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Notes that output waits in a line buffer (`_erlang_native.output_pending()`).
+pub(crate) fn note_output_pending() {
+    OUTPUT_PENDING.with(|pending| pending.set(true));
+}
+
+/// Whether output waits, clearing the note: a thread-local read per request
+/// when nothing was printed.
+pub(crate) fn take_output_pending() -> bool {
+    OUTPUT_PENDING.with(|pending| pending.replace(false))
 }

@@ -143,6 +143,12 @@ impl WorkerThread {
             request.with_op(|op| schedule::resolve(py, self.executor.execute(py, op)))
         })
         .unwrap_or_else(|text| Err(Failure::Internal(text)));
+        // Output the request left in a line buffer goes out before its
+        // reply, while it is still the innermost (so erlang.self() names
+        // its caller).
+        if serving::take_output_pending() {
+            flush_output(py);
+        }
         let (outer, outer_scope) = {
             let mut running = self.running.borrow_mut();
             running.pop();
@@ -178,5 +184,19 @@ impl WorkerThread {
             Ok(mut replies) => reply::send(py, &mut replies, &request, &outcome),
             Err(_) => reply::send(py, &mut OwnedEnv::new(), &request, &outcome),
         }
+    }
+}
+
+/// Flushes the innermost caller's buffered output (`_erlang_impl._io`); if
+/// other callers' output still waits (a request suspended in a callback),
+/// the note stays for their end. A failure to flush never fails the request.
+fn flush_output(py: Python<'_>) {
+    let more = py
+        .import("_erlang_impl._io")
+        .and_then(|io| io.call_method0("end_of_call"))
+        .and_then(|more| more.is_truthy())
+        .unwrap_or(false);
+    if more {
+        serving::note_output_pending();
     }
 }
