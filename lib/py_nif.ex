@@ -35,4 +35,33 @@ defmodule :py_nif do
   @spec channel_register_sync_waiter(reference()) :: :ok | {:error, :waiter_exists}
   def channel_register_sync_waiter(channel),
     do: ErlangPython.Native.channel_register_sync_waiter(channel)
+
+  # Memory ceilings, over ErlangPython.Memory.
+
+  @doc """
+  Sets a context's memory ceiling in bytes (0: none; usage is still
+  counted). `Ref` is `py_context:get_nif_ref(Ctx)`. `ok` or `{error, Reason}`.
+  """
+  @spec context_set_memory_limit(pid(), non_neg_integer()) :: :ok | {:error, term()}
+  def context_set_memory_limit(context, 0) when is_pid(context),
+    do: ErlangPython.Memory.set_limit(context, :infinity)
+
+  def context_set_memory_limit(context, bytes)
+      when is_pid(context) and is_integer(bytes) and bytes > 0,
+      do: ErlangPython.Memory.set_limit(context, bytes)
+
+  def context_set_memory_limit(context, bytes) when is_pid(context),
+    do: {:error, {:invalid_memory_limit, bytes}}
+
+  @doc """
+  A context's memory: `{ok, UsedBytes, LimitBytes}` (limit 0: none), or
+  `{error, Reason}`.
+  """
+  @spec context_memory_usage(pid()) ::
+          {:ok, non_neg_integer(), non_neg_integer()} | {:error, term()}
+  def context_memory_usage(context) when is_pid(context) do
+    with {:ok, %{used: used, limit: limit}} <- ErlangPython.Memory.usage(context) do
+      {:ok, used, if(limit == :infinity, do: 0, else: limit)}
+    end
+  end
 end

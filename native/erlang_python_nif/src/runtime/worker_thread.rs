@@ -22,6 +22,7 @@ use super::wait_strategy::SpinBudget;
 use crate::awaitable;
 use crate::errors::Failure;
 use crate::job::{JobState, Request};
+use crate::memory;
 use crate::ops::Executor;
 use crate::panics;
 use crate::reply::{self, Outcome};
@@ -137,8 +138,12 @@ impl WorkerThread {
             self.dispatch.busy(self.index);
         }
         interruptible.set_current_job(py, request.job.id, request.job.scope);
+        // The context's allocations (its arguments' conversion included) are
+        // charged to its account, if it has one, until the guard drops.
+        let charged_to = memory::enter(request.job.scope);
         let outcome = panics::catch(|| request.with_op(|op| self.executor.execute(py, op)))
             .unwrap_or_else(|text| Err(Failure::Internal(text)));
+        drop(charged_to);
         let (outer, outer_scope) = {
             let mut running = self.running.borrow_mut();
             running.pop();
