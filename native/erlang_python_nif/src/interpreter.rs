@@ -9,8 +9,9 @@
 //! 3. register `_erlang_native`, pre-initialize and install the memory
 //!    accounting hooks (`memory`: legal only between the two), then
 //!    initialize from a `PyConfig` that does not install signal handlers
-//!    (the VM owns signals) and names the interpreter's own executable, so `sys.prefix`, the stdlib and
-//!    site-packages are those of the Python we were built against;
+//!    (the VM owns signals) and names the interpreter's own executable, so
+//!    `sys.prefix`, the stdlib and site-packages are those of the Python we
+//!    were built against;
 //! 4. put `priv/` on `sys.path` and import `_erlang_impl`.
 //!
 //! It runs on the thread that becomes worker 0 (`runtime`), which calls it
