@@ -179,7 +179,8 @@ defmodule ErlangPython.MemoryLimitTest do
   test "the interpreter's usage moves with what Python holds" do
     before = used(:interpreter)
     assert :ok = ErlangPython.exec("_memory_test_keep = bytearray(30 * 2**20)")
-    assert used(:interpreter) - before >= 30 * @mb
+    # Other code may free a little meanwhile: the account is global.
+    assert used(:interpreter) - before >= 29 * @mb
     assert :ok = ErlangPython.exec("del _memory_test_keep")
     assert used(:interpreter) - before < 30 * @mb
   end

@@ -140,8 +140,9 @@ defmodule ErlangPython.Memory do
   @doc """
   Sets the interpreter's ceiling, or a context process's (which is then
   counted on its own from now on, if it was not already). `:infinity`
-  removes it; counting goes on. A ceiling below the current usage refuses
-  the next large allocations until usage drops.
+  removes it; counting goes on. Under a ceiling below its current usage,
+  the context's allocations fail (past a small reserve) until usage drops
+  or the ceiling is raised.
 
   The interpreter's ceiling applies to everything that runs Python,
   erlang_python's own machinery included: leave it well above what the
