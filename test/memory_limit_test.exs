@@ -124,6 +124,30 @@ defmodule ErlangPython.MemoryLimitTest do
     assert used(counted) - before < @mb
   end
 
+  test "memory is credited back to the context that allocated it, whoever frees it" do
+    ctx = context(memory_limit: :infinity)
+    base = used(ctx)
+
+    # A process holds the only reference (a handle); when it exits, the
+    # bytearray is freed on the worker's next request: here, one in the
+    # default namespace, outside the context.
+    Task.async(fn ->
+      {:ok, %ErlangPython.Object{}} =
+        ErlangPython.eval("bytearray(40 * 2**20)", %{}, context: ctx, decode: false)
+
+      assert used(ctx) - base >= 40 * @mb
+    end)
+    |> Task.await()
+
+    freed? =
+      Enum.any?(1..50, fn _ ->
+        {:ok, _} = ErlangPython.eval("0")
+        used(ctx) - base < @mb or (Process.sleep(20) && false)
+      end)
+
+    assert freed?
+  end
+
   test "a ceiling set on a running context applies from then on" do
     ctx = context([])
     assert {:ok, _} = ErlangPython.eval("len(bytearray(50 * 2**20))", %{}, context: ctx)
