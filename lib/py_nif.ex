@@ -2,8 +2,11 @@ defmodule :py_nif do
   @moduledoc """
   The feature probes of erlang_python's private NIF module, so code (and
   test suites) that check for optional features find out they are absent:
-  this implementation runs one interpreter, without sub-interpreters. The
-  rest of that module is private to erlang_python and has no equivalent.
+  this implementation runs one interpreter, without sub-interpreters; and
+  the functions erlang_python documents for memory ceilings
+  (`context_set_memory_limit/2`, `context_memory_usage/1`, over
+  `ErlangPython.Memory`). The rest of that module is private to
+  erlang_python and has no equivalent.
   """
 
   @doc "`false`: no sub-interpreters with their own GIL."
