@@ -20,20 +20,34 @@ defmodule :py_context do
 
   @type context :: pid()
 
-  @doc "A new context linked to the caller (it dies with it). Options: `\#{mode => worker}`."
+  @doc """
+  A new context linked to the caller (it dies with it). Options:
+  `\#{mode => worker, memory_limit => Bytes}`: a ceiling on what the
+  context allocates (0: none), past which its Python code gets
+  `MemoryError`; `{error, {invalid_memory_limit, Value}}` for anything but
+  a non-negative integer. Its usage is `py_nif:context_memory_usage/1`.
+  """
   @spec new(map()) :: {:ok, context()} | {:error, term()}
-  def new(opts) when is_map(opts), do: start(Map.get(opts, :mode, :worker))
+  def new(opts) when is_map(opts) do
+    case Map.get(opts, :memory_limit, 0) do
+      0 -> start(Map.get(opts, :mode, :worker), :infinity)
+      bytes when is_integer(bytes) and bytes > 0 -> start(Map.get(opts, :mode, :worker), bytes)
+      other -> {:error, {:invalid_memory_limit, other}}
+    end
+  end
 
   @doc "`start_link(Id, Mode)`: a context linked to the caller (`Id` is informational)."
   @spec start_link(term(), atom()) :: {:ok, context()} | {:error, term()}
-  def start_link(_id, mode), do: start(mode)
+  def start_link(_id, mode), do: start(mode, :infinity)
 
   @doc "`start_link/2` with an options map (only `mode` is understood)."
   @spec start_link(term(), atom(), map()) :: {:ok, context()} | {:error, term()}
-  def start_link(_id, mode, opts) when is_map(opts), do: start(mode)
+  def start_link(_id, mode, opts) when is_map(opts), do: start(mode, :infinity)
 
-  defp start(mode) do
-    case ContextServer.start_link(mode: mode) do
+  # Erlang contexts are always counted on their own, as erlang_python's
+  # are, so py_nif:context_memory_usage/1 answers for each.
+  defp start(mode, memory_limit) do
+    case ContextServer.start_link(mode: mode, memory_limit: memory_limit) do
       {:ok, pid} -> {:ok, pid}
       {:error, {:context_start_failed, reason}} -> {:error, :py.erlang_shape({:error, reason})}
       {:error, _} = error -> error
@@ -185,6 +199,13 @@ defmodule :py_context do
   @doc "`{ok, 0}`: every context runs in the one interpreter."
   @spec get_interp_id(context()) :: {:ok, 0}
   def get_interp_id(context) when is_pid(context), do: {:ok, 0}
+
+  @doc """
+  The handle `py_nif`'s context functions take
+  (`py_nif:context_memory_usage/1`): here, the context itself.
+  """
+  @spec get_nif_ref(context()) :: context()
+  def get_nif_ref(context) when is_pid(context), do: context
 
   @doc "`false`: contexts are never sub-interpreters."
   @spec is_subinterp(context()) :: false

@@ -36,10 +36,18 @@ defmodule ErlangPython.ContextServer do
       (default `30_000`).
     * `:isolated` - `true` runs the context's Python in its own OS process
       (`ErlangPython.Isolated`, which lists the options it adds).
+    * `:memory_limit` - a ceiling on what the context's requests allocate
+      (`ErlangPython.Memory`): `nil` (default: counted only in the
+      interpreter's total), `:infinity` (counted on its own, no ceiling) or
+      a positive number of bytes. Past it, Python raises `MemoryError` and
+      the call returns `{:error, %ErlangPython.Error{type: "MemoryError"}}`;
+      the context and the others go on. See `guides/memory.md`. (An isolated
+      context takes `:memory_limit` as a kernel limit on its process instead:
+      see `ErlangPython.Isolated`.)
   """
   use GenServer
 
-  alias ErlangPython.{Context, Imports, Options, Preload, Request}
+  alias ErlangPython.{Context, Imports, Memory, Options, Preload, Request}
 
   @table :erlang_python_contexts
 
@@ -139,17 +147,37 @@ defmodule ErlangPython.ContextServer do
   def init(opts) do
     scope = Context.new_scope()
     timeout = Keyword.fetch!(opts, :timeout)
+    # Opened before the namespace is made, so that is counted too.
+    memory = Memory.open_account(scope, opts[:memory_limit])
 
     case create(scope, timeout) do
       {:ok, object} ->
         namespace = %Context{object: object, scope: scope}
         :ok = ErlangPython.Registry.register(@table, {self(), namespace}, self())
         if pool = opts[:pool], do: ErlangPython.Pool.joined(pool, self())
-        {:ok, %{namespace: namespace}}
+        {:ok, %{namespace: namespace, memory: memory}}
 
       {:error, reason} ->
         {:stop, {:context_start_failed, reason}}
     end
+  end
+
+  @impl true
+  # The context's memory account (`ErlangPython.Memory`), opened on demand
+  # when a ceiling is set later: `{:ok, account}` or `{:error, :not_counted}`.
+  def handle_call(:memory_account, _from, %{memory: nil} = state),
+    do: {:reply, {:error, :not_counted}, state}
+
+  def handle_call(:memory_account, _from, state), do: {:reply, {:ok, state.memory}, state}
+
+  def handle_call({:memory_limit, limit}, _from, %{memory: nil} = state) do
+    memory = Memory.open_account(state.namespace.scope, limit)
+    {:reply, :ok, %{state | memory: memory}}
+  end
+
+  def handle_call({:memory_limit, limit}, _from, state) do
+    :ok = Memory.set_account_limit(state.memory, limit)
+    {:reply, :ok, state}
   end
 
   @impl true
@@ -170,7 +198,16 @@ defmodule ErlangPython.ContextServer do
 
   defp validate(opts) when is_list(opts) do
     opts =
-      Keyword.validate!(opts, [:name, :pool, :id, mode: :worker, timeout: Options.default_timeout()])
+      Keyword.validate!(opts, [
+        :name,
+        :pool,
+        :id,
+        mode: :worker,
+        timeout: Options.default_timeout(),
+        memory_limit: nil
+      ])
+
+    if opts[:memory_limit], do: Memory.check_limit!(opts[:memory_limit])
 
     case opts[:mode] do
       :worker -> {:ok, opts}

@@ -108,6 +108,15 @@ defmodule ErlangPython.Native do
   def fd_watch_release(_watch), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def buffer_new(_size), do: :erlang.nif_error(:nif_not_loaded)
+
+  # Memory ceilings (ErlangPython.Memory).
+  def memory_open_scope(_key, _limit), do: :erlang.nif_error(:nif_not_loaded)
+  def memory_set_scope_limit(_account, _limit), do: :erlang.nif_error(:nif_not_loaded)
+  def memory_scope_usage(_account), do: :erlang.nif_error(:nif_not_loaded)
+  def memory_reset_scope_peak(_account), do: :erlang.nif_error(:nif_not_loaded)
+  def memory_set_interpreter_limit(_limit), do: :erlang.nif_error(:nif_not_loaded)
+  def memory_interpreter_usage, do: :erlang.nif_error(:nif_not_loaded)
+  def memory_reset_interpreter_peak, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def buffer_write(_buffer, _data), do: :erlang.nif_error(:nif_not_loaded)
   @doc false

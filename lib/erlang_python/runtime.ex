@@ -11,7 +11,8 @@ defmodule ErlangPython.Runtime do
     imports: [],
     paths: [],
     preload: nil,
-    max_state_entries: :infinity
+    max_state_entries: :infinity,
+    memory_limit: :infinity
   ]
 
   # Keys whose default depends on the machine: computed when read (default/1).
@@ -63,6 +64,7 @@ defmodule ErlangPython.Runtime do
   | `:paths` | `#{inspect(@config_defaults[:paths])}` | directories put on `sys.path` once the interpreter runs, recorded by `ErlangPython.Imports` (erlang_python's key; `:python_paths` applies before start) |
   | `:preload` | `#{inspect(@config_defaults[:preload])}` | Python code run in each new context (`ErlangPython.Preload`) |
   | `:max_state_entries` | `#{inspect(@config_defaults[:max_state_entries])}` | keys `ErlangPython.State` holds at most; read at each store |
+  | `:memory_limit` | `#{inspect(@config_defaults[:memory_limit])}` | a ceiling in bytes on what the whole interpreter allocates (`ErlangPython.Memory.set_limit/2`; see `guides/memory.md`) |
   | `:max_concurrent` | `2 * System.schedulers() + 1` | `:py` calls running at once (`ErlangPython.Semaphore`) |
 
   `:precompiled_base_url` is read at compile time (see
@@ -173,7 +175,8 @@ defmodule ErlangPython.Runtime do
   # logging into Elixir, and activates the configured virtualenv.
   @spec after_start() :: :ok | {:error, term()}
   def after_start do
-    with :ok <- ErlangPython.exec("__import__('_erlang_impl._io', fromlist=['install']).install()"),
+    with :ok <- ErlangPython.Memory.set_limit(:interpreter, config()[:memory_limit]),
+         :ok <- ErlangPython.exec("__import__('_erlang_impl._io', fromlist=['install']).install()"),
          :ok <- ErlangPython.Logging.sync_level(),
          :ok <- activate_venv(config()[:venv]) do
       # Declared Python dependencies come last, so their environment wins

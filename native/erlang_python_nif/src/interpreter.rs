@@ -6,10 +6,12 @@
 //!    our NIF, and with it libpython, with `RTLD_LOCAL`;
 //! 2. confine this thread (the sandbox's kernel filter) and install the
 //!    sandbox audit hook, before any Python code runs;
-//! 3. register `_erlang_native`, then initialize from a `PyConfig` that does
-//!    not install signal handlers (the VM owns signals) and names the
-//!    interpreter's own executable, so `sys.prefix`, the stdlib and
-//!    site-packages are those of the Python we were built against;
+//! 3. register `_erlang_native`, pre-initialize and install the memory
+//!    accounting hooks (`memory`: legal only between the two), then
+//!    initialize from a `PyConfig` that does not install signal handlers
+//!    (the VM owns signals) and names the interpreter's own executable, so
+//!    `sys.prefix`, the stdlib and site-packages are those of the Python we
+//!    were built against;
 //! 4. put `priv/` on `sys.path` and import `_erlang_impl`.
 //!
 //! It runs on the thread that becomes worker 0 (`runtime`), which calls it
@@ -25,6 +27,7 @@ use pyo3::prelude::*;
 
 use crate::arena_cache;
 use crate::erlang_module::_erlang_native;
+use crate::memory;
 use crate::sandbox;
 
 /// The Python executable this library was built against.
@@ -45,6 +48,10 @@ pub(crate) fn initialize(priv_dir: &str, paths: &[String]) -> Result<(), String>
     // hooks installed later (memory accounting) wrap the cache.
     unsafe { arena_cache::install() };
     pyo3::append_to_inittab!(_erlang_native);
+    preinitialize()?;
+    // SAFETY: after Py_PreInitialize, before Py_InitializeFromConfig: the
+    // one point where CPython lets an allocator be installed.
+    unsafe { memory::install() };
     initialize_from_config()?;
 
     let setup = Python::attach(|py| -> PyResult<()> {
@@ -94,6 +101,24 @@ fn promote_libpython_to_global() -> Result<(), String> {
                 CStr::from_ptr(error).to_string_lossy().into_owned()
             };
             return Err(format!("could not make libpython global: {text}"));
+        }
+    }
+    Ok(())
+}
+
+/// Pre-initializes explicitly (`Py_InitializeFromConfig` would do it
+/// implicitly, with the same Python defaults), so the memory hooks can be
+/// installed after it, wrapping the allocator it chose (`PYTHONMALLOC`).
+fn preinitialize() -> Result<(), String> {
+    // SAFETY: PyPreConfig is initialised by its own init function and
+    // passed by pointer; the returned PyStatus is checked.
+    unsafe {
+        let mut preconfig = MaybeUninit::<ffi::PyPreConfig>::zeroed();
+        ffi::PyPreConfig_InitPythonConfig(preconfig.as_mut_ptr());
+        let preconfig = preconfig.assume_init();
+        let status = ffi::Py_PreInitialize(&preconfig);
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(status_message("Py_PreInitialize", &status));
         }
     }
     Ok(())

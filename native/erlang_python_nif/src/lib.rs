@@ -14,6 +14,7 @@
 //! | layer | module            | concern                                          |
 //! |-------|-------------------|--------------------------------------------------|
 //! | 0     | [`atoms`]         | every atom the NIF creates                       |
+//! |       | [`memory`]        | allocation accounting and memory ceilings        |
 //! |       | [`panics`]        | catching panics at NIF and thread boundaries     |
 //! |       | [`messaging`]     | sending from threads the VM does not manage      |
 //! |       | [`sandbox`]       | kernel filter, audit hook, guards on C functions |
@@ -61,6 +62,7 @@ mod fd_watch;
 mod interpreter;
 mod interrupt;
 mod job;
+mod memory;
 mod messaging;
 mod ops;
 mod panics;

@@ -22,6 +22,7 @@ use super::wait_strategy::SpinBudget;
 use crate::awaitable;
 use crate::errors::Failure;
 use crate::job::{JobState, Request};
+use crate::memory;
 use crate::ops::Executor;
 use crate::panics;
 use crate::reply::{self, Outcome};
@@ -138,6 +139,9 @@ impl WorkerThread {
             self.dispatch.busy(self.index);
         }
         interruptible.set_current_job(py, request.job.id, request.job.scope);
+        // The context's allocations (its arguments' conversion included) are
+        // charged to its account, if it has one, until the guard drops.
+        let charged_to = memory::enter(request.job.scope);
         // A returned `erlang.schedule*` marker continues within the job.
         let outcome = panics::catch(|| {
             request.with_op(|op| schedule::resolve(py, self.executor.execute(py, op)))
@@ -149,6 +153,7 @@ impl WorkerThread {
         if serving::take_output_pending() {
             flush_output(py);
         }
+        drop(charged_to);
         let (outer, outer_scope) = {
             let mut running = self.running.borrow_mut();
             running.pop();
