@@ -18,7 +18,15 @@ defmodule PyContextFacadeTest do
     assert {:ok, 42} = :py_context.eval(ctx, ~c"x * n", %{n: 2})
     assert {:ok, :none} = :py_context.eval(ctx, "None", %{}, 1_000)
     assert {:error, {:NameError, _}} = :py_context.eval(ctx, "undefined_name")
-    assert {:error, {:unsupported_mode, :owngil}} = :py_context.new(%{mode: :owngil})
+
+    if ErlangPython.OwnGil.supported?() do
+      assert {:ok, own} = :py_context.new(%{mode: :owngil})
+      assert {:ok, 2} = :py_context.eval(own, "1 + 1")
+      :ok = :py_context.destroy(own)
+    else
+      assert {:error, {:unsupported_mode, :owngil}} = :py_context.new(%{mode: :owngil})
+    end
+
     assert {:ok, 0} = :py_context.get_interp_id(ctx)
     refute :py_context.is_subinterp(ctx)
     assert {:ok, %ErlangPython.Context{}} = :py_context.create_local_env(ctx)

@@ -19,6 +19,7 @@
 //! |       | [`sandbox`]       | kernel filter, audit hook, guards on C functions |
 //! |       | [`stack_guard`]   | stack room for recursive walks                   |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
+//! |       | [`interpreters`]  | which interpreter runs; what each one owns       |
 //! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
 //! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
 //! | 3     | [`convert`]       | term <-> Python conversion, object handles       |
@@ -34,6 +35,7 @@
 //! |       | [`channel`]       | bounded queues between Erlang and Python         |
 //! | 8     | [`erlang_module`] | `_erlang_native`, behind Python's `erlang`       |
 //! | 9     | [`interpreter`]   | starting CPython inside the VM                   |
+//! |       | [`own_gil`]       | contexts on a sub-interpreter with its own GIL   |
 //! | 10    | [`runtime`]       | the worker pool: start, submit, the thread loop  |
 //! | 11    | this file         | NIF entry points                                 |
 //!
@@ -50,10 +52,12 @@ mod convert;
 mod erlang_module;
 mod errors;
 mod interpreter;
+mod interpreters;
 mod interrupt;
 mod job;
 mod messaging;
 mod ops;
+mod own_gil;
 mod panics;
 mod pytypes;
 mod registry;
@@ -226,6 +230,40 @@ fn pending_callbacks() -> usize {
 #[rustler::nif]
 fn build_info() -> (&'static str, &'static str) {
     (interpreter::BUILD_EXECUTABLE, env!("ERLANG_PYTHON_VERSION"))
+}
+
+/// `{supported, free_threaded}`: whether contexts can have their own GIL
+/// (Python 3.12+), and whether this Python is a free-threaded build.
+#[rustler::nif]
+fn own_gil_support() -> (bool, bool) {
+    (own_gil::SUPPORTED, cfg!(Py_GIL_DISABLED))
+}
+
+/// Starts scope `scope`'s own-GIL context: a thread and a sub-interpreter
+/// with `paths` as `sys.path`. On a dirty scheduler: creating an
+/// interpreter takes milliseconds.
+#[rustler::nif(schedule = "DirtyIo")]
+fn own_gil_start(env: Env<'_>, scope: u64, paths: Vec<String>) -> Term<'_> {
+    if !runtime::is_started() {
+        return (atoms::error(), atoms::not_started()).encode(env);
+    }
+    match panics::catch(|| own_gil::start(scope, paths)).unwrap_or_else(Err) {
+        Ok(context) => (atoms::ok(), ResourceArc::new(context)).encode(env),
+        Err(text) => (atoms::error(), text).encode(env),
+    }
+}
+
+/// Ends scope `scope`'s own-GIL context; false when it has none.
+#[rustler::nif]
+fn own_gil_stop(scope: u64) -> bool {
+    own_gil::stop(scope)
+}
+
+/// `{threads, interpreters}`: own-GIL context threads alive and
+/// sub-interpreters not yet ended.
+#[rustler::nif]
+fn own_gil_running() -> (usize, usize) {
+    own_gil::running()
 }
 
 rustler::init!("Elixir.ErlangPython.Native");

@@ -96,14 +96,18 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
             return set_to_term(env, obj, depth);
         }
     }
-    if let Ok(pid) = obj.cast::<Pid>() {
-        return Ok(pid.get().pid.encode(env));
-    }
-    if let Ok(held) = obj.cast::<OpaqueTerm>() {
-        return Ok(held.get().to_term(env));
-    }
-    if let Some(buffer) = crate::buffer::to_term(env, obj) {
-        return Ok(buffer);
+    // PyO3's classes exist in the main interpreter only (own-GIL contexts
+    // run on sub-interpreters): elsewhere no object is one of them.
+    if crate::interpreters::is_main(obj.py()) {
+        if let Ok(pid) = obj.cast::<Pid>() {
+            return Ok(pid.get().pid.encode(env));
+        }
+        if let Ok(held) = obj.cast::<OpaqueTerm>() {
+            return Ok(held.get().to_term(env));
+        }
+        if let Some(buffer) = crate::buffer::to_term(env, obj) {
+            return Ok(buffer);
+        }
     }
     // No Elixir form: a handle to the live object.
     Ok(handles::to_term(env, obj))

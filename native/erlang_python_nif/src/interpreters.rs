@@ -1,0 +1,181 @@
+//! Which interpreter the calling thread runs in, and what each interpreter
+//! owns: its exception types and the references Elixir dropped.
+//!
+//! Contexts with their own GIL (`own_gil`) run on sub-interpreters. Python
+//! objects must never cross interpreters: with one GIL per interpreter, two
+//! threads may touch the same reference count at once. So nothing here is
+//! cached process-wide as a Python object:
+//!
+//! * the exceptions `erlang.Interrupted`, `erlang.CallbackError` and
+//!   `erlang.ProcessError` of a sub-interpreter are classes made in it
+//!   ([`register`]); the main interpreter keeps PyO3's (`pytypes`);
+//! * a handle's object is released by a thread of the interpreter that made
+//!   it: [`release`] queues the pointer and [`drain`] decrements it later,
+//!   on that interpreter's thread, with its GIL. (PyO3's own reference pool
+//!   is process-wide and decrements whatever it holds under whichever GIL
+//!   the next attaching thread takes, so handles do not use it.)
+//!
+//! Interpreter ids are CPython's (`PyInterpreterState_GetID`): 0 is the main
+//! interpreter, and ids are never reused, so an id outlives its interpreter
+//! safely: [`forget`] marks it ended, and a reference released after that is
+//! dropped without touching memory that interpreter has freed.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+
+/// The main interpreter's id.
+pub(crate) const MAIN: i64 = 0;
+
+/// The interpreter the calling thread is attached to.
+pub(crate) fn current(_py: Python<'_>) -> i64 {
+    // SAFETY: the thread is attached (`py`), so it has a current thread state
+    // and PyInterpreterState_Get cannot fail.
+    unsafe { ffi::PyInterpreterState_GetID(ffi::PyInterpreterState_Get()) }
+}
+
+/// Whether the calling thread runs in the main interpreter.
+pub(crate) fn is_main(py: Python<'_>) -> bool {
+    current(py) == MAIN
+}
+
+/// The exceptions a sub-interpreter's code can see raised from Rust.
+#[derive(Clone, Copy)]
+pub(crate) enum Exception {
+    Interrupted,
+    CallbackError,
+    ProcessError,
+}
+
+/// What one sub-interpreter owns. The types are objects *of that
+/// interpreter*: touched only with its GIL.
+struct SubInterpreter {
+    interrupted: Py<PyType>,
+    callback_error: Py<PyType>,
+    process_error: Py<PyType>,
+}
+
+struct Table {
+    subs: BTreeMap<i64, SubInterpreter>,
+    /// Object pointers to decrement, by interpreter (main included).
+    released: BTreeMap<i64, Vec<usize>>,
+}
+
+static TABLE: Mutex<Table> = Mutex::new(Table {
+    subs: BTreeMap::new(),
+    released: BTreeMap::new(),
+});
+
+/// Whether some object waits in `released` (a cheap check before locking).
+static RELEASED_ANY: AtomicBool = AtomicBool::new(false);
+
+fn table() -> std::sync::MutexGuard<'static, Table> {
+    TABLE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Makes the exception classes of the sub-interpreter the calling thread
+/// runs in. Called once, as that interpreter starts.
+pub(crate) fn register(py: Python<'_>) -> PyResult<()> {
+    let make = |name: &str, base: Bound<'_, PyType>, doc: &str| -> PyResult<Py<PyType>> {
+        let namespace = pyo3::types::PyDict::new(py);
+        namespace.set_item("__module__", "erlang")?;
+        namespace.set_item("__doc__", doc)?;
+        let builtins = py.import("builtins")?;
+        let class = builtins
+            .getattr("type")?
+            .call1((name, (base,), namespace))?
+            .cast_into::<PyType>()?;
+        Ok(class.unbind())
+    };
+    let sub = SubInterpreter {
+        interrupted: make(
+            "Interrupted",
+            py.get_type::<pyo3::exceptions::PyBaseException>(),
+            "Raised into running Python code when its Elixir caller timed out, was cancelled or exited.",
+        )?,
+        callback_error: make(
+            "CallbackError",
+            py.get_type::<pyo3::exceptions::PyException>(),
+            "An Erlang function called from Python raised, exited or was killed.",
+        )?,
+        process_error: make(
+            "ProcessError",
+            py.get_type::<pyo3::exceptions::PyException>(),
+            "The Erlang process a message was sent to is not alive.",
+        )?,
+    };
+    table().subs.insert(current(py), sub);
+    Ok(())
+}
+
+/// The sub-interpreter's own class for `which`; `None` in the main
+/// interpreter (which uses PyO3's classes) or before [`register`].
+pub(crate) fn exception_type<'py>(py: Python<'py>, which: Exception) -> Option<Bound<'py, PyType>> {
+    let id = current(py);
+    if id == MAIN {
+        return None;
+    }
+    let table = table();
+    let sub = table.subs.get(&id)?;
+    let class = match which {
+        Exception::Interrupted => &sub.interrupted,
+        Exception::CallbackError => &sub.callback_error,
+        Exception::ProcessError => &sub.process_error,
+    };
+    // The class belongs to the interpreter whose GIL this thread holds.
+    Some(class.bind(py).clone())
+}
+
+/// Gives up a strong reference to `object`, made in interpreter `owner`,
+/// from any thread (a scheduler running a resource destructor, usually):
+/// the owner's thread decrements it at its next [`drain`].
+pub(crate) fn release(owner: i64, object: Py<PyAny>) {
+    let pointer = object.into_ptr() as usize;
+    let mut table = table();
+    if owner != MAIN && !table.subs.contains_key(&owner) {
+        // That interpreter has ended and freed its memory: nothing to do.
+        return;
+    }
+    table.released.entry(owner).or_default().push(pointer);
+    RELEASED_ANY.store(true, Ordering::Release);
+}
+
+/// Decrements the references released for the calling thread's
+/// interpreter. Worker threads call it as they take the GIL.
+pub(crate) fn drain(py: Python<'_>) {
+    if !RELEASED_ANY.load(Ordering::Acquire) {
+        return;
+    }
+    let pointers = {
+        let mut table = table();
+        let pointers = table.released.remove(&current(py)).unwrap_or_default();
+        if table.released.is_empty() {
+            RELEASED_ANY.store(false, Ordering::Release);
+        }
+        pointers
+    };
+    for pointer in pointers {
+        // SAFETY: each pointer is a strong reference given up by `release`
+        // for an object of this interpreter, whose GIL is held (`py`); it is
+        // decremented exactly once, here.
+        unsafe { ffi::Py_DECREF(pointer as *mut ffi::PyObject) };
+    }
+}
+
+/// The calling thread's sub-interpreter is about to end: releases what it
+/// owns here, and makes later releases of its objects no-ops.
+pub(crate) fn forget(py: Python<'_>) {
+    drain(py);
+    let removed = table().subs.remove(&current(py));
+    // Dropped with this interpreter's GIL held, outside the table's lock.
+    drop(removed);
+}
+
+/// Sub-interpreters running now.
+pub(crate) fn running() -> usize {
+    table().subs.len()
+}

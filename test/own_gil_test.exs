@@ -1,0 +1,272 @@
+defmodule ErlangPython.OwnGilTest do
+  # Own-GIL contexts: sub-interpreters with their own GIL (Python 3.12+).
+  # Which tests exist depends on the Python erlang_python runs on: on 3.11
+  # the option is refused with a clear error; on 3.12+ every other test runs
+  # (bin/test-trixie runs them on 3.13).
+  use ExUnit.Case, async: false
+
+  alias ErlangPython.{ContextServer, OwnGil}
+
+  if not OwnGil.supported?() do
+    test "own_gil: true is refused with an error naming the Python needed" do
+      assert {:error, {:own_gil_unsupported, message}} = ContextServer.start(own_gil: true)
+      assert message =~ "Python 3.12 or later"
+      assert message =~ "Python 3.1"
+      refute ErlangPython.Interpreter.subinterpreters_supported?()
+      assert ErlangPython.Interpreter.execution_mode() == :worker
+      assert OwnGil.running() == %{threads: 0, interpreters: 0}
+    end
+
+    test "a pool of own-GIL contexts is refused the same way" do
+      assert {:error, {:own_gil_unsupported, _}} =
+               ErlangPython.Pool.start(:own_gil_refused, 1, own_gil: true)
+    end
+  else
+    @tail " is blocked in Erlang VM context.\nfork()/exec() would corrupt the Erlang runtime.\nUse Erlang ports (open_port/2) for subprocess management."
+
+    setup do
+      {:ok, ctx} = ContextServer.start_link(own_gil: true)
+      on_exit(fn -> ContextServer.stop(ctx) end)
+      %{ctx: ctx}
+    end
+
+    test "reports support", %{ctx: _ctx} do
+      assert ErlangPython.Interpreter.subinterpreters_supported?()
+      assert ErlangPython.Interpreter.own_gil_supported?()
+      assert %{threads: threads, interpreters: interpreters} = OwnGil.running()
+      assert threads >= 1 and interpreters >= 1
+    end
+
+    test "call, eval and exec run in the context's own interpreter", %{ctx: ctx} do
+      assert :ok = ErlangPython.exec("total = 40", context: ctx)
+      assert {:ok, 42} = ErlangPython.eval("total + n", %{n: 2}, context: ctx)
+      assert {:ok, 4.0} = ErlangPython.call(:math, :sqrt, [16], context: ctx)
+
+      assert {:ok, [1, "two", %{"k" => [3.5]}]} =
+               ErlangPython.eval("[1, 'two', {'k': [3.5]}]", %{}, context: ctx)
+
+      # Not the main interpreter: a sub-interpreter has an id of its own.
+      assert {:ok, id} = ErlangPython.eval(interpreter_id(), %{}, context: ctx)
+      assert id > 0
+      assert {:ok, 0} = ErlangPython.eval(interpreter_id())
+    end
+
+    test "modules are the interpreter's own: nothing leaks between interpreters", %{ctx: ctx} do
+      {:ok, other} = ContextServer.start_link(own_gil: true)
+      on_exit(fn -> ContextServer.stop(other) end)
+
+      :ok = ErlangPython.exec("import json; json.own_gil_marker = 'set in ctx'", context: ctx)
+      assert {:ok, "set in ctx"} = ErlangPython.eval("json.own_gil_marker", %{}, context: ctx)
+
+      probe = "getattr(__import__('json'), 'own_gil_marker', None)"
+      assert {:ok, nil} = ErlangPython.eval(probe, %{}, context: other)
+      assert {:ok, nil} = ErlangPython.eval(probe)
+
+      assert {:ok, a} = ErlangPython.eval(interpreter_id(), %{}, context: ctx)
+      assert {:ok, b} = ErlangPython.eval(interpreter_id(), %{}, context: other)
+      assert a != b
+    end
+
+    test "handles never cross interpreters", %{ctx: ctx} do
+      {:ok, own} = ErlangPython.eval("object()", %{}, context: ctx, decode: false)
+      {:ok, main} = ErlangPython.eval("object()", %{}, decode: false)
+
+      assert {:error, %ErlangPython.Error{type: "TypeError", message: message}} =
+               ErlangPython.call(:builtins, :repr, [own])
+
+      assert message =~ "another interpreter"
+
+      assert {:error, %ErlangPython.Error{type: "TypeError", message: message}} =
+               ErlangPython.call(:builtins, :repr, [main], context: ctx)
+
+      assert message =~ "another interpreter"
+      assert {:ok, "<object" <> _} = ErlangPython.call(:builtins, :repr, [own], context: ctx)
+    end
+
+    test "pids and other opaque terms are refused with a clear error", %{ctx: ctx} do
+      assert {:error, %ErlangPython.Error{type: "TypeError", message: message}} =
+               ErlangPython.call(:builtins, :repr, [self()], context: ctx)
+
+      assert message =~ "own-GIL context"
+      assert {:ok, "[1]"} = ErlangPython.call(:builtins, :repr, [[1]], context: ctx)
+    end
+
+    test "the sandbox holds inside, with the contract's messages", %{ctx: ctx} do
+      for {code, event} <- [
+            {"import os; os.fork()", "os.fork"},
+            {"import os; os.system('true')", "os.system"},
+            {"import subprocess; subprocess.run(['true'])", "subprocess.Popen"},
+            {"import os; os.execv('/bin/true', ['true'])", "os.exec"}
+          ] do
+        assert {:error, {:sandbox_blocked, ^event, message}} =
+                 ErlangPython.exec(code, context: ctx),
+               code
+
+        assert message == event <> @tail
+      end
+
+      # Caught inside, it prints as the contract shows; a forged one with the
+      # same text is not taken for a refusal.
+      :ok =
+        ErlangPython.exec(
+          """
+          import os
+          try:
+              os.fork()
+          except RuntimeError as e:
+              caught = [type(e).__name__, str(e)]
+          """,
+          context: ctx
+        )
+
+      assert {:ok, ["RuntimeError", "os.fork" <> @tail]} =
+               ErlangPython.eval("caught", %{}, context: ctx)
+
+      assert {:error, %ErlangPython.Error{type: "RuntimeError"}} =
+               ErlangPython.exec("raise RuntimeError('os.fork" <> @tail <> "')", context: ctx)
+    end
+
+    test "the sandbox holds in every own-GIL interpreter at once", %{ctx: ctx} do
+      {:ok, other} = ContextServer.start_link(own_gil: true)
+      on_exit(fn -> ContextServer.stop(other) end)
+
+      for context <- [ctx, other] do
+        assert {:error, {:sandbox_blocked, "os.fork", _}} =
+                 ErlangPython.exec("import os; os.fork()", context: context)
+      end
+
+      # And the main interpreter's is untouched.
+      assert {:error, {:sandbox_blocked, "os.fork", _}} = ErlangPython.exec("import os; os.fork()")
+    end
+
+    test "a timeout interrupts the running code; the context lives on", %{ctx: ctx} do
+      assert {:error, :timeout} = ErlangPython.exec("while True: pass", context: ctx, timeout: 300)
+
+      assert {:ok, 2} = ErlangPython.eval("1 + 1", %{}, context: ctx)
+
+      task =
+        Task.async(fn ->
+          ErlangPython.exec("import time\nwhile True: time.sleep(0.01)", context: ctx)
+        end)
+
+      Process.sleep(200)
+      assert :ok = wait_interrupt(ctx, 50)
+
+      assert {:error, %ErlangPython.Error{type: "Interrupted"}} = Task.await(task, 5_000)
+      assert {:ok, 3} = ErlangPython.eval("1 + 2", %{}, context: ctx)
+    end
+
+    test "an extension module made for one interpreter says so and what to do", %{ctx: ctx} do
+      # CPython's own single-phase-init test module, like numpy today.
+      assert {:ok, _} = ErlangPython.eval("__import__('_testsinglephase').__name__")
+
+      assert {:error, %ErlangPython.Error{type: "ImportError", message: message}} =
+               ErlangPython.exec("import _testsinglephase", context: ctx)
+
+      assert message =~ "does not support loading in subinterpreters"
+      assert message =~ "import it in a context without own_gil"
+    end
+
+    test "preload code runs in the context's own interpreter" do
+      ErlangPython.Preload.set("PRELOADED = 6 * 7")
+
+      try do
+        {:ok, ctx} = ContextServer.start_link(own_gil: true)
+        assert {:ok, 42} = ErlangPython.eval("PRELOADED", %{}, context: ctx)
+        ContextServer.stop(ctx)
+      after
+        ErlangPython.Preload.clear()
+      end
+    end
+
+    test "a pool of own-GIL contexts" do
+      {:ok, [a, b]} = ErlangPython.Pool.start(:own_gil_pool, 2, own_gil: true)
+
+      try do
+        ids =
+          for ctx <- [a, b] do
+            {:ok, id} = ErlangPython.eval(interpreter_id(), %{}, context: ctx)
+            id
+          end
+
+        assert length(Enum.uniq(ids)) == 2
+        assert Enum.all?(ids, &(&1 > 0))
+      after
+        ErlangPython.Pool.stop(:own_gil_pool)
+      end
+    end
+
+    test "stopping a context ends its interpreter and thread" do
+      before = OwnGil.running()
+
+      for _ <- 1..25 do
+        {:ok, ctx} = ContextServer.start(own_gil: true)
+        {:ok, 1} = ErlangPython.eval("1", %{}, context: ctx)
+        :ok = ContextServer.stop(ctx)
+      end
+
+      assert eventually(fn -> OwnGil.running() == before end)
+
+      # A killed context's interpreter ends too (its resource is freed).
+      {:ok, ctx} = ContextServer.start(own_gil: true)
+      Process.exit(ctx, :kill)
+      :erlang.garbage_collect()
+      assert eventually(fn -> OwnGil.running() == before end)
+    end
+
+    @tag :slow
+    test "1,000 create/stop cycles: threads, interpreters and memory come back" do
+      cycle = fn ->
+        {:ok, ctx} = ContextServer.start(own_gil: true)
+        {:ok, _} = ErlangPython.eval("sum(range(1000))", %{}, context: ctx)
+        :ok = ContextServer.stop(ctx)
+      end
+
+      for _ <- 1..100, do: cycle.()
+      assert eventually(fn -> OwnGil.running().threads == 0 end)
+      {rss_before, threads_before} = process_figures()
+
+      for _ <- 1..1_000, do: cycle.()
+      assert eventually(fn -> OwnGil.running() == %{threads: 0, interpreters: 0} end)
+      {rss_after, threads_after} = process_figures()
+
+      IO.puts(
+        "\nown-GIL cycles: RSS #{div(rss_before, 1024)} -> #{div(rss_after, 1024)} MiB, " <>
+          "OS threads #{threads_before} -> #{threads_after}"
+      )
+
+      assert threads_after <= threads_before + 2
+      # An interpreter costs several MiB: a leak of one per cycle would be
+      # gigabytes. A loose bound for allocator noise.
+      assert rss_after - rss_before < 64 * 1024
+    end
+
+    defp process_figures do
+      status = File.read!("/proc/self/status")
+      [_, rss] = Regex.run(~r/VmRSS:\s+(\d+) kB/, status)
+      [_, threads] = Regex.run(~r/Threads:\s+(\d+)/, status)
+      {String.to_integer(rss), String.to_integer(threads)}
+    end
+
+    defp interpreter_id do
+      "int(__import__('_interpreters').get_current()[0]) if __import__('sys').version_info >= (3, 13) " <>
+        "else int(__import__('_xxsubinterpreters').get_current())"
+    end
+
+    defp eventually(check, tries \\ 100) do
+      cond do
+        check.() -> true
+        tries == 0 -> false
+        true -> Process.sleep(50) && eventually(check, tries - 1)
+      end
+    end
+
+    defp wait_interrupt(ctx, tries) do
+      case ContextServer.interrupt(ctx) do
+        :ok -> :ok
+        :not_running when tries > 0 -> Process.sleep(20) && wait_interrupt(ctx, tries - 1)
+        other -> other
+      end
+    end
+  end
+end
