@@ -123,7 +123,7 @@ defmodule ErlangPython.OwnGilTest do
                ErlangPython.eval("caught", %{}, context: ctx)
 
       assert {:error, %ErlangPython.Error{type: "RuntimeError"}} =
-               ErlangPython.exec("raise RuntimeError('os.fork" <> @tail <> "')", context: ctx)
+               ErlangPython.exec(~s[raise RuntimeError("""os.fork#{@tail}""")], context: ctx)
     end
 
     test "the sandbox holds in every own-GIL interpreter at once", %{ctx: ctx} do
@@ -215,30 +215,52 @@ defmodule ErlangPython.OwnGilTest do
     end
 
     @tag :slow
-    test "1,000 create/stop cycles: threads, interpreters and memory come back" do
+    test "1,000 create/stop cycles: threads and interpreters come back; memory as CPython's own" do
       cycle = fn ->
         {:ok, ctx} = ContextServer.start(own_gil: true)
         {:ok, _} = ErlangPython.eval("sum(range(1000))", %{}, context: ctx)
         :ok = ContextServer.stop(ctx)
       end
 
-      for _ <- 1..100, do: cycle.()
-      assert eventually(fn -> OwnGil.running().threads == 0 end)
+      # The setup's context stays: back to that, not to zero.
+      baseline = OwnGil.running()
+      for _ <- 1..50, do: cycle.()
+      assert eventually(fn -> OwnGil.running() == baseline end)
       {rss_before, threads_before} = process_figures()
 
       for _ <- 1..1_000, do: cycle.()
-      assert eventually(fn -> OwnGil.running() == %{threads: 0, interpreters: 0} end)
+      assert eventually(fn -> OwnGil.running() == baseline end)
       {rss_after, threads_after} = process_figures()
+      ours = (rss_after - rss_before) / 1_000
+
+      # CPython (3.12, 3.13) keeps an isolated interpreter's allocator arenas
+      # when it ends (python/cpython#110411): measured here, with CPython's
+      # own API and nothing of ours, that is the floor.
+      :ok =
+        ErlangPython.exec("""
+        import _interpreters
+        def _own_gil_cpython_cycles(n):
+            for _ in range(n):
+                i = _interpreters.create('isolated')
+                _interpreters.exec(i, 'sum(range(1000))')
+                _interpreters.destroy(i)
+        _own_gil_cpython_cycles(20)
+        """)
+
+      {rss_cpython_before, _} = process_figures()
+      :ok = ErlangPython.exec("_own_gil_cpython_cycles(200)", timeout: 120_000)
+      {rss_cpython_after, _} = process_figures()
+      cpython = (rss_cpython_after - rss_cpython_before) / 200
 
       IO.puts(
-        "\nown-GIL cycles: RSS #{div(rss_before, 1024)} -> #{div(rss_after, 1024)} MiB, " <>
-          "OS threads #{threads_before} -> #{threads_after}"
+        "\nown-GIL cycles: OS threads #{threads_before} -> #{threads_after}; RSS per cycle " <>
+          "#{round(ours)} KiB (1,000 contexts), CPython's own per interpreter #{round(cpython)} KiB"
       )
 
       assert threads_after <= threads_before + 2
-      # An interpreter costs several MiB: a leak of one per cycle would be
-      # gigabytes. A loose bound for allocator noise.
-      assert rss_after - rss_before < 64 * 1024
+      # Nothing of ours on top of CPython's own cost (a handle, a thread
+      # stack, a type per cycle would show): a loose bound for noise.
+      assert ours <= cpython * 1.25 + 64
     end
 
     defp process_figures do
