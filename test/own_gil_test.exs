@@ -83,12 +83,76 @@ defmodule ErlangPython.OwnGilTest do
       assert {:ok, "<object" <> _} = ErlangPython.call(:builtins, :repr, [own], context: ctx)
     end
 
-    test "pids and other opaque terms are refused with a clear error", %{ctx: ctx} do
+    test "references and other opaque terms are refused with a clear error", %{ctx: ctx} do
       assert {:error, %ErlangPython.Error{type: "TypeError", message: message}} =
-               ErlangPython.call(:builtins, :repr, [self()], context: ctx)
+               ErlangPython.call(:builtins, :repr, [make_ref()], context: ctx)
 
       assert message =~ "own-GIL context"
       assert {:ok, "[1]"} = ErlangPython.call(:builtins, :repr, [[1]], context: ctx)
+    end
+
+    test "the erlang module: pids, send, self", %{ctx: ctx} do
+      me = self()
+      # A pid goes in as the context's own erlang.Pid and comes back as itself.
+      assert {:ok, ^me} = ErlangPython.eval("p", %{p: me}, context: ctx)
+      assert {:ok, true} = ErlangPython.eval("erlang.self() == p", %{p: me}, context: ctx)
+
+      assert {:ok, "<erlang.Pid <" <> _} =
+               ErlangPython.eval("repr(erlang.self())", %{}, context: ctx)
+
+      assert :ok = ErlangPython.exec("erlang.send(erlang.self(), ('hello', [1, 2]))", context: ctx)
+      assert_receive {"hello", [1, 2]}
+      assert {:ok, true} = ErlangPython.eval("erlang.is_sandboxed()", %{}, context: ctx)
+
+      assert {:error, %ErlangPython.Error{type: "TypeError"}} =
+               ErlangPython.exec("erlang.send('not a pid', 1)", context: ctx)
+
+      dead = spawn(fn -> :ok end)
+      Process.sleep(20)
+
+      assert {:error, %ErlangPython.Error{type: "ProcessError"}} =
+               ErlangPython.eval("erlang.send(p, 1)", %{p: dead}, context: ctx)
+    end
+
+    test "callbacks into Elixir, and from there back into the same context", %{ctx: ctx} do
+      :ok = ErlangPython.register_function("own_gil_double", fn [x] -> x * 2 end)
+
+      :ok =
+        ErlangPython.register_function("own_gil_reenter", fn [code] ->
+          {:ok, value} = ErlangPython.eval(code, %{}, context: ctx)
+          value
+        end)
+
+      assert {:ok, 42} = ErlangPython.eval("erlang.call('own_gil_double', 21)", %{}, context: ctx)
+      assert {:ok, 10} = ErlangPython.eval("erlang.own_gil_double(5)", %{}, context: ctx)
+
+      assert {:ok, true} =
+               ErlangPython.eval("erlang.is_registered('own_gil_double')", %{}, context: ctx)
+
+      assert {:ok, 7} = ErlangPython.eval("erlang.own_gil_reenter('3 + 4')", %{}, context: ctx)
+
+      :ok = ErlangPython.register_function("own_gil_fails", fn [] -> raise "boom" end)
+
+      :ok =
+        ErlangPython.exec(
+          """
+          try:
+              erlang.own_gil_fails()
+          except Exception as e:
+              failed = [type(e).__name__, isinstance(e, erlang.CallbackError)]
+          """,
+          context: ctx
+        )
+
+      assert {:ok, ["CallbackError", true]} = ErlangPython.eval("failed", %{}, context: ctx)
+
+      # A callback that never answers: the caller's timeout interrupts the wait.
+      :ok = ErlangPython.register_function("own_gil_hangs", fn [] -> Process.sleep(:infinity) end)
+
+      assert {:error, :timeout} =
+               ErlangPython.eval("erlang.own_gil_hangs()", %{}, context: ctx, timeout: 300)
+
+      assert {:ok, 1} = ErlangPython.eval("1", %{}, context: ctx)
     end
 
     test "the sandbox holds inside, with the contract's messages", %{ctx: ctx} do

@@ -25,12 +25,17 @@ defmodule ErlangPython.OwnGil do
 
     * a handle (`ErlangPython.Object`) made in one interpreter is refused
       in another, with a `TypeError` that says so;
-    * pids, references, funs and ports have no Python form there
-      (`erlang.Pid` and `erlang.Term` live in the main interpreter): they
-      are refused on the way in, with a `TypeError`;
-    * the `erlang` module (callbacks into Elixir, `erlang.send`) is not
-      available there yet, nor are streams, channels, coroutines awaited for
-      you, or output routed to Elixir: these need the main interpreter;
+    * the `erlang` module there is the interpreter's own (a C-API module,
+      see `native/erlang_python_nif/src/subinterp_module.rs`): `erlang.call`
+      and registered functions as attributes (callbacks into Elixir, which
+      may call back into the same context), `erlang.send`, `erlang.self()`,
+      `erlang.Pid` (its own class), the exceptions and `is_sandboxed()`;
+    * references, funs and ports have no Python form there (`erlang.Term`
+      lives in the main interpreter): they are refused on the way in, with
+      a `TypeError`;
+    * streams, channels, buffers, coroutines awaited for you, and output or
+      logging routed to Elixir are main-interpreter features: `print` goes
+      to the VM's standard output;
     * extension modules written for one interpreter per process (numpy,
       pandas and most of the scientific stack today) refuse to import,
       with an `ImportError` that says so: use a context without `own_gil`.
@@ -99,7 +104,8 @@ defmodule ErlangPython.OwnGil do
               importlib.import_module(module)
           except Exception:
               pass
-      namespace = {"__name__": "__erlang_context__", "__builtins__": builtins}
+      import erlang
+      namespace = {"__name__": "__erlang_context__", "__builtins__": builtins, "erlang": erlang}
       if preload:
           exec(compile(preload, "<preload>", "exec"), namespace)
       return namespace

@@ -27,6 +27,7 @@ use std::sync::Mutex;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
+use rustler::LocalPid;
 
 /// The main interpreter's id.
 pub(crate) const MAIN: i64 = 0;
@@ -57,6 +58,8 @@ struct SubInterpreter {
     interrupted: Py<PyType>,
     callback_error: Py<PyType>,
     process_error: Py<PyType>,
+    /// Its `erlang.Pid` ([`pid`]).
+    pid: Py<PyType>,
 }
 
 struct Table {
@@ -107,6 +110,7 @@ pub(crate) fn register(py: Python<'_>) -> PyResult<()> {
             py.get_type::<pyo3::exceptions::PyException>(),
             "The Erlang process a message was sent to is not alive.",
         )?,
+        pid: pid::make_type(py)?,
     };
     table().subs.insert(current(py), sub);
     Ok(())
@@ -173,6 +177,178 @@ pub(crate) fn forget(py: Python<'_>) {
     let removed = table().subs.remove(&current(py));
     // Dropped with this interpreter's GIL held, outside the table's lock.
     drop(removed);
+}
+
+/// `pid` as an `erlang.Pid` of the calling thread's sub-interpreter; `None`
+/// in the main interpreter (PyO3's class is used there).
+pub(crate) fn new_pid(py: Python<'_>, pid: LocalPid) -> Option<PyResult<Bound<'_, PyAny>>> {
+    let class = pid_type(py)?;
+    Some(pid::new(&class, pid))
+}
+
+/// The pid behind a sub-interpreter's `erlang.Pid`; `None` for anything
+/// else (and always in the main interpreter).
+pub(crate) fn pid_value(object: &Bound<'_, PyAny>) -> Option<LocalPid> {
+    let class = pid_type(object.py())?;
+    pid::value(&class, object)
+}
+
+/// The calling thread's sub-interpreter's `erlang.Pid`; `None` in the main one.
+pub(crate) fn pid_type(py: Python<'_>) -> Option<Bound<'_, PyType>> {
+    let id = current(py);
+    if id == MAIN {
+        return None;
+    }
+    let table = table();
+    Some(table.subs.get(&id)?.pid.bind(py).clone())
+}
+
+/// `erlang.Pid` for sub-interpreters: a heap type made in each of them
+/// from one static spec (PyO3's `#[pyclass]` types are one object per
+/// process, made in the main interpreter).
+mod pid {
+    use std::ffi::{c_int, c_void};
+    use std::hash::{Hash, Hasher};
+
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::types::{PyString, PyType};
+    use rustler::{Encoder, LocalPid};
+
+    /// The instance layout: the object header, then the pid.
+    #[repr(C)]
+    struct PidObject {
+        header: ffi::PyObject,
+        pid: LocalPid,
+    }
+
+    static mut SLOTS: [ffi::PyType_Slot; 5] = [
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_richcompare,
+            pfunc: richcompare as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_hash,
+            pfunc: hash as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_repr,
+            pfunc: repr as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: ffi::Py_tp_doc,
+            pfunc: c"An Erlang process identifier.".as_ptr() as *mut c_void,
+        },
+        ffi::PyType_Slot {
+            slot: 0,
+            pfunc: std::ptr::null_mut(),
+        },
+    ];
+
+    static mut SPEC: ffi::PyType_Spec = ffi::PyType_Spec {
+        name: c"erlang.Pid".as_ptr(),
+        basicsize: std::mem::size_of::<PidObject>() as c_int,
+        itemsize: 0,
+        // Not instantiable from Python: only the NIF makes pids.
+        flags: (ffi::Py_TPFLAGS_DEFAULT
+            | ffi::Py_TPFLAGS_IMMUTABLETYPE
+            | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION) as _,
+        // SAFETY (of the cast in `make_type`): a static, never moved.
+        slots: std::ptr::null_mut(),
+    };
+
+    pub(super) fn make_type(py: Python<'_>) -> PyResult<Py<PyType>> {
+        // SAFETY: the spec and its slots are statics that live for the
+        // process; CPython only reads them (and copies what the type keeps),
+        // under the GIL of the interpreter this runs in. `slots` is set to
+        // the same static array on every call, before the read.
+        unsafe {
+            let spec = &raw mut SPEC;
+            (*spec).slots = (&raw mut SLOTS).cast();
+            let class = ffi::PyType_FromSpec(spec);
+            Ok(Bound::from_owned_ptr_or_err(py, class)?
+                .cast_into::<PyType>()?
+                .unbind())
+        }
+    }
+
+    pub(super) fn new<'py>(
+        class: &Bound<'py, PyType>,
+        pid: LocalPid,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: `class` is this interpreter's Pid type, whose instances
+        // have the PidObject layout; PyType_GenericAlloc returns a zeroed,
+        // initialized object of it (or NULL with an exception set), whose
+        // `pid` field is written before anyone can see it.
+        unsafe {
+            let object = ffi::PyType_GenericAlloc(class.as_ptr().cast(), 0);
+            let object = Bound::from_owned_ptr_or_err(class.py(), object)?;
+            std::ptr::write(&raw mut (*object.as_ptr().cast::<PidObject>()).pid, pid);
+            Ok(object)
+        }
+    }
+
+    pub(super) fn value(class: &Bound<'_, PyType>, object: &Bound<'_, PyAny>) -> Option<LocalPid> {
+        // SAFETY: an object whose type is exactly this interpreter's Pid
+        // type (no subclass can exist: the type is immutable and not
+        // instantiable) has the PidObject layout.
+        unsafe {
+            if ffi::Py_TYPE(object.as_ptr()) != class.as_ptr().cast() {
+                return None;
+            }
+            Some((*object.as_ptr().cast::<PidObject>()).pid)
+        }
+    }
+
+    /// # Safety
+    /// Called by CPython with a live object of this type.
+    unsafe fn pid_of(object: *mut ffi::PyObject) -> LocalPid {
+        // SAFETY: the caller's contract.
+        unsafe { (*object.cast::<PidObject>()).pid }
+    }
+
+    unsafe extern "C" fn richcompare(
+        a: *mut ffi::PyObject,
+        b: *mut ffi::PyObject,
+        op: c_int,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: CPython calls this with the GIL held, `a` of this type and
+        // `b` any live object; NotImplemented/True/False are immortal
+        // singletons returned with a new reference as the protocol wants.
+        unsafe {
+            let same_type = ffi::Py_TYPE(a) == ffi::Py_TYPE(b);
+            if !same_type || (op != ffi::Py_EQ && op != ffi::Py_NE) {
+                return ffi::Py_NewRef(ffi::Py_NotImplemented());
+            }
+            let equal = pid_of(a) == pid_of(b);
+            ffi::PyBool_FromLong(c_int::from(equal == (op == ffi::Py_EQ)).into())
+        }
+    }
+
+    unsafe extern "C" fn hash(object: *mut ffi::PyObject) -> ffi::Py_hash_t {
+        // SAFETY: called by CPython on a live object of this type.
+        let pid = unsafe { pid_of(object) };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        pid.hash(&mut hasher);
+        // -1 means "error" to CPython.
+        match hasher.finish() as ffi::Py_hash_t {
+            -1 => -2,
+            value => value,
+        }
+    }
+
+    unsafe extern "C" fn repr(object: *mut ffi::PyObject) -> *mut ffi::PyObject {
+        // SAFETY: called by CPython, GIL held, on a live object of this type.
+        unsafe {
+            let pid = pid_of(object);
+            let text = format!(
+                "<erlang.Pid {}>",
+                crate::terms::describe(|env| pid.encode(env))
+            );
+            let py = Python::assume_attached();
+            PyString::new(py, &text).into_ptr()
+        }
+    }
 }
 
 /// Sub-interpreters running now.

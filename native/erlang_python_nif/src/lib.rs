@@ -34,6 +34,7 @@
 //! |       | [`callbacks`]     | Python calling Elixir                            |
 //! |       | [`channel`]       | bounded queues between Erlang and Python         |
 //! | 8     | [`erlang_module`] | `_erlang_native`, behind Python's `erlang`       |
+//! |       | [`subinterp_module`] | `erlang` in own-GIL contexts (C API)          |
 //! | 9     | [`interpreter`]   | starting CPython inside the VM                   |
 //! |       | [`own_gil`]       | contexts on a sub-interpreter with its own GIL   |
 //! | 10    | [`runtime`]       | the worker pool: start, submit, the thread loop  |
@@ -66,6 +67,7 @@ mod runtime;
 mod sandbox;
 mod serving;
 mod stack_guard;
+mod subinterp_module;
 mod terms;
 
 use rustler::{Encoder, Env, ResourceArc, Term};

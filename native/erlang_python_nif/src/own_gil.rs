@@ -39,23 +39,27 @@
 //! configuration so that refusals come from the sandbox, with its messages,
 //! as in the main interpreter.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use pyo3::prelude::*;
-use rustler::OwnedEnv;
+use rustler::{LocalPid, OwnedEnv};
 
 use crate::awaitable;
 use crate::errors::Failure;
 use crate::interpreters;
 use crate::interrupt::{self, Interruptible, SUB_INTERPRETER_BASE};
-use crate::job::Request;
+use crate::job::{JobState, Request};
 use crate::ops::Executor;
 use crate::panics;
 use crate::reply::{self, Outcome};
 use crate::sandbox;
+use crate::serving::{self, ServingThread};
+use crate::subinterp_module;
 
 /// Whether this build can give contexts their own GIL (Python 3.12+).
 pub(crate) const SUPPORTED: bool = cfg!(Py_3_12);
@@ -211,14 +215,12 @@ fn serve(
             return;
         }
     };
-    // Dropped inside the interpreter, before it ends: its caches hold
-    // objects of this interpreter.
-    let mut executor = Some(Executor::default());
     let setup = Python::attach(|py| -> PyResult<()> {
         interpreters::register(py)?;
         // SAFETY: the new interpreter's GIL is held, on a confined thread,
         // before any user code runs.
         unsafe { sandbox::guard_sub_interpreter(py) }?;
+        subinterp_module::install(py)?;
         let path = py.import("sys")?.getattr("path")?;
         path.call_method0("clear")?;
         for entry in &paths {
@@ -234,7 +236,6 @@ fn serve(
         Python::attach(|py| {
             interpreters::forget(py);
             sandbox::forget_sub_interpreter(py);
-            executor.take();
         });
         // SAFETY: this thread's own sub-interpreter state is current, with
         // its GIL held, and nothing of it is used after this.
@@ -248,28 +249,36 @@ fn serve(
     let saved = unsafe { pyo3::ffi::PyEval_SaveThread() };
     let _ = ready.send(Ok(()));
 
-    let thread = ContextThread {
+    // Reachable from code running on this thread (callbacks wait through
+    // it, `erlang.self()` asks it): leaked for `serving`, which wants a
+    // 'static, and taken back once the interpreter has ended, when no
+    // Python code can run on this thread any more.
+    let thread: &'static ContextThread = Box::leak(Box::new(ContextThread {
         index,
         interruptible: interruptible.clone(),
-        replies: std::cell::RefCell::new(OwnedEnv::new()),
-    };
-    let executor_ref = executor.as_ref().expect("set above");
-    while let Ok(Message::Run(first)) = receiver.recv() {
-        let stop = Python::attach(|py| {
+        replies: RefCell::new(OwnedEnv::new()),
+        executor: RefCell::new(Some(Executor::default())),
+        receiver,
+        running: RefCell::new(Vec::new()),
+        stop_requested: Cell::new(false),
+    }));
+    serving::register_current(thread);
+    while !thread.stop_requested.get() {
+        let Ok(Message::Run(first)) = thread.receiver.recv() else {
+            break;
+        };
+        Python::attach(|py| {
             interpreters::drain(py);
-            thread.handle(py, executor_ref, first);
+            thread.handle(py, first);
             // Drain what is already queued under this one acquisition.
-            loop {
-                match receiver.try_recv() {
-                    Ok(Message::Run(next)) => thread.handle(py, executor_ref, next),
-                    Ok(Message::Stop) => return true,
-                    Err(_) => return false,
+            while !thread.stop_requested.get() {
+                match thread.receiver.try_recv() {
+                    Ok(Message::Run(next)) => thread.handle(py, next),
+                    Ok(Message::Stop) => thread.stop_requested.set(true),
+                    Err(_) => break,
                 }
             }
         });
-        if stop {
-            break;
-        }
     }
     // No interrupt may enter the interpreter from here: unregistered with
     // its GIL released (an interrupt in progress waits for that GIL).
@@ -277,38 +286,67 @@ fn serve(
     // SAFETY: `saved` is this thread's sub-interpreter state, saved above.
     unsafe { pyo3::ffi::PyEval_RestoreThread(saved) };
     Python::attach(|py| {
+        // Its caches hold objects of this interpreter.
+        thread.executor.borrow_mut().take();
         interpreters::forget(py);
         sandbox::forget_sub_interpreter(py);
-        executor.take();
         // Requests that arrived after Stop: their callers see the context
         // gone (they hold a dead context's scope) and get no reply.
-        while receiver.try_recv().is_ok() {}
+        while thread.receiver.try_recv().is_ok() {}
     });
     // SAFETY: the sub-interpreter's state is current and its GIL held; no
     // object of it is referenced from Rust any more (handles still held by
     // Elixir were marked ended by `interpreters::forget` and are never
     // dereferenced again).
     unsafe { subinterpreter::end(saved) };
+    // SAFETY: `thread` came from Box::leak above; the interpreter has ended,
+    // so no code on this thread can reach it through `serving` any more,
+    // and this is its last use.
+    drop(unsafe { Box::from_raw(thread as *const ContextThread as *mut ContextThread) });
 }
 
 /// The context's thread while it serves requests.
 struct ContextThread {
     index: usize,
     interruptible: Arc<Interruptible>,
-    replies: std::cell::RefCell<OwnedEnv>,
+    replies: RefCell<OwnedEnv>,
+    /// `None` once the interpreter is about to end.
+    executor: RefCell<Option<Executor>>,
+    receiver: Receiver<Message>,
+    /// Requests running, innermost last (several when a callback's wait
+    /// serves nested ones).
+    running: RefCell<Vec<(LocalPid, Arc<JobState>)>>,
+    /// A Stop arrived (perhaps during a callback's wait).
+    stop_requested: Cell<bool>,
 }
 
 impl ContextThread {
-    fn handle(&self, py: Python<'_>, executor: &Executor, request: Request) {
+    fn handle(&self, py: Python<'_>, request: Request) {
         if !request.job.start(self.index) {
             return; // the caller gave up before we got to it
         }
         let interruptible = &self.interruptible;
         interruptible.clear_stale(py);
+        self.running
+            .borrow_mut()
+            .push((request.reply_to, request.job.clone()));
         interruptible.set_current_job(py, request.job.id, request.job.scope);
-        let outcome = panics::catch(|| request.with_op(|op| executor.execute(py, op)))
-            .unwrap_or_else(|text| Err(Failure::Internal(text)));
-        interruptible.set_current_job(py, 0, 0);
+        let outcome = panics::catch(|| {
+            let executor = self.executor.borrow();
+            let executor = executor
+                .as_ref()
+                .expect("the executor lives while requests run");
+            request.with_op(|op| executor.execute(py, op))
+        })
+        .unwrap_or_else(|text| Err(Failure::Internal(text)));
+        let (outer, outer_scope) = {
+            let mut running = self.running.borrow_mut();
+            running.pop();
+            running
+                .last()
+                .map_or((0, 0), |(_, job)| (job.id, job.scope))
+        };
+        interruptible.set_current_job(py, outer, outer_scope);
         interruptible.clear_stale(py);
         if request.job.is_cancelled() {
             return;
@@ -329,6 +367,61 @@ impl ContextThread {
             Ok(mut replies) => reply::send(py, &mut replies, &request, &outcome),
             Err(_) => reply::send(py, &mut OwnedEnv::new(), &request, &outcome),
         }
+    }
+}
+
+impl ServingThread for ContextThread {
+    fn wait_serving(
+        &self,
+        py: Python<'_>,
+        answered: &(dyn Fn() -> bool + Sync),
+        until: Instant,
+    ) -> Option<Request> {
+        if self.stop_requested.get() {
+            return None;
+        }
+        let receiver = &self.receiver;
+        // Polls every millisecond: an answer's arrival does not wake us.
+        let tick = Duration::from_millis(1);
+        let message = py.detach(|| loop {
+            if answered() {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            match receiver.recv_timeout((until - now).min(tick)) {
+                Ok(message) => return Some(message),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(tick),
+            }
+        });
+        match message {
+            Some(Message::Run(request)) => Some(request),
+            Some(Message::Stop) => {
+                self.stop_requested.set(true);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn record_answer_gap(&self, _gap: Duration) {}
+
+    fn serve(&self, py: Python<'_>, request: Request) {
+        self.handle(py, request);
+    }
+
+    fn innermost_cancelled(&self) -> bool {
+        self.running
+            .borrow()
+            .last()
+            .is_some_and(|(_, job)| job.is_cancelled())
+    }
+
+    fn caller(&self) -> Option<LocalPid> {
+        self.running.borrow().last().map(|(caller, _)| *caller)
     }
 }
 

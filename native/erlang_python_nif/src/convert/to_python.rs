@@ -39,11 +39,16 @@ fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
         TermType::Tuple => tuple_to_py(py, term, depth),
         TermType::Map => map_to_py(py, term, depth),
         // PyO3's classes (erlang.Pid, erlang.Term, buffers) belong to the
-        // main interpreter: an own-GIL context cannot hold them.
+        // main interpreter: an own-GIL context has an erlang.Pid of its own,
+        // and no form for the others.
         TermType::Pid | TermType::Ref | TermType::Port | TermType::Fun
             if !crate::interpreters::is_main(py) =>
         {
-            Err(no_class_here(py, term))
+            let pid = term.decode().ok();
+            match pid.and_then(|pid| crate::interpreters::new_pid(py, pid)) {
+                Some(pid) => Ok(pid?),
+                None => Err(no_class_here(py, term)),
+            }
         }
         TermType::Pid => {
             let pid = term.decode().map_err(|_| internal("pid"))?;
@@ -218,7 +223,7 @@ fn presized_dict(py: Python<'_>, size: usize) -> Result<Bound<'_, PyAny>> {
 /// fun, a bitstring) sent into an own-GIL context.
 fn no_class_here(_py: Python<'_>, term: Term<'_>) -> super::ConvertError {
     pyo3::exceptions::PyTypeError::new_err(format!(
-        "{:?} terms cannot enter an own-GIL context (erlang.Pid and erlang.Term live in the main \
+        "{:?} terms cannot enter an own-GIL context (erlang.Term lives in the main \
          interpreter): pass plain data, or use a context without own_gil",
         term.get_type()
     ))

@@ -108,6 +108,8 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
         if let Some(buffer) = crate::buffer::to_term(env, obj) {
             return Ok(buffer);
         }
+    } else if let Some(pid) = crate::interpreters::pid_value(obj) {
+        return Ok(pid.encode(env));
     }
     // No Elixir form: a handle to the live object.
     Ok(handles::to_term(env, obj))
