@@ -34,7 +34,8 @@ defmodule ErlangPython.GuidesTest do
       "deployment" => GuideExamples.run!(Path.join(@root, "guides/deployment.md")),
       "asyncio" => GuideExamples.run!(Path.join(@root, "guides/asyncio.md")),
       "contexts" => GuideExamples.run!(Path.join(@root, "guides/contexts.md")),
-      "state" => GuideExamples.run!(Path.join(@root, "guides/state-and-observability.md"))
+      "state" => GuideExamples.run!(Path.join(@root, "guides/state-and-observability.md")),
+      "parallelism" => GuideExamples.run!(Path.join(@root, "guides/parallelism.md"))
     }
 
     assert runs["getting-started"]["elixir"] >= 10
@@ -48,6 +49,7 @@ defmodule ErlangPython.GuidesTest do
     assert runs["contexts"]["elixir"] >= 6
     assert runs["state"]["elixir"] >= 5
     assert runs["deployment"]["elixir"] >= 1
+    assert runs["parallelism"]["elixir"] >= 6
     assert runs["asyncio"]["elixir"] >= 3
     assert runs["asyncio"]["python"] >= 2
     assert runs["type-conversion"]["elixir"] >= 6
