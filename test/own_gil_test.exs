@@ -190,6 +190,56 @@ defmodule ErlangPython.OwnGilTest do
                ErlangPython.exec(~s[raise RuntimeError("""os.fork#{@tail}""")], context: ctx)
     end
 
+    test "the sandbox's Python-side wrappers are installed in each interpreter", %{ctx: ctx} do
+      # os.popen runs through subprocess.Popen and os.spawnv through os.fork:
+      # the wrappers name what the caller called.
+      assert {:error, {:sandbox_blocked, "os.popen", message}} =
+               ErlangPython.exec("import os; os.popen('true')", context: ctx)
+
+      assert message == "os.popen" <> @tail
+
+      assert {:error, {:sandbox_blocked, "os.spawnv", _}} =
+               ErlangPython.exec("import os; os.spawnv(os.P_WAIT, '/bin/true', ['true'])",
+                 context: ctx
+               )
+
+      assert {:ok, true} = ErlangPython.eval("erlang.is_sandboxed()", %{}, context: ctx)
+    end
+
+    test "output and logging reach Elixir", %{ctx: ctx} do
+      output =
+        ExUnit.CaptureIO.capture_io(fn ->
+          :ok = ErlangPython.exec("print('from an own-GIL context')", context: ctx)
+        end)
+
+      assert output == "from an own-GIL context\n"
+
+      log =
+        ExUnit.CaptureLog.capture_log(fn ->
+          :ok =
+            ErlangPython.exec("import logging; logging.getLogger('own').error('logged inside')",
+              context: ctx
+            )
+        end)
+
+      assert log =~ "logged inside"
+    end
+
+    test "asyncio.run works inside, on Python's own event loop", %{ctx: ctx} do
+      :ok =
+        ErlangPython.exec(
+          """
+          import asyncio
+          async def answer():
+              await asyncio.sleep(0.01)
+              return 42
+          """,
+          context: ctx
+        )
+
+      assert {:ok, 42} = ErlangPython.eval("asyncio.run(answer())", %{}, context: ctx)
+    end
+
     test "the sandbox holds in every own-GIL interpreter at once", %{ctx: ctx} do
       {:ok, other} = ContextServer.start_link(own_gil: true)
       on_exit(fn -> ContextServer.stop(other) end)

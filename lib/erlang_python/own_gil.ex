@@ -33,9 +33,9 @@ defmodule ErlangPython.OwnGil do
     * references, funs and ports have no Python form there (`erlang.Term`
       lives in the main interpreter): they are refused on the way in, with
       a `TypeError`;
-    * streams, channels, buffers, coroutines awaited for you, and output or
-      logging routed to Elixir are main-interpreter features: `print` goes
-      to the VM's standard output;
+    * output and logging are routed into Elixir as in the main interpreter
+      (`print` goes to the caller's group leader); streams, channels,
+      buffers and coroutines awaited for you are main-interpreter features;
     * extension modules written for one interpreter per process (numpy,
       pandas and most of the scientific stack today) refuse to import,
       with an `ImportError` that says so: use a context without `own_gil`.
@@ -93,10 +93,22 @@ defmodule ErlangPython.OwnGil do
   @spec stop(pos_integer()) :: boolean()
   def stop(scope), do: Native.own_gil_stop(scope)
 
-  # The steps of `_erlang_impl._context.create`, in the context's own
-  # interpreter: the registered imports (a failing one is left for call
-  # time), a fresh namespace, the preload code run in it.
+  # Once per interpreter: `_erlang_impl` (the sandbox's Python-side
+  # wrappers, which name os.popen, os.spawn* and the like in refusals, and
+  # its subprocess-free ctypes.util.find_library: patched in each
+  # interpreter, as modules are each interpreter's own), the asyncio policy
+  # back to the default (the Erlang event loop lives in the main
+  # interpreter), and output and logging routed into Elixir. Then the steps
+  # of `_erlang_impl._context.create` there: the registered imports (a
+  # failing one is left for call time), a fresh namespace, the preload code
+  # run in it.
   @create """
+  import asyncio
+  import _erlang_impl
+  import _erlang_impl._io
+  asyncio.set_event_loop_policy(None)
+  _erlang_impl._io.install()
+
   def __erlang_own_gil_namespace__(imports, preload):
       import builtins, importlib
       for module in imports:

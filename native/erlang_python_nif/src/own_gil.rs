@@ -286,6 +286,7 @@ fn serve(
     // SAFETY: `saved` is this thread's sub-interpreter state, saved above.
     unsafe { pyo3::ffi::PyEval_RestoreThread(saved) };
     Python::attach(|py| {
+        forget_dummy_thread(py);
         // Its caches hold objects of this interpreter.
         thread.executor.borrow_mut().take();
         interpreters::forget(py);
@@ -303,6 +304,25 @@ fn serve(
     // so no code on this thread can reach it through `serving` any more,
     // and this is its last use.
     drop(unsafe { Box::from_raw(thread as *const ContextThread as *mut ContextThread) });
+}
+
+/// CPython (3.13) gives a thread it did not start a "dummy"
+/// `threading.Thread` once code asks for the current thread (logging does),
+/// and removes it from a thread-local's finalizer: at `Py_EndInterpreter`
+/// that runs after `threading`'s globals are gone and prints an ignored
+/// `TypeError`. Dropping the thread-local's reference now runs the
+/// finalizer while `threading` is whole.
+fn forget_dummy_thread(py: Python<'_>) {
+    let code = c"import sys
+threading = sys.modules.get('threading')
+local = getattr(threading, '_thread_local_info', None)
+if local is not None:
+    local.__dict__.pop('_track_dummy_thread_ref', None)
+";
+    let scope = pyo3::types::PyDict::new(py);
+    if let Err(err) = py.run(code, Some(&scope), None) {
+        err.print(py);
+    }
 }
 
 /// The context's thread while it serves requests.

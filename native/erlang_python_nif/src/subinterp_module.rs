@@ -12,7 +12,9 @@
 //! module instead: a multi-phase-init `PyModuleDef` (`Py_mod_exec`) that
 //! declares `Py_mod_multiple_interpreters = Py_MOD_PER_INTERPRETER_GIL_SUPPORTED`,
 //! made in each interpreter by `install` (as `erlang`, so `import erlang`
-//! works there).
+//! works there, and as `_erlang_native`, so that `_erlang_impl`'s sandbox
+//! wrappers and output routing, which need only `call` and the sandbox's
+//! two functions, load in each interpreter too).
 //!
 //! It shares everything but the glue: each C function takes the PyO3 token
 //! of the calling interpreter and calls the very Rust functions the PyO3
@@ -180,6 +182,19 @@ unsafe extern "C" fn is_sandboxed(
     })
 }
 
+/// `_erlang_native.sandbox_exception()`: this interpreter's
+/// `SandboxBlocked` (what `_erlang_impl._sandbox` imports).
+unsafe extern "C" fn sandbox_exception(
+    _module: *mut ffi::PyObject,
+    _unused: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    guarded(|py| {
+        sandbox::blocked_type(py)
+            .map(|class| class.into_any().unbind())
+            .ok_or_else(|| PyRuntimeError::new_err("the sandbox is not set up"))
+    })
+}
+
 /// Module `__getattr__` (PEP 562): `erlang.my_function(...)` calls the
 /// Erlang function registered as `my_function`.
 unsafe extern "C" fn module_getattr(
@@ -257,7 +272,7 @@ const fn method(
 // The tables CPython reads. `static mut` because the C structs hold raw
 // pointers (not Sync); nothing writes them after start, and CPython only
 // reads them.
-static mut METHODS: [ffi::PyMethodDef; 8] = [
+static mut METHODS: [ffi::PyMethodDef; 10] = [
     method(
         c"call",
         ffi::PyMethodDefPointer {
@@ -303,6 +318,23 @@ static mut METHODS: [ffi::PyMethodDef; 8] = [
         },
         ffi::METH_NOARGS,
         c"is_sandboxed(): whether the sandbox holds for this thread.",
+    ),
+    // The two names `_erlang_impl._sandbox` reads from `_erlang_native`.
+    method(
+        c"sandbox_active",
+        ffi::PyMethodDefPointer {
+            PyCFunction: is_sandboxed,
+        },
+        ffi::METH_NOARGS,
+        c"sandbox_active(): whether the sandbox holds for this thread.",
+    ),
+    method(
+        c"sandbox_exception",
+        ffi::PyMethodDefPointer {
+            PyCFunction: sandbox_exception,
+        },
+        ffi::METH_NOARGS,
+        c"sandbox_exception(): the class of the sandbox's refusals.",
     ),
     method(
         c"__getattr__",
@@ -376,5 +408,8 @@ pub(crate) fn install(py: Python<'_>) -> PyResult<()> {
     };
     let modules = py.import("sys")?.getattr("modules")?;
     modules.set_item("erlang", &module)?;
+    // Also as `_erlang_native`, the name `_erlang_impl`'s sandbox and output
+    // modules import their few functions from, so they load here as well.
+    modules.set_item("_erlang_native", &module)?;
     Ok(())
 }
