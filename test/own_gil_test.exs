@@ -225,6 +225,20 @@ defmodule ErlangPython.OwnGilTest do
       assert log =~ "logged inside"
     end
 
+    test "streams over generators made inside", %{ctx: ctx} do
+      assert [0, 1, 4, 9] =
+               ErlangPython.stream_eval("(x * x for x in range(4))", %{}, context: ctx)
+               |> Enum.to_list()
+
+      :ok =
+        ErlangPython.exec(
+          "def naturals():\n    n = 0\n    while True:\n        yield n\n        n += 1",
+          context: ctx
+        )
+
+      assert [0, 1, 2] = ErlangPython.stream(:__main__, :naturals, [], context: ctx) |> Enum.take(3)
+    end
+
     test "asyncio.run works inside, on Python's own event loop", %{ctx: ctx} do
       :ok =
         ErlangPython.exec(

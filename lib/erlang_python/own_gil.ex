@@ -34,14 +34,16 @@ defmodule ErlangPython.OwnGil do
       lives in the main interpreter): they are refused on the way in, with
       a `TypeError`;
     * output and logging are routed into Elixir as in the main interpreter
-      (`print` goes to the caller's group leader); streams, channels,
-      buffers and coroutines awaited for you are main-interpreter features;
+      (`print` goes to the caller's group leader); streams over generators
+      work; async generators, channels, buffers and coroutines awaited for
+      you are main-interpreter features (`asyncio.run` works inside);
     * extension modules written for one interpreter per process (numpy,
       pandas and most of the scientific stack today) refuse to import,
       with an `ImportError` that says so: use a context without `own_gil`.
 
-  Calls, `eval`, `exec`, timeouts (the running code is interrupted) and
-  `ErlangPython.ContextServer.interrupt/1` work as in any context, and the
+  Calls, `eval`, `exec`, streams, timeouts (the running code is
+  interrupted) and `ErlangPython.ContextServer.interrupt/1` work as in any
+  context, and the
   sandbox holds: the kernel filter on the context's thread, the audit hook
   and the guarded C functions cover every interpreter.
   """
