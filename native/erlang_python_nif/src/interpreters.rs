@@ -173,8 +173,23 @@ pub(crate) fn drain(py: Python<'_>) {
 /// The calling thread's sub-interpreter is about to end: releases what it
 /// owns here, and makes later releases of its objects no-ops.
 pub(crate) fn forget(py: Python<'_>) {
-    drain(py);
-    let removed = table().subs.remove(&current(py));
+    let id = current(py);
+    // One lock for both: a release racing with this either lands before
+    // (and is decremented here) or finds the interpreter gone (and drops
+    // the pointer), never in a queue nobody drains.
+    let (pointers, removed) = {
+        let mut table = table();
+        let pointers = table.released.remove(&id).unwrap_or_default();
+        if table.released.is_empty() {
+            RELEASED_ANY.store(false, Ordering::Release);
+        }
+        (pointers, table.subs.remove(&id))
+    };
+    for pointer in pointers {
+        // SAFETY: as in `drain`: references to this interpreter's objects,
+        // its GIL held, each decremented once.
+        unsafe { ffi::Py_DECREF(pointer as *mut ffi::PyObject) };
+    }
     // Dropped with this interpreter's GIL held, outside the table's lock.
     drop(removed);
 }
