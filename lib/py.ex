@@ -438,8 +438,8 @@ defmodule :py do
   @spec execution_mode() :: :worker
   defdelegate execution_mode, to: Interpreter
 
-  @doc "`false`: sub-interpreters are not supported."
-  @spec subinterp_supported() :: false
+  @doc "Whether contexts can be sub-interpreters with their own GIL (Python 3.12+)."
+  @spec subinterp_supported() :: boolean()
   def subinterp_supported, do: Interpreter.subinterpreters_supported?()
 
   @doc "Garbage-collector and tracemalloc statistics (`ErlangPython.Memory.stats/0`)."

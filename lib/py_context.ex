@@ -12,8 +12,9 @@ defmodule :py_context do
   These functions run in the context's own namespace; `py:eval(Ctx, ...)`
   and friends run in the calling process's environment inside the context.
   Timeouts default to `infinity`; a call whose timeout expires returns
-  `{error, timeout}` and is interrupted. Only the `worker` mode exists
-  (`py_nif:owngil_supported()` is `false`).
+  `{error, timeout}` and is interrupted. `mode => owngil` gives the context
+  a sub-interpreter with its own GIL where the Python has them (3.12+,
+  `ErlangPython.OwnGil`).
   """
 
   alias ErlangPython.{Context, ContextServer}
@@ -196,9 +197,18 @@ defmodule :py_context do
   @spec create_local_env(context()) :: {:ok, Context.t()} | {:error, term()}
   defdelegate create_local_env(context), to: Context, as: :process
 
-  @doc "`{ok, 0}`: every context runs in the one interpreter."
-  @spec get_interp_id(context()) :: {:ok, 0}
-  def get_interp_id(context) when is_pid(context), do: {:ok, 0}
+  @doc "`{ok, Id}`: CPython's id of the context's interpreter (0: the main one; own-GIL contexts have their own)."
+  @spec get_interp_id(context()) :: {:ok, non_neg_integer()} | {:error, term()}
+  def get_interp_id(context) when is_pid(context) do
+    with {:ok, namespace} <- ContextServer.namespace(context) do
+      ErlangPython.eval(
+        "int(__import__('_interpreters').get_current()[0]) if __import__('sys').version_info >= (3, 13) " <>
+          "else int(__import__('_xxsubinterpreters').get_current())",
+        %{},
+        context: namespace
+      )
+    end
+  end
 
   @doc """
   The handle `py_nif`'s context functions take
@@ -207,7 +217,8 @@ defmodule :py_context do
   @spec get_nif_ref(context()) :: context()
   def get_nif_ref(context) when is_pid(context), do: context
 
-  @doc "`false`: contexts are never sub-interpreters."
-  @spec is_subinterp(context()) :: false
-  def is_subinterp(context) when is_pid(context), do: false
+  @doc "Whether the context runs on a sub-interpreter of its own (`mode => owngil`)."
+  @spec is_subinterp(context()) :: boolean()
+  def is_subinterp(context) when is_pid(context),
+    do: match?({:ok, id} when id > 0, get_interp_id(context))
 end

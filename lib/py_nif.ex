@@ -9,12 +9,21 @@ defmodule :py_nif do
   erlang_python and has no equivalent.
   """
 
-  @doc "`false`: no sub-interpreters with their own GIL."
-  @spec owngil_supported() :: false
-  def owngil_supported, do: ErlangPython.Interpreter.own_gil_supported?()
+  @doc """
+  Whether the original's OWN_GIL mode would be available: it requires
+  Python 3.14 (extension modules' global state in earlier versions), so
+  this is `false` below 3.14 even where erlang_python's own-GIL contexts
+  work (3.12+, `ErlangPython.Interpreter.own_gil_supported?/0`).
+  """
+  @spec owngil_supported() :: boolean()
+  def owngil_supported do
+    {_executable, version} = ErlangPython.Native.build_info()
+    [major, minor] = version |> String.split(".") |> Enum.map(&String.to_integer/1)
+    ErlangPython.Interpreter.own_gil_supported?() and {major, minor} >= {3, 14}
+  end
 
-  @doc "`false`: no sub-interpreters."
-  @spec subinterp_supported() :: false
+  @doc "Whether contexts can be sub-interpreters (Python 3.12+)."
+  @spec subinterp_supported() :: boolean()
   def subinterp_supported, do: ErlangPython.Interpreter.subinterpreters_supported?()
 
   @doc "Python's version string: `{ok, Binary}`."

@@ -60,8 +60,15 @@ defmodule ErlangPython.ContextServerTest do
       refute ContextServer.alive?(ctx)
     end
 
-    test "only the worker mode exists" do
-      assert {:error, {:unsupported_mode, :owngil}} = ContextServer.start(mode: :owngil)
+    test "modes: worker, and owngil where the Python has own-GIL interpreters" do
+      assert {:error, {:unsupported_mode, :other}} = ContextServer.start(mode: :other)
+
+      if ErlangPython.OwnGil.supported?() do
+        assert {:ok, ctx} = ContextServer.start(mode: :owngil)
+        ContextServer.stop(ctx)
+      else
+        assert {:error, {:unsupported_mode, :owngil}} = ContextServer.start(mode: :owngil)
+      end
     end
   end
 

@@ -42,7 +42,8 @@ defmodule ErlangPython.GuidesTest do
       "reactors" => GuideExamples.run!(Path.join(@root, "guides/reactors.md")),
       "contexts" => GuideExamples.run!(Path.join(@root, "guides/contexts.md")),
       "state" => GuideExamples.run!(Path.join(@root, "guides/state-and-observability.md")),
-      "event-loop" => GuideExamples.run!(Path.join(@root, "guides/event-loop.md"))
+      "event-loop" => GuideExamples.run!(Path.join(@root, "guides/event-loop.md")),
+      "parallelism" => GuideExamples.run!(Path.join(@root, "guides/parallelism.md"))
     }
 
     assert runs["getting-started"]["elixir"] >= 10
@@ -56,6 +57,7 @@ defmodule ErlangPython.GuidesTest do
     assert runs["contexts"]["elixir"] >= 6
     assert runs["state"]["elixir"] >= 5
     assert runs["deployment"]["elixir"] >= 1
+    assert runs["parallelism"]["elixir"] >= 6
     assert runs["asyncio"]["elixir"] >= 3
     assert runs["asyncio"]["python"] >= 2
     assert runs["reactors"]["elixir"] >= 6

@@ -18,7 +18,22 @@ defmodule PyContextFacadeTest do
     assert {:ok, 42} = :py_context.eval(ctx, ~c"x * n", %{n: 2})
     assert {:ok, :none} = :py_context.eval(ctx, "None", %{}, 1_000)
     assert {:error, {:NameError, _}} = :py_context.eval(ctx, "undefined_name")
-    assert {:error, {:unsupported_mode, :owngil}} = :py_context.new(%{mode: :owngil})
+
+    if ErlangPython.OwnGil.supported?() do
+      assert {:ok, own} = :py_context.new(%{mode: :owngil})
+      assert {:ok, 2} = :py_context.eval(own, "1 + 1")
+      assert :py_context.is_subinterp(own)
+      assert {:ok, id} = :py_context.get_interp_id(own)
+      assert id > 0
+      # A process's own environment in it is made in its interpreter too.
+      assert {:ok, env} = :py_context.create_local_env(own)
+      assert :ok = ErlangPython.exec("mine = 1", context: env)
+      assert {:ok, 1} = ErlangPython.eval("mine", %{}, context: env)
+      :ok = :py_context.destroy(own)
+    else
+      assert {:error, {:unsupported_mode, :owngil}} = :py_context.new(%{mode: :owngil})
+    end
+
     assert {:ok, 0} = :py_context.get_interp_id(ctx)
     refute :py_context.is_subinterp(ctx)
     assert {:ok, %ErlangPython.Context{}} = :py_context.create_local_env(ctx)

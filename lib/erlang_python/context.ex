@@ -98,7 +98,7 @@ defmodule ErlangPython.Context do
       nil ->
         with {:ok, %__MODULE__{} = shared} <- ErlangPython.ContextServer.namespace(server),
              {:ok, object} <-
-               ErlangPython.call(@module, :copy, [shared.object], decode: false, context: shared) do
+               copy(shared) do
           forget_dead_servers()
           context = %__MODULE__{object: object, scope: shared.scope}
           Process.put({__MODULE__, server}, context)
@@ -106,6 +106,11 @@ defmodule ErlangPython.Context do
         end
     end
   end
+
+  # A shallow copy of the namespace, made in the context's own interpreter
+  # (`dict` exists in every interpreter; `_erlang_impl` in the main one only).
+  defp copy(%__MODULE__{object: object} = shared),
+    do: ErlangPython.call(:builtins, :dict, [object], decode: false, context: shared)
 
   @doc false
   # A fresh scope key: requests tagged with it run on worker `key rem workers`

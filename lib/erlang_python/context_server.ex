@@ -29,9 +29,13 @@ defmodule ErlangPython.ContextServer do
   ## Options
 
     * `:name` - register the process under a name.
-    * `:mode` - `:worker` (the only mode: contexts share the one
-      interpreter; sub-interpreters are not supported, see
-      `ErlangPython.Interpreter.subinterpreters_supported?/0`).
+    * `:own_gil` - `true` gives the context a Python sub-interpreter of its
+      own, with its own GIL, on a thread of its own: CPU-bound Python code
+      in it runs in parallel with the rest (Python 3.12 and later, see
+      `ErlangPython.OwnGil` and `guides/parallelism.md`; elsewhere the start
+      fails with `{:own_gil_unsupported, message}`). Default `false`.
+    * `:mode` - `:worker` (contexts share the main interpreter) or
+      `:owngil` (the original's name for `own_gil: true`).
     * `:timeout` - milliseconds to wait for the namespace to be created
       (default `30_000`).
     * `:isolated` - `true` runs the context's Python in its own OS process
@@ -150,14 +154,15 @@ defmodule ErlangPython.ContextServer do
     # Opened before the namespace is made, so that is counted too.
     memory = Memory.open_account(scope, opts[:memory_limit])
 
-    case create(scope, timeout) do
-      {:ok, object} ->
-        namespace = %Context{object: object, scope: scope}
-        :ok = ErlangPython.Registry.register(@table, {self(), namespace}, self())
-        if pool = opts[:pool], do: ErlangPython.Pool.joined(pool, self())
-        {:ok, %{namespace: namespace, memory: memory}}
-
+    with {:ok, interpreter} <- own_interpreter(opts[:own_gil], scope),
+         {:ok, object} <- create(interpreter, scope, timeout) do
+      namespace = %Context{object: object, scope: scope}
+      :ok = ErlangPython.Registry.register(@table, {self(), namespace}, self())
+      if pool = opts[:pool], do: ErlangPython.Pool.joined(pool, self())
+      {:ok, %{namespace: namespace, interpreter: interpreter, memory: memory}}
+    else
       {:error, reason} ->
+        ErlangPython.OwnGil.stop(scope)
         {:stop, {:context_start_failed, reason}}
     end
   end
@@ -181,10 +186,22 @@ defmodule ErlangPython.ContextServer do
   end
 
   @impl true
-  def terminate(_reason, _state) do
+  def terminate(_reason, state) do
     :ets.delete(@table, self())
+    # Ends the sub-interpreter now (dropping the last reference to it would,
+    # later, when this process's heap is freed).
+    if state.interpreter, do: ErlangPython.OwnGil.stop(state.namespace.scope)
     :ok
   end
+
+  defp own_interpreter(true, scope), do: ErlangPython.OwnGil.start(scope)
+  defp own_interpreter(_false, _scope), do: {:ok, nil}
+
+  # An own-GIL context's namespace is made in its own interpreter, where
+  # `_erlang_impl` (built on the main interpreter's `erlang` module) is not
+  # available: ErlangPython.OwnGil does the same steps there.
+  defp create(nil, scope, timeout), do: create(scope, timeout)
+  defp create(_interpreter, scope, timeout), do: ErlangPython.OwnGil.namespace(scope, timeout)
 
   # The namespace is made on the context's own thread (the scope pins it),
   # with the registered imports done and the preload code run in it.
@@ -203,15 +220,34 @@ defmodule ErlangPython.ContextServer do
         :pool,
         :id,
         mode: :worker,
+        own_gil: false,
         timeout: Options.default_timeout(),
         memory_limit: nil
       ])
 
     if opts[:memory_limit], do: Memory.check_limit!(opts[:memory_limit])
 
-    case opts[:mode] do
-      :worker -> {:ok, opts}
-      other -> {:error, {:unsupported_mode, other}}
+    case {opts[:mode], opts[:own_gil]} do
+      {:worker, false} ->
+        {:ok, opts}
+
+      {mode, own_gil} when mode in [:worker, :owngil] and own_gil in [true, false] ->
+        own_gil_opts(mode, Keyword.put(opts, :own_gil, true))
+
+      {mode, own_gil} when mode in [:worker, :owngil] ->
+        raise ArgumentError, ":own_gil must be a boolean, got: #{inspect(own_gil)}"
+
+      {other, _} ->
+        {:error, {:unsupported_mode, other}}
+    end
+  end
+
+  defp own_gil_opts(mode, opts) do
+    cond do
+      ErlangPython.Interpreter.own_gil_supported?() -> {:ok, opts}
+      # The original's answer on a Python without them.
+      mode == :owngil -> {:error, {:unsupported_mode, :owngil}}
+      true -> {:error, {:own_gil_unsupported, ErlangPython.OwnGil.unsupported_message()}}
     end
   end
 end

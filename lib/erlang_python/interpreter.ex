@@ -5,32 +5,38 @@ defmodule ErlangPython.Interpreter do
       iex> {:ok, version} = ErlangPython.Interpreter.version()
       iex> String.starts_with?(version, "3.")
       true
-      iex> ErlangPython.Interpreter.execution_mode()
-      :worker
-      iex> ErlangPython.Interpreter.subinterpreters_supported?()
-      false
+      iex> ErlangPython.Interpreter.execution_mode() in [:worker, :free_threaded]
+      true
+      iex> ErlangPython.Interpreter.subinterpreters_supported?() == ErlangPython.OwnGil.supported?()
+      true
 
-  erlang_python runs one CPython interpreter (with one GIL) on a pool of
-  worker threads: the `:worker` execution mode. Sub-interpreters (and a GIL
-  per interpreter, erlang_python's `owngil` mode) are not supported: PyO3
-  refuses them.
+  erlang_python runs one main CPython interpreter on a pool of worker
+  threads: the `:worker` execution mode (`:free_threaded` on a CPython built
+  without a GIL). On Python 3.12 and later a context can also have a
+  sub-interpreter with its own GIL (`own_gil: true`, see
+  `ErlangPython.OwnGil`).
   """
 
   @doc "`sys.version`: the embedded Python's version, build and compiler."
   @spec version() :: {:ok, String.t()} | {:error, ErlangPython.reason()}
   def version, do: ErlangPython.eval("__import__('sys').version")
 
-  @doc "How Python code runs: `:worker` (shared interpreter, worker threads)."
-  @spec execution_mode() :: :worker
-  def execution_mode, do: :worker
+  @doc """
+  How Python code runs: `:worker` (the main interpreter, on worker threads,
+  one GIL) or `:free_threaded` (a CPython built without a GIL; detected,
+  but none is packaged for the machines erlang_python is tested on).
+  """
+  @spec execution_mode() :: :worker | :free_threaded
+  def execution_mode,
+    do: if(ErlangPython.OwnGil.free_threaded?(), do: :free_threaded, else: :worker)
 
-  @doc "Whether contexts can be sub-interpreters: never, here."
-  @spec subinterpreters_supported?() :: false
-  def subinterpreters_supported?, do: false
+  @doc "Whether contexts can be sub-interpreters (Python 3.12+; always with their own GIL)."
+  @spec subinterpreters_supported?() :: boolean()
+  def subinterpreters_supported?, do: ErlangPython.OwnGil.supported?()
 
-  @doc "Whether sub-interpreters with their own GIL are available: never, here."
-  @spec own_gil_supported?() :: false
-  def own_gil_supported?, do: false
+  @doc "Whether contexts can have their own GIL (`own_gil: true`): Python 3.12+."
+  @spec own_gil_supported?() :: boolean()
+  def own_gil_supported?, do: ErlangPython.OwnGil.supported?()
 
   @doc """
   Reloads `module` (`importlib.reload`) if it is imported; `:ok` also when

@@ -73,6 +73,16 @@ defmodule ErlangPython.Native do
   @doc false
   def workers, do: :erlang.nif_error(:nif_not_loaded)
 
+  # Own-GIL contexts (native/erlang_python_nif/src/own_gil.rs).
+  @doc false
+  def own_gil_support, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def own_gil_start(_scope, _paths), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def own_gil_stop(_scope), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def own_gil_running, do: :erlang.nif_error(:nif_not_loaded)
+
   # Channels and buffers (native/erlang_python_nif/src/channel.rs, buffer.rs).
   @doc false
   def channel_new(_type, _max_size), do: :erlang.nif_error(:nif_not_loaded)

@@ -35,8 +35,9 @@ use rustler::{Encoder, LocalPid, OwnedEnv, Term};
 use crate::atoms;
 use crate::convert;
 use crate::errors::Failure;
+use crate::interpreters::Exception;
 use crate::messaging::build_and_send;
-use crate::pytypes::{CallbackError, Interrupted};
+use crate::pytypes;
 use crate::registry;
 use crate::serving;
 use crate::terms::HeldTerm;
@@ -137,7 +138,11 @@ pub(crate) fn call_waiting<'py>(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .ok_or_else(|| {
-            CallbackError::new_err("the erlang_python callback dispatcher is not running")
+            pytypes::error(
+                py,
+                Exception::CallbackError,
+                "the erlang_python callback dispatcher is not running",
+            )
         })?;
 
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -211,19 +216,23 @@ fn send_request(
     if sent {
         Ok(())
     } else {
-        Err(CallbackError::new_err(
+        Err(pytypes::error(
+            py,
+            Exception::CallbackError,
             "the erlang_python callback dispatcher is not running",
         ))
     }
 }
 
-fn failure_to_pyerr(_py: Python<'_>, failure: Failure) -> PyErr {
+fn failure_to_pyerr(py: Python<'_>, failure: Failure) -> PyErr {
     match failure {
         Failure::Python(err) => err,
         Failure::Convert(err) => pyo3::exceptions::PyTypeError::new_err(format!(
             "cannot pass this value to Erlang: {err:?}"
         )),
-        Failure::BadArg(text) | Failure::Internal(text) => CallbackError::new_err(text),
+        Failure::BadArg(text) | Failure::Internal(text) => {
+            pytypes::error(py, Exception::CallbackError, text)
+        }
     }
 }
 
@@ -248,7 +257,9 @@ fn wait(
     let answered = || !receiver.is_empty();
     loop {
         if thread.innermost_cancelled() {
-            return Err(Interrupted::new_err(
+            return Err(pytypes::error(
+                py,
+                Exception::Interrupted,
                 "the call was interrupted while waiting for an Erlang function",
             ));
         }
@@ -275,13 +286,17 @@ fn decode_answer<'py>(py: Python<'py>, name: &str, answer: &Answer) -> PyResult<
                 .map_err(|err| failure_to_pyerr(py, Failure::from(err))),
             [tag, text] if *tag == atoms::error().to_term(env) => {
                 let text: String = text.decode().unwrap_or_else(|_| format!("{text:?}"));
-                Err(CallbackError::new_err(format!(
-                    "Erlang function '{name}' failed: {text}"
-                )))
+                Err(pytypes::error(
+                    py,
+                    Exception::CallbackError,
+                    format!("Erlang function '{name}' failed: {text}"),
+                ))
             }
-            _ => Err(CallbackError::new_err(format!(
-                "Erlang function '{name}' gave a malformed answer"
-            ))),
+            _ => Err(pytypes::error(
+                py,
+                Exception::CallbackError,
+                format!("Erlang function '{name}' gave a malformed answer"),
+            )),
         }
     })
 }

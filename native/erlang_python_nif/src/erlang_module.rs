@@ -64,10 +64,11 @@ fn send(py: Python<'_>, pid: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> P
     if callbacks::send(py, target, message)? {
         Ok(())
     } else {
-        Err(ProcessError::new_err(format!(
-            "process {} is not alive",
-            describe_pid(target)
-        )))
+        Err(crate::pytypes::error(
+            py,
+            crate::interpreters::Exception::ProcessError,
+            format!("process {} is not alive", describe_pid(target)),
+        ))
     }
 }
 

@@ -78,6 +78,10 @@ pub fn python_error_term<'a>(env: Env<'a>, py: Python<'_>, err: &PyErr) -> Term<
     // no arguments): give them their explanation.
     let message = if message.is_empty() && type_name == "Interrupted" {
         INTERRUPTED_MESSAGE.to_string()
+    } else if message.contains(SUBINTERPRETER_REFUSAL) {
+        // An extension module built for one interpreter per process, in an
+        // own-GIL context: say what to do about it.
+        format!("{message} (an own-GIL context is a sub-interpreter: {OWN_GIL_HINT})")
     } else {
         message
     };
@@ -85,6 +89,14 @@ pub fn python_error_term<'a>(env: Env<'a>, py: Python<'_>, err: &PyErr) -> Term<
 }
 
 /// The message of `erlang.Interrupted`.
+/// What CPython's ImportError says of a single-phase-init extension module
+/// imported in an interpreter that refuses them (an own-GIL context's).
+const SUBINTERPRETER_REFUSAL: &str = "does not support loading in subinterpreters";
+
+/// The advice that goes with it.
+pub const OWN_GIL_HINT: &str = "this extension module supports only the main interpreter; \
+     import it in a context without own_gil";
+
 pub const INTERRUPTED_MESSAGE: &str =
     "the call was interrupted: its caller timed out, was cancelled or exited";
 

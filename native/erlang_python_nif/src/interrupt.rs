@@ -19,15 +19,23 @@
 //! The workers are known here as [`Interruptible`] slots, handed over by the
 //! runtime when it starts the interrupter: this module knows nothing of the
 //! runtime itself.
+//!
+//! An own-GIL context's thread runs in an interpreter of its own, whose GIL
+//! and thread list the main interpreter's do not cover: it registers its
+//! slot under an index from [`SUB_INTERPRETER_BASE`] on
+//! ([`register_sub_interpreter`]), and the interrupter enters *that*
+//! interpreter (a thread state of its own there, for the moment of the
+//! interrupt) and raises that interpreter's own `erlang.Interrupted`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::Sender;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::pytypes::Interrupted;
+use crate::pytypes::interrupted_type;
 use crate::sandbox;
 
 /// Interrupt whatever runs, on every worker.
@@ -101,7 +109,7 @@ impl Interruptible {
         // SAFETY: the GIL is held; the exception type is a live class object
         // (CPython takes its own reference).
         unsafe {
-            ffi::PyThreadState_SetAsyncExc(thread_id as _, py.get_type::<Interrupted>().as_ptr());
+            ffi::PyThreadState_SetAsyncExc(thread_id as _, interrupted_type(py).as_ptr());
         }
     }
 }
@@ -132,7 +140,11 @@ pub(crate) fn start(workers: Vec<Arc<Interruptible>>) -> Result<(), String> {
             // threads too (and Python code could wake on it).
             sandbox::confine_current_thread_or_warn();
             while let Ok((worker, target)) = receiver.recv() {
-                Python::attach(|py| interrupt(py, &workers, worker, target));
+                if worker >= SUB_INTERPRETER_BASE {
+                    interrupt_sub_interpreter(worker, target);
+                } else {
+                    Python::attach(|py| interrupt(py, &workers, worker, target));
+                }
             }
         })
         .map_err(|e| format!("could not spawn the interrupter thread: {e}"))?;
@@ -175,4 +187,87 @@ fn interrupt(py: Python<'_>, workers: &[Arc<Interruptible>], worker: usize, targ
             .import("_erlang_impl._async")
             .and_then(|module| module.call_method1("cancel_job", (job_id,)));
     }
+}
+
+/// Worker indexes from here on are own-GIL contexts' threads, each in an
+/// interpreter of its own.
+pub(crate) const SUB_INTERPRETER_BASE: usize = 1 << 32;
+
+/// An own-GIL context's thread, as the interrupter knows it.
+struct SubInterpreterSlot {
+    interruptible: Arc<Interruptible>,
+    /// Its `PyInterpreterState`; valid while `alive` holds.
+    interpreter: usize,
+    /// Cleared (with the interpreter's GIL released) before it ends: the
+    /// interrupter enters the interpreter only while holding this lock.
+    alive: Mutex<bool>,
+}
+
+static SUB_INTERPRETERS: Mutex<Option<HashMap<usize, Arc<SubInterpreterSlot>>>> = Mutex::new(None);
+
+/// Makes the own-GIL context thread `index` (from [`SUB_INTERPRETER_BASE`])
+/// interruptible. Called on that thread, with its interpreter's GIL held.
+pub(crate) fn register_sub_interpreter(
+    _py: Python<'_>,
+    index: usize,
+    interruptible: Arc<Interruptible>,
+) {
+    // SAFETY: the thread is attached (`py`), so there is a current interpreter.
+    let interpreter = unsafe { ffi::PyInterpreterState_Get() } as usize;
+    let slot = Arc::new(SubInterpreterSlot {
+        interruptible,
+        interpreter,
+        alive: Mutex::new(true),
+    });
+    SUB_INTERPRETERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .insert(index, slot);
+}
+
+/// Thread `index`'s interpreter is about to end: no interrupt enters it
+/// from now on. Call with that interpreter's GIL *released* (an interrupt in
+/// progress holds the slot's lock while it waits for that GIL).
+pub(crate) fn unregister_sub_interpreter(index: usize) {
+    let slot = SUB_INTERPRETERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_mut()
+        .and_then(|slots| slots.remove(&index));
+    if let Some(slot) = slot {
+        *slot.alive.lock().unwrap_or_else(|p| p.into_inner()) = false;
+    }
+}
+
+fn interrupt_sub_interpreter(index: usize, target: Target) {
+    let slot = SUB_INTERPRETERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|slots| slots.get(&index).cloned());
+    let Some(slot) = slot else { return };
+    let alive = slot.alive.lock().unwrap_or_else(|p| p.into_inner());
+    if !*alive {
+        return;
+    }
+    // SAFETY: the interpreter is alive and stays so while `alive` is held
+    // (its thread clears the flag under this lock before ending it). This
+    // thread is attached to no interpreter here (the main one's GIL is only
+    // taken inside Python::attach, elsewhere in the loop), so it may make a
+    // thread state in the target interpreter and take that interpreter's
+    // GIL with it; the busy worker lets go at its next eval-loop check. The
+    // thread state is cleared and deleted, GIL released, before returning.
+    unsafe {
+        let thread_state = ffi::PyThreadState_New(slot.interpreter as *mut ffi::PyInterpreterState);
+        if thread_state.is_null() {
+            return;
+        }
+        ffi::PyEval_RestoreThread(thread_state);
+        slot.interruptible
+            .interrupt(Python::assume_attached(), target);
+        ffi::PyThreadState_Clear(thread_state);
+        ffi::PyThreadState_DeleteCurrent();
+    }
+    drop(alive);
 }

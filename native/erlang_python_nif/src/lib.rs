@@ -23,6 +23,7 @@
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
 //! |       | [`fd_watch`]      | descriptor readiness as messages (event queues)  |
+//! |       | [`interpreters`]  | which interpreter runs; what each one owns       |
 //! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
 //! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
 //! |       | [`capsule`]       | channel references as Python capsules            |
@@ -39,7 +40,9 @@
 //! |       | [`callbacks`]     | Python calling Elixir                            |
 //! |       | [`channel`]       | bounded queues between Erlang and Python         |
 //! | 8     | [`erlang_module`] | `_erlang_native`, behind Python's `erlang`       |
+//! |       | [`subinterp_module`] | `erlang` in own-GIL contexts (C API)          |
 //! | 9     | [`interpreter`]   | starting CPython inside the VM                   |
+//! |       | [`own_gil`]       | contexts on a sub-interpreter with its own GIL   |
 //! | 10    | [`runtime`]       | the worker pool: start, submit, the thread loop  |
 //! | 11    | this file         | NIF entry points                                 |
 //!
@@ -60,11 +63,13 @@ mod errors;
 mod fd;
 mod fd_watch;
 mod interpreter;
+mod interpreters;
 mod interrupt;
 mod job;
 mod memory;
 mod messaging;
 mod ops;
+mod own_gil;
 mod panics;
 mod pytypes;
 mod registry;
@@ -74,6 +79,7 @@ mod sandbox;
 mod schedule;
 mod serving;
 mod stack_guard;
+mod subinterp_module;
 mod terms;
 
 use rustler::{Encoder, Env, ResourceArc, Term};
@@ -248,6 +254,40 @@ fn pending_callbacks() -> usize {
 #[rustler::nif]
 fn build_info() -> (&'static str, &'static str) {
     (interpreter::BUILD_EXECUTABLE, env!("ERLANG_PYTHON_VERSION"))
+}
+
+/// `{supported, free_threaded}`: whether contexts can have their own GIL
+/// (Python 3.12+), and whether this Python is a free-threaded build.
+#[rustler::nif]
+fn own_gil_support() -> (bool, bool) {
+    (own_gil::SUPPORTED, cfg!(Py_GIL_DISABLED))
+}
+
+/// Starts scope `scope`'s own-GIL context: a thread and a sub-interpreter
+/// with `paths` as `sys.path`. On a dirty scheduler: creating an
+/// interpreter takes milliseconds.
+#[rustler::nif(schedule = "DirtyIo")]
+fn own_gil_start(env: Env<'_>, scope: u64, paths: Vec<String>) -> Term<'_> {
+    if !runtime::is_started() {
+        return (atoms::error(), atoms::not_started()).encode(env);
+    }
+    match panics::catch(|| own_gil::start(scope, paths)).unwrap_or_else(Err) {
+        Ok(context) => (atoms::ok(), ResourceArc::new(context)).encode(env),
+        Err(text) => (atoms::error(), text).encode(env),
+    }
+}
+
+/// Ends scope `scope`'s own-GIL context; false when it has none.
+#[rustler::nif]
+fn own_gil_stop(scope: u64) -> bool {
+    own_gil::stop(scope)
+}
+
+/// `{threads, interpreters}`: own-GIL context threads alive and
+/// sub-interpreters not yet ended.
+#[rustler::nif]
+fn own_gil_running() -> (usize, usize) {
+    own_gil::running()
 }
 
 /// Library load: resource types rustler cannot declare (the descriptor

@@ -12,6 +12,7 @@
 use pyo3::prelude::*;
 use rustler::{Encoder, LocalPid, Term};
 
+use crate::interpreters::{self, Exception};
 use crate::terms::{describe, HeldTerm};
 
 /// An Erlang process identifier living in Python.
@@ -109,3 +110,24 @@ pyo3::create_exception!(
     pyo3::exceptions::PyException,
     "The Erlang process a message was sent to is not alive."
 );
+
+/// `which` raised with `message`, as the class of the interpreter the
+/// calling thread runs in: a sub-interpreter has classes of its own
+/// (`interpreters`), and a class of another interpreter must never be used.
+pub(crate) fn error(py: Python<'_>, which: Exception, message: impl Into<String>) -> PyErr {
+    let message = message.into();
+    match interpreters::exception_type(py, which) {
+        Some(class) => PyErr::from_type(class, message),
+        None => match which {
+            Exception::Interrupted => Interrupted::new_err(message),
+            Exception::CallbackError => CallbackError::new_err(message),
+            Exception::ProcessError => ProcessError::new_err(message),
+        },
+    }
+}
+
+/// The class of `erlang.Interrupted` in the calling thread's interpreter.
+pub(crate) fn interrupted_type(py: Python<'_>) -> Bound<'_, pyo3::types::PyType> {
+    interpreters::exception_type(py, Exception::Interrupted)
+        .unwrap_or_else(|| py.get_type::<Interrupted>())
+}

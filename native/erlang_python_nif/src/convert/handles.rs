@@ -4,31 +4,53 @@
 //! numpy array) reaches Elixir as a handle to the live object, and comes back
 //! as that same object when passed as an argument.
 //!
-//! The resource owns a strong reference (`Py<PyAny>`). When the Elixir term
-//! is garbage-collected, its destructor runs on whatever thread ERTS chooses,
-//! usually a scheduler that must not wait for the GIL: PyO3 then defers the
-//! decrement to its reference pool, which the next thread to attach (the
-//! worker thread, at its next request) applies with the GIL held.
+//! The resource owns a strong reference (`Py<PyAny>`) and the id of the
+//! interpreter that made the object (own-GIL contexts run on interpreters of
+//! their own). When the Elixir term is garbage-collected, its destructor runs
+//! on whatever thread ERTS chooses, usually a scheduler that must not wait for
+//! the GIL: the reference is handed to [`interpreters::release`], and a thread
+//! of that interpreter decrements it with that interpreter's GIL. A handle
+//! used in another interpreter is refused: objects never cross interpreters.
 
 use pyo3::prelude::*;
 use rustler::{Encoder, Env, ResourceArc, Term};
 
 use crate::atoms;
+use crate::interpreters;
 use crate::terms::elixir_struct;
 
 /// The resource behind `%ErlangPython.Object{ref: ...}`.
 pub(crate) struct PyHandle {
-    object: Py<PyAny>,
+    /// Always `Some` until the destructor takes it.
+    object: Option<Py<PyAny>>,
+    interpreter: i64,
 }
 
 #[rustler::resource_impl]
 impl rustler::Resource for PyHandle {}
 
+impl PyHandle {
+    fn object(&self) -> &Py<PyAny> {
+        self.object
+            .as_ref()
+            .expect("a live handle holds its object")
+    }
+}
+
+impl Drop for PyHandle {
+    fn drop(&mut self) {
+        if let Some(object) = self.object.take() {
+            interpreters::release(self.interpreter, object);
+        }
+    }
+}
+
 /// `%ErlangPython.Object{ref: handle, type: "module.Type"}`.
 pub(crate) fn to_term<'a>(env: Env<'a>, object: &Bound<'_, PyAny>) -> Term<'a> {
     let type_name = type_name(object);
     let handle = ResourceArc::new(PyHandle {
-        object: object.clone().unbind(),
+        object: Some(object.clone().unbind()),
+        interpreter: interpreters::current(object.py()),
     });
     elixir_struct(
         env,
@@ -56,7 +78,13 @@ pub(crate) fn from_term<'py>(
         .ok()
         .and_then(|reference| reference.decode().ok());
     Some(match handle {
-        Some(handle) => Ok(handle.object.bind(py).clone()),
+        Some(handle) if handle.interpreter == interpreters::current(py) => {
+            Ok(handle.object().bind(py).clone())
+        }
+        Some(_) => Err(pyo3::exceptions::PyTypeError::new_err(
+            "this ErlangPython.Object belongs to another interpreter (an own-GIL context has its own): \
+             objects never cross interpreters; pass plain data instead",
+        )),
         None => Err(pyo3::exceptions::PyTypeError::new_err(
             "this ErlangPython.Object has no live handle: handles are valid only in the VM that made them",
         )),
@@ -67,7 +95,7 @@ pub(crate) fn from_term<'py>(
 pub(crate) fn identity(term: Term<'_>) -> Option<usize> {
     let handle: ResourceArc<PyHandle> = term.map_get(atoms::ref_()).ok()?.decode().ok()?;
     // Object addresses are 16-byte aligned: drop the always-zero bits.
-    Some((handle.object.as_ptr() as usize) >> 4)
+    Some((handle.object().as_ptr() as usize) >> 4)
 }
 
 /// `module.QualName` of an object's type, for error messages.

@@ -38,6 +38,18 @@ fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
         TermType::List => list_to_py(py, term, depth),
         TermType::Tuple => tuple_to_py(py, term, depth),
         TermType::Map => map_to_py(py, term, depth),
+        // PyO3's classes (erlang.Pid, erlang.Term, buffers) belong to the
+        // main interpreter: an own-GIL context has an erlang.Pid of its own,
+        // and no form for the others.
+        TermType::Pid | TermType::Ref | TermType::Port | TermType::Fun
+            if !crate::interpreters::is_main(py) =>
+        {
+            let pid = term.decode().ok();
+            match pid.and_then(|pid| crate::interpreters::new_pid(py, pid)) {
+                Some(pid) => Ok(pid?),
+                None => Err(no_class_here(py, term)),
+            }
+        }
         TermType::Pid => {
             let pid = term.decode().map_err(|_| internal("pid"))?;
             Ok(Bound::new(py, Pid { pid })?.into_any())
@@ -53,6 +65,9 @@ fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
     }
 }
 fn opaque<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
+    if !crate::interpreters::is_main(py) {
+        return Err(no_class_here(py, term));
+    }
     Ok(Bound::new(py, OpaqueTerm::new(term))?.into_any())
 }
 
@@ -231,4 +246,15 @@ fn presized_dict(py: Python<'_>, size: usize) -> Result<Bound<'_, PyAny>> {
     };
     // SAFETY: `ptr` is a new reference or NULL with an exception set.
     Ok(unsafe { Bound::from_owned_ptr_or_err(py, ptr)? })
+}
+
+/// The error for a term with no plain Python form (a pid, a reference, a
+/// fun, a bitstring) sent into an own-GIL context.
+fn no_class_here(_py: Python<'_>, term: Term<'_>) -> super::ConvertError {
+    pyo3::exceptions::PyTypeError::new_err(format!(
+        "{:?} terms cannot enter an own-GIL context (erlang.Term lives in the main \
+         interpreter): pass plain data, or use a context without own_gil",
+        term.get_type()
+    ))
+    .into()
 }

@@ -96,14 +96,20 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
             return set_to_term(env, obj, depth);
         }
     }
-    if let Ok(pid) = obj.cast::<Pid>() {
-        return Ok(pid.get().pid.encode(env));
-    }
-    if let Ok(held) = obj.cast::<OpaqueTerm>() {
-        return Ok(held.get().to_term(env));
-    }
-    if let Some(buffer) = crate::buffer::to_term(env, obj) {
-        return Ok(buffer);
+    // PyO3's classes exist in the main interpreter only (own-GIL contexts
+    // run on sub-interpreters): elsewhere no object is one of them.
+    if crate::interpreters::is_main(obj.py()) {
+        if let Ok(pid) = obj.cast::<Pid>() {
+            return Ok(pid.get().pid.encode(env));
+        }
+        if let Ok(held) = obj.cast::<OpaqueTerm>() {
+            return Ok(held.get().to_term(env));
+        }
+        if let Some(buffer) = crate::buffer::to_term(env, obj) {
+            return Ok(buffer);
+        }
+    } else if let Some(pid) = crate::interpreters::pid_value(obj) {
+        return Ok(pid.encode(env));
     }
     if let Some(channel) = crate::capsule::to_term(env, obj) {
         return Ok(channel);

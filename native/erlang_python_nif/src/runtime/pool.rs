@@ -16,6 +16,7 @@ use crate::interpreter;
 use crate::interrupt;
 use crate::job::{JobState, Request};
 use crate::ops::Submission;
+use crate::own_gil;
 use crate::panics;
 
 /// `ErlangPython.Runtime`'s start options. Every field is required: the
@@ -199,6 +200,15 @@ pub(crate) fn submit(
     let dispatch = pool.dispatch;
     let workers = dispatch.slots().len();
     let submission = Submission::from_term(op).ok_or(SubmitError::Malformed)?;
+    // An own-GIL context's requests go to its own thread and interpreter.
+    if let Some(scope) = submission.scope.filter(|scope| own_gil::is_own_gil(*scope)) {
+        let job = Arc::new(JobState::new(scope));
+        let request = Request::new(reference, submission.term, reply_to, job.clone());
+        return match own_gil::route(scope, request) {
+            Ok(()) => Ok(job),
+            Err(_) => Err(SubmitError::NotStarted),
+        };
+    }
     let bound = match (submission.scope, submission.op.pinning()) {
         (Some(scope), _) => Some(scope_worker(scope, workers)),
         (None, Some(hint)) => Some(hint % workers),
@@ -225,6 +235,9 @@ fn scope_worker(scope: u64, workers: usize) -> usize {
 /// a timeout would: its caller gets an `erlang.Interrupted` error. False
 /// when that scope runs nothing (or the runtime is not started).
 pub(crate) fn interrupt_scope(scope: u64) -> bool {
+    if let Some(interrupted) = own_gil::interrupt_scope(scope) {
+        return interrupted;
+    }
     let Some(pool) = POOL.get() else {
         return false;
     };

@@ -21,6 +21,7 @@ use super::dispatch::Dispatch;
 use super::wait_strategy::SpinBudget;
 use crate::awaitable;
 use crate::errors::Failure;
+use crate::interpreters;
 use crate::job::{JobState, Request};
 use crate::memory;
 use crate::ops::Executor;
@@ -75,6 +76,8 @@ pub(super) fn run(dispatch: &'static Dispatch, index: usize) {
         // under a single acquisition.
         let first = dispatch.next(index, &mut budget);
         Python::attach(|py| {
+            // Handles Elixir dropped since (`interpreters::release`).
+            interpreters::drain(py);
             let mut next = Some(first);
             while let Some(request) = next {
                 thread.handle(py, request);

@@ -13,9 +13,17 @@
 //! the seal checks out, and takes event and message from the seal, not from
 //! the exception's (mutable) text. An exception Python code makes itself,
 //! with any text, or a copy of a genuine one, is an ordinary error.
+//!
+//! Own-GIL contexts run on sub-interpreters, where neither the main
+//! interpreter's class nor the `Seal` class (PyO3's, made in the main
+//! interpreter) may be used: each sub-interpreter gets its own class
+//! ([`create_type`] run there), and its seals are kept on this side instead,
+//! as weak references to the genuine instances ([`SubInterpreter`]), which
+//! Python code cannot reach at all.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType, PyWeakrefMethods, PyWeakrefReference};
 
@@ -30,6 +38,40 @@ pub struct Seal {
 }
 
 static BLOCKED_TYPE: OnceLock<Py<PyType>> = OnceLock::new();
+
+/// A sub-interpreter's class and seals: its objects, touched only with its GIL.
+struct SubInterpreter {
+    blocked: Py<PyType>,
+    /// Genuine instances (weakly) with their event, pruned as they die.
+    seals: Vec<(Py<PyWeakrefReference>, String, Kind)>,
+}
+
+static SUB_INTERPRETERS: Mutex<Vec<(i64, SubInterpreter)>> = Mutex::new(Vec::new());
+
+fn interpreter_id() -> i64 {
+    // SAFETY: called with a Python token (the thread is attached), so there
+    // is a current interpreter.
+    unsafe { ffi::PyInterpreterState_GetID(ffi::PyInterpreterState_Get()) }
+}
+
+fn with_sub<R>(id: i64, f: impl FnOnce(&mut SubInterpreter) -> R) -> Option<R> {
+    let mut subs = SUB_INTERPRETERS.lock().unwrap_or_else(|p| p.into_inner());
+    subs.iter_mut()
+        .find(|(key, _)| *key == id)
+        .map(|(_, sub)| f(sub))
+}
+
+/// The calling thread's sub-interpreter ends: drops its class and seals
+/// (with its GIL held, the caller's contract).
+pub fn forget_interpreter(_py: Python<'_>) {
+    let id = interpreter_id();
+    let removed = {
+        let mut subs = SUB_INTERPRETERS.lock().unwrap_or_else(|p| p.into_inner());
+        let at = subs.iter().position(|(key, _)| *key == id);
+        at.map(|at| subs.swap_remove(at))
+    };
+    drop(removed);
+}
 
 const SEAL_ATTRIBUTE: &str = "_sandbox_seal";
 
@@ -58,8 +100,8 @@ SandboxBlocked.__module__ = "builtins"
 /// starts and before any user code; until then refusals raise a plain
 /// RuntimeError with the same text.
 pub fn create_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
-    if let Some(existing) = BLOCKED_TYPE.get() {
-        return Ok(existing.bind(py).clone());
+    if let Some(existing) = blocked_type(py) {
+        return Ok(existing);
     }
     let namespace = PyDict::new(py);
     namespace.set_item("__builtins__", py.import("builtins")?)?;
@@ -68,13 +110,30 @@ pub fn create_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
         .get_item("SandboxBlocked")?
         .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("SandboxBlocked not defined"))?
         .cast_into::<PyType>()?;
-    let _ = BLOCKED_TYPE.set(blocked.clone().unbind());
+    match interpreter_id() {
+        0 => {
+            let _ = BLOCKED_TYPE.set(blocked.clone().unbind());
+        }
+        id => SUB_INTERPRETERS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((
+                id,
+                SubInterpreter {
+                    blocked: blocked.clone().unbind(),
+                    seals: Vec::new(),
+                },
+            )),
+    }
     Ok(blocked)
 }
 
-/// The exception type, once created.
+/// The exception type of the calling thread's interpreter, once created.
 pub fn blocked_type(py: Python<'_>) -> Option<Bound<'_, PyType>> {
-    BLOCKED_TYPE.get().map(|t| t.bind(py).clone())
+    match interpreter_id() {
+        0 => BLOCKED_TYPE.get().map(|t| t.bind(py).clone()),
+        id => with_sub(id, |sub| sub.blocked.bind(py).clone()),
+    }
 }
 
 /// Sets the current Python exception to a sealed `SandboxBlocked` for
@@ -98,6 +157,18 @@ fn sealed<'py>(
         blocked_type(py).ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("not ready"))?;
     let exception = blocked.call1((libc::EPERM, message))?;
     exception.setattr("event", event)?;
+    let id = interpreter_id();
+    if id != 0 {
+        let owner = PyWeakrefReference::new(&exception)?.unbind();
+        with_sub(id, |sub| {
+            // Dead instances' seals go; the list stays as short as the
+            // number of refusals still referenced somewhere.
+            sub.seals
+                .retain(|(owner, _, _)| owner.bind(py).upgrade().is_some());
+            sub.seals.push((owner, event.to_string(), kind));
+        });
+        return Ok(exception);
+    }
     let seal = Seal {
         owner: PyWeakrefReference::new(&exception)?.unbind(),
         event: event.to_string(),
@@ -113,6 +184,18 @@ pub fn genuine(py: Python<'_>, err: &PyErr) -> Option<(String, String)> {
     let value = err.value(py);
     if !value.is_instance(&blocked).unwrap_or(false) {
         return None;
+    }
+    let id = interpreter_id();
+    if id != 0 {
+        return with_sub(id, |sub| {
+            sub.seals.iter().find_map(|(owner, event, kind)| {
+                let owner = owner.bind(py).upgrade()?;
+                owner
+                    .is(value)
+                    .then(|| (event.clone(), block_message(event, *kind)))
+            })
+        })
+        .flatten();
     }
     // Read the instance's own dictionary: a subclass could answer any
     // attribute lookup with anything.

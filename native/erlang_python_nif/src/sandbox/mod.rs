@@ -93,6 +93,24 @@ pub unsafe fn guard_interpreter(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
+/// Sets up a sub-interpreter (an own-GIL context) as [`guard_interpreter`]
+/// does the main one: its own exception type (the C guards and the audit
+/// hook are process-wide and already cover it), and its threads' stack.
+///
+/// # Safety
+/// The GIL of the new interpreter must be held (`py`), on a confined thread.
+pub unsafe fn guard_sub_interpreter(py: Python<'_>) -> PyResult<()> {
+    exception::create_type(py)?;
+    py.import("_thread")?.call_method1("stack_size", (0,))?;
+    Ok(())
+}
+
+/// The calling thread's sub-interpreter is about to end: drops what the
+/// sandbox keeps of it (its GIL held).
+pub fn forget_sub_interpreter(py: Python<'_>) {
+    exception::forget_interpreter(py);
+}
+
 /// The type of the exception refusals raise (`erlang.SandboxBlocked`).
 pub fn blocked_type(py: Python<'_>) -> Option<Bound<'_, PyType>> {
     exception::blocked_type(py)
