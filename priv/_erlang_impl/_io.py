@@ -24,9 +24,18 @@ import logging
 
 # The native module, not `erlang`: that module re-exports this one's handler.
 from _erlang_native import call as _erlang_call
-from _erlang_native import call_blocked as _erlang_call_blocked
-from _erlang_native import output_pending as _output_pending
 from _erlang_native import self as _caller
+
+try:
+    from _erlang_native import call_blocked as _erlang_call_blocked
+    from _erlang_native import output_pending as _output_pending
+except ImportError:
+    # The `_erlang_native` of own-GIL sub-interpreters and of the isolated
+    # worker process: their request loops do not call end_of_call(), so
+    # output is written through as it comes instead of line-buffered, and log
+    # records wait the ordinary way.
+    _erlang_call_blocked = _erlang_call
+    _output_pending = None
 
 OUTPUT_FUNCTION = "__erlang_python_output__"
 LOG_FUNCTION = "__erlang_python_log__"
@@ -85,7 +94,7 @@ class ErlangWriter(io.TextIOBase):
         if not text:
             return 0
         caller = _caller()
-        if caller is None:
+        if caller is None or _output_pending is None:
             _send(self._stream, text)
             return len(text)
         key = (self._stream, caller)

@@ -261,7 +261,9 @@ __all__ += [
 # Reactors (ErlangPython.Reactor): protocol objects serving descriptors that
 # Erlang accepted and handed over.
 
-from . import reactor  # noqa: E402
+# Not `from . import reactor`: that asks __getattr__ (a registry lookup, a
+# round trip to Elixir in the isolated worker) before importing.
+import erlang.reactor as reactor  # noqa: E402
 from _erlang_impl._reactor import ReactorBuffer  # noqa: E402
 
 __all__ += ["ReactorBuffer"]
