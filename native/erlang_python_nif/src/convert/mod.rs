@@ -16,18 +16,27 @@
 //! | `bignum.rs`    | integers beyond 64 bits, through the external format  |
 //! | `handles.rs`   | `%ErlangPython.Object{}` handles to live objects       |
 //! | `mapset.rs`    | `%MapSet{}`, read in both shapes, built in Elixir's    |
+//! | `arrays.rs`    | buffers as `%ErlangPython.Array{}`, binaries as views  |
+//! | `datetime.rs`  | dates, times, datetimes, timedeltas                    |
+//! | `numeric.rs`   | numpy scalars, `Decimal`, `UUID`                       |
+//! | `custom.rs`    | decoders registered for Python types                   |
 //! | `to_python.rs` | Erlang -> Python                                       |
 //! | `to_term.rs`   | Python -> Erlang                                       |
 //!
 //! Each file uses only files listed above it.
 
+mod arrays;
 mod bignum;
+mod custom;
+mod datetime;
 mod error;
 pub(crate) mod handles;
 mod mapset;
+mod numeric;
 mod to_python;
 mod to_term;
 
+pub(crate) use arrays::to_term_with_arrays;
 pub(crate) use error::{ConvertError, MAX_DEPTH};
 pub(crate) use handles::type_name;
 pub(crate) use mapset::set_mapset_version;

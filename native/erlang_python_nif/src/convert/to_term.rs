@@ -9,10 +9,14 @@ use pyo3::Borrowed;
 use rustler::types::tuple::make_tuple;
 use rustler::{Encoder, Env, NewBinary, Term};
 
+use super::arrays;
 use super::bignum::bignum_etf;
+use super::custom;
+use super::datetime;
 use super::error::{enter, ConvertError, Result};
 use super::handles;
 use super::mapset;
+use super::numeric;
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
 
@@ -105,8 +109,30 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
     if let Some(buffer) = crate::buffer::to_term(env, obj) {
         return Ok(buffer);
     }
+    if let Some(term) = other_forms(env, obj, depth) {
+        return term;
+    }
     // No Elixir form: a handle to the live object.
     Ok(handles::to_term(env, obj))
+}
+
+/// The Elixir forms of types beyond the builtins (guides/type-conversion.md):
+/// arrays when asked for, registered decoders, dates and times, numpy
+/// scalars, decimals and UUIDs. `None`: the object stays a handle.
+fn other_forms<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Option<Result<Term<'a>>> {
+    if let Some(array) = arrays::to_term(env, obj) {
+        return Some(array);
+    }
+    let replaced = custom::replacement(obj).or_else(|| numeric::replacement(obj));
+    if let Some(replaced) = replaced {
+        return Some(
+            enter(depth)
+                .and_then(|()| Ok(replaced?))
+                .and_then(|value| py_to_term(env, &value, depth + 1)),
+        );
+    }
+    datetime::to_term(env, obj)
+        .or_else(|| numeric::to_term(env, obj, &|part| py_to_term(env, part, depth + 1)))
 }
 fn bytes_to_term<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
     let mut binary = NewBinary::new(env, bytes.len());

@@ -1,0 +1,477 @@
+//! Arrays without copies, both ways.
+//!
+//! * Python -> Elixir, when asked (`arrays: true`, [`to_term_with_arrays`]):
+//!   an object with the buffer protocol (a numpy array, `array.array`, a
+//!   `memoryview`) becomes `%ErlangPython.Array{data:, type:, shape:}`,
+//!   whose `data` is a resource binary pointing at the Python buffer
+//!   itself. The resource ([`Export`]) owns a `memoryview` that keeps the
+//!   buffer exported; when the binary is garbage-collected the resource's
+//!   destructor drops that `memoryview` without the GIL, which PyO3 turns
+//!   into a deferred decrement applied by the next worker thread that
+//!   attaches (as for object handles, see `handles`): no scheduler ever
+//!   waits for the GIL, and the buffer is released under the GIL.
+//! * Elixir -> Python: `{:buffer, binary}` and `%ErlangPython.Array{}`
+//!   become a read-only `memoryview` over the BEAM's own bytes ([`BinaryView`]
+//!   holds a reference to the binary for as long as Python holds a view).
+//!
+//! An Elixir binary must never change. So a buffer Python could still write
+//! is exported without a copy only when nothing but the object itself can
+//! write it: a numpy array owning its data is made read-only
+//! (`flags.writeable = False`) first; any other writable buffer (a numpy
+//! view into another array, an `array.array`, a writable `memoryview`) is
+//! copied once.
+
+use std::cell::Cell;
+use std::ffi::CString;
+
+use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use rustler::types::tuple::{get_tuple, make_tuple};
+use rustler::{Binary, Encoder, Env, NewBinary, ResourceArc, Term};
+
+use super::error::Result;
+use crate::terms::{elixir_struct, HeldTerm};
+
+mod atoms {
+    rustler::atoms! {
+        array_module = "Elixir.ErlangPython.Array",
+        data,
+        shape,
+        type_ = "type",
+        s,
+        u,
+        f,
+        c,
+        buffer,
+    }
+}
+
+thread_local! {
+    /// Whether the conversion running on this thread turns buffers into
+    /// `%ErlangPython.Array{}` (set by [`to_term_with_arrays`]).
+    static ARRAYS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Converts `obj` as `to_term` does, except that every object with the
+/// buffer protocol in it (other than `bytes` and `bytearray`, which are
+/// binaries anyway) becomes an `%ErlangPython.Array{}`.
+pub(crate) fn to_term_with_arrays<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ARRAYS.with(|flag| flag.set(self.0));
+        }
+    }
+    let _reset = Reset(ARRAYS.with(|flag| flag.replace(true)));
+    super::to_term(env, obj)
+}
+
+/// Conversion hook: the array for `obj` when arrays were asked for and it
+/// has the buffer protocol; `None` otherwise.
+pub(super) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Result<Term<'a>>> {
+    if !ARRAYS.with(Cell::get) {
+        return None;
+    }
+    // SAFETY: `obj` is a live object and the GIL is held.
+    if unsafe { ffi::PyObject_CheckBuffer(obj.as_ptr()) } == 0 {
+        return None;
+    }
+    Some(export(env, obj).map_err(Into::into))
+}
+
+/// What an exported binary points into: a `memoryview` that keeps the
+/// Python buffer exported (and its object alive) while the binary lives.
+pub(crate) struct Export {
+    /// Dropped without the GIL by the resource's destructor: PyO3 defers
+    /// the decrement to the next thread that attaches (a worker thread).
+    _view: Py<PyAny>,
+    data: *const u8,
+    len: usize,
+}
+
+// SAFETY: `data` points into memory owned by the buffer `_view` keeps
+// exported; it is only ever read (as the bytes of an immutable binary),
+// from any thread, and it stays valid until the resource is destroyed.
+// `Py<PyAny>` is itself Send + Sync.
+unsafe impl Send for Export {}
+// SAFETY: as above: shared reads of bytes nobody writes.
+unsafe impl Sync for Export {}
+
+#[rustler::resource_impl]
+impl rustler::Resource for Export {}
+
+/// The layout of a C-contiguous buffer, read from its `Py_buffer`.
+struct Layout {
+    format: String,
+    itemsize: usize,
+    shape: Vec<usize>,
+    data: *const u8,
+    len: usize,
+}
+
+fn export<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> PyResult<Term<'a>> {
+    let view = exportable_view(obj)?;
+    let layout = layout(&view)?;
+    let kind = nx_type(&layout.format, layout.itemsize).ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "a buffer of format {:?} has no ErlangPython.Array type",
+            layout.format
+        ))
+    })?;
+    let data = if layout.len == 0 {
+        let empty: Term<'a> = NewBinary::new(env, 0).into();
+        empty
+    } else {
+        let resource = ResourceArc::new(Export {
+            _view: view.unbind(),
+            data: layout.data,
+            len: layout.len,
+        });
+        // SAFETY: `data`/`len` describe the bytes of the buffer the
+        // resource's memoryview keeps exported (so they neither move nor
+        // are freed) until the resource, which the binary references, is
+        // destroyed; nothing writes them (see `exportable_view`).
+        resource
+            .make_binary(env, |export| unsafe {
+                std::slice::from_raw_parts(export.data, export.len)
+            })
+            .to_term(env)
+    };
+    let shape: Vec<Term<'a>> = layout.shape.iter().map(|n| n.encode(env)).collect();
+    Ok(elixir_struct(
+        env,
+        atoms::array_module(),
+        &[
+            (atoms::data(), data),
+            (atoms::type_(), kind.encode(env)),
+            (atoms::shape(), make_tuple(env, &shape)),
+        ],
+    ))
+}
+
+/// A C-contiguous `memoryview` of `obj` whose bytes nobody can write any
+/// more: the object's own buffer when that holds, otherwise a copy.
+fn exportable_view<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let mut view = memoryview(obj)?;
+    let readonly: bool = view.getattr("readonly")?.extract()?;
+    let contiguous: bool = view.getattr("c_contiguous")?.extract()?;
+    if !readonly && contiguous && owns_numpy_data(obj)? {
+        // Nothing else writes an array's own data once it is read-only
+        // (views made earlier aside: documented).
+        obj.getattr("flags")?.setattr("writeable", false)?;
+        view = memoryview(obj)?;
+    } else if !readonly || !contiguous {
+        // One copy, in C order, then exported from an immutable bytes.
+        let bytes = view
+            .call_method1("tobytes", ("C",))?
+            .cast_into::<PyBytes>()?;
+        let format = view.getattr("format")?;
+        let shape = view.getattr("shape")?;
+        let copy = memoryview(bytes.as_any())?;
+        view = if view.getattr("ndim")?.extract::<usize>()? == 0 {
+            copy.call_method1("cast", (format, pyo3::types::PyTuple::empty(py)))?
+        } else {
+            copy.call_method1("cast", (format, shape))?
+        };
+    }
+    Ok(view)
+}
+
+fn memoryview<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: `obj` is live and the GIL is held; the result is a new
+    // reference or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(obj.py(), ffi::PyMemoryView_FromObject(obj.as_ptr())) }
+}
+
+/// Whether `obj` is a numpy array that owns its data (a view's base
+/// could still be written through).
+fn owns_numpy_data(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let ty = obj.get_type();
+    if ty.module()?.to_cow()? != "numpy" || ty.qualname()?.to_cow()? != "ndarray" {
+        return Ok(false);
+    }
+    obj.getattr("flags")?.getattr("owndata")?.extract()
+}
+
+fn layout(view: &Bound<'_, PyAny>) -> PyResult<Layout> {
+    // SAFETY: Py_buffer is plain data; zeroed is the documented initial
+    // state before PyObject_GetBuffer fills it.
+    let mut buffer: ffi::Py_buffer = unsafe { std::mem::zeroed() };
+    // SAFETY: `view` is a live memoryview and the GIL is held; on success
+    // `buffer` is filled and released below, exactly once.
+    if unsafe { ffi::PyObject_GetBuffer(view.as_ptr(), &mut buffer, ffi::PyBUF_FULL_RO) } != 0 {
+        return Err(PyErr::fetch(view.py()));
+    }
+    // SAFETY: a successful PyObject_GetBuffer filled `buffer`: `format` is
+    // NUL-terminated (FULL_RO asks for it), `shape` holds `ndim` entries.
+    // The pointers are copied out before the release; `buf` stays valid
+    // after it, because the memoryview itself holds its own export of the
+    // underlying object for as long as it lives.
+    let layout = unsafe {
+        let format = if buffer.format.is_null() {
+            "B".to_string()
+        } else {
+            std::ffi::CStr::from_ptr(buffer.format)
+                .to_string_lossy()
+                .into_owned()
+        };
+        let ndim = buffer.ndim.max(0) as usize;
+        let shape = if buffer.shape.is_null() {
+            if ndim == 0 {
+                Vec::new()
+            } else {
+                vec![buffer.len as usize / buffer.itemsize.max(1) as usize]
+            }
+        } else {
+            std::slice::from_raw_parts(buffer.shape, ndim)
+                .iter()
+                .map(|&n| n as usize)
+                .collect()
+        };
+        Layout {
+            format,
+            itemsize: buffer.itemsize as usize,
+            shape,
+            data: buffer.buf as *const u8,
+            len: buffer.len as usize,
+        }
+    };
+    // SAFETY: `buffer` was filled by the successful call above.
+    unsafe { ffi::PyBuffer_Release(&mut buffer) };
+    Ok(layout)
+}
+
+/// The Nx-style type of a buffer format (`{:f, 64}`): `None` for formats
+/// with no such type (structs, pointers, big-endian data).
+fn nx_type(format: &str, itemsize: usize) -> Option<(rustler::Atom, usize)> {
+    let code = format
+        .strip_prefix(['@', '=', '<'])
+        .unwrap_or(format)
+        .to_string();
+    let code = match format.chars().next() {
+        // Non-native byte order is fine only for single bytes.
+        Some('>' | '!') if itemsize == 1 => format[1..].to_string(),
+        Some('>' | '!') => return None,
+        _ => code,
+    };
+    let kind = match code.as_str() {
+        "b" | "h" | "i" | "l" | "q" | "n" => atoms::s(),
+        "B" | "H" | "I" | "L" | "Q" | "N" | "?" | "c" => atoms::u(),
+        "e" | "f" | "d" => atoms::f(),
+        "Zf" | "Zd" => atoms::c(),
+        _ => return None,
+    };
+    Some((kind, itemsize * 8))
+}
+
+/// The buffer format of an Nx-style type.
+fn format_of(kind: &str, bits: usize) -> Option<&'static str> {
+    Some(match (kind, bits) {
+        ("s", 8) => "b",
+        ("s", 16) => "h",
+        ("s", 32) => "i",
+        ("s", 64) => "q",
+        ("u", 8) => "B",
+        ("u", 16) => "H",
+        ("u", 32) => "I",
+        ("u", 64) => "Q",
+        ("f", 16) => "e",
+        ("f", 32) => "f",
+        ("f", 64) => "d",
+        ("c", 64) => "Zf",
+        ("c", 128) => "Zd",
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Elixir -> Python
+
+/// A read-only buffer over an Elixir binary's own bytes, with a format and
+/// a shape. It holds a reference to the binary (its own process-independent
+/// copy of the term, which for a large binary shares the bytes rather than
+/// copying them), so the bytes live as long as any view of it.
+#[pyclass(module = "erlang", name = "BinaryView", frozen)]
+pub(crate) struct BinaryView {
+    /// Never read: owning it keeps `data` alive.
+    _binary: HeldTerm,
+    data: *const u8,
+    len: usize,
+    format: CString,
+    itemsize: usize,
+    shape: Vec<ffi::Py_ssize_t>,
+    strides: Vec<ffi::Py_ssize_t>,
+}
+
+// SAFETY: `data` points into the binary `held` keeps alive; binaries are
+// immutable, so concurrent reads from any thread are sound. Everything else
+// is owned, immutable data.
+unsafe impl Send for BinaryView {}
+// SAFETY: as above.
+unsafe impl Sync for BinaryView {}
+
+#[pymethods]
+impl BinaryView {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
+        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err(
+                "an Elixir binary is read-only in Python",
+            ));
+        }
+        let this = slf.get();
+        let ndim = this.shape.len();
+        // SAFETY: `view` is the valid Py_buffer the caller passed. Every
+        // pointer stored in it points into `this` (format, shape, strides)
+        // or the binary it holds (buf), which live as long as `view.obj`,
+        // a new reference to `slf` released by PyBuffer_Release.
+        unsafe {
+            (*view).obj = slf.clone().into_any().into_ptr();
+            (*view).buf = this.data as *mut std::os::raw::c_void;
+            (*view).len = this.len as ffi::Py_ssize_t;
+            (*view).readonly = 1;
+            (*view).itemsize = this.itemsize as ffi::Py_ssize_t;
+            (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
+                this.format.as_ptr() as *mut std::os::raw::c_char
+            } else {
+                std::ptr::null_mut()
+            };
+            let nd = flags & ffi::PyBUF_ND == ffi::PyBUF_ND;
+            (*view).ndim = if nd { ndim as std::os::raw::c_int } else { 1 };
+            (*view).shape = if nd {
+                this.shape.as_ptr() as *mut ffi::Py_ssize_t
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
+                this.strides.as_ptr() as *mut ffi::Py_ssize_t
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = std::ptr::null_mut();
+        }
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
+
+    fn __len__(&self) -> usize {
+        self.len
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<erlang.BinaryView format={:?} shape={:?}>",
+            self.format, self.shape
+        )
+    }
+}
+
+impl BinaryView {
+    fn new(binary: Term<'_>, format: &str, itemsize: usize, shape: Vec<usize>) -> PyResult<Self> {
+        let held = HeldTerm::new(binary);
+        let (data, len) = held.with_term(|term| {
+            let bin = Binary::from_term(term).map(|bin| (bin.as_ptr(), bin.len()));
+            bin.map_err(|_| PyTypeError::new_err("expected a binary"))
+        })?;
+        let count: usize = shape.iter().product();
+        if count * itemsize != len {
+            return Err(PyValueError::new_err(format!(
+                "an array of shape {shape:?} and {itemsize}-byte items needs {} bytes, the data has {len}",
+                count * itemsize
+            )));
+        }
+        // C order: the last dimension varies fastest.
+        let mut strides = vec![0 as ffi::Py_ssize_t; shape.len()];
+        let mut step = itemsize;
+        for (index, extent) in shape.iter().enumerate().rev() {
+            strides[index] = step as ffi::Py_ssize_t;
+            step *= (*extent).max(1);
+        }
+        Ok(BinaryView {
+            _binary: held,
+            data,
+            len,
+            format: CString::new(format).expect("formats have no NUL"),
+            itemsize,
+            shape: shape.iter().map(|&n| n as ffi::Py_ssize_t).collect(),
+            strides,
+        })
+    }
+}
+
+/// `memoryview(BinaryView(...))`: what Python code is given.
+fn view_of<'py>(py: Python<'py>, view: BinaryView) -> PyResult<Bound<'py, PyAny>> {
+    memoryview(Bound::new(py, view)?.as_any())
+}
+
+/// Conversion hook for tuples: `{:buffer, binary}` as a read-only
+/// `memoryview` of bytes (format `B`) over the binary itself.
+pub(super) fn buffer_tuple<'py>(
+    py: Python<'py>,
+    items: &[Term<'_>],
+) -> Option<Result<Bound<'py, PyAny>>> {
+    if items.len() != 2 || items[0] != atoms::buffer().to_term(items[0].get_env()) {
+        return None;
+    }
+    let len = Binary::from_term(items[1]).ok()?.len();
+    Some(
+        BinaryView::new(items[1], "B", 1, vec![len])
+            .and_then(|view| view_of(py, view))
+            .map_err(Into::into),
+    )
+}
+
+/// Conversion hook for maps: `%ErlangPython.Array{}` as a read-only,
+/// typed and shaped `memoryview` over its `data`.
+pub(super) fn from_array_struct<'py>(
+    py: Python<'py>,
+    term: Term<'_>,
+) -> Option<Result<Bound<'py, PyAny>>> {
+    let env = term.get_env();
+    if term.map_get(crate::atoms::__struct__()).ok()? != atoms::array_module().to_term(env) {
+        return None;
+    }
+    Some(array_view(py, term).map_err(Into::into))
+}
+
+fn array_view<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
+    let bad = |what: &str| PyTypeError::new_err(format!("ErlangPython.Array: {what}"));
+    let data = term.map_get(atoms::data()).map_err(|_| bad("no data"))?;
+    if Binary::from_term(data).is_err() {
+        return Err(bad("data must be a binary"));
+    }
+    let kind = term
+        .map_get(atoms::type_())
+        .ok()
+        .and_then(|t| t.decode::<(rustler::Atom, usize)>().ok())
+        .ok_or_else(|| bad("type must be {kind, bits}, such as {:f, 64}"))?;
+    let kind_name = if kind.0 == atoms::s() {
+        "s"
+    } else if kind.0 == atoms::u() {
+        "u"
+    } else if kind.0 == atoms::f() {
+        "f"
+    } else if kind.0 == atoms::c() {
+        "c"
+    } else {
+        ""
+    };
+    let format =
+        format_of(kind_name, kind.1).ok_or_else(|| bad("type has no Python buffer format"))?;
+    let shape_term = term.map_get(atoms::shape()).map_err(|_| bad("no shape"))?;
+    let shape = get_tuple(shape_term)
+        .map_err(|_| bad("shape must be a tuple of sizes"))?
+        .into_iter()
+        .map(|n| n.decode::<usize>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| bad("shape must be a tuple of sizes"))?;
+    view_of(py, BinaryView::new(data, format, kind.1 / 8, shape)?)
+}
