@@ -1,6 +1,6 @@
 //! Arrays without copies, both ways.
 //!
-//! * Python -> Elixir, when asked (`arrays: true`, [`to_term_with_arrays`]):
+//! * Python -> Elixir, when asked (`arrays: true`, [`ArraysAsked`]):
 //!   an object with the buffer protocol (a numpy array, `array.array`, a
 //!   `memoryview`) becomes `%ErlangPython.Array{data:, type:, shape:}`,
 //!   whose `data` is a resource binary pointing at the Python buffer
@@ -50,22 +50,24 @@ mod atoms {
 
 thread_local! {
     /// Whether the conversion running on this thread turns buffers into
-    /// `%ErlangPython.Array{}` (set by [`to_term_with_arrays`]).
+    /// `%ErlangPython.Array{}` (set by [`ArraysAsked`]).
     static ARRAYS: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Converts `obj` as `to_term` does, except that every object with the
-/// buffer protocol in it (other than `bytes` and `bytearray`, which are
-/// binaries anyway) becomes an `%ErlangPython.Array{}`.
-pub(crate) fn to_term_with_arrays<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            ARRAYS.with(|flag| flag.set(self.0));
-        }
+/// While alive, conversions on this thread turn buffers into arrays
+/// (`to_term::to_term_with_arrays`); dropping it restores what was before.
+pub(super) struct ArraysAsked(bool);
+
+impl ArraysAsked {
+    pub(super) fn new() -> Self {
+        ArraysAsked(ARRAYS.with(|flag| flag.replace(true)))
     }
-    let _reset = Reset(ARRAYS.with(|flag| flag.replace(true)));
-    super::to_term(env, obj)
+}
+
+impl Drop for ArraysAsked {
+    fn drop(&mut self) {
+        ARRAYS.with(|flag| flag.set(self.0));
+    }
 }
 
 /// Conversion hook: the array for `obj` when arrays were asked for and it

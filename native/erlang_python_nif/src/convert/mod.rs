@@ -36,9 +36,8 @@ mod numeric;
 mod to_python;
 mod to_term;
 
-pub(crate) use arrays::to_term_with_arrays;
 pub(crate) use error::{ConvertError, MAX_DEPTH};
 pub(crate) use handles::type_name;
 pub(crate) use mapset::set_mapset_version;
 pub(crate) use to_python::to_python;
-pub(crate) use to_term::{set_otp_version, to_term};
+pub(crate) use to_term::{set_otp_version, to_term, to_term_with_arrays};

@@ -25,6 +25,14 @@ pub(crate) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'
     py_to_term(env, obj, 0)
 }
 
+/// Converts `obj` as [`to_term`] does, except that every object with the
+/// buffer protocol in it (other than `bytes` and `bytearray`, which are
+/// binaries anyway) becomes an `%ErlangPython.Array{}` (`arrays: true`).
+pub(crate) fn to_term_with_arrays<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
+    let _asked = arrays::ArraysAsked::new();
+    py_to_term(env, obj, 0)
+}
+
 fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Term<'a>> {
     let ptr = obj.as_ptr();
     // SAFETY (all ffi type checks below): `ptr` is a valid, borrowed object
