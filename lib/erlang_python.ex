@@ -341,6 +341,7 @@ defmodule ErlangPython do
     with {:ok, options} <- in_context_process(options) do
       module
       |> Request.call(function, args, options.kwargs)
+      |> ErlangPython.Encoding.encode_request()
       |> Request.with_options(options)
       |> Runtime.start_request()
     end

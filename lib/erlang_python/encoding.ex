@@ -7,8 +7,24 @@ defmodule ErlangPython.Encoding do
   @doc false
   @spec encode_request(tuple() | atom()) :: tuple() | atom()
   def encode_request(request) do
-    if user_impls?(), do: encode_fields(request), else: request
+    if user_impls?() and needs_encoding?(request), do: encode_fields(request), else: request
   end
+
+  # Whether `term` holds a struct with an implementation: a walk that
+  # allocates nothing, so requests without such structs are sent as they are.
+  defp needs_encoding?(%_{} = struct), do: Encoder.impl_for(struct) != Encoder.Any
+  defp needs_encoding?(map) when is_map(map), do: Enum.any?(map, &needs_encoding?/1)
+  defp needs_encoding?([head | tail]), do: needs_encoding?(head) or needs_encoding?(tail)
+
+  defp needs_encoding?(tuple) when is_tuple(tuple),
+    do: tuple_needs_encoding?(tuple, tuple_size(tuple))
+
+  defp needs_encoding?(_other), do: false
+
+  defp tuple_needs_encoding?(_tuple, 0), do: false
+
+  defp tuple_needs_encoding?(tuple, index),
+    do: needs_encoding?(elem(tuple, index - 1)) or tuple_needs_encoding?(tuple, index - 1)
 
   defp encode_fields({:call, module, function, args, kwargs}),
     do: {:call, module, function, encode(args), encode(kwargs)}
