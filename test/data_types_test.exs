@@ -73,6 +73,19 @@ defmodule ErlangPython.DataTypesTest do
       assert {:ok, "2024-01-01T09:30:00-05:00"} = ErlangPython.eval("v.isoformat()", %{v: fixed})
     end
 
+    test "a tzinfo that gives no offset makes a naive datetime, as Python defines it" do
+      :ok =
+        ErlangPython.exec("""
+        import datetime as _dt
+        class _NoOffset(_dt.tzinfo):
+            def utcoffset(self, when):
+                return None
+        """)
+
+      assert {:ok, ~N[2024-01-01 00:00:00.000000]} =
+               ErlangPython.eval("_dt.datetime(2024, 1, 1, tzinfo=_NoOffset())")
+    end
+
     test "timedelta is {:timedelta, microseconds}, both ways; Duration goes to timedelta" do
       assert {:ok, {:timedelta, -86_395_000_000}} =
                ErlangPython.eval("__import__('datetime').timedelta(days=-1, seconds=5)")

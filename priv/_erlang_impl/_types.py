@@ -51,8 +51,12 @@ def register_decoder_by_name(key, module, function):
 def zone_of(value):
     """(utc_offset, std_offset, time_zone, zone_abbr) of an aware datetime,
     as Elixir's DateTime has them: the zone's key for a ZoneInfo, Etc/UTC
-    for UTC, otherwise its tzname()."""
-    total = int(value.utcoffset().total_seconds())
+    for UTC, otherwise its tzname(). None when the tzinfo gives no offset
+    (the datetime is naive, as Python's docs define it)."""
+    offset = value.utcoffset()
+    if offset is None:
+        return None
+    total = int(offset.total_seconds())
     dst = value.dst()
     std = int(dst.total_seconds()) if dst is not None else 0
     tz = value.tzinfo

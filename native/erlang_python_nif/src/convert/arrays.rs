@@ -59,8 +59,11 @@ thread_local! {
 pub(super) struct ArraysAsked(bool);
 
 impl ArraysAsked {
-    pub(super) fn new() -> Self {
-        ArraysAsked(ARRAYS.with(|flag| flag.replace(true)))
+    /// Arrays (`asked`) or not, until dropped. Every conversion sets it: a
+    /// request served on this thread while another's conversion waits (a
+    /// decoder calling Elixir) must not inherit that one's choice.
+    pub(super) fn new(asked: bool) -> Self {
+        ArraysAsked(ARRAYS.with(|flag| flag.replace(asked)))
     }
 }
 

@@ -127,8 +127,12 @@ fn datetime_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDateTime>) -> PyResult
         return Ok(elixir_struct(env, atoms::naive_module(), &fields));
     }
     let helpers = value.py().import(HELPERS)?;
-    let (utc_offset, std_offset, zone, abbr): (i64, i64, String, String) =
+    // None: a tzinfo without an offset for this datetime, so it is naive.
+    let zone: Option<(i64, i64, String, String)> =
         helpers.call_method1("zone_of", (value,))?.extract()?;
+    let Some((utc_offset, std_offset, zone, abbr)) = zone else {
+        return Ok(elixir_struct(env, atoms::naive_module(), &fields));
+    };
     fields.extend([
         (atoms::utc_offset(), utc_offset.encode(env)),
         (atoms::std_offset(), std_offset.encode(env)),

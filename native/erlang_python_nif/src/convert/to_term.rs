@@ -22,6 +22,7 @@ use crate::pytypes::{OpaqueTerm, Pid};
 
 /// Converts a Python object to a term in `env`.
 pub(crate) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
+    let _plain = arrays::ArraysAsked::new(false);
     py_to_term(env, obj, 0)
 }
 
@@ -29,7 +30,7 @@ pub(crate) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'
 /// buffer protocol in it (other than `bytes` and `bytearray`, which are
 /// binaries anyway) becomes an `%ErlangPython.Array{}` (`arrays: true`).
 pub(crate) fn to_term_with_arrays<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
-    let _asked = arrays::ArraysAsked::new();
+    let _asked = arrays::ArraysAsked::new(true);
     py_to_term(env, obj, 0)
 }
 
