@@ -134,6 +134,22 @@ defmodule ErlangPython.NumpyTest do
     end
   end
 
+  describe "Elixir binaries in numpy" do
+    test "a 100 MB binary reaches numpy without a copy: RSS grows far less than 100 MB" do
+      data = :binary.copy(<<2.0::float-native-64>>, 12_500_000)
+      before = rss_kb()
+
+      assert {:ok, {25_000_000.0, false}} =
+               ErlangPython.eval(
+                 "(lambda a: (float(a.sum()), a.flags.writeable))(np.asarray(v))",
+                 %{np: numpy(), v: %Array{data: data, type: {:f, 64}, shape: {12_500_000}}}
+               )
+
+      grown = rss_kb() - before
+      assert grown < 20_000, "RSS grew #{grown} kB for a 100 MB binary"
+    end
+  end
+
   describe "pandas" do
     test "a DataFrame decodes to a map of columns, a Series too, never a list of names" do
       {:ok, df} = ErlangPython.eval("pd.DataFrame({'a': [1, 2], 'b': ['x', 'y']})", %{pd: pandas()})
