@@ -16,7 +16,8 @@
 //! | `bignum.rs`    | integers beyond 64 bits, through the external format  |
 //! | `handles.rs`   | `%ErlangPython.Object{}` handles to live objects       |
 //! | `mapset.rs`    | `%MapSet{}`, read in both shapes, built in Elixir's    |
-//! | `arrays.rs`    | buffers as `%ErlangPython.Array{}`, binaries as views  |
+//! | `arrays.rs`    | buffers as `%ErlangPython.Array{}`, without a copy     |
+//! | `binary_view.rs` | binaries and arrays as read-only `memoryview`s       |
 //! | `datetime.rs`  | dates, times, datetimes, timedeltas                    |
 //! | `numeric.rs`   | numpy scalars, `Decimal`, `UUID`                       |
 //! | `custom.rs`    | decoders registered for Python types                   |
@@ -27,6 +28,7 @@
 
 mod arrays;
 mod bignum;
+mod binary_view;
 mod custom;
 mod datetime;
 mod error;

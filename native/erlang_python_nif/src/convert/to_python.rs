@@ -6,8 +6,8 @@ use pyo3::types::{PyBytes, PyFloat, PyInt, PySet, PyString, PyTuple};
 use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Term, TermType};
 
-use super::arrays;
 use super::bignum::parse_bignum_etf;
+use super::binary_view;
 use super::datetime;
 use super::error::{enter, internal, Result};
 use super::handles;
@@ -142,7 +142,7 @@ fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bou
         }
     }
     // {:buffer, binary}, {:timedelta, us}, {:uuid, text}.
-    if let Some(value) = arrays::buffer_tuple(py, &items)
+    if let Some(value) = binary_view::buffer_tuple(py, &items)
         .or_else(|| datetime::tagged_to_py(py, &items))
         .or_else(|| numeric::tagged_to_py(py, &items))
     {
@@ -195,7 +195,7 @@ fn struct_to_py<'py>(
     if module.get_type() != TermType::Atom {
         return None;
     }
-    arrays::from_array_struct(py, term)
+    binary_view::from_array_struct(py, term)
         .or_else(|| datetime::struct_to_py(py, term, module))
         .or_else(|| {
             numeric::struct_to_py(py, term, module, &|part| term_to_py(py, part, depth + 1))
