@@ -37,7 +37,7 @@ defmodule ErlangPython do
 
   Each function lists the options it takes; all of them, in one table:
 
-  #{ErlangPython.Options.table([:timeout, :kwargs, :decode, :context, :node, :chunk_size, :max_delay])}
+  #{ErlangPython.Options.table([:timeout, :kwargs, :decode, :arrays, :context, :node, :chunk_size, :max_delay])}
   """
 
   alias ErlangPython.{Context, Error, Native, Object, Options, Request, Runtime}
@@ -68,16 +68,17 @@ defmodule ErlangPython do
           {:timeout, timeout()}
           | {:kwargs, map() | keyword()}
           | {:decode, boolean()}
+          | {:arrays, boolean()}
           | {:context, Context.t() | pid()}
           | {:node, node()}
           | {:chunk_size, pos_integer()}
           | {:max_delay, non_neg_integer() | nil}
 
-  @call_options Options.defaults([:timeout, :kwargs, :decode, :context, :node])
-  @eval_options Options.defaults([:timeout, :decode, :context, :node])
+  @call_options Options.defaults([:timeout, :kwargs, :decode, :arrays, :context, :node])
+  @eval_options Options.defaults([:timeout, :decode, :arrays, :context, :node])
   @exec_options Options.defaults([:timeout, :context, :node])
-  @handle_options Options.defaults([:timeout, :decode, :context])
-  @call_method_options Options.defaults([:timeout, :kwargs, :decode, :context])
+  @handle_options Options.defaults([:timeout, :decode, :arrays, :context])
+  @call_method_options Options.defaults([:timeout, :kwargs, :decode, :arrays, :context])
   @decode_options Options.defaults([:timeout])
   @reload_options Options.defaults([:timeout, :context])
   @async_options Options.defaults([:kwargs, :decode, :context])
@@ -283,10 +284,13 @@ defmodule ErlangPython do
   end
 
   @doc """
-  Converts a handle's object as far as it can: containers recursively,
+  Converts a handle's object as far as it can: containers and sequences
+  recursively, pandas DataFrames and Series as a map of columns (a
+  non-default index as leading columns, as `reset_index()` makes them),
   `tolist()` for numpy values, dataclasses and objects through their
-  fields, dates as ISO strings, decimals as strings, anything else through
-  its `repr`.
+  fields, anything else through its `repr`. Dates, decimals and UUIDs take
+  their usual forms (see the type conversion guide). An iterator or
+  generator is not consumed: it stays a handle.
 
   ## Options
 
@@ -298,6 +302,46 @@ defmodule ErlangPython do
     check_object!(object)
     options = Options.validate!(opts, @decode_options)
     call("_erlang_impl._decode", :decode, [object], timeout: options.timeout)
+  end
+
+  @doc """
+  Converts instances of a Python type with a Python function of your own.
+
+  `type` is the type's `"module.QualName"` (`"fractions.Fraction"`), and
+  `{module, function}` names a Python function (imported on first use)
+  that takes the object and returns what to convert in its place. It
+  applies to every result, wherever the object is nested, and takes
+  precedence over the built-in rules for that type. `nil` removes it.
+  From Python, `erlang.register_decoder(type, function)` does the same.
+
+      iex> :ok = ErlangPython.exec("def as_pair(f):\\n    return (f.numerator, f.denominator)")
+      iex> ErlangPython.register_decoder("fractions.Fraction", {:__main__, :as_pair})
+      :ok
+      iex> ErlangPython.eval("__import__('fractions').Fraction(3, 4)")
+      {:ok, {3, 4}}
+      iex> ErlangPython.register_decoder("fractions.Fraction", nil)
+      :ok
+  """
+  @doc group: "Object handles"
+  @spec register_decoder(String.t(), {name(), name()} | nil) :: :ok | {:error, reason()}
+  def register_decoder(type, decoder) when is_binary(type) do
+    args =
+      case decoder do
+        nil ->
+          [type, nil]
+
+        {module, function} ->
+          check_name!(module, "module")
+          [type, to_string(module), function_name!(function)]
+
+        other ->
+          raise ArgumentError,
+                "a decoder is {python_module, python_function} or nil, got: #{inspect(other)}"
+      end
+
+    function = if decoder == nil, do: :register_decoder, else: :register_decoder_by_name
+
+    with {:ok, _key} <- call("_erlang_impl._types", function, args), do: :ok
   end
 
   @doc """
@@ -331,6 +375,7 @@ defmodule ErlangPython do
     with {:ok, options} <- in_context_process(options) do
       module
       |> Request.call(function, args, options.kwargs)
+      |> ErlangPython.Encoding.encode_request()
       |> Request.with_options(options)
       |> Runtime.start_request()
     end
@@ -624,7 +669,10 @@ defmodule ErlangPython do
 
   defp run_embedded(request, options) do
     with {:ok, options} <- in_context_process(options) do
-      request |> Request.with_options(options) |> Runtime.request(options.timeout)
+      request
+      |> ErlangPython.Encoding.encode_request()
+      |> Request.with_options(options)
+      |> Runtime.request(options.timeout)
     end
   end
 

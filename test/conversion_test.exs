@@ -240,10 +240,10 @@ defmodule ErlangPython.ConversionTest do
     test "objects with no Elixir form come back as handles naming their type" do
       assert {:ok, %ErlangPython.Object{type: "object"}} = ErlangPython.eval("object()")
 
-      assert {:ok, %ErlangPython.Object{type: "decimal.Decimal"} = decimal} =
-               ErlangPython.eval("__import__('decimal').Decimal('1.5')")
+      assert {:ok, %ErlangPython.Object{type: "fractions.Fraction"} = fraction} =
+               ErlangPython.eval("__import__('fractions').Fraction(3, 2)")
 
-      assert {:ok, "1.5"} = ErlangPython.decode(decimal)
+      assert {:ok, "3/2"} = ErlangPython.decode(fraction)
       assert {:ok, %ErlangPython.Object{type: "function"}} = ErlangPython.eval("lambda: 1")
       # Inside containers too.
       assert {:ok, [1, %ErlangPython.Object{type: "object"}]} = ErlangPython.eval("[1, object()]")

@@ -61,8 +61,10 @@ defmodule ErlangPython.HandlesTest do
     tag = unique("freed")
 
     in_dying_process(fn ->
-      {:ok, %Object{}} = ErlangPython.call(:__main__, :_handle_watched, [tag])
+      {:ok, %Object{} = handle} = ErlangPython.call(:__main__, :_handle_watched, [tag])
       assert {:ok, false} = ErlangPython.eval("tag in _handle_freed", %{tag: tag})
+      # Used here, so a garbage collection before this line cannot free it.
+      assert %Object{} = handle
     end)
 
     # The handle died with its process; the release is applied at the

@@ -10,7 +10,7 @@ defmodule ErlangPython.LayoutTest do
     assert length(files) > 10
 
     for file <- files do
-      [_, source] = Regex.run(~r/^defmodule ([\w.:]+) do/m, File.read!(file))
+      [_, source] = Regex.run(~r/^def(?:module|protocol) ([\w.:]+) do/m, File.read!(file))
       [top | _] = Path.split(Path.relative_to(file, @root))
       assert Path.relative_to(file, @root) == Path.join(top, expected_path(source)), source
     end

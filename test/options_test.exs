@@ -7,8 +7,8 @@ defmodule ErlangPython.OptionsTest do
   describe "each function takes the options its documentation lists, and only those" do
     # {function, arguments before the options, options its doc lists}
     @functions [
-      {:call, [:operator, :add, [1, 2]], [:timeout, :kwargs, :decode, :context, :node]},
-      {:eval, ["1 + 1", %{}], [:timeout, :decode, :context, :node]},
+      {:call, [:operator, :add, [1, 2]], [:timeout, :kwargs, :decode, :arrays, :context, :node]},
+      {:eval, ["1 + 1", %{}], [:timeout, :decode, :arrays, :context, :node]},
       {:exec, ["pass"], [:timeout, :context, :node]},
       {:async_call, [:operator, :add, [1, 2]], [:kwargs, :decode, :context]},
       {:stream, [:builtins, :range, [3]], [:timeout, :kwargs, :context, :chunk_size, :max_delay]},

@@ -29,6 +29,14 @@ defmodule ErlangPython.Options do
         "`false` returns an `ErlangPython.Object` handle even for a value that " <>
           "converts; by default only values without an Elixir form come back as handles."
     ],
+    arrays: [
+      default: false,
+      type: "`t:boolean/0`",
+      doc:
+        "`true` returns every object with the buffer protocol in the result (numpy " <>
+          "arrays, `array.array`, `memoryview`) as an `ErlangPython.Array` whose data " <>
+          "is the Python buffer itself, not a copy."
+    ],
     context: [
       default: nil,
       type: "`t:ErlangPython.Context.t/0` or `t:pid/0`",
@@ -67,7 +75,8 @@ defmodule ErlangPython.Options do
   @names Keyword.keys(@options)
 
   @typedoc "An option name."
-  @type name :: :timeout | :kwargs | :decode | :context | :node | :chunk_size | :max_delay
+  @type name ::
+          :timeout | :kwargs | :decode | :arrays | :context | :node | :chunk_size | :max_delay
 
   @doc false
   # The default of a call's :timeout, in milliseconds; also the default of
@@ -108,6 +117,7 @@ defmodule ErlangPython.Options do
   end
 
   defp check!(:decode, decode) when is_boolean(decode), do: decode
+  defp check!(:arrays, arrays) when is_boolean(arrays), do: arrays
   defp check!(:context, nil), do: nil
   defp check!(:context, %ErlangPython.Context{} = context), do: context
   defp check!(:context, server) when is_pid(server), do: server
@@ -121,6 +131,7 @@ defmodule ErlangPython.Options do
     timeout: "a non-negative integer or :infinity",
     kwargs: "a map or keyword list",
     decode: "a boolean",
+    arrays: "a boolean",
     context: "an ErlangPython.Context or a context process's pid",
     node: "a node name (an atom)",
     chunk_size: "a positive integer",

@@ -22,6 +22,7 @@ defmodule ErlangPython.Request do
           | {:call_method, Object.t(), ErlangPython.name(), list(), map()}
           | {:repr, Object.t(), non_neg_integer()}
           | {:raw, t()}
+          | {:arrays, t()}
           | {:context, Object.t(), t()}
           | {:scoped, pos_integer(), t()}
           | :diagnostic_panic
@@ -57,12 +58,21 @@ defmodule ErlangPython.Request do
 
   @doc false
   # Applies the options that change the request itself: `decode: false`
-  # answers with a handle whatever the value, and `context:` runs it in a
-  # context's namespace (and, for a context with a scope, in that scope).
-  @spec with_options(t(), %{optional(:decode) => boolean(), optional(:context) => Context.t() | nil}) ::
-          t()
+  # answers with a handle whatever the value, `arrays: true` with buffers as
+  # ErlangPython.Array, and `context:` runs it in a context's namespace
+  # (and, for a context with a scope, in that scope).
+  @spec with_options(t(), %{
+          optional(:decode) => boolean(),
+          optional(:arrays) => boolean(),
+          optional(:context) => Context.t() | nil
+        }) :: t()
   def with_options(request, options) do
-    request = if Map.get(options, :decode, true), do: request, else: {:raw, request}
+    request =
+      cond do
+        not Map.get(options, :decode, true) -> {:raw, request}
+        Map.get(options, :arrays, false) -> {:arrays, request}
+        true -> request
+      end
 
     case Map.get(options, :context) do
       nil -> request

@@ -37,6 +37,7 @@ from _erlang_native import self as _self
 
 from _erlang_impl._loop import ErlangEventLoop, ErlangEventLoopPolicy
 from _erlang_impl._sandbox import SandboxBlocked, is_sandboxed
+from _erlang_impl._types import register_decoder
 
 __all__ = [
     "ErlangEventLoop",
@@ -52,6 +53,7 @@ __all__ = [
     "call",
     "is_registered",
     "is_sandboxed",
+    "register_decoder",
     "registered",
     "self",
     "send",

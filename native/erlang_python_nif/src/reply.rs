@@ -19,6 +19,8 @@ pub(crate) enum Outcome<'py> {
     Value(Bound<'py, PyAny>),
     /// A handle to the value, whatever it is (`decode: false`).
     Handle(Bound<'py, PyAny>),
+    /// A value whose buffers become `%ErlangPython.Array{}` (`{:arrays, op}`).
+    WithArrays(Bound<'py, PyAny>),
     /// A value, and something to free only once the reply is sent: the
     /// second field is never read, only dropped after the reply.
     ValueThenFree(Bound<'py, PyAny>, #[allow(dead_code)] Bound<'py, PyAny>),
@@ -61,6 +63,10 @@ fn result_term<'a>(
                 Err(err) => (atoms::error(), reason_term(env, py, &Failure::from(err))).encode(env),
             }
         }
+        Ok(Outcome::WithArrays(value)) => match convert::to_term_with_arrays(env, value) {
+            Ok(term) => (atoms::ok(), term).encode(env),
+            Err(err) => (atoms::error(), reason_term(env, py, &Failure::from(err))).encode(env),
+        },
         Ok(Outcome::Handle(value)) => {
             (atoms::ok(), convert::handles::to_term(env, value)).encode(env)
         }

@@ -16,15 +16,25 @@
 //! | `bignum.rs`    | integers beyond 64 bits, through the external format  |
 //! | `handles.rs`   | `%ErlangPython.Object{}` handles to live objects       |
 //! | `mapset.rs`    | `%MapSet{}`, read in both shapes, built in Elixir's    |
+//! | `arrays.rs`    | buffers as `%ErlangPython.Array{}`, without a copy     |
+//! | `binary_view.rs` | binaries and arrays as read-only `memoryview`s       |
+//! | `datetime.rs`  | dates, times, datetimes, timedeltas                    |
+//! | `numeric.rs`   | numpy scalars, `Decimal`, `UUID`                       |
+//! | `custom.rs`    | decoders registered for Python types                   |
 //! | `to_python.rs` | Erlang -> Python                                       |
 //! | `to_term.rs`   | Python -> Erlang                                       |
 //!
 //! Each file uses only files listed above it.
 
+mod arrays;
 mod bignum;
+mod binary_view;
+mod custom;
+mod datetime;
 mod error;
 pub(crate) mod handles;
 mod mapset;
+mod numeric;
 mod to_python;
 mod to_term;
 
@@ -32,4 +42,4 @@ pub(crate) use error::{ConvertError, MAX_DEPTH};
 pub(crate) use handles::type_name;
 pub(crate) use mapset::set_mapset_version;
 pub(crate) use to_python::to_python;
-pub(crate) use to_term::{set_otp_version, to_term};
+pub(crate) use to_term::{set_otp_version, to_term, to_term_with_arrays};

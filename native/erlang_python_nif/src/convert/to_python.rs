@@ -7,9 +7,12 @@ use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Term, TermType};
 
 use super::bignum::parse_bignum_etf;
+use super::binary_view;
+use super::datetime;
 use super::error::{enter, internal, Result};
 use super::handles;
 use super::mapset;
+use super::numeric;
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
 
@@ -182,6 +185,13 @@ fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bou
             return Ok(PyBytes::new(py, bin.as_slice()).into_any());
         }
     }
+    // {:buffer, binary}, {:timedelta, us}, {:uuid, text}.
+    if let Some(value) = binary_view::buffer_tuple(py, &items)
+        .or_else(|| datetime::tagged_to_py(py, &items))
+        .or_else(|| numeric::tagged_to_py(py, &items))
+    {
+        return value;
+    }
     let mut converted = Vec::with_capacity(items.len());
     for item in items {
         converted.push(term_to_py(py, item, depth + 1)?);
@@ -193,6 +203,9 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
     enter(depth)?;
     if let Some(object) = handles::from_term(py, term) {
         return Ok(object?);
+    }
+    if let Some(value) = struct_to_py(py, term, depth) {
+        return value;
     }
     if let Some(elements) = mapset::elements(term) {
         let set = PySet::empty(py)?;
@@ -213,6 +226,24 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
         }
     }
     Ok(dict)
+}
+
+/// The Python value of a struct with a form of its own (dates and times,
+/// `Decimal`, `ErlangPython.Array`); `None` for other maps.
+fn struct_to_py<'py>(
+    py: Python<'py>,
+    term: Term<'_>,
+    depth: usize,
+) -> Option<Result<Bound<'py, PyAny>>> {
+    let module = term.map_get(atoms::__struct__()).ok()?;
+    if module.get_type() != TermType::Atom {
+        return None;
+    }
+    binary_view::from_array_struct(py, term)
+        .or_else(|| datetime::struct_to_py(py, term, module))
+        .or_else(|| {
+            numeric::struct_to_py(py, term, module, &|part| term_to_py(py, part, depth + 1))
+        })
 }
 
 /// An empty dict with room for `size` entries, so filling it never resizes

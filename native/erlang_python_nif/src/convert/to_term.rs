@@ -9,15 +9,28 @@ use pyo3::Borrowed;
 use rustler::types::tuple::make_tuple;
 use rustler::{Encoder, Env, NewBinary, Term};
 
+use super::arrays;
 use super::bignum::bignum_etf;
+use super::custom;
+use super::datetime;
 use super::error::{enter, ConvertError, Result};
 use super::handles;
 use super::mapset;
+use super::numeric;
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
 
 /// Converts a Python object to a term in `env`.
 pub(crate) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
+    let _plain = arrays::ArraysAsked::new(false);
+    py_to_term(env, obj, 0)
+}
+
+/// Converts `obj` as [`to_term`] does, except that every object with the
+/// buffer protocol in it (other than `bytes` and `bytearray`, which are
+/// binaries anyway) becomes an `%ErlangPython.Array{}` (`arrays: true`).
+pub(crate) fn to_term_with_arrays<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
+    let _asked = arrays::ArraysAsked::new(true);
     py_to_term(env, obj, 0)
 }
 
@@ -114,8 +127,30 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
     if let Some(channel) = crate::capsule::to_term(env, obj) {
         return Ok(channel);
     }
+    if let Some(term) = other_forms(env, obj, depth) {
+        return term;
+    }
     // No Elixir form: a handle to the live object.
     Ok(handles::to_term(env, obj))
+}
+
+/// The Elixir forms of types beyond the builtins (guides/type-conversion.md):
+/// arrays when asked for, registered decoders, dates and times, numpy
+/// scalars, decimals and UUIDs. `None`: the object stays a handle.
+fn other_forms<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Option<Result<Term<'a>>> {
+    if let Some(array) = arrays::to_term(env, obj) {
+        return Some(array);
+    }
+    let replaced = custom::replacement(obj).or_else(|| numeric::replacement(obj));
+    if let Some(replaced) = replaced {
+        return Some(
+            enter(depth)
+                .and_then(|()| Ok(replaced?))
+                .and_then(|value| py_to_term(env, &value, depth + 1)),
+        );
+    }
+    datetime::to_term(env, obj)
+        .or_else(|| numeric::to_term(env, obj, &|part| py_to_term(env, part, depth + 1)))
 }
 fn bytes_to_term<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
     let mut binary = NewBinary::new(env, bytes.len());

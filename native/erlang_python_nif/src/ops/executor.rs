@@ -63,6 +63,12 @@ impl Executor {
                 }
                 other => Ok(other),
             },
+            Op::Arrays(inner) => match self.run(py, *inner, scope)? {
+                Outcome::Value(value) | Outcome::ValueThenFree(value, _) => {
+                    Ok(Outcome::WithArrays(value))
+                }
+                other => Ok(other),
+            },
             Op::Getattr(object, name) => {
                 let object = convert::to_python(py, object)?;
                 let name = name_text(name, "attribute")?;

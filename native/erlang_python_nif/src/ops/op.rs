@@ -33,6 +33,9 @@ pub(crate) enum Op<'a> {
     Repr(Term<'a>, usize),
     /// `{:raw, op}`: `op`'s value as a handle, whatever it is (`decode: false`).
     Raw(Box<Op<'a>>),
+    /// `{:arrays, op}`: `op`'s value converted with buffers (numpy arrays,
+    /// `array.array`, `memoryview`) as `%ErlangPython.Array{}`, no copy.
+    Arrays(Box<Op<'a>>),
     /// `{:context, globals, op}`: `op` run with a context's globals (a handle
     /// to a dict) instead of `__main__`'s.
     Context(Term<'a>, Box<Op<'a>>),
@@ -55,7 +58,7 @@ impl<'a> Op<'a> {
     pub(crate) fn pinning(&self) -> Option<usize> {
         match self {
             Op::Context(globals, _) => convert::handles::identity(*globals),
-            Op::Raw(inner) => inner.pinning(),
+            Op::Raw(inner) | Op::Arrays(inner) => inner.pinning(),
             _ => None,
         }
     }

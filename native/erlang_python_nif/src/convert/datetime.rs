@@ -1,0 +1,308 @@
+//! Dates and times, both ways (guides/type-conversion.md has the table).
+//!
+//! | Elixir                          | Python                              |
+//! |---------------------------------|-------------------------------------|
+//! | `%Date{}` (Calendar.ISO)        | `datetime.date`                     |
+//! | `%Time{}`                       | `datetime.time` (naive)             |
+//! | `%NaiveDateTime{}`              | `datetime.datetime`, naive          |
+//! | `%DateTime{}`                   | `datetime.datetime`, aware          |
+//! | `{:timedelta, microseconds}`    | `datetime.timedelta`                |
+//! | `%Duration{}` (Elixir >= 1.17)  | `datetime.timedelta` (one way)      |
+//!
+//! Time zones: an aware datetime keeps its wall time and its offset. Its
+//! zone name comes from the `tzinfo` (a `zoneinfo.ZoneInfo`'s key, `Etc/UTC`
+//! for UTC, otherwise `tzname()`); going to Python, `Etc/UTC` is
+//! `timezone.utc`, a zone `zoneinfo` knows whose offset agrees is that
+//! `ZoneInfo`, and anything else a fixed `timezone(offset, zone_abbr)`. The
+//! zone logic is Python's (`_erlang_impl._types`); the fields are read and
+//! written here.
+//!
+//! Only `Calendar.ISO` values convert: another calendar is a `TypeError`.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyTime, PyTimeAccess, PyTzInfoAccess,
+};
+use rustler::{Encoder, Env, Term};
+
+use super::error::Result;
+use crate::terms::elixir_struct;
+
+mod atoms {
+    rustler::atoms! {
+        date_module = "Elixir.Date",
+        time_module = "Elixir.Time",
+        naive_module = "Elixir.NaiveDateTime",
+        datetime_module = "Elixir.DateTime",
+        duration_module = "Elixir.Duration",
+        iso = "Elixir.Calendar.ISO",
+        year,
+        month,
+        week,
+        day,
+        hour,
+        minute,
+        second,
+        microsecond,
+        calendar,
+        time_zone,
+        zone_abbr,
+        utc_offset,
+        std_offset,
+        timedelta,
+    }
+}
+
+/// The helper module with the time-zone rules.
+const HELPERS: &str = "_erlang_impl._types";
+
+// ---------------------------------------------------------------------------
+// Python -> Elixir
+
+/// Conversion hook: the Elixir form of a date, time, datetime or timedelta;
+/// `None` for anything else (an aware `time` included: it stays a handle).
+pub(super) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Result<Term<'a>>> {
+    // datetime is a subclass of date: it is checked first.
+    if let Ok(value) = obj.cast::<PyDateTime>() {
+        return Some(datetime_to_term(env, value).map_err(Into::into));
+    }
+    if let Ok(value) = obj.cast::<PyDate>() {
+        return Some(Ok(date_to_term(env, value)));
+    }
+    if let Ok(value) = obj.cast::<PyTime>() {
+        if value.get_tzinfo().is_some() {
+            return None;
+        }
+        return Some(Ok(time_to_term(env, value)));
+    }
+    if let Ok(value) = obj.cast::<PyDelta>() {
+        let micros = (value.get_days() as i64 * 86_400 + value.get_seconds() as i64) * 1_000_000
+            + value.get_microseconds() as i64;
+        return Some(Ok((atoms::timedelta(), micros).encode(env)));
+    }
+    None
+}
+
+fn date_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDate>) -> Term<'a> {
+    elixir_struct(
+        env,
+        atoms::date_module(),
+        &[
+            (atoms::year(), value.get_year().encode(env)),
+            (atoms::month(), value.get_month().encode(env)),
+            (atoms::day(), value.get_day().encode(env)),
+            (atoms::calendar(), atoms::iso().encode(env)),
+        ],
+    )
+}
+
+fn clock<'a>(env: Env<'a>, value: &impl PyTimeAccess) -> [(rustler::Atom, Term<'a>); 4] {
+    [
+        (atoms::hour(), value.get_hour().encode(env)),
+        (atoms::minute(), value.get_minute().encode(env)),
+        (atoms::second(), value.get_second().encode(env)),
+        (
+            atoms::microsecond(),
+            (value.get_microsecond(), 6).encode(env),
+        ),
+    ]
+}
+
+fn time_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyTime>) -> Term<'a> {
+    let mut fields = clock(env, value).to_vec();
+    fields.push((atoms::calendar(), atoms::iso().encode(env)));
+    elixir_struct(env, atoms::time_module(), &fields)
+}
+
+fn datetime_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDateTime>) -> PyResult<Term<'a>> {
+    let mut fields = vec![
+        (atoms::year(), value.get_year().encode(env)),
+        (atoms::month(), value.get_month().encode(env)),
+        (atoms::day(), value.get_day().encode(env)),
+    ];
+    fields.extend(clock(env, value));
+    fields.push((atoms::calendar(), atoms::iso().encode(env)));
+    if value.get_tzinfo().is_none() {
+        return Ok(elixir_struct(env, atoms::naive_module(), &fields));
+    }
+    let helpers = value.py().import(HELPERS)?;
+    // None: a tzinfo without an offset for this datetime, so it is naive.
+    let zone: Option<(i64, i64, String, String)> =
+        helpers.call_method1("zone_of", (value,))?.extract()?;
+    let Some((utc_offset, std_offset, zone, abbr)) = zone else {
+        return Ok(elixir_struct(env, atoms::naive_module(), &fields));
+    };
+    fields.extend([
+        (atoms::utc_offset(), utc_offset.encode(env)),
+        (atoms::std_offset(), std_offset.encode(env)),
+        (atoms::time_zone(), zone.encode(env)),
+        (atoms::zone_abbr(), abbr.encode(env)),
+    ]);
+    Ok(elixir_struct(env, atoms::datetime_module(), &fields))
+}
+
+// ---------------------------------------------------------------------------
+// Elixir -> Python
+
+/// Conversion hook for maps: the Python value of a `%Date{}`, `%Time{}`,
+/// `%NaiveDateTime{}`, `%DateTime{}` or `%Duration{}`.
+pub(super) fn struct_to_py<'py, 'a>(
+    py: Python<'py>,
+    term: Term<'a>,
+    module: Term<'a>,
+) -> Option<Result<Bound<'py, PyAny>>> {
+    let env = term.get_env();
+    let is = |atom: rustler::Atom| module == atom.to_term(env);
+    let made = if is(atoms::date_module()) {
+        date_to_py(py, term)
+    } else if is(atoms::time_module()) {
+        time_to_py(py, term)
+    } else if is(atoms::naive_module()) {
+        naive_to_py(py, term)
+    } else if is(atoms::datetime_module()) {
+        datetime_to_py(py, term)
+    } else if is(atoms::duration_module()) {
+        duration_to_py(py, term)
+    } else {
+        return None;
+    };
+    Some(made.map_err(Into::into))
+}
+
+/// Conversion hook for tuples: `{:timedelta, microseconds}`.
+pub(super) fn tagged_to_py<'py>(
+    py: Python<'py>,
+    items: &[Term<'_>],
+) -> Option<Result<Bound<'py, PyAny>>> {
+    if items.len() != 2 || items[0] != atoms::timedelta().to_term(items[0].get_env()) {
+        return None;
+    }
+    let micros: i64 = items[1].decode().ok()?;
+    Some(delta(py, micros).map_err(Into::into))
+}
+
+fn delta(py: Python<'_>, micros: i64) -> PyResult<Bound<'_, PyAny>> {
+    let days = micros.div_euclid(86_400_000_000);
+    let rest = micros.rem_euclid(86_400_000_000);
+    let days = i32::try_from(days).map_err(|_| PyValueError::new_err("timedelta out of range"))?;
+    Ok(PyDelta::new(
+        py,
+        days,
+        (rest / 1_000_000) as i32,
+        (rest % 1_000_000) as i32,
+        true,
+    )?
+    .into_any())
+}
+
+fn field<'a, T: rustler::Decoder<'a>>(term: Term<'a>, name: rustler::Atom) -> PyResult<T> {
+    term.map_get(name)
+        .ok()
+        .and_then(|value| value.decode().ok())
+        .ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "{:?}: field {:?} is missing or has the wrong type",
+                term.map_get(crate::atoms::__struct__()).ok(),
+                name
+            ))
+        })
+}
+
+fn iso_only(term: Term<'_>) -> PyResult<()> {
+    let calendar = term.map_get(atoms::calendar()).ok();
+    if calendar == Some(atoms::iso().to_term(term.get_env())) {
+        Ok(())
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "only Calendar.ISO dates and times convert to Python, got calendar {calendar:?}"
+        )))
+    }
+}
+
+fn micros(term: Term<'_>) -> PyResult<u32> {
+    let (value, _precision): (u32, u32) = field(term, atoms::microsecond())?;
+    Ok(value)
+}
+
+fn date_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
+    iso_only(term)?;
+    Ok(PyDate::new(
+        py,
+        field(term, atoms::year())?,
+        field(term, atoms::month())?,
+        field(term, atoms::day())?,
+    )?
+    .into_any())
+}
+
+fn time_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
+    iso_only(term)?;
+    Ok(PyTime::new(
+        py,
+        field(term, atoms::hour())?,
+        field(term, atoms::minute())?,
+        field(term, atoms::second())?,
+        micros(term)?,
+        None,
+    )?
+    .into_any())
+}
+
+fn naive_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
+    iso_only(term)?;
+    Ok(PyDateTime::new(
+        py,
+        field(term, atoms::year())?,
+        field(term, atoms::month())?,
+        field(term, atoms::day())?,
+        field(term, atoms::hour())?,
+        field(term, atoms::minute())?,
+        field(term, atoms::second())?,
+        micros(term)?,
+        None,
+    )?
+    .into_any())
+}
+
+fn datetime_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
+    iso_only(term)?;
+    let utc_offset: i64 = field(term, atoms::utc_offset())?;
+    let std_offset: i64 = field(term, atoms::std_offset())?;
+    let zone: String = field(term, atoms::time_zone())?;
+    let abbr: String = field(term, atoms::zone_abbr())?;
+    let args = (
+        field::<i32>(term, atoms::year())?,
+        field::<u8>(term, atoms::month())?,
+        field::<u8>(term, atoms::day())?,
+        field::<u8>(term, atoms::hour())?,
+        field::<u8>(term, atoms::minute())?,
+        field::<u8>(term, atoms::second())?,
+        micros(term)?,
+        utc_offset + std_offset,
+        zone,
+        abbr,
+    );
+    py.import(HELPERS)?
+        .call_method1("datetime_from_elixir", args)
+}
+
+/// `%Duration{}` without months or years (whose length varies).
+fn duration_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
+    let get = |name| -> PyResult<i64> { field(term, name) };
+    if get(atoms::year())? != 0 || get(atoms::month())? != 0 {
+        return Err(PyValueError::new_err(
+            "a Duration with years or months has no timedelta: their length varies",
+        ));
+    }
+    let (micro, _precision): (i64, u32) = field(term, atoms::microsecond())?;
+    let seconds = ((get(atoms::week())? * 7 + get(atoms::day())?) * 24 + get(atoms::hour())?)
+        * 3600
+        + get(atoms::minute())? * 60
+        + get(atoms::second())?;
+    let total = seconds
+        .checked_mul(1_000_000)
+        .and_then(|s| s.checked_add(micro))
+        .ok_or_else(|| PyValueError::new_err("Duration out of range"))?;
+    delta(py, total)
+}

@@ -1,0 +1,137 @@
+"""Helpers of the native conversion for types beyond the builtins: time
+zones, decimals, UUIDs, and the registry of decoders for Python types
+(guides/type-conversion.md). Imported by the NIF when it first meets such
+a value; never imports anything optional (zoneinfo only when a zone asks)."""
+
+import datetime
+import decimal
+import uuid
+
+#: "module.QualName" -> callable(obj) returning what to convert instead.
+decoders = {}
+
+
+def type_key(cls):
+    """The registry key of a type: `module.QualName`, `QualName` for builtins."""
+    module = getattr(cls, "__module__", "builtins")
+    name = cls.__qualname__
+    return name if module == "builtins" else f"{module}.{name}"
+
+
+def register_decoder(cls, decoder):
+    """Converts instances of `cls` (a type, or its "module.QualName") as
+    whatever `decoder(obj)` returns; `None` as decoder removes it."""
+    key = cls if isinstance(cls, str) else type_key(cls)
+    if decoder is None:
+        decoders.pop(key, None)
+    elif not callable(decoder):
+        raise TypeError("a decoder must be callable")
+    else:
+        decoders[key] = decoder
+    return key
+
+
+def registered_decoders():
+    return sorted(decoders)
+
+
+def register_decoder_by_name(key, module, function):
+    """`ErlangPython.register_decoder/2`: the decoder is `module.function`."""
+    import importlib
+
+    target = importlib.import_module(module)
+    for part in function.split("."):
+        target = getattr(target, part)
+    return register_decoder(key, target)
+
+
+# -- time zones ---------------------------------------------------------------
+
+
+def zone_of(value):
+    """(utc_offset, std_offset, time_zone, zone_abbr) of an aware datetime,
+    as Elixir's DateTime has them: the zone's key for a ZoneInfo, Etc/UTC
+    for UTC, otherwise its tzname(). None when the tzinfo gives no offset
+    (the datetime is naive, as Python's docs define it)."""
+    offset = value.utcoffset()
+    if offset is None:
+        return None
+    total = int(offset.total_seconds())
+    dst = value.dst()
+    std = int(dst.total_seconds()) if dst is not None else 0
+    tz = value.tzinfo
+    abbr = value.tzname() or ""
+    key = getattr(tz, "key", None)
+    if isinstance(key, str) and key:
+        zone = key
+    elif tz is datetime.timezone.utc or (total == 0 and abbr in ("UTC", "UTC+00:00", "")):
+        zone, abbr = "Etc/UTC", "UTC"
+    else:
+        zone = abbr or _offset_text(total)
+        abbr = abbr or zone
+    return total - std, std, zone, abbr
+
+
+def _offset_text(seconds):
+    sign = "+" if seconds >= 0 else "-"
+    seconds = abs(seconds)
+    return f"UTC{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+def datetime_from_elixir(year, month, day, hour, minute, second, micro, offset, zone, abbr):
+    """An aware datetime for an Elixir DateTime (see zone_of for the rules)."""
+    wall = datetime.datetime(year, month, day, hour, minute, second, micro)
+    if zone == "Etc/UTC" and offset == 0:
+        return wall.replace(tzinfo=datetime.timezone.utc)
+    tz = _zoneinfo(zone)
+    if tz is not None:
+        for fold in (0, 1):
+            candidate = wall.replace(tzinfo=tz, fold=fold)
+            if candidate.utcoffset() == datetime.timedelta(seconds=offset):
+                return candidate
+    return wall.replace(tzinfo=datetime.timezone(datetime.timedelta(seconds=offset), abbr or None))
+
+
+def _zoneinfo(name):
+    if "/" not in name:
+        return None
+    try:
+        import zoneinfo
+
+        return zoneinfo.ZoneInfo(name)
+    except Exception:
+        return None
+
+
+# -- decimals and UUIDs ------------------------------------------------------
+
+
+def decimal_parts(value):
+    """(sign, coefficient, exponent) as the Elixir `decimal` package has
+    them: sign 1 or -1; coefficient an int, or "NaN" / "inf"."""
+    sign, digits, exponent = value.as_tuple()
+    sign = -1 if sign else 1
+    if exponent == "F":
+        return sign, "inf", 0
+    if exponent in ("n", "N"):
+        return sign, "NaN", 0
+    return sign, int("".join(map(str, digits)) or "0"), exponent
+
+
+def decimal_from_elixir(sign, coef, exponent):
+    if coef == "NaN":
+        return decimal.Decimal("NaN")
+    if coef == "inf":
+        return decimal.Decimal("-Infinity" if sign < 0 else "Infinity")
+    if sign not in (1, -1) or coef < 0:
+        raise ValueError("a Decimal needs sign 1 or -1 and a coefficient >= 0")
+    digits = tuple(int(d) for d in str(coef))
+    return decimal.Decimal((1 if sign < 0 else 0, digits, exponent))
+
+
+def uuid_from_text(text):
+    return uuid.UUID(text)
+
+
+def uuid_from_bytes(data):
+    return uuid.UUID(bytes=bytes(data))

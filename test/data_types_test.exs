@@ -1,0 +1,294 @@
+defmodule ErlangPython.DataTypesTest do
+  # Dates, times, decimals, UUIDs, buffers as memoryviews and arrays,
+  # ErlangPython.Encoder and registered decoders: everything here needs
+  # only the standard library (numpy and pandas: test/numpy_test.exs).
+  use ExUnit.Case, async: true
+
+  alias ErlangPython.{Array, Object}
+  alias ErlangPython.Test.{Money, Wrapper}
+
+  defp repr(value) do
+    {:ok, text} = ErlangPython.eval("repr(v)", %{v: value})
+    text
+  end
+
+  describe "dates and times" do
+    test "Date, Time and NaiveDateTime become date, time and naive datetime, and come back equal" do
+      assert repr(~D[2024-02-29]) == "datetime.date(2024, 2, 29)"
+      assert repr(~T[23:59:58.123456]) == "datetime.time(23, 59, 58, 123456)"
+      assert repr(~N[2024-01-02 03:04:05]) == "datetime.datetime(2024, 1, 2, 3, 4, 5)"
+
+      for value <- [~D[2024-02-29], ~T[23:59:58.123456], ~N[2024-01-02 03:04:05.000001]] do
+        assert {:ok, back} = ErlangPython.eval("v", %{v: value})
+        assert back.__struct__ == value.__struct__
+        assert to_string(back) == to_string(value) or back == value
+      end
+
+      assert {:ok, ~D[2000-01-01]} = ErlangPython.eval("__import__('datetime').date(2000, 1, 1)")
+
+      assert {:ok, ~N[2000-01-01 10:00:00.000000]} =
+               ErlangPython.eval("__import__('datetime').datetime(2000, 1, 1, 10)")
+    end
+
+    test "a UTC DateTime is an aware datetime in timezone.utc, and back an equal DateTime" do
+      now = DateTime.utc_now()
+
+      assert {:ok, {true, 0}} =
+               ErlangPython.eval(
+                 "(v.tzinfo is __import__('datetime').timezone.utc, int(v.utcoffset().total_seconds()))",
+                 %{v: now}
+               )
+
+      assert {:ok, back} = ErlangPython.eval("v", %{v: now})
+      assert DateTime.compare(back, now) == :eq
+      assert back.time_zone == "Etc/UTC"
+    end
+
+    test "zones: a ZoneInfo keeps its key and offsets; a fixed offset keeps its offset" do
+      assert {:ok, paris} =
+               ErlangPython.eval(
+                 "__import__('datetime').datetime(2024, 7, 1, 12, 0, tzinfo=__import__('zoneinfo').ZoneInfo('Europe/Paris'))"
+               )
+
+      assert %DateTime{
+               time_zone: "Europe/Paris",
+               zone_abbr: "CEST",
+               utc_offset: 3600,
+               std_offset: 3600,
+               hour: 12
+             } = paris
+
+      assert DateTime.to_iso8601(paris) == "2024-07-01T12:00:00.000000+02:00"
+      # And back: the same zone, the same instant.
+      assert {:ok, {"Europe/Paris", "2024-07-01T12:00:00+02:00"}} =
+               ErlangPython.eval("(v.tzinfo.key, v.isoformat())", %{v: paris})
+
+      assert {:ok, fixed} =
+               ErlangPython.eval(
+                 "__import__('datetime').datetime(2024, 1, 1, 9, 30, tzinfo=__import__('datetime').timezone(__import__('datetime').timedelta(hours=-5)))"
+               )
+
+      assert fixed.utc_offset + fixed.std_offset == -5 * 3600
+      assert DateTime.to_iso8601(fixed) == "2024-01-01T09:30:00.000000-05:00"
+      assert {:ok, "2024-01-01T09:30:00-05:00"} = ErlangPython.eval("v.isoformat()", %{v: fixed})
+    end
+
+    test "a tzinfo that gives no offset makes a naive datetime, as Python defines it" do
+      :ok =
+        ErlangPython.exec("""
+        import datetime as _dt
+        class _NoOffset(_dt.tzinfo):
+            def utcoffset(self, when):
+                return None
+        """)
+
+      assert {:ok, ~N[2024-01-01 00:00:00.000000]} =
+               ErlangPython.eval("_dt.datetime(2024, 1, 1, tzinfo=_NoOffset())")
+    end
+
+    test "timedelta is {:timedelta, microseconds}, both ways; Duration goes to timedelta" do
+      assert {:ok, {:timedelta, -86_395_000_000}} =
+               ErlangPython.eval("__import__('datetime').timedelta(days=-1, seconds=5)")
+
+      assert repr({:timedelta, 1_500_000}) == "datetime.timedelta(seconds=1, microseconds=500000)"
+
+      if Code.ensure_loaded?(Duration) do
+        duration = struct(Duration, hour: 1, minute: 2, microsecond: {5, 6})
+        assert {:ok, 3_720.000005} = ErlangPython.eval("v.total_seconds()", %{v: duration})
+      end
+    end
+
+    test "another calendar is refused, not sent as a dict" do
+      date = %{~D[2024-01-01] | calendar: Some.Calendar}
+
+      assert {:error, %ErlangPython.Error{type: "TypeError", message: message}} =
+               ErlangPython.eval("v", %{v: date})
+
+      assert message =~ "Calendar.ISO"
+    end
+  end
+
+  describe "decimals and UUIDs" do
+    test "Decimal is the decimal package's struct, both ways, exactly" do
+      assert {:ok, %{__struct__: Decimal, sign: -1, coef: 150, exp: -2}} =
+               ErlangPython.eval("__import__('decimal').Decimal('-1.50')")
+
+      big = "123456789012345678901234567890.000000001"
+
+      assert {:ok, %{coef: coef, exp: -9}} =
+               ErlangPython.eval("__import__('decimal').Decimal(v)", %{v: big})
+
+      assert coef == 123_456_789_012_345_678_901_234_567_890_000_000_001
+      assert {:ok, ^big} = ErlangPython.eval("str(__import__('decimal').Decimal(v))", %{v: big})
+
+      assert repr(%{__struct__: Decimal, sign: -1, coef: 150, exp: -2}) == "Decimal('-1.50')"
+      assert repr(%{__struct__: Decimal, sign: 1, coef: :inf, exp: 0}) == "Decimal('Infinity')"
+      assert {:ok, %{coef: :NaN}} = ErlangPython.eval("__import__('decimal').Decimal('NaN')")
+    end
+
+    test "UUID is its text; {:uuid, text or 16 bytes} is a uuid.UUID" do
+      assert {:ok, "12345678-1234-5678-1234-567812345678"} =
+               ErlangPython.eval("__import__('uuid').UUID('12345678123456781234567812345678')")
+
+      assert repr({:uuid, "12345678-1234-5678-1234-567812345678"}) ==
+               "UUID('12345678-1234-5678-1234-567812345678')"
+
+      assert repr({:uuid, <<0::120, 5>>}) == "UUID('00000000-0000-0000-0000-000000000005')"
+    end
+  end
+
+  describe "binaries as buffers" do
+    test "a binary of small int32s is valid UTF-8 and arrives as str; {:buffer, bin} is a read-only memoryview" do
+      ints = <<1::little-32, 2::little-32, 3::little-32>>
+      assert String.valid?(ints)
+      assert {:ok, "str"} = ErlangPython.eval("type(v).__name__", %{v: ints})
+
+      assert {:ok, {"memoryview", true, "B", 12, [1, 2, 3]}} =
+               ErlangPython.eval(
+                 "(type(v).__name__, v.readonly, v.format, v.nbytes, v.cast('i').tolist())",
+                 %{v: {:buffer, ints}}
+               )
+    end
+
+    test "the view cannot be written, and outlives the request that made it" do
+      data = :binary.copy(<<7>>, 1_000_000)
+
+      assert {:error, %ErlangPython.Error{type: "TypeError"}} =
+               ErlangPython.eval("v.__setitem__(0, 1)", %{v: {:buffer, data}})
+
+      :ok = ErlangPython.exec("_kept_views = []")
+      assert {:ok, nil} = ErlangPython.eval("_kept_views.append(v)", %{v: {:buffer, data}})
+      :erlang.garbage_collect()
+
+      assert {:ok, {1_000_000, 7_000_000}} =
+               ErlangPython.eval("(len(_kept_views[0]), sum(_kept_views[0]))")
+
+      :ok = ErlangPython.exec("del _kept_views")
+    end
+
+    test "an Array is a typed, shaped memoryview; a wrong size is an error" do
+      array = %Array{
+        data:
+          <<1.5::float-native-64, 2.5::float-native-64, 0.0::float-native-64, 1.0::float-native-64>>,
+        type: {:f, 64},
+        shape: {2, 2}
+      }
+
+      assert {:ok, {"d", {2, 2}, rows}} =
+               ErlangPython.eval("(v.format, v.shape, v.tolist())", %{v: array})
+
+      assert rows == [[1.5, 2.5], [0.0, 1.0]]
+
+      assert {:error, %ErlangPython.Error{type: "ValueError", message: message}} =
+               ErlangPython.eval("v", %{v: %{array | shape: {3, 2}}})
+
+      assert message =~ "needs 48 bytes"
+    end
+
+    test "arrays: true returns array.array and memoryview as Arrays; by default they stay handles" do
+      code = "__import__('array').array('i', [1, -2, 3])"
+      assert {:ok, %Object{type: "array.array"}} = ErlangPython.eval(code)
+
+      assert {:ok, %Array{type: {:s, 32}, shape: {3}} = array} =
+               ErlangPython.eval(code, %{}, arrays: true)
+
+      assert Array.to_list(array) == [1, -2, 3]
+
+      assert {:ok, %{"m" => %Array{type: {:f, 32}, shape: {2, 2}} = m}} =
+               ErlangPython.eval(
+                 "{'m': memoryview(__import__('array').array('f', [1, 2, 3, 4])).cast('B').cast('f', [2, 2])}",
+                 %{},
+                 arrays: true
+               )
+
+      assert Array.to_list(m) == [1.0, 2.0, 3.0, 4.0]
+      # bytes stay binaries.
+      assert {:ok, "ab"} = ErlangPython.eval("b'ab'", %{}, arrays: true)
+    end
+
+    test "Array.from_python/2 reads a handle's buffer, and says when there is none" do
+      {:ok, handle} = ErlangPython.eval("__import__('array').array('d', [0.5])", %{}, decode: false)
+
+      assert {:ok, %Array{type: {:f, 64}, shape: {1}, data: <<0.5::float-native-64>>}} =
+               Array.from_python(handle)
+
+      {:ok, other} = ErlangPython.eval("object()")
+      assert {:error, {:not_a_buffer, "object"}} = Array.from_python(other)
+    end
+
+    test "a writable array.array is copied: changing it later does not change the binary" do
+      :ok = ErlangPython.exec("_arr = __import__('array').array('b', [1, 2, 3])")
+      assert {:ok, %Array{data: <<1, 2, 3>> = data}} = ErlangPython.eval("_arr", %{}, arrays: true)
+      :ok = ErlangPython.exec("_arr[0] = 9")
+      assert data == <<1, 2, 3>>
+      :ok = ErlangPython.exec("del _arr")
+    end
+
+    test "a buffer format with no array type is an error naming it" do
+      assert {:error, %ErlangPython.Error{type: "TypeError", message: message}} =
+               ErlangPython.eval("memoryview(b'abcdefgh').cast('P')", %{}, arrays: true)
+
+      assert message =~ "format \"P\""
+    end
+  end
+
+  describe "ErlangPython.Encoder" do
+    test "a struct with an implementation goes as its encoding; others as a dict with __struct__" do
+      money = %Money{amount: 12, currency: :eur}
+      assert {:ok, %{"amount" => 12, "currency" => "eur"}} = ErlangPython.eval("v", %{v: money})
+
+      assert {:ok, {"wrapped", %{"amount" => 1}}} =
+               ErlangPython.call(:builtins, :tuple, [[:wrapped, %{"amount" => 1}]])
+
+      assert {:ok, ["wrapped", %{"amount" => 1, "currency" => "usd"}]} =
+               ErlangPython.call(:builtins, :list, [
+                 %Wrapper{inner: %Money{amount: 1, currency: :usd}}
+               ])
+
+      assert {:ok, %{"__struct__" => "Elixir.URI", "host" => "example.com"}} =
+               ErlangPython.eval("v", %{v: URI.parse("http://example.com")})
+    end
+  end
+
+  describe "registered decoders" do
+    test "from Elixir and from Python, nested anywhere, and removable" do
+      :ok = ErlangPython.exec("def _as_pair(f):\n    return (f.numerator, f.denominator)")
+      assert :ok = ErlangPython.register_decoder("fractions.Fraction", {:__main__, :_as_pair})
+
+      assert {:ok, [%{"x" => {1, 3}}]} =
+               ErlangPython.eval("[{'x': __import__('fractions').Fraction(1, 3)}]")
+
+      assert :ok = ErlangPython.register_decoder("fractions.Fraction", nil)
+      assert {:ok, %Object{}} = ErlangPython.eval("__import__('fractions').Fraction(1, 3)")
+
+      assert {:ok, "complex"} =
+               ErlangPython.eval(
+                 "__import__('erlang').register_decoder(complex, lambda c: (c.real, c.imag))"
+               )
+
+      assert {:ok, {1.0, 2.0}} = ErlangPython.eval("1+2j")
+      assert {:ok, _} = ErlangPython.eval("__import__('erlang').register_decoder('complex', None)")
+      assert {:ok, %Object{type: "complex"}} = ErlangPython.eval("1+2j")
+    end
+
+    test "a decoder that raises is the call's error" do
+      :ok = ErlangPython.exec("class _Odd: pass\ndef _bad(o):\n    raise ValueError('no form')")
+      :ok = ErlangPython.register_decoder("__main__._Odd", {:__main__, :_bad})
+      assert {:error, %ErlangPython.Error{type: "ValueError"}} = ErlangPython.eval("_Odd()")
+      :ok = ErlangPython.register_decoder("__main__._Odd", nil)
+    end
+  end
+
+  describe "decode/1" do
+    test "an iterator or generator is not consumed: it stays a handle; sequences become lists" do
+      {:ok, gen} = ErlangPython.eval("(i for i in range(3))")
+      assert {:ok, %Object{type: "generator"}} = ErlangPython.decode(gen)
+      assert {:ok, 0} = ErlangPython.call(:builtins, :next, [gen])
+
+      {:ok, seq} = ErlangPython.eval("range(3)")
+      assert {:ok, [0, 1, 2]} = ErlangPython.decode(seq)
+      {:ok, deque} = ErlangPython.eval("__import__('collections').deque([1, 2])")
+      assert {:ok, [1, 2]} = ErlangPython.decode(deque)
+    end
+  end
+end
