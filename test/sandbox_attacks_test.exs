@@ -204,7 +204,11 @@ defmodule ErlangPython.SandboxAttacksTest do
       {runtime_address, runtime_size, strlen_address} = native_addresses()
 
       # No ctypes: /proc/self/mem only. The list head is the pointer in
-      # _PyRuntime to a node whose function lies in our NIF's code.
+      # _PyRuntime to a node {next, function, user_data} whose function lies
+      # in our NIF's code and whose user_data is NULL (as the hook is
+      # installed). The NULL check tells it from _PyRuntime's allocator
+      # entries on 3.13, {ctx, malloc, calloc, ...}: with the memory and
+      # arena-cache hooks installed, their functions are in our code too.
       code = """
       import os, erlang
       mem = open("/proc/self/mem", "r+b", buffering=0)
@@ -228,9 +232,10 @@ defmodule ErlangPython.SandboxAttacksTest do
           if node and any(s <= node and node + 16 <= e for s, e in writable):
               try:
                   function = int.from_bytes(peek(node + 8), "little")
+                  user_data = peek(node + 16)
               except OSError:
                   continue
-              if any(s <= function < e for s, e in nif_code):
+              if user_data == bytes(8) and any(s <= function < e for s, e in nif_code):
                   head = #{runtime_address} + offset
                   break
       assert head is not None, "no audit hook list head found"

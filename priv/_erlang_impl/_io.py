@@ -26,16 +26,15 @@ import logging
 from _erlang_native import call as _erlang_call
 from _erlang_native import self as _caller
 
-try:
-    from _erlang_native import call_blocked as _erlang_call_blocked
-    from _erlang_native import output_pending as _output_pending
-except ImportError:
-    # The `_erlang_native` of own-GIL sub-interpreters and of the isolated
-    # worker process: their request loops do not call end_of_call(), so
-    # output is written through as it comes instead of line-buffered, and log
-    # records wait the ordinary way.
-    _erlang_call_blocked = _erlang_call
-    _output_pending = None
+# The `_erlang_native` of own-GIL sub-interpreters and of the isolated worker
+# process has neither: their request loops do not call end_of_call(), so
+# output is written through as it comes instead of line-buffered, and log
+# records wait the ordinary way. (Read from the module's dict: a module
+# __getattr__ there may answer any name.)
+_native_names = __import__("_erlang_native").__dict__
+_erlang_call_blocked = _native_names.get("call_blocked", _erlang_call)
+_output_pending = _native_names.get("output_pending")
+del _native_names
 
 OUTPUT_FUNCTION = "__erlang_python_output__"
 LOG_FUNCTION = "__erlang_python_log__"
