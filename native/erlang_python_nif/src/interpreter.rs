@@ -19,7 +19,7 @@
 //!
 //! `Py_Finalize` is never called: the interpreter lives as long as the VM.
 
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_void, CStr};
 use std::mem::MaybeUninit;
 
 use pyo3::ffi;
@@ -28,6 +28,7 @@ use pyo3::prelude::*;
 use crate::arena_cache;
 use crate::erlang_module::_erlang_native;
 use crate::memory;
+use crate::python_config;
 use crate::sandbox;
 
 /// The Python executable this library was built against.
@@ -52,7 +53,7 @@ pub(crate) fn initialize(priv_dir: &str, paths: &[String]) -> Result<(), String>
     // SAFETY: after Py_PreInitialize, before Py_InitializeFromConfig: the
     // one point where CPython lets an allocator be installed.
     unsafe { memory::install() };
-    initialize_from_config()?;
+    python_config::initialize(BUILD_EXECUTABLE, false)?;
 
     let setup = Python::attach(|py| -> PyResult<()> {
         // SAFETY: the GIL is held, on a confined thread; runs before any
@@ -118,49 +119,8 @@ fn preinitialize() -> Result<(), String> {
         let preconfig = preconfig.assume_init();
         let status = ffi::Py_PreInitialize(&preconfig);
         if ffi::PyStatus_Exception(status) != 0 {
-            return Err(status_message("Py_PreInitialize", &status));
+            return Err(python_config::status_message("Py_PreInitialize", &status));
         }
     }
     Ok(())
-}
-
-fn initialize_from_config() -> Result<(), String> {
-    // SAFETY: the PyConfig API is used as documented: Init, set fields,
-    // InitializeFromConfig, Clear; every PyStatus is checked.
-    unsafe {
-        let mut config = MaybeUninit::<ffi::PyConfig>::zeroed();
-        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
-        let mut config = config.assume_init();
-        config.install_signal_handlers = 0;
-        // faulthandler installs signal handlers, which the sandbox refuses.
-        config.faulthandler = 0;
-        config.parse_argv = 0;
-        if !BUILD_EXECUTABLE.is_empty() {
-            let exe = CString::new(BUILD_EXECUTABLE).map_err(|e| e.to_string())?;
-            let status =
-                ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
-            if ffi::PyStatus_Exception(status) != 0 {
-                ffi::PyConfig_Clear(&mut config);
-                return Err(status_message("setting the executable", &status));
-            }
-        }
-        let status = ffi::Py_InitializeFromConfig(&config);
-        ffi::PyConfig_Clear(&mut config);
-        if ffi::PyStatus_Exception(status) != 0 {
-            return Err(status_message("Py_InitializeFromConfig", &status));
-        }
-    }
-    Ok(())
-}
-
-fn status_message(step: &str, status: &ffi::PyStatus) -> String {
-    let detail = if status.err_msg.is_null() {
-        "no detail".to_string()
-    } else {
-        // SAFETY: err_msg is a static NUL-terminated string set by CPython.
-        unsafe { CStr::from_ptr(status.err_msg) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    format!("{step} failed: {detail}")
 }

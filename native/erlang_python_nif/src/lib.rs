@@ -19,6 +19,7 @@
 //! |       | [`messaging`]     | sending from threads the VM does not manage      |
 //! |       | [`sandbox`]       | kernel filter, audit hook, guards on C functions |
 //! |       | [`stack_guard`]   | stack room for recursive walks                   |
+//! |       | [`python_config`] | starting CPython from a `PyConfig`               |
 //! |       | [`arena_cache`]   | reusing the memory of Python's freed arenas      |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
@@ -71,6 +72,7 @@ mod messaging;
 mod ops;
 mod own_gil;
 mod panics;
+mod python_config;
 mod pytypes;
 mod registry;
 mod reply;

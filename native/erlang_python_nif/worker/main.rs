@@ -20,6 +20,9 @@
 #[path = "../src/sandbox/mod.rs"]
 mod sandbox;
 
+#[path = "../src/python_config.rs"]
+mod python_config;
+
 mod etf;
 mod handles;
 mod native_module;

@@ -17,15 +17,14 @@
 //! Python from harming the VM's process, and this process is not the VM's.
 //! What Python may do to itself is bounded by the limits above.
 
-use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
-use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::native_module::_erlang_native;
+use crate::python_config;
 use crate::sandbox;
 
 /// The Python executable the crate was built against.
@@ -150,7 +149,8 @@ pub(crate) fn start_python(options: &Options) -> Result<(), String> {
         Some(venv) => format!("{venv}/bin/python"),
         None => BUILD_EXECUTABLE.to_string(),
     };
-    initialize(&executable)?;
+    // CPython's handlers here: SIGINT must raise in the worker.
+    python_config::initialize(&executable, true)?;
     // SAFETY: Py_InitializeFromConfig left this thread holding the GIL;
     // attach finds that state.
     Python::attach(|py| set_up(py, options)).map_err(|err| {
@@ -187,45 +187,4 @@ signal.signal(signal.SIGINT, _interrupted)
     let main = py.import("__main__")?;
     main.setattr("erlang", py.import("erlang")?)?;
     Ok(())
-}
-
-fn initialize(executable: &str) -> Result<(), String> {
-    // SAFETY: the PyConfig API as documented: Init, set fields,
-    // InitializeFromConfig, Clear; every status is checked. Nothing else
-    // initializes Python in this process.
-    unsafe {
-        let mut config = MaybeUninit::<ffi::PyConfig>::zeroed();
-        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
-        let mut config = config.assume_init();
-        config.install_signal_handlers = 1;
-        config.faulthandler = 0;
-        config.parse_argv = 0;
-        if !executable.is_empty() {
-            let exe = CString::new(executable).map_err(|e| e.to_string())?;
-            let status =
-                ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
-            if ffi::PyStatus_Exception(status) != 0 {
-                ffi::PyConfig_Clear(&mut config);
-                return Err(status_message("setting the executable", &status));
-            }
-        }
-        let status = ffi::Py_InitializeFromConfig(&config);
-        ffi::PyConfig_Clear(&mut config);
-        if ffi::PyStatus_Exception(status) != 0 {
-            return Err(status_message("Py_InitializeFromConfig", &status));
-        }
-    }
-    Ok(())
-}
-
-fn status_message(step: &str, status: &ffi::PyStatus) -> String {
-    let detail = if status.err_msg.is_null() {
-        "no detail".to_string()
-    } else {
-        // SAFETY: err_msg is a static NUL-terminated string set by CPython.
-        unsafe { CStr::from_ptr(status.err_msg) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    format!("{step} failed: {detail}")
 }
