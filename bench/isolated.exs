@@ -8,6 +8,7 @@
 # erlport-style bridges run it); the isolated worker is also Python on a port,
 # with the codec in Rust. The load average is printed with every row.
 Code.require_file("machine.exs", __DIR__)
+Code.require_file("port_bridge.exs", __DIR__)
 
 defmodule IsolatedBench do
   @quick System.get_env("BENCH_QUICK") in ["1", "true"]
@@ -33,22 +34,6 @@ defmodule IsolatedBench do
 
     for {name, _} <- funs, do: {name, median(for run <- runs, do: :proplists.get_value(name, run))}
   end
-
-  def port_bridge do
-    python = System.find_executable(System.get_env("ERLANG_PYTHON_PYTHON") || "python3")
-    script = Path.expand("port_bridge.py", __DIR__)
-    Port.open({:spawn_executable, python}, [{:args, [script]}, {:packet, 4}, :binary, :use_stdio])
-  end
-
-  def over_port(port, module, function, args) do
-    Port.command(port, :erlang.term_to_binary({module, function, args}))
-
-    receive do
-      {^port, {:data, data}} ->
-        {"ok", value} = :erlang.binary_to_term(data)
-        value
-    end
-  end
 end
 
 Bench.Machine.start(
@@ -58,7 +43,7 @@ Bench.Machine.start(
 {:ok, _} = Application.ensure_all_started(:erlang_python)
 {:ok, embedded} = ErlangPython.ContextServer.start_link()
 {:ok, isolated} = ErlangPython.ContextServer.start_link(isolated: true)
-port = IsolatedBench.port_bridge()
+port = PortBridge.start()
 
 list_1m = Enum.to_list(1..1_000_000)
 bin_100mb = :binary.copy(<<7>>, 100_000_000)
@@ -66,17 +51,16 @@ bin_100mb = :binary.copy(<<7>>, 100_000_000)
 rows = [
   {"call operator.add(1, 2)", 5_000, "us/call",
    fn ctx -> {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2], context: ctx) end,
-   fn -> 3 = IsolatedBench.over_port(port, "operator", "add", [1, 2]) end, 1},
+   fn -> 3 = PortBridge.call(port, "operator", "add", [1, 2]) end, 1},
   {"sum of a 1,000,000-integer list", 3, "ms",
    fn ctx ->
      {:ok, _} = ErlangPython.call(:builtins, :sum, [list_1m], context: ctx, timeout: 60_000)
-   end, fn -> IsolatedBench.over_port(port, "builtins", "sum", [list_1m]) end, 1},
+   end, fn -> PortBridge.call(port, "builtins", "sum", [list_1m]) end, 1},
   {"len of a 100 MB binary as bytes", 3, "GB/s",
    fn ctx ->
      {:ok, 100_000_000} =
        ErlangPython.call(:builtins, :len, [{:bytes, bin_100mb}], context: ctx, timeout: 60_000)
-   end, fn -> 100_000_000 = IsolatedBench.over_port(port, "builtins", "len", [bin_100mb]) end,
-   100_000_000}
+   end, fn -> 100_000_000 = PortBridge.call(port, "builtins", "len", [bin_100mb]) end, 100_000_000}
 ]
 
 IO.puts(

@@ -76,23 +76,7 @@ defmodule Bench do
   end
 end
 
-defmodule PortBridge do
-  def start do
-    python = System.find_executable(System.get_env("ERLANG_PYTHON_PYTHON") || "python3")
-    script = Path.expand("port_bridge.py", __DIR__)
-    Port.open({:spawn_executable, python}, [{:args, [script]}, {:packet, 4}, :binary, :use_stdio])
-  end
-
-  def call(port, module, function, args) do
-    Port.command(port, :erlang.term_to_binary({module, function, args}))
-
-    receive do
-      {^port, {:data, data}} ->
-        {"ok", value} = :erlang.binary_to_term(data)
-        value
-    end
-  end
-end
+Code.require_file("port_bridge.exs", __DIR__)
 
 ok! = fn {:ok, value} -> value end
 rows = []
