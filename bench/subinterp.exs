@@ -2,6 +2,10 @@
 #
 #   mix run bench/subinterp.exs             # N = 2, 3 rounds
 #   N=4 ROUNDS=5 mix run bench/subinterp.exs
+#   PYTHON3=/usr/bin/python3.13 mix run bench/subinterp.exs
+#                  # the processes' interpreter (default: the one the NIF
+#                  # was built against), e.g. Debian's own python3 when the
+#                  # NIF embeds a Python built elsewhere
 #
 # Each round runs the same pure-Python integer loop (calibrated to ~1 s on
 # this machine) as:
@@ -12,18 +16,26 @@
 #   * N separate `python3` processes at once (the ceiling: what the machine
 #     gives N independent interpreters);
 #   * N separate processes of a tiny launcher linked to the shared libpython
-#     the NIF embeds (built here with `cc` when it can be: Debian's python3
-#     binary is linked statically, with PGO, and runs pure-Python loops
-#     ~1.75x faster than its libpython3.x.so does, measured on 3.13: that
-#     row is the like-for-like ceiling);
+#     the NIF embeds (built here with `cc` when it can be). Debian's python3
+#     binary is linked statically from objects built with profile-guided
+#     optimization; its libpython3.x.so, which every embedding loads, is
+#     built without (debian/rules: `profile-opt` for the static build only),
+#     and runs pure-Python loops ~1.9x slower per CPU second on 3.13. That
+#     row is the like-for-like ceiling; guides/parallelism.md has figures;
 #   * N own-GIL sub-interpreters inside one `python3` process, on N threads
 #     (CPython's own `_interpreters`, nothing of ours: what the interpreter
 #     itself gets from PEP 684 here).
 # Each run's time is its makespan measured inside Python (first loop start
 # to last loop end, `time.time()`), so process start-up is not counted.
 # Throughput is loops per second; the figure that matters is own-GIL
-# throughput as a share of the processes' in the same round. Meanwhile a
-# process measures BEAM scheduler latency (how late a 5 ms timer fires).
+# throughput as a share of the processes' in the same round, against both
+# baselines: `python3` processes (the issue's target) and processes on the
+# same libpython (what the embedding itself costs). Each round also splits
+# the difference: CPU seconds per loop in each (the interpreter's speed,
+# whatever the load) and time blocked (waiting on something other than a
+# CPU). Meanwhile a process measures BEAM scheduler latency (how late a 5 ms
+# timer fires), while the contexts run and, for comparison, while the
+# processes do. A summary over the rounds ends the run.
 # Python 3.12+ only (own-GIL contexts).
 Code.require_file("machine.exs", __DIR__)
 
@@ -37,6 +49,7 @@ end
 n = String.to_integer(System.get_env("N", "2"))
 rounds = String.to_integer(System.get_env("ROUNDS", "3"))
 {executable, version} = ErlangPython.Native.build_info()
+python3 = System.get_env("PYTHON3", executable)
 
 Bench.Machine.start(
   "Python #{version}; #{ErlangPython.Runtime.workers()} shared-GIL workers; N = #{n}"
@@ -142,6 +155,7 @@ launcher =
   end
 
 IO.puts("launcher linked to the shared libpython: #{launcher || "not built (no cc or headers)"}")
+IO.puts("python3 processes run: #{python3}")
 
 processes = fn count, binary ->
   script = loop <> "\nimport json; print(json.dumps(spin(#{iterations})))"
@@ -217,62 +231,120 @@ with_latency = fn fun ->
     end
 
   p99 = Enum.at(lates, min(length(lates) - 1, round(length(lates) * 0.99)))
-  {result, "timer lateness p99 #{p99} us, max #{List.last(lates)} us (#{length(lates)} samples)"}
+  {result, %{p99: p99, max: List.last(lates), samples: length(lates)}}
 end
 
 throughput = fn count, {seconds, _ran, _blocked} -> count / seconds end
 
-for round <- 1..rounds do
-  IO.puts("\nround #{round} (load #{Bench.Machine.loadavg()})")
-  one_own = in_contexts.([hd(own)])
-  one_shared = in_contexts.([hd(shared)])
-  {n_own, latency} = with_latency.(fn -> in_contexts.(own) end)
-  n_shared = in_contexts.(shared)
-  n_procs = processes.(n, executable)
-  one_proc = processes.(1, executable)
-  n_shared_procs = if launcher, do: processes.(n, launcher)
-  n_cpython_subs = in_python_subinterpreters.(n)
-
-  row = fn label, count, {seconds, ran, blocked} = run ->
-    IO.puts(
-      "  #{String.pad_trailing(label, 30)} #{:io_lib.format("~6.3f", [seconds])} s  " <>
-        "#{:io_lib.format("~5.2f", [throughput.(count, run)])} loops/s  " <>
-        "on a CPU #{:io_lib.format("~5.3f", [ran])} s per loop, blocked #{round(blocked * 1000)} ms"
-    )
-  end
-
-  row.("1 own-GIL context", 1, one_own)
-  row.("1 shared-GIL context", 1, one_shared)
-  row.("1 python3 process", 1, one_proc)
-  row.("#{n} own-GIL contexts", n, n_own)
-  row.("#{n} shared-GIL contexts", n, n_shared)
-  row.("#{n} python3 processes", n, n_procs)
-  row.("#{n} sub-interpreters in python3", n, n_cpython_subs)
-  if n_shared_procs, do: row.("#{n} processes, shared libpython", n, n_shared_procs)
-
-  IO.puts(
-    "  => #{n} own-GIL contexts: #{Float.round(throughput.(n, n_own) / throughput.(1, one_own), 2)}x one context, " <>
-      "#{round(100 * throughput.(n, n_own) / throughput.(n, n_procs))}% of #{n} processes' throughput " <>
-      "(processes: #{Float.round(throughput.(n, n_procs) / throughput.(1, one_proc), 2)}x one process; " <>
-      "shared GIL: #{Float.round(throughput.(n, n_shared) / throughput.(1, one_shared), 2)}x)"
-  )
-
-  {_, own_ran, _} = n_own
-  {_, proc_ran, _} = n_procs
-
-  IO.puts(
-    "  => CPU time per loop, own-GIL contexts / processes: #{Float.round(own_ran / proc_ran, 2)} " <>
-      "(the interpreter's speed in the VM, whatever the load)"
-  )
-
-  if n_shared_procs do
-    IO.puts(
-      "  => #{n} own-GIL contexts: #{round(100 * throughput.(n, n_own) / throughput.(n, n_shared_procs))}% " <>
-        "of #{n} processes running the same shared libpython"
-    )
-  end
-
-  IO.puts("  BEAM while #{n} own-GIL contexts ran: #{latency}")
+latency_text = fn %{p99: p99, max: max, samples: samples} ->
+  "timer lateness p99 #{p99} us, max #{max} us (#{samples} samples)"
 end
 
+percent = fn a, b -> round(100 * a / b) end
+
+results =
+  for round <- 1..rounds do
+    IO.puts("\nround #{round} (load #{Bench.Machine.loadavg()})")
+    one_own = in_contexts.([hd(own)])
+    one_shared = in_contexts.([hd(shared)])
+    {n_own, latency} = with_latency.(fn -> in_contexts.(own) end)
+    n_shared = in_contexts.(shared)
+    {n_procs, procs_latency} = with_latency.(fn -> processes.(n, python3) end)
+    one_proc = processes.(1, python3)
+    n_shared_procs = if launcher, do: processes.(n, launcher)
+    n_cpython_subs = in_python_subinterpreters.(n)
+
+    row = fn label, count, {seconds, ran, blocked} = run ->
+      IO.puts(
+        "  #{String.pad_trailing(label, 32)} #{:io_lib.format("~6.3f", [seconds])} s  " <>
+          "#{:io_lib.format("~5.2f", [throughput.(count, run)])} loops/s  " <>
+          "on a CPU #{:io_lib.format("~5.3f", [ran])} s per loop, blocked #{round(blocked * 1000)} ms"
+      )
+    end
+
+    row.("1 own-GIL context", 1, one_own)
+    row.("1 shared-GIL context", 1, one_shared)
+    row.("1 python3 process", 1, one_proc)
+    row.("#{n} own-GIL contexts", n, n_own)
+    row.("#{n} shared-GIL contexts", n, n_shared)
+    row.("#{n} python3 processes", n, n_procs)
+    row.("#{n} sub-interpreters in python3", n, n_cpython_subs)
+    if n_shared_procs, do: row.("#{n} processes, same libpython", n, n_shared_procs)
+
+    own_vs_procs = percent.(throughput.(n, n_own), throughput.(n, n_procs))
+    own_vs_same = n_shared_procs && percent.(throughput.(n, n_own), throughput.(n, n_shared_procs))
+
+    IO.puts(
+      "  => #{n} own-GIL contexts: #{Float.round(throughput.(n, n_own) / throughput.(1, one_own), 2)}x one context, " <>
+        "#{own_vs_procs}% of #{n} python3 processes' throughput" <>
+        if(own_vs_same, do: ", #{own_vs_same}% of #{n} processes on the same libpython", else: "")
+    )
+
+    IO.puts(
+      "     (python3 processes: #{Float.round(throughput.(n, n_procs) / throughput.(1, one_proc), 2)}x one process; " <>
+        "shared GIL: #{Float.round(throughput.(n, n_shared) / throughput.(1, one_shared), 2)}x one context)"
+    )
+
+    {_, own_ran, _} = n_own
+    {_, proc_ran, _} = n_procs
+
+    same_ran =
+      case n_shared_procs do
+        {_, ran, _} -> ran
+        nil -> nil
+      end
+
+    IO.puts(
+      "  => CPU seconds per loop: own-GIL context #{Float.round(own_ran, 3)}, python3 #{Float.round(proc_ran, 3)}" <>
+        if(same_ran, do: ", same libpython #{Float.round(same_ran, 3)}", else: "") <>
+        " (own-GIL / python3 = #{Float.round(own_ran / proc_ran, 2)}" <>
+        if(same_ran,
+          do: ", own-GIL / same libpython = #{Float.round(own_ran / same_ran, 2)})",
+          else: ")"
+        )
+    )
+
+    IO.puts("  BEAM while #{n} own-GIL contexts ran: #{latency_text.(latency)}")
+    IO.puts("  BEAM while #{n} python3 processes ran: #{latency_text.(procs_latency)}")
+
+    %{
+      own_vs_procs: own_vs_procs,
+      own_vs_same: own_vs_same,
+      cpu_ratio: own_ran / proc_ran,
+      speedup: throughput.(n, n_own) / throughput.(1, one_own),
+      p99: latency.p99,
+      max: latency.max
+    }
+  end
+
+median = fn values ->
+  sorted = Enum.sort(values)
+  Enum.at(sorted, div(length(sorted), 2))
+end
+
+summary = fn key, fun ->
+  values = Enum.map(results, &Map.fetch!(&1, key))
+
+  if Enum.any?(values, &is_nil/1),
+    do: "n/a",
+    else: "#{Enum.map_join(values, " ", fun)} (median #{fun.(median.(values))})"
+end
+
+IO.puts("\nsummary over #{rounds} rounds, N = #{n}:")
+IO.puts("  own-GIL contexts, % of python3 processes:         #{summary.(:own_vs_procs, &"#{&1}%")}")
+
+IO.puts(
+  "  own-GIL contexts, % of processes on same libpython: #{summary.(:own_vs_same, &"#{&1}%")}"
+)
+
+IO.puts(
+  "  own-GIL / python3 CPU seconds per loop:            #{summary.(:cpu_ratio, &"#{Float.round(&1, 2)}")}"
+)
+
+IO.puts(
+  "  #{n} own-GIL contexts over one:                      #{summary.(:speedup, &"#{Float.round(&1, 2)}x")}"
+)
+
+IO.puts("  BEAM timer lateness p99 while they ran (us):       #{summary.(:p99, &"#{&1}")}")
+IO.puts("  BEAM timer lateness max while they ran (us):       #{summary.(:max, &"#{&1}")}")
 IO.puts("\nload average at end #{Bench.Machine.loadavg()}")
