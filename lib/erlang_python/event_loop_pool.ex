@@ -182,7 +182,9 @@ defmodule ErlangPython.EventLoopPool do
         loop = opts[:loop] || elem(loop(), 1)
         opts = Keyword.put(opts, :loop, loop)
 
-        spawn(fn -> module |> create_task(function, args, opts) |> ErlangPython.await(:infinity) end)
+        spawn(fn ->
+          module |> create_task(function, args, opts) |> ErlangPython.await(:infinity)
+        end)
 
         :ok
 
