@@ -554,7 +554,8 @@ defmodule ErlangPython do
   def registered_functions, do: Native.registered_functions()
 
   @doc """
-  Interrupts the Python code running right now, whichever caller it serves.
+  Interrupts the Python code running right now, whichever caller it serves,
+  on the shared workers and in every own-GIL context (`ErlangPython.OwnGil`).
 
   The running code gets an `erlang.Interrupted` exception (a
   `BaseException`, so `except Exception:` does not swallow it) at its next

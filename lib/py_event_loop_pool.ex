@@ -18,7 +18,7 @@ defmodule :py_event_loop_pool do
   @spec get_all_loops() :: {:ok, [{reference(), :undefined}]}
   def get_all_loops, do: {:ok, for(loop <- EventLoopPool.loops_list(), do: {loop, :undefined})}
 
-  @doc "`#\{num_loops => N, supported => true, loops => [LoopRef]}`."
+  @doc "`#\{num_loops => N, supported => true, loops => [LoopRef], owngil_enabled => Bool}` (and `active_sessions` with own-GIL loops)."
   @spec get_stats() :: map()
   def get_stats, do: EventLoopPool.stats()
 

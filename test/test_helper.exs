@@ -24,3 +24,14 @@ else
 
   ExUnit.configure(exclude: [:test_venv | ExUnit.configuration()[:exclude]])
 end
+
+# Tests tagged :own_gil need sub-interpreters with their own GIL (Python
+# 3.12+); on an older Python they are excluded, and said so.
+unless ErlangPython.OwnGil.supported?() do
+  IO.puts(
+    :stderr,
+    "own-GIL contexts need Python 3.12+: tests tagged :own_gil are excluded on this Python"
+  )
+
+  ExUnit.configure(exclude: [:own_gil | ExUnit.configuration()[:exclude]])
+end

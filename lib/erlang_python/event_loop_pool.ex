@@ -23,9 +23,14 @@ defmodule ErlangPython.EventLoopPool do
   The pool size is the `:event_loop_pool_size` application setting, by
   default the number of schedulers online, at least 2 (so one loop busy
   with a long computation leaves room for the others), at most 8.
+
+  With `event_loop_pool_own_gil: true` (Python 3.12 and later) each loop is
+  an own-GIL context instead, so tasks of different processes run in
+  parallel: see `ErlangPython.EventLoopPool.OwnGil`.
   """
 
   alias ErlangPython.{Context, Request, Runtime}
+  alias ErlangPython.EventLoopPool.OwnGil
 
   @key {__MODULE__, :loops}
 
@@ -61,10 +66,25 @@ defmodule ErlangPython.EventLoopPool do
   def loops_list, do: Tuple.to_list(loops())
 
   @doc """
-  The pool's figures: `%{num_loops: n, supported: true, loops: [ref]}`.
+  The pool's figures: `%{num_loops: n, supported: true, loops: [ref],
+  owngil_enabled: boolean}`, and with own-GIL loops `active_sessions`
+  (processes with a session in them).
   """
-  @spec stats() :: %{num_loops: pos_integer(), supported: true, loops: [reference()]}
-  def stats, do: %{num_loops: size(), supported: true, loops: loops_list()}
+  @spec stats() :: %{
+          required(:num_loops) => pos_integer(),
+          required(:supported) => true,
+          required(:loops) => [reference()],
+          required(:owngil_enabled) => boolean(),
+          optional(:active_sessions) => non_neg_integer()
+        }
+  def stats do
+    base = %{num_loops: size(), supported: true, loops: loops_list()}
+
+    case OwnGil.mode() do
+      :own_gil -> Map.merge(base, OwnGil.stats())
+      _ -> Map.put(base, :owngil_enabled, false)
+    end
+  end
 
   @doc """
   Starts `module.function(*args)` on the caller's loop; returns a call to
@@ -81,9 +101,31 @@ defmodule ErlangPython.EventLoopPool do
           ErlangPython.AsyncCall.t() | {:error, term()}
   def create_task(module, function, args \\ [], opts \\ []) do
     opts = Keyword.validate!(opts, @task_options)
-    request = start_request(module, function, args, opts)
 
-    with {:ok, env} <- Context.process(), do: start(request, env)
+    case OwnGil.mode() do
+      :main ->
+        request = start_request(module, function, args, opts)
+        with {:ok, env} <- Context.process(), do: start(request, env)
+
+      :own_gil ->
+        own_gil_task(module, function, args, opts)
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  defp own_gil_task(module, function, args, opts) do
+    unless is_list(args),
+      do: raise(ArgumentError, "expected a list of arguments, got: #{inspect(args)}")
+
+    OwnGil.create_task(
+      loop_index!(opts[:loop]),
+      name!(module, "module"),
+      name!(function, "function"),
+      args,
+      Map.new(opts[:kwargs])
+    )
   end
 
   # The request for `module.function(*args)` on the loop `opts` names
@@ -124,12 +166,30 @@ defmodule ErlangPython.EventLoopPool do
           :ok | {:error, term()}
   def spawn_task(module, function, args \\ [], opts \\ []) do
     opts = Keyword.validate!(opts, @task_options)
-    # On the caller's loop, in the caller's environment.
-    request = start_request(module, function, args, opts)
 
-    with {:ok, env} <- Context.process() do
-      spawn(fn -> request |> start(env) |> ErlangPython.await(:infinity) end)
-      :ok
+    case OwnGil.mode() do
+      :main ->
+        # On the caller's loop, in the caller's environment.
+        request = start_request(module, function, args, opts)
+
+        with {:ok, env} <- Context.process() do
+          spawn(fn -> request |> start(env) |> ErlangPython.await(:infinity) end)
+          :ok
+        end
+
+      :own_gil ->
+        # Its session is the task process's own, on the caller's loop.
+        loop = opts[:loop] || elem(loop(), 1)
+        opts = Keyword.put(opts, :loop, loop)
+
+        spawn(fn ->
+          module |> create_task(function, args, opts) |> ErlangPython.await(:infinity)
+        end)
+
+        :ok
+
+      {:error, _} = error ->
+        error
     end
   end
 

@@ -35,15 +35,20 @@ defmodule ErlangPython.OwnGil do
       a `TypeError`;
     * output and logging are routed into Elixir as in the main interpreter
       (`print` goes to the caller's group leader); streams over generators
-      work; async generators, channels, buffers and coroutines awaited for
-      you are main-interpreter features (`asyncio.run` works inside);
+      and async generators work (the latter on a plain asyncio loop of the
+      interpreter); channels, buffers and coroutines awaited for you by a
+      plain call are main-interpreter features (`asyncio.run` works inside,
+      and `ErlangPython.EventLoopPool.OwnGil` runs coroutines on own-GIL
+      loops);
     * extension modules written for one interpreter per process (numpy,
       pandas and most of the scientific stack today) refuse to import,
       with an `ImportError` that says so: use a context without `own_gil`.
 
   Calls, `eval`, `exec`, streams, timeouts (the running code is
-  interrupted) and `ErlangPython.ContextServer.interrupt/1` work as in any
-  context, and the
+  interrupted), `ErlangPython.ContextServer.interrupt/1` and
+  `ErlangPython.interrupt/0` work as in any context; each context's queue
+  holds at most `max_queue` requests (`{:error, :overloaded}` beyond), and
+  the
   sandbox holds: the kernel filter on the context's thread, the audit hook
   and the guarded C functions cover every interpreter.
   """

@@ -15,10 +15,8 @@ class Stream:
         # out: the next chunk starts by waiting for it.
         self._pending = None
         if hasattr(source, "__aiter__"):
-            from ._loop import ErlangEventLoop
-
             self._async = source.__aiter__()
-            self._loop = ErlangEventLoop()
+            self._loop = _new_loop()
             self._sync = None
         else:
             self._sync = iter(source)
@@ -116,6 +114,33 @@ class Stream:
             if self._loop is not None:
                 self._loop.close()
         self.done = True
+
+
+def _new_loop():
+    """An event loop for an async source: erlang_python's own in the main
+    interpreter; in an own-GIL context's sub-interpreter, where that loop's
+    native parts do not exist, a plain asyncio loop of that interpreter."""
+    if _in_main_interpreter():
+        from ._loop import ErlangEventLoop
+
+        return ErlangEventLoop()
+    import asyncio
+
+    return asyncio.new_event_loop()
+
+
+def _in_main_interpreter():
+    try:
+        import _interpreters as interpreters  # Python 3.13+
+    except ImportError:
+        try:
+            import _xxsubinterpreters as interpreters
+        except ImportError:
+            return True
+    current = interpreters.get_current()
+    if isinstance(current, tuple):  # 3.13: (id, whence)
+        current = current[0]
+    return int(current) == 0
 
 
 class _Late(Exception):

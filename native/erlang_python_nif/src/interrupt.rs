@@ -144,6 +144,14 @@ pub(crate) fn start(workers: Vec<Arc<Interruptible>>) -> Result<(), String> {
                     interrupt_sub_interpreter(worker, target);
                 } else {
                     Python::attach(|py| interrupt(py, &workers, worker, target));
+                    // "Whatever runs" covers the own-GIL contexts' threads
+                    // too: their interpreters are entered one by one, with
+                    // the main interpreter's GIL released.
+                    if let Target::Job(ANY_JOB) = target {
+                        for index in sub_interpreter_indexes() {
+                            interrupt_sub_interpreter(index, target);
+                        }
+                    }
                 }
             }
         })
@@ -238,6 +246,16 @@ pub(crate) fn unregister_sub_interpreter(index: usize) {
     if let Some(slot) = slot {
         *slot.alive.lock().unwrap_or_else(|p| p.into_inner()) = false;
     }
+}
+
+/// The own-GIL contexts' threads registered now.
+fn sub_interpreter_indexes() -> Vec<usize> {
+    SUB_INTERPRETERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|slots| slots.keys().copied().collect())
+        .unwrap_or_default()
 }
 
 fn interrupt_sub_interpreter(index: usize, target: Target) {

@@ -154,7 +154,8 @@ fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
     }
 }
 
-/// Interrupts whatever Python code the worker threads are running now.
+/// Interrupts whatever Python code the worker threads, and the own-GIL
+/// contexts' threads, are running now.
 /// False when the runtime is not started.
 #[rustler::nif]
 fn interrupt() -> bool {

@@ -159,19 +159,31 @@ pub(crate) fn stop(scope: u64) -> bool {
     }
 }
 
-/// Queues `request` for scope `scope`'s own-GIL context, if it has one;
-/// gives it back otherwise.
-pub(crate) fn route(scope: u64, request: Request) -> Result<(), Request> {
+/// Why [`route`] did not queue a request.
+pub(crate) enum Refused {
+    /// `max_queue` requests already wait for the context's thread.
+    Full,
+    /// The scope has no own-GIL context (any more).
+    Gone,
+}
+
+/// Queues `request` for scope `scope`'s own-GIL context, unless `max_queue`
+/// requests already wait there (its caller then gets `:overloaded`, as from
+/// the shared workers' queue).
+pub(crate) fn route(scope: u64, request: Request, max_queue: usize) -> Result<(), Refused> {
     let Some(route) = routes(|routes| routes.get(&scope).cloned()) else {
-        return Err(request);
+        return Err(Refused::Gone);
     };
+    // The channel holds only what the thread has not taken yet. Concurrent
+    // submitters may each pass the check at the limit, so the bound is
+    // exceeded by at most their number.
+    if route.sender.len() >= max_queue.max(1) {
+        return Err(Refused::Full);
+    }
     route
         .sender
         .send(Message::Run(request))
-        .map_err(|err| match err.0 {
-            Message::Run(request) => request,
-            Message::Stop => unreachable!("only requests are sent here"),
-        })
+        .map_err(|_| Refused::Gone)
 }
 
 /// Whether scope `scope` is an own-GIL context's.

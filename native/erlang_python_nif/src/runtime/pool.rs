@@ -204,9 +204,13 @@ pub(crate) fn submit(
     if let Some(scope) = submission.scope.filter(|scope| own_gil::is_own_gil(*scope)) {
         let job = Arc::new(JobState::new(scope));
         let request = Request::new(reference, submission.term, reply_to, job.clone());
-        return match own_gil::route(scope, request) {
+        // Bounded like the shared queue, per context: its thread alone
+        // drains it.
+        let limit = pool.max_queue.load(Ordering::Relaxed);
+        return match own_gil::route(scope, request, limit) {
             Ok(()) => Ok(job),
-            Err(_) => Err(SubmitError::NotStarted),
+            Err(own_gil::Refused::Full) => Err(SubmitError::Overloaded),
+            Err(own_gil::Refused::Gone) => Err(SubmitError::NotStarted),
         };
     }
     let bound = match (submission.scope, submission.op.pinning()) {
