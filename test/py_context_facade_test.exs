@@ -34,7 +34,12 @@ defmodule PyContextFacadeTest do
       assert {:error, {:unsupported_mode, :owngil}} = :py_context.new(%{mode: :owngil})
     end
 
-    assert {:ok, 0} = :py_context.get_interp_id(ctx)
+    # An id of its own, as the original's contexts have.
+    assert {:ok, id} = :py_context.get_interp_id(ctx)
+    {:ok, other} = :py_context.new(%{mode: :worker})
+    assert {:ok, other_id} = :py_context.get_interp_id(other)
+    assert is_integer(id) and id > 0 and other_id != id
+    :ok = :py_context.stop(other)
     refute :py_context.is_subinterp(ctx)
     assert {:ok, %ErlangPython.Context{}} = :py_context.create_local_env(ctx)
     assert :ok = :py_context.destroy(ctx)
