@@ -144,6 +144,31 @@ defmodule :py_nif do
   @spec accept_test_tcp(non_neg_integer()) :: {:ok, non_neg_integer()} | {:error, atom()}
   defdelegate accept_test_tcp(listener), to: TestFd, as: :tcp_accept
 
+  @doc "A loopback UDP socket: `{ok, {Fd, Port}}`."
+  @spec create_test_udp_socket(non_neg_integer()) ::
+          {:ok, {non_neg_integer(), pos_integer()}} | {:error, atom()}
+  defdelegate create_test_udp_socket(port), to: TestFd, as: :udp_open
+
+  @doc "Sends one datagram to `Host` and `Port`: `ok`."
+  @spec sendto_test_udp(non_neg_integer(), iodata(), iodata(), pos_integer()) ::
+          :ok | {:error, atom()}
+  defdelegate sendto_test_udp(fd, data, host, port), to: TestFd, as: :udp_sendto
+
+  @doc "One datagram: `{ok, {Data, {Host, Port}}}`, or `{error, would_block}` (the original's name) when none waits."
+  @spec recvfrom_test_udp(non_neg_integer(), pos_integer()) ::
+          {:ok, {binary(), {binary(), non_neg_integer()}}} | {:error, atom()}
+  def recvfrom_test_udp(fd, max) do
+    case TestFd.udp_recvfrom(fd, max) do
+      {:error, :eagain} -> {:error, :would_block}
+      other -> other
+    end
+  end
+
+  @doc "Sets SO_BROADCAST (`true`/`false` or `1`/`0`): `ok`."
+  @spec set_udp_broadcast(non_neg_integer(), boolean() | 0 | 1) :: :ok | {:error, atom()}
+  def set_udp_broadcast(fd, enabled) when enabled in [0, 1], do: set_udp_broadcast(fd, enabled == 1)
+  def set_udp_broadcast(fd, enabled), do: TestFd.udp_broadcast(fd, enabled)
+
   # The channel primitives the original's suites call directly.
 
   @doc "The next channel item without waiting: `{ok, Term}`, `{error, empty}` or `{error, closed}`."
