@@ -96,4 +96,23 @@ defmodule PyContextFacadeTest do
     assert {:pool_not_started, :nope} = catch_error(:py_context_router.get_context(:nope))
     assert {:error, {:pool_not_started, :nope}} = :py.call(:nope, :math, :sqrt, [1])
   end
+
+  test "py_context_sup: contexts started, listed and stopped under a supervisor" do
+    {:ok, sup} = :py_context_sup.start_link()
+    assert {:ok, ctx1} = :py_context_sup.start_context(1, :worker)
+    assert {:ok, ctx2} = :py_context_sup.start_context(2, :worker)
+    assert {:ok, 4.0} = :py_context.call(ctx1, :math, :sqrt, [16], %{})
+    assert Enum.sort([ctx1, ctx2]) == Enum.sort(:py_context_sup.which_contexts())
+
+    assert :ok = :py_context_sup.stop_context(ctx1)
+    refute Process.alive?(ctx1)
+    assert {:ok, 9.0} = :py_context.call(ctx2, :math, :sqrt, [81], %{})
+    assert :ok = :py_context_sup.stop_context(ctx1)
+
+    # A context that dies is not restarted.
+    Process.exit(ctx2, :kill)
+    Process.sleep(50)
+    assert [] = :py_context_sup.which_contexts()
+    Supervisor.stop(sup)
+  end
 end
