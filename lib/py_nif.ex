@@ -30,6 +30,26 @@ defmodule :py_nif do
   @spec version() :: {:ok, binary()} | {:error, term()}
   defdelegate version, to: :py
 
+  @doc """
+  The request counters this implementation keeps
+  (`ErlangPython.pool_stats/0`), under the original's names:
+  `complete_count` (requests run to the end since start) and `queued`
+  (requests waiting now). The original's other counters (GIL
+  ensure/release, suspended states, contexts created and destroyed,
+  rejected requests) count internals of its C core that have no
+  counterpart here, so they are absent: a request refused when the queue
+  is full is answered `{error, overloaded}` to its caller, not counted.
+  """
+  @spec get_debug_counters() :: %{complete_count: non_neg_integer(), queued: non_neg_integer()}
+  def get_debug_counters do
+    %{shared_queue: shared, workers: workers} = ErlangPython.pool_stats()
+
+    %{
+      complete_count: workers |> Enum.map(& &1.completed) |> Enum.sum(),
+      queued: shared + (workers |> Enum.map(& &1.queued) |> Enum.sum())
+    }
+  end
+
   # The event-loop primitives (ErlangPython.EventQueue) and the test
   # descriptors (ErlangPython.EventQueue.TestFd): no Python runs in them.
 
