@@ -225,12 +225,13 @@ from _erlang_impl._channel import (  # noqa: E402
 )
 
 
-def run(main):
+def run(main, *, debug=None):
     """Runs the coroutine ``main`` to completion on a new ErlangEventLoop
-    in the calling thread and returns its result (``asyncio.run``)."""
+    in the calling thread and returns its result (``asyncio.run``; ``debug``
+    as there: True turns on asyncio's debug mode for the loop)."""
     import asyncio
 
-    return asyncio.run(main)
+    return asyncio.run(main, debug=debug)
 
 
 def new_event_loop():
