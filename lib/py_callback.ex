@@ -18,9 +18,13 @@ defmodule :py_callback do
 
   @doc false
   # The callbacks erlang_python registers at start, under the same names:
-  # `_py_sleep(Seconds)` waits in the calling process with `receive after`.
+  # `_py_sleep(Seconds)` waits in the calling process with `receive after`;
+  # `_py_whereis(Name)` is `erlang.whereis(name)`'s lookup (priv/erlang).
   @spec register_builtins() :: :ok
-  def register_builtins, do: ErlangPython.register_function("_py_sleep", &sleep/1)
+  def register_builtins do
+    :ok = ErlangPython.register_function("_py_sleep", &sleep/1)
+    ErlangPython.register_function("_py_whereis", &whereis/1)
+  end
 
   defp sleep([seconds]) when is_number(seconds) do
     Process.sleep(max(0, round(seconds * 1000)))
@@ -28,4 +32,12 @@ defmodule :py_callback do
   end
 
   defp sleep(_args), do: :ok
+
+  # The name comes from Python data: only an existing atom can name a
+  # registered process, so none is created.
+  defp whereis([name]) when is_binary(name) do
+    Process.whereis(String.to_existing_atom(name))
+  rescue
+    ArgumentError -> nil
+  end
 end

@@ -197,17 +197,14 @@ defmodule :py_context do
   @spec create_local_env(context()) :: {:ok, Context.t()} | {:error, term()}
   defdelegate create_local_env(context), to: Context, as: :process
 
-  @doc "`{ok, Id}`: CPython's id of the context's interpreter (0: the main one; own-GIL contexts have their own)."
-  @spec get_interp_id(context()) :: {:ok, non_neg_integer()} | {:error, term()}
+  @doc """
+  `{ok, Id}`: the context's id, a positive integer no other context of this
+  VM has (as the original's, which counts contexts from 1; the id also
+  picks the context's worker thread).
+  """
+  @spec get_interp_id(context()) :: {:ok, pos_integer()} | {:error, term()}
   def get_interp_id(context) when is_pid(context) do
-    with {:ok, namespace} <- ContextServer.namespace(context) do
-      ErlangPython.eval(
-        "int(__import__('_interpreters').get_current()[0]) if __import__('sys').version_info >= (3, 13) " <>
-          "else int(__import__('_xxsubinterpreters').get_current())",
-        %{},
-        context: namespace
-      )
-    end
+    with {:ok, namespace} <- ContextServer.namespace(context), do: {:ok, namespace.scope}
   end
 
   @doc """
@@ -219,6 +216,19 @@ defmodule :py_context do
 
   @doc "Whether the context runs on a sub-interpreter of its own (`mode => owngil`)."
   @spec is_subinterp(context()) :: boolean()
-  def is_subinterp(context) when is_pid(context),
-    do: match?({:ok, id} when id > 0, get_interp_id(context))
+  def is_subinterp(context) when is_pid(context) do
+    # CPython numbers the main interpreter 0 and each sub-interpreter above.
+    with {:ok, namespace} <- ContextServer.namespace(context),
+         {:ok, id} when id > 0 <-
+           ErlangPython.eval(
+             "int(__import__('_interpreters').get_current()[0]) if __import__('sys').version_info >= (3, 13) " <>
+               "else int(__import__('_xxsubinterpreters').get_current())",
+             %{},
+             context: namespace
+           ) do
+      true
+    else
+      _ -> false
+    end
+  end
 end

@@ -30,6 +30,26 @@ defmodule :py_nif do
   @spec version() :: {:ok, binary()} | {:error, term()}
   defdelegate version, to: :py
 
+  @doc """
+  The request counters this implementation keeps
+  (`ErlangPython.pool_stats/0`), under the original's names:
+  `complete_count` (requests run to the end since start) and `queued`
+  (requests waiting now). The original's other counters (GIL
+  ensure/release, suspended states, contexts created and destroyed,
+  rejected requests) count internals of its C core that have no
+  counterpart here, so they are absent: a request refused when the queue
+  is full is answered `{error, overloaded}` to its caller, not counted.
+  """
+  @spec get_debug_counters() :: %{complete_count: non_neg_integer(), queued: non_neg_integer()}
+  def get_debug_counters do
+    %{shared_queue: shared, workers: workers} = ErlangPython.pool_stats()
+
+    %{
+      complete_count: workers |> Enum.map(& &1.completed) |> Enum.sum(),
+      queued: shared + (workers |> Enum.map(& &1.queued) |> Enum.sum())
+    }
+  end
+
   # The event-loop primitives (ErlangPython.EventQueue) and the test
   # descriptors (ErlangPython.EventQueue.TestFd): no Python runs in them.
 
@@ -143,6 +163,31 @@ defmodule :py_nif do
   @doc "Accepts a pending connection: `{ok, Fd}`."
   @spec accept_test_tcp(non_neg_integer()) :: {:ok, non_neg_integer()} | {:error, atom()}
   defdelegate accept_test_tcp(listener), to: TestFd, as: :tcp_accept
+
+  @doc "A loopback UDP socket: `{ok, {Fd, Port}}`."
+  @spec create_test_udp_socket(non_neg_integer()) ::
+          {:ok, {non_neg_integer(), pos_integer()}} | {:error, atom()}
+  defdelegate create_test_udp_socket(port), to: TestFd, as: :udp_open
+
+  @doc "Sends one datagram to `Host` and `Port`: `ok`."
+  @spec sendto_test_udp(non_neg_integer(), iodata(), iodata(), pos_integer()) ::
+          :ok | {:error, atom()}
+  defdelegate sendto_test_udp(fd, data, host, port), to: TestFd, as: :udp_sendto
+
+  @doc "One datagram: `{ok, {Data, {Host, Port}}}`, or `{error, would_block}` (the original's name) when none waits."
+  @spec recvfrom_test_udp(non_neg_integer(), pos_integer()) ::
+          {:ok, {binary(), {binary(), non_neg_integer()}}} | {:error, atom()}
+  def recvfrom_test_udp(fd, max) do
+    case TestFd.udp_recvfrom(fd, max) do
+      {:error, :eagain} -> {:error, :would_block}
+      other -> other
+    end
+  end
+
+  @doc "Sets SO_BROADCAST (`true`/`false` or `1`/`0`): `ok`."
+  @spec set_udp_broadcast(non_neg_integer(), boolean() | 0 | 1) :: :ok | {:error, atom()}
+  def set_udp_broadcast(fd, enabled) when enabled in [0, 1], do: set_udp_broadcast(fd, enabled == 1)
+  def set_udp_broadcast(fd, enabled), do: TestFd.udp_broadcast(fd, enabled)
 
   # The channel primitives the original's suites call directly.
 

@@ -107,6 +107,17 @@ defmodule ErlangPython.AsyncTest do
                ErlangPython.eval("erlang.ErlangEventLoop is type(asyncio.new_event_loop())")
     end
 
+    test "erlang.run takes asyncio.run's debug flag" do
+      :ok =
+        ErlangPython.exec("""
+        async def _async_debug_flag():
+            return asyncio.get_running_loop().get_debug()
+        """)
+
+      assert {:ok, true} = ErlangPython.eval("erlang.run(_async_debug_flag(), debug=True)")
+      assert {:ok, false} = ErlangPython.eval("erlang.run(_async_debug_flag(), debug=False)")
+    end
+
     test "timers, futures, tasks, sockets and run_in_executor work" do
       :ok =
         ErlangPython.exec("""

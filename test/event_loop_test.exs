@@ -437,4 +437,37 @@ defmodule ErlangPython.EventLoopTest do
       end
     end
   end
+
+  describe "UDP descriptors (TestFd, py_nif's *_test_udp*)" do
+    test "datagrams keep their boundaries and say where they came from" do
+      alias ErlangPython.EventQueue.TestFd
+      {:ok, {server, port}} = :py_nif.create_test_udp_socket(0)
+      {:ok, {client, client_port}} = :py_nif.create_test_udp_socket(0)
+      assert {:error, :would_block} = :py_nif.recvfrom_test_udp(server, 1024)
+
+      :ok = :py_nif.sendto_test_udp(client, "one", "127.0.0.1", port)
+      :ok = :py_nif.sendto_test_udp(client, ["tw", "o"], ~c"127.0.0.1", port)
+      assert {:ok, {"one", {"127.0.0.1", ^client_port}}} = TestFd.udp_recvfrom(server, 1024)
+      # A short buffer truncates the datagram; the next one is whole.
+      assert {:ok, {"t", _}} = TestFd.udp_recvfrom(server, 1)
+      assert {:error, :eagain} = TestFd.udp_recvfrom(server, 1024)
+
+      # Echo back to where it came from.
+      :ok = :py_nif.sendto_test_udp(client, "echo", "127.0.0.1", port)
+      {:ok, {data, {host, from}}} = :py_nif.recvfrom_test_udp(server, 1024)
+      :ok = :py_nif.sendto_test_udp(server, data, host, from)
+      assert {:ok, {"echo", {"127.0.0.1", ^port}}} = TestFd.udp_recvfrom(client, 1024)
+
+      for flag <- [true, false, 1, 0], do: assert(:ok = :py_nif.set_udp_broadcast(server, flag))
+      Enum.each([server, client], &TestFd.close/1)
+      assert {:error, :ebadf} = TestFd.udp_recvfrom(server, 16)
+    end
+
+    test "the VM's own descriptors are refused" do
+      alias ErlangPython.EventQueue.TestFd
+      assert {:error, :vm_descriptor} = TestFd.udp_recvfrom(0, 16)
+      assert {:error, :vm_descriptor} = TestFd.udp_sendto(1, "x", "127.0.0.1", 9)
+      assert {:error, :vm_descriptor} = TestFd.udp_broadcast(2, true)
+    end
+  end
 end

@@ -366,4 +366,12 @@ defmodule PyApiTest do
       assert {:ok, []} = :py.get_traces()
     end
   end
+
+  test "py_nif:get_debug_counters counts the requests run to the end" do
+    %{complete_count: before, queued: queued} = :py_nif.get_debug_counters()
+    assert is_integer(queued) and queued >= 0
+    for _ <- 1..25, do: {:ok, 2} = :py.eval("1 + 1")
+    %{complete_count: now} = :py_nif.get_debug_counters()
+    assert now - before >= 25
+  end
 end

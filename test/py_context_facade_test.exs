@@ -34,7 +34,12 @@ defmodule PyContextFacadeTest do
       assert {:error, {:unsupported_mode, :owngil}} = :py_context.new(%{mode: :owngil})
     end
 
-    assert {:ok, 0} = :py_context.get_interp_id(ctx)
+    # An id of its own, as the original's contexts have.
+    assert {:ok, id} = :py_context.get_interp_id(ctx)
+    {:ok, other} = :py_context.new(%{mode: :worker})
+    assert {:ok, other_id} = :py_context.get_interp_id(other)
+    assert is_integer(id) and id > 0 and other_id != id
+    :ok = :py_context.stop(other)
     refute :py_context.is_subinterp(ctx)
     assert {:ok, %ErlangPython.Context{}} = :py_context.create_local_env(ctx)
     assert :ok = :py_context.destroy(ctx)
@@ -90,5 +95,24 @@ defmodule PyContextFacadeTest do
 
     assert {:pool_not_started, :nope} = catch_error(:py_context_router.get_context(:nope))
     assert {:error, {:pool_not_started, :nope}} = :py.call(:nope, :math, :sqrt, [1])
+  end
+
+  test "py_context_sup: contexts started, listed and stopped under a supervisor" do
+    {:ok, sup} = :py_context_sup.start_link()
+    assert {:ok, ctx1} = :py_context_sup.start_context(1, :worker)
+    assert {:ok, ctx2} = :py_context_sup.start_context(2, :worker)
+    assert {:ok, 4.0} = :py_context.call(ctx1, :math, :sqrt, [16], %{})
+    assert Enum.sort([ctx1, ctx2]) == Enum.sort(:py_context_sup.which_contexts())
+
+    assert :ok = :py_context_sup.stop_context(ctx1)
+    refute Process.alive?(ctx1)
+    assert {:ok, 9.0} = :py_context.call(ctx2, :math, :sqrt, [81], %{})
+    assert :ok = :py_context_sup.stop_context(ctx1)
+
+    # A context that dies is not restarted.
+    Process.exit(ctx2, :kill)
+    Process.sleep(50)
+    assert [] = :py_context_sup.which_contexts()
+    Supervisor.stop(sup)
   end
 end

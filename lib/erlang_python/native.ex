@@ -161,4 +161,12 @@ defmodule ErlangPython.Native do
   def fd_tcp_connect(_host, _port), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def fd_tcp_accept(_fd), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_udp_open(_port), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_udp_sendto(_fd, _data, _host, _port), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_udp_recvfrom(_fd, _max), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def fd_udp_broadcast(_fd, _enabled), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -7,10 +7,14 @@ import importlib
 
 def new():
     """A fresh globals dict: its own names, the builtins and the ``erlang``
-    module (bound, as in the original, so code need not import it)."""
+    module (bound, as in the original, so code need not import it).
+
+    ``__name__`` is ``"__main__"`` as in the original and as for a script,
+    so ``sys.modules[__name__]`` (the interpreter's ``__main__`` module,
+    shared by contexts as modules are) resolves."""
     import erlang
 
-    return {"__name__": "__erlang_context__", "__builtins__": builtins, "erlang": erlang}
+    return {"__name__": "__main__", "__builtins__": builtins, "erlang": erlang}
 
 
 def create(imports, preload):

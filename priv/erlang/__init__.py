@@ -11,6 +11,7 @@ given, are appended to it as one map with string keys:
 ``erlang.f(1, x=2)`` calls the function with ``[1, %{"x" => 2}]``.
 
 * ``erlang.send(pid, term)`` sends a message to a local process;
+  ``erlang.whereis(name)`` is the pid registered under ``name``, or None;
 * ``erlang.self()`` is the pid of the Elixir process whose call is running;
 * ``erlang.Pid`` stands for a process identifier, ``erlang.Term`` for any other
   Erlang term with no Python type (references, ports, funs); both go back to
@@ -49,6 +50,7 @@ __all__ = [
     "Pid",
     "ProcessError",
     "SandboxBlocked",
+    "SuspensionRequired",
     "Term",
     "call",
     "is_registered",
@@ -57,6 +59,7 @@ __all__ = [
     "registered",
     "self",
     "send",
+    "whereis",
 ]
 
 
@@ -82,6 +85,39 @@ class Function:
 
     def __repr__(self):
         return f"<erlang.Function {self.name}>"
+
+
+class SuspensionRequired(BaseException):
+    """The original erlang_python raises this inside ``erlang.call`` to
+    suspend Python while Erlang runs the callback. Here ``erlang.call``
+    waits in place and never raises it; the class is kept, a
+    ``BaseException`` like the original's, so code naming it (``except
+    erlang.SuspensionRequired: raise``) still runs."""
+
+
+def whereis(name):
+    """The pid of the local process registered as ``name`` (str or bytes),
+    or None when no process is.
+
+    The lookup never creates an atom: a name no atom exists for cannot be
+    registered, so it is None.
+    """
+    if isinstance(name, bytes):
+        name = name.decode("utf-8")
+    elif not isinstance(name, str):
+        raise TypeError(
+            f"erlang.whereis() needs a process name (str or bytes), got {type(name).__name__}"
+        )
+    return call("_py_whereis", name)
+
+
+def _atom(name):
+    # The original's erlang._atom(name) makes an erlang.Atom. Atoms reach
+    # Python as str here and Python data never becomes an atom, so the name
+    # stays a str (what erlang.whereis and the callbacks take).
+    if not isinstance(name, str):
+        raise TypeError(f"an atom name is a str, got {type(name).__name__}")
+    return name
 
 
 def __getattr__(name):
@@ -189,12 +225,13 @@ from _erlang_impl._channel import (  # noqa: E402
 )
 
 
-def run(main):
+def run(main, *, debug=None):
     """Runs the coroutine ``main`` to completion on a new ErlangEventLoop
-    in the calling thread and returns its result (``asyncio.run``)."""
+    in the calling thread and returns its result (``asyncio.run``; ``debug``
+    as there: True turns on asyncio's debug mode for the loop)."""
     import asyncio
 
-    return asyncio.run(main)
+    return asyncio.run(main, debug=debug)
 
 
 def new_event_loop():

@@ -29,6 +29,9 @@ class ProcessError(Exception):
 class Interrupted(BaseException):
     """Raised into running code whose Elixir caller timed out, was cancelled or exited."""
 
+class SuspensionRequired(BaseException):
+    """The original's suspension signal; never raised here (``erlang.call`` waits in place)."""
+
 class SandboxBlocked(PermissionError, RuntimeError):
     """An operation the sandbox refused (fork, exec, signals to the VM, ...).
 
@@ -54,6 +57,9 @@ class ErlangEventLoopPolicy(asyncio.DefaultEventLoopPolicy):
 def call(name: str, *args: Any, **kwargs: Any) -> Any:
     """Calls the Erlang function registered as ``name``; keyword arguments
     arrive as a trailing map."""
+
+def whereis(name: str | bytes) -> Optional[Pid]:
+    """The pid of the local process registered as ``name``, or None."""
 
 def async_call(name: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
     """``call`` as an awaitable that does not block the running event loop."""
@@ -173,7 +179,7 @@ class PyBuffer:
     def __next__(self) -> bytes: ...
 
 def reply(pid: Pid, term: Any) -> None: ...
-def run(main: Awaitable[_T]) -> _T: ...
+def run(main: Awaitable[_T], *, debug: Optional[bool] = None) -> _T: ...
 def new_event_loop() -> ErlangEventLoop: ...
 
 class EventLoopPolicy(ErlangEventLoopPolicy): ...

@@ -20,7 +20,7 @@ use crate::{atoms, sandbox};
 
 /// `fd` as a descriptor this module may read or write: `Err` with the
 /// error term when it is not one, or is the VM's own.
-fn usable(env: Env<'_>, fd: i64) -> Result<std::os::fd::RawFd, Term<'_>> {
+pub(super) fn usable(env: Env<'_>, fd: i64) -> Result<std::os::fd::RawFd, Term<'_>> {
     let fd = descriptor(fd).ok_or_else(|| bad_descriptor(env))?;
     if sandbox::belongs_to_vm(fd as i64) {
         return Err((atoms::error(), vm_descriptor()).encode(env));

@@ -16,12 +16,14 @@
 //! | `watch.rs`     | the watch resource `enif_select` needs, and selecting     |
 //! | `ownership.rs` | duplicating and closing descriptors (never the VM's)      |
 //! | `io.rs`        | small reads, writes and sockets for tests and users       |
+//! | `udp.rs`       | UDP sockets: open, send to, receive from, broadcast       |
 //!
 //! Each file uses only files listed above it.
 
 mod io;
 mod ownership;
 mod result;
+mod udp;
 mod watch;
 
 pub(crate) use watch::on_load;
