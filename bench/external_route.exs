@@ -24,7 +24,8 @@ end
 
 median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
 {:ok, load} = File.read("/proc/loadavg")
-IO.puts("OTP #{System.otp_release()}, load average #{load |> String.split() |> Enum.take(3) |> Enum.join(" ")}")
+load = load |> String.split() |> Enum.take(3) |> Enum.join(" ")
+IO.puts("OTP #{System.otp_release()}, load average #{load}")
 
 for n <- [20_000, 100_000] do
   pairs = for _ <- 1..runs, do: {time.(:plain, n), time.(:direct, n)}

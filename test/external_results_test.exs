@@ -122,8 +122,8 @@ defmodule ErlangPython.ExternalResultsTest do
     {:ok, ctx} = ContextServer.start_link(isolated: true)
     on_exit(fn -> ContextServer.stop(ctx) end)
 
-    :ok =
-      ErlangPython.exec("def many(value, n):\n    return {i: value for i in range(n)}", context: ctx)
+    code = "def many(value, n):\n    return {i: value for i in range(n)}"
+    :ok = ErlangPython.exec(code, context: ctx)
 
     for {expr, expected} <- @cases do
       assert {:ok, value} = ErlangPython.eval(expr, %{}, context: ctx), expr
