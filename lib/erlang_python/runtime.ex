@@ -278,7 +278,7 @@ defmodule ErlangPython.Runtime do
 
       handle ->
         receive do
-          {^ref, reply} -> reply
+          {^ref, reply} -> decoded(reply)
         after
           0 ->
             # Poll only while the workers spin (a core is free and replies
@@ -300,15 +300,21 @@ defmodule ErlangPython.Runtime do
     :erlang.yield()
 
     receive do
-      {^ref, reply} -> reply
+      {^ref, reply} -> decoded(reply)
     after
       0 -> poll(ref, handle, timeout, polls - 1)
     end
   end
 
+  # A large plain result comes as one external-format binary, decoded here
+  # by a BIF that yields (native/erlang_python_nif/src/convert/external.rs).
+  # `:safe`: it names only atoms that exist already.
+  defp decoded({:etf, external}), do: :erlang.binary_to_term(external, [:safe])
+  defp decoded(reply), do: reply
+
   defp await(ref, handle, timeout) do
     receive do
-      {^ref, reply} -> reply
+      {^ref, reply} -> decoded(reply)
     after
       timeout ->
         case Native.cancel(handle) do
@@ -319,7 +325,7 @@ defmodule ErlangPython.Runtime do
           # take it so it cannot linger in the mailbox.
           :done ->
             receive do
-              {^ref, reply} -> reply
+              {^ref, reply} -> decoded(reply)
             end
         end
     end

@@ -4,6 +4,8 @@
 rustler::atoms! {
     ok,
     error,
+    // {:etf, binary}: a reply in the external format (convert::external).
+    etf,
     nil,
     true_ = "true",
     false_ = "false",

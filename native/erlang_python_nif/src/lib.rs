@@ -20,6 +20,7 @@
 //! |       | [`sandbox`]       | kernel filter, audit hook, guards on C functions |
 //! |       | [`stack_guard`]   | stack room for recursive walks                   |
 //! |       | [`python_config`] | starting CPython from a `PyConfig`               |
+//! |       | [`etf`]           | the external term format <-> Python (shared codec) |
 //! |       | [`arena_cache`]   | reusing the memory of Python's freed arenas      |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
@@ -61,6 +62,9 @@ mod channel;
 mod convert;
 mod erlang_module;
 mod errors;
+// The NIF writes with the shared codec; reading is the worker's alone so far.
+#[allow(dead_code)]
+mod etf;
 mod fd;
 mod fd_watch;
 mod interpreter;

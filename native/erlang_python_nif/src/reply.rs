@@ -5,7 +5,7 @@
 //! [`crate::awaitable`] for results that come later.
 
 use pyo3::prelude::*;
-use rustler::{Encoder, Env, OwnedEnv, Term};
+use rustler::{Encoder, Env, NewBinary, OwnedEnv, Term};
 
 use crate::atoms;
 use crate::convert;
@@ -58,6 +58,9 @@ fn result_term<'a>(
     match outcome {
         Ok(Outcome::Pong) => atoms::pong().encode(env),
         Ok(Outcome::Value(value)) | Ok(Outcome::ValueThenFree(value, _)) => {
+            if let Some(external) = convert::external_ok_result(value) {
+                return (atoms::etf(), binary(env, &external)).encode(env);
+            }
             match convert::to_term(env, value) {
                 Ok(term) => (atoms::ok(), term).encode(env),
                 Err(err) => (atoms::error(), reason_term(env, py, &Failure::from(err))).encode(env),
@@ -73,6 +76,12 @@ fn result_term<'a>(
         Ok(Outcome::Ok) => atoms::ok().encode(env),
         Err(failure) => (atoms::error(), reason_term(env, py, failure)).encode(env),
     }
+}
+
+fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
+    let mut binary = NewBinary::new(env, bytes.len());
+    binary.as_mut_slice().copy_from_slice(bytes);
+    binary.into()
 }
 
 /// Builds `{reference, result}` in `replies` and sends it, but only if the

@@ -24,6 +24,7 @@ const NO_VERSION: i64 = i64::MIN;
 /// struct has a `version` field with that value, `None` when it has none.
 pub(crate) fn set_mapset_version(version: Option<i64>) {
     RUNNING_VERSION.store(version.unwrap_or(NO_VERSION), Ordering::Relaxed);
+    crate::etf::set_mapset_version(version);
 }
 
 /// The inner element map when `term` is a `%MapSet{}` of either shape.

@@ -23,6 +23,7 @@
 //! | `custom.rs`    | decoders registered for Python types                   |
 //! | `to_python.rs` | Erlang -> Python                                       |
 //! | `to_term.rs`   | Python -> Erlang                                       |
+//! | `external.rs`  | large plain results as one external-format binary      |
 //!
 //! Each file uses only files listed above it.
 
@@ -32,6 +33,7 @@ mod binary_view;
 mod custom;
 mod datetime;
 mod error;
+mod external;
 pub(crate) mod handles;
 mod mapset;
 mod numeric;
@@ -39,6 +41,7 @@ mod to_python;
 mod to_term;
 
 pub(crate) use error::{ConvertError, MAX_DEPTH};
+pub(crate) use external::ok_result as external_ok_result;
 pub(crate) use handles::type_name;
 pub(crate) use mapset::set_mapset_version;
 pub(crate) use to_python::to_python;

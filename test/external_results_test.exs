@@ -1,0 +1,135 @@
+# Large plain results come back as one external-format binary decoded by
+# the caller (native/erlang_python_nif/src/convert/external.rs); smaller
+# ones are converted directly. Both ways must give the same terms: every
+# case here goes both ways and is compared. The isolated worker speaks the
+# same codec (src/etf/), so the cases also run through an isolated context.
+defmodule ErlangPython.ExternalResultsTest do
+  use ExUnit.Case, async: true
+
+  alias ErlangPython.ContextServer
+
+  # Above the route's threshold (20,000 map items).
+  @big 25_000
+
+  # Python expressions of plain values, each with the term it must give.
+  @cases [
+    {"None", nil},
+    {"True", true},
+    {"False", false},
+    {"0", 0},
+    {"-1", -1},
+    {"2**31", 2 ** 31},
+    {"-(2**63)", -(2 ** 63)},
+    {"2**64", 2 ** 64},
+    {"-(2**100)", -(2 ** 100)},
+    {"2**2000", 2 ** 2000},
+    {"1.5", 1.5},
+    {"-0.0", -0.0},
+    {"float('nan')", :nan},
+    {"float('inf')", :infinity},
+    {"float('-inf')", :neg_infinity},
+    {"'text'", "text"},
+    {"'h\\u00e9'", "hé"},
+    {"b'\\xff\\x00'", <<255, 0>>},
+    {"b'ascii'", "ascii"},
+    {"bytearray(b'ab')", "ab"},
+    {"[]", []},
+    {"()", {}},
+    {"(1, 'a', None)", {1, "a", nil}},
+    {"[1, [2, [3]]]", [1, [2, [3]]]},
+    {"{}", %{}},
+    {"{'a': {'b': [1.0]}}", %{"a" => %{"b" => [1.0]}}},
+    {"{1: 'x', 'k': (None,)}", %{1 => "x", "k" => {nil}}},
+    {"{b'\\xff': 1, (1, 2): 2}", %{<<255>> => 1, {1, 2} => 2}},
+    {"{1, 'a'}", MapSet.new([1, "a"])},
+    {"frozenset([2.5])", MapSet.new([2.5])},
+    {"set()", MapSet.new()},
+    {"__import__('enum').IntEnum('E', 'A B').B", 2},
+    {"type('S', (str,), {})('sub')", "sub"}
+  ]
+
+  setup_all do
+    :ok =
+      ErlangPython.exec("""
+      def many(value, n):
+          return {i: value for i in range(n)}
+      """)
+  end
+
+  defp many(value_expr, n, opts \\ []) do
+    ErlangPython.eval("many(#{value_expr}, #{n})", %{}, opts)
+  end
+
+  test "every plain value gives the same term directly and through the binary" do
+    for {expr, expected} <- @cases do
+      assert {:ok, direct} = ErlangPython.eval(expr), expr
+      assert direct === expected, expr
+      assert {:ok, small} = many(expr, 3)
+      assert {:ok, big} = many(expr, @big)
+      assert map_size(big) == @big
+      assert small === Map.new(0..2, &{&1, expected}), expr
+      assert big === Map.new(0..(@big - 1), &{&1, expected}), expr
+    end
+  end
+
+  # The reply as the interpreter thread sends it, before Runtime decodes it.
+  defp raw_reply(code) do
+    op =
+      code
+      |> ErlangPython.Request.eval(%{})
+      |> ErlangPython.Encoding.encode_request()
+      |> ErlangPython.Request.with_options(%{timeout: 5_000, context: nil})
+
+    ref = make_ref()
+    assert is_reference(ErlangPython.Native.submit(ref, op))
+    assert_receive {^ref, reply}, 5_000
+    reply
+  end
+
+  test "a large map comes as one binary for the caller to decode, a small one does not" do
+    assert {:ok, %{0 => "x"}} = raw_reply("many('x', 3)")
+    assert {:etf, external} = raw_reply("many('x', #{@big})")
+    assert {:ok, big} = :erlang.binary_to_term(external, [:safe])
+    assert big == Map.new(0..(@big - 1), &{&1, "x"})
+    # {:ok, big_map} in a tuple takes the route too; a long list does not.
+    assert {:etf, _} = raw_reply("(1, many('y', #{@big}))")
+    assert {:ok, [0 | _]} = raw_reply("list(range(#{@big * 4}))")
+  end
+
+  test "keys that collide are refused the same way both ways" do
+    for n <- [3, @big] do
+      assert {:error, direct} = ErlangPython.eval("{'a': 1, b'a': 2}")
+      code = "dict(many(0, #{n}), **{}) | {'a': 1, b'a': 2}"
+      assert {:error, big} = ErlangPython.eval(code)
+      assert big == direct
+
+      assert {:error, set_error} = ErlangPython.eval("set(range(#{n})) | {'a', b'a'}")
+      assert set_error == direct
+    end
+  end
+
+  test "values with no plain form make a large result go the direct way" do
+    assert {:ok, big} = ErlangPython.eval("many(__import__('datetime').date(2024, 1, 2), #{@big})")
+    assert big[0] == ~D[2024-01-02]
+    assert {:ok, big} = ErlangPython.eval("many(object(), #{@big})")
+    assert %ErlangPython.Object{} = big[@big - 1]
+    pid = self()
+    assert {:ok, big} = ErlangPython.eval("{i: p for i in range(#{@big})}", %{p: pid})
+    assert big[7] == pid
+  end
+
+  test "an isolated context returns the same terms" do
+    {:ok, ctx} = ContextServer.start_link(isolated: true)
+    on_exit(fn -> ContextServer.stop(ctx) end)
+
+    code = "def many(value, n):\n    return {i: value for i in range(n)}"
+    :ok = ErlangPython.exec(code, context: ctx)
+
+    for {expr, expected} <- @cases do
+      assert {:ok, value} = ErlangPython.eval(expr, %{}, context: ctx), expr
+      assert value === expected, expr
+      assert {:ok, big} = many(expr, 300, context: ctx)
+      assert big === Map.new(0..299, &{&1, expected}), expr
+    end
+  end
+end
