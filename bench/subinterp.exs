@@ -13,8 +13,8 @@
 #   * one shared-GIL context alone (the main interpreter);
 #   * N own-GIL contexts at once;
 #   * N shared-GIL contexts at once (the main interpreter's one GIL);
-#   * N separate `python3` processes at once (the ceiling: what the machine
-#     gives N independent interpreters);
+#   * N separate `python3` processes at once, started by one shell (the
+#     ceiling: what the machine gives N independent interpreters);
 #   * N separate processes of a tiny launcher linked to the shared libpython
 #     the NIF embeds (built here with `cc` when it can be). Debian's python3
 #     binary is linked statically from objects built with profile-guided
@@ -157,22 +157,28 @@ launcher =
 IO.puts("launcher linked to the shared libpython: #{launcher || "not built (no cc or headers)"}")
 IO.puts("python3 processes run: #{python3}")
 
+# N processes started together by one shell, as a user would start them:
+# one session. The VM gives every port program a session of its own
+# (erl_child_setup calls setsid), and with the kernel's autogroup scheduling
+# (/proc/sys/kernel/sched_autogroup_enabled) each session gets an equal CPU
+# share on a busy machine: N processes in N sessions would get up to N times
+# the share of the VM's N threads, which share the VM's one session.
 processes = fn count, binary ->
   script = loop <> "\nimport json; print(json.dumps(spin(#{iterations})))"
+  shell = "i=0; while [ $i -lt #{count} ]; do \"$0\" -c \"$1\" & i=$((i+1)); done; wait"
+  {out, 0} = System.cmd("/bin/sh", ["-c", shell, binary, script])
 
-  1..count
-  |> Enum.map(fn _ ->
-    Task.async(fn ->
-      {out, 0} = System.cmd(binary, ["-c", script])
-
-      out
-      |> String.trim()
+  spans =
+    out
+    |> String.split("\n", trim: true)
+    |> Enum.map(fn line ->
+      line
       |> String.split(["[", "]", ","], trim: true)
       |> Enum.map(&(String.trim(&1) |> Float.parse() |> elem(0)))
     end)
-  end)
-  |> Task.await_many(:infinity)
-  |> makespan.()
+
+  ^count = length(spans)
+  makespan.(spans)
 end
 
 # N isolated sub-interpreters in one python3 process, one thread each.
