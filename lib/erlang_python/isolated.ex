@@ -117,7 +117,7 @@ defmodule ErlangPython.Isolated do
   # answer; on timeout the call is cancelled (and interrupted if running).
   def run(server, request, timeout) do
     ref = Process.monitor(server)
-    send(server, {:isolated_request, self(), ref, request})
+    send(server, {:isolated_request, self(), ref, Protocol.encode_request(request)})
 
     receive do
       {^ref, result} ->
@@ -441,7 +441,11 @@ defmodule ErlangPython.Isolated do
 
     Transport.send(
       state.port,
-      Protocol.call(0, self(), Request.eval(code, %{m: modules, p: preload}))
+      Protocol.call(
+        0,
+        self(),
+        Protocol.encode_request(Request.eval(code, %{m: modules, p: preload}))
+      )
     )
 
     case await_worker(state.port, timeout) do
