@@ -64,6 +64,27 @@ defmodule ErlangPython.IsolatedTransportTest do
     assert {:ok, nil} = ErlangPython.eval("channel_mapping()", %{}, context: ctx)
   end
 
+  test "a worker killed while it streams a 50 MB frame wedges nothing" do
+    # Another thread of the worker sends 50 MB (several rings' worth) while
+    # the worker kills itself: the VM's reader is left mid-frame.
+    ctx = start!(allow_subprocess: true)
+
+    code = """
+    import erlang, os, signal, threading, time
+    big = b'x' * 50_000_000
+    threading.Thread(target=erlang.send, args=(erlang.self(), big)).start()
+    time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+
+    assert {:error, {:python_exited, {:signal, :SIGKILL}}} =
+             ErlangPython.exec(code, context: ctx, timeout: 20_000)
+
+    assert {:ok, 2} = ErlangPython.eval("1 + 1", %{}, context: ctx)
+    small = Enum.to_list(1..1000)
+    assert {:ok, ^small} = ErlangPython.call(:builtins, :list, [small], context: ctx)
+  end
+
   test "a worker that corrupts the ring's counters is killed; the context answers again" do
     ctx = start!([])
     {:ok, before} = Isolated.os_pid(ctx)
