@@ -3,7 +3,9 @@
 #
 # Three rows, each measured in this one run, interleaved (so they compare on
 # a noisy machine), the median of several: a call's latency, a 1,000,000-integer
-# list summed, a 100 MB binary passed as bytes. The port bridge is
+# list summed, a 100 MB binary passed as bytes. "isolated" moves frames
+# through shared memory (the default transport), "pipes" is the same worker
+# with `transport: :pipes`. The port bridge is
 # bench/port_bridge.py, Python on a port with a codec in Python (as
 # erlport-style bridges run it); the isolated worker is also Python on a port,
 # with the codec in Rust. The load average is printed with every row.
@@ -43,6 +45,7 @@ Bench.Machine.start(
 {:ok, _} = Application.ensure_all_started(:erlang_python)
 {:ok, embedded} = ErlangPython.ContextServer.start_link()
 {:ok, isolated} = ErlangPython.ContextServer.start_link(isolated: true)
+{:ok, piped} = ErlangPython.ContextServer.start_link(isolated: true, transport: :pipes)
 port = PortBridge.start()
 
 list_1m = Enum.to_list(1..1_000_000)
@@ -65,7 +68,7 @@ rows = [
 
 IO.puts(
   String.pad_trailing("workload", 34) <>
-    "embedded     isolated     port bridge  port/isolated  load average"
+    "embedded     isolated     pipes        port bridge  port/isolated  load average"
 )
 
 for {name, n, unit, in_context, bridged, bytes} <- rows do
@@ -73,6 +76,7 @@ for {name, n, unit, in_context, bridged, bytes} <- rows do
     IsolatedBench.per_call_us(n,
       embedded: fn -> in_context.(embedded) end,
       isolated: fn -> in_context.(isolated) end,
+      pipes: fn -> in_context.(piped) end,
       port: bridged
     )
 
@@ -94,6 +98,7 @@ for {name, n, unit, in_context, bridged, bytes} <- rows do
     String.pad_trailing(name, 34) <>
       show.(us.embedded) <>
       show.(us.isolated) <>
+      show.(us.pipes) <>
       show.(us.port) <> String.pad_trailing("#{ratio}x", 15) <> Bench.Machine.loadavg()
   )
 end

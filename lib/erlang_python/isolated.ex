@@ -39,6 +39,7 @@ defmodule ErlangPython.Isolated do
   | `:memory_limit` | `nil` | bytes of address space (`RLIMIT_AS`) |
   | `:cpu_limit` | `nil` | seconds of CPU time (`RLIMIT_CPU`); past it the kernel ends the worker with SIGXCPU |
   | `:open_files` | `nil` | open descriptors (`RLIMIT_NOFILE`) |
+  | `:transport` | `:shared_memory` | how frames travel: `:shared_memory` (rings mapped by both processes, futex doorbells; falls back to pipes when none can be made) or `:pipes` (the port's) |
   | `:venv` | `nil` | a virtualenv directory: the worker starts as its Python (`sys.prefix`, site-packages, `sys.executable`) |
   | `:interrupt_grace` | `1000` | milliseconds a timed-out call has to stop after its interrupt before the worker is killed |
   | `:max_restarts` | `5` | fresh workers allowed within five seconds |
@@ -52,7 +53,7 @@ defmodule ErlangPython.Isolated do
   use GenServer
 
   alias ErlangPython.{Imports, Preload, Request}
-  alias ErlangPython.Isolated.Protocol
+  alias ErlangPython.Isolated.{Protocol, Transport}
 
   @table :erlang_python_isolated
   @registered "__erlang_python_isolated_registered__"
@@ -71,6 +72,7 @@ defmodule ErlangPython.Isolated do
     interrupt_grace: 1_000,
     max_restarts: 5,
     mode: :worker,
+    transport: :shared_memory,
     timeout: ErlangPython.Options.default_timeout()
   ]
 
@@ -115,7 +117,7 @@ defmodule ErlangPython.Isolated do
   # answer; on timeout the call is cancelled (and interrupted if running).
   def run(server, request, timeout) do
     ref = Process.monitor(server)
-    send(server, {:isolated_request, self(), ref, request})
+    send(server, {:isolated_request, self(), ref, Protocol.encode_request(request)})
 
     receive do
       {^ref, result} ->
@@ -143,6 +145,7 @@ defmodule ErlangPython.Isolated do
 
     state = %{
       opts: opts,
+      # an ErlangPython.Isolated.Transport while a worker runs
       port: nil,
       os_pid: nil,
       next: 1,
@@ -219,14 +222,40 @@ defmodule ErlangPython.Isolated do
     {:noreply, state}
   end
 
-  def handle_info({port, {:data, frame}}, %{port: port} = state) do
-    case Protocol.decode(frame) do
-      {:ok, message} -> {:noreply, handle_worker(message, state)}
-      {:error, :malformed} -> {:noreply, state}
+  def handle_info({:isolated_callback_done, id, answer}, state) do
+    if state.port, do: Transport.send(state.port, Protocol.callback_reply(id, answer))
+    {:noreply, dispatch(%{state | callbacks: max(state.callbacks - 1, 0)})}
+  end
+
+  def handle_info({:EXIT, _from, reason}, state) when reason != :normal,
+    do: {:stop, reason, state}
+
+  def handle_info(message, %{port: %Transport{} = transport} = state) do
+    case Transport.classify(transport, message) do
+      {:frame, frame} ->
+        case Protocol.decode(frame) do
+          {:ok, message} -> {:noreply, handle_worker(message, state)}
+          {:error, :malformed} -> {:noreply, state}
+        end
+
+      {:exit, status} ->
+        Transport.release(transport)
+        worker_exited(status, state)
+
+      {:broken, _why} ->
+        # The worker wrote nonsense into the shared memory: it is no longer
+        # trusted; its exit status follows and fails its callers.
+        signal(state.os_pid, "KILL")
+        {:noreply, state}
+
+      :other ->
+        {:noreply, state}
     end
   end
 
-  def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
+  def handle_info(_other, state), do: {:noreply, state}
+
+  defp worker_exited(status, state) do
     reason = exit_reason(status)
     state = fail_all(state, {:python_exited, reason})
     now = System.monotonic_time(:millisecond)
@@ -242,21 +271,11 @@ defmodule ErlangPython.Isolated do
     end
   end
 
-  def handle_info({:isolated_callback_done, id, answer}, state) do
-    if state.port, do: Port.command(state.port, Protocol.callback_reply(id, answer))
-    {:noreply, dispatch(%{state | callbacks: max(state.callbacks - 1, 0)})}
-  end
-
-  def handle_info({:EXIT, _from, reason}, state) when reason != :normal,
-    do: {:stop, reason, state}
-
-  def handle_info(_other, state), do: {:noreply, state}
-
   @impl true
   def terminate(_reason, state) do
     if state.port do
       os_pid = state.os_pid
-      Port.close(state.port)
+      Transport.close(state.port)
       # A worker stuck in C code never reads the closed pipe.
       if os_pid, do: signal(os_pid, "KILL")
     end
@@ -276,7 +295,7 @@ defmodule ErlangPython.Isolated do
       case :queue.out(state.queue) do
         {{:value, {caller, ref, request}}, queue} ->
           id = state.next
-          Port.command(state.port, Protocol.call(id, caller, request))
+          Transport.send(state.port, Protocol.call(id, caller, request))
 
           state = %{
             state
@@ -314,7 +333,7 @@ defmodule ErlangPython.Isolated do
   end
 
   defp handle_worker({:callback, id, @registered, _args}, state) do
-    Port.command(
+    Transport.send(
       state.port,
       Protocol.callback_reply(id, {:ok, ErlangPython.Native.registered_functions()})
     )
@@ -385,28 +404,29 @@ defmodule ErlangPython.Isolated do
     opts = state.opts
 
     with {:ok, executable} <- executable() do
-      port =
-        Port.open({:spawn_executable, executable}, [
-          :binary,
-          :exit_status,
-          :use_stdio,
-          {:packet, 4},
-          {:args, worker_args(opts)}
-        ])
-
+      transport = Transport.open(executable, worker_args(opts), opts[:transport])
       deadline = opts[:timeout]
 
-      receive do
-        {^port, {:data, frame}} ->
+      case await_worker(transport, deadline) do
+        {:frame, frame} ->
           {:ok, {:ready, os_pid}} = Protocol.decode(frame)
-          state = %{state | port: port, os_pid: os_pid}
-          prepare(state, deadline)
+          state = %{state | port: transport, os_pid: os_pid}
 
-        {^port, {:exit_status, status}} ->
+          with {:error, _} = failed <- prepare(state, deadline) do
+            Transport.close(transport)
+            failed
+          end
+
+        {:exit, status} ->
+          Transport.release(transport)
           {:error, {:python_exited, exit_reason(status)}}
-      after
-        deadline ->
-          Port.close(port)
+
+        {:broken, why} ->
+          Transport.close(transport)
+          {:error, {:channel_broken, why}}
+
+        :timeout ->
+          Transport.close(transport)
           {:error, :timeout}
       end
     end
@@ -419,22 +439,43 @@ defmodule ErlangPython.Isolated do
     preload = Preload.code() || ""
     code = "globals().update(__import__('_erlang_impl._context', fromlist=['create']).create(m, p))"
 
-    Port.command(
+    Transport.send(
       state.port,
-      Protocol.call(0, self(), Request.eval(code, %{m: modules, p: preload}))
+      Protocol.call(
+        0,
+        self(),
+        Protocol.encode_request(Request.eval(code, %{m: modules, p: preload}))
+      )
     )
 
-    receive do
-      {port, {:data, frame}} when port == state.port ->
+    case await_worker(state.port, timeout) do
+      {:frame, frame} ->
         case Protocol.decode(frame) do
           {:ok, {:reply, 0, {:ok, _}}} -> {:ok, state}
           {:ok, {:reply, 0, {:error, reason}}} -> {:error, reason}
         end
 
-      {port, {:exit_status, status}} when port == state.port ->
+      {:exit, status} ->
         {:error, {:python_exited, exit_reason(status)}}
+
+      {:broken, why} ->
+        {:error, {:channel_broken, why}}
+
+      :timeout ->
+        {:error, :timeout}
+    end
+  end
+
+  # The worker's next frame or its exit, during start-up; other messages
+  # wait in the mailbox for the server's loop.
+  defp await_worker(%Transport{port: port, tag: tag} = transport, timeout) do
+    receive do
+      {^port, {:data, _}} = message -> Transport.classify(transport, message)
+      {:isolated_frame, ^tag, _} = message -> Transport.classify(transport, message)
+      {^port, {:exit_status, _}} = message -> Transport.classify(transport, message)
+      {:isolated_closed, ^tag, _} = message -> Transport.classify(transport, message)
     after
-      timeout -> {:error, :timeout}
+      timeout -> :timeout
     end
   end
 

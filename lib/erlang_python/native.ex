@@ -83,6 +83,14 @@ defmodule ErlangPython.Native do
   @doc false
   def own_gil_running, do: :erlang.nif_error(:nif_not_loaded)
 
+  # Isolated contexts' shared-memory channel (native/erlang_python_nif/src/isolated_channel.rs).
+  @doc false
+  def isolated_channel_open(_owner, _tag), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_write(_channel, _frame), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_close(_channel), do: :erlang.nif_error(:nif_not_loaded)
+
   # Channels and buffers (native/erlang_python_nif/src/channel.rs, buffer.rs).
   @doc false
   def channel_new(_type, _max_size), do: :erlang.nif_error(:nif_not_loaded)

@@ -17,9 +17,23 @@ defmodule ErlangPython.Isolated.Protocol do
   # worker's __main__ is the context's namespace).
 
   @doc false
-  # As an I/O vector: large binaries in the request are referenced, not
-  # copied, on their way to the port.
-  def call(id, caller, request), do: :erlang.term_to_iovec({:call, id, caller, request})
+  # A request encoded in the calling process, as an I/O vector without the
+  # version byte: the server then holds (and queues) a few binaries, never
+  # a copy of a large argument's terms (a message copies its terms, not
+  # its large binaries), and large binaries are referenced all the way to
+  # the channel.
+  def encode_request(request) do
+    [<<131, first::binary>> | rest] = :erlang.term_to_iovec(request)
+    [first | rest]
+  end
+
+  @doc false
+  # `{:call, id, caller, request}` around a request from encode_request/1:
+  # the 3-tuple's encoding with its arity made 4, the request's appended.
+  def call(id, caller, encoded_request) do
+    <<131, 104, 3, head::binary>> = :erlang.term_to_binary({:call, id, caller})
+    [<<131, 104, 4, head::binary>> | encoded_request]
+  end
 
   @doc false
   def callback_reply(id, answer), do: :erlang.term_to_binary({:callback_reply, id, answer})

@@ -28,6 +28,10 @@ rustler::atoms! {
     sandbox_blocked,
     internal_error,
     python_init_failed,
+    // Isolated contexts' shared-memory channel (isolated_channel.rs).
+    isolated_frame,
+    isolated_closed,
+    closed,
     // Keys and module of the %ErlangPython.Error{} exception struct.
     __struct__,
     __exception__,

@@ -22,10 +22,12 @@
 //! |       | [`python_config`] | starting CPython from a `PyConfig`               |
 //! |       | [`etf`]           | the external term format <-> Python (shared codec) |
 //! |       | [`arena_cache`]   | reusing the memory of Python's freed arenas      |
+//! |       | [`shm_ring`]      | shared-memory rings with futex doorbells         |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
 //! |       | [`fd_watch`]      | descriptor readiness as messages (event queues)  |
 //! |       | [`interpreters`]  | which interpreter runs; what each one owns       |
+//! |       | [`isolated_channel`] | the VM's end of an isolated worker's rings    |
 //! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
 //! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
 //! |       | [`capsule`]       | channel references as Python capsules            |
@@ -70,6 +72,7 @@ mod fd_watch;
 mod interpreter;
 mod interpreters;
 mod interrupt;
+mod isolated_channel;
 mod job;
 mod memory;
 mod messaging;
@@ -84,6 +87,7 @@ mod runtime;
 mod sandbox;
 mod schedule;
 mod serving;
+mod shm_ring;
 mod stack_guard;
 mod subinterp_module;
 mod terms;

@@ -12,7 +12,7 @@
 //! | `pytypes.rs` | `erlang.Pid`, `erlang.Term` as external-format bytes |
 //! | `handles.rs` | objects held from Elixir, by id |
 //! | `etf.rs` | the external term format <-> Python objects |
-//! | `protocol.rs` | framing and the message format |
+//! | `protocol.rs` | framing and the message format, over shared memory (`shm_ring`) or the port's pipes |
 //! | `native_module.rs`, `serve.rs` | `_erlang_native` for the worker; the request loop and callbacks |
 //! | `startup.rs` | limits, signals, starting CPython |
 
@@ -22,6 +22,11 @@ mod sandbox;
 
 #[path = "../src/python_config.rs"]
 mod python_config;
+
+// The worker maps what the VM creates: the VM-only half goes unused here.
+#[allow(dead_code)]
+#[path = "../src/shm_ring.rs"]
+mod shm_ring;
 
 mod etf;
 mod handles;
@@ -48,7 +53,7 @@ fn run() -> Result<(), String> {
     let options = startup::Options::parse(std::env::args().skip(1))?;
     startup::apply_limits(&options)?;
     startup::reset_signals();
-    protocol::open()?;
+    protocol::open(options.channel.as_deref())?;
     startup::start_python(&options)?;
     pyo3::Python::attach(|py| {
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve::run(py)))

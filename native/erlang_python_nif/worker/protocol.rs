@@ -17,6 +17,11 @@
 //!
 //! Descriptor 1 itself is pointed at standard error at start, so output that
 //! bypasses `sys.stdout` (C code calling `printf`) can never corrupt a frame.
+//!
+//! Transport: when the VM passes `channel=PATH`, frames travel through the
+//! shared-memory rings of `shm_ring` instead (no pipe copies, no wake-up
+//! of the VM's I/O poller per frame); descriptor 0 then only tells this
+//! process that the VM closed the port (end of file closes the rings).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -26,12 +31,47 @@ use std::sync::{Mutex, OnceLock};
 use pyo3::prelude::*;
 
 use crate::etf::{Reader, Writer};
+use crate::shm_ring;
 
 static OUTPUT: OnceLock<Mutex<File>> = OnceLock::new();
 
+/// The shared-memory transport, when the VM set one up.
+struct Shared {
+    mapping: shm_ring::Mapping,
+    reader: Mutex<shm_ring::Reader>,
+    writer: Mutex<shm_ring::Writer>,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
 /// Keeps a private copy of descriptor 1 for frames, and points descriptor 1
-/// at standard error.
-pub(crate) fn open() -> Result<(), String> {
+/// at standard error; maps the VM's channel when it gave one.
+pub(crate) fn open(channel: Option<&str>) -> Result<(), String> {
+    open_pipes()?;
+    if let Some(path) = channel {
+        let mapping = shm_ring::Mapping::open(path)
+            .map_err(|e| format!("mapping the VM's channel {path}: {e}"))?;
+        let shared = SHARED.get_or_init(|| Shared {
+            reader: Mutex::new(mapping.reader(shm_ring::TO_WORKER)),
+            writer: Mutex::new(mapping.writer(shm_ring::TO_VM)),
+            mapping,
+        });
+        // The port stays this process's lifeline: when the VM closes it
+        // (or dies), descriptor 0 ends, and the rings close with it.
+        std::thread::Builder::new()
+            .name("port-watch".into())
+            .spawn(move || {
+                let mut sink = [0u8; 4096];
+                let mut input = std::io::stdin();
+                while matches!(input.read(&mut sink), Ok(n) if n > 0) {}
+                shared.mapping.close();
+            })
+            .map_err(|e| format!("starting the port watcher: {e}"))?;
+    }
+    Ok(())
+}
+
+fn open_pipes() -> Result<(), String> {
     // SAFETY: dup and dup2 on descriptors this process owns; the new
     // descriptor is owned by the File from here on, and nothing else uses
     // descriptor 1 as the frame output.
@@ -98,8 +138,31 @@ impl Drop for Frame {
 static SPARE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 const MAX_SPARE: usize = 256 << 20;
 
+/// The largest frame the VM may send; as `{:packet, 4}` allows.
+const MAX_FRAME: usize = u32::MAX as usize;
+
+fn spare(len: usize) -> Option<Vec<u8>> {
+    let mut frame = std::mem::take(&mut *SPARE.lock().unwrap_or_else(|e| e.into_inner()));
+    frame.clear();
+    frame.try_reserve_exact(len).ok()?;
+    frame.resize(len, 0);
+    Some(frame)
+}
+
+fn ring_error(error: shm_ring::Error) -> std::io::Error {
+    std::io::Error::other(format!("shared-memory channel: {error:?}"))
+}
+
 /// The next frame, or None when the VM closed the port.
 pub(crate) fn read() -> std::io::Result<Option<Frame>> {
+    if let Some(shared) = SHARED.get() {
+        let mut reader = shared.reader.lock().unwrap_or_else(|e| e.into_inner());
+        return match reader.recv(&shared.mapping, MAX_FRAME, spare) {
+            Ok(frame) => Ok(Some(Frame(frame))),
+            Err(shm_ring::Error::Closed) => Ok(None),
+            Err(error) => Err(ring_error(error)),
+        };
+    }
     let mut input = std::io::stdin().lock();
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
@@ -123,6 +186,12 @@ pub(crate) fn read() -> std::io::Result<Option<Frame>> {
 pub(crate) fn write(mut message: Writer) -> std::io::Result<()> {
     let len = u32::try_from(message.buf.len() - 4)
         .map_err(|_| std::io::Error::other("a message larger than 4 GiB"))?;
+    if let Some(shared) = SHARED.get() {
+        let mut writer = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
+        return writer
+            .send(&shared.mapping, &[&message.buf[4..]])
+            .map_err(ring_error);
+    }
     message.buf[..4].copy_from_slice(&len.to_be_bytes());
     let output = OUTPUT
         .get()

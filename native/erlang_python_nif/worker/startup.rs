@@ -41,6 +41,9 @@ pub(crate) struct Options {
     pub(crate) memory_bytes: Option<u64>,
     pub(crate) cpu_seconds: Option<u64>,
     pub(crate) open_files: Option<u64>,
+    /// The shared-memory file of the VM's channel (`protocol`); without it
+    /// frames go over the port's pipes.
+    pub(crate) channel: Option<String>,
 }
 
 impl Options {
@@ -63,6 +66,7 @@ impl Options {
                 "path" => options.paths.push(value.to_string()),
                 "sandbox" => options.sandbox = value == "true",
                 "venv" => options.venv = Some(value.to_string()),
+                "channel" => options.channel = Some(value.to_string()),
                 "mapset_version" => options.mapset_version = Some(number()? as i64),
                 "memory_bytes" => options.memory_bytes = Some(number()?),
                 "cpu_seconds" => options.cpu_seconds = Some(number()?),

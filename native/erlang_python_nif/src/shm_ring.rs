@@ -1,0 +1,552 @@
+//! Byte rings in shared memory between the VM and an isolated worker, with
+//! futex doorbells: the transport of isolated contexts (the port's pipes
+//! stay for the worker's lifecycle, and as the fallback when no shared
+//! memory can be made).
+//!
+//! One file in `/dev/shm`, created by the VM, mapped by both processes and
+//! unlinked by the worker once mapped. It holds two rings, one per
+//! direction ([`TO_WORKER`], [`TO_VM`]), each a stream of frames (a 4-byte
+//! little-endian length, then that many bytes). A frame larger than a ring
+//! streams through it in pieces, as through a pipe.
+//!
+//! The worker is untrusted: each side keeps its own counter privately and
+//! only reads the other's from shared memory, and every value read there is
+//! checked ([`Error::Corrupt`]) before it is used as a length or an offset.
+//! Waits are futex waits on the shared sequence words, bounded by a timeout,
+//! so a peer that dies mid-frame can wedge nothing: the VM closes the
+//! mapping when the port reports the exit, which wakes every waiter.
+//!
+//! Shared by the NIF (`isolated_channel`) and the worker (`#[path]`).
+
+use std::ffi::CString;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// The ring the VM writes and the worker reads.
+pub const TO_WORKER: usize = 0;
+/// The ring the worker writes and the VM reads.
+pub const TO_VM: usize = 1;
+
+/// Bytes per ring: large enough that a typical frame crosses in one piece,
+/// small enough that an idle context holds little memory.
+pub const CAPACITY: usize = 8 << 20;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"EPYRING1");
+const HEADER: usize = 4096;
+
+#[repr(C)]
+struct RingHeader {
+    /// Bytes written since the start, by the ring's writer.
+    write: AtomicU64,
+    _pad0: [u8; 56],
+    /// Bytes read since the start, by the ring's reader.
+    read: AtomicU64,
+    _pad1: [u8; 56],
+    /// Bumped by the writer after `write` moves: the reader's doorbell.
+    data_seq: AtomicU32,
+    _pad2: [u8; 60],
+    /// Bumped by the reader after `read` moves: the writer's doorbell.
+    space_seq: AtomicU32,
+    _pad3: [u8; 60],
+}
+
+#[repr(C)]
+struct Header {
+    magic: AtomicU64,
+    capacity: AtomicU64,
+    closed: AtomicU32,
+    _pad: [u8; 44],
+    rings: [RingHeader; 2],
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() <= HEADER);
+
+/// Why a transfer stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Either side closed the mapping (the worker exited, the VM stopped it).
+    Closed,
+    /// A value read from shared memory is impossible: the peer is broken or
+    /// hostile; the caller closes the channel.
+    Corrupt(&'static str),
+    /// No memory for a frame of this many bytes.
+    NoMemory(usize),
+}
+
+/// The shared mapping.
+pub struct Mapping {
+    base: NonNull<u8>,
+    len: usize,
+    capacity: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; every access to its header
+// goes through atomics, and the data areas are only touched by the single
+// reader or single writer of each ring (callers serialize their side).
+unsafe impl Send for Mapping {}
+// SAFETY: as for Send.
+unsafe impl Sync for Mapping {}
+
+fn c_path(path: &str) -> std::io::Result<CString> {
+    CString::new(path).map_err(|_| std::io::Error::other("a path with a NUL byte"))
+}
+
+impl Mapping {
+    /// Creates the file at `path` (which must not exist) and maps it: the VM's side.
+    pub fn create(path: &str, capacity: usize) -> std::io::Result<Mapping> {
+        let c = c_path(path)?;
+        let len = HEADER + 2 * capacity;
+        // SAFETY: open with a valid C string; the descriptor is closed below.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                0o600,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: ftruncate on the descriptor just opened.
+        let mapped = if unsafe { libc::ftruncate(fd, len as libc::off_t) } < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            map(fd, len)
+        };
+        // SAFETY: closing our descriptor; the mapping stays valid without it.
+        unsafe { libc::close(fd) };
+        let base = match mapped {
+            Ok(base) => base,
+            Err(err) => {
+                // SAFETY: unlink with a valid C string.
+                unsafe { libc::unlink(c.as_ptr()) };
+                return Err(err);
+            }
+        };
+        let mapping = Mapping {
+            base,
+            len,
+            capacity,
+        };
+        // A fresh file reads as zeros: counters and sequences start at 0.
+        mapping
+            .header()
+            .capacity
+            .store(capacity as u64, Ordering::Relaxed);
+        mapping.header().magic.store(MAGIC, Ordering::Release);
+        Ok(mapping)
+    }
+
+    /// Maps the file the VM created at `path` and unlinks it: the worker's
+    /// side (the NIF uses it in its tests only).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn open(path: &str) -> std::io::Result<Mapping> {
+        let c = c_path(path)?;
+        // SAFETY: open with a valid C string; closed below.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fstat into a zeroed stat of our own.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let len = if unsafe { libc::fstat(fd, &mut stat) } < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(stat.st_size as usize)
+        };
+        let mapped = len.and_then(|len| {
+            if len < HEADER {
+                return Err(std::io::Error::other("shared memory file too small"));
+            }
+            map(fd, len).map(|base| (base, len))
+        });
+        // SAFETY: closing our descriptor; the mapping stays valid without it,
+        // and the file, once unlinked, lives as long as the two mappings.
+        unsafe {
+            libc::close(fd);
+            libc::unlink(c.as_ptr());
+        }
+        let (base, len) = mapped?;
+        let mut mapping = Mapping {
+            base,
+            len,
+            capacity: 0,
+        };
+        let capacity = mapping.header().capacity.load(Ordering::Relaxed) as usize;
+        if mapping.header().magic.load(Ordering::Acquire) != MAGIC
+            || capacity == 0
+            || HEADER.checked_add(capacity.saturating_mul(2)) != Some(len)
+        {
+            return Err(std::io::Error::other("not an erlang_python ring file"));
+        }
+        mapping.capacity = capacity;
+        Ok(mapping)
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least HEADER bytes, page-aligned, and
+        // Header (atomics and padding only) fits in HEADER bytes.
+        unsafe { &*(self.base.as_ptr() as *const Header) }
+    }
+
+    fn ring(&self, which: usize) -> &RingHeader {
+        &self.header().rings[which]
+    }
+
+    fn data(&self, which: usize) -> *mut u8 {
+        // SAFETY: ring `which` (0 or 1) spans capacity bytes after the
+        // header and after ring 0: inside the mapping of HEADER + 2 * capacity.
+        unsafe { self.base.as_ptr().add(HEADER + which * self.capacity) }
+    }
+
+    /// Marks the channel closed and wakes every waiter on both sides.
+    pub fn close(&self) {
+        self.header().closed.store(1, Ordering::Release);
+        for ring in &self.header().rings {
+            ring.data_seq.fetch_add(1, Ordering::Release);
+            ring.space_seq.fetch_add(1, Ordering::Release);
+            wake(&ring.data_seq);
+            wake(&ring.space_seq);
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.header().closed.load(Ordering::Acquire) != 0
+    }
+
+    /// A writer for ring `which`, from the counter in shared memory (0 for a
+    /// fresh file; the worker may be replaced, never the rings' roles).
+    pub fn writer(&self, which: usize) -> Writer {
+        Writer {
+            which,
+            local: self.ring(which).write.load(Ordering::Acquire),
+            published: self.ring(which).write.load(Ordering::Acquire),
+        }
+    }
+
+    pub fn reader(&self, which: usize) -> Reader {
+        Reader {
+            which,
+            local: self.ring(which).read.load(Ordering::Acquire),
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what map() returned; nothing borrows it
+        // past the Mapping's life.
+        unsafe { libc::munmap(self.base.as_ptr() as *mut libc::c_void, self.len) };
+    }
+}
+
+fn map(fd: libc::c_int, len: usize) -> std::io::Result<NonNull<u8>> {
+    // SAFETY: a fresh shared mapping of an open descriptor; the result is
+    // checked before use.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    NonNull::new(ptr as *mut u8).ok_or_else(|| std::io::Error::other("mmap returned NULL"))
+}
+
+/// How long one futex wait lasts before the closed flag is looked at again:
+/// a safety net only, every close wakes waiters at once.
+const WAIT_NS: i64 = 200_000_000;
+
+fn wait(word: &AtomicU32, seen: u32) {
+    let timeout = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: WAIT_NS,
+    };
+    // SAFETY: FUTEX_WAIT (shared, not private: the other process wakes it)
+    // on an aligned u32 inside our mapping, with a valid timeout; it only
+    // reads the word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            seen,
+            &timeout as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0,
+        )
+    };
+}
+
+fn wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on an aligned u32 inside our mapping.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0,
+        )
+    };
+}
+
+/// One side's writing end of a ring. One thread at a time uses it.
+pub struct Writer {
+    which: usize,
+    local: u64,
+    published: u64,
+}
+
+impl Writer {
+    /// Free bytes now, checked against what the reader claims to have read.
+    fn free(&self, m: &Mapping) -> Result<usize, Error> {
+        let read = m.ring(self.which).read.load(Ordering::Acquire);
+        let used = self.local.wrapping_sub(read);
+        if used > m.capacity as u64 || read > self.published {
+            return Err(Error::Corrupt("read counter ahead of the writer"));
+        }
+        Ok(m.capacity - used as usize)
+    }
+
+    /// Copies as much of `bytes` as fits now; returns how much. Not visible
+    /// to the reader until [`publish`](Self::publish).
+    pub fn offer(&mut self, m: &Mapping, bytes: &[u8]) -> Result<usize, Error> {
+        if m.is_closed() {
+            return Err(Error::Closed);
+        }
+        let n = bytes.len().min(self.free(m)?);
+        let at = (self.local % m.capacity as u64) as usize;
+        let first = n.min(m.capacity - at);
+        // SAFETY: `at + first <= capacity` and `n - first < capacity`: both
+        // copies stay inside this ring's data area, in bytes the reader has
+        // released (free() checked), so nothing reads them meanwhile.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), m.data(self.which).add(at), first);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr().add(first), m.data(self.which), n - first);
+        }
+        self.local += n as u64;
+        Ok(n)
+    }
+
+    /// Makes what was offered visible, and rings the reader's doorbell.
+    pub fn publish(&mut self, m: &Mapping) {
+        if self.local == self.published {
+            return;
+        }
+        let ring = m.ring(self.which);
+        ring.write.store(self.local, Ordering::Release);
+        self.published = self.local;
+        ring.data_seq.fetch_add(1, Ordering::Release);
+        wake(&ring.data_seq);
+    }
+
+    /// Waits until the reader frees some space (or the channel closes).
+    pub fn wait_for_space(&self, m: &Mapping) -> Result<(), Error> {
+        let ring = m.ring(self.which);
+        loop {
+            let seen = ring.space_seq.load(Ordering::Acquire);
+            if m.is_closed() {
+                return Err(Error::Closed);
+            }
+            if self.free(m)? > 0 {
+                return Ok(());
+            }
+            wait(&ring.space_seq, seen);
+        }
+    }
+
+    /// Whether a frame of `len` payload bytes fits whole right now.
+    pub fn fits(&self, m: &Mapping, len: usize) -> Result<bool, Error> {
+        Ok(self.free(m)? >= len + 4)
+    }
+
+    /// Writes one frame made of `parts`, waiting for room as needed.
+    pub fn send(&mut self, m: &Mapping, parts: &[&[u8]]) -> Result<(), Error> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let len = u32::try_from(len).map_err(|_| Error::NoMemory(len))?;
+        let header = len.to_le_bytes();
+        for part in std::iter::once(&header[..]).chain(parts.iter().copied()) {
+            let mut rest = part;
+            while !rest.is_empty() {
+                let n = self.offer(m, rest)?;
+                rest = &rest[n..];
+                if !rest.is_empty() {
+                    self.publish(m);
+                    self.wait_for_space(m)?;
+                }
+            }
+        }
+        self.publish(m);
+        Ok(())
+    }
+}
+
+/// One side's reading end of a ring. One thread at a time uses it.
+pub struct Reader {
+    which: usize,
+    local: u64,
+}
+
+impl Reader {
+    /// Bytes readable now, checked against the capacity.
+    fn available(&self, m: &Mapping) -> Result<usize, Error> {
+        let written = m.ring(self.which).write.load(Ordering::Acquire);
+        let available = written.wrapping_sub(self.local);
+        if available > m.capacity as u64 {
+            return Err(Error::Corrupt("write counter beyond the ring"));
+        }
+        Ok(available as usize)
+    }
+
+    fn wait_for_data(&self, m: &Mapping) -> Result<usize, Error> {
+        let ring = m.ring(self.which);
+        loop {
+            let seen = ring.data_seq.load(Ordering::Acquire);
+            let available = self.available(m)?;
+            if available > 0 {
+                return Ok(available);
+            }
+            if m.is_closed() {
+                return Err(Error::Closed);
+            }
+            wait(&ring.data_seq, seen);
+        }
+    }
+
+    fn release(&mut self, m: &Mapping) {
+        let ring = m.ring(self.which);
+        ring.read.store(self.local, Ordering::Release);
+        ring.space_seq.fetch_add(1, Ordering::Release);
+        wake(&ring.space_seq);
+    }
+
+    /// Copies exactly `out.len()` bytes, waiting for them as needed.
+    fn fill(&mut self, m: &Mapping, out: &mut [u8]) -> Result<(), Error> {
+        let mut done = 0;
+        while done < out.len() {
+            let available = match self.available(m)? {
+                0 => {
+                    // Let the writer reuse what was read before sleeping.
+                    self.release(m);
+                    self.wait_for_data(m)?
+                }
+                n => n,
+            };
+            let n = available.min(out.len() - done);
+            let at = (self.local % m.capacity as u64) as usize;
+            let first = n.min(m.capacity - at);
+            // SAFETY: `at + first <= capacity`, `n - first < capacity`: the
+            // copies stay inside this ring's data area, in bytes the writer
+            // has published (available() checked), into `out[done..done+n]`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    m.data(self.which).add(at),
+                    out.as_mut_ptr().add(done),
+                    first,
+                );
+                std::ptr::copy_nonoverlapping(
+                    m.data(self.which),
+                    out.as_mut_ptr().add(done + first),
+                    n - first,
+                );
+            }
+            self.local += n as u64;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Reads the next frame into the buffer `alloc` makes for its length
+    /// (at most `max` bytes; larger is [`Error::Corrupt`]).
+    pub fn recv<B: std::ops::DerefMut<Target = [u8]>>(
+        &mut self,
+        m: &Mapping,
+        max: usize,
+        alloc: impl FnOnce(usize) -> Option<B>,
+    ) -> Result<B, Error> {
+        let mut header = [0u8; 4];
+        self.fill(m, &mut header)?;
+        let len = u32::from_le_bytes(header) as usize;
+        if len > max {
+            return Err(Error::Corrupt("frame longer than allowed"));
+        }
+        let mut frame = alloc(len).ok_or(Error::NoMemory(len))?;
+        if frame.len() != len {
+            return Err(Error::NoMemory(len));
+        }
+        self.fill(m, &mut frame)?;
+        self.release(m);
+        Ok(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(name: &str) -> String {
+        format!("/dev/shm/erlang_python-test-{}-{name}", std::process::id())
+    }
+
+    #[test]
+    fn frames_larger_than_the_ring_stream_through_it() {
+        let p = path("stream");
+        let vm = std::sync::Arc::new(Mapping::create(&p, 4096).unwrap());
+        let worker = Mapping::open(&p).unwrap();
+        assert!(
+            std::fs::metadata(&p).is_err(),
+            "the worker unlinks the file"
+        );
+        let payload: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let sender = {
+            let vm = vm.clone();
+            let payload = payload.clone();
+            std::thread::spawn(move || {
+                let mut w = vm.writer(TO_WORKER);
+                w.send(&vm, &[b"small"]).unwrap();
+                w.send(&vm, &[&payload[..10], &payload[10..]]).unwrap();
+            })
+        };
+        let mut r = worker.reader(TO_WORKER);
+        let alloc = |n| Some(vec![0u8; n]);
+        assert_eq!(r.recv(&worker, 1 << 20, alloc).unwrap(), b"small");
+        assert_eq!(r.recv(&worker, 1 << 20, alloc).unwrap(), payload);
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn lies_in_shared_memory_are_refused_and_close_wakes_readers() {
+        let p = path("lies");
+        let vm = std::sync::Arc::new(Mapping::create(&p, 4096).unwrap());
+        let worker = Mapping::open(&p).unwrap();
+        let alloc = |n| Some(vec![0u8; n]);
+        // A frame longer than the reader allows.
+        let mut w = worker.writer(TO_VM);
+        w.send(&worker, &[&[0u8; 100]]).unwrap();
+        let mut r = vm.reader(TO_VM);
+        assert!(matches!(r.recv(&vm, 10, alloc), Err(Error::Corrupt(_))));
+        // A write counter far beyond the ring.
+        worker.ring(TO_VM).write.store(1 << 40, Ordering::Release);
+        let mut r = vm.reader(TO_VM);
+        assert!(matches!(r.recv(&vm, 10, alloc), Err(Error::Corrupt(_))));
+        // A blocked reader wakes with Closed.
+        let mut r = vm.reader(TO_WORKER);
+        let waiting = {
+            let vm = vm.clone();
+            std::thread::spawn(move || r.recv(&vm, 10, alloc).map(|_| ()))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        worker.close();
+        assert_eq!(waiting.join().unwrap(), Err(Error::Closed));
+    }
+}

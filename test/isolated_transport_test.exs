@@ -1,0 +1,110 @@
+defmodule ErlangPython.IsolatedTransportTest do
+  # How frames travel to an isolated worker: through shared memory by
+  # default, over the port's pipes on request; large payloads stream through
+  # rings smaller than they are; and a worker that scribbles over the shared
+  # memory is killed, never believed.
+  use ExUnit.Case, async: true
+
+  alias ErlangPython.{ContextServer, Isolated}
+
+  @moduletag :capture_log
+
+  defp start!(opts) do
+    {:ok, ctx} = ContextServer.start_link([isolated: true] ++ opts)
+    on_exit(fn -> ContextServer.stop(ctx) end)
+    ctx
+  end
+
+  # The worker's view of its channel: the mapping of the (unlinked) file.
+  @channel_mapping """
+  def channel_mapping():
+      for line in open('/proc/self/maps'):
+          if '/dev/shm/erlang_python-' in line:
+              return int(line.split('-')[0], 16)
+      return None
+  """
+
+  for transport <- [:shared_memory, :pipes] do
+    test "#{transport}: 20 MB each way, larger than a ring, byte for byte" do
+      ctx = start!(transport: unquote(transport))
+      data = :crypto.strong_rand_bytes(20_000_000)
+
+      assert {:ok, ^data} =
+               ErlangPython.call(:builtins, :bytes, [{:bytes, data}],
+                 context: ctx,
+                 timeout: 60_000
+               )
+
+      list = Enum.to_list(1..200_000)
+      assert {:ok, ^list} = ErlangPython.call(:builtins, :list, [list], context: ctx)
+    end
+  end
+
+  test "the default transport is shared memory, and the file is unlinked once mapped" do
+    ctx = start!([])
+    :ok = ErlangPython.exec(@channel_mapping, context: ctx)
+    assert {:ok, address} = ErlangPython.eval("channel_mapping()", %{}, context: ctx)
+    assert is_integer(address)
+
+    {:ok, os_pid} = Isolated.os_pid(ctx)
+
+    [line] =
+      File.read!("/proc/#{os_pid}/maps")
+      |> String.split("\n")
+      |> Enum.filter(&(&1 =~ "/dev/shm/erlang_python-"))
+
+    assert line =~ "(deleted)"
+    [path] = Regex.run(~r{/dev/shm/erlang_python-\S+}, line)
+    refute File.exists?(path)
+  end
+
+  test ":pipes uses no shared memory" do
+    ctx = start!(transport: :pipes)
+    :ok = ErlangPython.exec(@channel_mapping, context: ctx)
+    assert {:ok, nil} = ErlangPython.eval("channel_mapping()", %{}, context: ctx)
+  end
+
+  test "a worker killed while it streams a 50 MB frame wedges nothing" do
+    # Another thread of the worker sends 50 MB (several rings' worth) while
+    # the worker kills itself: the VM's reader is left mid-frame.
+    ctx = start!(allow_subprocess: true)
+
+    code = """
+    import erlang, os, signal, threading, time
+    big = b'x' * 50_000_000
+    threading.Thread(target=erlang.send, args=(erlang.self(), big)).start()
+    time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+
+    assert {:error, {:python_exited, {:signal, :SIGKILL}}} =
+             ErlangPython.exec(code, context: ctx, timeout: 20_000)
+
+    assert {:ok, 2} = ErlangPython.eval("1 + 1", %{}, context: ctx)
+    small = Enum.to_list(1..1000)
+    assert {:ok, ^small} = ErlangPython.call(:builtins, :list, [small], context: ctx)
+  end
+
+  test "a worker that corrupts the ring's counters is killed; the context answers again" do
+    ctx = start!([])
+    {:ok, before} = Isolated.os_pid(ctx)
+    :ok = ErlangPython.exec(@channel_mapping, context: ctx)
+
+    # The write counter of the worker-to-VM ring (header layout in
+    # native/erlang_python_nif/src/shm_ring.rs) set far beyond the ring; the
+    # worker then sleeps instead of answering, so only the VM's check can end
+    # the call.
+    code = """
+    import ctypes, time
+    ctypes.c_uint64.from_address(channel_mapping() + 64 + 256).value = 1 << 40
+    time.sleep(30)
+    """
+
+    assert {:error, {:python_exited, {:signal, :SIGKILL}}} =
+             ErlangPython.exec(code, context: ctx, timeout: 20_000)
+
+    assert {:ok, 2} = ErlangPython.eval("1 + 1", %{}, context: ctx)
+    assert {:ok, now} = Isolated.os_pid(ctx)
+    assert now != before
+  end
+end
