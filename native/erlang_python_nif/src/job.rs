@@ -6,8 +6,10 @@
 //! up: a caller that timed out or died never receives a stale message later.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use rustler::env::SavedTerm;
 use rustler::{Env, LocalPid, OwnedEnv, Term};
@@ -125,7 +127,9 @@ impl Drop for JobHandle {
 /// One unit of work for a worker thread: the request's terms, copied into
 /// an environment of its own, and whom to answer.
 pub(crate) struct Request {
-    env: OwnedEnv,
+    /// Always `Some` until the request is dropped (then it goes back to
+    /// [`spare_envs`]).
+    env: Option<OwnedEnv>,
     reference: SavedTerm,
     op: SavedTerm,
     pub(crate) reply_to: LocalPid,
@@ -141,11 +145,14 @@ impl Request {
         reply_to: LocalPid,
         job: Arc<JobState>,
     ) -> Self {
-        let env = OwnedEnv::new();
+        let env = spare_envs()
+            .1
+            .try_recv()
+            .unwrap_or_else(|_| OwnedEnv::new());
         let reference = env.save(reference);
         let op = env.save(op);
         Request {
-            env,
+            env: Some(env),
             reference,
             op,
             reply_to,
@@ -165,12 +172,42 @@ impl Request {
 
     /// Runs `f` on the request's operation term.
     pub(crate) fn with_op<R>(&self, f: impl for<'a> FnOnce(Term<'a>) -> R) -> R {
-        self.env.run(|env| f(self.op.load(env)))
+        self.env().run(|env| f(self.op.load(env)))
     }
 
     /// A copy of the caller's reference in `target`.
     pub(crate) fn reference_in<'a>(&self, target: Env<'a>) -> Term<'a> {
-        self.env.run(|env| self.reference.load(env).in_env(target))
+        self.env()
+            .run(|env| self.reference.load(env).in_env(target))
+    }
+
+    fn env(&self) -> &OwnedEnv {
+        self.env
+            .as_ref()
+            .expect("a request's environment lives as long as it")
+    }
+}
+
+/// Environments of finished requests, emptied, for the next requests to
+/// copy their terms into: allocating one (and freeing it on another
+/// thread) is a good part of what a small request costs the VM.
+fn spare_envs() -> &'static (Sender<OwnedEnv>, Receiver<OwnedEnv>) {
+    static SPARE: OnceLock<(Sender<OwnedEnv>, Receiver<OwnedEnv>)> = OnceLock::new();
+    SPARE.get_or_init(|| crossbeam_channel::bounded(SPARE_ENVS))
+}
+
+/// Spare environments kept at most: enough for every request of a burst
+/// in flight; past it they are freed.
+const SPARE_ENVS: usize = 256;
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if let Some(mut env) = self.env.take() {
+            // Emptied here, so a spare holds no term (nor a large binary)
+            // of a finished request; the saved terms above are invalid now.
+            env.clear();
+            let _ = spare_envs().0.try_send(env);
+        }
     }
 }
 

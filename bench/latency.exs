@@ -1,0 +1,124 @@
+# Where a round trip's time goes: mix run bench/latency.exs
+#
+# The best of many short runs (and the median beside it), so a figure
+# approaches what the machine does when nothing else needs it: on a shared
+# machine a long run's mean mostly measures the others' load. Next to
+# `ping` and a call it prints what they are made of, each measured alone:
+#
+# - two messages between BEAM processes (a round trip inside the VM, the
+#   floor of any reply by message);
+# - submit only: what queuing one request costs the calling scheduler
+#   (copying its terms, its job handle), replies collected outside the time;
+# - the Elixir side of `ErlangPython.call/4` (options, checks, encoding): the
+#   call against `ErlangPython.Runtime.request/2` given the built request.
+#
+# RUNS (default 200) short runs of N (default 500) calls each.
+Code.require_file("machine.exs", __DIR__)
+
+defmodule Bench.Latency do
+  @runs String.to_integer(System.get_env("RUNS", "200"))
+  @n String.to_integer(System.get_env("N", "500"))
+
+  # {best, median} microseconds per call of `fun`.
+  def per_call(fun) do
+    for _ <- 1..100, do: fun.()
+
+    @runs
+    |> runs(fn -> :timer.tc(fn -> for _ <- 1..@n, do: fun.() end) |> elem(0) |> Kernel./(@n) end)
+    |> best_and_median(&Enum.min/1)
+  end
+
+  # {best, median} microseconds per request of submitting 100 pings in a
+  # row; their replies are collected after the clock stops.
+  def submit_only do
+    alias ErlangPython.Native
+
+    runs(@runs, fn ->
+      {us, submitted} =
+        :timer.tc(fn ->
+          for _ <- 1..100, do: (ref = make_ref()) && {ref, Native.submit(ref, :ping)}
+        end)
+
+      for {ref, _handle} <- submitted, do: receive(do: ({^ref, :pong} -> :ok))
+      us / 100
+    end)
+    |> best_and_median(&Enum.min/1)
+  end
+
+  # {best, median} calls per second of `processes` callers, `total` calls
+  # in all.
+  def throughput(processes, total, fun) do
+    per = div(total, processes)
+
+    div(@runs, 10)
+    |> runs(fn ->
+      {us, _} =
+        :timer.tc(fn ->
+          1..processes
+          |> Enum.map(fn _ -> Task.async(fn -> for _ <- 1..per, do: fun.() end) end)
+          |> Task.await_many(:infinity)
+        end)
+
+      processes * per / (us / 1.0e6)
+    end)
+    |> best_and_median(&Enum.max/1)
+  end
+
+  # One round trip between two BEAM processes, in microseconds.
+  def process_round_trip do
+    echo = spawn_link(fn -> echo() end)
+
+    per_call(fn ->
+      send(echo, {self(), :hi})
+      receive(do: (:hi -> :ok))
+    end)
+  end
+
+  defp echo do
+    receive do
+      {from, message} -> send(from, message)
+    end
+
+    echo()
+  end
+
+  defp runs(runs, fun), do: for(_ <- 1..runs, do: fun.())
+
+  defp best_and_median(values, best),
+    do: {best.(values), values |> Enum.sort() |> Enum.at(div(length(values), 2))}
+end
+
+{_mode, _load} =
+  Bench.Machine.start("#{ErlangPython.Runtime.workers()} Python worker(s), best of short runs")
+
+add = fn -> {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2]) end
+request = {:call, :operator, :add, [1, 2], %{}}
+
+rows = [
+  {"BEAM process -> process -> back", Bench.Latency.process_round_trip(), "us"},
+  {"submit only (scheduler side)", Bench.Latency.submit_only(), "us"},
+  {"ping", Bench.Latency.per_call(fn -> :pong = ErlangPython.ping() end), "us"},
+  {"call operator.add(1, 2)", Bench.Latency.per_call(add), "us"},
+  {"Runtime.request of the same call",
+   Bench.Latency.per_call(fn -> {:ok, 3} = ErlangPython.Runtime.request(request, 30_000) end),
+   "us"},
+  {"call with 100 callers", Bench.Latency.throughput(100, 20_000, add), "calls/s"}
+]
+
+format = fn
+  value when value >= 1000 -> :erlang.float_to_binary(value / 1, decimals: 0)
+  value -> :erlang.float_to_binary(value / 1, decimals: 2)
+end
+
+IO.puts(
+  "\n#{String.pad_trailing("", 36)} #{String.pad_leading("best", 10)} #{String.pad_leading("median", 10)}"
+)
+
+for {name, {best, median}, unit} <- rows do
+  IO.puts(
+    "#{String.pad_trailing(name, 36)} #{String.pad_leading(format.(best), 10)} " <>
+      "#{String.pad_leading(format.(median), 10)}  #{unit}"
+  )
+end
+
+IO.puts("\nload average at end #{Bench.Machine.loadavg()}")
