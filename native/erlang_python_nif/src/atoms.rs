@@ -26,6 +26,7 @@ rustler::atoms! {
     sandbox_blocked,
     internal_error,
     python_init_failed,
+    isolated_release,
     // Keys and module of the %ErlangPython.Error{} exception struct.
     __struct__,
     __exception__,

@@ -458,7 +458,8 @@ impl<'a> Reader<'a> {
                     return Ok(None);
                 };
                 self.pos = at;
-                if self.tuple().ok() != Some(3) || self.atom().ok() != Some("isolated") {
+                // `{:isolated, owner, id}`, or with the VM's release guard last.
+                if !matches!(self.tuple(), Ok(3 | 4)) || self.atom().ok() != Some("isolated") {
                     return Err(PyValueError::new_err(
                         "an embedded interpreter's handle cannot be used in an isolated context",
                     ));
