@@ -30,6 +30,9 @@ struct Inbox {
     replies: Vec<(u64, Frame)>,
     /// Requests a Python thread read, for the main thread.
     requests: VecDeque<Frame>,
+    /// Threads waiting on [`CHANGED`]: with none, nobody is woken (a wake
+    /// is a system call, on the path of every request).
+    waiting: usize,
 }
 
 static INBOX: Mutex<Inbox> = Mutex::new(Inbox {
@@ -38,6 +41,7 @@ static INBOX: Mutex<Inbox> = Mutex::new(Inbox {
     awaited: Vec::new(),
     replies: Vec::new(),
     requests: VecDeque::new(),
+    waiting: 0,
 });
 
 /// Something in the inbox changed: the reader role is free, or a frame was
@@ -78,7 +82,9 @@ pub(crate) fn next(awaiting: Option<u64>, main: bool) -> Next {
             break;
         }
         inbox.main_waiting |= main;
+        inbox.waiting += 1;
         inbox = CHANGED.wait(inbox).unwrap_or_else(|e| e.into_inner());
+        inbox.waiting -= 1;
         if main {
             inbox.main_waiting = false;
         }
@@ -98,8 +104,7 @@ pub(crate) fn next(awaiting: Option<u64>, main: bool) -> Next {
                         if let Ok(Some(frame)) = read {
                             inbox.replies.push((id, frame));
                         }
-                        drop(inbox);
-                        CHANGED.notify_all();
+                        wake(inbox);
                     }
                     continue;
                 }
@@ -109,9 +114,17 @@ pub(crate) fn next(awaiting: Option<u64>, main: bool) -> Next {
         // Anything else is this thread's to handle, without the reader role
         // (a request it serves may await callbacks of its own).
         inbox.reading = false;
-        drop(inbox);
-        CHANGED.notify_all();
+        wake(inbox);
         return Next::Read(read);
+    }
+}
+
+/// Wakes the threads waiting for a change, if any, after unlocking.
+fn wake(inbox: MutexGuard<'static, Inbox>) {
+    let anyone = inbox.waiting > 0;
+    drop(inbox);
+    if anyone {
+        CHANGED.notify_all();
     }
 }
 
@@ -142,8 +155,7 @@ pub(crate) fn leave_reply(id: u64, frame: Frame) {
     let mut inbox = lock();
     if inbox.awaited.contains(&id) {
         inbox.replies.push((id, frame));
-        drop(inbox);
-        CHANGED.notify_all();
+        wake(inbox);
     }
 }
 
@@ -153,8 +165,7 @@ pub(crate) fn hand_to_main(frame: Frame) -> Option<Frame> {
     let mut inbox = lock();
     if inbox.main_waiting {
         inbox.requests.push_back(frame);
-        drop(inbox);
-        CHANGED.notify_all();
+        wake(inbox);
         None
     } else {
         Some(frame)
