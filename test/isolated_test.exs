@@ -193,9 +193,8 @@ defmodule ErlangPython.IsolatedTest do
     test "the worker's object count falls back after many handles are garbage-collected" do
       ctx = start!()
 
-      count = fn ->
-        ErlangPython.eval!("__import__('_erlang_native').isolated_handle_count()", %{}, context: ctx)
-      end
+      code = "__import__('_erlang_native').isolated_handle_count()"
+      count = fn -> ErlangPython.eval!(code, %{}, context: ctx) end
 
       base = count.()
       {:ok, kept} = ErlangPython.eval("object()", %{}, context: ctx)
