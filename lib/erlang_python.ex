@@ -376,6 +376,19 @@ defmodule ErlangPython do
     check_args!(args)
     options = Options.validate!(opts, @async_options)
 
+    if isolated_context?(options) do
+      module
+      |> Request.call(function, args, options.kwargs)
+      |> Request.with_options(%{options | context: nil})
+      |> then(&ErlangPython.Isolated.start_request(options.context, &1))
+    else
+      async_call_embedded(module, function, args, options)
+    end
+  end
+
+  defp isolated_context?(%{context: server}), do: ErlangPython.Isolated.isolated?(server)
+
+  defp async_call_embedded(module, function, args, options) do
     with {:ok, options} <- in_context_process(options) do
       module
       |> Request.call(function, args, options.kwargs)

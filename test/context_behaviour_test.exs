@@ -109,6 +109,85 @@ for {kind, options} <- [embedded: [], isolated: [isolated: true]] do
       assert {:ok, "/srv/main.py"} = ErlangPython.call(:builtins, :str, [path], context: ctx)
     end
 
+    test "a handle Elixir drops is released in Python once garbage-collected", %{ctx: ctx} do
+      :ok =
+        ErlangPython.exec(
+          """
+          import weakref
+          class Tracked: pass
+          alive = weakref.WeakSet()
+          def make():
+              t = Tracked()
+              alive.add(t)
+              return t
+          """,
+          context: ctx
+        )
+
+      {:ok, kept} = ErlangPython.call(:__main__, :make, [], context: ctx)
+
+      # Made and dropped in a process of its own: its heap goes when it exits.
+      Task.async(fn ->
+        made =
+          for _ <- 1..200 do
+            {:ok, %Object{} = object} = ErlangPython.call(:__main__, :make, [], context: ctx)
+            object
+          end
+
+        {:ok, nested} = ErlangPython.eval("[make() for _ in range(50)]", %{}, context: ctx)
+        assert {:ok, 251} = ErlangPython.eval("len(alive)", %{}, context: ctx)
+        # Held until here.
+        assert length(made) + length(nested) == 250
+      end)
+      |> Task.await(60_000)
+
+      :erlang.garbage_collect()
+
+      # Released asynchronously: ask until the count falls (embedded
+      # contexts drop at their next request, isolated workers on a message).
+      assert Enum.find_value(1..100, fn _ ->
+               {:ok, n} = ErlangPython.eval("len(alive)", %{}, context: ctx)
+               if n == 1, do: n, else: Process.sleep(50) && nil
+             end) == 1
+
+      # The one still held lives on.
+      :erlang.garbage_collect()
+      assert {:ok, true} = ErlangPython.eval("k in alive", %{k: kept}, context: ctx)
+    end
+
+    test "erlang.call and erlang.send from a thread Python started", %{ctx: ctx} do
+      name = "behaviour_thread_#{System.unique_integer([:positive])}"
+
+      # (Reentrant calls from a thread's callback while the request that
+      # started it is blocked work in isolated contexts only: see
+      # isolated_test.exs.)
+      :ok = ErlangPython.register_function(name, fn [x] -> x * 2 end)
+
+      on_exit(fn -> ErlangPython.unregister_function(name) end)
+
+      :ok =
+        ErlangPython.exec(
+          """
+          import threading
+          def in_threads(name, me, n):
+              results = [None] * n
+              def work(i):
+                  results[i] = erlang.call(name, i)
+                  erlang.send(me, ('from thread', i))
+              threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+              for t in threads: t.start()
+              for t in threads: t.join()
+              return results
+          """,
+          context: ctx
+        )
+
+      assert {:ok, [0, 2, 4, 6]} =
+               ErlangPython.call(:__main__, :in_threads, [name, self(), 4], context: ctx)
+
+      for i <- 0..3, do: assert_receive({"from thread", ^i})
+    end
+
     test "callbacks into Elixir, reentrant into the same context", %{ctx: ctx} do
       name = "behaviour_#{System.unique_integer([:positive])}"
 

@@ -189,6 +189,225 @@ defmodule ErlangPython.IsolatedTest do
     end
   end
 
+  describe "handles are released when the VM drops them" do
+    test "the worker's object count falls back after many handles are garbage-collected" do
+      ctx = start!()
+
+      code = "__import__('_erlang_native').isolated_handle_count()"
+      count = fn -> ErlangPython.eval!(code, %{}, context: ctx) end
+
+      base = count.()
+      {:ok, kept} = ErlangPython.eval("object()", %{}, context: ctx)
+
+      # Top-level handles, handles inside a value, and handles a callback's
+      # arguments and erlang.send carry, made and dropped in a process of
+      # its own.
+      name = "isolated_keep_#{System.unique_integer([:positive])}"
+
+      :ok =
+        ErlangPython.register_function(name, fn [object] ->
+          is_struct(object, ErlangPython.Object)
+        end)
+
+      on_exit(fn -> ErlangPython.unregister_function(name) end)
+
+      Task.async(fn ->
+        made =
+          for _ <- 1..1_000 do
+            {:ok, %ErlangPython.Object{} = object} =
+              ErlangPython.call(:builtins, :object, [], context: ctx)
+
+            object
+          end
+
+        {:ok, nested} =
+          ErlangPython.eval("{'xs': [object() for _ in range(500)]}", %{}, context: ctx)
+
+        assert {:ok, true} = ErlangPython.eval("erlang.call(n, object())", %{n: name}, context: ctx)
+        {:ok, nil} = ErlangPython.eval("erlang.send(erlang.self(), object())", %{}, context: ctx)
+        assert_receive %ErlangPython.Object{} = sent
+        # (The callback's argument may be released already: its process ended.)
+        assert count.() in (base + 1 + 1_000 + 500 + 1)..(base + 1 + 1_000 + 500 + 2)
+        # Held until here.
+        assert length(made) + length(nested["xs"]) == 1_500 and is_struct(sent)
+      end)
+      |> Task.await(120_000)
+
+      :erlang.garbage_collect()
+
+      assert Enum.find(1..100, fn _ -> count.() == base + 1 || (Process.sleep(50) && false) end),
+             "still held: #{count.()} (base #{base})"
+
+      # The handle still referred to works, and a GC here keeps it.
+      :erlang.garbage_collect()
+      assert {:ok, "object"} = ErlangPython.eval("type(k).__name__", %{k: kept}, context: ctx)
+      assert count.() == base + 1
+    end
+  end
+
+  describe "Python threads call Elixir" do
+    test "callbacks from threads reenter the context while the request that started them waits" do
+      ctx = start!()
+      name = "isolated_thread_#{System.unique_integer([:positive])}"
+
+      :ok =
+        ErlangPython.register_function(name, fn [x] ->
+          # Served by the worker while its main thread joins the threads.
+          ErlangPython.eval!("x * 2", %{x: x}, context: ctx)
+        end)
+
+      on_exit(fn -> ErlangPython.unregister_function(name) end)
+
+      code = """
+      import threading
+      def in_threads(name, n, rounds):
+          results = [[] for _ in range(n)]
+          def work(i):
+              for r in range(rounds):
+                  results[i].append(erlang.call(name, i * 100 + r))
+          threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+          for t in threads: t.start()
+          for t in threads: t.join()
+          return results
+      """
+
+      :ok = ErlangPython.exec(code, context: ctx)
+
+      expected = for i <- 0..7, do: for(r <- 0..24, do: (i * 100 + r) * 2)
+
+      assert {:ok, ^expected} =
+               ErlangPython.call(:__main__, :in_threads, [name, 8, 25],
+                 context: ctx,
+                 timeout: 60_000
+               )
+
+      # A thread left running after its request answered still calls in.
+      assert {:ok, nil} =
+               ErlangPython.eval(
+                 "threading.Thread(target=lambda: erlang.send(me, erlang.call(n, 21))).start()",
+                 %{me: self(), n: name},
+                 context: ctx
+               )
+
+      assert_receive 42, 10_000
+    end
+  end
+
+  describe "the kernel filter of a sandboxed worker" do
+    # The audit hook and the guarded C functions refuse first; machine code
+    # gets past both, so what stops it here is the kernel's seccomp filter.
+    # rsi = path; fork(); in the child: open(path, O_CREAT|O_WRONLY, 0644),
+    # exit(0); in the parent: return fork's result.
+    @fork_shellcode "4889fe b839000000 0f05 85c0 7520 4889f7 be41000000 baa4010000 b802000000 0f05 bf00000000 b83c000000 0f05 c3"
+
+    defp machine_code_fork(ctx, marker) do
+      code = """
+      import ctypes, mmap
+      memory = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+      memory.write(bytes.fromhex(#{inspect(@fork_shellcode)}))
+      address = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+      forked = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_char_p)(address)(#{inspect(marker)}.encode())
+      """
+
+      :ok = ErlangPython.exec(code, context: ctx)
+      ErlangPython.eval!("forked", %{}, context: ctx)
+    end
+
+    defp seccomp_mode(ctx) do
+      ErlangPython.eval!(
+        "[l.split()[1] for l in open('/proc/self/status') if l.startswith('Seccomp:')][0]",
+        %{},
+        context: ctx
+      )
+    end
+
+    if :erlang.system_info(:system_architecture) |> to_string() |> String.starts_with?("x86_64") do
+      test "a fork in machine code is refused (EPERM) when sandboxed, and works when allowed" do
+        marker =
+          Path.join(System.tmp_dir!(), "ep_isolated_fork_#{System.unique_integer([:positive])}")
+
+        on_exit(fn -> File.rm(marker) end)
+
+        sandboxed = start!()
+        assert seccomp_mode(sandboxed) == "2"
+        assert {:ok, true} = ErlangPython.eval("erlang.is_sandboxed()", %{}, context: sandboxed)
+        assert machine_code_fork(sandboxed, marker) == -1
+        Process.sleep(200)
+        refute File.exists?(marker)
+
+        allowed = start!(allow_subprocess: true)
+        assert seccomp_mode(allowed) == "0"
+        assert machine_code_fork(allowed, marker) > 0
+        assert Enum.find(1..100, fn _ -> File.exists?(marker) || (Process.sleep(20) && false) end)
+      end
+    end
+
+    test "threads still start under the filter, and Python's own refusals keep their message" do
+      ctx = start!()
+
+      assert {:ok, 4} =
+               ErlangPython.eval(
+                 "__import__('concurrent.futures').futures.ThreadPoolExecutor(2).submit(lambda: 2 + 2).result()",
+                 %{},
+                 context: ctx
+               )
+
+      assert {:error, {:sandbox_blocked, "os.fork", _}} =
+               ErlangPython.exec("import os; os.fork()", context: ctx)
+    end
+  end
+
+  describe "async calls, channels and buffers" do
+    test "async_call and await, with plain and coroutine functions" do
+      ctx = start!()
+
+      :ok =
+        ErlangPython.exec(
+          "import asyncio\nasync def later(x):\n    await asyncio.sleep(0.01)\n    return x * 2",
+          context: ctx
+        )
+
+      calls = for x <- 1..5, do: ErlangPython.async_call(:__main__, :later, [x], context: ctx)
+      assert Enum.map(calls, &ErlangPython.await/1) == Enum.map(1..5, &{:ok, &1 * 2})
+
+      call = ErlangPython.async_call(:operator, :add, [1, 2], context: ctx)
+      assert %ErlangPython.AsyncCall{} = call
+      assert {:ok, 3} = ErlangPython.await(call)
+
+      # A coroutine from a plain call runs too, as in an embedded context.
+      assert {:ok, 8} = ErlangPython.call(:__main__, :later, [4], context: ctx)
+
+      slow = ErlangPython.async_call(:time, :sleep, [5], context: ctx)
+      assert {:error, :timeout} = ErlangPython.await(slow, 100)
+      assert {:ok, 2} = ErlangPython.eval("1 + 1", %{}, context: ctx, timeout: 10_000)
+    end
+
+    test "a channel or a buffer cannot cross into the worker: a clear error" do
+      ctx = start!()
+      {:ok, channel} = ErlangPython.Channel.new()
+      {:ok, buffer} = ErlangPython.Buffer.new()
+
+      assert {:error, {:not_supported_in_isolated, :channel}} =
+               ErlangPython.eval("list(erlang.Channel(ch))", %{"ch" => channel}, context: ctx)
+
+      assert {:error, {:not_supported_in_isolated, :buffer}} =
+               ErlangPython.call(:builtins, :len, [buffer], context: ctx)
+
+      assert {:error, {:not_supported_in_isolated, :channel}} =
+               ErlangPython.async_call(:builtins, :repr, [], kwargs: %{c: channel}, context: ctx)
+
+      # Other references still go through, as opaque terms.
+      ref = make_ref()
+      assert {:ok, ^ref} = ErlangPython.eval("r", %{r: ref}, context: ctx)
+
+      # Python cannot make one in the worker either.
+      assert {:error, %Error{type: "NotImplementedError", message: message}} =
+               ErlangPython.eval("erlang.Channel(0)", %{}, context: ctx)
+
+      assert message =~ "isolated"
+    end
+  end
+
   describe "subprocesses and process pools" do
     setup do
       %{venv: joblib_venv()}

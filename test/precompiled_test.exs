@@ -67,6 +67,33 @@ defmodule ErlangPython.PrecompiledTest do
     assert File.exists?(Path.join(ctx.cache, ctx.name))
   end
 
+  test "the artifact carries the isolated worker: installed next to the library, and it runs",
+       ctx do
+    {:ok, worker} = ErlangPython.Isolated.executable()
+    artifact = Precompiled.build_artifact!(ctx.library, ctx.served, ctx.name, worker)
+    assert :ok = fetch(ctx, checksums: %{ctx.name => Precompiled.sha256(artifact)})
+
+    installed = Path.join(Path.dirname(ctx.destination), "erlang_python_worker")
+    assert File.read!(installed) == File.read!(worker)
+    assert File.read!(ctx.destination) == File.read!(ctx.library)
+    assert %File.Stat{mode: mode} = File.stat!(installed)
+    assert Bitwise.band(mode, 0o111) != 0
+
+    # The installed copy starts Python and says so, as a context's worker.
+    port =
+      Port.open({:spawn_executable, installed}, [
+        :binary,
+        :exit_status,
+        {:packet, 4},
+        {:args, ["priv=#{:code.priv_dir(:erlang_python)}", "sandbox=true"]}
+      ])
+
+    assert_receive {^port, {:data, frame}}, 30_000
+    assert {:ready, os_pid} = :erlang.binary_to_term(frame)
+    assert is_integer(os_pid)
+    Port.close(port)
+  end
+
   test "a cached artifact is used without downloading again", ctx do
     assert :ok = fetch(ctx)
     File.rm!(Path.join(ctx.served, ctx.name))

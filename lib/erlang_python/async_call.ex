@@ -6,5 +6,5 @@ defmodule ErlangPython.AsyncCall do
   @enforce_keys [:ref, :handle, :owner]
   defstruct [:ref, :handle, :owner]
 
-  @type t :: %__MODULE__{ref: reference(), handle: reference(), owner: pid()}
+  @type t :: %__MODULE__{ref: reference(), handle: reference() | {:isolated, pid()}, owner: pid()}
 end

@@ -47,13 +47,14 @@ defmodule ErlangPython.Isolated do
   | `:name`, `:pool`, `:id` | | as for every context |
 
   Handles (`%ErlangPython.Object{}`) made in an isolated context belong to
-  its worker: they live until the worker exits or the context stops, and a
-  handle from an earlier worker is refused with a clear error.
+  its worker: the worker drops its object once the VM has garbage-collected
+  every copy of the handle (or when the worker exits or the context stops),
+  and a handle from an earlier worker is refused with a clear error.
   """
   use GenServer
 
   alias ErlangPython.{Imports, Preload, Request}
-  alias ErlangPython.Isolated.{Protocol, Transport}
+  alias ErlangPython.Isolated.{Handles, Protocol, Transport}
 
   @table :erlang_python_isolated
   @registered "__erlang_python_isolated_registered__"
@@ -116,9 +117,68 @@ defmodule ErlangPython.Isolated do
   # Runs an ErlangPython.Request in the context `server` and waits for its
   # answer; on timeout the call is cancelled (and interrupted if running).
   def run(server, request, timeout) do
-    ref = Process.monitor(server)
-    send(server, {:isolated_request, self(), ref, Protocol.encode_request(request)})
+    with {:ok, ref} <- send_request(server, request), do: await(server, ref, timeout)
+  end
 
+  @doc false
+  # ErlangPython.async_call/4 for an isolated context: the request is on its
+  # way when this returns; `await/3` (through ErlangPython.await/2) takes
+  # the answer. An async call never awaited still runs to the end, and its
+  # answer is left in the caller's mailbox.
+  def start_request(server, request) do
+    with {:ok, ref} <- send_request(server, request),
+         do: %ErlangPython.AsyncCall{ref: ref, handle: {:isolated, server}, owner: self()}
+  end
+
+  defp send_request(server, request) do
+    case unsupported(request) do
+      nil ->
+        ref = Process.monitor(server)
+        # Encoded here, so the server never copies a large request.
+        send(server, {:isolated_request, self(), ref, Protocol.encode_request(request)})
+        {:ok, ref}
+
+      what ->
+        {:error, {:not_supported_in_isolated, what}}
+    end
+  end
+
+  # Channels and buffers are queues in the VM's memory that Python reads
+  # through the NIF; a worker process cannot reach them. One passed in is
+  # refused up front, by name, instead of failing inside Python on an
+  # opaque reference. Only the top level of the arguments is looked at:
+  # that is where they are passed, and the look costs nothing per item.
+  defp unsupported({:raw, request}), do: unsupported(request)
+  defp unsupported({:call, _module, _function, args, kwargs}), do: queue_in(args, kwargs)
+  defp unsupported({:call_method, _object, _method, args, kwargs}), do: queue_in(args, kwargs)
+  defp unsupported({:eval, _code, locals}) when is_map(locals), do: queue_in([], locals)
+  defp unsupported(_request), do: nil
+
+  defp queue_in(args, kwargs) do
+    values = if is_map(kwargs), do: Map.values(kwargs), else: []
+    Enum.find_value(args, &queue_kind/1) || Enum.find_value(values, &queue_kind/1)
+  end
+
+  defp queue_kind(ref) when is_reference(ref) do
+    cond do
+      resource?(&ErlangPython.Native.channel_info/1, ref) -> :channel
+      resource?(&ErlangPython.Native.buffer_info/1, ref) -> :buffer
+      true -> nil
+    end
+  end
+
+  defp queue_kind(_other), do: nil
+
+  # The NIF refuses a reference of another resource type with badarg.
+  defp resource?(info, ref) do
+    _ = info.(ref)
+    true
+  rescue
+    ArgumentError -> false
+  end
+
+  @doc false
+  def await(server, ref, timeout) do
     receive do
       {^ref, result} ->
         Process.demonitor(ref, [:flush])
@@ -156,7 +216,9 @@ defmodule ErlangPython.Isolated do
       queue: :queue.new(),
       callbacks: 0,
       cancelled: MapSet.new(),
-      restarts: []
+      restarts: [],
+      # handle ids the VM dropped, for the worker to release
+      releases: []
     }
 
     case start_worker(state) do
@@ -225,6 +287,20 @@ defmodule ErlangPython.Isolated do
   def handle_info({:isolated_callback_done, id, answer}, state) do
     if state.port, do: Transport.send(state.port, Protocol.callback_reply(id, answer))
     {:noreply, dispatch(%{state | callbacks: max(state.callbacks - 1, 0)})}
+  end
+
+  # A handle's release guard was freed: gather the ids that arrive
+  # together and send them in one message.
+  def handle_info({:isolated_release, os_pid, id}, %{os_pid: os_pid} = state) do
+    if state.releases == [], do: send(self(), :isolated_flush_releases)
+    {:noreply, %{state | releases: [id | state.releases]}}
+  end
+
+  def handle_info(:isolated_flush_releases, state) do
+    if state.port != nil and state.releases != [],
+      do: Transport.send(state.port, Protocol.release(state.releases))
+
+    {:noreply, %{state | releases: []}}
   end
 
   def handle_info({:EXIT, _from, reason}, state) when reason != :normal,
@@ -315,6 +391,16 @@ defmodule ErlangPython.Isolated do
     end
   end
 
+  # A message whose terms hold new handles lists their ids last.
+  defp handle_worker({:reply, id, result, made}, state),
+    do: handle_worker({:reply, id, Handles.guard(result, made, state.os_pid)}, state)
+
+  defp handle_worker({:callback, id, name, args, made}, state),
+    do: handle_worker({:callback, id, name, Handles.guard(args, made, state.os_pid)}, state)
+
+  defp handle_worker({:send, pid, term, made}, state),
+    do: handle_worker({:send, pid, Handles.guard(term, made, state.os_pid)}, state)
+
   defp handle_worker({:reply, id, result}, state) do
     state =
       case Map.pop(state.in_flight, id) do
@@ -397,7 +483,7 @@ defmodule ErlangPython.Isolated do
 
   defp fail_all(state, reason) do
     for {_id, {caller, ref}} <- state.in_flight, do: send(caller, {ref, {:error, reason}})
-    %{state | in_flight: %{}, refs: %{}, cancelled: MapSet.new(), callbacks: 0}
+    %{state | in_flight: %{}, refs: %{}, cancelled: MapSet.new(), callbacks: 0, releases: []}
   end
 
   defp start_worker(state) do

@@ -127,6 +127,10 @@ defmodule ErlangPython.Native do
   @doc false
   def buffer_new(_size), do: :erlang.nif_error(:nif_not_loaded)
 
+  # Isolated contexts' handles (native/erlang_python_nif/src/isolated_guard.rs).
+  @doc false
+  def isolated_release_guard(_server, _os_pid, _id), do: :erlang.nif_error(:nif_not_loaded)
+
   # Memory ceilings (ErlangPython.Memory).
   def memory_open_scope(_key, _limit), do: :erlang.nif_error(:nif_not_loaded)
   def memory_set_scope_limit(_account, _limit), do: :erlang.nif_error(:nif_not_loaded)

@@ -263,7 +263,10 @@ defmodule ErlangPython.Runtime do
       raise ArgumentError, "only the process that started a call can await it"
     end
 
-    await(ref, handle, timeout)
+    case handle do
+      {:isolated, server} -> ErlangPython.Isolated.await(server, ref, timeout)
+      _job -> await(ref, handle, timeout)
+    end
   end
 
   @doc false

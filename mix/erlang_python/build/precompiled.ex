@@ -9,6 +9,12 @@ defmodule ErlangPython.Build.Precompiled do
   `"sha256:<hex>"`. Nothing is extracted, let alone loaded, before its
   SHA-256 matches.
 
+  The archive holds the library and, next to it, isolated contexts' worker
+  executable (`erlang_python_worker`, built from the same crate and
+  linked to the same libpython), so one checksum covers both and a user
+  of the precompiled NIF gets isolated contexts too. An archive without
+  the worker (made before it existed) still installs the library.
+
   Uses OTP only: `:httpc` (TLS verified against the system's CA store,
   `HTTP_PROXY`/`HTTPS_PROXY` honoured, retries), `:crypto` and `:erl_tar`.
   """
@@ -52,19 +58,19 @@ defmodule ErlangPython.Build.Precompiled do
   def sha256(path),
     do: "sha256:" <> Base.encode16(:crypto.hash(:sha256, File.read!(path)), case: :lower)
 
-  @doc "Packs the library at `library` as the artifact `name` in `dir`; returns its path."
-  def build_artifact!(library, dir, name) do
+  @worker "erlang_python_worker"
+
+  @doc """
+  Packs the library at `library`, and the worker executable at `worker`
+  when given, as the artifact `name` in `dir`; returns its path.
+  """
+  def build_artifact!(library, dir, name, worker \\ nil) do
     File.mkdir_p!(dir)
     path = Path.join(dir, name)
     inner = String.replace_suffix(name, ".tar.gz", "")
-
-    :ok =
-      :erl_tar.create(
-        String.to_charlist(path),
-        [{String.to_charlist(inner), File.read!(library)}],
-        [:compressed]
-      )
-
+    members = [{String.to_charlist(inner), File.read!(library)}]
+    members = if worker, do: members ++ [{~c"#{@worker}", File.read!(worker)}], else: members
+    :ok = :erl_tar.create(String.to_charlist(path), members, [:compressed])
     path
   end
 
@@ -139,15 +145,28 @@ defmodule ErlangPython.Build.Precompiled do
     end
   end
 
+  # The library goes to `destination`, the worker (when the archive has
+  # one) next to it, where ErlangPython.Isolated looks for it. Each is
+  # written under a temporary name and renamed: a running VM may have the
+  # old one open.
   defp extract!(archive, destination) do
-    {:ok, [{_name, library}]} =
-      :erl_tar.extract(String.to_charlist(archive), [:compressed, :memory])
-
+    {:ok, members} = :erl_tar.extract(String.to_charlist(archive), [:compressed, :memory])
+    {workers, libraries} = Enum.split_with(members, fn {name, _} -> name == ~c"#{@worker}" end)
+    [{_name, library}] = libraries
     File.mkdir_p!(Path.dirname(destination))
-    tmp = destination <> ".tmp"
-    File.write!(tmp, library)
-    File.rename!(tmp, destination)
+    install_file!(destination, library, 0o644)
+
+    for {_name, worker} <- workers,
+        do: install_file!(Path.join(Path.dirname(destination), @worker), worker, 0o755)
+
     :ok
+  end
+
+  defp install_file!(destination, contents, mode) do
+    tmp = destination <> ".tmp"
+    File.write!(tmp, contents)
+    File.chmod!(tmp, mode)
+    File.rename!(tmp, destination)
   end
 
   @doc "Where downloaded artifacts are kept between builds."

@@ -2,7 +2,7 @@ defmodule Mix.Tasks.ErlangPython.Checksum do
   @shortdoc "Builds the precompiled NIF artifact and (re)writes the checksum file"
   @moduledoc """
   Builds the NIF from source for this machine's target and Python, packs it
-  as a precompiled artifact (`<library>--py<major>.<minor>.so.tar.gz`) into
+  with isolated contexts' worker executable as a precompiled artifact (`<library>--py<major>.<minor>.so.tar.gz`) into
   `_build/precompiled/`, and rewrites `checksum-Elixir.ErlangPython.Native.exs`
   with the SHA-256 of every artifact in that directory, sorted, as
   rustler_precompiled writes it. Entries already in the file for artifacts
@@ -28,8 +28,16 @@ defmodule Mix.Tasks.ErlangPython.Checksum do
 
     Compiler.build!(python, library)
 
+    # Compiler.build!/2 installs the worker next to the library.
+    worker = Path.join(out_dir, "erlang_python_worker")
+
     artifact =
-      Precompiled.build_artifact!(library, out_dir, Precompiled.artifact_name(version, minor))
+      Precompiled.build_artifact!(
+        library,
+        out_dir,
+        Precompiled.artifact_name(version, minor),
+        worker
+      )
 
     built =
       for path <- Path.wildcard(Path.join(out_dir, "*.tar.gz")),

@@ -32,6 +32,7 @@ rustler::atoms! {
     isolated_frame,
     isolated_closed,
     closed,
+    isolated_release,
     // Keys and module of the %ErlangPython.Error{} exception struct.
     __struct__,
     __exception__,

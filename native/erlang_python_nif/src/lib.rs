@@ -28,6 +28,7 @@
 //! |       | [`fd_watch`]      | descriptor readiness as messages (event queues)  |
 //! |       | [`interpreters`]  | which interpreter runs; what each one owns       |
 //! |       | [`isolated_channel`] | the VM's end of an isolated worker's rings    |
+//! |       | [`isolated_guard`] | releasing isolated workers' objects on GC       |
 //! | 2     | [`pytypes`]       | `erlang.Pid`, `erlang.Term`, Python exceptions   |
 //! |       | [`buffer`]        | byte buffers Python reads as files (`PyBuffer`)  |
 //! |       | [`capsule`]       | channel references as Python capsules            |
@@ -73,6 +74,7 @@ mod interpreter;
 mod interpreters;
 mod interrupt;
 mod isolated_channel;
+mod isolated_guard;
 mod job;
 mod memory;
 mod messaging;
@@ -299,6 +301,17 @@ fn own_gil_stop(scope: u64) -> bool {
 #[rustler::nif]
 fn own_gil_running() -> (usize, usize) {
     own_gil::running()
+}
+
+/// A release guard for handle `id` of isolated worker `os_pid`: when the
+/// VM frees it, `server` gets `{:isolated_release, os_pid, id}`.
+#[rustler::nif]
+fn isolated_release_guard(
+    server: rustler::LocalPid,
+    os_pid: u64,
+    id: u64,
+) -> ResourceArc<isolated_guard::ReleaseGuard> {
+    ResourceArc::new(isolated_guard::ReleaseGuard::new(server, os_pid, id))
 }
 
 /// Library load: resource types rustler cannot declare (the descriptor

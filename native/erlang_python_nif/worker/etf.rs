@@ -31,9 +31,10 @@ impl codec::Forms for WorkerForms {
         Ok(Bound::new(py, OpaqueTerm { raw: raw.to_vec() })?.into_any())
     }
 
-    /// Only this worker's handles (`{:isolated, owner, id}`) name objects.
+    /// Only this worker's handles (`{:isolated, owner, id}`, or with the
+    /// VM's release guard last) name objects.
     fn handle<'py>(py: Python<'py>, reference: &mut Reader<'_>) -> PyResult<Bound<'py, PyAny>> {
-        if reference.tuple().ok() != Some(3) || reference.atom().ok() != Some("isolated") {
+        if !matches!(reference.tuple(), Ok(3 | 4)) || reference.atom().ok() != Some("isolated") {
             return Err(PyValueError::new_err(
                 "an embedded interpreter's handle cannot be used in an isolated context",
             ));

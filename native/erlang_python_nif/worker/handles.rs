@@ -4,9 +4,13 @@
 //! since exited (the context restarted) is refused with a clear error
 //! instead of reaching another object.
 //!
-//! Handles are dropped with their worker: the worker cannot see when the
-//! VM garbage-collects a handle term (see guides/isolation.md).
+//! The VM tells the worker when it no longer holds a handle: each message
+//! the worker sends lists the handles it made while encoding (see
+//! [`made_during`]); the context's server wraps each in a NIF resource
+//! whose destructor asks for `{:release, [id]}` when the VM
+//! garbage-collects the last copy (guides/isolation.md).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -19,6 +23,27 @@ struct Table {
 }
 
 static TABLE: Mutex<Option<Table>> = Mutex::new(None);
+
+thread_local! {
+    /// Ids [`put`] made on this thread since [`made_during`] began, when
+    /// one is running.
+    static MADE: RefCell<Option<Vec<u64>>> = const { RefCell::new(None) };
+}
+
+/// Runs `encode` and gives back, with its result, the ids of the handles it
+/// made: the VM must learn them to release them when it drops them.
+pub(crate) fn made_during<T>(encode: impl FnOnce() -> T) -> (T, Vec<u64>) {
+    let outer = MADE.with(|made| made.borrow_mut().replace(Vec::new()));
+    let result = encode();
+    let ids = MADE.with(|made| std::mem::replace(&mut *made.borrow_mut(), outer));
+    (result, ids.unwrap_or_default())
+}
+
+/// How many objects the VM holds handles to now.
+pub(crate) fn count() -> usize {
+    let guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().map_or(0, |table| table.objects.len())
+}
 
 fn own_pid() -> u64 {
     std::process::id() as u64
@@ -34,6 +59,11 @@ pub(crate) fn put(obj: &Bound<'_, PyAny>) -> (u64, u64) {
     let id = table.next;
     table.next += 1;
     table.objects.insert(id, obj.clone().unbind());
+    MADE.with(|made| {
+        if let Some(made) = made.borrow_mut().as_mut() {
+            made.push(id);
+        }
+    });
     (own_pid(), id)
 }
 
@@ -54,12 +84,15 @@ pub(crate) fn get<'py>(py: Python<'py>, owner: u64, id: u64) -> PyResult<Bound<'
 
 /// Drops handles Elixir no longer holds; unknown ids are ignored.
 pub(crate) fn release(ids: &[u64]) {
-    let mut guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(table) = guard.as_mut() {
-        for id in ids {
-            table.objects.remove(id);
+    let mut released = Vec::with_capacity(ids.len());
+    {
+        let mut guard = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(table) = guard.as_mut() {
+            released.extend(ids.iter().filter_map(|id| table.objects.remove(id)));
         }
     }
+    // Dropped outside the lock: a `__del__` may make handles itself.
+    drop(released);
 }
 
 /// `module.QualName` of the object's type (`builtins` omitted), as the

@@ -14,7 +14,9 @@
 //! | `etf.rs` | the external term format <-> Python objects |
 //! | `protocol.rs` | framing and the message format, over shared memory (`shm_ring`) or the port's pipes |
 //! | `native_module.rs`, `serve.rs` | `_erlang_native` for the worker; the request loop and callbacks |
+//! | `inbox.rs` | which thread reads the port; frames read for another thread |
 //! | `startup.rs` | limits, signals, starting CPython |
+//! | `seccomp.rs` | the kernel filter of a sandboxed worker: no fork, no exec |
 
 #[allow(dead_code)]
 #[path = "../src/sandbox/mod.rs"]
@@ -30,9 +32,11 @@ mod shm_ring;
 
 mod etf;
 mod handles;
+mod inbox;
 mod native_module;
 mod protocol;
 mod pytypes;
+mod seccomp;
 mod serve;
 mod startup;
 

@@ -11,7 +11,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::pytypes::{OpaqueTerm, Pid};
-use crate::{protocol, sandbox, serve, startup};
+use crate::{handles, protocol, sandbox, serve, startup};
 
 pyo3::create_exception!(erlang, CallbackError, PyException);
 pyo3::create_exception!(erlang, ProcessError, PyException);
@@ -26,9 +26,11 @@ const OUTPUT_FUNCTION: &str = "__erlang_python_output__";
 /// Names the isolated server answers itself: the registered functions.
 const REGISTERED: &str = "__erlang_python_isolated_registered__";
 
+/// Whether the sandbox holds for the calling thread: the audit hook and
+/// guards are on, and the kernel filter answers (as the embedded check).
 #[pyfunction]
 fn sandbox_active() -> bool {
-    startup::sandboxed()
+    startup::sandboxed() && crate::seccomp::active()
 }
 
 /// `erlang.SandboxBlocked`: the sandbox's own type; a look-alike when the
@@ -64,17 +66,12 @@ fn call<'py>(
     args: &Bound<'py, PyTuple>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if !startup::on_main_thread() {
-        // Only the main thread reads the port. Output of a thread of its own
-        // goes to standard error, as an embedded one goes to the console.
-        if name == OUTPUT_FUNCTION && args.len() == 2 {
-            let text: String = args.get_item(1)?.extract()?;
-            eprint!("{text}");
-            return Ok(py.None().into_bound(py));
-        }
-        return Err(CallbackError::new_err(
-            "in an isolated context only the thread serving requests can call Erlang",
-        ));
+    if name == OUTPUT_FUNCTION && args.len() == 2 && !startup::on_main_thread() {
+        // Output of a thread of its own goes to standard error, as an
+        // embedded one goes to the console.
+        let text: String = args.get_item(1)?.extract()?;
+        eprint!("{text}");
+        return Ok(py.None().into_bound(py));
     }
     serve::callback(py, name, args, kwargs)
 }
@@ -88,14 +85,18 @@ fn send(pid: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
         ))
     })?;
     let mut frame = protocol::send(&pid.get().raw);
-    frame.python(message)?;
+    let (encoded, made) = handles::made_during(|| frame.python(message));
+    if let Err(err) = encoded {
+        handles::release(&made);
+        return Err(err);
+    }
+    if !made.is_empty() {
+        protocol::list_handles(&mut frame, &made);
+    }
     protocol::write(frame).map_err(|e| ProcessError::new_err(e.to_string()))
 }
 
 fn registered_names(py: Python<'_>) -> PyResult<Vec<String>> {
-    if !startup::on_main_thread() {
-        return Ok(Vec::new());
-    }
     serve::callback(py, REGISTERED, &PyTuple::empty(py), None)?.extract()
 }
 
@@ -107,6 +108,13 @@ fn is_registered(py: Python<'_>, name: &str) -> PyResult<bool> {
 #[pyfunction]
 fn registered(py: Python<'_>) -> PyResult<Vec<String>> {
     registered_names(py)
+}
+
+/// How many objects Elixir holds handles to in this worker (they are
+/// released as the VM garbage-collects the handles).
+#[pyfunction]
+fn isolated_handle_count() -> usize {
+    handles::count()
 }
 
 #[pyfunction(name = "self")]
@@ -124,7 +132,8 @@ impl Unavailable {
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         Err(PyNotImplementedError::new_err(
-            "channels and buffers are not available in isolated contexts",
+            "channels and buffers are not available in isolated contexts: they are queues in \
+             the VM's memory (see guides/isolation.md)",
         ))
     }
 }
@@ -141,6 +150,7 @@ pub(crate) fn _erlang_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_registered, m)?)?;
     m.add_function(wrap_pyfunction!(registered, m)?)?;
     m.add_function(wrap_pyfunction!(self_pid, m)?)?;
+    m.add_function(wrap_pyfunction!(isolated_handle_count, m)?)?;
     m.add("CallbackError", py.get_type::<CallbackError>())?;
     m.add("ProcessError", py.get_type::<ProcessError>())?;
     m.add("Interrupted", py.get_type::<Interrupted>())?;

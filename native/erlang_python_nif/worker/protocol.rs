@@ -15,6 +15,10 @@
 //! | worker -> VM | `{:callback, callback_id, name, args}` |
 //! | worker -> VM | `{:send, pid, term}` |
 //!
+//! A message from the worker whose terms hold handles it just made gets one
+//! more element, their ids (`{:reply, id, answer, [handle_id]}`, ...; see
+//! [`list_handles`]).
+//!
 //! Descriptor 1 itself is pointed at standard error at start, so output that
 //! bypasses `sys.stdout` (C code calling `printf`) can never corrupt a frame.
 //!
@@ -238,6 +242,18 @@ pub(crate) fn parse(frame: &[u8]) -> PyResult<Incoming<'_>> {
             "unknown message {other}/{arity}"
         ))),
     }
+}
+
+/// Appends `ids` to a finished message as its tuple's last element.
+pub(crate) fn list_handles(message: &mut Writer, ids: &[u64]) {
+    // Every message is a small tuple: length, version, SMALL_TUPLE, arity.
+    debug_assert_eq!(message.buf[5], 104, "a message is a small tuple");
+    message.buf[6] += 1;
+    message.list(ids.len());
+    for &id in ids {
+        message.int(id as i64);
+    }
+    message.end_list(ids.len());
 }
 
 /// `{:ready, os_pid}`.

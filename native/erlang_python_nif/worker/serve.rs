@@ -4,74 +4,97 @@
 //! replies to outer callbacks until their turn.
 //!
 //! Python runs on this process's main thread, so a timeout's SIGINT raises
-//! `erlang.Interrupted` right in the running code (see `startup`).
+//! `erlang.Interrupted` right in the running code (see `startup`). Python
+//! threads may call Erlang too: while one awaits its answer, it takes turns
+//! reading the port with the main thread (`inbox`).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::etf::{Reader, Writer};
+use crate::inbox::{self, Next};
 use crate::native_module::CallbackError;
-use crate::protocol::{self, Incoming};
+use crate::protocol::{self, Frame, Incoming};
 use crate::{handles, sandbox};
 
 /// Callers of the requests running now, innermost last (`erlang.self()`).
 static CALLERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-/// Replies to callbacks that arrived while an inner one was awaited.
-static STASHED: Mutex<Option<HashMap<u64, Vec<u8>>>> = Mutex::new(None);
 
 static NEXT_CALLBACK: AtomicU64 = AtomicU64::new(1);
 
 /// Serves until the VM closes the port.
 pub(crate) fn run(py: Python<'_>) -> Result<(), String> {
     protocol::write(protocol::ready()).map_err(|e| e.to_string())?;
-    loop {
-        match py.detach(protocol::read) {
-            Ok(Some(frame)) => {
-                if let Some(stray) = dispatch(py, &frame)? {
-                    // A callback reply with nothing waiting: it timed out.
-                    drop(stray);
-                }
-            }
-            Ok(None) => return Ok(()),
-            Err(err) => return Err(format!("reading from the VM: {err}")),
-        }
+    match serve_until(py, None)? {
+        // Only an awaited callback's answer ends the loop early.
+        Some(_) => Err("a callback answer with no callback awaiting it".into()),
+        None => Ok(()),
     }
 }
 
-/// Handles one frame; gives back a callback reply's frame, for the caller
-/// to match with what it waits for.
-fn dispatch(py: Python<'_>, frame: &[u8]) -> Result<Option<(u64, Vec<u8>)>, String> {
-    match protocol::parse(frame) {
-        Ok(Incoming::Call {
-            id,
-            caller,
-            request,
-        }) => {
-            serve(py, id, caller, request).map_err(|e| format!("writing a reply: {e}"))?;
-            Ok(None)
+/// Serves what arrives until callback `awaiting`'s answer does (its frame),
+/// or, with None, until the VM closes the port (None). Any thread may call
+/// this: `inbox` lets one read at a time and passes frames between them.
+fn serve_until(py: Python<'_>, awaiting: Option<u64>) -> Result<Option<Frame>, String> {
+    let main = crate::startup::on_main_thread();
+    loop {
+        let frame = match py.detach(|| inbox::next(awaiting, main)) {
+            Next::Reply(frame) => return Ok(Some(frame)),
+            Next::Request(frame) | Next::Read(Ok(Some(frame))) => frame,
+            Next::Read(Ok(None)) => return Ok(None),
+            Next::Read(Err(err)) => return Err(format!("reading from the VM: {err}")),
+        };
+        let answered = match protocol::parse(&frame) {
+            Ok(Incoming::Call { .. }) if !main => None,
+            Ok(Incoming::Call {
+                id,
+                caller,
+                request,
+            }) => {
+                serve(py, id, caller, request).map_err(|e| format!("writing a reply: {e}"))?;
+                continue;
+            }
+            Ok(Incoming::CallbackReply { id, .. }) => Some(id),
+            Ok(Incoming::Release(ids)) => {
+                handles::release(&ids);
+                continue;
+            }
+            Err(err) => return Err(format!("a malformed message from the VM: {err}")),
+        };
+        match answered {
+            Some(id) if Some(id) == awaiting => return Ok(Some(frame)),
+            Some(id) => inbox::leave_reply(id, frame),
+            // A request a Python thread read: the main thread runs it when
+            // it waits for one; when it is busy, this thread does.
+            None => {
+                if let Some(frame) = inbox::hand_to_main(frame) {
+                    if let Ok(Incoming::Call {
+                        id,
+                        caller,
+                        request,
+                    }) = protocol::parse(&frame)
+                    {
+                        serve(py, id, caller, request)
+                            .map_err(|e| format!("writing a reply: {e}"))?;
+                    }
+                }
+            }
         }
-        Ok(Incoming::CallbackReply { id, .. }) => Ok(Some((id, frame.to_vec()))),
-        Ok(Incoming::Release(ids)) => {
-            handles::release(&ids);
-            Ok(None)
-        }
-        Err(err) => Err(format!("a malformed message from the VM: {err}")),
     }
 }
 
 fn serve(py: Python<'_>, id: u64, caller: &[u8], mut request: Reader<'_>) -> std::io::Result<()> {
     lock(&CALLERS).push(caller.to_vec());
-    let outcome = execute(py, &mut request, false);
+    let outcome = execute(py, &mut request, false).and_then(|outcome| awaited(py, outcome));
     lock(&CALLERS).pop();
     let mut message = protocol::reply(id);
     let mark = message.buf.len();
-    let written = match outcome {
+    let (written, made) = handles::made_during(|| match outcome {
         Ok(Outcome::Ok) => {
             message.atom("ok");
             Ok(())
@@ -93,10 +116,16 @@ fn serve(py: Python<'_>, id: u64, caller: &[u8], mut request: Reader<'_>) -> std
             Ok(())
         }
         Err(err) => Err(err),
-    };
-    if let Err(err) = written {
-        message.buf.truncate(mark);
-        error_reason(py, &mut message, &err);
+    });
+    match written {
+        Ok(()) if !made.is_empty() => protocol::list_handles(&mut message, &made),
+        Ok(()) => {}
+        Err(err) => {
+            // The handles made before the failure stay unknown to the VM.
+            handles::release(&made);
+            message.buf.truncate(mark);
+            error_reason(py, &mut message, &err);
+        }
     }
     protocol::write(message)
 }
@@ -106,6 +135,29 @@ enum Outcome<'py> {
     Pong,
     Value(Bound<'py, PyAny>),
     Handle(Bound<'py, PyAny>),
+}
+
+/// A coroutine (any awaitable) a request returns runs to its end on the
+/// worker's event loop, as an embedded context's runs on the runtime's
+/// loop, and the caller gets its result. (One at a time: the worker serves
+/// one request at a time; `decode: false` still gives the coroutine.)
+fn awaited<'py>(py: Python<'py>, outcome: Outcome<'py>) -> PyResult<Outcome<'py>> {
+    match outcome {
+        Outcome::Value(value) if value.get_type().hasattr("__await__")? => {
+            static LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+            let event_loop = LOOP.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+                let asyncio = py.import("asyncio")?;
+                let event_loop = asyncio.call_method0("new_event_loop")?;
+                asyncio.call_method1("set_event_loop", (&event_loop,))?;
+                Ok(event_loop.unbind())
+            })?;
+            let result = event_loop
+                .bind(py)
+                .call_method1("run_until_complete", (value,))?;
+            Ok(Outcome::Value(result))
+        }
+        other => Ok(other),
+    }
 }
 
 /// Runs one request (the shapes `ErlangPython.Request` builds).
@@ -313,33 +365,33 @@ pub(crate) fn callback<'py>(
     let id = NEXT_CALLBACK.fetch_add(1, Ordering::Relaxed);
     let mut message = protocol::callback(id, name);
     let extra = usize::from(kwargs.is_some_and(|k| !k.is_empty()));
-    message.list(args.len() + extra);
-    for arg in args.iter() {
-        message.python(&arg)?;
-    }
-    if let Some(kwargs) = kwargs.filter(|k| !k.is_empty()) {
-        message.python(kwargs.as_any())?;
-    }
-    message.end_list(args.len() + extra);
-    protocol::write(message).map_err(|e| CallbackError::new_err(e.to_string()))?;
-    let frame = loop {
-        if let Some(frame) = lock(&STASHED).get_or_insert_with(HashMap::new).remove(&id) {
-            break frame;
+    let (encoded, made) = handles::made_during(|| -> PyResult<()> {
+        message.list(args.len() + extra);
+        for arg in args.iter() {
+            message.python(&arg)?;
         }
-        let frame = match py.detach(protocol::read) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return Err(CallbackError::new_err("the VM closed the isolated context")),
-            Err(err) => return Err(CallbackError::new_err(err.to_string())),
-        };
-        match dispatch(py, &frame).map_err(CallbackError::new_err)? {
-            Some((answered, frame)) if answered == id => break frame,
-            Some((other, frame)) => {
-                lock(&STASHED)
-                    .get_or_insert_with(HashMap::new)
-                    .insert(other, frame);
-            }
-            None => {}
+        if let Some(kwargs) = kwargs.filter(|k| !k.is_empty()) {
+            message.python(kwargs.as_any())?;
         }
+        message.end_list(args.len() + extra);
+        Ok(())
+    });
+    if let Err(err) = encoded {
+        handles::release(&made);
+        return Err(err);
+    }
+    if !made.is_empty() {
+        protocol::list_handles(&mut message, &made);
+    }
+    inbox::await_reply(id);
+    let answer = protocol::write(message)
+        .map_err(|e| e.to_string())
+        .and_then(|()| serve_until(py, Some(id)));
+    inbox::forget(id);
+    let frame = match answer {
+        Ok(Some(frame)) => frame,
+        Ok(None) => return Err(CallbackError::new_err("the VM closed the isolated context")),
+        Err(err) => return Err(CallbackError::new_err(err)),
     };
     let Ok(Incoming::CallbackReply { mut answer, .. }) = protocol::parse(&frame) else {
         return Err(CallbackError::new_err("a malformed callback reply"));

@@ -84,7 +84,8 @@ impl Options {
 static SANDBOXED: AtomicBool = AtomicBool::new(false);
 static MAIN_THREAD: OnceLock<std::thread::ThreadId> = OnceLock::new();
 
-/// Whether the sandbox's audit hook and guards are on.
+/// Whether the sandbox's audit hook and guards are on (the kernel filter
+/// is checked apart: `seccomp::active`).
 pub(crate) fn sandboxed() -> bool {
     SANDBOXED.load(Ordering::Relaxed)
 }
@@ -190,5 +191,14 @@ signal.signal(signal.SIGINT, _interrupted)
     py.import("_erlang_impl._io")?.call_method0("install")?;
     let main = py.import("__main__")?;
     main.setattr("erlang", py.import("erlang")?)?;
+    if options.sandbox {
+        // Last: nothing above forks or execs, and every thread that exists
+        // now gets the filter too (TSYNC). A kernel without seccomp leaves
+        // the audit hook and the guards; `erlang.is_sandboxed()` then
+        // answers False, as it would for an embedded context.
+        if let Err(why) = crate::seccomp::install() {
+            eprintln!("erlang_python_worker: no kernel filter in the sandbox: {why}");
+        }
+    }
     Ok(())
 }
