@@ -21,6 +21,7 @@
 //! |       | [`stack_guard`]   | stack room for recursive walks                   |
 //! |       | [`python_config`] | starting CPython from a `PyConfig`               |
 //! |       | [`arena_cache`]   | reusing the memory of Python's freed arenas      |
+//! |       | [`thread_priority`] | Python threads give way to the schedulers      |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
 //! |       | [`fd_watch`]      | descriptor readiness as messages (event queues)  |
@@ -83,6 +84,7 @@ mod serving;
 mod stack_guard;
 mod subinterp_module;
 mod terms;
+mod thread_priority;
 
 use rustler::{Encoder, Env, ResourceArc, Term};
 
