@@ -80,6 +80,41 @@ defmodule ErlangPython.SharedStateTest do
       assert :ok = Task.await(waiter)
       :ok = Semaphore.release()
     end
+
+    # The counters are made at the first use. Callers racing through that
+    # first use once each made and published counters of their own: slots
+    # taken on one were given back to another, and waiters polling a lost
+    # one (full, never released) stalled until their timeout.
+    test "callers racing through the first use share one set of counters" do
+      fresh_semaphore()
+      limit = Semaphore.max_concurrent()
+      fresh_semaphore()
+
+      # Each caller holds what it got until all have tried.
+      results = together(50, fn -> Semaphore.acquire(0) end, &release_if_taken/1)
+
+      assert Enum.count(results, &(&1 == :ok)) == limit
+      assert Semaphore.current() == 0
+    end
+
+    test "every caller racing through the first use gets its slots" do
+      fresh_semaphore()
+      echo = spawn_link(fn -> echo_loop() end)
+
+      results =
+        together(50, fn ->
+          for _ <- 1..20 do
+            Semaphore.with_slot(20_000, fn ->
+              ref = make_ref()
+              send(echo, {self(), ref})
+              receive do: (^ref -> :ok)
+            end)
+          end
+        end)
+
+      assert Enum.frequencies(List.flatten(results)) == %{ok: 1_000}
+      assert Semaphore.current() == 0
+    end
   end
 
   describe "State entry cap" do
@@ -128,5 +163,53 @@ defmodule ErlangPython.SharedStateTest do
       assert {:error, %ErlangPython.Error{type: "CallbackError"}} =
                ErlangPython.exec("import erlang\nerlang.state_set('k', 1)")
     end
+  end
+
+  # Drops the semaphore's counters (its private persistent_term key), so the
+  # next use makes them again as the first use after boot does.
+  defp fresh_semaphore, do: :persistent_term.erase({Semaphore, :counters})
+
+  # Runs `fun` in `n` processes released at once and returns their results
+  # in order; once all have answered, each runs `after_all` on its result
+  # (and has finished when this returns).
+  defp together(n, fun, after_all \\ fn _ -> :ok end) do
+    parent = self()
+
+    pids =
+      for _ <- 1..n do
+        spawn_link(fn ->
+          receive do: (:go -> :ok)
+          result = fun.()
+          send(parent, {:result, self(), result})
+          receive do: (:after_all -> after_all.(result))
+          send(parent, {:done, self()})
+        end)
+      end
+
+    Enum.each(pids, &send(&1, :go))
+
+    results =
+      for pid <- pids do
+        receive do
+          {:result, ^pid, result} -> result
+        after
+          30_000 -> flunk("a caller did not finish within 30 s")
+        end
+      end
+
+    Enum.each(pids, &send(&1, :after_all))
+    for pid <- pids, do: receive(do: ({:done, ^pid} -> :ok))
+    results
+  end
+
+  defp release_if_taken(:ok), do: Semaphore.release()
+  defp release_if_taken(_refused), do: :ok
+
+  defp echo_loop do
+    receive do
+      {from, ref} -> send(from, ref)
+    end
+
+    echo_loop()
   end
 end

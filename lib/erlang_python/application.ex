@@ -14,6 +14,10 @@ defmodule ErlangPython.Application do
       {DynamicSupervisor, name: ErlangPython.PoolSupervisor, strategy: :one_for_one}
     ]
 
+    # The semaphore's counters before any caller: callers racing to make
+    # them at their first use wait on a lock with a random back-off.
+    _limit = ErlangPython.Semaphore.max_concurrent()
+
     with {:ok, supervisor} <-
            Supervisor.start_link(children, strategy: :one_for_one, name: ErlangPython.Supervisor),
          :ok <- ErlangPython.Output.register(),

@@ -93,18 +93,26 @@ defmodule ErlangPython.Semaphore do
   defp counters do
     case :persistent_term.get(@key, nil) do
       nil ->
-        :global.trans(@key, fn ->
-          case :persistent_term.get(@key, nil) do
-            nil ->
-              counters = :atomics.new(2, signed: true)
-              :atomics.put(counters, 2, configured_max())
-              :persistent_term.put(@key, counters)
-              counters
+        # The lock's requester is this process: processes sharing one
+        # requester id hold a :global lock together, and racing first
+        # callers then each made and published counters of their own
+        # (slots taken on one set were given back to another). Only this
+        # node's processes share the counters, so only it is locked.
+        :global.trans({@key, self()}, &make_counters/0, [node()])
 
-            counters ->
-              counters
-          end
-        end)
+      counters ->
+        counters
+    end
+  end
+
+  # Under the lock: a caller that waited for it finds the counters made.
+  defp make_counters do
+    case :persistent_term.get(@key, nil) do
+      nil ->
+        counters = :atomics.new(2, signed: true)
+        :atomics.put(counters, 2, configured_max())
+        :persistent_term.put(@key, counters)
+        counters
 
       counters ->
         counters
