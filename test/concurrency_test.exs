@@ -27,44 +27,6 @@ defmodule ErlangPython.ConcurrencyTest do
     assert {:ok, "slept"} = Task.await(task)
   end
 
-  # A CPU-bound Python thread at the schedulers' priority shares the VM's
-  # CPU share with them (autogroup, cgroups): a scheduler waking for a timer
-  # then waits behind it (5 ms sleeps fired ~140 ms late at p99 on a loaded
-  # machine). Linux names threads in /proc; the thread names are ours.
-  test "threads that run Python run nicer than the schedulers" do
-    # A Python thread made by Python code inherits its creator's priority.
-    :ok =
-      ErlangPython.exec("""
-      import threading
-      def _thread_nice():
-          out = []
-          t = threading.Thread(target=lambda: out.append(open('/proc/thread-self/stat').read()))
-          t.start()
-          t.join()
-          return out[0]
-      """)
-
-    {:ok, started_by_python} = ErlangPython.call(:__main__, :_thread_nice, [])
-
-    threads =
-      for tid <- File.ls!("/proc/self/task"),
-          {:ok, stat} <- [File.read("/proc/self/task/#{tid}/stat")],
-          do: {File.read!("/proc/self/task/#{tid}/comm") |> String.trim(), nice(stat)}
-
-    schedulers = for {name, nice} <- threads, name =~ ~r/^\d+_scheduler$/, do: nice
-    python = for {name, nice} <- threads, name =~ ~r/^erlang_python(_\d+)?$/, do: nice
-
-    assert schedulers != [] and python != []
-    assert Enum.min(python) > Enum.max(schedulers)
-    assert nice(started_by_python) > Enum.max(schedulers)
-  end
-
-  # Field 19 of /proc/<pid>/task/<tid>/stat, counted after the command name.
-  defp nice(stat) do
-    [_, after_name] = String.split(stat, ") ", parts: 2)
-    after_name |> String.split(" ") |> Enum.at(16) |> String.to_integer()
-  end
-
   test "replies never reach another process" do
     parent = self()
 

@@ -23,7 +23,6 @@
 //! |       | [`etf`]           | the external term format <-> Python (shared codec) |
 //! |       | [`arena_cache`]   | reusing the memory of Python's freed arenas      |
 //! |       | [`shm_ring`]      | shared-memory rings with futex doorbells         |
-//! |       | [`thread_priority`] | Python threads give way to the schedulers      |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
 //! |       | [`fd_watch`]      | descriptor readiness as messages (event queues)  |
@@ -94,7 +93,6 @@ mod shm_ring;
 mod stack_guard;
 mod subinterp_module;
 mod terms;
-mod thread_priority;
 
 use rustler::{Encoder, Env, ResourceArc, Term};
 

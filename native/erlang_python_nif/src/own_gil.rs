@@ -61,7 +61,6 @@ use crate::reply::{self, Outcome};
 use crate::sandbox;
 use crate::serving::{self, ServingThread};
 use crate::subinterp_module;
-use crate::thread_priority;
 
 /// Whether this build can give contexts their own GIL (Python 3.12+).
 pub(crate) const SUPPORTED: bool = cfg!(Py_3_12);
@@ -127,7 +126,6 @@ pub(crate) fn start(scope: u64, paths: Vec<String>) -> Result<OwnGilContext, Str
         .name("erlang_python_own_gil".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            thread_priority::yield_to_schedulers();
             let _ = panics::catch(|| serve(index, thread_slot, paths, receiver, ready_tx));
             THREADS.fetch_sub(1, Ordering::AcqRel);
         });

@@ -18,7 +18,6 @@ use crate::job::{JobState, Request};
 use crate::ops::Submission;
 use crate::own_gil;
 use crate::panics;
-use crate::thread_priority;
 
 /// `ErlangPython.Runtime`'s start options. Every field is required: the
 /// defaults live on the Elixir side only.
@@ -106,7 +105,6 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
         .name("erlang_python".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            thread_priority::yield_to_schedulers();
             let started =
                 panics::catch(|| interpreter::initialize(&priv_dir, &paths)).unwrap_or_else(Err);
             let ok = started.is_ok();
@@ -124,10 +122,7 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
         std::thread::Builder::new()
             .name(format!("erlang_python_{index}"))
             .stack_size(THREAD_STACK)
-            .spawn(move || {
-                thread_priority::yield_to_schedulers();
-                worker_thread::run(dispatch, index)
-            })
+            .spawn(move || worker_thread::run(dispatch, index))
             .map_err(|e| format!("could not spawn a Python worker thread: {e}"))?;
     }
     interrupt::start(
