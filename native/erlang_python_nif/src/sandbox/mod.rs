@@ -20,7 +20,7 @@ mod descriptors;
 mod exception;
 mod patches;
 mod policy;
-mod seccomp;
+pub(crate) mod seccomp;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;

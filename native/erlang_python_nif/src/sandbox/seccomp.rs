@@ -231,11 +231,13 @@ impl Program {
     }
 }
 
-/// The filter for the VM `vm`. `unknown_pid` is the action for a signal to
-/// a positive pid that is not refused outright: user notification (the
-/// supervisor decides) or, without a supervisor, EPERM.
-fn build(vm: &Vm, unknown_pid: u32) -> Vec<sock_filter> {
-    let mut p = Program(Vec::with_capacity(256));
+/// The rules every filter starts with: a system call of another ABI is
+/// refused, and no process is made or replaced, whatever the technique
+/// (`fork`, `vfork`, `clone` without `CLONE_THREAD`, `execve`, `execveat`:
+/// EPERM; `clone3`: ENOSYS, its flags sit in memory a filter cannot read,
+/// so glibc falls back to `clone`). The accumulator holds the call number
+/// afterwards.
+fn refuse_new_processes(p: &mut Program) {
     p.load(OFFSET_ARCH);
     p.jump(libc::BPF_JEQ, AUDIT_ARCH, 1, 0);
     p.ret(EPERM);
@@ -245,8 +247,6 @@ fn build(vm: &Vm, unknown_pid: u32) -> Vec<sock_filter> {
         p.jump(libc::BPF_JGE, X32_SYSCALL_BIT, 0, 1);
         p.ret(EPERM);
     }
-
-    // Processes and images.
     #[cfg(target_arch = "x86_64")]
     {
         p.ret_if(libc::SYS_fork as u32, EPERM);
@@ -261,6 +261,50 @@ fn build(vm: &Vm, unknown_pid: u32) -> Vec<sock_filter> {
         p.ret(RET_ALLOW);
         p.ret(EPERM);
     });
+}
+
+/// The isolated worker's filter: only [`refuse_new_processes`]. A worker is
+/// its own OS process, so unlike the VM's filter it may exit, signal and set
+/// limits: ending it is what containment is for.
+#[allow(dead_code)]
+fn process_filter() -> Vec<sock_filter> {
+    let mut p = Program(Vec::with_capacity(32));
+    refuse_new_processes(&mut p);
+    p.ret(RET_ALLOW);
+    p.0
+}
+
+/// Sets no_new_privs and installs [`process_filter`] on every thread of this
+/// process (TSYNC). Used by the isolated worker (`worker/seccomp.rs`) only.
+#[allow(dead_code)]
+pub fn install_process_filter() -> Result<(), String> {
+    set_no_new_privs()?;
+    load(
+        &process_filter(),
+        libc::SECCOMP_FILTER_FLAG_TSYNC as c_ulong,
+    )
+    .map(|_| ())
+    .map_err(|err| format!("seccomp: {err}"))
+}
+
+fn set_no_new_privs() -> Result<(), String> {
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) only sets a flag on the calling
+    // thread (and, inherited, on threads it starts later).
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(format!(
+            "prctl(PR_SET_NO_NEW_PRIVS): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// The filter for the VM `vm`. `unknown_pid` is the action for a signal to
+/// a positive pid that is not refused outright: user notification (the
+/// supervisor decides) or, without a supervisor, EPERM.
+fn build(vm: &Vm, unknown_pid: u32) -> Vec<sock_filter> {
+    let mut p = Program(Vec::with_capacity(256));
+    refuse_new_processes(&mut p);
     p.ret_if(libc::SYS_exit_group as u32, EPERM);
 
     // Signals aimed at the VM.
@@ -344,13 +388,7 @@ pub enum SignalMode {
 /// Sets no_new_privs and installs the filter on the calling thread only.
 /// Returns how signals to other processes are handled.
 pub fn install(vm: &Vm) -> Result<SignalMode, String> {
-    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) only sets a flag on this thread.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(format!(
-            "prctl(PR_SET_NO_NEW_PRIVS): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
+    set_no_new_privs()?;
     let supervisor = supervisor();
     if supervisor.is_some() {
         let program = build(vm, RET_NOTIFY);
@@ -543,6 +581,22 @@ mod tests {
 
     fn in_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         std::thread::spawn(f).join().expect("thread panicked")
+    }
+
+    #[test]
+    fn process_filter_jumps_stay_inside_and_it_ends_allowing() {
+        let program = process_filter();
+        for (at, insn) in program.iter().enumerate() {
+            if insn.code as u32 & 0x07 == libc::BPF_JMP {
+                let furthest = if insn.code as u32 & 0xf0 == libc::BPF_JA {
+                    at + 1 + insn.k as usize
+                } else {
+                    at + 1 + insn.jt.max(insn.jf) as usize
+                };
+                assert!(furthest < program.len(), "jump at {at} leaves the program");
+            }
+        }
+        assert_eq!(program.last().map(|i| i.k), Some(RET_ALLOW));
     }
 
     #[test]
