@@ -7,6 +7,8 @@ defmodule ErlangPython.OwnGilFeaturesTest do
   # refusals below run instead.
   use ExUnit.Case, async: false
 
+  import ErlangPython.TestHelpers, only: [eventually: 2]
+
   alias ErlangPython.{ContextServer, EventLoopPool, OwnGil}
   alias ErlangPython.EventLoopPool.OwnGil, as: OwnGilLoops
 
@@ -196,7 +198,7 @@ defmodule ErlangPython.OwnGilFeaturesTest do
 
       before = EventLoopPool.stats().active_sessions
       send(owner, :stop)
-      assert eventually(fn -> EventLoopPool.stats().active_sessions == before - 1 end)
+      assert eventually(fn -> EventLoopPool.stats().active_sessions == before - 1 end, interval: 50)
     end
 
     test "a task interrupted by its caller's timeout leaves its loop usable" do
@@ -218,7 +220,8 @@ defmodule ErlangPython.OwnGilFeaturesTest do
         """)
 
       assert {:error, :timeout} = EventLoopPool.run(:__main__, :forever, [], timeout: 200)
-      assert eventually(fn -> EventLoopPool.run(:__main__, :was_cleaned, []) == {:ok, [true]} end)
+      cleaned? = fn -> EventLoopPool.run(:__main__, :was_cleaned, []) == {:ok, [true]} end
+      assert eventually(cleaned?, interval: 50)
       assert {:ok, 3.0} = EventLoopPool.run(:math, :sqrt, [9.0])
     end
   end
@@ -226,13 +229,5 @@ defmodule ErlangPython.OwnGilFeaturesTest do
   defp own_gil_event_loop_pool(_context) do
     Application.put_env(:erlang_python, :event_loop_pool_own_gil, true)
     on_exit(fn -> Application.delete_env(:erlang_python, :event_loop_pool_own_gil) end)
-  end
-
-  defp eventually(check, tries \\ 100) do
-    cond do
-      check.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(50) && eventually(check, tries - 1)
-    end
   end
 end
