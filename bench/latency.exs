@@ -14,6 +14,7 @@
 #
 # RUNS (default 200) short runs of N (default 500) calls each.
 Code.require_file("machine.exs", __DIR__)
+Code.require_file("callers.exs", __DIR__)
 
 defmodule Bench.Latency do
   @runs String.to_integer(System.get_env("RUNS", "200"))
@@ -48,19 +49,8 @@ defmodule Bench.Latency do
   # {best, median} calls per second of `processes` callers, `total` calls
   # in all.
   def throughput(processes, total, fun) do
-    per = div(total, processes)
-
-    div(@runs, 10)
-    |> runs(fn ->
-      {us, _} =
-        :timer.tc(fn ->
-          1..processes
-          |> Enum.map(fn _ -> Task.async(fn -> for _ <- 1..per, do: fun.() end) end)
-          |> Task.await_many(:infinity)
-        end)
-
-      processes * per / (us / 1.0e6)
-    end)
+    processes
+    |> Bench.Callers.rates(total, div(@runs, 10), fun)
     |> best_and_median(&Enum.max/1)
   end
 

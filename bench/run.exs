@@ -10,6 +10,7 @@
 # sequential rows then show what a call costs when the machine is loaded,
 # in wall time and in CPU time (the whole OS process's, every thread).
 Code.require_file("machine.exs", __DIR__)
+Code.require_file("callers.exs", __DIR__)
 
 defmodule Bench do
   @quick System.get_env("BENCH_QUICK") in ["1", "true"]
@@ -57,23 +58,8 @@ defmodule Bench do
   end
 
   # Calls per second with `processes` callers, `total` calls in all.
-  def throughput(processes, total, fun) do
-    total = scale(total)
-    per = max(div(total, processes), 1)
-
-    median(
-      for _ <- 1..@runs do
-        {us, _} =
-          :timer.tc(fn ->
-            1..processes
-            |> Enum.map(fn _ -> Task.async(fn -> for _ <- 1..per, do: fun.() end) end)
-            |> Task.await_many(:infinity)
-          end)
-
-        processes * per / (us / 1.0e6)
-      end
-    )
-  end
+  def throughput(processes, total, fun),
+    do: median(Bench.Callers.rates(processes, scale(total), @runs, fun))
 end
 
 Code.require_file("port_bridge.exs", __DIR__)
