@@ -12,6 +12,11 @@
 # - the Elixir side of `ErlangPython.call/4` (options, checks, encoding): the
 #   call against `ErlangPython.Runtime.request/2` given the built request.
 #
+# After the table: how the workers' waits for a request ended during the
+# ping and call rows (caught spinning, or parked and why), so whether they
+# spin on this machine is seen, not guessed. ELIXIR_ERL_OPTIONS passes VM
+# flags (e.g. "+sbwt none"); see the threading guide.
+#
 # RUNS (default 200) short runs of N (default 500) calls each.
 Code.require_file("machine.exs", __DIR__)
 Code.require_file("callers.exs", __DIR__)
@@ -72,6 +77,21 @@ defmodule Bench.Latency do
     echo()
   end
 
+  @waits [:caught_spinning, :parked_after_spin, :parked_slow_arrivals, :parked_no_free_core]
+
+  # `fun.()`, and how the workers' waits for a request ended meanwhile
+  # (ErlangPython.pool_stats/0): whether they spun, and if not why not.
+  def with_waits(fun) do
+    before = waits()
+    result = fun.()
+    {result, Map.merge(waits(), before, fn _key, later, earlier -> later - earlier end)}
+  end
+
+  defp waits do
+    workers = ErlangPython.pool_stats().workers
+    Map.new(@waits, fn key -> {key, Enum.sum(Enum.map(workers, & &1[key]))} end)
+  end
+
   defp runs(runs, fun), do: for(_ <- 1..runs, do: fun.())
 
   defp best_and_median(values, best),
@@ -84,11 +104,18 @@ end
 add = fn -> {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2]) end
 request = {:call, :operator, :add, [1, 2], %{}}
 
+{ping, ping_waits} =
+  Bench.Latency.with_waits(fn ->
+    Bench.Latency.per_call(fn -> :pong = ErlangPython.ping() end)
+  end)
+
+{call, call_waits} = Bench.Latency.with_waits(fn -> Bench.Latency.per_call(add) end)
+
 rows = [
   {"BEAM process -> process -> back", Bench.Latency.process_round_trip(), "us"},
   {"submit only (scheduler side)", Bench.Latency.submit_only(), "us"},
-  {"ping", Bench.Latency.per_call(fn -> :pong = ErlangPython.ping() end), "us"},
-  {"call operator.add(1, 2)", Bench.Latency.per_call(add), "us"},
+  {"ping", ping, "us"},
+  {"call operator.add(1, 2)", call, "us"},
   {"Runtime.request of the same call",
    Bench.Latency.per_call(fn -> {:ok, 3} = ErlangPython.Runtime.request(request, 30_000) end),
    "us"},
@@ -109,6 +136,12 @@ for {name, {best, median}, unit} <- rows do
     "#{String.pad_trailing(name, 36)} #{String.pad_leading(format.(best), 10)} " <>
       "#{String.pad_leading(format.(median), 10)}  #{unit}"
   )
+end
+
+IO.puts("\nhow the workers' waits for a request ended (pool_stats/0)")
+
+for {name, waits} <- [{"ping", ping_waits}, {"call operator.add(1, 2)", call_waits}] do
+  IO.puts("  #{String.pad_trailing(name, 24)} #{inspect(waits)}")
 end
 
 IO.puts("\nload average at end #{Bench.Machine.loadavg()}")

@@ -624,7 +624,11 @@ defmodule ErlangPython do
           queued: non_neg_integer(),
           busy: boolean(),
           busy_us: non_neg_integer(),
-          completed: non_neg_integer()
+          completed: non_neg_integer(),
+          caught_spinning: non_neg_integer(),
+          parked_after_spin: non_neg_integer(),
+          parked_slow_arrivals: non_neg_integer(),
+          parked_no_free_core: non_neg_integer()
         }
 
   @doc """
@@ -662,6 +666,13 @@ defmodule ErlangPython do
   | `:busy` | whether it is running a request now (until that request's reply is sent) |
   | `:busy_us` | microseconds spent running requests since start, the current one included |
   | `:completed` | requests it has run to the end (counted before the reply goes out) |
+  | `:caught_spinning` | waits for a request that ended with one arriving while it spun (no wake-up) |
+  | `:parked_after_spin` | waits in which it spun, nothing came, so it parked and was woken |
+  | `:parked_slow_arrivals` | waits in which it parked at once: requests came too slowly for spinning to pay |
+  | `:parked_no_free_core` | waits in which it parked at once: no core was free (CPU pressure, or one core) |
+
+  A request already queued when the worker looks is no wait and counts in
+  none of the four (see the threading guide on when workers spin).
 
   Before the interpreter starts, the pool is empty.
 

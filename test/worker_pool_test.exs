@@ -56,6 +56,26 @@ defmodule ErlangPython.WorkerPoolTest do
     assert Enum.map(later.workers, & &1.index) == [0, 1]
   end
 
+  test "every wait for a request is counted once, with how it ended", %{node: node} do
+    keys = [:caught_spinning, :parked_after_spin, :parked_slow_arrivals, :parked_no_free_core]
+    before = :erpc.call(node, ErlangPython, :pool_stats, [])
+
+    # One caller at a time: each request finds a worker with nothing to do,
+    # unless it came before the worker looked again after the last reply.
+    for i <- 1..200, do: {:ok, ^i} = :erpc.call(node, ErlangPython, :eval, ["x", %{x: i}])
+
+    later = :erpc.call(node, ErlangPython, :pool_stats, [])
+    waits = sum_of(later, keys) - sum_of(before, keys)
+    done = sum_of(later, [:completed]) - sum_of(before, [:completed])
+
+    assert done >= 200
+    assert waits >= 1, "200 calls one after another never found a worker waiting"
+    assert waits <= done, "#{waits} waits counted for #{done} requests"
+  end
+
+  # The sum of `keys` over every worker's figures.
+  defp sum_of(stats, keys), do: Enum.sum(for w <- stats.workers, k <- keys, do: w[k])
+
   test "the test VM's pool has its one default worker" do
     assert %{workers: [%{index: 0}], shared_queue: _} = ErlangPython.pool_stats()
   end

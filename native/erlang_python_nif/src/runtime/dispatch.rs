@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::wait_strategy::SpinBudget;
+use super::wait_strategy::{Spin, SpinBudget};
 use crate::interrupt::Interruptible;
 use crate::job::Request;
 
@@ -55,6 +55,24 @@ pub(super) struct Slot {
     busy_total_ns: AtomicU64,
     /// Requests run to the end (nested ones included).
     completed: AtomicU64,
+    /// How this worker's waits for a request ended (see [`WaitCounts`]).
+    waits: WaitCounts,
+}
+
+/// How a worker's waits for a request ended, counted so that whether the
+/// worker spins on a given machine can be seen rather than guessed. A
+/// request already queued when the worker looked is no wait and counts in
+/// none of these. Written by the worker only.
+#[derive(Default)]
+struct WaitCounts {
+    /// A request came while it spun: no wake-up needed.
+    caught_spinning: AtomicU64,
+    /// It spun, nothing came, it parked and was woken.
+    parked_after_spin: AtomicU64,
+    /// It parked at once, as recent requests came too late to spin for.
+    parked_slow_arrivals: AtomicU64,
+    /// It parked at once, as no core was free (CPU pressure, one core).
+    parked_no_free_core: AtomicU64,
 }
 
 /// A worker's figures, for `ErlangPython.pool_stats/0`.
@@ -63,6 +81,10 @@ pub(super) struct SlotStats {
     pub(super) busy: bool,
     pub(super) busy_us: u64,
     pub(super) completed: u64,
+    pub(super) caught_spinning: u64,
+    pub(super) parked_after_spin: u64,
+    pub(super) parked_slow_arrivals: u64,
+    pub(super) parked_no_free_core: u64,
 }
 
 pub(super) struct Dispatch {
@@ -94,6 +116,7 @@ impl Dispatch {
                     busy_since_ns: AtomicU64::new(0),
                     busy_total_ns: AtomicU64::new(0),
                     completed: AtomicU64::new(0),
+                    waits: WaitCounts::default(),
                 })
                 .collect(),
             idle: AtomicU64::new(0),
@@ -181,10 +204,23 @@ impl Dispatch {
     }
 
     fn next_unrecorded(&self, index: usize, budget: &SpinBudget, began: Instant) -> Request {
-        let spin = budget.spin_for_and_publish();
-        if let Some(request) = self.spin(index, spin, began, &|| false) {
+        let decision = budget.decide_and_publish();
+        // Already queued: no wait at all (the common case under load).
+        if let Some(request) = self.take(index) {
             return request;
         }
+        let waits = &self.slots[index].waits;
+        if let Some(request) = self.spin(index, decision.duration(), began, &|| false) {
+            if let Spin::For(_) = decision {
+                bump(&waits.caught_spinning);
+            }
+            return request;
+        }
+        bump(match decision {
+            Spin::For(_) => &waits.parked_after_spin,
+            Spin::SlowArrivals => &waits.parked_slow_arrivals,
+            Spin::NoFreeCore => &waits.parked_no_free_core,
+        });
         let bit = 1u64 << index;
         loop {
             self.idle.fetch_or(bit, Ordering::SeqCst);
@@ -320,6 +356,16 @@ impl Dispatch {
             busy: since != 0,
             busy_us: (slot.busy_total_ns.load(Ordering::Relaxed) + running) / 1_000,
             completed: slot.completed.load(Ordering::Relaxed),
+            caught_spinning: slot.waits.caught_spinning.load(Ordering::Relaxed),
+            parked_after_spin: slot.waits.parked_after_spin.load(Ordering::Relaxed),
+            parked_slow_arrivals: slot.waits.parked_slow_arrivals.load(Ordering::Relaxed),
+            parked_no_free_core: slot.waits.parked_no_free_core.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Adds one to a counter only its own thread writes (others just read):
+/// a load and a store, no locked instruction.
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }

@@ -77,6 +77,15 @@ pub(crate) struct WorkerStats {
     busy_us: u64,
     /// Requests it has run to the end.
     completed: u64,
+    /// Waits for a request that ended with one arriving while it spun.
+    caught_spinning: u64,
+    /// Waits in which it spun, then parked and was woken.
+    parked_after_spin: u64,
+    /// Waits in which it parked at once: requests had been coming too
+    /// slowly for spinning to pay.
+    parked_slow_arrivals: u64,
+    /// Waits in which it parked at once: no core was free to spin on.
+    parked_no_free_core: u64,
 }
 
 static POOL: OnceLock<Pool> = OnceLock::new();
@@ -179,6 +188,10 @@ pub(crate) fn stats() -> Option<PoolStats> {
                     busy: stats.busy,
                     busy_us: stats.busy_us,
                     completed: stats.completed,
+                    caught_spinning: stats.caught_spinning,
+                    parked_after_spin: stats.parked_after_spin,
+                    parked_slow_arrivals: stats.parked_slow_arrivals,
+                    parked_no_free_core: stats.parked_no_free_core,
                 }
             })
             .collect(),

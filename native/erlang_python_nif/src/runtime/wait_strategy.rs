@@ -48,24 +48,51 @@ impl Default for SpinBudget {
     }
 }
 
+/// What a waiting thread does before parking, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Spin {
+    /// Spin this long.
+    For(Duration),
+    /// Not at all: recent arrivals came later than spinning pays for.
+    SlowArrivals,
+    /// Not at all: no core is free (see [`cores_free`]).
+    NoFreeCore,
+}
+
+impl Spin {
+    pub(super) fn duration(self) -> Duration {
+        match self {
+            Spin::For(spin) => spin,
+            Spin::SlowArrivals | Spin::NoFreeCore => Duration::ZERO,
+        }
+    }
+}
+
 impl SpinBudget {
     /// How long to spin before parking now: twice the typical gap (so most
     /// arrivals near it are caught), nothing when that exceeds [`MAX_SPIN`]
     /// or when no core is free.
     pub(super) fn spin_for(&self) -> Duration {
+        self.decide().duration()
+    }
+
+    /// [`Self::spin_for`] with the reason when it is zero.
+    pub(super) fn decide(&self) -> Spin {
         let wanted = Duration::from_nanos(2 * self.typical_gap_ns + 1_000);
-        if wanted > MAX_SPIN || !cores_free() {
-            Duration::ZERO
+        if wanted > MAX_SPIN {
+            Spin::SlowArrivals
+        } else if !cores_free() {
+            Spin::NoFreeCore
         } else {
-            wanted
+            Spin::For(wanted)
         }
     }
 
-    /// [`Self::spin_for`], also published as [`replies_soon`]: for a
+    /// [`Self::decide`], also published as [`replies_soon`]: for a
     /// worker's wait for requests.
-    pub(super) fn spin_for_and_publish(&self) -> Duration {
-        let spin = self.spin_for();
-        REPLIES_SOON.store(!spin.is_zero(), Ordering::Relaxed);
+    pub(super) fn decide_and_publish(&self) -> Spin {
+        let spin = self.decide();
+        REPLIES_SOON.store(matches!(spin, Spin::For(_)), Ordering::Relaxed);
         spin
     }
 
@@ -196,6 +223,7 @@ mod tests {
             budget.record(Duration::from_millis(5));
         }
         assert_eq!(budget.spin_for(), Duration::ZERO);
+        assert_eq!(budget.decide(), Spin::SlowArrivals);
 
         // A few quick arrivals again bring spinning back.
         for _ in 0..12 {
