@@ -130,50 +130,42 @@ fn integer_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAn
 }
 fn list_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
     enter(depth)?;
-    // One pass over the cells: asking for the length first would walk a
-    // long list twice (a million cells are megabytes of cache misses).
-    // `items` owns what it holds until the list takes it over.
-    let mut items = NewReferences::default();
+    // The length first: an improper list has no Python equivalent and is
+    // kept intact, and a proper one becomes a list made at its final size
+    // and filled in place, with no staging vector to grow (for a million
+    // items, 8 MB copied twice over and its page faults). The cells are
+    // read twice, but in order, and the second time from cache.
+    let Ok(len) = term.list_length() else {
+        return opaque(py, term);
+    };
+    // SAFETY: PyList_New returns a new reference (or NULL with an exception
+    // set, handled by from_owned_ptr_or_err). Its slots start NULL, which
+    // list_dealloc and the GC's traversal accept, so dropping it half
+    // filled (an error below) is sound; no Python code sees it before
+    // every slot is set.
+    let list =
+        unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len as ffi::Py_ssize_t))? };
     let mut cell = term;
-    while let Ok((head, tail)) = cell.list_get_cell() {
-        match term_to_py(py, head, depth + 1) {
-            Ok(item) => items.0.push(item.into_ptr()),
-            // An improper list is kept intact whatever its items hold.
-            Err(_) if term.list_length().is_err() => return opaque(py, term),
-            Err(error) => return Err(error),
-        }
+    for index in 0..len {
+        let Ok((head, tail)) = cell.list_get_cell() else {
+            return Err(internal("list"));
+        };
+        let item = match head.decode::<i64>() {
+            // Integers are the commonest item of bulk data: straight to
+            // an int, without the general path's type dispatch.
+            // SAFETY: the GIL is held; a new reference or NULL with an
+            // exception set (handled by from_owned_ptr_or_err).
+            Ok(small) => unsafe {
+                Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(small))?
+            },
+            Err(_) => term_to_py(py, head, depth + 1)?,
+        };
+        // SAFETY: `index` is below the list's length and each slot is set
+        // once, with a new reference, which PyList_SET_ITEM steals.
+        unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), index as ffi::Py_ssize_t, item.into_ptr()) };
         cell = tail;
     }
-    if !cell.is_empty_list() {
-        // Improper list: no Python equivalent, keep it intact.
-        return opaque(py, term);
-    }
-    // SAFETY: PyList_New returns a new reference (or NULL with an exception
-    // set, handled by from_owned_ptr_or_err).
-    let list = unsafe {
-        Bound::from_owned_ptr_or_err(py, ffi::PyList_New(items.0.len() as ffi::Py_ssize_t))?
-    };
-    for (index, item) in items.0.drain(..).enumerate() {
-        // SAFETY: `list` has exactly `items.len()` empty slots, each filled
-        // once with a new reference, which PyList_SET_ITEM steals.
-        unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), index as ffi::Py_ssize_t, item) };
-    }
     Ok(list)
-}
-
-/// New references not yet handed to a container; released if conversion
-/// stops half-way (an error, or an improper list).
-#[derive(Default)]
-struct NewReferences(Vec<*mut ffi::PyObject>);
-
-impl Drop for NewReferences {
-    fn drop(&mut self) {
-        for item in self.0.drain(..) {
-            // SAFETY: each pointer is a new reference this struct owns, and
-            // it is dropped on the converting thread, with the GIL held.
-            unsafe { ffi::Py_DECREF(item) };
-        }
-    }
 }
 
 fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
