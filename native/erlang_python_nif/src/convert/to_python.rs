@@ -130,26 +130,13 @@ fn integer_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAn
 }
 fn list_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
     enter(depth)?;
-    // The length first: an improper list has no Python equivalent and is
-    // kept intact, and a proper one becomes a list made at its final size
-    // and filled in place, with no staging vector to grow (for a million
-    // items, 8 MB copied twice over and its page faults). The cells are
-    // read twice, but in order, and the second time from cache.
-    let Ok(len) = term.list_length() else {
-        return opaque(py, term);
-    };
-    // SAFETY: PyList_New returns a new reference (or NULL with an exception
-    // set, handled by from_owned_ptr_or_err). Its slots start NULL, which
-    // list_dealloc and the GC's traversal accept, so dropping it half
-    // filled (an error below) is sound; no Python code sees it before
-    // every slot is set.
-    let list =
-        unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len as ffi::Py_ssize_t))? };
+    // One pass over the cells: asking for the length first would walk a
+    // long list twice (a million cells are megabytes of cache misses).
+    // The items wait in this thread's staging vector, whose memory is kept
+    // from one list to the next (see `Staged`).
+    let mut items = Staged::take();
     let mut cell = term;
-    for index in 0..len {
-        let Ok((head, tail)) = cell.list_get_cell() else {
-            return Err(internal("list"));
-        };
+    while let Ok((head, tail)) = cell.list_get_cell() {
         let item = match head.decode::<i64>() {
             // Integers are the commonest item of bulk data: straight to
             // an int, without the general path's type dispatch.
@@ -158,14 +145,76 @@ fn list_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
             Ok(small) => unsafe {
                 Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(small))?
             },
-            Err(_) => term_to_py(py, head, depth + 1)?,
+            Err(_) => match term_to_py(py, head, depth + 1) {
+                Ok(item) => item,
+                // An improper list is kept intact whatever its items hold.
+                Err(_) if term.list_length().is_err() => return opaque(py, term),
+                Err(error) => return Err(error),
+            },
         };
-        // SAFETY: `index` is below the list's length and each slot is set
-        // once, with a new reference, which PyList_SET_ITEM steals.
-        unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), index as ffi::Py_ssize_t, item.into_ptr()) };
+        items.0.push(item.into_ptr());
         cell = tail;
     }
+    if !cell.is_empty_list() {
+        // Improper list: no Python equivalent, keep it intact.
+        return opaque(py, term);
+    }
+    // SAFETY: PyList_New returns a new reference (or NULL with an exception
+    // set, handled by from_owned_ptr_or_err).
+    let list = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyList_New(items.0.len() as ffi::Py_ssize_t))?
+    };
+    for (index, item) in items.0.drain(..).enumerate() {
+        // SAFETY: `list` has exactly `items.len()` empty slots, each filled
+        // once with a new reference, which PyList_SET_ITEM steals.
+        unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), index as ffi::Py_ssize_t, item) };
+    }
     Ok(list)
+}
+
+thread_local! {
+    /// The staging vector of the last list converted on this thread, empty,
+    /// kept so the next long list neither grows a vector by doubling nor
+    /// faults its pages in again (for a million items, 8 MB copied and
+    /// faulted per request).
+    static STAGING: std::cell::Cell<Vec<*mut ffi::PyObject>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Most items whose staging memory a thread keeps (8 MB); a longer list's
+/// vector is freed after use.
+const STAGING_KEPT: usize = 1 << 20;
+
+/// New references not yet handed to a list, in this thread's staging
+/// vector (a nested list, converted meanwhile, stages in a new one);
+/// released if conversion stops half-way (an error, or an improper list).
+struct Staged(Vec<*mut ffi::PyObject>);
+
+impl Staged {
+    fn take() -> Self {
+        Staged(STAGING.with(std::cell::Cell::take))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for item in self.0.drain(..) {
+            // SAFETY: each pointer is a new reference this struct owns, and
+            // it is dropped on the converting thread, with the GIL held.
+            unsafe { ffi::Py_DECREF(item) };
+        }
+        let mine = std::mem::take(&mut self.0);
+        if mine.capacity() <= STAGING_KEPT {
+            STAGING.with(|kept| {
+                let other = kept.take();
+                kept.set(if mine.capacity() >= other.capacity() {
+                    mine
+                } else {
+                    other
+                });
+            });
+        }
+    }
 }
 
 fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
