@@ -31,22 +31,10 @@ use pyo3::types::PyBytes;
 use rustler::types::tuple::make_tuple;
 use rustler::{Encoder, Env, NewBinary, ResourceArc, Term};
 
+use super::array_format::{atoms, memoryview, nx_type};
 use super::error::Result;
 use crate::interpreters;
 use crate::terms::elixir_struct;
-
-mod atoms {
-    rustler::atoms! {
-        array_module = "Elixir.ErlangPython.Array",
-        data,
-        shape,
-        type_ = "type",
-        s,
-        u,
-        f,
-        c,
-    }
-}
 
 thread_local! {
     /// Whether the conversion running on this thread turns buffers into
@@ -197,12 +185,6 @@ fn exportable_view<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> 
     Ok(view)
 }
 
-fn memoryview<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: `obj` is live and the GIL is held; the result is a new
-    // reference or NULL with an exception set.
-    unsafe { Bound::from_owned_ptr_or_err(obj.py(), ffi::PyMemoryView_FromObject(obj.as_ptr())) }
-}
-
 /// Whether `obj` is a numpy array that owns its data (a view's base
 /// could still be written through).
 fn owns_numpy_data(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -259,27 +241,4 @@ fn layout(view: &Bound<'_, PyAny>) -> PyResult<Layout> {
     // SAFETY: `buffer` was filled by the successful call above.
     unsafe { ffi::PyBuffer_Release(&mut buffer) };
     Ok(layout)
-}
-
-/// The Nx-style type of a buffer format (`{:f, 64}`): `None` for formats
-/// with no such type (structs, pointers, big-endian data).
-fn nx_type(format: &str, itemsize: usize) -> Option<(rustler::Atom, usize)> {
-    let code = format
-        .strip_prefix(['@', '=', '<'])
-        .unwrap_or(format)
-        .to_string();
-    let code = match format.chars().next() {
-        // Non-native byte order is fine only for single bytes.
-        Some('>' | '!') if itemsize == 1 => format[1..].to_string(),
-        Some('>' | '!') => return None,
-        _ => code,
-    };
-    let kind = match code.as_str() {
-        "b" | "h" | "i" | "l" | "q" | "n" => atoms::s(),
-        "B" | "H" | "I" | "L" | "Q" | "N" | "?" | "c" => atoms::u(),
-        "e" | "f" | "d" => atoms::f(),
-        "Zf" | "Zd" => atoms::c(),
-        _ => return None,
-    };
-    Some((kind, itemsize * 8))
 }

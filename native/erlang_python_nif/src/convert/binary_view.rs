@@ -11,41 +11,14 @@ use pyo3::prelude::*;
 use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Term};
 
+use super::array_format::{atoms as array, format_of, memoryview};
 use super::error::Result;
 use crate::terms::HeldTerm;
 
 mod atoms {
     rustler::atoms! {
-        array_module = "Elixir.ErlangPython.Array",
-        data,
-        shape,
-        type_ = "type",
-        s,
-        u,
-        f,
-        c,
         buffer,
     }
-}
-
-/// The buffer format of an Nx-style type.
-fn format_of(kind: &str, bits: usize) -> Option<&'static str> {
-    Some(match (kind, bits) {
-        ("s", 8) => "b",
-        ("s", 16) => "h",
-        ("s", 32) => "i",
-        ("s", 64) => "q",
-        ("u", 8) => "B",
-        ("u", 16) => "H",
-        ("u", 32) => "I",
-        ("u", 64) => "Q",
-        ("f", 16) => "e",
-        ("f", 32) => "f",
-        ("f", 64) => "d",
-        ("c", 64) => "Zf",
-        ("c", 128) => "Zd",
-        _ => return None,
-    })
 }
 
 /// A read-only buffer over an Elixir binary's own bytes, with a format and
@@ -167,10 +140,7 @@ impl BinaryView {
 
 /// `memoryview(BinaryView(...))`: what Python code is given.
 fn view_of<'py>(py: Python<'py>, view: BinaryView) -> PyResult<Bound<'py, PyAny>> {
-    let holder = Bound::new(py, view)?;
-    // SAFETY: `holder` is live and the GIL is held; the result is a new
-    // reference or NULL with an exception set.
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyMemoryView_FromObject(holder.as_ptr())) }
+    memoryview(Bound::new(py, view)?.as_any())
 }
 
 /// Conversion hook for tuples: `{:buffer, binary}` as a read-only
@@ -197,7 +167,7 @@ pub(super) fn from_array_struct<'py>(
     term: Term<'_>,
 ) -> Option<Result<Bound<'py, PyAny>>> {
     let env = term.get_env();
-    if term.map_get(crate::atoms::__struct__()).ok()? != atoms::array_module().to_term(env) {
+    if term.map_get(crate::atoms::__struct__()).ok()? != array::array_module().to_term(env) {
         return None;
     }
     Some(array_view(py, term).map_err(Into::into))
@@ -205,29 +175,18 @@ pub(super) fn from_array_struct<'py>(
 
 fn array_view<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
     let bad = |what: &str| PyTypeError::new_err(format!("ErlangPython.Array: {what}"));
-    let data = term.map_get(atoms::data()).map_err(|_| bad("no data"))?;
+    let data = term.map_get(array::data()).map_err(|_| bad("no data"))?;
     if Binary::from_term(data).is_err() {
         return Err(bad("data must be a binary"));
     }
     let kind = term
-        .map_get(atoms::type_())
+        .map_get(array::type_())
         .ok()
         .and_then(|t| t.decode::<(rustler::Atom, usize)>().ok())
         .ok_or_else(|| bad("type must be {kind, bits}, such as {:f, 64}"))?;
-    let kind_name = if kind.0 == atoms::s() {
-        "s"
-    } else if kind.0 == atoms::u() {
-        "u"
-    } else if kind.0 == atoms::f() {
-        "f"
-    } else if kind.0 == atoms::c() {
-        "c"
-    } else {
-        ""
-    };
     let format =
-        format_of(kind_name, kind.1).ok_or_else(|| bad("type has no Python buffer format"))?;
-    let shape_term = term.map_get(atoms::shape()).map_err(|_| bad("no shape"))?;
+        format_of(kind.0, kind.1).ok_or_else(|| bad("type has no Python buffer format"))?;
+    let shape_term = term.map_get(array::shape()).map_err(|_| bad("no shape"))?;
     let shape = get_tuple(shape_term)
         .map_err(|_| bad("shape must be a tuple of sizes"))?
         .into_iter()

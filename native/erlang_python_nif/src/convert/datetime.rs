@@ -85,16 +85,17 @@ pub(super) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Result
 }
 
 fn date_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDate>) -> Term<'a> {
-    elixir_struct(
-        env,
-        atoms::date_module(),
-        &[
-            (atoms::year(), value.get_year().encode(env)),
-            (atoms::month(), value.get_month().encode(env)),
-            (atoms::day(), value.get_day().encode(env)),
-            (atoms::calendar(), atoms::iso().encode(env)),
-        ],
-    )
+    let mut fields = calendar_date(env, value).to_vec();
+    fields.push((atoms::calendar(), atoms::iso().encode(env)));
+    elixir_struct(env, atoms::date_module(), &fields)
+}
+
+fn calendar_date<'a>(env: Env<'a>, value: &impl PyDateAccess) -> [(rustler::Atom, Term<'a>); 3] {
+    [
+        (atoms::year(), value.get_year().encode(env)),
+        (atoms::month(), value.get_month().encode(env)),
+        (atoms::day(), value.get_day().encode(env)),
+    ]
 }
 
 fn clock<'a>(env: Env<'a>, value: &impl PyTimeAccess) -> [(rustler::Atom, Term<'a>); 4] {
@@ -116,11 +117,7 @@ fn time_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyTime>) -> Term<'a> {
 }
 
 fn datetime_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDateTime>) -> PyResult<Term<'a>> {
-    let mut fields = vec![
-        (atoms::year(), value.get_year().encode(env)),
-        (atoms::month(), value.get_month().encode(env)),
-        (atoms::day(), value.get_day().encode(env)),
-    ];
+    let mut fields = calendar_date(env, value).to_vec();
     fields.extend(clock(env, value));
     fields.push((atoms::calendar(), atoms::iso().encode(env)));
     if value.get_tzinfo().is_none() {
@@ -220,65 +217,59 @@ fn iso_only(term: Term<'_>) -> PyResult<()> {
     }
 }
 
-fn micros(term: Term<'_>) -> PyResult<u32> {
-    let (value, _precision): (u32, u32) = field(term, atoms::microsecond())?;
-    Ok(value)
+/// Year, month and day of an ISO date, datetime or naive datetime.
+fn ymd(term: Term<'_>) -> PyResult<(i32, u8, u8)> {
+    iso_only(term)?;
+    Ok((
+        field(term, atoms::year())?,
+        field(term, atoms::month())?,
+        field(term, atoms::day())?,
+    ))
+}
+
+/// Hour, minute, second and microsecond of an ISO time or datetime.
+fn hms(term: Term<'_>) -> PyResult<(u8, u8, u8, u32)> {
+    iso_only(term)?;
+    let (micros, _precision): (u32, u32) = field(term, atoms::microsecond())?;
+    Ok((
+        field(term, atoms::hour())?,
+        field(term, atoms::minute())?,
+        field(term, atoms::second())?,
+        micros,
+    ))
 }
 
 fn date_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
-    iso_only(term)?;
-    Ok(PyDate::new(
-        py,
-        field(term, atoms::year())?,
-        field(term, atoms::month())?,
-        field(term, atoms::day())?,
-    )?
-    .into_any())
+    let (year, month, day) = ymd(term)?;
+    Ok(PyDate::new(py, year, month, day)?.into_any())
 }
 
 fn time_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
-    iso_only(term)?;
-    Ok(PyTime::new(
-        py,
-        field(term, atoms::hour())?,
-        field(term, atoms::minute())?,
-        field(term, atoms::second())?,
-        micros(term)?,
-        None,
-    )?
-    .into_any())
+    let (hour, minute, second, micros) = hms(term)?;
+    Ok(PyTime::new(py, hour, minute, second, micros, None)?.into_any())
 }
 
 fn naive_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
-    iso_only(term)?;
-    Ok(PyDateTime::new(
-        py,
-        field(term, atoms::year())?,
-        field(term, atoms::month())?,
-        field(term, atoms::day())?,
-        field(term, atoms::hour())?,
-        field(term, atoms::minute())?,
-        field(term, atoms::second())?,
-        micros(term)?,
-        None,
-    )?
-    .into_any())
+    let (year, month, day) = ymd(term)?;
+    let (hour, minute, second, micros) = hms(term)?;
+    Ok(PyDateTime::new(py, year, month, day, hour, minute, second, micros, None)?.into_any())
 }
 
 fn datetime_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
-    iso_only(term)?;
+    let (year, month, day) = ymd(term)?;
+    let (hour, minute, second, micros) = hms(term)?;
     let utc_offset: i64 = field(term, atoms::utc_offset())?;
     let std_offset: i64 = field(term, atoms::std_offset())?;
     let zone: String = field(term, atoms::time_zone())?;
     let abbr: String = field(term, atoms::zone_abbr())?;
     let args = (
-        field::<i32>(term, atoms::year())?,
-        field::<u8>(term, atoms::month())?,
-        field::<u8>(term, atoms::day())?,
-        field::<u8>(term, atoms::hour())?,
-        field::<u8>(term, atoms::minute())?,
-        field::<u8>(term, atoms::second())?,
-        micros(term)?,
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        micros,
         utc_offset + std_offset,
         zone,
         abbr,

@@ -16,6 +16,7 @@
 //! | `bignum.rs`    | integers beyond 64 bits, through the external format  |
 //! | `handles.rs`   | `%ErlangPython.Object{}` handles to live objects       |
 //! | `mapset.rs`    | `%MapSet{}`, read in both shapes, built in Elixir's    |
+//! | `array_format.rs` | Array types against buffer formats, both ways     |
 //! | `arrays.rs`    | buffers as `%ErlangPython.Array{}`, without a copy     |
 //! | `binary_view.rs` | binaries and arrays as read-only `memoryview`s       |
 //! | `datetime.rs`  | dates, times, datetimes, timedeltas                    |
@@ -27,6 +28,7 @@
 //!
 //! Each file uses only files listed above it.
 
+mod array_format;
 mod arrays;
 mod bignum;
 mod binary_view;
