@@ -35,7 +35,7 @@ use rustler::{Encoder, LocalPid, OwnedEnv, Term};
 use crate::atoms;
 use crate::convert;
 use crate::errors::Failure;
-use crate::interpreters::Exception;
+use crate::interpreters::{self, Exception};
 use crate::messaging::build_and_send;
 use crate::pytypes;
 use crate::registry;
@@ -249,7 +249,7 @@ fn wait(
     let deadline = began + timeout;
     let thread = serving::current().filter(|_| waiting == Waiting::Serving);
     let Some(thread) = thread else {
-        return Ok(py.detach(|| receiver.recv_deadline(deadline).ok()));
+        return Ok(wait_helping(py, receiver, deadline, waiting));
     };
     // The job that made this call may be cancelled while it waits: check
     // every tick, since a pending-call interrupt cannot reach a wait.
@@ -274,6 +274,40 @@ fn wait(
         if let Some(request) = thread.wait_serving(py, &answered, deadline.min(now + tick)) {
             thread.serve(py, request);
         }
+    }
+}
+
+/// A Python thread of its own waits for the answer. The request that
+/// started it may be joining it, holding its worker, while this callback
+/// calls back into the same context: so it runs the requests of blocked
+/// workers meanwhile (`serving::Helper`), looking again at growing
+/// intervals while none come (an answer wakes it at once).
+fn wait_helping(
+    py: Python<'_>,
+    receiver: &Receiver<Answer>,
+    deadline: Instant,
+    waiting: Waiting,
+) -> Option<Answer> {
+    let helper =
+        serving::helper().filter(|_| waiting == Waiting::Serving && interpreters::is_main(py));
+    let Some(helper) = helper else {
+        return py.detach(|| receiver.recv_deadline(deadline).ok());
+    };
+    const FIRST_LOOK: Duration = Duration::from_millis(1);
+    let mut interval = FIRST_LOOK;
+    loop {
+        let until = deadline.min(Instant::now() + interval);
+        if let Some(answer) = py.detach(|| receiver.recv_deadline(until).ok()) {
+            return Some(answer);
+        }
+        if Instant::now() >= deadline {
+            return receiver.try_recv().ok();
+        }
+        interval = if helper.help(py) {
+            FIRST_LOOK
+        } else {
+            (interval * 2).min(Duration::from_millis(50))
+        };
     }
 }
 

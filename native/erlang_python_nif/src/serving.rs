@@ -59,6 +59,29 @@ pub(crate) fn current_caller() -> Option<LocalPid> {
     current().and_then(|thread| thread.caller())
 }
 
+/// Serving, from a Python thread that is not a worker, the requests of a
+/// worker that is busy and cannot serve them itself (see
+/// `runtime::helping`): registered once by the runtime.
+pub(crate) trait Helper: Sync {
+    /// Runs the requests queued for workers that are in the middle of a
+    /// request (joining a Python thread, say) and not serving their queue
+    /// meanwhile. Returns whether it ran any. Called holding the GIL, in
+    /// the main interpreter.
+    fn help(&self, py: Python<'_>) -> bool;
+}
+
+static HELPER: std::sync::OnceLock<&'static dyn Helper> = std::sync::OnceLock::new();
+
+/// Declares the runtime's [`Helper`]; called once, as the pool starts.
+pub(crate) fn register_helper(helper: &'static dyn Helper) {
+    let _ = HELPER.set(helper);
+}
+
+/// The runtime's [`Helper`], once the pool runs.
+pub(crate) fn helper() -> Option<&'static dyn Helper> {
+    HELPER.get().copied()
+}
+
 thread_local! {
     /// Whether Python output of a request on this thread waits in a line
     /// buffer (priv/_erlang_impl/_io.py), to be flushed when a request ends.

@@ -99,6 +99,7 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
     // Leaked on purpose: the workers live as long as the VM.
     let dispatch: &'static Dispatch =
         Box::leak(Box::new(Dispatch::new(options.workers.min(MAX_WORKERS))));
+    crate::serving::register_helper(Box::leak(Box::new(super::helping::PoolHelper { dispatch })));
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
     let (priv_dir, paths) = (options.priv_dir, options.paths);
     std::thread::Builder::new()
