@@ -213,7 +213,9 @@ for {kind, options} <- [embedded: [], isolated: [isolated: true]] do
     # The request that started the threads waits in join() while their
     # callbacks call back into this same context: those nested requests
     # must be served meanwhile (before, an embedded context timed out).
-    test "callbacks from Python threads reenter the context while the request joins them", %{ctx: ctx} do
+    test "callbacks from Python threads reenter the context while the request joins them", %{
+      ctx: ctx
+    } do
       name = "behaviour_threads_#{System.unique_integer([:positive])}"
 
       :ok =
