@@ -41,6 +41,8 @@ defmodule ErlangPython.Native do
   @doc false
   def cancel(_handle), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def claim_reply(_handle, _claim), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def build_info, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def register_function(_name, _target), do: :erlang.nif_error(:nif_not_loaded)

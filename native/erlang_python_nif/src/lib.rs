@@ -37,6 +37,7 @@
 //! |       | [`interrupt`]     | the interrupter thread and its worker slots      |
 //! | 5     | [`job`]           | a request and its state machine                  |
 //! |       | [`registry`]      | Elixir functions callable from Python, by name   |
+//! |       | [`kept_reply`]    | async calls' replies, kept until awaited         |
 //! | 6     | [`reply`]         | answering a request                              |
 //! |       | [`serving`]       | the worker thread, seen from code running on it  |
 //! | 7     | [`awaitable`]     | replies that come later, from the asyncio loop   |
@@ -76,6 +77,7 @@ mod interrupt;
 mod isolated_channel;
 mod isolated_guard;
 mod job;
+mod kept_reply;
 mod memory;
 mod messaging;
 mod ops;
@@ -161,6 +163,18 @@ fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
     match handle.state.cancel_and_interrupt() {
         CancelOutcome::Cancelled { .. } => atoms::cancelled(),
         CancelOutcome::Done => atoms::done(),
+    }
+}
+
+/// At await: sends an async call's kept reply to the caller as
+/// `{claim, result}`, now or once it is ready (`:claimed`); `:cancelled`
+/// when no reply will come, `:delivered` when it was claimed before.
+#[rustler::nif]
+fn claim_reply<'a>(env: Env<'a>, handle: ResourceArc<JobHandle>, claim: Term<'a>) -> rustler::Atom {
+    match kept_reply::claim(env, &handle.state, env.pid(), claim) {
+        kept_reply::Claim::Claimed => atoms::claimed(),
+        kept_reply::Claim::Cancelled => atoms::cancelled(),
+        kept_reply::Claim::Delivered => atoms::delivered(),
     }
 }
 
