@@ -242,6 +242,11 @@ for {kind, options} <- [embedded: [], isolated: [isolated: true]] do
       expected = for i <- 0..3, do: for(r <- 0..9, do: (i * 100 + r) * 2)
       opts = [context: ctx, timeout: 50_000]
       assert {:ok, ^expected} = ErlangPython.call(:__main__, :joined, [name, 4, 10], opts)
+
+      # A thread left running after its request answered still calls in.
+      code = "threading.Thread(target=lambda: erlang.send(me, erlang.call(n, 21))).start()"
+      assert {:ok, nil} = ErlangPython.eval(code, %{me: self(), n: name}, context: ctx)
+      assert_receive 42, 10_000
     end
 
     test "erlang.send and erlang.self reach the caller", %{ctx: ctx} do

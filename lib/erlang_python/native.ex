@@ -57,6 +57,8 @@ defmodule ErlangPython.Native do
   @doc false
   def callback_reply(_id, _answer), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def callback_runner(_id, _pid), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def set_callback_timeout(_ms), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def pending_callbacks, do: :erlang.nif_error(:nif_not_loaded)

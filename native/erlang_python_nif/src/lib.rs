@@ -264,6 +264,14 @@ fn callback_reply(id: u64, answer: Term<'_>) -> bool {
     callbacks::deliver(id, answer)
 }
 
+/// Names the process about to run callback `id` (made from a Python thread
+/// of its own): its requests go to that thread while it waits.
+#[rustler::nif]
+fn callback_runner(id: u64, runner: rustler::LocalPid) -> rustler::Atom {
+    callbacks::set_runner(id, runner);
+    atoms::ok()
+}
+
 /// Sets the callback timeout, in milliseconds.
 #[rustler::nif]
 fn set_callback_timeout(ms: u64) -> rustler::Atom {

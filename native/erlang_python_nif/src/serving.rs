@@ -59,15 +59,13 @@ pub(crate) fn current_caller() -> Option<LocalPid> {
     current().and_then(|thread| thread.caller())
 }
 
-/// Serving, from a Python thread that is not a worker, the requests of a
-/// worker that is busy and cannot serve them itself (see
-/// `runtime::helping`): registered once by the runtime.
+/// Running a request on a Python thread that is not a worker (one that
+/// waits for a callback's answer, see `callbacks::divert`): registered once
+/// by the runtime.
 pub(crate) trait Helper: Sync {
-    /// Runs the requests queued for workers that are in the middle of a
-    /// request (joining a Python thread, say) and not serving their queue
-    /// meanwhile. Returns whether it ran any. Called holding the GIL, in
-    /// the main interpreter.
-    fn help(&self, py: Python<'_>) -> bool;
+    /// Runs `request` and replies. Called holding the GIL, in the main
+    /// interpreter.
+    fn serve(&self, py: Python<'_>, request: Request);
 }
 
 static HELPER: std::sync::OnceLock<&'static dyn Helper> = std::sync::OnceLock::new();

@@ -262,24 +262,6 @@ impl Dispatch {
         request
     }
 
-    /// For a Python thread waiting for a callback's answer: a request bound
-    /// to a worker that is running a request and neither parked nor waiting
-    /// for a callback itself (blocked in Python, joining that very thread,
-    /// say), with that worker's index. See `helping`.
-    pub(super) fn take_for_helper(&self) -> Option<(usize, Request)> {
-        let parked = self.idle.load(Ordering::SeqCst) | self.waiting.load(Ordering::SeqCst);
-        self.slots.iter().enumerate().find_map(|(index, slot)| {
-            let blocked =
-                parked & (1u64 << index) == 0 && slot.busy_since_ns.load(Ordering::Relaxed) != 0;
-            if !blocked {
-                return None;
-            }
-            let request = slot.own.receiver.try_recv().ok()?;
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            Some((index, request))
-        })
-    }
-
     /// The next request for worker `index` if one is queued (its own
     /// first), without waiting.
     pub(super) fn try_next(&self, index: usize) -> Option<Request> {

@@ -1,17 +1,16 @@
-//! Requests of a blocked worker, served by a Python thread that waits for a
-//! callback's answer.
+//! Requests that a Python thread waiting for a callback's answer runs
+//! itself (`callbacks::divert`).
 //!
 //! A request may start Python threads and join them; if such a thread calls
 //! an Elixir function that calls back into the same context, the nested
-//! request is bound to the worker that is blocked in `join()`, and would
-//! wait there until the callback timed out. So a Python thread waiting for
-//! a callback's answer (`callbacks::wait`) runs the requests queued for a
-//! worker that is in the middle of a request and not serving its queue
-//! itself, as the isolated worker's reader does (`worker/inbox.rs`). Only in
-//! the main interpreter, whose state every pool worker shares.
+//! request would be queued for the worker that is blocked in `join()`, and
+//! wait there until the callback timed out. So a callback made from a
+//! Python thread of its own (in the main interpreter) runs the requests of
+//! the process running that callback itself while it waits, as the isolated
+//! worker's reader does (`worker/inbox.rs`).
 //!
 //! A request served here cannot be interrupted (the interrupter targets the
-//! worker's thread); a caller that times out still gets its timeout, and
+//! workers' threads); a caller that times out still gets its timeout, and
 //! the late reply is dropped.
 
 use std::cell::RefCell;
@@ -19,21 +18,17 @@ use std::cell::RefCell;
 use pyo3::prelude::*;
 use rustler::OwnedEnv;
 
-use super::dispatch::Dispatch;
 use crate::awaitable;
 use crate::errors::Failure;
 use crate::job::Request;
 use crate::memory;
 use crate::ops::Executor;
 use crate::panics;
-use crate::reply::{self, Outcome};
 use crate::schedule;
 use crate::serving::Helper;
 
 /// The pool's [`Helper`].
-pub(super) struct PoolHelper {
-    pub(super) dispatch: &'static Dispatch,
-}
+pub(super) struct PoolHelper;
 
 thread_local! {
     /// Code and name caches of the Python threads that help.
@@ -41,20 +36,10 @@ thread_local! {
 }
 
 impl Helper for PoolHelper {
-    fn help(&self, py: Python<'_>) -> bool {
-        let mut served = false;
-        while let Some((index, request)) = self.dispatch.take_for_helper() {
-            served = true;
-            self.serve(py, index, request);
-        }
-        served
-    }
-}
-
-impl PoolHelper {
-    /// Runs `request`, bound to worker `index`, on this thread, and replies.
-    fn serve(&self, py: Python<'_>, index: usize, request: Request) {
-        if !request.job.start(index) {
+    fn serve(&self, py: Python<'_>, request: Request) {
+        // Worker 0 stands for this thread: an interrupt for this job finds
+        // it not running there, and does nothing.
+        if !request.job.start(0) {
             return; // the caller gave up before we got to it
         }
         let charged_to = memory::enter(request.job.scope);
@@ -70,18 +55,6 @@ impl PoolHelper {
             outcome
         });
         drop(charged_to);
-        self.dispatch.completed(index);
-        if request.job.is_cancelled() {
-            return;
-        }
-        if let Ok(Outcome::Value(value) | Outcome::ValueThenFree(value, _)) = &outcome {
-            if awaitable::is_awaitable(value) {
-                let value = value.clone();
-                drop(outcome);
-                awaitable::schedule(py, &value, request);
-                return;
-            }
-        }
-        reply::send(py, &mut OwnedEnv::new(), &request, &outcome);
+        awaitable::answer_or_schedule(py, &mut OwnedEnv::new(), request, outcome);
     }
 }
