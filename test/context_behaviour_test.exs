@@ -210,6 +210,45 @@ for {kind, options} <- [embedded: [], isolated: [isolated: true]] do
       assert message =~ "boom"
     end
 
+    # The request that started the threads waits in join() while their
+    # callbacks call back into this same context: those nested requests
+    # must be served meanwhile (before, an embedded context timed out).
+    test "callbacks from Python threads reenter the context while the request joins them", %{
+      ctx: ctx
+    } do
+      name = "behaviour_threads_#{System.unique_integer([:positive])}"
+
+      :ok =
+        ErlangPython.register_function(name, fn [x] ->
+          ErlangPython.eval!("x * 2", %{x: x}, context: ctx)
+        end)
+
+      on_exit(fn -> ErlangPython.unregister_function(name) end)
+
+      code = """
+      import threading
+      def joined(name, n, rounds):
+          results = [[] for _ in range(n)]
+          def work(i):
+              for r in range(rounds):
+                  results[i].append(erlang.call(name, i * 100 + r))
+          threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+          for t in threads: t.start()
+          for t in threads: t.join()
+          return results
+      """
+
+      :ok = ErlangPython.exec(code, context: ctx)
+      expected = for i <- 0..3, do: for(r <- 0..9, do: (i * 100 + r) * 2)
+      opts = [context: ctx, timeout: 50_000]
+      assert {:ok, ^expected} = ErlangPython.call(:__main__, :joined, [name, 4, 10], opts)
+
+      # A thread left running after its request answered still calls in.
+      code = "threading.Thread(target=lambda: erlang.send(me, erlang.call(n, 21))).start()"
+      assert {:ok, nil} = ErlangPython.eval(code, %{me: self(), n: name}, context: ctx)
+      assert_receive 42, 10_000
+    end
+
     test "erlang.send and erlang.self reach the caller", %{ctx: ctx} do
       assert {:ok, nil} =
                ErlangPython.eval("erlang.send(erlang.self(), ('hi', 1))", %{}, context: ctx)

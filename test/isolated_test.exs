@@ -245,54 +245,6 @@ defmodule ErlangPython.IsolatedTest do
     end
   end
 
-  describe "Python threads call Elixir" do
-    test "callbacks from threads reenter the context while the request that started them waits" do
-      ctx = start!()
-      name = "isolated_thread_#{System.unique_integer([:positive])}"
-
-      :ok =
-        ErlangPython.register_function(name, fn [x] ->
-          # Served by the worker while its main thread joins the threads.
-          ErlangPython.eval!("x * 2", %{x: x}, context: ctx)
-        end)
-
-      on_exit(fn -> ErlangPython.unregister_function(name) end)
-
-      code = """
-      import threading
-      def in_threads(name, n, rounds):
-          results = [[] for _ in range(n)]
-          def work(i):
-              for r in range(rounds):
-                  results[i].append(erlang.call(name, i * 100 + r))
-          threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-          for t in threads: t.start()
-          for t in threads: t.join()
-          return results
-      """
-
-      :ok = ErlangPython.exec(code, context: ctx)
-
-      expected = for i <- 0..7, do: for(r <- 0..24, do: (i * 100 + r) * 2)
-
-      assert {:ok, ^expected} =
-               ErlangPython.call(:__main__, :in_threads, [name, 8, 25],
-                 context: ctx,
-                 timeout: 60_000
-               )
-
-      # A thread left running after its request answered still calls in.
-      assert {:ok, nil} =
-               ErlangPython.eval(
-                 "threading.Thread(target=lambda: erlang.send(me, erlang.call(n, 21))).start()",
-                 %{me: self(), n: name},
-                 context: ctx
-               )
-
-      assert_receive 42, 10_000
-    end
-  end
-
   describe "the kernel filter of a sandboxed worker" do
     # The audit hook and the guarded C functions refuse first; machine code
     # gets past both, so what stops it here is the kernel's seccomp filter.

@@ -408,13 +408,9 @@ defmodule ErlangPython.OwnGilTest do
         "else int(__import__('_xxsubinterpreters').get_current())"
     end
 
-    defp eventually(check, tries \\ 100) do
-      cond do
-        check.() -> true
-        tries == 0 -> false
-        true -> Process.sleep(50) && eventually(check, tries - 1)
-      end
-    end
+    # The shared helper, fully qualified: an import inside this compile-time
+    # `if` would be reported unused on Pythons without own-GIL contexts.
+    defp eventually(check), do: ErlangPython.TestHelpers.eventually(check, interval: 50)
 
     defp wait_interrupt(ctx, tries) do
       case ContextServer.interrupt(ctx) do

@@ -81,14 +81,12 @@ defmodule ErlangPython.SharedStateTest do
       :ok = Semaphore.release()
     end
 
-    # The counters are made at the first use. Callers racing through that
-    # first use once each made and published counters of their own: slots
-    # taken on one were given back to another, and waiters polling a lost
-    # one (full, never released) stalled until their timeout.
-    test "callers racing through the first use share one set of counters" do
-      fresh_semaphore()
+    # Once, the counters were made at the first use, and callers racing
+    # through it each made a set of their own (slots taken on one were
+    # given back to another). A server holds the slots now; racing callers
+    # must still get exactly the limit between them.
+    test "racing callers get exactly the limit between them" do
       limit = Semaphore.max_concurrent()
-      fresh_semaphore()
 
       # Each caller holds what it got until all have tried.
       results = together(50, fn -> Semaphore.acquire(0) end, &release_if_taken/1)
@@ -97,8 +95,7 @@ defmodule ErlangPython.SharedStateTest do
       assert Semaphore.current() == 0
     end
 
-    test "every caller racing through the first use gets its slots" do
-      fresh_semaphore()
+    test "every racing caller gets its slots" do
       echo = spawn_link(fn -> echo_loop() end)
 
       results =
@@ -164,10 +161,6 @@ defmodule ErlangPython.SharedStateTest do
                ErlangPython.exec("import erlang\nerlang.state_set('k', 1)")
     end
   end
-
-  # Drops the semaphore's counters (its private persistent_term key), so the
-  # next use makes them again as the first use after boot does.
-  defp fresh_semaphore, do: :persistent_term.erase({Semaphore, :counters})
 
   # Runs `fun` in `n` processes released at once and returns their results
   # in order; once all have answered, each runs `after_all` on its result

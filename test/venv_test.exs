@@ -169,30 +169,9 @@ defmodule ErlangPython.VenvTest do
     assert {:error, {:invalid_venv, "/nonexistent/path"}} = :py.activate_venv("/nonexistent/path")
   end
 
-  # A minimal wheel: a package, a .pth file and the dist-info pip needs.
+  # A minimal wheel with a .pth file.
   defp build_wheel(dir, extra, name \\ "ep_wheel_pkg") do
-    dist_info = "#{name}-0.1.dist-info"
-
-    files = [
-      {"#{name}/__init__.py", "VALUE = 42\n"},
-      {"#{name}_extra.pth", extra <> "\n"},
-      {"#{dist_info}/METADATA", "Metadata-Version: 2.1\nName: #{name}\nVersion: 0.1\n"},
-      {"#{dist_info}/WHEEL",
-       "Wheel-Version: 1.0\nGenerator: erlang_python tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    ]
-
-    record =
-      Enum.map_join(files, "", fn {path, content} ->
-        digest = :crypto.hash(:sha256, content) |> Base.url_encode64(padding: false)
-        "#{path},sha256=#{digest},#{byte_size(content)}\n"
-      end) <> "#{dist_info}/RECORD,,\n"
-
-    entries =
-      for {path, content} <- files ++ [{"#{dist_info}/RECORD", record}],
-          do: {String.to_charlist(path), content}
-
-    wheel = Path.join(dir, "#{name}-0.1-py3-none-any.whl")
-    {:ok, _} = :zip.create(String.to_charlist(wheel), entries)
-    wheel
+    pth = {"#{name}_extra.pth", extra <> "\n"}
+    ErlangPython.LocalWheel.build(dir, name, "0.1", "42", [pth])
   end
 end

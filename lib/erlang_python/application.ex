@@ -9,14 +9,12 @@ defmodule ErlangPython.Application do
     children = [
       ErlangPython.State,
       ErlangPython.Callbacks,
+      # The line of `:py` callers waiting for a slot.
+      ErlangPython.Semaphore,
       # Tables of the context, pool, import and stream registries.
       ErlangPython.Registry,
       {DynamicSupervisor, name: ErlangPython.PoolSupervisor, strategy: :one_for_one}
     ]
-
-    # The semaphore's counters before any caller: callers racing to make
-    # them at their first use wait on a lock with a random back-off.
-    _limit = ErlangPython.Semaphore.max_concurrent()
 
     with {:ok, supervisor} <-
            Supervisor.start_link(children, strategy: :one_for_one, name: ErlangPython.Supervisor),

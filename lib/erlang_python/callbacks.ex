@@ -26,6 +26,21 @@ defmodule ErlangPython.Callbacks do
   end
 
   @impl true
+  def handle_info({:erlang_python_callback, id, target, args, kwargs, nil}, running) do
+    # From a Python thread of its own: the thread waiting for the answer
+    # runs this process's requests itself (the request that started the
+    # thread may hold its worker, joining it), so the NIF must know the
+    # process before it makes any.
+    {pid, monitor} =
+      spawn_monitor(fn ->
+        receive do: (:named -> run(id, target, args, kwargs, nil))
+      end)
+
+    :ok = Native.callback_runner(id, pid)
+    send(pid, :named)
+    {:noreply, Map.put(running, monitor, id)}
+  end
+
   def handle_info({:erlang_python_callback, id, target, args, kwargs, caller}, running) do
     {_pid, monitor} = spawn_monitor(fn -> run(id, target, args, kwargs, caller) end)
     {:noreply, Map.put(running, monitor, id)}

@@ -41,6 +41,8 @@ defmodule ErlangPython.Native do
   @doc false
   def cancel(_handle), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def claim_reply(_handle, _claim), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def build_info, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def register_function(_name, _target), do: :erlang.nif_error(:nif_not_loaded)
@@ -54,6 +56,8 @@ defmodule ErlangPython.Native do
   def set_callback_handler(_pid), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def callback_reply(_id, _answer), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def callback_runner(_id, _pid), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def set_callback_timeout(_ms), do: :erlang.nif_error(:nif_not_loaded)
   @doc false

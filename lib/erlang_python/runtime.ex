@@ -251,7 +251,8 @@ defmodule ErlangPython.Runtime do
   def start_request(op) do
     ref = make_ref()
 
-    case submit(ref, op) do
+    # Its reply is kept out of the mailbox until awaited (ErlangPython.KeptReply).
+    case submit({:erlang_python_kept, ref}, op) do
       {:error, _} = error -> error
       handle -> %ErlangPython.AsyncCall{ref: ref, handle: handle, owner: self()}
     end
@@ -265,7 +266,7 @@ defmodule ErlangPython.Runtime do
 
     case handle do
       {:isolated, server} -> ErlangPython.Isolated.await(server, ref, timeout)
-      _job -> await(ref, handle, timeout)
+      job -> ErlangPython.KeptReply.await(job, timeout)
     end
   end
 

@@ -13,48 +13,34 @@ defmodule ErlangPython.Semaphore do
       iex> ErlangPython.Semaphore.release()
       :ok
 
+  Callers that find no slot free wait in line: each freed slot goes to the
+  one that has waited longest, at once. A slot belongs to the process that
+  took it: when that process ends without `release/0`, its slots free
+  themselves, and a waiter that ends (or times out) leaves the line.
+
   The Elixir API does not use it: `ErlangPython.Runtime.set_max_queue/1`
   bounds the interpreter's queue for every caller.
   """
 
-  # Slot 1: slots taken; slot 2: the limit, read from the configuration
-  # when the counters are made (at the first use).
-  @key {__MODULE__, :counters}
-  @poll_ms 1
+  use GenServer
 
   @doc """
-  Takes a slot, waiting up to `timeout` ms (or `:infinity`) for one to free.
+  Takes a slot for the calling process, waiting up to `timeout` ms (or
+  `:infinity`) behind the callers that came first.
   """
   @spec acquire(timeout()) :: :ok | {:error, :max_concurrent}
-  def acquire(timeout \\ :infinity) do
-    deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
-    take(counters(), deadline)
+  def acquire(timeout \\ :infinity)
+      when timeout == :infinity or (is_integer(timeout) and timeout >= 0) do
+    # The server answers by `timeout` itself, so this call waits for it.
+    GenServer.call(__MODULE__, {:acquire, timeout}, :infinity)
   end
 
-  defp take(counters, deadline) do
-    if :atomics.add_get(counters, 1, 1) <= max(counters) do
-      :ok
-    else
-      :atomics.sub(counters, 1, 1)
-
-      if deadline != :infinity and now() >= deadline do
-        {:error, :max_concurrent}
-      else
-        Process.sleep(@poll_ms)
-        take(counters, deadline)
-      end
-    end
-  end
-
-  @doc "Gives back a slot taken with `acquire/1`."
+  @doc """
+  Gives back a slot the calling process took with `acquire/1` (nothing
+  when it holds none).
+  """
   @spec release() :: :ok
-  def release do
-    counters = counters()
-
-    # Never below zero, even after an unbalanced release.
-    if :atomics.sub_get(counters, 1, 1) < 0, do: :atomics.add(counters, 1, 1)
-    :ok
-  end
+  def release, do: GenServer.cast(__MODULE__, {:release, self()})
 
   @doc "Runs `fun` holding a slot; `{:error, :max_concurrent}` if none frees in time."
   # `(... -> result)`: Elixir 1.14 and 1.18 format a zero-arity fun type
@@ -73,51 +59,142 @@ defmodule ErlangPython.Semaphore do
 
   @doc "Slots taken now."
   @spec current() :: non_neg_integer()
-  def current, do: max(:atomics.get(counters(), 1), 0)
+  def current, do: GenServer.call(__MODULE__, :current)
 
   @doc "The limit."
   @spec max_concurrent() :: pos_integer()
-  def max_concurrent, do: max(counters())
+  def max_concurrent, do: GenServer.call(__MODULE__, :max)
 
-  @doc "Sets the limit (slots already taken stay taken)."
+  @doc "Sets the limit (slots already taken stay taken; a higher one lets waiters in)."
   @spec set_max(pos_integer()) :: :ok
-  def set_max(limit) when is_integer(limit) and limit > 0 do
-    :atomics.put(counters(), 2, limit)
-    :ok
+  def set_max(limit) when is_integer(limit) and limit > 0,
+    do: GenServer.call(__MODULE__, {:set_max, limit})
+
+  @doc "Callers waiting for a slot now."
+  @spec waiting() :: non_neg_integer()
+  def waiting, do: GenServer.call(__MODULE__, :waiting)
+
+  @doc false
+  def start_link(_options), do: GenServer.start_link(__MODULE__, [], name: __MODULE__)
+
+  # State:
+  # * `held`: monitor ref => pid, one per slot taken (a holder's monitor
+  #   frees its slot when the holder ends);
+  # * `by_pid`: pid => the monitor refs of the slots it holds, newest first;
+  # * `line`: the waiters, oldest first, as monitor refs; an entry no
+  #   longer in `waiters` (timed out, or its process ended) is skipped;
+  # * `waiters`: monitor ref => {from, timer}.
+
+  @impl true
+  def init([]) do
+    max = ErlangPython.Runtime.config(:max_concurrent)
+    {:ok, %{max: max, held: %{}, by_pid: %{}, line: :queue.new(), waiters: %{}}}
   end
 
-  defp max(counters), do: :atomics.get(counters, 2)
+  @impl true
+  def handle_call({:acquire, timeout}, {pid, _} = from, state) do
+    cond do
+      map_size(state.held) < state.max and map_size(state.waiters) == 0 ->
+        {:reply, :ok, hold(state, pid, Process.monitor(pid))}
 
-  defp configured_max, do: ErlangPython.Runtime.config(:max_concurrent)
+      timeout == 0 ->
+        {:reply, {:error, :max_concurrent}, state}
 
-  defp counters do
-    case :persistent_term.get(@key, nil) do
-      nil ->
-        # The lock's requester is this process: processes sharing one
-        # requester id hold a :global lock together, and racing first
-        # callers then each made and published counters of their own
-        # (slots taken on one set were given back to another). Only this
-        # node's processes share the counters, so only it is locked.
-        :global.trans({@key, self()}, &make_counters/0, [node()])
-
-      counters ->
-        counters
+      true ->
+        ref = Process.monitor(pid)
+        timer = if timeout != :infinity, do: Process.send_after(self(), {:expired, ref}, timeout)
+        waiters = Map.put(state.waiters, ref, {from, timer})
+        {:noreply, %{state | line: :queue.in(ref, state.line), waiters: waiters}}
     end
   end
 
-  # Under the lock: a caller that waited for it finds the counters made.
-  defp make_counters do
-    case :persistent_term.get(@key, nil) do
-      nil ->
-        counters = :atomics.new(2, signed: true)
-        :atomics.put(counters, 2, configured_max())
-        :persistent_term.put(@key, counters)
-        counters
+  def handle_call(:current, _from, state), do: {:reply, map_size(state.held), state}
+  def handle_call(:max, _from, state), do: {:reply, state.max, state}
+  def handle_call(:waiting, _from, state), do: {:reply, map_size(state.waiters), state}
 
-      counters ->
-        counters
+  def handle_call({:set_max, limit}, _from, state),
+    do: {:reply, :ok, admit(%{state | max: limit})}
+
+  @impl true
+  def handle_cast({:release, pid}, state) do
+    case Map.get(state.by_pid, pid, []) do
+      [] ->
+        {:noreply, state}
+
+      [ref | _] ->
+        Process.demonitor(ref, [:flush])
+        {:noreply, state |> unhold(ref) |> admit()}
     end
   end
 
-  defp now, do: System.monotonic_time(:millisecond)
+  @impl true
+  def handle_info({:DOWN, ref, :process, _pid, _reason}, state) do
+    cond do
+      Map.has_key?(state.held, ref) -> {:noreply, state |> unhold(ref) |> admit()}
+      Map.has_key?(state.waiters, ref) -> {:noreply, leave_line(state, ref)}
+      true -> {:noreply, state}
+    end
+  end
+
+  def handle_info({:expired, ref}, state) do
+    case Map.fetch(state.waiters, ref) do
+      {:ok, {from, _timer}} ->
+        Process.demonitor(ref, [:flush])
+        GenServer.reply(from, {:error, :max_concurrent})
+        {:noreply, leave_line(state, ref)}
+
+      :error ->
+        {:noreply, state}
+    end
+  end
+
+  defp hold(state, pid, ref) do
+    by_pid = Map.update(state.by_pid, pid, [ref], &[ref | &1])
+    %{state | held: Map.put(state.held, ref, pid), by_pid: by_pid}
+  end
+
+  defp unhold(state, ref) do
+    {pid, held} = Map.pop(state.held, ref)
+
+    by_pid =
+      case List.delete(Map.fetch!(state.by_pid, pid), ref) do
+        [] -> Map.delete(state.by_pid, pid)
+        refs -> Map.put(state.by_pid, pid, refs)
+      end
+
+    %{state | held: held, by_pid: by_pid}
+  end
+
+  # Gives free slots to the waiters that came first; their monitor now
+  # watches the slot.
+  defp admit(state) do
+    with true <- map_size(state.held) < state.max,
+         {{:value, ref}, line} <- :queue.out(state.line) do
+      case Map.pop(state.waiters, ref) do
+        {nil, _} ->
+          admit(%{state | line: line})
+
+        {{{pid, _} = from, timer}, waiters} ->
+          if timer, do: Process.cancel_timer(timer)
+          GenServer.reply(from, :ok)
+          admit(hold(%{state | line: line, waiters: waiters}, pid, ref))
+      end
+    else
+      _ -> state
+    end
+  end
+
+  # The entry stays in `line` until it reaches the front, unless entries
+  # that left outnumber those waiting (callers timing out while no slot
+  # frees): then the line is rebuilt without them.
+  defp leave_line(state, ref) do
+    waiters = Map.delete(state.waiters, ref)
+
+    if :queue.len(state.line) > 2 * map_size(waiters) + 16 do
+      line = :queue.filter(&Map.has_key?(waiters, &1), state.line)
+      %{state | waiters: waiters, line: line}
+    else
+      %{state | waiters: waiters}
+    end
+  end
 end

@@ -4,17 +4,22 @@ defmodule ErlangPython.LocalWheel do
   package index and no build backend.
   """
 
-  @doc "Writes `<name>-<version>-py3-none-any.whl` into `dir`, its module setting `VALUE = value`."
-  @spec build(Path.t(), String.t(), String.t(), String.t()) :: Path.t()
-  def build(dir, name, version \\ "0.1", value \\ "42") do
+  @doc """
+  Writes `<name>-<version>-py3-none-any.whl` into `dir`, its module setting
+  `VALUE = value`; `extra_files` (`{path, content}`) go in beside it.
+  """
+  @spec build(Path.t(), String.t(), String.t(), String.t(), [{String.t(), String.t()}]) ::
+          Path.t()
+  def build(dir, name, version \\ "0.1", value \\ "42", extra_files \\ []) do
     dist_info = "#{name}-#{version}.dist-info"
 
-    files = [
-      {"#{name}/__init__.py", "VALUE = #{value}\n"},
+    metadata = [
       {"#{dist_info}/METADATA", "Metadata-Version: 2.1\nName: #{name}\nVersion: #{version}\n"},
       {"#{dist_info}/WHEEL",
        "Wheel-Version: 1.0\nGenerator: erlang_python tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     ]
+
+    files = [{"#{name}/__init__.py", "VALUE = #{value}\n"} | extra_files] ++ metadata
 
     record =
       Enum.map_join(files, "", fn {path, content} ->

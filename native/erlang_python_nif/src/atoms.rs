@@ -16,6 +16,10 @@ rustler::atoms! {
     neg_infinity,
     bytes,
     cancelled,
+    // {:erlang_python_kept, ref}: an async call's reference (kept_reply).
+    erlang_python_kept,
+    claimed,
+    delivered,
     done,
     pong,
     overloaded,

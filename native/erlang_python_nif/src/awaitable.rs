@@ -86,3 +86,27 @@ pub(crate) fn schedule(py: Python<'_>, awaitable: &Bound<'_, PyAny>, request: Re
         let _ = pending.get().answer(py, Err(Failure::Python(err)));
     }
 }
+
+/// Answers `request` with `outcome` on a pool worker (or a thread serving
+/// for one): an awaitable result goes to the asyncio loop, which answers
+/// later; nothing is sent when the caller gave up. `replies` is a scratch
+/// environment.
+pub(crate) fn answer_or_schedule(
+    py: Python<'_>,
+    replies: &mut OwnedEnv,
+    request: Request,
+    outcome: Result<Outcome<'_>, Failure>,
+) {
+    if request.job.is_cancelled() {
+        return;
+    }
+    if let Ok(Outcome::Value(value) | Outcome::ValueThenFree(value, _)) = &outcome {
+        if is_awaitable(value) {
+            let value = value.clone();
+            drop(outcome);
+            schedule(py, &value, request);
+            return;
+        }
+    }
+    reply::send(py, replies, &request, &outcome);
+}

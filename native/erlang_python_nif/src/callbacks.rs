@@ -21,7 +21,7 @@
 //! entry is removed, and a late answer is dropped.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,8 @@ use rustler::{Encoder, LocalPid, OwnedEnv, Term};
 use crate::atoms;
 use crate::convert;
 use crate::errors::Failure;
-use crate::interpreters::Exception;
+use crate::interpreters::{self, Exception};
+use crate::job::Request;
 use crate::messaging::build_and_send;
 use crate::pytypes;
 use crate::registry;
@@ -54,6 +55,10 @@ pub struct Answer {
 struct Waiter {
     sender: Sender<Answer>,
     worker: Option<std::thread::Thread>,
+    /// A plain Python thread's call: where requests of the process running
+    /// the callback go ([`divert`]), once the dispatcher names it.
+    requests: Option<Sender<Request>>,
+    runner: Option<LocalPid>,
 }
 
 type Pending = Mutex<HashMap<u64, Waiter>>;
@@ -64,6 +69,8 @@ fn pending() -> &'static Pending {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Waiters with a runner: while 0, [`divert`] costs one load.
+static RUNNERS: AtomicUsize = AtomicUsize::new(0);
 static DISPATCHER: Mutex<Option<LocalPid>> = Mutex::new(None);
 /// Set when the runtime starts, from `ErlangPython.Runtime`'s configuration
 /// (the default lives there); callbacks cannot happen before.
@@ -84,11 +91,7 @@ pub(crate) fn set_timeout(timeout: Duration) {
 /// Called by the `callback_reply` NIF: hands the answer to the waiting call.
 /// Returns false when nobody waits any more (timed out, or a second answer).
 pub(crate) fn deliver(id: u64, answer: Term<'_>) -> bool {
-    let Some(waiter) = pending()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id)
-    else {
+    let Some(waiter) = remove(id) else {
         return false;
     };
     let env = OwnedEnv::new();
@@ -99,6 +102,50 @@ pub(crate) fn deliver(id: u64, answer: Term<'_>) -> bool {
         worker.unpark();
     }
     sent
+}
+
+fn remove(id: u64) -> Option<Waiter> {
+    let waiter = pending()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id)?;
+    if waiter.runner.is_some() {
+        RUNNERS.fetch_sub(1, Ordering::AcqRel);
+    }
+    Some(waiter)
+}
+
+/// Called by the dispatcher (`callback_runner` NIF) before the process
+/// running callback `id` starts: when a plain Python thread made the call,
+/// that process's requests go to the thread ([`divert`]).
+pub(crate) fn set_runner(id: u64, runner: LocalPid) {
+    let mut pending = pending().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(waiter) = pending.get_mut(&id) {
+        if waiter.requests.is_some() && waiter.runner.is_none() {
+            waiter.runner = Some(runner);
+            RUNNERS.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// For the pool, as a request is submitted: a request from the process
+/// running a callback that a plain Python thread waits for goes to that
+/// thread, which runs it while it waits (`None`). The request that started
+/// the thread may be joining it, holding its worker: queued there, the
+/// callback's call back into the same context would wait for the callback
+/// to time out. Any other request comes back.
+pub(crate) fn divert(request: Request) -> Option<Request> {
+    if RUNNERS.load(Ordering::Acquire) == 0 {
+        return Some(request);
+    }
+    let pending = pending().lock().unwrap_or_else(|p| p.into_inner());
+    let waiter = pending
+        .values()
+        .find(|waiter| waiter.runner == Some(request.reply_to));
+    match waiter.and_then(|waiter| waiter.requests.as_ref()) {
+        Some(requests) => requests.send(request).err().map(|e| e.into_inner()),
+        None => Some(request),
+    }
 }
 
 /// Calls the Elixir function registered as `name` with `args` (and `kwargs`
@@ -148,16 +195,34 @@ pub(crate) fn call_waiting<'py>(
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (sender, receiver) = crossbeam_channel::bounded::<Answer>(1);
     let worker = serving::current().map(|_| std::thread::current());
-    pending()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, Waiter { sender, worker });
+    // A plain Python thread in the main interpreter runs its callback's
+    // requests while it waits (see `divert`).
+    let serves = worker.is_none()
+        && waiting == Waiting::Serving
+        && serving::helper().is_some()
+        && interpreters::is_main(py);
+    let (requests, served) = match serves {
+        true => {
+            let (sender, receiver) = crossbeam_channel::unbounded::<Request>();
+            (Some(sender), Some(receiver))
+        }
+        false => (None, None),
+    };
+    pending().lock().unwrap_or_else(|p| p.into_inner()).insert(
+        id,
+        Waiter {
+            sender,
+            worker,
+            requests,
+            runner: None,
+        },
+    );
     // Whatever happens below, the pending entry must not outlive this call.
     let _cleanup = RemoveOnDrop(id);
 
     send_request(py, dispatcher, id, &target, args, kwargs)?;
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
-    let answer = wait(py, &receiver, timeout, waiting)?.ok_or_else(|| {
+    let answer = wait(py, &receiver, served.as_ref(), timeout, waiting)?.ok_or_else(|| {
         PyTimeoutError::new_err(format!(
             "Erlang function '{name}' did not answer within {} ms",
             timeout.as_millis()
@@ -170,10 +235,7 @@ struct RemoveOnDrop(u64);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        pending()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.0);
+        remove(self.0);
     }
 }
 
@@ -242,6 +304,7 @@ fn failure_to_pyerr(py: Python<'_>, failure: Failure) -> PyErr {
 fn wait(
     py: Python<'_>,
     receiver: &Receiver<Answer>,
+    served: Option<&Receiver<Request>>,
     timeout: Duration,
     waiting: Waiting,
 ) -> PyResult<Option<Answer>> {
@@ -249,7 +312,12 @@ fn wait(
     let deadline = began + timeout;
     let thread = serving::current().filter(|_| waiting == Waiting::Serving);
     let Some(thread) = thread else {
-        return Ok(py.detach(|| receiver.recv_deadline(deadline).ok()));
+        return Ok(match (served, serving::helper()) {
+            (Some(served), Some(helper)) => {
+                wait_serving_own(py, receiver, served, deadline, helper)
+            }
+            _ => py.detach(|| receiver.recv_deadline(deadline).ok()),
+        });
     };
     // The job that made this call may be cancelled while it waits: check
     // every tick, since a pending-call interrupt cannot reach a wait.
@@ -273,6 +341,38 @@ fn wait(
         }
         if let Some(request) = thread.wait_serving(py, &answered, deadline.min(now + tick)) {
             thread.serve(py, request);
+        }
+    }
+}
+
+/// A Python thread of its own waits for the answer, running the requests
+/// of the process that runs its callback meanwhile (see [`divert`]).
+fn wait_serving_own(
+    py: Python<'_>,
+    receiver: &Receiver<Answer>,
+    served: &Receiver<Request>,
+    deadline: Instant,
+    helper: &dyn serving::Helper,
+) -> Option<Answer> {
+    enum Next {
+        Answer(Answer),
+        Serve(Request),
+        Nothing,
+    }
+    loop {
+        let next = py.detach(|| {
+            crossbeam_channel::select! {
+                recv(receiver) -> answer => answer.map_or(Next::Nothing, Next::Answer),
+                recv(served) -> request => request.map_or(Next::Nothing, Next::Serve),
+                default(deadline.saturating_duration_since(Instant::now())) => Next::Nothing,
+            }
+        });
+        match next {
+            Next::Answer(answer) => return Some(answer),
+            Next::Serve(request) => helper.serve(py, request),
+            // Timed out (a closed channel cannot happen while we hold both
+            // receivers and the pending entry).
+            Next::Nothing => return receiver.try_recv().ok(),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! up: a caller that timed out or died never receives a stale message later.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -33,6 +33,35 @@ pub(crate) struct JobState {
     /// The scope the request was submitted in (`ops::Submission`), 0 for
     /// none: lets `interrupt_scope` find the job without knowing its id.
     pub(crate) scope: u64,
+    /// An async call's reply, kept here rather than sent until its caller
+    /// claims it (`crate::kept_reply`); untouched by other requests.
+    pub(crate) kept: Mutex<Kept>,
+}
+
+/// Where an async call's reply stands (see `crate::kept_reply`).
+#[derive(Default)]
+pub(crate) enum Kept {
+    /// Neither the reply nor a claim has come.
+    #[default]
+    Nothing,
+    /// The reply, waiting for its caller to claim it.
+    Reply(OwnedEnv, SavedTerm),
+    /// The caller claimed it first: send it to this pid, tagged with this
+    /// reference.
+    ClaimedBy(LocalPid, OwnedEnv, SavedTerm),
+    /// Sent to the caller that claimed it.
+    Delivered,
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kept::Nothing => "Nothing",
+            Kept::Reply(..) => "Reply",
+            Kept::ClaimedBy(..) => "ClaimedBy",
+            Kept::Delivered => "Delivered",
+        })
+    }
 }
 
 /// What `cancel` found.
@@ -55,6 +84,7 @@ impl JobState {
             state: AtomicU8::new(PENDING),
             worker: AtomicUsize::new(0),
             scope,
+            kept: Mutex::default(),
         }
     }
 

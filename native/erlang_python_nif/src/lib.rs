@@ -37,6 +37,7 @@
 //! |       | [`interrupt`]     | the interrupter thread and its worker slots      |
 //! | 5     | [`job`]           | a request and its state machine                  |
 //! |       | [`registry`]      | Elixir functions callable from Python, by name   |
+//! |       | [`kept_reply`]    | async calls' replies, kept until awaited         |
 //! | 6     | [`reply`]         | answering a request                              |
 //! |       | [`serving`]       | the worker thread, seen from code running on it  |
 //! | 7     | [`awaitable`]     | replies that come later, from the asyncio loop   |
@@ -76,6 +77,7 @@ mod interrupt;
 mod isolated_channel;
 mod isolated_guard;
 mod job;
+mod kept_reply;
 mod memory;
 mod messaging;
 mod ops;
@@ -164,6 +166,18 @@ fn cancel(handle: ResourceArc<JobHandle>) -> rustler::Atom {
     }
 }
 
+/// At await: sends an async call's kept reply to the caller as
+/// `{claim, result}`, now or once it is ready (`:claimed`); `:cancelled`
+/// when no reply will come, `:delivered` when it was claimed before.
+#[rustler::nif]
+fn claim_reply<'a>(env: Env<'a>, handle: ResourceArc<JobHandle>, claim: Term<'a>) -> rustler::Atom {
+    match kept_reply::claim(env, &handle.state, env.pid(), claim) {
+        kept_reply::Claim::Claimed => atoms::claimed(),
+        kept_reply::Claim::Cancelled => atoms::cancelled(),
+        kept_reply::Claim::Delivered => atoms::delivered(),
+    }
+}
+
 /// Interrupts whatever Python code the worker threads, and the own-GIL
 /// contexts' threads, are running now.
 /// False when the runtime is not started.
@@ -248,6 +262,14 @@ fn set_callback_handler(pid: rustler::LocalPid) -> rustler::Atom {
 #[rustler::nif]
 fn callback_reply(id: u64, answer: Term<'_>) -> bool {
     callbacks::deliver(id, answer)
+}
+
+/// Names the process about to run callback `id` (made from a Python thread
+/// of its own): its requests go to that thread while it waits.
+#[rustler::nif]
+fn callback_runner(id: u64, runner: rustler::LocalPid) -> rustler::Atom {
+    callbacks::set_runner(id, runner);
+    atoms::ok()
 }
 
 /// Sets the callback timeout, in milliseconds.

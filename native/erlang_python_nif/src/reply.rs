@@ -11,6 +11,7 @@ use crate::atoms;
 use crate::convert;
 use crate::errors::{reason_term, Failure};
 use crate::job::Request;
+use crate::kept_reply;
 use crate::messaging::send_owned;
 use crate::panics;
 
@@ -93,6 +94,14 @@ fn send_reply(
 ) {
     replies.run(|env| {
         let reference = request.reference_in(env);
+        // An async call's reply waits in the job for its caller to claim it.
+        if kept_reply::is_kept(reference) {
+            let result = build(env);
+            if request.job.finish() {
+                kept_reply::keep(&request.job, result);
+            }
+            return;
+        }
         let message = (reference, build(env)).encode(env);
         // Commit to replying only now that the message exists: from here on
         // the caller's cancel() answers :done and waits for this message.

@@ -59,6 +59,27 @@ pub(crate) fn current_caller() -> Option<LocalPid> {
     current().and_then(|thread| thread.caller())
 }
 
+/// Running a request on a Python thread that is not a worker (one that
+/// waits for a callback's answer, see `callbacks::divert`): registered once
+/// by the runtime.
+pub(crate) trait Helper: Sync {
+    /// Runs `request` and replies. Called holding the GIL, in the main
+    /// interpreter.
+    fn serve(&self, py: Python<'_>, request: Request);
+}
+
+static HELPER: std::sync::OnceLock<&'static dyn Helper> = std::sync::OnceLock::new();
+
+/// Declares the runtime's [`Helper`]; called once, as the pool starts.
+pub(crate) fn register_helper(helper: &'static dyn Helper) {
+    let _ = HELPER.set(helper);
+}
+
+/// The runtime's [`Helper`], once the pool runs.
+pub(crate) fn helper() -> Option<&'static dyn Helper> {
+    HELPER.get().copied()
+}
+
 thread_local! {
     /// Whether Python output of a request on this thread waits in a line
     /// buffer (priv/_erlang_impl/_io.py), to be flushed when a request ends.

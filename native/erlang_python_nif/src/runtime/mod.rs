@@ -12,11 +12,13 @@
 //! | `wait_strategy.rs`| whether a waiting thread spins first, and how long   |
 //! | `dispatch.rs`     | the shared and per-worker queues, parking, figures   |
 //! | `worker_thread.rs`| one worker: its loop, re-entrant for callbacks       |
+//! | `helping.rs`      | a blocked worker's requests, run by a waiting Python thread |
 //! | `pool.rs`         | start-up, placing requests, the queue limit, scopes, stats |
 //!
 //! Each file uses only files listed above it.
 
 mod dispatch;
+mod helping;
 mod inline_copy;
 mod pool;
 mod wait_strategy;

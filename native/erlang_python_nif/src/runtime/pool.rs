@@ -108,6 +108,7 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
     // Leaked on purpose: the workers live as long as the VM.
     let dispatch: &'static Dispatch =
         Box::leak(Box::new(Dispatch::new(options.workers.min(MAX_WORKERS))));
+    crate::serving::register_helper(&super::helping::PoolHelper);
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
     let (priv_dir, paths) = (options.priv_dir, options.paths);
     std::thread::Builder::new()
@@ -238,6 +239,12 @@ pub(crate) fn submit(
     let job = Arc::new(JobState::new(submission.scope.unwrap_or(0)));
     // The worker is given the op alone: the scope stays with the job.
     let request = Request::new(reference, submission.term, reply_to, job.clone());
+    // A callback's own request, awaited by the Python thread that made the
+    // callback: that thread runs it (callbacks::divert).
+    let Some(request) = callbacks::divert(request) else {
+        dispatch.queued.fetch_sub(1, Ordering::AcqRel);
+        return Ok(job);
+    };
     dispatch.push(request, bound);
     Ok(job)
 }

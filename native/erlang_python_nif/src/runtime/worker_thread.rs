@@ -26,7 +26,7 @@ use crate::job::{JobState, Request};
 use crate::memory;
 use crate::ops::Executor;
 use crate::panics;
-use crate::reply::{self, Outcome};
+use crate::reply::Outcome;
 use crate::sandbox;
 use crate::schedule;
 use crate::serving::{self, ServingThread};
@@ -175,22 +175,11 @@ impl WorkerThread {
     /// Replies with `outcome`, unless the caller gave up; an awaitable goes
     /// to the asyncio loop and replies later.
     fn answer(&self, py: Python<'_>, request: Request, outcome: Result<Outcome<'_>, Failure>) {
-        if request.job.is_cancelled() {
-            return;
-        }
-        if let Ok(Outcome::Value(value) | Outcome::ValueThenFree(value, _)) = &outcome {
-            if awaitable::is_awaitable(value) {
-                let value = value.clone();
-                drop(outcome);
-                awaitable::schedule(py, &value, request);
-                return;
-            }
-        }
         // The shared reply env is never held across Python code, so it is
         // free here even for a nested request; fall back to a fresh one anyway.
         match self.replies.try_borrow_mut() {
-            Ok(mut replies) => reply::send(py, &mut replies, &request, &outcome),
-            Err(_) => reply::send(py, &mut OwnedEnv::new(), &request, &outcome),
+            Ok(mut replies) => awaitable::answer_or_schedule(py, &mut replies, request, outcome),
+            Err(_) => awaitable::answer_or_schedule(py, &mut OwnedEnv::new(), request, outcome),
         }
     }
 }

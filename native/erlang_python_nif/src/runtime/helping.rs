@@ -1,0 +1,60 @@
+//! Requests that a Python thread waiting for a callback's answer runs
+//! itself (`callbacks::divert`).
+//!
+//! A request may start Python threads and join them; if such a thread calls
+//! an Elixir function that calls back into the same context, the nested
+//! request would be queued for the worker that is blocked in `join()`, and
+//! wait there until the callback timed out. So a callback made from a
+//! Python thread of its own (in the main interpreter) runs the requests of
+//! the process running that callback itself while it waits, as the isolated
+//! worker's reader does (`worker/inbox.rs`).
+//!
+//! A request served here cannot be interrupted (the interrupter targets the
+//! workers' threads); a caller that times out still gets its timeout, and
+//! the late reply is dropped.
+
+use std::cell::RefCell;
+
+use pyo3::prelude::*;
+use rustler::OwnedEnv;
+
+use crate::awaitable;
+use crate::errors::Failure;
+use crate::job::Request;
+use crate::memory;
+use crate::ops::Executor;
+use crate::panics;
+use crate::schedule;
+use crate::serving::Helper;
+
+/// The pool's [`Helper`].
+pub(super) struct PoolHelper;
+
+thread_local! {
+    /// Code and name caches of the Python threads that help.
+    static EXECUTOR: RefCell<Option<Executor>> = const { RefCell::new(None) };
+}
+
+impl Helper for PoolHelper {
+    fn serve(&self, py: Python<'_>, request: Request) {
+        // Worker 0 stands for this thread: an interrupt for this job finds
+        // it not running there, and does nothing.
+        if !request.job.start(0) {
+            return; // the caller gave up before we got to it
+        }
+        let charged_to = memory::enter(request.job.scope);
+        let outcome = EXECUTOR.with(|cell| {
+            // Taken out while it runs: the request may wait for a callback
+            // of its own and help again, re-entering here.
+            let executor = cell.borrow_mut().take().unwrap_or_default();
+            let outcome = panics::catch(|| {
+                request.with_op(|op| schedule::resolve(py, executor.execute(py, op)))
+            })
+            .unwrap_or_else(|text| Err(Failure::Internal(text)));
+            *cell.borrow_mut() = Some(executor);
+            outcome
+        });
+        drop(charged_to);
+        awaitable::answer_or_schedule(py, &mut OwnedEnv::new(), request, outcome);
+    }
+}

@@ -1,0 +1,37 @@
+defmodule ErlangPython.KeptReplyTest do
+  # An async call's reply stays out of the caller's mailbox until awaited,
+  # so awaiting it does not scan the messages piled up meanwhile
+  # (bench/await_mailbox.exs prints what that costs).
+  use ExUnit.Case, async: true
+
+  test "the reply waits outside the mailbox until awaited; other messages keep their order" do
+    for i <- 1..10_000, do: send(self(), {:unrelated, i})
+    calls = for i <- 1..20, do: ErlangPython.async_call(:operator, :add, [i, 1])
+    # Every call has finished: a synchronous call on the same worker pool
+    # can still come before them, so wait on a final one of each.
+    assert Enum.map(calls, &ErlangPython.await(&1, 10_000)) == for(i <- 1..20, do: {:ok, i + 1})
+
+    late = ErlangPython.async_call(:operator, :add, [41, 1])
+    Process.sleep(200)
+    {:messages, messages} = Process.info(self(), :messages)
+    assert length(messages) == 10_000
+    assert messages == for(i <- 1..10_000, do: {:unrelated, i})
+    assert {:ok, 42} = ErlangPython.await(late)
+    assert {:message_queue_len, 10_000} = Process.info(self(), :message_queue_len)
+  end
+
+  test "a call awaited twice answers the second time at once" do
+    call = ErlangPython.async_call(:operator, :add, [1, 2])
+    assert {:ok, 3} = ErlangPython.await(call)
+    assert {:error, :already_awaited} = ErlangPython.await(call, 60_000)
+  end
+
+  test "an await that times out gives up, and a later result is dropped" do
+    :ok = ErlangPython.exec("import time")
+    call = ErlangPython.async_call(:time, :sleep, [0.5])
+    assert {:error, :timeout} = ErlangPython.await(call, 50)
+    Process.sleep(700)
+    assert {:messages, []} = Process.info(self(), :messages)
+    assert {:error, :timeout} = ErlangPython.await(call, 50)
+  end
+end
