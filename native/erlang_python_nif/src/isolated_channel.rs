@@ -74,8 +74,8 @@ struct Gate {
     next: u64,
     /// The server has requests in the worker.
     server_busy: bool,
-    /// The server waits for the direct calls to end: it gets
-    /// `{:isolated_idle, tag}` when they have.
+    /// The server waits for the direct calls to end (no new one is taken):
+    /// it gets `{:isolated_idle, tag}` when they have.
     server_waiting: bool,
     /// The worker died (or the channel closed): no more direct calls.
     dead: bool,
@@ -227,7 +227,7 @@ fn deliver_direct(
     let (entry, idle) = {
         let mut gate = lock(&inner.gate);
         let entry = gate.pending.remove(&id);
-        let idle = gate.pending.is_empty() && std::mem::take(&mut gate.server_waiting);
+        let idle = gate.pending.is_empty() && gate.server_waiting;
         (entry, idle)
     };
     if let Some(mut entry) = entry.filter(|entry| !entry.cancelled) {
@@ -381,7 +381,9 @@ fn isolated_channel_call<'a>(
     if gate.dead {
         return atoms::closed().encode(env);
     }
-    if gate.server_busy || !gate.pending.is_empty() {
+    // A waiting server goes first: direct calls in a tight loop would
+    // otherwise keep its queue waiting for ever.
+    if gate.server_busy || gate.server_waiting || !gate.pending.is_empty() {
         return atoms::busy().encode(env);
     }
     let mut outbox = lock(&inner.outbox);
@@ -506,6 +508,7 @@ fn isolated_channel_claim(channel: ResourceArc<Channel>, force: bool) -> rustler
     let mut gate = lock(&channel.inner.gate);
     if force || gate.pending.is_empty() {
         gate.server_busy = true;
+        gate.server_waiting = false;
         atoms::ok()
     } else {
         gate.server_waiting = true;
@@ -514,10 +517,13 @@ fn isolated_channel_claim(channel: ResourceArc<Channel>, force: bool) -> rustler
 }
 
 /// `isolated_channel_unclaim(channel)`: the server has nothing in the
-/// worker any more.
+/// worker, and nothing queued, any more.
 #[rustler::nif]
 fn isolated_channel_unclaim(channel: ResourceArc<Channel>) -> rustler::Atom {
-    lock(&channel.inner.gate).server_busy = false;
+    let mut gate = lock(&channel.inner.gate);
+    gate.server_busy = false;
+    // Its queue emptied while it waited (a request timed out there).
+    gate.server_waiting = false;
     atoms::ok()
 }
 

@@ -25,8 +25,9 @@ use std::time::Instant;
 
 // The runtime's spin-or-park decision (recent arrival gaps, free cores),
 // mounted here as is: the worker includes this file by `#[path]` and has no
-// `runtime` module of its own.
-#[allow(dead_code)]
+// `runtime` module of its own. In the NIF it is thus compiled twice (the
+// copies share nothing but code: each has its own pressure sampler).
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "runtime/wait_strategy.rs"]
 mod wait_strategy;
 
@@ -450,7 +451,7 @@ impl Reader {
                 }
                 polls += 1;
                 // The clock is read every 64 polls: it costs more than a poll.
-                if polls % 64 == 0 && began.elapsed() >= spin {
+                if polls.is_multiple_of(64) && began.elapsed() >= spin {
                     break;
                 }
                 std::hint::spin_loop();
