@@ -149,7 +149,7 @@ defmodule ErlangPython.IsolatedTransportTest do
   end
 
   test "a direct caller whose worker dies gets python_exited, and the next call goes direct again" do
-    ctx = start!([])
+    ctx = start!(allow_subprocess: true)
     {:ok, before} = Isolated.os_pid(ctx)
 
     assert {:error, {:python_exited, {:exit_status, 3}}} =
