@@ -46,6 +46,14 @@ defmodule ErlangPython.Isolated do
   | `:timeout` | `30000` | milliseconds for the worker to start and run the preload code |
   | `:name`, `:pool`, `:id` | | as for every context |
 
+  With shared memory, a call made while the worker is idle goes straight
+  from the calling process into the worker's ring, and its reply straight
+  back (a direct call); calls made while the worker is busy queue at the
+  server. Either way the server owns the worker: a direct caller whose
+  worker dies gets `{:error, {:python_exited, reason}}` too. The worker
+  keeps up to 256 MB of freed large blocks in its heap, so a stream of
+  large arguments does not fault in fresh memory for each.
+
   Handles (`%ErlangPython.Object{}`) made in an isolated context belong to
   its worker: the worker drops its object once the VM has garbage-collected
   every copy of the handle (or when the worker exits or the context stops),
