@@ -5,7 +5,8 @@
 # a noisy machine), the median of several: a call's latency, a 1,000,000-integer
 # list summed, a 100 MB binary passed as bytes. "isolated" moves frames
 # through shared memory (the default transport), "pipes" is the same worker
-# with `transport: :pipes`. The port bridge is
+# with `transport: :pipes`. A call to an idle shared-memory worker goes
+# direct (caller -> ring -> caller, no server hop); pipes pass the server. The port bridge is
 # bench/port_bridge.py, Python on a port with a codec in Python (as
 # erlport-style bridges run it); the isolated worker is also Python on a port,
 # with the codec in Rust. The load average is printed with every row.

@@ -238,10 +238,13 @@ defmodule ErlangPython.IsolatedTest do
       assert Enum.find(1..100, fn _ -> count.() == base + 1 || (Process.sleep(50) && false) end),
              "still held: #{count.()} (base #{base})"
 
-      # The handle still referred to works, and a GC here keeps it.
+      # The handle still referred to works, and a GC here keeps it. (It is
+      # referred to after the count: a handle no longer used may be released
+      # at any GC, and a direct call can reach the worker after its release.)
       :erlang.garbage_collect()
       assert {:ok, "object"} = ErlangPython.eval("type(k).__name__", %{k: kept}, context: ctx)
       assert count.() == base + 1
+      assert %ErlangPython.Object{} = kept
     end
   end
 

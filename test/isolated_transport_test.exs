@@ -107,4 +107,62 @@ defmodule ErlangPython.IsolatedTransportTest do
     assert {:ok, now} = Isolated.os_pid(ctx)
     assert now != before
   end
+
+  test "a call to an idle worker skips the server: it answers while the server is suspended" do
+    ctx = start!([])
+    assert {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2], context: ctx)
+    :ok = :sys.suspend(ctx)
+
+    try do
+      assert {:ok, 7} = ErlangPython.call(:operator, :add, [3, 4], context: ctx, timeout: 5_000)
+    after
+      :sys.resume(ctx)
+    end
+
+    # Over pipes every frame passes through the server.
+    piped = start!(transport: :pipes)
+    :ok = :sys.suspend(piped)
+
+    try do
+      assert {:error, :timeout} =
+               ErlangPython.call(:operator, :add, [1, 2], context: piped, timeout: 300)
+    after
+      :sys.resume(piped)
+    end
+  end
+
+  test "concurrent callers each get their own answers, direct or queued at the server" do
+    ctx = start!([])
+
+    answers =
+      1..16
+      |> Enum.map(fn caller ->
+        Task.async(fn ->
+          for n <- 1..40, do: ErlangPython.call(:operator, :mul, [caller, n], context: ctx)
+        end)
+      end)
+      |> Task.await_many(60_000)
+
+    for {results, caller} <- Enum.with_index(answers, 1) do
+      assert results == for(n <- 1..40, do: {:ok, caller * n})
+    end
+  end
+
+  test "a direct caller whose worker dies gets python_exited, and the next call goes direct again" do
+    ctx = start!(allow_subprocess: true)
+    {:ok, before} = Isolated.os_pid(ctx)
+
+    assert {:error, {:python_exited, {:exit_status, 3}}} =
+             ErlangPython.call(:os, :_exit, [3], context: ctx)
+
+    {:ok, later} = Isolated.os_pid(ctx)
+    assert later != before
+    :ok = :sys.suspend(ctx)
+
+    try do
+      assert {:ok, 5} = ErlangPython.call(:operator, :add, [2, 3], context: ctx, timeout: 5_000)
+    after
+      :sys.resume(ctx)
+    end
+  end
 end

@@ -46,6 +46,14 @@ defmodule ErlangPython.Isolated do
   | `:timeout` | `30000` | milliseconds for the worker to start and run the preload code |
   | `:name`, `:pool`, `:id` | | as for every context |
 
+  With shared memory, a call made while the worker is idle goes straight
+  from the calling process into the worker's ring, and its reply straight
+  back (a direct call); calls made while the worker is busy queue at the
+  server. Either way the server owns the worker: a direct caller whose
+  worker dies gets `{:error, {:python_exited, reason}}` too. The worker
+  keeps up to 256 MB of freed large blocks in its heap, so a stream of
+  large arguments does not fault in fresh memory for each.
+
   Handles (`%ErlangPython.Object{}`) made in an isolated context belong to
   its worker: the worker drops its object once the VM has garbage-collected
   every copy of the handle (or when the worker exits or the context stops),
@@ -53,7 +61,7 @@ defmodule ErlangPython.Isolated do
   """
   use GenServer
 
-  alias ErlangPython.{Imports, Preload, Request}
+  alias ErlangPython.{Imports, Native, Preload, Request}
   alias ErlangPython.Isolated.{Handles, Protocol, Transport}
 
   @table :erlang_python_isolated
@@ -116,8 +124,82 @@ defmodule ErlangPython.Isolated do
   @doc false
   # Runs an ErlangPython.Request in the context `server` and waits for its
   # answer; on timeout the call is cancelled (and interrupted if running).
+  #
+  # When the worker is idle, the request goes straight into its ring from
+  # this process and the reply comes straight back from the channel's
+  # reader thread (a direct call): no hop through the server either way.
+  # Otherwise (the worker is busy, pipes, a large request) it queues at the
+  # server. The server still fails a direct caller whose worker dies.
   def run(server, request, timeout) do
-    with {:ok, ref} <- send_request(server, request), do: await(server, ref, timeout)
+    case {unsupported(request), channel(server)} do
+      {nil, nil} ->
+        with {:ok, ref} <- send_request(server, request), do: await(server, ref, timeout)
+
+      {nil, channel} ->
+        ref = Process.monitor(server)
+        encoded = Protocol.encode_request(request)
+
+        case Native.isolated_channel_call(channel, ref, Protocol.direct_call(self(), encoded)) do
+          {:ok, id} ->
+            await_direct(server, ref, channel, id, timeout)
+
+          _busy_closed_or_too_large ->
+            send(server, {:isolated_request, self(), ref, encoded})
+            await(server, ref, timeout)
+        end
+
+      {what, _channel} ->
+        {:error, {:not_supported_in_isolated, what}}
+    end
+  end
+
+  # The reply frame of a direct call, `{:reply, id, result}`, decoded here
+  # (a result is never a binary: the channel sends frames as binaries).
+  defp direct_result(frame) do
+    case Protocol.decode(frame) do
+      {:ok, {:reply, _id, result}} -> result
+      _malformed -> {:error, :malformed_reply}
+    end
+  end
+
+  # The shared-memory channel of the server's current worker, nil with pipes.
+  defp channel(server) do
+    case :ets.lookup(@table, server) do
+      [{_server, channel}] -> channel
+      _ -> nil
+    end
+  rescue
+    ArgumentError -> nil
+  end
+
+  defp await_direct(server, ref, channel, id, timeout) do
+    receive do
+      {^ref, frame} when is_binary(frame) ->
+        Process.demonitor(ref, [:flush])
+        direct_result(frame)
+
+      {^ref, result} ->
+        Process.demonitor(ref, [:flush])
+        result
+
+      {:DOWN, ^ref, :process, _, _reason} ->
+        {:error, {:context_down, server}}
+    after
+      timeout ->
+        if Native.isolated_channel_cancel(channel, id) do
+          # Still running: its reply will be dropped; the server interrupts
+          # it (and kills the worker past the grace period).
+          send(server, {:isolated_cancel_direct, id})
+          Process.demonitor(ref, [:flush])
+          {:error, :timeout}
+        else
+          # Answered (or failed) just now: the answer is on its way.
+          case await(server, ref, :infinity) do
+            frame when is_binary(frame) -> direct_result(frame)
+            result -> result
+          end
+        end
+    end
   end
 
   @doc false
@@ -223,7 +305,7 @@ defmodule ErlangPython.Isolated do
 
     case start_worker(state) do
       {:ok, state} ->
-        :ok = ErlangPython.Registry.register(@table, {self()}, self())
+        :ok = ErlangPython.Registry.register(@table, {self(), state.port.channel}, self())
         if pool = opts[:pool], do: ErlangPython.Pool.joined(pool, self())
         {:ok, state}
 
@@ -236,7 +318,7 @@ defmodule ErlangPython.Isolated do
   def handle_call(:os_pid, _from, state), do: {:reply, {:ok, state.os_pid}, state}
 
   def handle_call(:interrupt, _from, state) do
-    if map_size(state.in_flight) > 0 do
+    if map_size(state.in_flight) > 0 or direct_caller(state) != nil do
       signal(state.os_pid, "INT")
       {:reply, :ok, state}
     else
@@ -278,6 +360,29 @@ defmodule ErlangPython.Isolated do
          }}
     end
   end
+
+  # A direct call's caller gave up while the worker runs it.
+  def handle_info({:isolated_cancel_direct, id}, state) do
+    if direct_running?(state, id) do
+      signal(state.os_pid, "INT")
+
+      Process.send_after(
+        self(),
+        {:kill_if_direct_running, id, state.os_pid},
+        state.opts[:interrupt_grace]
+      )
+    end
+
+    {:noreply, state}
+  end
+
+  def handle_info({:kill_if_direct_running, id, os_pid}, state) do
+    if os_pid == state.os_pid and direct_running?(state, id), do: signal(os_pid, "KILL")
+    {:noreply, state}
+  end
+
+  # The direct calls the server waited for are done.
+  def handle_info({:isolated_idle, _tag}, state), do: {:noreply, dispatch(state)}
 
   def handle_info({:kill_if_running, id, os_pid}, state) do
     if os_pid == state.os_pid and MapSet.member?(state.cancelled, id), do: signal(os_pid, "KILL")
@@ -333,6 +438,10 @@ defmodule ErlangPython.Isolated do
 
   defp worker_exited(status, state) do
     reason = exit_reason(status)
+
+    if channel = state.port.channel,
+      do: Native.isolated_channel_fail(channel, {:python_exited, reason})
+
     state = fail_all(state, {:python_exited, reason})
     now = System.monotonic_time(:millisecond)
     restarts = [now | Enum.filter(state.restarts, &(now - &1 < @restart_window))]
@@ -341,8 +450,12 @@ defmodule ErlangPython.Isolated do
       {:stop, {:python_exited, reason}, %{state | port: nil}}
     else
       case start_worker(%{state | port: nil, os_pid: nil, restarts: restarts}) do
-        {:ok, state} -> {:noreply, dispatch(state)}
-        {:error, why} -> {:stop, {:python_exited, {reason, {:restart_failed, why}}}, state}
+        {:ok, state} ->
+          :ets.insert(@table, {self(), state.port.channel})
+          {:noreply, dispatch(state)}
+
+        {:error, why} ->
+          {:stop, {:python_exited, {reason, {:restart_failed, why}}}, state}
       end
     end
   end
@@ -364,32 +477,69 @@ defmodule ErlangPython.Isolated do
   # A request goes to the worker when it is idle, or when it waits for a
   # callback (which may be the request's very caller: reentrancy); others
   # wait here, so one that times out while waiting never reaches Python.
+  # Direct calls share the worker: the server claims it before sending (a
+  # direct call in it makes the claim wait for `{:isolated_idle, tag}`),
+  # and frees it when nothing of its own is left in it.
   defp dispatch(%{port: nil} = state), do: state
 
   defp dispatch(state) do
-    if map_size(state.in_flight) == 0 or state.callbacks > 0 do
-      case :queue.out(state.queue) do
-        {{:value, {caller, ref, request}}, queue} ->
-          id = state.next
-          Transport.send(state.port, Protocol.call(id, caller, request))
+    cond do
+      state.callbacks > 0 ->
+        send_next(state)
 
-          state = %{
-            state
-            | queue: queue,
-              next: id + 1,
-              in_flight: Map.put(state.in_flight, id, {caller, ref}),
-              refs: Map.put(state.refs, ref, id)
-          }
+      map_size(state.in_flight) > 0 ->
+        state
 
-          if state.callbacks > 0, do: dispatch(state), else: state
+      :queue.is_empty(state.queue) ->
+        if channel = state.port.channel, do: Native.isolated_channel_unclaim(channel)
+        state
 
-        {:empty, _queue} ->
-          state
-      end
-    else
-      state
+      claim(state, false) == :ok ->
+        send_next(state)
+
+      true ->
+        state
     end
   end
+
+  defp claim(state, force) do
+    case state.port.channel do
+      nil -> :ok
+      channel -> Native.isolated_channel_claim(channel, force)
+    end
+  end
+
+  defp send_next(state) do
+    case :queue.out(state.queue) do
+      {{:value, {caller, ref, request}}, queue} ->
+        if state.callbacks > 0, do: claim(state, true)
+        id = state.next
+        Transport.send(state.port, Protocol.call(id, caller, request))
+
+        state = %{
+          state
+          | queue: queue,
+            next: id + 1,
+            in_flight: Map.put(state.in_flight, id, {caller, ref}),
+            refs: Map.put(state.refs, ref, id)
+        }
+
+        if state.callbacks > 0, do: send_next(state), else: state
+
+      {:empty, _queue} ->
+        state
+    end
+  end
+
+  defp direct_running?(%{port: %Transport{channel: channel}}, id) when channel != nil,
+    do: Native.isolated_channel_running(channel, id)
+
+  defp direct_running?(_state, _id), do: false
+
+  defp direct_caller(%{port: %Transport{channel: channel}}) when channel != nil,
+    do: Native.isolated_channel_innermost(channel)
+
+  defp direct_caller(_state), do: nil
 
   # A message whose terms hold new handles lists their ids last.
   defp handle_worker({:reply, id, result, made}, state),
@@ -412,6 +562,12 @@ defmodule ErlangPython.Isolated do
           %{state | in_flight: in_flight, cancelled: MapSet.delete(state.cancelled, id)}
 
         {nil, _} ->
+          # A direct call's reply the server had to see (its new handles
+          # are guarded above).
+          with %Transport{channel: channel} when channel != nil <- state.port,
+               {caller, ref} <- Native.isolated_channel_take(channel, id),
+               do: send(caller, {ref, result})
+
           state
       end
 
@@ -449,7 +605,8 @@ defmodule ErlangPython.Isolated do
   defp innermost_caller(state) do
     case Enum.max_by(state.in_flight, fn {id, _} -> id end, fn -> nil end) do
       {_id, {caller, _ref}} -> caller
-      _none_or_cancelled -> nil
+      nil -> direct_caller(state)
+      _cancelled -> nil
     end
   end
 

@@ -94,6 +94,22 @@ defmodule ErlangPython.Native do
   def isolated_channel_write(_channel, _frame), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def isolated_channel_close(_channel), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_call(_channel, _ref, _frame), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_cancel(_channel, _id), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_running(_channel, _id), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_take(_channel, _id), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_innermost(_channel), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_claim(_channel, _force), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_unclaim(_channel), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_fail(_channel, _reason), do: :erlang.nif_error(:nif_not_loaded)
 
   # Channels and buffers (native/erlang_python_nif/src/channel.rs, buffer.rs).
   @doc false

@@ -35,6 +35,24 @@ defmodule ErlangPython.Isolated.Protocol do
     [<<131, 104, 4, head::binary>> | encoded_request]
   end
 
+  # The id a direct call's frame carries until the NIF patches in its own
+  # (native/erlang_python_nif/src/isolated_channel.rs): 2^62 is written as
+  # an 8-byte SMALL_BIG, so every direct id fits the same bytes.
+  @direct_placeholder Bitwise.bsl(1, 62)
+
+  @doc false
+  # `{:call, id, caller, request}` for a direct call: written by hand, so the
+  # id's 8 bytes sit at a fixed place (after version, tuple, `:call` as a
+  # SMALL_ATOM_UTF8) on every OTP release.
+  def direct_call(caller, encoded_request) do
+    <<131, pid::binary>> = :erlang.term_to_binary(caller)
+
+    [
+      <<131, 104, 4, 119, 4, "call", 110, 8, 0, @direct_placeholder::little-64, pid::binary>>
+      | encoded_request
+    ]
+  end
+
   @doc false
   def callback_reply(id, answer), do: :erlang.term_to_binary({:callback_reply, id, answer})
 

@@ -37,6 +37,8 @@ rustler::atoms! {
     isolated_closed,
     closed,
     isolated_release,
+    isolated_idle,
+    busy,
     // Keys and module of the %ErlangPython.Error{} exception struct.
     __struct__,
     __exception__,

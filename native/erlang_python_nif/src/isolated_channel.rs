@@ -9,10 +9,21 @@
 //! streams it as the worker drains the ring. The binaries are kept alive in
 //! the job's environment, not copied.
 //!
+//! Direct calls: a caller may submit its request straight into the ring
+//! (`isolated_channel_call`) when the worker is idle: nothing else in
+//! flight, from the server or another caller. Its reply, `{:reply, id,
+//! result}`, is sent by the reader thread to the caller as `{ref, frame}`
+//! (a binary: results never are), with no hop through the server. The server keeps
+//! containment: it holds the worker, and when the worker dies it fails every
+//! pending direct caller (`isolated_channel_fail`) as it fails its own.
+//! Replies that carry new handles (4-tuples) still go to the server, which
+//! guards the handles and then takes the caller (`isolated_channel_take`).
+//!
 //! The worker is untrusted: anything impossible read from the rings closes
 //! the channel and the server gets `{:isolated_closed, tag, reason}` (it
 //! then kills the worker; its pending callers get the port's exit reason).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rustler::env::SavedTerm;
@@ -41,11 +52,41 @@ struct Job {
     parts: SavedTerm,
 }
 
+/// Ids of direct calls start here; the server numbers its own requests
+/// from 1 and never gets near it.
+const DIRECT_BASE: u64 = 1 << 62;
+
+/// A direct call awaiting its reply.
+struct Pending {
+    caller: LocalPid,
+    /// Holds the caller's reference (`reference`), and carries the reply.
+    env: OwnedEnv,
+    reference: SavedTerm,
+    /// The caller gave up (timeout): the reply is dropped, but the request
+    /// still occupies the worker.
+    cancelled: bool,
+}
+
+/// Who may put a request into the worker now.
+#[derive(Default)]
+struct Gate {
+    pending: HashMap<u64, Pending>,
+    next: u64,
+    /// The server has requests in the worker.
+    server_busy: bool,
+    /// The server waits for the direct calls to end (no new one is taken):
+    /// it gets `{:isolated_idle, tag}` when they have.
+    server_waiting: bool,
+    /// The worker died (or the channel closed): no more direct calls.
+    dead: bool,
+}
+
 struct Inner {
     mapping: Mapping,
     path: String,
     outbox: Mutex<Outbox>,
     jobs: Mutex<Option<crossbeam_channel::Sender<Job>>>,
+    gate: Mutex<Gate>,
 }
 
 impl Inner {
@@ -109,6 +150,10 @@ fn open(owner: LocalPid, tag: u64) -> Result<(ResourceArc<Channel>, String), Str
         mapping,
         path: path.clone(),
         jobs: Mutex::new(Some(jobs)),
+        gate: Mutex::new(Gate {
+            next: DIRECT_BASE,
+            ..Gate::default()
+        }),
     });
     let reading = inner.clone();
     std::thread::Builder::new()
@@ -127,13 +172,18 @@ fn open(owner: LocalPid, tag: u64) -> Result<(ResourceArc<Channel>, String), Str
     Ok((ResourceArc::new(Channel { inner }), path))
 }
 
-/// Delivers each frame from the worker to `owner`, until the channel closes.
+/// Delivers each frame from the worker: a direct call's reply to its
+/// caller, anything else to `owner` (the server), until the channel closes.
 fn read_loop(inner: &Inner, owner: LocalPid, tag: u64) {
     let mut reader = inner.mapping.reader(shm_ring::TO_VM);
     let mut owned = OwnedEnv::new();
     loop {
         match reader.recv(&inner.mapping, MAX_FRAME, try_binary) {
             Ok(frame) => {
+                if let Some(id) = direct_reply_id(&frame) {
+                    deliver_direct(inner, id, frame, &owner, tag, &mut owned);
+                    continue;
+                }
                 let sent = messaging::build_and_send(&mut owned, &owner, |env| {
                     Ok::<_, ()>((atoms::isolated_frame(), tag, frame.release(env)).encode(env))
                 });
@@ -151,6 +201,48 @@ fn read_loop(inner: &Inner, owner: LocalPid, tag: u64) {
                 return;
             }
         }
+    }
+}
+
+/// The id of `{:reply, id, result}` when `id` is a direct call's (the
+/// worker writes it as an 8-byte SMALL_BIG); None for anything else,
+/// including replies listing new handles (a 4-tuple: the server's).
+fn direct_reply_id(frame: &[u8]) -> Option<u64> {
+    const HEAD: &[u8] = b"\x83\x68\x03\x77\x05reply\x6e\x08\x00";
+    let rest = frame.strip_prefix(HEAD)?;
+    let id = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+    (id >= DIRECT_BASE).then_some(id)
+}
+
+/// Sends a direct call's reply frame to its caller as `{ref, frame}` (dropped
+/// when the caller gave up), and tells a waiting server the worker is free.
+fn deliver_direct(
+    inner: &Inner,
+    id: u64,
+    frame: OwnedBinary,
+    owner: &LocalPid,
+    tag: u64,
+    owned: &mut OwnedEnv,
+) {
+    let (entry, idle) = {
+        let mut gate = lock(&inner.gate);
+        let entry = gate.pending.remove(&id);
+        let idle = gate.pending.is_empty() && gate.server_waiting;
+        (entry, idle)
+    };
+    if let Some(mut entry) = entry.filter(|entry| !entry.cancelled) {
+        let reference = entry.reference;
+        // The caller decodes the frame (`:erlang.binary_to_term/2`, on its
+        // own scheduler): building a term here, off the schedulers, would
+        // hit erlang/otp#8208 for maps over 128 keys before OTP 27.3.
+        let _ = messaging::build_and_send(&mut entry.env, &entry.caller, |env| {
+            Ok::<_, ()>((reference.load(env), frame.release(env)).encode(env))
+        });
+    }
+    if idle {
+        let _ = messaging::build_and_send(owned, owner, |env| {
+            Ok::<_, ()>((atoms::isolated_idle(), tag).encode(env))
+        });
     }
 }
 
@@ -262,6 +354,201 @@ fn failed<'a>(env: Env<'a>, inner: &Inner, error: &shm_ring::Error) -> Term<'a> 
 /// worker, if alive, sees the channel closed.
 #[rustler::nif]
 fn isolated_channel_close(channel: ResourceArc<Channel>) -> rustler::Atom {
+    lock(&channel.inner.gate).dead = true;
     channel.inner.close();
+    atoms::ok()
+}
+
+/// `isolated_channel_call(channel, ref, iodata)`: submits a request frame
+/// (`{:call, id, caller, request}` with a placeholder id, see
+/// `ErlangPython.Isolated.Protocol.direct_call/2`) straight into the worker
+/// when nothing else is in it: `{:ok, id}`; the reply comes to the calling
+/// process as `{ref, result}`. `:busy` when the worker is taken (the caller
+/// goes through the server), `:closed` once the worker is gone.
+#[rustler::nif]
+fn isolated_channel_call<'a>(
+    env: Env<'a>,
+    channel: ResourceArc<Channel>,
+    reference: Term<'a>,
+    frame: Term<'a>,
+) -> Term<'a> {
+    let Some(parts) = binaries(frame) else {
+        return (atoms::error(), atoms::badarg()).encode(env);
+    };
+    let inner = &channel.inner;
+    let len: usize = parts.iter().map(|b| b.len()).sum();
+    let mut gate = lock(&inner.gate);
+    if gate.dead {
+        return atoms::closed().encode(env);
+    }
+    // A waiting server goes first: direct calls in a tight loop would
+    // otherwise keep its queue waiting for ever.
+    if gate.server_busy || gate.server_waiting || !gate.pending.is_empty() {
+        return atoms::busy().encode(env);
+    }
+    let mut outbox = lock(&inner.outbox);
+    // Only a frame the ring takes whole right now goes direct: a large one
+    // is the server's (its writer thread streams it).
+    if outbox.pending > 0 || len > DIRECT_MAX {
+        return atoms::busy().encode(env);
+    }
+    let Some(writer) = outbox.writer.as_mut() else {
+        return atoms::busy().encode(env);
+    };
+    match writer.fits(&inner.mapping, len) {
+        Ok(true) => {}
+        Ok(false) => return atoms::busy().encode(env),
+        Err(error) => {
+            drop(outbox);
+            drop(gate);
+            return failed(env, inner, &error);
+        }
+    }
+    let id = gate.next;
+    gate.next += 1;
+    // The frame's id is patched in place: `parts[0]` starts with
+    // `{:call, <placeholder>`, the placeholder an 8-byte SMALL_BIG.
+    let head = parts[0].as_slice();
+    let Some(at) = placeholder_at(head) else {
+        return (atoms::error(), atoms::badarg()).encode(env);
+    };
+    let mut patched = head.to_vec();
+    patched[at..at + 8].copy_from_slice(&id.to_le_bytes());
+    let slices: Vec<&[u8]> = std::iter::once(&patched[..])
+        .chain(parts[1..].iter().map(|b| b.as_slice()))
+        .collect();
+    let pending_env = OwnedEnv::new();
+    let saved = pending_env.save(reference);
+    gate.pending.insert(
+        id,
+        Pending {
+            caller: env.pid(),
+            env: pending_env,
+            reference: saved,
+            cancelled: false,
+        },
+    );
+    match writer.send(&inner.mapping, &slices) {
+        Ok(()) => (atoms::ok(), id).encode(env),
+        Err(error) => {
+            gate.pending.remove(&id);
+            drop(outbox);
+            drop(gate);
+            failed(env, inner, &error)
+        }
+    }
+}
+
+/// Where the 8 bytes of the id placeholder start in a direct call's first
+/// part: `{:call, id, ...` as `Protocol.direct_call/2` writes it.
+fn placeholder_at(head: &[u8]) -> Option<usize> {
+    const CALL: &[u8] = b"\x83\x68\x04\x77\x04call\x6e\x08\x00";
+    head.starts_with(CALL)
+        .then_some(CALL.len())
+        .filter(|at| head.len() >= at + 8)
+}
+
+/// `isolated_channel_cancel(channel, id)`: the caller of direct call `id`
+/// gave up. True when the call is still in the worker (its reply will be
+/// dropped; the server interrupts it), false when its reply was sent or
+/// its caller failed already.
+#[rustler::nif]
+fn isolated_channel_cancel(channel: ResourceArc<Channel>, id: u64) -> bool {
+    match lock(&channel.inner.gate).pending.get_mut(&id) {
+        Some(entry) => {
+            entry.cancelled = true;
+            true
+        }
+        None => false,
+    }
+}
+
+/// `isolated_channel_running(channel, id)`: whether direct call `id` is
+/// still in the worker.
+#[rustler::nif]
+fn isolated_channel_running(channel: ResourceArc<Channel>, id: u64) -> bool {
+    lock(&channel.inner.gate).pending.contains_key(&id)
+}
+
+/// `isolated_channel_take(channel, id)`: for the server, given a direct
+/// call's reply that it had to handle (new handles in it): `{caller, ref}`,
+/// or nil when the caller gave up; the call is no longer pending.
+#[rustler::nif]
+fn isolated_channel_take<'a>(env: Env<'a>, channel: ResourceArc<Channel>, id: u64) -> Term<'a> {
+    let entry = lock(&channel.inner.gate).pending.remove(&id);
+    match entry.filter(|entry| !entry.cancelled) {
+        Some(entry) => {
+            let reference = entry
+                .env
+                .run(|owned| entry.reference.load(owned).in_env(env));
+            (entry.caller, reference).encode(env)
+        }
+        None => atoms::nil().encode(env),
+    }
+}
+
+/// `isolated_channel_innermost(channel)`: the caller of the direct call in
+/// the worker (its callbacks run with its group leader), or nil.
+#[rustler::nif]
+fn isolated_channel_innermost<'a>(env: Env<'a>, channel: ResourceArc<Channel>) -> Term<'a> {
+    let gate = lock(&channel.inner.gate);
+    match gate.pending.values().find(|entry| !entry.cancelled) {
+        Some(entry) => entry.caller.encode(env),
+        None => atoms::nil().encode(env),
+    }
+}
+
+/// `isolated_channel_claim(channel, force)`: the server is about to send a
+/// request to the worker. `:ok` (direct calls wait meanwhile) when no direct
+/// call is in the worker, or with `force` (a callback is awaited: the
+/// request may be its reentrant call); else `:busy`, and the server gets
+/// `{:isolated_idle, tag}` once the direct calls are done.
+#[rustler::nif]
+fn isolated_channel_claim(channel: ResourceArc<Channel>, force: bool) -> rustler::Atom {
+    let mut gate = lock(&channel.inner.gate);
+    if force || gate.pending.is_empty() {
+        gate.server_busy = true;
+        gate.server_waiting = false;
+        atoms::ok()
+    } else {
+        gate.server_waiting = true;
+        atoms::busy()
+    }
+}
+
+/// `isolated_channel_unclaim(channel)`: the server has nothing in the
+/// worker, and nothing queued, any more.
+#[rustler::nif]
+fn isolated_channel_unclaim(channel: ResourceArc<Channel>) -> rustler::Atom {
+    let mut gate = lock(&channel.inner.gate);
+    gate.server_busy = false;
+    // Its queue emptied while it waited (a request timed out there).
+    gate.server_waiting = false;
+    atoms::ok()
+}
+
+/// `isolated_channel_fail(channel, reason)`: the worker is gone. Every
+/// direct caller still waiting gets `{ref, {:error, reason}}`, and no more
+/// direct calls are taken.
+#[rustler::nif]
+fn isolated_channel_fail<'a>(
+    env: Env<'a>,
+    channel: ResourceArc<Channel>,
+    reason: Term<'a>,
+) -> rustler::Atom {
+    let pending = {
+        let mut gate = lock(&channel.inner.gate);
+        gate.dead = true;
+        std::mem::take(&mut gate.pending)
+    };
+    for entry in pending.into_values().filter(|entry| !entry.cancelled) {
+        let reference = entry
+            .env
+            .run(|owned| entry.reference.load(owned).in_env(env));
+        let _ = env.send(
+            &entry.caller,
+            (reference, (atoms::error(), reason)).encode(env),
+        );
+    }
     atoms::ok()
 }

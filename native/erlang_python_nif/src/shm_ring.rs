@@ -21,6 +21,17 @@
 use std::ffi::CString;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
+
+// The runtime's spin-or-park decision (recent arrival gaps, free cores),
+// mounted here as is: the worker includes this file by `#[path]` and has no
+// `runtime` module of its own. In the NIF it is thus compiled twice (the
+// copies share nothing but code: each has its own pressure sampler).
+#[allow(dead_code, clippy::duplicate_mod)]
+#[path = "runtime/wait_strategy.rs"]
+mod wait_strategy;
+
+use wait_strategy::SpinBudget;
 
 /// The ring the VM writes and the worker reads.
 pub const TO_WORKER: usize = 0;
@@ -44,7 +55,10 @@ struct RingHeader {
     _pad1: [u8; 56],
     /// Bumped by the writer after `write` moves: the reader's doorbell.
     data_seq: AtomicU32,
-    _pad2: [u8; 60],
+    /// Non-zero while the reader sleeps (or is about to) on `data_seq`: the
+    /// writer skips the wake-up system call when nobody sleeps.
+    data_sleepers: AtomicU32,
+    _pad2: [u8; 56],
     /// Bumped by the reader after `read` moves: the writer's doorbell.
     space_seq: AtomicU32,
     _pad3: [u8; 60],
@@ -229,6 +243,7 @@ impl Mapping {
         Reader {
             which,
             local: self.ring(which).read.load(Ordering::Acquire),
+            budget: SpinBudget::default(),
         }
     }
 }
@@ -346,8 +361,14 @@ impl Writer {
         let ring = m.ring(self.which);
         ring.write.store(self.local, Ordering::Release);
         self.published = self.local;
-        ring.data_seq.fetch_add(1, Ordering::Release);
-        wake(&ring.data_seq);
+        // SeqCst against the reader's SeqCst increment of `data_sleepers`:
+        // either it sees this bump (its futex wait returns at once) or this
+        // load sees it asleep. A peer that lies about sleeping only delays
+        // its own frames (waits are bounded by WAIT_NS).
+        ring.data_seq.fetch_add(1, Ordering::SeqCst);
+        if ring.data_sleepers.load(Ordering::SeqCst) != 0 {
+            wake(&ring.data_seq);
+        }
     }
 
     /// Waits until the reader frees some space (or the channel closes).
@@ -395,6 +416,8 @@ impl Writer {
 pub struct Reader {
     which: usize,
     local: u64,
+    /// How long to spin for the next frame before sleeping on the futex.
+    budget: SpinBudget,
 }
 
 impl Reader {
@@ -408,18 +431,59 @@ impl Reader {
         Ok(available as usize)
     }
 
-    fn wait_for_data(&self, m: &Mapping) -> Result<usize, Error> {
+    /// Waits for bytes to read: spins first while frames have been coming
+    /// quickly and a core is free (a futex sleep and wake-up cost more than
+    /// a whole round trip), then sleeps on the doorbell.
+    fn wait_for_data(&mut self, m: &Mapping) -> Result<usize, Error> {
         let ring = m.ring(self.which);
+        let began = Instant::now();
+        let spin = self.budget.spin_for();
+        if !spin.is_zero() {
+            let mut polls = 0u32;
+            loop {
+                let available = self.available(m)?;
+                if available > 0 {
+                    self.budget.record(began.elapsed());
+                    return Ok(available);
+                }
+                if m.is_closed() {
+                    return Err(Error::Closed);
+                }
+                polls += 1;
+                // The clock is read every 64 polls: it costs more than a poll.
+                if polls.is_multiple_of(64) && began.elapsed() >= spin {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
         loop {
-            let seen = ring.data_seq.load(Ordering::Acquire);
-            let available = self.available(m)?;
-            if available > 0 {
-                return Ok(available);
+            let seen = ring.data_seq.load(Ordering::SeqCst);
+            ring.data_sleepers.fetch_add(1, Ordering::SeqCst);
+            let available = self.available(m);
+            let ready = !matches!(available, Ok(0)) || m.is_closed();
+            if !ready {
+                wait(&ring.data_seq, seen);
             }
-            if m.is_closed() {
-                return Err(Error::Closed);
+            ring.data_sleepers.fetch_sub(1, Ordering::SeqCst);
+            match available {
+                Ok(0) if m.is_closed() => return Err(Error::Closed),
+                Ok(0) => {
+                    let available = self.available(m)?;
+                    if available > 0 {
+                        self.budget.record(began.elapsed());
+                        return Ok(available);
+                    }
+                    if m.is_closed() {
+                        return Err(Error::Closed);
+                    }
+                }
+                Ok(available) => {
+                    self.budget.record(began.elapsed());
+                    return Ok(available);
+                }
+                Err(error) => return Err(error),
             }
-            wait(&ring.data_seq, seen);
         }
     }
 

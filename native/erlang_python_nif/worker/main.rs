@@ -56,6 +56,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let options = startup::Options::parse(std::env::args().skip(1))?;
     startup::apply_limits(&options)?;
+    startup::keep_large_blocks();
     startup::reset_signals();
     protocol::open(options.channel.as_deref())?;
     startup::start_python(&options)?;

@@ -126,6 +126,27 @@ pub(crate) fn apply_limits(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
+/// Memory a freed large block may leave in the heap (see [`keep_large_blocks`]).
+const KEEP_FREED_BYTES: libc::c_int = 256 << 20;
+
+/// Large blocks (a 100 MB `bytes` argument, the frame buffer it came in)
+/// come from the heap and stay there once freed, up to
+/// [`KEEP_FREED_BYTES`]: glibc would otherwise map each one afresh and
+/// unmap it when freed, and the next one pays a page fault per 4 KiB. On
+/// this project's user-space kernel that doubled the time of passing a
+/// 100 MB binary (0.37 against 0.80 GB/s, measured with glibc's
+/// environment variables of the same effect). Larger freed tops are still
+/// given back. The VM's own allocators are untouched: this is the worker's
+/// process.
+pub(crate) fn keep_large_blocks() {
+    // SAFETY: mallopt only changes this process's allocator parameters;
+    // called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP_FREED_BYTES);
+    }
+}
+
 /// Default dispositions and an empty signal mask, whatever the VM had.
 pub(crate) fn reset_signals() {
     // SAFETY: signal and sigprocmask with valid arguments, before any other
