@@ -6,6 +6,12 @@
 #                  # the processes' interpreter (default: the one the NIF
 #                  # was built against), e.g. Debian's own python3 when the
 #                  # NIF embeds a Python built elsewhere
+#   OWN_GIL_NICE=10 mix run bench/subinterp.exs
+#                  # config :erlang_python, own_gil_nice: 10 for the contexts
+#   ELIXIR_ERL_OPTIONS="+sbwt none +sbwtdcpu none +sbwtdio none" mix run bench/subinterp.exs
+#                  # schedulers that do not busy-wait (see the BEAM lateness
+#                  # below and guides/parallelism.md)
+#   bin/pgo-python bench   # the NIF on a PGO-built libpython (Debian 13 root)
 #
 # Each round runs the same pure-Python integer loop (calibrated to ~1 s on
 # this machine) as:
@@ -51,8 +57,12 @@ rounds = String.to_integer(System.get_env("ROUNDS", "3"))
 {executable, version} = ErlangPython.Native.build_info()
 python3 = System.get_env("PYTHON3", executable)
 
+own_gil_nice = String.to_integer(System.get_env("OWN_GIL_NICE", "0"))
+Application.put_env(:erlang_python, :own_gil_nice, own_gil_nice)
+
 Bench.Machine.start(
-  "Python #{version}; #{ErlangPython.Runtime.workers()} shared-GIL workers; N = #{n}"
+  "Python #{version}; #{ErlangPython.Runtime.workers()} shared-GIL workers; N = #{n}; " <>
+    "own_gil_nice #{own_gil_nice}; VM flags #{inspect(System.get_env("ELIXIR_ERL_OPTIONS", ""))}"
 )
 
 # Each loop also reports, from /proc/thread-self/schedstat, how long its
@@ -157,6 +167,18 @@ launcher =
 IO.puts("launcher linked to the shared libpython: #{launcher || "not built (no cc or headers)"}")
 IO.puts("python3 processes run: #{python3}")
 
+# The loops' figures as the processes print them: one `[start, stop, ran,
+# waited]` list a line (JSON or Python's repr, the same for a list of floats).
+parse_spans = fn out ->
+  out
+  |> String.split("\n", trim: true)
+  |> Enum.map(fn line ->
+    line
+    |> String.split(["[", "]", ","], trim: true)
+    |> Enum.map(&(String.trim(&1) |> Float.parse() |> elem(0)))
+  end)
+end
+
 # N processes started together by one shell, as a user would start them:
 # one session. The VM gives every port program a session of its own
 # (erl_child_setup calls setsid), and with the kernel's autogroup scheduling
@@ -167,16 +189,7 @@ processes = fn count, binary ->
   script = loop <> "\nimport json; print(json.dumps(spin(#{iterations})))"
   shell = "i=0; while [ $i -lt #{count} ]; do \"$0\" -c \"$1\" & i=$((i+1)); done; wait"
   {out, 0} = System.cmd("/bin/sh", ["-c", shell, binary, script])
-
-  spans =
-    out
-    |> String.split("\n", trim: true)
-    |> Enum.map(fn line ->
-      line
-      |> String.split(["[", "]", ","], trim: true)
-      |> Enum.map(&(String.trim(&1) |> Float.parse() |> elem(0)))
-    end)
-
+  spans = parse_spans.(out)
   ^count = length(spans)
   makespan.(spans)
 end
@@ -196,15 +209,9 @@ in_python_subinterpreters = fn count ->
   """
 
   {out, 0} = System.cmd(executable, ["-c", script])
-
-  out
-  |> String.split("\n", trim: true)
-  |> Enum.map(fn line ->
-    line
-    |> String.split(["[", "]", ","], trim: true)
-    |> Enum.map(&(String.trim(&1) |> Float.parse() |> elem(0)))
-  end)
-  |> makespan.()
+  spans = parse_spans.(out)
+  ^count = length(spans)
+  makespan.(spans)
 end
 
 # Scheduler latency: how late a 5 ms timer fires, while `fun` runs.

@@ -51,6 +51,23 @@ defmodule ErlangPython.OwnGil do
   the
   sandbox holds: the kernel filter on the context's thread, the audit hook
   and the guarded C functions cover every interpreter.
+
+  ## Priority against the schedulers
+
+  A context's thread lives in the VM's process, so the kernel weighs it
+  against the BEAM's schedulers. With the VM's default scheduler
+  busy-waiting, a scheduler waking for a timer waits behind CPU-bound
+  Python: timers fire ~140 ms late at p99 while two contexts spin on two
+  cores. Two settings fix that (figures in `guides/parallelism.md`):
+
+    * start the VM with `+sbwt none +sbwtdcpu none +sbwtdio none` (for
+      example `ELIXIR_ERL_OPTIONS`, or `vm.args` in a release): timers fire
+      ~4 ms late and Python keeps its full share of the CPU;
+    * `config :erlang_python, own_gil_nice: n` (0..19, default 0) runs each
+      own-GIL context's thread, and the threads Python starts from it, `n`
+      steps nicer than the schedulers: the BEAM comes first (timers ~15 ms
+      late at 10, ~4 ms at 19), but a busy VM then starves the contexts.
+      Read when a context starts.
   """
 
   alias ErlangPython.{Native, Request, Runtime}
@@ -86,13 +103,27 @@ defmodule ErlangPython.OwnGil do
   # interpreter's now (the package's priv/, extra paths, an activated venv).
   @spec start(pos_integer()) :: {:ok, reference()} | {:error, term()}
   def start(scope) do
-    with {:ok, paths} <-
+    with {:ok, nice} <- nice(),
+         {:ok, paths} <-
            ErlangPython.eval("[p for p in __import__('sys').path if isinstance(p, str)]"),
-         {:ok, interpreter} <- Native.own_gil_start(scope, paths) do
+         {:ok, interpreter} <- Native.own_gil_start(scope, paths, nice) do
       {:ok, interpreter}
     else
       {:error, reason} when is_binary(reason) -> {:error, {:own_gil_start_failed, reason}}
       {:error, reason} -> {:error, reason}
+    end
+  end
+
+  # How many steps nicer than the schedulers a new context's thread runs.
+  defp nice do
+    case Application.get_env(:erlang_python, :own_gil_nice, 0) do
+      nice when nice in 0..19 ->
+        {:ok, nice}
+
+      other ->
+        {:error,
+         "config :erlang_python, :own_gil_nice must be an integer from 0 to 19, got: " <>
+           inspect(other)}
     end
   end
 
