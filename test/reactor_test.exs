@@ -87,8 +87,9 @@ defmodule ErlangPython.ReactorTest do
 
       :ok = Reactor.stop(reactor)
       :ok = :gen_tcp.close(listen)
-      # Only the listen socket was opened outside the measured span.
-      assert open_fds() == before - 1
+      # Only the listen socket was opened outside the measured span. At most:
+      # a descriptor an earlier test left (a worker's pipe) may close meanwhile.
+      assert open_fds() <= before - 1
     end
 
     test "connection_lost runs when the peer closes, with the client info given" do
