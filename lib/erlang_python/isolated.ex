@@ -65,6 +65,11 @@ defmodule ErlangPython.Isolated do
   alias ErlangPython.Isolated.{Handles, Protocol, Transport}
 
   @table :erlang_python_isolated
+
+  # What `receive_answer/3` gives when `timeout` passes first: never an
+  # answer (those are tuples or reply frames).
+  @no_answer {__MODULE__, :no_answer}
+
   @registered "__erlang_python_isolated_registered__"
   @restart_window 5_000
 
@@ -173,19 +178,8 @@ defmodule ErlangPython.Isolated do
   end
 
   defp await_direct(server, ref, channel, id, timeout) do
-    receive do
-      {^ref, frame} when is_binary(frame) ->
-        Process.demonitor(ref, [:flush])
-        direct_result(frame)
-
-      {^ref, result} ->
-        Process.demonitor(ref, [:flush])
-        result
-
-      {:DOWN, ^ref, :process, _, _reason} ->
-        {:error, {:context_down, server}}
-    after
-      timeout ->
+    case receive_answer(server, ref, timeout) do
+      @no_answer ->
         if Native.isolated_channel_cancel(channel, id) do
           # Still running: its reply will be dropped; the server interrupts
           # it (and kills the worker past the grace period).
@@ -194,13 +188,18 @@ defmodule ErlangPython.Isolated do
           {:error, :timeout}
         else
           # Answered (or failed) just now: the answer is on its way.
-          case await(server, ref, :infinity) do
-            frame when is_binary(frame) -> direct_result(frame)
-            result -> result
-          end
+          server |> await(ref, :infinity) |> direct_answer()
         end
+
+      answer ->
+        direct_answer(answer)
     end
   end
+
+  # A direct call's answer: the reply frame from the reader thread, or a
+  # result the server or the channel sent as a term (an error).
+  defp direct_answer(frame) when is_binary(frame), do: direct_result(frame)
+  defp direct_answer(result), do: result
 
   @doc false
   # ErlangPython.async_call/4 for an isolated context: the request is on its
@@ -261,23 +260,30 @@ defmodule ErlangPython.Isolated do
 
   @doc false
   def await(server, ref, timeout) do
+    with @no_answer <- receive_answer(server, ref, timeout) do
+      send(server, {:isolated_cancel, ref})
+      Process.demonitor(ref, [:flush])
+
+      receive do
+        {^ref, result} -> result
+      after
+        0 -> {:error, :timeout}
+      end
+    end
+  end
+
+  # The answer tagged `ref` (its monitor of the server dropped), the
+  # server's end as `{:context_down, server}`, or `@no_answer`.
+  defp receive_answer(server, ref, timeout) do
     receive do
-      {^ref, result} ->
+      {^ref, answer} ->
         Process.demonitor(ref, [:flush])
-        result
+        answer
 
       {:DOWN, ^ref, :process, _, _reason} ->
         {:error, {:context_down, server}}
     after
-      timeout ->
-        send(server, {:isolated_cancel, ref})
-        Process.demonitor(ref, [:flush])
-
-        receive do
-          {^ref, result} -> result
-        after
-          0 -> {:error, :timeout}
-        end
+      timeout -> @no_answer
     end
   end
 
