@@ -8,7 +8,8 @@ defmodule ErlangPython.ExternalResultsTest do
 
   alias ErlangPython.ContextServer
 
-  # Above the route's threshold (20,000 map items).
+  # Far above the route's threshold (64 map items), and above 32 and 128
+  # keys: the sizes where OTP builds maps differently (erlang/otp#8208).
   @big 25_000
 
   # Python expressions of plain values, each with the term it must give.
@@ -96,8 +97,35 @@ defmodule ErlangPython.ExternalResultsTest do
     assert {:ok, [0 | _]} = raw_reply("list(range(#{@big * 4}))")
   end
 
+  test "maps from 64 items take the route, nested ones counted too, and equal the direct terms" do
+    assert {:ok, %{62 => "x"}} = raw_reply("many('x', 63)")
+    assert {:etf, external} = raw_reply("many('x', 64)")
+    assert {:ok, map} = :erlang.binary_to_term(external, [:safe])
+    assert map == Map.new(0..63, &{&1, "x"})
+
+    # Maps below dicts and lists count: 8 maps of 10 keys, and a large map
+    # as a value of a small one.
+    expected = Map.new(0..7, &{"m#{&1}", Map.new(0..9, fn i -> {i, "x"} end)})
+    assert {:etf, external} = raw_reply("{f'm{j}': many('x', 10) for j in range(8)}")
+    assert {:ok, ^expected} = :erlang.binary_to_term(external, [:safe])
+    assert {:etf, _} = raw_reply("{'data': many(1.5, 500), 'n': 500}")
+    assert {:etf, _} = raw_reply("[many(None, 100), 1]")
+
+    # Whichever way they go, users get the same terms.
+    strs = Map.new(0..4999, &{"key#{&1}", &1})
+    assert {:ok, ^strs} = ErlangPython.eval("{f'key{i}': i for i in range(5000)}")
+    nested = %{"outer" => %{"inner" => strs, "list" => [strs, MapSet.new(0..299)]}}
+    code = "{'outer': {'inner': d, 'list': [d, set(range(300))]}}"
+
+    assert {:ok, ^nested} =
+             ErlangPython.eval("(lambda d: #{code})({f'key{i}': i for i in range(5000)})")
+
+    assert {:ok, set} = ErlangPython.eval("frozenset(f'e{i}' for i in range(1000))")
+    assert set == MapSet.new(0..999, &"e#{&1}")
+  end
+
   test "keys that collide are refused the same way both ways" do
-    for n <- [3, @big] do
+    for n <- [3, 40, 100, 300, @big] do
       assert {:error, direct} = ErlangPython.eval("{'a': 1, b'a': 2}")
       code = "dict(many(0, #{n}), **{}) | {'a': 1, b'a': 2}"
       assert {:error, big} = ErlangPython.eval(code)

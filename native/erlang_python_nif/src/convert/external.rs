@@ -17,47 +17,90 @@ use pyo3::prelude::*;
 
 use crate::etf::{Forms, Reader, Writer};
 
-/// Results whose maps hold fewer items than this (counted as
-/// [`map_items`] counts) are converted directly. Only maps pay for the
-/// detour (bench/external_route.exs, paired): 20,000- and 100,000-key maps
-/// return in about half the time on OTP 25, and in 0.7x and 0.97x of it on
-/// OTP 27.3, where the direct way builds them from arrays; a
-/// 1,000,000-integer list gained nothing and peaked higher (a list is
-/// cheap to build off-scheduler, and decoding it costs as much).
-const THRESHOLD: usize = 20_000;
+/// Results whose maps hold at least this many items (counted as
+/// [`map_items`] counts) take this route. Paired runs of an existing dict
+/// of N str keys returned (median of 31 calls, direct / this route, in us;
+/// load 4-9):
+///
+/// | N      | OTP 25 (puts per key) | OTP 27.3 (from arrays) |
+/// |--------|-----------------------|------------------------|
+/// | 64     | 23-30 / 16-23         | 17-23 / 14-18          |
+/// | 129    | 46-71 / 27-34         | 34-42 / 26-29          |
+/// | 1,000  | 376-600 / 163-170     | 258-342 / 148-160      |
+/// | 19,999 | 16,467-18,314 / 4,509-4,894 | 5,538-10,026 / 3,988-8,103 |
+///
+/// So every map past a flatmap's size gains, on both; at 33-40 keys the
+/// two ways cost the same. (Until this table the threshold was 20,000,
+/// and a 19,999-key map took 4x as long as a 20,000-key one on OTP 25.)
+/// Data without maps gains nothing (a 1,000,000-integer list decodes as
+/// slowly as it builds off-scheduler, and peaked higher), so it stays
+/// direct.
+const THRESHOLD: usize = 64;
 
-/// The external form of `{:ok, value}`, when `value` is large and plain.
-pub(crate) fn ok_result(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
-    if map_items(value) < THRESHOLD {
-        return None;
-    }
-    let mut writer = Writer::<PlainOnly>::term();
-    writer.tuple(2);
-    writer.atom("ok");
-    writer.python(value).ok()?;
-    Some(writer.buf)
+/// Most bytes of external format a thread keeps between results (16 MB):
+/// the memory of the last large result is reused by the next one.
+const KEEP_BYTES: usize = 16 << 20;
+
+thread_local! {
+    /// The vector the last large result on this thread was written in.
+    static BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// The items of `value` when it is a dict or a set, or else of the dicts
-/// and sets among the first few items of a list or tuple: a cheap look
-/// that finds both a big map and `{:ok, big_map}`.
-fn map_items(value: &Bound<'_, PyAny>) -> usize {
-    const LOOK_AT: usize = 8;
-    let map_len = |obj: &Bound<'_, PyAny>| -> usize {
-        let ptr = obj.as_ptr();
-        // SAFETY: `ptr` is a live object and the GIL is held; PyObject_Size
-        // of a dict or set reads its size, running no Python code.
-        unsafe {
-            if ffi::PyDict_Check(ptr) != 0 || ffi::PyAnySet_Check(ptr) != 0 {
-                ffi::PyObject_Size(ptr).max(0) as usize
-            } else {
-                0
-            }
-        }
-    };
+/// Gives `with` the external form of `{:ok, value}` when `value` is
+/// large and plain, and returns what it returns; `None` otherwise.
+pub(crate) fn ok_result<R>(value: &Bound<'_, PyAny>, with: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    if map_items(value, 0) < THRESHOLD {
+        return None;
+    }
+    let mut writer = Writer::<PlainOnly>::term_in(BUFFER.take());
+    writer.tuple(2);
+    writer.atom("ok");
+    let written = writer.python(value).ok().map(|()| with(&writer.buf));
+    if writer.buf.capacity() <= KEEP_BYTES {
+        BUFFER.set(writer.buf);
+    }
+    written
+}
+
+/// The items of `value` when it is a dict or a set, plus those of the
+/// dicts and sets among the first few items (or dict values) of a list,
+/// tuple or dict, two levels down: a cheap look that finds a big map, a
+/// big map in `{:ok, map}` or in `%{"data" => map}`, and a list of maps.
+fn map_items(value: &Bound<'_, PyAny>, depth: usize) -> usize {
+    const LOOK_AT: isize = 8;
+    const LEVELS: usize = 2;
+    let py = value.py();
     let ptr = value.as_ptr();
-    // SAFETY: as above; items are borrowed by index within the size.
+    let nested = |item: *mut ffi::PyObject| -> usize {
+        if depth >= LEVELS {
+            return 0;
+        }
+        // SAFETY: `item` is a borrowed item of `value`, alive while `value`
+        // is, and the GIL is held.
+        map_items(unsafe { &pyo3::Borrowed::from_ptr(py, item) }, depth + 1)
+    };
+    // SAFETY: `ptr` is a live object and the GIL is held. PyDict_Size and
+    // PySet_Size read the builtin count (never a subclass's __len__) and
+    // PyDict_Next walks the builtin storage, so no Python code runs and
+    // nothing changes the containers while they are read; list and tuple
+    // items are borrowed by index within the current size.
     unsafe {
+        if ffi::PyDict_Check(ptr) != 0 {
+            let mut total = ffi::PyDict_Size(ptr).max(0) as usize;
+            let mut position: ffi::Py_ssize_t = 0;
+            let mut key = std::ptr::null_mut();
+            let mut item = std::ptr::null_mut();
+            let mut looked = 0;
+            while looked < LOOK_AT && ffi::PyDict_Next(ptr, &mut position, &mut key, &mut item) != 0
+            {
+                total += nested(item);
+                looked += 1;
+            }
+            return total;
+        }
+        if ffi::PyAnySet_Check(ptr) != 0 {
+            return ffi::PySet_Size(ptr).max(0) as usize;
+        }
         let (len, item): (
             isize,
             unsafe fn(*mut ffi::PyObject, isize) -> *mut ffi::PyObject,
@@ -66,10 +109,10 @@ fn map_items(value: &Bound<'_, PyAny>) -> usize {
         } else if ffi::PyTuple_Check(ptr) != 0 {
             (ffi::PyTuple_GET_SIZE(ptr), tuple_item)
         } else {
-            return map_len(value);
+            return 0;
         };
-        (0..len.min(LOOK_AT as isize))
-            .map(|index| map_len(&pyo3::Borrowed::from_ptr(value.py(), item(ptr, index))))
+        (0..len.min(LOOK_AT))
+            .map(|index| nested(item(ptr, index)))
             .sum()
     }
 }

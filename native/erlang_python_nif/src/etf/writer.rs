@@ -40,6 +40,19 @@ impl<F: Forms> Writer<F> {
         }
     }
 
+    /// One term, as [`Writer::term`], written into `buf` (cleared first):
+    /// a caller that writes large terms often keeps the memory of the last
+    /// one rather than growing (and page-faulting) a fresh vector each time.
+    #[allow(dead_code)]
+    pub(crate) fn term_in(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.push(VERSION);
+        Writer {
+            buf,
+            forms: PhantomData,
+        }
+    }
+
     pub(crate) fn tuple(&mut self, arity: usize) {
         if arity <= u8::MAX as usize {
             self.buf.extend_from_slice(&[SMALL_TUPLE, arity as u8]);
