@@ -162,10 +162,8 @@ impl<F: Forms> Writer<F> {
                 }
                 return self.bignum(obj);
             }
-            if ffi::PyFloat_Check(ptr) != 0 {
-                self.float(ffi::PyFloat_AsDouble(ptr));
-                return Ok(());
-            }
+            // str before float: PyFloat_Check of anything but a float
+            // calls PyType_IsSubtype, and str is the commonest key.
             if ffi::PyUnicode_Check(ptr) != 0 {
                 let mut size: ffi::Py_ssize_t = 0;
                 let data = ffi::PyUnicode_AsUTF8AndSize(ptr, &mut size);
@@ -173,6 +171,10 @@ impl<F: Forms> Writer<F> {
                     return Err(PyErr::fetch(py));
                 }
                 self.binary(std::slice::from_raw_parts(data as *const u8, size as usize));
+                return Ok(());
+            }
+            if ffi::PyFloat_Check(ptr) != 0 {
+                self.float(ffi::PyFloat_AsDouble(ptr));
                 return Ok(());
             }
             if ffi::PyBytes_Check(ptr) != 0 {
