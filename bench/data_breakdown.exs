@@ -18,11 +18,10 @@ defmodule Breakdown do
     median(for _ <- 1..runs, do: elem(:timer.tc(fun), 0)) / 1000
   end
 
-  def row(name, ms),
-    do:
-      IO.puts(
-        "#{String.pad_trailing(name, 62)} #{:erlang.float_to_binary(ms, decimals: 1) |> String.pad_leading(8)}"
-      )
+  def row(name, ms) do
+    figure = ms |> :erlang.float_to_binary(decimals: 1) |> String.pad_leading(8)
+    IO.puts("#{String.pad_trailing(name, 62)} #{figure}")
+  end
 
   def load do
     {:ok, load} = File.read("/proc/loadavg")

@@ -8,7 +8,7 @@ defmodule ErlangPython.ExternalResultsTest do
 
   alias ErlangPython.ContextServer
 
-  # Far above the route's threshold (64 map items), and above 32 and 128
+  # Far above the route's threshold (64 items), and above 32 and 128
   # keys: the sizes where OTP builds maps differently (erlang/otp#8208).
   @big 25_000
 
@@ -92,9 +92,32 @@ defmodule ErlangPython.ExternalResultsTest do
     assert {:etf, external} = raw_reply("many('x', #{@big})")
     assert {:ok, big} = :erlang.binary_to_term(external, [:safe])
     assert big == Map.new(0..(@big - 1), &{&1, "x"})
-    # {:ok, big_map} in a tuple takes the route too; a long list does not.
+    # {:ok, big_map} in a tuple takes the route too, and so do long lists.
     assert {:etf, _} = raw_reply("(1, many('y', #{@big}))")
-    assert {:ok, [0 | _]} = raw_reply("list(range(#{@big * 4}))")
+    assert {:etf, external} = raw_reply("list(range(#{@big * 4}))")
+    assert {:ok, list} = :erlang.binary_to_term(external, [:safe])
+    assert list == Enum.to_list(0..(@big * 4 - 1))
+  end
+
+  test "lists, tuples and strings from 64 items take the route and equal the direct terms" do
+    assert {:ok, [_ | _]} = raw_reply("list(range(63))")
+    assert {:etf, _} = raw_reply("list(range(64))")
+    assert {:etf, _} = raw_reply("tuple(range(64))")
+    strs = Enum.map(0..9999, &"text #{&1} \u00e9")
+    assert {:ok, ^strs} = ErlangPython.eval("[f'text {i} \\u00e9' for i in range(10000)]")
+    rows = Enum.map(0..999, &{&1, "n#{&1}", 1.5, nil, [true, false], <<255, rem(&1, 256)>>})
+    code = "[(i, f'n{i}', 1.5, None, [True, False], bytes([255, i % 256])) for i in range(1000)]"
+    assert {:ok, ^rows} = ErlangPython.eval(code)
+    # A non-plain item anywhere sends the whole value the direct way.
+    assert {:ok, [%ErlangPython.Object{} | rest]} =
+             ErlangPython.eval("[object()] + list(range(100))")
+
+    assert rest == Enum.to_list(0..99)
+
+    assert {:ok, list} =
+             ErlangPython.eval("list(range(100)) + [__import__('datetime').date(2024, 1, 2)]")
+
+    assert List.last(list) == ~D[2024-01-02] and length(list) == 101
   end
 
   test "maps from 64 items take the route, nested ones counted too, and equal the direct terms" do

@@ -2,14 +2,18 @@
 //! with `:erlang.binary_to_term/2`: a BIF that yields, so no scheduler is
 //! blocked, and that builds maps of any size on the caller's own heap
 //! (off-scheduler map building is slow on OTP before 27.3, where a large
-//! map must be grown key by key: see `to_term`).
+//! map must be grown key by key: see `to_term`), and builds every term
+//! once, where the direct way builds them in the reply environment and the
+//! send copies them all again (figures at [`THRESHOLD`]).
 //!
 //! Only plain data takes this route: None, bools, ints, floats, str,
 //! bytes, bytearray, lists, tuples, dicts and sets of them, which the
 //! shared codec (`crate::etf`) writes exactly as `to_term` builds them.
 //! Anything else (a pid, a handle, a date, an object a decoder replaces)
 //! makes the writer stop, and the value goes the direct way, which also
-//! gives every error its usual form.
+//! gives every error its usual form. (A large value whose first non-plain
+//! item comes late is written up to it in vain: the price of not looking
+//! at every item twice.)
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
@@ -17,24 +21,28 @@ use pyo3::prelude::*;
 
 use crate::etf::{Forms, Reader, Writer};
 
-/// Results whose maps hold at least this many items (counted as
-/// [`map_items`] counts) take this route. Paired runs of an existing dict
-/// of N str keys returned (median of 31 calls, direct / this route, in us;
-/// load 4-9):
+/// Results that hold at least this many items (counted as [`items`]
+/// counts) take this route. Paired runs, median microseconds per call of
+/// an existing value returned, direct / this route, load 5-9:
 ///
-/// | N      | OTP 25 (puts per key) | OTP 27.3 (from arrays) |
-/// |--------|-----------------------|------------------------|
-/// | 64     | 23-30 / 16-23         | 17-23 / 14-18          |
-/// | 129    | 46-71 / 27-34         | 34-42 / 26-29          |
-/// | 1,000  | 376-600 / 163-170     | 258-342 / 148-160      |
-/// | 19,999 | 16,467-18,314 / 4,509-4,894 | 5,538-10,026 / 3,988-8,103 |
+/// | value                      | OTP 25 (puts per key) | OTP 27.3 (from arrays) |
+/// |----------------------------|-----------------------|------------------------|
+/// | dict of 64 str keys        | 23-30 / 16-23         | 17-23 / 14-18          |
+/// | dict of 1,000 str keys     | 376-600 / 163-170     | 258-342 / 148-160      |
+/// | dict of 19,999 str keys    | 16,467-18,314 / 4,509-4,894 | 5,538-10,026 / 3,988-8,103 |
+/// | list of 64 ints            | 9-22 / 10-14          | 8 / 10-14              |
+/// | list of 1,000 strs         | 86-266 / 32-52        | 89-93 / 51-52          |
+/// | list of 100,000 strs       | 21,253-45,675 / 8,185-9,311 | 21,770-28,248 / 4,147-9,015 |
+/// | 100,000 (int, str, float)  | 24,265-52,366 / 22,486-28,163 | 24,372-32,654 / 10,806-23,989 |
+/// | list of 100,000 ints       | 2,850-8,136 / 2,940-6,334 | 3,136-3,286 / 2,902-4,890 |
+/// | 20,000 dicts of 10 keys    | 73,731-114,728 / 20,294-33,807 | |
 ///
-/// So every map past a flatmap's size gains, on both; at 33-40 keys the
-/// two ways cost the same. (Until this table the threshold was 20,000,
-/// and a 19,999-key map took 4x as long as a 20,000-key one on OTP 25.)
-/// Data without maps gains nothing (a 1,000,000-integer list decodes as
-/// slowly as it builds off-scheduler, and peaked higher), so it stays
-/// direct.
+/// The direct way builds every binary and map in the reply environment
+/// and the send then copies it all; this one writes bytes and lets
+/// `binary_to_term` build the terms once, on the caller's heap. From 64
+/// items it is never slower on either; below, the two cost the same.
+/// (Until these tables only maps took this route, from 20,000 items, and a
+/// 19,999-key dict took 4x as long as a 20,000-key one on OTP 25.)
 const THRESHOLD: usize = 64;
 
 /// Most bytes of external format a thread keeps between results (16 MB):
@@ -49,7 +57,7 @@ thread_local! {
 /// Gives `with` the external form of `{:ok, value}` when `value` is
 /// large and plain, and returns what it returns; `None` otherwise.
 pub(crate) fn ok_result<R>(value: &Bound<'_, PyAny>, with: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    if map_items(value, 0) < THRESHOLD {
+    if items(value, 0) < THRESHOLD {
         return None;
     }
     let mut writer = Writer::<PlainOnly>::term_in(BUFFER.take());
@@ -62,11 +70,11 @@ pub(crate) fn ok_result<R>(value: &Bound<'_, PyAny>, with: impl FnOnce(&[u8]) ->
     written
 }
 
-/// The items of `value` when it is a dict or a set, plus those of the
-/// dicts and sets among the first few items (or dict values) of a list,
-/// tuple or dict, two levels down: a cheap look that finds a big map, a
-/// big map in `{:ok, map}` or in `%{"data" => map}`, and a list of maps.
-fn map_items(value: &Bound<'_, PyAny>, depth: usize) -> usize {
+/// The items of `value` when it is a dict, set, list or tuple, plus
+/// those of the containers among its first few items (or dict values), two
+/// levels down: a cheap look that finds a big container, one in
+/// `{:ok, value}` or in `%{"data" => value}`, and a list of small maps.
+fn items(value: &Bound<'_, PyAny>, depth: usize) -> usize {
     const LOOK_AT: isize = 8;
     const LEVELS: usize = 2;
     let py = value.py();
@@ -77,7 +85,7 @@ fn map_items(value: &Bound<'_, PyAny>, depth: usize) -> usize {
         }
         // SAFETY: `item` is a borrowed item of `value`, alive while `value`
         // is, and the GIL is held.
-        map_items(unsafe { &pyo3::Borrowed::from_ptr(py, item) }, depth + 1)
+        items(unsafe { &pyo3::Borrowed::from_ptr(py, item) }, depth + 1)
     };
     // SAFETY: `ptr` is a live object and the GIL is held. PyDict_Size and
     // PySet_Size read the builtin count (never a subclass's __len__) and
@@ -111,9 +119,10 @@ fn map_items(value: &Bound<'_, PyAny>, depth: usize) -> usize {
         } else {
             return 0;
         };
-        (0..len.min(LOOK_AT))
-            .map(|index| nested(item(ptr, index)))
-            .sum()
+        len.max(0) as usize
+            + (0..len.min(LOOK_AT))
+                .map(|index| nested(item(ptr, index)))
+                .sum::<usize>()
     }
 }
 
