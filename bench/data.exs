@@ -53,6 +53,12 @@ File.write!(
   _MAP_1K = {f"key{i}": i for i in range(1_000)}
   def existing_map_1k():
       return _MAP_1K
+  _STRS = [f"text number {i}" for i in range(100_000)]
+  def existing_strs_100k():
+      return _STRS
+  _ROWS = [{f"c{j}": j * i for j in range(10)} for i in range(20_000)]
+  def existing_rows_20k():
+      return _ROWS
   """
 )
 
@@ -84,6 +90,15 @@ rows = [
   {"an existing 1,000-key map returned (out)",
    fn -> {:ok, _} = ErlangPython.call(:bench_helpers, :existing_map_1k, []) end,
    fn -> PortBridge.call(port, "bench_helpers", "existing_map_1k", []) end},
+  # Strings and small maps in bulk: each binary and map was built in the
+  # reply environment and copied again by the send before these took the
+  # external-format route too.
+  {"an existing 100,000-str list returned (out)",
+   fn -> {:ok, _} = ErlangPython.call(:bench_helpers, :existing_strs_100k, []) end,
+   fn -> PortBridge.call(port, "bench_helpers", "existing_strs_100k", []) end},
+  {"20,000 existing 10-key dicts returned (out)",
+   fn -> {:ok, _} = ErlangPython.call(:bench_helpers, :existing_rows_20k, []) end,
+   fn -> PortBridge.call(port, "bench_helpers", "existing_rows_20k", []) end},
   {"a 1,000,000-element list returned (out)",
    fn -> {:ok, _} = ErlangPython.call(:bench_helpers, :million, []) end,
    fn -> PortBridge.call(port, "bench_helpers", "million", []) end}
