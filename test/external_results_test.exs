@@ -8,7 +8,8 @@ defmodule ErlangPython.ExternalResultsTest do
 
   alias ErlangPython.ContextServer
 
-  # Above the route's threshold (20,000 map items).
+  # Far above the route's threshold (64 items), and above 32 and 128
+  # keys: the sizes where OTP builds maps differently (erlang/otp#8208).
   @big 25_000
 
   # Python expressions of plain values, each with the term it must give.
@@ -91,13 +92,63 @@ defmodule ErlangPython.ExternalResultsTest do
     assert {:etf, external} = raw_reply("many('x', #{@big})")
     assert {:ok, big} = :erlang.binary_to_term(external, [:safe])
     assert big == Map.new(0..(@big - 1), &{&1, "x"})
-    # {:ok, big_map} in a tuple takes the route too; a long list does not.
+    # {:ok, big_map} in a tuple takes the route too, and so do long lists.
     assert {:etf, _} = raw_reply("(1, many('y', #{@big}))")
-    assert {:ok, [0 | _]} = raw_reply("list(range(#{@big * 4}))")
+    assert {:etf, external} = raw_reply("list(range(#{@big * 4}))")
+    assert {:ok, list} = :erlang.binary_to_term(external, [:safe])
+    assert list == Enum.to_list(0..(@big * 4 - 1))
+  end
+
+  test "lists, tuples and strings from 64 items take the route and equal the direct terms" do
+    assert {:ok, [_ | _]} = raw_reply("list(range(63))")
+    assert {:etf, _} = raw_reply("list(range(64))")
+    assert {:etf, _} = raw_reply("tuple(range(64))")
+    strs = Enum.map(0..9999, &"text #{&1} \u00e9")
+    assert {:ok, ^strs} = ErlangPython.eval("[f'text {i} \\u00e9' for i in range(10000)]")
+    rows = Enum.map(0..999, &{&1, "n#{&1}", 1.5, nil, [true, false], <<255, rem(&1, 256)>>})
+    code = "[(i, f'n{i}', 1.5, None, [True, False], bytes([255, i % 256])) for i in range(1000)]"
+    assert {:ok, ^rows} = ErlangPython.eval(code)
+    # A non-plain item anywhere sends the whole value the direct way.
+    assert {:ok, [%ErlangPython.Object{} | rest]} =
+             ErlangPython.eval("[object()] + list(range(100))")
+
+    assert rest == Enum.to_list(0..99)
+
+    assert {:ok, list} =
+             ErlangPython.eval("list(range(100)) + [__import__('datetime').date(2024, 1, 2)]")
+
+    assert List.last(list) == ~D[2024-01-02] and length(list) == 101
+  end
+
+  test "maps from 64 items take the route, nested ones counted too, and equal the direct terms" do
+    assert {:ok, %{62 => "x"}} = raw_reply("many('x', 63)")
+    assert {:etf, external} = raw_reply("many('x', 64)")
+    assert {:ok, map} = :erlang.binary_to_term(external, [:safe])
+    assert map == Map.new(0..63, &{&1, "x"})
+
+    # Maps below dicts and lists count: 8 maps of 10 keys, and a large map
+    # as a value of a small one.
+    expected = Map.new(0..7, &{"m#{&1}", Map.new(0..9, fn i -> {i, "x"} end)})
+    assert {:etf, external} = raw_reply("{f'm{j}': many('x', 10) for j in range(8)}")
+    assert {:ok, ^expected} = :erlang.binary_to_term(external, [:safe])
+    assert {:etf, _} = raw_reply("{'data': many(1.5, 500), 'n': 500}")
+    assert {:etf, _} = raw_reply("[many(None, 100), 1]")
+
+    # Whichever way they go, users get the same terms.
+    strs = Map.new(0..4999, &{"key#{&1}", &1})
+    assert {:ok, ^strs} = ErlangPython.eval("{f'key{i}': i for i in range(5000)}")
+    nested = %{"outer" => %{"inner" => strs, "list" => [strs, MapSet.new(0..299)]}}
+    code = "{'outer': {'inner': d, 'list': [d, set(range(300))]}}"
+
+    assert {:ok, ^nested} =
+             ErlangPython.eval("(lambda d: #{code})({f'key{i}': i for i in range(5000)})")
+
+    assert {:ok, set} = ErlangPython.eval("frozenset(f'e{i}' for i in range(1000))")
+    assert set == MapSet.new(0..999, &"e#{&1}")
   end
 
   test "keys that collide are refused the same way both ways" do
-    for n <- [3, @big] do
+    for n <- [3, 40, 100, 300, @big] do
       assert {:error, direct} = ErlangPython.eval("{'a': 1, b'a': 2}")
       code = "dict(many(0, #{n}), **{}) | {'a': 1, b'a': 2}"
       assert {:error, big} = ErlangPython.eval(code)

@@ -59,8 +59,8 @@ fn result_term<'a>(
     match outcome {
         Ok(Outcome::Pong) => atoms::pong().encode(env),
         Ok(Outcome::Value(value)) | Ok(Outcome::ValueThenFree(value, _)) => {
-            if let Some(external) = convert::external_ok_result(value) {
-                return (atoms::etf(), binary(env, &external)).encode(env);
+            if let Some(external) = convert::external_ok_result(value, |bytes| binary(env, bytes)) {
+                return (atoms::etf(), external).encode(env);
             }
             match convert::to_term(env, value) {
                 Ok(term) => (atoms::ok(), term).encode(env),

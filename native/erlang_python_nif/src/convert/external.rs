@@ -2,14 +2,18 @@
 //! with `:erlang.binary_to_term/2`: a BIF that yields, so no scheduler is
 //! blocked, and that builds maps of any size on the caller's own heap
 //! (off-scheduler map building is slow on OTP before 27.3, where a large
-//! map must be grown key by key: see `to_term`).
+//! map must be grown key by key: see `to_term`), and builds every term
+//! once, where the direct way builds them in the reply environment and the
+//! send copies them all again (figures at [`THRESHOLD`]).
 //!
 //! Only plain data takes this route: None, bools, ints, floats, str,
 //! bytes, bytearray, lists, tuples, dicts and sets of them, which the
 //! shared codec (`crate::etf`) writes exactly as `to_term` builds them.
 //! Anything else (a pid, a handle, a date, an object a decoder replaces)
 //! makes the writer stop, and the value goes the direct way, which also
-//! gives every error its usual form.
+//! gives every error its usual form. (A large value whose first non-plain
+//! item comes late is written up to it in vain: the price of not looking
+//! at every item twice.)
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
@@ -17,47 +21,94 @@ use pyo3::prelude::*;
 
 use crate::etf::{Forms, Reader, Writer};
 
-/// Results whose maps hold fewer items than this (counted as
-/// [`map_items`] counts) are converted directly. Only maps pay for the
-/// detour (bench/external_route.exs, paired): 20,000- and 100,000-key maps
-/// return in about half the time on OTP 25, and in 0.7x and 0.97x of it on
-/// OTP 27.3, where the direct way builds them from arrays; a
-/// 1,000,000-integer list gained nothing and peaked higher (a list is
-/// cheap to build off-scheduler, and decoding it costs as much).
-const THRESHOLD: usize = 20_000;
+/// Results that hold at least this many items (counted as [`items`]
+/// counts) take this route. Paired runs, median microseconds per call of
+/// an existing value returned, direct / this route, load 5-9:
+///
+/// | value                      | OTP 25 (puts per key) | OTP 27.3 (from arrays) |
+/// |----------------------------|-----------------------|------------------------|
+/// | dict of 64 str keys        | 23-30 / 16-23         | 17-23 / 14-18          |
+/// | dict of 1,000 str keys     | 376-600 / 163-170     | 258-342 / 148-160      |
+/// | dict of 19,999 str keys    | 16,467-18,314 / 4,509-4,894 | 5,538-10,026 / 3,988-8,103 |
+/// | list of 64 ints            | 9-22 / 10-14          | 8 / 10-14              |
+/// | list of 1,000 strs         | 86-266 / 32-52        | 89-93 / 51-52          |
+/// | list of 100,000 strs       | 21,253-45,675 / 8,185-9,311 | 21,770-28,248 / 4,147-9,015 |
+/// | 100,000 (int, str, float)  | 24,265-52,366 / 22,486-28,163 | 24,372-32,654 / 10,806-23,989 |
+/// | list of 100,000 ints       | 2,850-8,136 / 2,940-6,334 | 3,136-3,286 / 2,902-4,890 |
+/// | 20,000 dicts of 10 keys    | 73,731-114,728 / 20,294-33,807 | |
+///
+/// The direct way builds every binary and map in the reply environment
+/// and the send then copies it all; this one writes bytes and lets
+/// `binary_to_term` build the terms once, on the caller's heap. From 64
+/// items it is never slower on either; below, the two cost the same.
+/// (Until these tables only maps took this route, from 20,000 items, and a
+/// 19,999-key dict took 4x as long as a 20,000-key one on OTP 25.)
+const THRESHOLD: usize = 64;
 
-/// The external form of `{:ok, value}`, when `value` is large and plain.
-pub(crate) fn ok_result(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
-    if map_items(value) < THRESHOLD {
-        return None;
-    }
-    let mut writer = Writer::<PlainOnly>::term();
-    writer.tuple(2);
-    writer.atom("ok");
-    writer.python(value).ok()?;
-    Some(writer.buf)
+/// Most bytes of external format a thread keeps between results (16 MB):
+/// the memory of the last large result is reused by the next one.
+const KEEP_BYTES: usize = 16 << 20;
+
+thread_local! {
+    /// The vector the last large result on this thread was written in.
+    static BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// The items of `value` when it is a dict or a set, or else of the dicts
-/// and sets among the first few items of a list or tuple: a cheap look
-/// that finds both a big map and `{:ok, big_map}`.
-fn map_items(value: &Bound<'_, PyAny>) -> usize {
-    const LOOK_AT: usize = 8;
-    let map_len = |obj: &Bound<'_, PyAny>| -> usize {
-        let ptr = obj.as_ptr();
-        // SAFETY: `ptr` is a live object and the GIL is held; PyObject_Size
-        // of a dict or set reads its size, running no Python code.
-        unsafe {
-            if ffi::PyDict_Check(ptr) != 0 || ffi::PyAnySet_Check(ptr) != 0 {
-                ffi::PyObject_Size(ptr).max(0) as usize
-            } else {
-                0
-            }
-        }
-    };
+/// Gives `with` the external form of `{:ok, value}` when `value` is
+/// large and plain, and returns what it returns; `None` otherwise.
+pub(crate) fn ok_result<R>(value: &Bound<'_, PyAny>, with: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    if items(value, 0) < THRESHOLD {
+        return None;
+    }
+    let mut writer = Writer::<PlainOnly>::term_in(BUFFER.take());
+    writer.tuple(2);
+    writer.atom("ok");
+    let written = writer.python(value).ok().map(|()| with(&writer.buf));
+    if writer.buf.capacity() <= KEEP_BYTES {
+        BUFFER.set(writer.buf);
+    }
+    written
+}
+
+/// The items of `value` when it is a dict, set, list or tuple, plus
+/// those of the containers among its first few items (or dict values), two
+/// levels down: a cheap look that finds a big container, one in
+/// `{:ok, value}` or in `%{"data" => value}`, and a list of small maps.
+fn items(value: &Bound<'_, PyAny>, depth: usize) -> usize {
+    const LOOK_AT: isize = 8;
+    const LEVELS: usize = 2;
+    let py = value.py();
     let ptr = value.as_ptr();
-    // SAFETY: as above; items are borrowed by index within the size.
+    let nested = |item: *mut ffi::PyObject| -> usize {
+        if depth >= LEVELS {
+            return 0;
+        }
+        // SAFETY: `item` is a borrowed item of `value`, alive while `value`
+        // is, and the GIL is held.
+        items(unsafe { &pyo3::Borrowed::from_ptr(py, item) }, depth + 1)
+    };
+    // SAFETY: `ptr` is a live object and the GIL is held. PyDict_Size and
+    // PySet_Size read the builtin count (never a subclass's __len__) and
+    // PyDict_Next walks the builtin storage, so no Python code runs and
+    // nothing changes the containers while they are read; list and tuple
+    // items are borrowed by index within the current size.
     unsafe {
+        if ffi::PyDict_Check(ptr) != 0 {
+            let mut total = ffi::PyDict_Size(ptr).max(0) as usize;
+            let mut position: ffi::Py_ssize_t = 0;
+            let mut key = std::ptr::null_mut();
+            let mut item = std::ptr::null_mut();
+            let mut looked = 0;
+            while looked < LOOK_AT && ffi::PyDict_Next(ptr, &mut position, &mut key, &mut item) != 0
+            {
+                total += nested(item);
+                looked += 1;
+            }
+            return total;
+        }
+        if ffi::PyAnySet_Check(ptr) != 0 {
+            return ffi::PySet_Size(ptr).max(0) as usize;
+        }
         let (len, item): (
             isize,
             unsafe fn(*mut ffi::PyObject, isize) -> *mut ffi::PyObject,
@@ -66,11 +117,12 @@ fn map_items(value: &Bound<'_, PyAny>) -> usize {
         } else if ffi::PyTuple_Check(ptr) != 0 {
             (ffi::PyTuple_GET_SIZE(ptr), tuple_item)
         } else {
-            return map_len(value);
+            return 0;
         };
-        (0..len.min(LOOK_AT as isize))
-            .map(|index| map_len(&pyo3::Borrowed::from_ptr(value.py(), item(ptr, index))))
-            .sum()
+        len.max(0) as usize
+            + (0..len.min(LOOK_AT))
+                .map(|index| nested(item(ptr, index)))
+                .sum::<usize>()
     }
 }
 

@@ -40,6 +40,19 @@ impl<F: Forms> Writer<F> {
         }
     }
 
+    /// One term, as [`Writer::term`], written into `buf` (cleared first):
+    /// a caller that writes large terms often keeps the memory of the last
+    /// one rather than growing (and page-faulting) a fresh vector each time.
+    #[allow(dead_code)]
+    pub(crate) fn term_in(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.push(VERSION);
+        Writer {
+            buf,
+            forms: PhantomData,
+        }
+    }
+
     pub(crate) fn tuple(&mut self, arity: usize) {
         if arity <= u8::MAX as usize {
             self.buf.extend_from_slice(&[SMALL_TUPLE, arity as u8]);
@@ -149,10 +162,8 @@ impl<F: Forms> Writer<F> {
                 }
                 return self.bignum(obj);
             }
-            if ffi::PyFloat_Check(ptr) != 0 {
-                self.float(ffi::PyFloat_AsDouble(ptr));
-                return Ok(());
-            }
+            // str before float: PyFloat_Check of anything but a float
+            // calls PyType_IsSubtype, and str is the commonest key.
             if ffi::PyUnicode_Check(ptr) != 0 {
                 let mut size: ffi::Py_ssize_t = 0;
                 let data = ffi::PyUnicode_AsUTF8AndSize(ptr, &mut size);
@@ -160,6 +171,10 @@ impl<F: Forms> Writer<F> {
                     return Err(PyErr::fetch(py));
                 }
                 self.binary(std::slice::from_raw_parts(data as *const u8, size as usize));
+                return Ok(());
+            }
+            if ffi::PyFloat_Check(ptr) != 0 {
+                self.float(ffi::PyFloat_AsDouble(ptr));
                 return Ok(());
             }
             if ffi::PyBytes_Check(ptr) != 0 {
