@@ -32,7 +32,7 @@ use rustler::env::SavedTerm;
 use rustler::{Binary, Encoder, Env, LocalPid, OwnedBinary, OwnedEnv, ResourceArc, Term};
 
 use crate::shm_ring::{self, Mapping, Writer};
-use crate::wait_strategy::{Spin, SpinBudget};
+use crate::wait_strategy::{cores_free, Spin, SpinBudget};
 use crate::{atoms, messaging, panics};
 
 /// Frames up to this size are copied into the ring by the calling
@@ -83,9 +83,14 @@ struct Gate {
     server_waiting: bool,
     /// The worker died (or the channel closed): no more direct calls.
     dead: bool,
-    /// Recent times from a direct call's request entering the ring to its
-    /// reply coming out: whether, and how long, its caller polls.
+    /// How soon recent polls found their replies (a poll that ran out
+    /// counts as twice its length): whether, and how long, a caller polls.
+    /// Only polls feed it: a reply the reader thread delivers says little
+    /// (its time includes waking that thread).
     replies: SpinBudget,
+    /// Direct calls that did not poll because replies came slowly: every
+    /// [`PROBE_EVERY`]th polls anyway, so quick replies bring polling back.
+    unpolled: u32,
     /// Whether direct callers poll: [`Polling`].
     polling: Polling,
 }
@@ -195,6 +200,7 @@ fn open(owner: LocalPid, tag: u64) -> Result<(ResourceArc<Channel>, String), Str
             server_waiting: false,
             dead: false,
             replies: SpinBudget::default(),
+            unpolled: 0,
             polling: Polling::Adaptive,
         }),
         rx: Mutex::new(rx),
@@ -295,9 +301,6 @@ fn deliver_direct(
     let (entry, idle) = {
         let mut gate = lock(&inner.gate);
         let entry = gate.pending.remove(&id);
-        if let Some(entry) = &entry {
-            gate.replies.record(entry.sent_at.elapsed());
-        }
         let idle = gate.pending.is_empty() && gate.server_waiting;
         (entry, idle)
     };
@@ -504,9 +507,18 @@ fn isolated_channel_call<'a>(
     );
     inner.direct_calls.fetch_add(1, Ordering::Relaxed);
     let spin = match (gate.polling, gate.replies.decide()) {
-        (Polling::Adaptive, Spin::For(spin)) if spin <= CALLER_MAX_SPIN => spin,
         (Polling::Always, _) => CALLER_MAX_SPIN,
-        _ => Duration::ZERO,
+        (Polling::Never, _) | (Polling::Adaptive, Spin::NoFreeCore) => Duration::ZERO,
+        (Polling::Adaptive, Spin::For(spin)) if spin <= CALLER_MAX_SPIN => spin,
+        // Replies came too slowly for a poll: probe now and then.
+        (Polling::Adaptive, _) => {
+            gate.unpolled = gate.unpolled.wrapping_add(1);
+            if gate.unpolled.is_multiple_of(PROBE_EVERY) && cores_free() {
+                CALLER_MAX_SPIN
+            } else {
+                Duration::ZERO
+            }
+        }
     };
     if !spin.is_zero() {
         // Before the request is visible: the worker must see the poll when
@@ -544,6 +556,11 @@ fn isolated_channel_call<'a>(
 /// and only when recent replies came this quickly and a core is free.
 const CALLER_MAX_SPIN: Duration = Duration::from_micros(20);
 
+/// How often a direct call polls although recent replies came too slowly:
+/// a probe of at most [`CALLER_MAX_SPIN`] every so many calls, whose
+/// caught replies bring polling back when the worker answers quickly again.
+const PROBE_EVERY: u32 = 16;
+
 /// Polls the reply ring for direct call `id`'s reply for at most `spin`:
 /// the frame when it came (consumed), None when time ran out, the worker's
 /// ring is busy with a large frame, someone else's frame comes first, or
@@ -578,8 +595,12 @@ fn poll_reply(inner: &Inner, id: u64, spin: Duration) -> Option<OwnedBinary> {
     inner.rx_position.store(rx.position(), Ordering::Release);
     inner.mapping.end_poll(shm_ring::TO_VM, rx.position());
     drop(rx);
-    if frame.is_some() {
-        inner.direct_taken.fetch_add(1, Ordering::Relaxed);
+    match frame {
+        // Recorded with the call's end (`take_pending`).
+        Some(_) => {
+            inner.direct_taken.fetch_add(1, Ordering::Relaxed);
+        }
+        None => lock(&inner.gate).replies.record(2 * began.elapsed()),
     }
     frame
 }
