@@ -13,7 +13,12 @@
 //! (`isolated_channel_call`) when the worker is idle: nothing else in
 //! flight, from the server or another caller. Its reply, `{:reply, id,
 //! result}`, is sent by the reader thread to the caller as `{ref, frame}`
-//! (a binary: results never are), with no hop through the server. The server keeps
+//! (a binary: results never are), with no hop through the server; or, when
+//! replies have been coming within microseconds and a core is free, the
+//! call NIF polls the ring briefly and returns the reply itself
+//! ([`poll_reply`]): then neither the worker nor the reader thread makes or
+//! takes a wake-up. The reader thread and a poller share the ring's reading
+//! end (`Inner::rx`); the reader thread waits without it. The server keeps
 //! containment: it holds the worker, and when the worker dies it fails every
 //! pending direct caller (`isolated_channel_fail`) as it fails its own.
 //! Replies that carry new handles (4-tuples) still go to the server, which
