@@ -72,6 +72,9 @@ IO.puts(
     "embedded     isolated     pipes        port bridge  port/isolated  load average"
 )
 
+# BENCH_HOPS_ONLY=1 skips the table: only the per-call counters below.
+rows = if System.get_env("BENCH_HOPS_ONLY") in ["1", "true"], do: [], else: rows
+
 for {name, n, unit, in_context, bridged, bytes} <- rows do
   results =
     IsolatedBench.per_call_us(n,
@@ -103,3 +106,72 @@ for {name, n, unit, in_context, bridged, bytes} <- rows do
       show.(us.port) <> String.pad_trailing("#{ratio}x", 15) <> Bench.Machine.loadavg()
   )
 end
+
+# Where an isolated call's time goes: the channel's counters over a run of
+# calls, per call. to_worker is the request ring (the worker waits on it),
+# to_vm the reply ring (the VM's reader thread waits on it, unless the
+# caller takes its reply itself). "caught" waits ended while spinning,
+# "parked" ones slept on the futex (no spin at all: "slow" recent arrivals,
+# "busy" no free core); "wakes" are futex wake system calls by the writer
+# (data) and the reader (space). CPU is each OS process's own, per call.
+defmodule IsolatedBench.Hops do
+  def worker_cpu_us(os_pid) do
+    case File.read("/proc/#{os_pid}/stat") do
+      {:ok, stat} ->
+        [_, rest] = String.split(stat, ") ", parts: 2)
+        fields = String.split(rest)
+        ticks = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
+        ticks * 10_000
+
+      _ ->
+        0
+    end
+  end
+
+  def run(ctx, n, mode) do
+    :ok = ErlangPython.Isolated.set_reply_polling(ctx, mode)
+    {:ok, os_pid} = ErlangPython.Isolated.os_pid(ctx)
+    before = ErlangPython.Isolated.channel_stats(ctx)
+    {vm0, w0} = {Bench.Machine.cpu_us(), worker_cpu_us(os_pid)}
+
+    {us, _} =
+      :timer.tc(fn ->
+        for _ <- 1..n, do: {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2], context: ctx)
+      end)
+
+    {vm1, w1} = {Bench.Machine.cpu_us(), worker_cpu_us(os_pid)}
+    later = ErlangPython.Isolated.channel_stats(ctx)
+    per = fn a, b -> Float.round((b - a) / n, 2) end
+
+    ring = fn key ->
+      {a, b} = {before[key], later[key]}
+      waits = b.caught_spinning - a.caught_spinning + (b.parked - a.parked)
+
+      "caught #{per.(a.caught_spinning, b.caught_spinning)} parked #{per.(a.parked, b.parked)}" <>
+        " (slow #{per.(a.no_spin_slow, b.no_spin_slow)} busy #{per.(a.no_spin_busy, b.no_spin_busy)})" <>
+        " wait #{Float.round((b.wait_ns - a.wait_ns) / max(waits, 1) / 1000, 2)} us" <>
+        " data wakes #{per.(a.data_wakes, b.data_wakes)} space wakes #{per.(a.space_wakes, b.space_wakes)}"
+    end
+
+    direct = later.direct_calls - before.direct_calls
+    reply_ns = later.direct_reply_ns - before.direct_reply_ns
+
+    IO.puts("""
+    isolated call, caller polling #{mode}, per call over #{n} calls (#{Bench.Machine.loadavg()}):
+      wall #{Float.round(us / n, 2)} us; CPU: VM #{per.(vm0, vm1)} us, worker #{per.(w0, w1)} us
+      direct calls #{per.(before.direct_calls, later.direct_calls)}, of which the caller took the reply itself #{per.(before.direct_taken, later.direct_taken)}
+      others: request in ring -> reply sent by the VM's reader thread #{Float.round(reply_ns / max(direct - (later.direct_taken - before.direct_taken), 1) / 1000, 2)} us
+      request ring (worker waits): #{ring.(:to_worker)}
+      reply ring (VM waits):       #{ring.(:to_vm)}
+    """)
+  end
+end
+
+# The caller's polling for its reply: adaptive (the default, the table's
+# "isolated"), never (every reply through the VM's reader thread, as before
+# polling existed) and always (polls whatever the machine's load), in turn.
+for _ <- 1..2, mode <- [:adaptive, :never, :always] do
+  IsolatedBench.Hops.run(isolated, IsolatedBench.scale(20_000), mode)
+end
+
+:ok = ErlangPython.Isolated.set_reply_polling(isolated, :adaptive)

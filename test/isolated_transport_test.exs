@@ -5,6 +5,8 @@ defmodule ErlangPython.IsolatedTransportTest do
   # memory is killed, never believed.
   use ExUnit.Case, async: true
 
+  import ErlangPython.TestHelpers
+
   alias ErlangPython.{ContextServer, Isolated}
 
   @moduletag :capture_log
@@ -163,6 +165,115 @@ defmodule ErlangPython.IsolatedTransportTest do
       assert {:ok, 5} = ErlangPython.call(:operator, :add, [2, 3], context: ctx, timeout: 5_000)
     after
       :sys.resume(ctx)
+    end
+  end
+
+  describe "a direct caller polling for its own reply" do
+    # `:always` makes every direct caller poll (the default polls only when
+    # replies come quickly and a core is free, so a busy machine would
+    # leave this path untried); the channel's counters show it ran.
+    defp polling!(opts \\ []) do
+      ctx = start!(opts)
+      assert {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2], context: ctx)
+      :ok = Isolated.set_reply_polling(ctx, :always)
+      ctx
+    end
+
+    defp taken(ctx), do: Isolated.channel_stats(ctx).direct_taken
+
+    test "sequential calls take their replies from the ring, each its own" do
+      ctx = polling!()
+      before = taken(ctx)
+
+      # A poll lasts microseconds: on a loaded machine a batch may catch no
+      # reply, so batches run until one did (each checked whole).
+      took =
+        eventually(
+          fn ->
+            results = for n <- 1..100, do: ErlangPython.call(:operator, :mul, [n, 3], context: ctx)
+            assert results == for(n <- 1..100, do: {:ok, n * 3})
+            taken(ctx) > before
+          end,
+          attempts: 20,
+          interval: 0
+        )
+
+      assert took, "no caller took its own reply: #{inspect(Isolated.channel_stats(ctx))}"
+      # Nothing else arrived: no reply was also sent as a message.
+      refute_received {_ref, _}
+    end
+
+    test "many concurrent callers on one context each get their own answers" do
+      ctx = polling!()
+
+      answers =
+        1..16
+        |> Enum.map(fn caller ->
+          Task.async(fn ->
+            results =
+              for n <- 1..50, do: ErlangPython.call(:operator, :mul, [caller, n], context: ctx)
+
+            {results, Process.info(self(), :message_queue_len)}
+          end)
+        end)
+        |> Task.await_many(60_000)
+
+      for {{results, queue}, caller} <- Enum.with_index(answers, 1) do
+        assert results == for(n <- 1..50, do: {:ok, caller * n})
+        # No duplicate or stray reply was left in any caller's mailbox.
+        assert queue == {:message_queue_len, 0}
+      end
+    end
+
+    test "frames that are not the caller's reply (erlang.send from a thread) reach their process" do
+      ctx = polling!()
+
+      :ok =
+        ErlangPython.exec(
+          """
+          import threading, erlang
+          def spam(pid, n):
+              threading.Thread(target=lambda: [erlang.send(pid, ('spam', i)) for i in range(n)]).start()
+          """,
+          context: ctx
+        )
+
+      {:ok, nil} = ErlangPython.call(:__main__, :spam, [self(), 300], context: ctx)
+      results = for n <- 1..200, do: ErlangPython.call(:operator, :add, [n, 1], context: ctx)
+      assert results == for(n <- 1..200, do: {:ok, n + 1})
+      for i <- 0..299, do: assert_receive({"spam", ^i}, 10_000)
+    end
+
+    test "a worker killed during a call still gives the caller python_exited" do
+      ctx = polling!()
+      {:ok, os_pid} = Isolated.os_pid(ctx)
+      read = Isolated.channel_stats(ctx).to_worker.frames
+      caller = Task.async(fn -> ErlangPython.call(:time, :sleep, [30], context: ctx) end)
+      # The call is in the worker once the worker has read it.
+      assert eventually(fn -> Isolated.channel_stats(ctx).to_worker.frames > read end)
+      {_, 0} = System.cmd("kill", ["-9", to_string(os_pid)])
+      assert {:error, {:python_exited, _reason}} = Task.await(caller, 30_000)
+      assert {:ok, 9} = ErlangPython.call(:operator, :add, [4, 5], context: ctx)
+    end
+
+    test "a worker that exits while the caller polls gives python_exited" do
+      ctx = polling!(allow_subprocess: true)
+
+      assert {:error, {:python_exited, {:exit_status, 3}}} =
+               ErlangPython.call(:os, :_exit, [3], context: ctx)
+
+      assert {:ok, 9} = ErlangPython.call(:operator, :add, [4, 5], context: ctx)
+    end
+
+    test "a timed-out call is cancelled and its late reply reaches nobody" do
+      ctx = polling!()
+
+      assert {:error, :timeout} = ErlangPython.call(:time, :sleep, [0.5], context: ctx, timeout: 50)
+
+      results = for n <- 1..50, do: ErlangPython.call(:operator, :add, [n, n], context: ctx)
+      assert results == for(n <- 1..50, do: {:ok, 2 * n})
+      Process.sleep(600)
+      refute_received {_ref, _}
     end
   end
 end

@@ -118,6 +118,69 @@ defmodule ErlangPython.Isolated do
     :exit, _ -> {:error, {:context_down, server}}
   end
 
+  @ring_fields [
+    :frames,
+    :caught_spinning,
+    :parked,
+    :no_spin_slow,
+    :no_spin_busy,
+    :wait_ns,
+    :data_wakes,
+    :space_wakes
+  ]
+
+  @doc """
+  Counters of an isolated context's shared-memory channel, for benchmarks
+  and diagnosis: `nil` with the pipes transport.
+
+  `:to_worker` and `:to_vm` count each ring since the worker started:
+  frames read, waits for a frame caught while spinning or `:parked` (of
+  those, how many did not spin at all: `:no_spin_slow`, recent frames came
+  late; `:no_spin_busy`, no core was free), nanoseconds waited, and wake-up
+  system calls made by the writer (`:data_wakes`) and by the reader
+  (`:space_wakes`). `:direct_calls` counts direct calls, `:direct_taken`
+  those whose callers took their replies from the ring themselves (polling
+  briefly), and `:direct_reply_ns` the nanoseconds from the requests of the
+  others entering the ring to their replies leaving the VM's reader thread.
+  """
+  @spec channel_stats(pid()) :: map() | nil
+  def channel_stats(server) do
+    case channel(server) do
+      nil ->
+        nil
+
+      channel ->
+        {to_worker, rest} = channel |> Native.isolated_channel_stats() |> Enum.split(8)
+        {to_vm, [calls, reply_ns, taken]} = Enum.split(rest, 8)
+
+        %{
+          to_worker: Map.new(Enum.zip(@ring_fields, to_worker)),
+          to_vm: Map.new(Enum.zip(@ring_fields, to_vm)),
+          direct_calls: calls,
+          direct_taken: taken,
+          direct_reply_ns: reply_ns
+        }
+    end
+  end
+
+  @doc false
+  # Whether direct callers of `server`'s current worker poll for their
+  # replies (see isolated_channel.rs, `poll_reply`): `:adaptive` (the
+  # default: when replies came quickly and a core is free), `:always`
+  # (tests: the polling path on a busy machine too) or `:never` (every
+  # reply through the reader thread; benchmarks compare). `:ok`, or
+  # `:no_channel` with pipes. A new worker starts adaptive again.
+  def set_reply_polling(server, mode) when mode in [:adaptive, :always, :never] do
+    case channel(server) do
+      nil -> :no_channel
+      channel -> Native.isolated_channel_polling(channel, polling_mode(mode))
+    end
+  end
+
+  defp polling_mode(:adaptive), do: 0
+  defp polling_mode(:always), do: 1
+  defp polling_mode(:never), do: 2
+
   @doc false
   # ErlangPython.ContextServer.interrupt/1 for an isolated context.
   def interrupt(server) do
@@ -147,6 +210,12 @@ defmodule ErlangPython.Isolated do
         case Native.isolated_channel_call(channel, ref, Protocol.direct_call(self(), encoded)) do
           {:ok, id} ->
             await_direct(server, ref, channel, id, timeout)
+
+          # The reply came while the NIF polled for it (see
+          # isolated_channel.rs, `poll_reply`): nothing was sent.
+          {:reply, frame} ->
+            Process.demonitor(ref, [:flush])
+            direct_result(frame)
 
           _busy_closed_or_too_large ->
             send(server, {:isolated_request, self(), ref, encoded})

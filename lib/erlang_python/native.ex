@@ -110,6 +110,10 @@ defmodule ErlangPython.Native do
   def isolated_channel_unclaim(_channel), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def isolated_channel_fail(_channel, _reason), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_stats(_channel), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def isolated_channel_polling(_channel, _mode), do: :erlang.nif_error(:nif_not_loaded)
 
   # Channels and buffers (native/erlang_python_nif/src/channel.rs, buffer.rs).
   @doc false

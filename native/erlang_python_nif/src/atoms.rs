@@ -38,6 +38,7 @@ rustler::atoms! {
     closed,
     isolated_release,
     isolated_idle,
+    reply,
     busy,
     // Keys and module of the %ErlangPython.Error{} exception struct.
     __struct__,

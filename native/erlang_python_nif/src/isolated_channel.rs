@@ -13,7 +13,12 @@
 //! (`isolated_channel_call`) when the worker is idle: nothing else in
 //! flight, from the server or another caller. Its reply, `{:reply, id,
 //! result}`, is sent by the reader thread to the caller as `{ref, frame}`
-//! (a binary: results never are), with no hop through the server. The server keeps
+//! (a binary: results never are), with no hop through the server; or, when
+//! replies have been coming within microseconds and a core is free, the
+//! call NIF polls the ring briefly and returns the reply itself
+//! ([`poll_reply`]): then neither the worker nor the reader thread makes or
+//! takes a wake-up. The reader thread and a poller share the ring's reading
+//! end (`Inner::rx`); the reader thread waits without it. The server keeps
 //! containment: it holds the worker, and when the worker dies it fails every
 //! pending direct caller (`isolated_channel_fail`) as it fails its own.
 //! Replies that carry new handles (4-tuples) still go to the server, which
@@ -24,12 +29,15 @@
 //! then kills the worker; its pending callers get the port's exit reason).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustler::env::SavedTerm;
 use rustler::{Binary, Encoder, Env, LocalPid, OwnedBinary, OwnedEnv, ResourceArc, Term};
 
 use crate::shm_ring::{self, Mapping, Writer};
+use crate::wait_strategy::{cores_free, Spin, SpinBudget};
 use crate::{atoms, messaging, panics};
 
 /// Frames up to this size are copied into the ring by the calling
@@ -65,10 +73,11 @@ struct Pending {
     /// The caller gave up (timeout): the reply is dropped, but the request
     /// still occupies the worker.
     cancelled: bool,
+    /// When the request went into the ring (for `isolated_channel_stats`).
+    sent_at: std::time::Instant,
 }
 
 /// Who may put a request into the worker now.
-#[derive(Default)]
 struct Gate {
     pending: HashMap<u64, Pending>,
     next: u64,
@@ -79,6 +88,29 @@ struct Gate {
     server_waiting: bool,
     /// The worker died (or the channel closed): no more direct calls.
     dead: bool,
+    /// How soon recent polls found their replies (a poll that ran out
+    /// counts as twice its length): whether, and how long, a caller polls.
+    /// Only polls feed it: a reply the reader thread delivers says little
+    /// (its time includes waking that thread).
+    replies: SpinBudget,
+    /// Direct calls that did not poll because replies came slowly: every
+    /// [`PROBE_EVERY`]th polls anyway, so quick replies bring polling back.
+    unpolled: u32,
+    /// Whether direct callers poll: [`Polling`].
+    polling: Polling,
+}
+
+/// Whether a direct caller polls for its reply.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Polling {
+    /// When recent replies came quickly and a core is free (the default).
+    Adaptive,
+    /// Always, for [`CALLER_MAX_SPIN`] (tests: the polling path runs on a
+    /// busy machine too).
+    Always,
+    /// Never: every reply comes through the reader thread (benchmarks
+    /// compare the two).
+    Never,
 }
 
 struct Inner {
@@ -87,6 +119,21 @@ struct Inner {
     outbox: Mutex<Outbox>,
     jobs: Mutex<Option<crossbeam_channel::Sender<Job>>>,
     gate: Mutex<Gate>,
+    /// The server, and the tag of its messages.
+    owner: LocalPid,
+    tag: u64,
+    /// The reading end of the worker's ring: the reader thread's, except
+    /// while a direct caller polls for its reply (it then holds it).
+    rx: Mutex<shm_ring::Reader>,
+    /// Where `rx` stands, for the reader thread's wait (which does not hold
+    /// `rx`: a poller may take it meanwhile).
+    rx_position: AtomicU64,
+    /// Direct calls whose callers took their replies from the ring.
+    direct_taken: AtomicU64,
+    /// Direct calls made, and the nanoseconds from their requests entering
+    /// the ring to their replies being sent to them by the reader thread.
+    direct_calls: AtomicU64,
+    direct_reply_ns: AtomicU64,
 }
 
 impl Inner {
@@ -142,6 +189,7 @@ fn open(owner: LocalPid, tag: u64) -> Result<(ResourceArc<Channel>, String), Str
     let path = format!("/dev/shm/erlang_python-{}-{n}", std::process::id());
     let mapping = Mapping::create(&path, shm_ring::CAPACITY).map_err(|e| format!("{path}: {e}"))?;
     let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+    let rx = mapping.reader(shm_ring::TO_VM);
     let inner = Arc::new(Inner {
         outbox: Mutex::new(Outbox {
             writer: Some(mapping.writer(shm_ring::TO_WORKER)),
@@ -151,9 +199,22 @@ fn open(owner: LocalPid, tag: u64) -> Result<(ResourceArc<Channel>, String), Str
         path: path.clone(),
         jobs: Mutex::new(Some(jobs)),
         gate: Mutex::new(Gate {
+            pending: HashMap::new(),
             next: DIRECT_BASE,
-            ..Gate::default()
+            server_busy: false,
+            server_waiting: false,
+            dead: false,
+            replies: SpinBudget::default(),
+            unpolled: 0,
+            polling: Polling::Adaptive,
         }),
+        rx: Mutex::new(rx),
+        owner,
+        tag,
+        rx_position: AtomicU64::new(0),
+        direct_taken: AtomicU64::new(0),
+        direct_calls: AtomicU64::new(0),
+        direct_reply_ns: AtomicU64::new(0),
     });
     let reading = inner.clone();
     std::thread::Builder::new()
@@ -175,11 +236,26 @@ fn open(owner: LocalPid, tag: u64) -> Result<(ResourceArc<Channel>, String), Str
 /// Delivers each frame from the worker: a direct call's reply to its
 /// caller, anything else to `owner` (the server), until the channel closes.
 fn read_loop(inner: &Inner, owner: LocalPid, tag: u64) {
-    let mut reader = inner.mapping.reader(shm_ring::TO_VM);
     let mut owned = OwnedEnv::new();
+    let mut budget = SpinBudget::default();
     loop {
-        match reader.recv(&inner.mapping, MAX_FRAME, try_binary) {
-            Ok(frame) => {
+        let position = || inner.rx_position.load(Ordering::Acquire);
+        let received = inner
+            .mapping
+            .wait_beyond(shm_ring::TO_VM, position, &mut budget)
+            .and_then(|()| {
+                let mut rx = lock(&inner.rx);
+                // A polling caller may have taken what woke us.
+                if rx.readable(&inner.mapping)? == 0 {
+                    return Ok(None);
+                }
+                let frame = rx.recv(&inner.mapping, MAX_FRAME, try_binary);
+                inner.rx_position.store(rx.position(), Ordering::Release);
+                frame.map(Some)
+            });
+        match received {
+            Ok(None) => {}
+            Ok(Some(frame)) => {
                 if let Some(id) = direct_reply_id(&frame) {
                     deliver_direct(inner, id, frame, &owner, tag, &mut owned);
                     continue;
@@ -204,12 +280,15 @@ fn read_loop(inner: &Inner, owner: LocalPid, tag: u64) {
     }
 }
 
+const REPLY_PREFIX: &[u8] = b"\x83\x68\x03\x77\x05reply\x6e\x08\x00";
+/// The bytes [`direct_reply_id`] looks at.
+const REPLY_HEAD: usize = REPLY_PREFIX.len() + 8;
+
 /// The id of `{:reply, id, result}` when `id` is a direct call's (the
 /// worker writes it as an 8-byte SMALL_BIG); None for anything else,
 /// including replies listing new handles (a 4-tuple: the server's).
 fn direct_reply_id(frame: &[u8]) -> Option<u64> {
-    const HEAD: &[u8] = b"\x83\x68\x03\x77\x05reply\x6e\x08\x00";
-    let rest = frame.strip_prefix(HEAD)?;
+    let rest = frame.strip_prefix(REPLY_PREFIX)?;
     let id = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
     (id >= DIRECT_BASE).then_some(id)
 }
@@ -238,6 +317,8 @@ fn deliver_direct(
         let _ = messaging::build_and_send(&mut entry.env, &entry.caller, |env| {
             Ok::<_, ()>((reference.load(env), frame.release(env)).encode(env))
         });
+        let ns = entry.sent_at.elapsed().as_nanos() as u64;
+        inner.direct_reply_ns.fetch_add(ns, Ordering::Relaxed);
     }
     if idle {
         let _ = messaging::build_and_send(owned, owner, |env| {
@@ -426,17 +507,126 @@ fn isolated_channel_call<'a>(
             env: pending_env,
             reference: saved,
             cancelled: false,
+            sent_at: std::time::Instant::now(),
         },
     );
-    match writer.send(&inner.mapping, &slices) {
-        Ok(()) => (atoms::ok(), id).encode(env),
-        Err(error) => {
-            gate.pending.remove(&id);
-            drop(outbox);
-            drop(gate);
-            failed(env, inner, &error)
+    inner.direct_calls.fetch_add(1, Ordering::Relaxed);
+    let spin = match (gate.polling, gate.replies.decide()) {
+        (Polling::Always, _) => CALLER_MAX_SPIN,
+        (Polling::Never, _) | (Polling::Adaptive, Spin::NoFreeCore) => Duration::ZERO,
+        (Polling::Adaptive, Spin::For(spin)) if spin <= CALLER_MAX_SPIN => spin,
+        // Replies came too slowly for a poll: probe now and then.
+        (Polling::Adaptive, _) => {
+            gate.unpolled = gate.unpolled.wrapping_add(1);
+            if gate.unpolled.is_multiple_of(PROBE_EVERY) && cores_free() {
+                CALLER_MAX_SPIN
+            } else {
+                Duration::ZERO
+            }
+        }
+    };
+    if !spin.is_zero() {
+        // Before the request is visible: the worker must see the poll when
+        // it writes the reply.
+        inner.mapping.begin_poll(shm_ring::TO_VM);
+    }
+    let sent = writer.send(&inner.mapping, &slices);
+    drop(outbox);
+    drop(gate);
+    if let Err(error) = sent {
+        if !spin.is_zero() {
+            let position = inner.rx_position.load(Ordering::Acquire);
+            inner.mapping.end_poll(shm_ring::TO_VM, position);
+        }
+        lock(&inner.gate).pending.remove(&id);
+        return failed(env, inner, &error);
+    }
+    if !spin.is_zero() {
+        if let Some(frame) = poll_reply(inner, id, spin) {
+            if take_pending(env, inner, id).is_some() {
+                return (atoms::reply(), frame.release(env)).encode(env);
+            }
+            // The caller was answered meanwhile (the worker's death failed
+            // it): that answer is in its mailbox; the frame is dropped.
         }
     }
+    (atoms::ok(), id).encode(env)
+}
+
+/// The longest a direct caller polls for its reply, on its scheduler. A
+/// scheduler whose process waits in `receive` for the reply spins anyway
+/// when it goes idle (the VM's scheduler busy wait) and must then be woken
+/// by the reader thread; polling here, as briefly, takes the reply with no
+/// thread woken on either side. Kept well under the VM's 1 ms NIF budget,
+/// and only when recent replies came this quickly and a core is free.
+const CALLER_MAX_SPIN: Duration = Duration::from_micros(20);
+
+/// How often a direct call polls although recent replies came too slowly:
+/// a probe of at most [`CALLER_MAX_SPIN`] every so many calls, whose
+/// caught replies bring polling back when the worker answers quickly again.
+const PROBE_EVERY: u32 = 16;
+
+/// Polls the reply ring for direct call `id`'s reply for at most `spin`:
+/// the frame when it came (consumed), None when time ran out, the worker's
+/// ring is busy with a large frame, someone else's frame comes first, or
+/// the channel closed (the reader thread delivers then, as without a poll).
+fn poll_reply(inner: &Inner, id: u64, spin: Duration) -> Option<OwnedBinary> {
+    let began = Instant::now();
+    // The reader thread holds `rx` only while it reads a frame: then the
+    // reply comes through it.
+    let Ok(mut rx) = inner.rx.try_lock() else {
+        inner
+            .mapping
+            .end_poll(shm_ring::TO_VM, inner.rx_position.load(Ordering::Acquire));
+        return None;
+    };
+    let mut polls = 0u32;
+    let frame = loop {
+        let wanted = |head: &[u8]| direct_reply_id(head) == Some(id);
+        match rx.take_if(&inner.mapping, MAX_FRAME, REPLY_HEAD, wanted, try_binary) {
+            Ok(shm_ring::Taken::Frame(frame)) => break Some(frame),
+            Ok(shm_ring::Taken::Nothing) => {}
+            Ok(shm_ring::Taken::Other) | Err(_) => break None,
+        }
+        if inner.mapping.is_closed() {
+            break None;
+        }
+        polls += 1;
+        if polls.is_multiple_of(64) && began.elapsed() >= spin {
+            break None;
+        }
+        std::hint::spin_loop();
+    };
+    inner.rx_position.store(rx.position(), Ordering::Release);
+    inner.mapping.end_poll(shm_ring::TO_VM, rx.position());
+    drop(rx);
+    match frame {
+        // Recorded with the call's end (`take_pending`).
+        Some(_) => {
+            inner.direct_taken.fetch_add(1, Ordering::Relaxed);
+        }
+        None => lock(&inner.gate).replies.record(2 * began.elapsed()),
+    }
+    frame
+}
+
+/// Ends direct call `id` whose caller took its reply: Some when it was
+/// still pending (nobody else answered its caller). Tells a waiting server
+/// the worker is free.
+fn take_pending(env: Env<'_>, inner: &Inner, id: u64) -> Option<()> {
+    let (entry, idle) = {
+        let mut gate = lock(&inner.gate);
+        let entry = gate.pending.remove(&id)?;
+        gate.replies.record(entry.sent_at.elapsed());
+        (entry, gate.pending.is_empty() && gate.server_waiting)
+    };
+    if idle {
+        let _ = env.send(
+            &inner.owner,
+            (atoms::isolated_idle(), inner.tag).encode(env),
+        );
+    }
+    (!entry.cancelled).then_some(())
 }
 
 /// Where the 8 bytes of the id placeholder start in a direct call's first
@@ -550,5 +740,46 @@ fn isolated_channel_fail<'a>(
             (reference, (atoms::error(), reason)).encode(env),
         );
     }
+    atoms::ok()
+}
+
+/// `isolated_channel_stats(channel)`: counters of the channel, as a flat
+/// list of integers `ErlangPython.Isolated.channel_stats/1` names: per ring
+/// (to the worker, then to the VM) the `shm_ring::RingStats` fields in
+/// order, then direct calls made and the nanoseconds from their requests
+/// entering the ring to their replies leaving the reader thread.
+#[rustler::nif]
+fn isolated_channel_stats(channel: ResourceArc<Channel>) -> Vec<u64> {
+    let inner = &channel.inner;
+    let mut figures = Vec::new();
+    for which in [shm_ring::TO_WORKER, shm_ring::TO_VM] {
+        let s = inner.mapping.stats(which);
+        figures.extend([
+            s.frames,
+            s.caught_spinning,
+            s.parked,
+            s.no_spin_slow,
+            s.no_spin_busy,
+            s.wait_ns,
+            s.data_wakes,
+            s.space_wakes,
+        ]);
+    }
+    figures.push(inner.direct_calls.load(Ordering::Relaxed));
+    figures.push(inner.direct_reply_ns.load(Ordering::Relaxed));
+    figures.push(inner.direct_taken.load(Ordering::Relaxed));
+    figures
+}
+
+/// `isolated_channel_polling(channel, mode)`: whether direct callers poll
+/// for their replies: 0 adaptive (the default), 1 always, 2 never. For
+/// tests and benchmarks (`ErlangPython.Isolated.set_reply_polling/2`).
+#[rustler::nif]
+fn isolated_channel_polling(channel: ResourceArc<Channel>, mode: u8) -> rustler::Atom {
+    lock(&channel.inner.gate).polling = match mode {
+        1 => Polling::Always,
+        2 => Polling::Never,
+        _ => Polling::Adaptive,
+    };
     atoms::ok()
 }

@@ -22,6 +22,7 @@
 //! |       | [`python_config`] | starting CPython from a `PyConfig`               |
 //! |       | [`etf`]           | the external term format <-> Python (shared codec) |
 //! |       | [`arena_cache`]   | reusing the memory of Python's freed arenas      |
+//! |       | [`wait_strategy`] | whether a waiting thread spins, and how long     |
 //! |       | [`shm_ring`]      | shared-memory rings with futex doorbells         |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
@@ -95,6 +96,12 @@ mod shm_ring;
 mod stack_guard;
 mod subinterp_module;
 mod terms;
+// The runtime's file, mounted once here, at layer 0, rather than inside
+// `runtime` (layer 10): the shared-memory rings (layer 0) use it too, and
+// the isolated worker mounts the same file. One copy means one CPU pressure
+// sampler for the whole process.
+#[path = "runtime/wait_strategy.rs"]
+mod wait_strategy;
 
 use rustler::{Encoder, Env, ResourceArc, Term};
 

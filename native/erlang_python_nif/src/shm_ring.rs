@@ -23,15 +23,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-// The runtime's spin-or-park decision (recent arrival gaps, free cores),
-// mounted here as is: the worker includes this file by `#[path]` and has no
-// `runtime` module of its own. In the NIF it is thus compiled twice (the
-// copies share nothing but code: each has its own pressure sampler).
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "runtime/wait_strategy.rs"]
-mod wait_strategy;
-
-use wait_strategy::SpinBudget;
+// The runtime's spin-or-park decision (recent arrival gaps, free cores): the
+// NIF mounts `runtime/wait_strategy.rs` at its root, and so does the worker.
+use crate::wait_strategy::{Spin, SpinBudget};
 
 /// The ring the VM writes and the worker reads.
 pub const TO_WORKER: usize = 0;
@@ -58,10 +52,56 @@ struct RingHeader {
     /// Non-zero while the reader sleeps (or is about to) on `data_seq`: the
     /// writer skips the wake-up system call when nobody sleeps.
     data_sleepers: AtomicU32,
-    _pad2: [u8; 56],
+    /// Non-zero while a VM caller polls this ring for its own reply (see
+    /// [`Mapping::begin_poll`]): the writer does not ring the doorbell then,
+    /// the poller finds the frame without it.
+    data_polled: AtomicU32,
+    _pad2: [u8; 52],
     /// Bumped by the reader after `read` moves: the writer's doorbell.
     space_seq: AtomicU32,
-    _pad3: [u8; 60],
+    /// Non-zero while the writer sleeps (or is about to) on `space_seq`.
+    space_sleepers: AtomicU32,
+    _pad3: [u8; 56],
+}
+
+/// What happened on one ring, counted by its two ends in shared memory (so
+/// the VM reads the worker's side too): figures for `stats`, never used to
+/// decide anything (the worker may write what it likes here).
+#[repr(C)]
+struct RingCounters {
+    /// Frames read.
+    frames: AtomicU64,
+    /// Waits for a frame that ended while spinning.
+    caught_spinning: AtomicU64,
+    /// Waits that slept on the doorbell (a futex wait).
+    parked: AtomicU64,
+    /// Of those, waits that did not spin at all: recent arrivals were slow.
+    no_spin_slow: AtomicU64,
+    /// ... or no core was free.
+    no_spin_busy: AtomicU64,
+    /// Nanoseconds spent waiting for frames.
+    wait_ns: AtomicU64,
+    /// Doorbell wake-ups (futex wake system calls) by the writer.
+    data_wakes: AtomicU64,
+    /// Wake-ups of the writer, waiting for room, by the reader.
+    space_wakes: AtomicU64,
+}
+
+/// [`RingCounters`] read at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RingStats {
+    pub frames: u64,
+    pub caught_spinning: u64,
+    pub parked: u64,
+    pub no_spin_slow: u64,
+    pub no_spin_busy: u64,
+    pub wait_ns: u64,
+    pub data_wakes: u64,
+    pub space_wakes: u64,
+}
+
+fn count(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 #[repr(C)]
@@ -71,6 +111,7 @@ struct Header {
     closed: AtomicU32,
     _pad: [u8; 44],
     rings: [RingHeader; 2],
+    counters: [RingCounters; 2],
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER);
@@ -208,6 +249,27 @@ impl Mapping {
         &self.header().rings[which]
     }
 
+    fn counters(&self, which: usize) -> &RingCounters {
+        &self.header().counters[which]
+    }
+
+    /// What ring `which` counted so far (as the worker reports its side).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn stats(&self, which: usize) -> RingStats {
+        let c = self.counters(which);
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RingStats {
+            frames: get(&c.frames),
+            caught_spinning: get(&c.caught_spinning),
+            parked: get(&c.parked),
+            no_spin_slow: get(&c.no_spin_slow),
+            no_spin_busy: get(&c.no_spin_busy),
+            wait_ns: get(&c.wait_ns),
+            data_wakes: get(&c.data_wakes),
+            space_wakes: get(&c.space_wakes),
+        }
+    }
+
     fn data(&self, which: usize) -> *mut u8 {
         // SAFETY: ring `which` (0 or 1) spans capacity bytes after the
         // header and after ring 0: inside the mapping of HEADER + 2 * capacity.
@@ -227,6 +289,115 @@ impl Mapping {
 
     pub fn is_closed(&self) -> bool {
         self.header().closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Waits until ring `which` holds bytes past `position()` (read again
+    /// on every look: another reader of the VM may consume meanwhile, so a
+    /// wake-up may find nothing; the caller looks again). Spins first while
+    /// frames have been coming quickly, a core is free and no caller polls
+    /// the ring itself (a futex sleep and wake-up cost more than a whole
+    /// round trip), then sleeps on the doorbell.
+    pub fn wait_beyond(
+        &self,
+        which: usize,
+        position: impl Fn() -> u64,
+        budget: &mut SpinBudget,
+    ) -> Result<(), Error> {
+        let ring = self.ring(which);
+        let counters = self.counters(which);
+        let ready = || -> Result<bool, Error> {
+            let written = ring.write.load(Ordering::Acquire);
+            let available = written.wrapping_sub(position());
+            if available > self.capacity as u64 {
+                return Err(Error::Corrupt("write counter beyond the ring"));
+            }
+            Ok(available > 0)
+        };
+        let began = Instant::now();
+        let polled = || ring.data_polled.load(Ordering::Relaxed) != 0;
+        let decision = if polled() {
+            Spin::SlowArrivals
+        } else {
+            budget.decide()
+        };
+        match decision {
+            Spin::SlowArrivals => count(&counters.no_spin_slow, 1),
+            Spin::NoFreeCore => count(&counters.no_spin_busy, 1),
+            Spin::For(_) => {}
+        }
+        let spin = decision.duration();
+        if !spin.is_zero() {
+            let mut polls = 0u32;
+            loop {
+                if ready()? {
+                    let gap = began.elapsed();
+                    budget.record(gap);
+                    count(&counters.caught_spinning, 1);
+                    count(&counters.wait_ns, gap.as_nanos() as u64);
+                    return Ok(());
+                }
+                if self.is_closed() {
+                    return Err(Error::Closed);
+                }
+                polls += 1;
+                // The clock is read every 64 polls: it costs more than a poll.
+                if polls.is_multiple_of(64) && (began.elapsed() >= spin || polled()) {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        count(&counters.parked, 1);
+        let result = loop {
+            let seen = ring.data_seq.load(Ordering::SeqCst);
+            ring.data_sleepers.fetch_add(1, Ordering::SeqCst);
+            let now = ready();
+            if matches!(now, Ok(false)) && !self.is_closed() {
+                wait(&ring.data_seq, seen);
+            }
+            ring.data_sleepers.fetch_sub(1, Ordering::SeqCst);
+            match now {
+                Err(error) => break Err(error),
+                Ok(true) => break Ok(()),
+                Ok(false) if self.is_closed() => break Err(Error::Closed),
+                Ok(false) => match ready() {
+                    Ok(true) => break Ok(()),
+                    Ok(false) if self.is_closed() => break Err(Error::Closed),
+                    Ok(false) => {}
+                    Err(error) => break Err(error),
+                },
+            }
+        };
+        count(&counters.wait_ns, began.elapsed().as_nanos() as u64);
+        if result.is_ok() {
+            budget.record(began.elapsed());
+        }
+        result
+    }
+
+    /// A caller of the VM is about to poll ring `which` for its reply (it
+    /// calls this before sending its request): the writer stops ringing
+    /// the doorbell, whose wake-up would be a system call on its side and
+    /// a thread woken for nothing on ours.
+    pub fn begin_poll(&self, which: usize) {
+        self.ring(which).data_polled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The poll is over; the reader stands at `position`. Wakes the sleeping
+    /// reader when bytes wait past it: a frame published while the poll
+    /// held the doorbell back.
+    pub fn end_poll(&self, which: usize, position: u64) {
+        let ring = self.ring(which);
+        ring.data_polled.fetch_sub(1, Ordering::SeqCst);
+        // Either the writer's SeqCst load of `data_polled` saw the poll end
+        // (it rings itself), or this SeqCst load sees its bump of
+        // `data_seq` and, through it, its `write`.
+        let _ = ring.data_seq.load(Ordering::SeqCst);
+        let written = ring.write.load(Ordering::Acquire);
+        if written != position && ring.data_sleepers.load(Ordering::SeqCst) != 0 {
+            count(&self.counters(which).data_wakes, 1);
+            wake(&ring.data_seq);
+        }
     }
 
     /// A writer for ring `which`, from the counter in shared memory (0 for a
@@ -366,7 +537,10 @@ impl Writer {
         // load sees it asleep. A peer that lies about sleeping only delays
         // its own frames (waits are bounded by WAIT_NS).
         ring.data_seq.fetch_add(1, Ordering::SeqCst);
-        if ring.data_sleepers.load(Ordering::SeqCst) != 0 {
+        if ring.data_sleepers.load(Ordering::SeqCst) != 0
+            && ring.data_polled.load(Ordering::SeqCst) == 0
+        {
+            count(&m.counters(self.which).data_wakes, 1);
             wake(&ring.data_seq);
         }
     }
@@ -382,7 +556,13 @@ impl Writer {
             if self.free(m)? > 0 {
                 return Ok(());
             }
-            wait(&ring.space_seq, seen);
+            // As for `data_sleepers`: the reader wakes us only when we say
+            // we sleep (SeqCst against its bump of `space_seq`).
+            ring.space_sleepers.fetch_add(1, Ordering::SeqCst);
+            if self.free(m)? == 0 && !m.is_closed() {
+                wait(&ring.space_seq, seen);
+            }
+            ring.space_sleepers.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -412,6 +592,16 @@ impl Writer {
     }
 }
 
+/// What [`Reader::take_if`] found.
+pub enum Taken<B> {
+    /// The wanted frame, consumed.
+    Frame(B),
+    /// No whole frame yet.
+    Nothing,
+    /// A whole frame that is not the wanted one, left in the ring.
+    Other,
+}
+
 /// One side's reading end of a ring. One thread at a time uses it.
 pub struct Reader {
     which: usize,
@@ -431,67 +621,95 @@ impl Reader {
         Ok(available as usize)
     }
 
-    /// Waits for bytes to read: spins first while frames have been coming
-    /// quickly and a core is free (a futex sleep and wake-up cost more than
-    /// a whole round trip), then sleeps on the doorbell.
+    /// Waits for bytes to read (see [`Mapping::wait_beyond`]).
     fn wait_for_data(&mut self, m: &Mapping) -> Result<usize, Error> {
-        let ring = m.ring(self.which);
-        let began = Instant::now();
-        let spin = self.budget.spin_for();
-        if !spin.is_zero() {
-            let mut polls = 0u32;
-            loop {
-                let available = self.available(m)?;
-                if available > 0 {
-                    self.budget.record(began.elapsed());
-                    return Ok(available);
-                }
-                if m.is_closed() {
-                    return Err(Error::Closed);
-                }
-                polls += 1;
-                // The clock is read every 64 polls: it costs more than a poll.
-                if polls.is_multiple_of(64) && began.elapsed() >= spin {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
+        let local = self.local;
+        m.wait_beyond(self.which, || local, &mut self.budget)?;
+        self.available(m)
+    }
+
+    /// Where this reader is: bytes read since the start.
+    pub fn position(&self) -> u64 {
+        self.local
+    }
+
+    /// Bytes readable now.
+    pub fn readable(&self, m: &Mapping) -> Result<usize, Error> {
+        self.available(m)
+    }
+
+    /// Copies `out.len()` bytes starting `skip` bytes past the read position,
+    /// which must be readable; nothing is consumed.
+    fn peek(&self, m: &Mapping, skip: usize, out: &mut [u8]) {
+        let at = ((self.local + skip as u64) % m.capacity as u64) as usize;
+        let first = out.len().min(m.capacity - at);
+        // SAFETY: the caller checked that `skip + out.len()` bytes are
+        // readable (published by the writer, so not written meanwhile), and
+        // `out.len() <= capacity`: both copies stay in the data area.
+        unsafe {
+            std::ptr::copy_nonoverlapping(m.data(self.which).add(at), out.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(
+                m.data(self.which),
+                out.as_mut_ptr().add(first),
+                out.len() - first,
+            );
         }
-        loop {
-            let seen = ring.data_seq.load(Ordering::SeqCst);
-            ring.data_sleepers.fetch_add(1, Ordering::SeqCst);
-            let available = self.available(m);
-            let ready = !matches!(available, Ok(0)) || m.is_closed();
-            if !ready {
-                wait(&ring.data_seq, seen);
-            }
-            ring.data_sleepers.fetch_sub(1, Ordering::SeqCst);
-            match available {
-                Ok(0) if m.is_closed() => return Err(Error::Closed),
-                Ok(0) => {
-                    let available = self.available(m)?;
-                    if available > 0 {
-                        self.budget.record(began.elapsed());
-                        return Ok(available);
-                    }
-                    if m.is_closed() {
-                        return Err(Error::Closed);
-                    }
-                }
-                Ok(available) => {
-                    self.budget.record(began.elapsed());
-                    return Ok(available);
-                }
-                Err(error) => return Err(error),
-            }
+    }
+
+    /// The next frame, when it is whole in the ring now and `wanted` accepts
+    /// its first `head` bytes (fewer for a shorter frame): for a caller
+    /// polling for its own reply, which must never wait here nor take a
+    /// frame that is someone else's.
+    pub fn take_if<B: std::ops::DerefMut<Target = [u8]>>(
+        &mut self,
+        m: &Mapping,
+        max: usize,
+        head: usize,
+        wanted: impl FnOnce(&[u8]) -> bool,
+        alloc: impl FnOnce(usize) -> Option<B>,
+    ) -> Result<Taken<B>, Error> {
+        let available = self.available(m)?;
+        if available < 4 {
+            return Ok(Taken::Nothing);
         }
+        let mut header = [0u8; 4];
+        self.peek(m, 0, &mut header);
+        let len = u32::from_le_bytes(header) as usize;
+        if len > max {
+            return Err(Error::Corrupt("frame longer than allowed"));
+        }
+        if available < 4 + len {
+            return Ok(Taken::Nothing);
+        }
+        let mut first = vec![0u8; head.min(len)];
+        self.peek(m, 4, &mut first);
+        if !wanted(&first) {
+            return Ok(Taken::Other);
+        }
+        let mut frame = alloc(len).ok_or(Error::NoMemory(len))?;
+        if frame.len() != len {
+            return Err(Error::NoMemory(len));
+        }
+        self.peek(m, 4, &mut frame);
+        self.local += 4 + len as u64;
+        self.release(m);
+        count(&m.counters(self.which).frames, 1);
+        Ok(Taken::Frame(frame))
     }
 
     fn release(&mut self, m: &Mapping) {
         let ring = m.ring(self.which);
+        if ring.read.load(Ordering::Relaxed) == self.local {
+            return;
+        }
         ring.read.store(self.local, Ordering::Release);
-        ring.space_seq.fetch_add(1, Ordering::Release);
-        wake(&ring.space_seq);
+        // A wake-up is a system call (a costly one under some kernels): only
+        // for a writer that sleeps waiting for room, almost never.
+        ring.space_seq.fetch_add(1, Ordering::SeqCst);
+        if ring.space_sleepers.load(Ordering::SeqCst) != 0 {
+            count(&m.counters(self.which).space_wakes, 1);
+            wake(&ring.space_seq);
+        }
     }
 
     /// Copies exactly `out.len()` bytes, waiting for them as needed.
@@ -550,6 +768,7 @@ impl Reader {
         }
         self.fill(m, &mut frame)?;
         self.release(m);
+        count(&m.counters(self.which).frames, 1);
         Ok(frame)
     }
 }
@@ -586,6 +805,42 @@ mod tests {
         assert_eq!(r.recv(&worker, 1 << 20, alloc).unwrap(), b"small");
         assert_eq!(r.recv(&worker, 1 << 20, alloc).unwrap(), payload);
         sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_poller_takes_only_the_frame_it_wants_and_only_whole() {
+        let p = path("take");
+        let vm = Mapping::create(&p, 4096).unwrap();
+        let worker = Mapping::open(&p).unwrap();
+        let alloc = |n| Some(vec![0u8; n]);
+        let mine = |head: &[u8]| head.starts_with(b"mine");
+        let mut r = vm.reader(TO_VM);
+        assert!(matches!(
+            r.take_if(&vm, 100, 4, mine, alloc),
+            Ok(Taken::Nothing)
+        ));
+        let mut w = worker.writer(TO_VM);
+        // A frame announced but not yet whole is not taken.
+        w.offer(&worker, &8u32.to_le_bytes()).unwrap();
+        w.offer(&worker, b"mine").unwrap();
+        w.publish(&worker);
+        assert!(matches!(
+            r.take_if(&vm, 100, 4, mine, alloc),
+            Ok(Taken::Nothing)
+        ));
+        w.offer(&worker, b"-one").unwrap();
+        w.publish(&worker);
+        w.send(&worker, &[b"other"]).unwrap();
+        match r.take_if(&vm, 100, 4, mine, alloc) {
+            Ok(Taken::Frame(frame)) => assert_eq!(frame, b"mine-one"),
+            _ => panic!("the whole frame was not taken"),
+        }
+        // Someone else's frame stays for the reader thread, whole.
+        assert!(matches!(
+            r.take_if(&vm, 100, 4, mine, alloc),
+            Ok(Taken::Other)
+        ));
+        assert_eq!(r.recv(&vm, 100, alloc).unwrap(), b"other");
     }
 
     #[test]

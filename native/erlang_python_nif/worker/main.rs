@@ -30,6 +30,12 @@ mod python_config;
 #[path = "../src/shm_ring.rs"]
 mod shm_ring;
 
+// The rings' spin-or-park decision, the file the NIF mounts at its root
+// (the runtime's half, `replies_soon`, goes unused here).
+#[allow(dead_code)]
+#[path = "../src/runtime/wait_strategy.rs"]
+mod wait_strategy;
+
 mod etf;
 mod handles;
 mod inbox;

@@ -21,7 +21,8 @@ mod dispatch;
 mod helping;
 mod inline_copy;
 mod pool;
-mod wait_strategy;
+// Mounted at the crate's root (lib.rs): the rings below the runtime use it too.
+use crate::wait_strategy;
 mod worker_thread;
 
 pub(crate) use inline_copy::fits_inline;
