@@ -35,7 +35,7 @@ use rustler::{Encoder, LocalPid, OwnedEnv, Term};
 use crate::atoms;
 use crate::convert;
 use crate::errors::Failure;
-use crate::interpreters::{self, Exception};
+use crate::interpreters::Exception;
 use crate::job::Request;
 use crate::messaging::build_and_send;
 use crate::pytypes;
@@ -59,6 +59,10 @@ struct Waiter {
     /// the callback go ([`divert`]), once the dispatcher names it.
     requests: Option<Sender<Request>>,
     runner: Option<LocalPid>,
+    /// Which of the runner's requests go there: those routed by this key
+    /// (`serving::Helper::home`: the shared workers', or an own-GIL
+    /// context's), the ones the thread's interpreter can run.
+    home: u64,
 }
 
 type Pending = Mutex<HashMap<u64, Waiter>>;
@@ -135,13 +139,20 @@ pub(crate) fn set_runner(id: u64, runner: LocalPid) {
 /// callback's call back into the same context would wait for the callback
 /// to time out. Any other request comes back.
 pub(crate) fn divert(request: Request) -> Option<Request> {
+    divert_to(serving::MAIN_HOME, request)
+}
+
+/// [`divert`], for a request routed by `home` (an own-GIL context's scope,
+/// whose thread may be the one joining): only a thread of that home's
+/// interpreter takes it.
+pub(crate) fn divert_to(home: u64, request: Request) -> Option<Request> {
     if RUNNERS.load(Ordering::Acquire) == 0 {
         return Some(request);
     }
     let pending = pending().lock().unwrap_or_else(|p| p.into_inner());
     let waiter = pending
         .values()
-        .find(|waiter| waiter.runner == Some(request.reply_to));
+        .find(|waiter| waiter.runner == Some(request.reply_to) && waiter.home == home);
     match waiter.and_then(|waiter| waiter.requests.as_ref()) {
         Some(requests) => requests.send(request).err().map(|e| e.into_inner()),
         None => Some(request),
@@ -195,18 +206,18 @@ pub(crate) fn call_waiting<'py>(
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (sender, receiver) = crossbeam_channel::bounded::<Answer>(1);
     let worker = serving::current().map(|_| std::thread::current());
-    // A plain Python thread in the main interpreter runs its callback's
-    // requests while it waits (see `divert`).
-    let serves = worker.is_none()
-        && waiting == Waiting::Serving
-        && serving::helper().is_some()
-        && interpreters::is_main(py);
-    let (requests, served) = match serves {
-        true => {
+    // A plain Python thread runs its callback's requests while it waits
+    // (see `divert`), if its interpreter has a helper.
+    let helping = match (&worker, waiting) {
+        (None, Waiting::Serving) => serving::helper_here(py),
+        _ => None,
+    };
+    let (requests, served) = match helping {
+        Some((helper, _)) => {
             let (sender, receiver) = crossbeam_channel::unbounded::<Request>();
-            (Some(sender), Some(receiver))
+            (Some(sender), Some((receiver, helper)))
         }
-        false => (None, None),
+        None => (None, None),
     };
     pending().lock().unwrap_or_else(|p| p.into_inner()).insert(
         id,
@@ -215,6 +226,7 @@ pub(crate) fn call_waiting<'py>(
             worker,
             requests,
             runner: None,
+            home: helping.map_or(serving::MAIN_HOME, |(_, home)| home),
         },
     );
     // Whatever happens below, the pending entry must not outlive this call.
@@ -222,7 +234,10 @@ pub(crate) fn call_waiting<'py>(
 
     send_request(py, dispatcher, id, &target, args, kwargs)?;
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
-    let answer = wait(py, &receiver, served.as_ref(), timeout, waiting)?.ok_or_else(|| {
+    let served = served
+        .as_ref()
+        .map(|(requests, helper)| (requests, *helper));
+    let answer = wait(py, &receiver, served, timeout, waiting)?.ok_or_else(|| {
         PyTimeoutError::new_err(format!(
             "Erlang function '{name}' did not answer within {} ms",
             timeout.as_millis()
@@ -304,7 +319,7 @@ fn failure_to_pyerr(py: Python<'_>, failure: Failure) -> PyErr {
 fn wait(
     py: Python<'_>,
     receiver: &Receiver<Answer>,
-    served: Option<&Receiver<Request>>,
+    served: Option<(&Receiver<Request>, &dyn serving::Helper)>,
     timeout: Duration,
     waiting: Waiting,
 ) -> PyResult<Option<Answer>> {
@@ -312,11 +327,9 @@ fn wait(
     let deadline = began + timeout;
     let thread = serving::current().filter(|_| waiting == Waiting::Serving);
     let Some(thread) = thread else {
-        return Ok(match (served, serving::helper()) {
-            (Some(served), Some(helper)) => {
-                wait_serving_own(py, receiver, served, deadline, helper)
-            }
-            _ => py.detach(|| receiver.recv_deadline(deadline).ok()),
+        return Ok(match served {
+            Some((served, helper)) => wait_serving_own(py, receiver, served, deadline, helper),
+            None => py.detach(|| receiver.recv_deadline(deadline).ok()),
         });
     };
     // The job that made this call may be cancelled while it waits: check

@@ -50,6 +50,7 @@ use pyo3::prelude::*;
 use rustler::{LocalPid, OwnedEnv};
 
 use crate::awaitable;
+use crate::callbacks;
 use crate::errors::Failure;
 use crate::interpreters;
 use crate::interrupt::{self, Interruptible, SUB_INTERPRETER_BASE};
@@ -61,6 +62,8 @@ use crate::reply::{self, Outcome};
 use crate::sandbox;
 use crate::serving::{self, ServingThread};
 use crate::subinterp_module;
+
+mod helping;
 
 /// Whether this build can give contexts their own GIL (Python 3.12+).
 pub(crate) const SUPPORTED: bool = cfg!(Py_3_12);
@@ -118,6 +121,7 @@ pub(crate) fn start(scope: u64, paths: Vec<String>, nicer: u8) -> Result<OwnGilC
     if routes(|routes| routes.contains_key(&scope)) {
         return Err("this scope already has an own-GIL context".into());
     }
+    serving::register_sub_interpreter_helper(&helping::OwnGilHelper);
     let (sender, receiver) = crossbeam_channel::unbounded::<Message>();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
     let index = NEXT_INDEX.fetch_add(1, Ordering::Relaxed);
@@ -133,7 +137,7 @@ pub(crate) fn start(scope: u64, paths: Vec<String>, nicer: u8) -> Result<OwnGilC
                 THREADS.fetch_sub(1, Ordering::AcqRel);
                 return;
             }
-            let _ = panics::catch(|| serve(index, thread_slot, paths, receiver, ready_tx));
+            let _ = panics::catch(|| serve(scope, index, thread_slot, paths, receiver, ready_tx));
             THREADS.fetch_sub(1, Ordering::AcqRel);
         });
     if let Err(err) = spawned {
@@ -181,6 +185,12 @@ pub(crate) fn route(scope: u64, request: Request, max_queue: usize) -> Result<()
     let Some(route) = routes(|routes| routes.get(&scope).cloned()) else {
         return Err(Refused::Gone);
     };
+    // A callback's own request, awaited by a Python thread of this context
+    // that made the callback: that thread runs it (the context's thread may
+    // be the one joining it, see `helping`).
+    let Some(request) = callbacks::divert_to(scope, request) else {
+        return Ok(());
+    };
     // The channel holds only what the thread has not taken yet. Concurrent
     // submitters may each pass the check at the limit, so the bound is
     // exceeded by at most their number.
@@ -217,6 +227,7 @@ fn routes<R>(f: impl FnOnce(&mut HashMap<u64, Arc<Route>>) -> R) -> R {
 
 /// The thread's body: create the interpreter, serve, end the interpreter.
 fn serve(
+    scope: u64,
     index: usize,
     interruptible: Arc<Interruptible>,
     paths: Vec<String>,
@@ -247,6 +258,7 @@ fn serve(
             path.call_method1("append", (entry.as_str(),))?;
         }
         interrupt::register_sub_interpreter(py, index, interruptible.clone());
+        helping::enter(py, scope);
         Ok(())
     });
     if let Err(err) = setup {
@@ -254,6 +266,7 @@ fn serve(
         drop(err);
         interrupt::unregister_sub_interpreter(index);
         Python::attach(|py| {
+            helping::leave(py);
             interpreters::forget(py);
             sandbox::forget_sub_interpreter(py);
         });
@@ -306,6 +319,7 @@ fn serve(
     // SAFETY: `saved` is this thread's sub-interpreter state, saved above.
     unsafe { pyo3::ffi::PyEval_RestoreThread(saved) };
     Python::attach(|py| {
+        helping::leave(py);
         forget_dummy_thread(py);
         // Its caches hold objects of this interpreter.
         thread.executor.borrow_mut().take();
@@ -391,26 +405,37 @@ impl ContextThread {
         };
         interruptible.set_current_job(py, outer, outer_scope);
         interruptible.clear_stale(py);
-        if request.job.is_cancelled() {
-            return;
-        }
-        let outcome = match outcome {
-            Ok(Outcome::Value(value) | Outcome::ValueThenFree(value, _))
-                if awaitable::is_awaitable(&value) =>
-            {
-                Err(Failure::BadArg(
-                    "an own-GIL context cannot await a coroutine for you (the asyncio loop \
-                     runs in the main interpreter): run it with asyncio.run(...) inside"
-                        .into(),
-                ))
-            }
-            other => other,
-        };
         match self.replies.try_borrow_mut() {
-            Ok(mut replies) => reply::send(py, &mut replies, &request, &outcome),
-            Err(_) => reply::send(py, &mut OwnedEnv::new(), &request, &outcome),
+            Ok(mut replies) => answer(py, &mut replies, &request, outcome),
+            Err(_) => answer(py, &mut OwnedEnv::new(), &request, outcome),
         }
     }
+}
+
+/// Replies to `request` with `outcome`, unless its caller gave up: on the
+/// context's thread and on a Python thread that helps (`helping`).
+fn answer(
+    py: Python<'_>,
+    replies: &mut OwnedEnv,
+    request: &Request,
+    outcome: Result<Outcome<'_>, Failure>,
+) {
+    if request.job.is_cancelled() {
+        return;
+    }
+    let outcome = match outcome {
+        Ok(Outcome::Value(value) | Outcome::ValueThenFree(value, _))
+            if awaitable::is_awaitable(&value) =>
+        {
+            Err(Failure::BadArg(
+                "an own-GIL context cannot await a coroutine for you (the asyncio loop \
+                     runs in the main interpreter): run it with asyncio.run(...) inside"
+                    .into(),
+            ))
+        }
+        other => other,
+    };
+    reply::send(py, replies, request, &outcome);
 }
 
 impl ServingThread for ContextThread {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use pyo3::Python;
 use rustler::LocalPid;
 
+use crate::interpreters;
 use crate::job::Request;
 
 /// What a worker thread offers to code that runs on it.
@@ -61,23 +62,46 @@ pub(crate) fn current_caller() -> Option<LocalPid> {
 
 /// Running a request on a Python thread that is not a worker (one that
 /// waits for a callback's answer, see `callbacks::divert`): registered once
-/// by the runtime.
+/// by the runtime for the main interpreter, and once by own-GIL contexts
+/// for theirs.
 pub(crate) trait Helper: Sync {
-    /// Runs `request` and replies. Called holding the GIL, in the main
-    /// interpreter.
+    /// Runs `request` and replies. Called holding the GIL of the
+    /// interpreter the request is for (the calling thread's).
     fn serve(&self, py: Python<'_>, request: Request);
+    /// The requests this helper runs on the calling thread: those routed by
+    /// this key ([`MAIN_HOME`]: the shared workers'; an own-GIL context's
+    /// scope: that context's). `None`: none.
+    fn home(&self, _py: Python<'_>) -> Option<u64> {
+        Some(MAIN_HOME)
+    }
 }
 
+/// The [`Helper::home`] of requests for the shared workers (the main
+/// interpreter). Scopes start at 1, so no own-GIL context has it.
+pub(crate) const MAIN_HOME: u64 = 0;
+
 static HELPER: std::sync::OnceLock<&'static dyn Helper> = std::sync::OnceLock::new();
+static SUB_INTERPRETER_HELPER: std::sync::OnceLock<&'static dyn Helper> =
+    std::sync::OnceLock::new();
 
 /// Declares the runtime's [`Helper`]; called once, as the pool starts.
 pub(crate) fn register_helper(helper: &'static dyn Helper) {
     let _ = HELPER.set(helper);
 }
 
-/// The runtime's [`Helper`], once the pool runs.
-pub(crate) fn helper() -> Option<&'static dyn Helper> {
-    HELPER.get().copied()
+/// Declares the [`Helper`] of threads in sub-interpreters; called as the
+/// first own-GIL context starts.
+pub(crate) fn register_sub_interpreter_helper(helper: &'static dyn Helper) {
+    let _ = SUB_INTERPRETER_HELPER.set(helper);
+}
+
+/// The [`Helper`] for the calling thread's interpreter, with its home.
+pub(crate) fn helper_here(py: Python<'_>) -> Option<(&'static dyn Helper, u64)> {
+    let helper = match interpreters::is_main(py) {
+        true => HELPER.get(),
+        false => SUB_INTERPRETER_HELPER.get(),
+    }?;
+    Some((*helper, helper.home(py)?))
 }
 
 thread_local! {

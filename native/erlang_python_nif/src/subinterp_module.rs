@@ -46,18 +46,28 @@ use crate::{callbacks, panics, pytypes, registry, sandbox, serving};
 /// turns its result into what CPython expects: a new reference, or NULL
 /// with the exception set. Panics stop here (they must not unwind into C).
 fn guarded(body: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls module functions with the calling thread
-    // attached to the interpreter the module belongs to.
-    let py = unsafe { Python::assume_attached() };
-    let result = panics::catch(|| body(py))
-        .unwrap_or_else(|text| Err(PyRuntimeError::new_err(format!("internal error: {text}"))));
-    match result {
-        Ok(value) => value.into_ptr(),
-        Err(err) => {
-            err.restore(py);
-            null_mut()
+    // CPython calls module functions with the calling thread attached to
+    // the interpreter the module belongs to. Attaching through PyO3 rather
+    // than assuming it makes PyO3 count this thread as attached: otherwise
+    // a `Py` dropped here (an error raised, a helped request's caches, see
+    // `own_gil`) goes to PyO3's process-wide pool and is decremented later
+    // by whichever thread attaches next, in whichever interpreter (seen:
+    // `free(): invalid pointer`, a Python thread of an own-GIL context
+    // calling back while the main interpreter's threads ran). It takes no
+    // other GIL: `PyGILState_Ensure` finds the calling thread's own state
+    // current (the context's thread is bound to its interpreter's state,
+    // and a thread `threading` starts has its state bound too, 3.12+).
+    Python::attach(|py| {
+        let result = panics::catch(|| body(py))
+            .unwrap_or_else(|text| Err(PyRuntimeError::new_err(format!("internal error: {text}"))));
+        match result {
+            Ok(value) => value.into_ptr(),
+            Err(err) => {
+                err.restore(py);
+                null_mut()
+            }
         }
-    }
+    })
 }
 
 /// Borrows an argument CPython passed (NULL for "none given").

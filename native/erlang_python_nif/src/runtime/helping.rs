@@ -13,8 +13,6 @@
 //! workers' threads); a caller that times out still gets its timeout, and
 //! the late reply is dropped.
 
-use std::cell::RefCell;
-
 use pyo3::prelude::*;
 use rustler::OwnedEnv;
 
@@ -30,11 +28,6 @@ use crate::serving::Helper;
 /// The pool's [`Helper`].
 pub(super) struct PoolHelper;
 
-thread_local! {
-    /// Code and name caches of the Python threads that help.
-    static EXECUTOR: RefCell<Option<Executor>> = const { RefCell::new(None) };
-}
-
 impl Helper for PoolHelper {
     fn serve(&self, py: Python<'_>, request: Request) {
         // Worker 0 stands for this thread: an interrupt for this job finds
@@ -43,18 +36,17 @@ impl Helper for PoolHelper {
             return; // the caller gave up before we got to it
         }
         let charged_to = memory::enter(request.job.scope);
-        let outcome = EXECUTOR.with(|cell| {
-            // Taken out while it runs: the request may wait for a callback
-            // of its own and help again, re-entering here.
-            let executor = cell.borrow_mut().take().unwrap_or_default();
-            let outcome = panics::catch(|| {
-                request.with_op(|op| schedule::resolve(py, executor.execute(py, op)))
-            })
-            .unwrap_or_else(|text| Err(Failure::Internal(text)));
-            *cell.borrow_mut() = Some(executor);
-            outcome
-        });
+        // A fresh one per request, dropped below with the GIL held. Kept in
+        // a thread-local, its cached objects were dropped as the thread
+        // exited, not attached: PyO3 then defers the decrefs to whichever
+        // thread attaches next, perhaps one of an own-GIL interpreter, which
+        // would touch this interpreter's objects under the wrong GIL.
+        let executor = Executor::default();
+        let outcome =
+            panics::catch(|| request.with_op(|op| schedule::resolve(py, executor.execute(py, op))))
+                .unwrap_or_else(|text| Err(Failure::Internal(text)));
         drop(charged_to);
         awaitable::answer_or_schedule(py, &mut OwnedEnv::new(), request, outcome);
+        drop(executor);
     }
 }
