@@ -4,6 +4,8 @@ defmodule ErlangPython.KeptReplyTest do
   # (bench/await_mailbox.exs prints what that costs).
   use ExUnit.Case, async: true
 
+  import ErlangPython.TestHelpers
+
   test "the reply waits outside the mailbox until awaited; other messages keep their order" do
     for i <- 1..10_000, do: send(self(), {:unrelated, i})
     calls = for i <- 1..20, do: ErlangPython.async_call(:operator, :add, [i, 1])
@@ -26,11 +28,34 @@ defmodule ErlangPython.KeptReplyTest do
     assert {:error, :already_awaited} = ErlangPython.await(call, 60_000)
   end
 
-  test "an await that times out gives up, and a later result is dropped" do
-    :ok = ErlangPython.exec("import time")
-    call = ErlangPython.async_call(:time, :sleep, [0.5])
+  @tag :tmp_dir
+  test "an await that times out gives up, and a later result is dropped", %{tmp_dir: dir} do
+    # The call cannot finish before the test says so (a file appears), not
+    # after a fixed sleep, so a loaded machine cannot let it finish before
+    # the first await gives up.
+    go = Path.join(dir, "go")
+    done = Path.join(dir, "done")
+
+    :ok =
+      ErlangPython.exec("""
+      import os, time
+      def _kept_reply_wait(go, done):
+          # An await that times out may interrupt the call: done either way.
+          try:
+              deadline = time.monotonic() + 30
+              while not os.path.exists(go) and time.monotonic() < deadline:
+                  time.sleep(0.005)
+              return "finished"
+          finally:
+              open(done, "w").close()
+      """)
+
+    call = ErlangPython.async_call(:__main__, :_kept_reply_wait, [go, done])
     assert {:error, :timeout} = ErlangPython.await(call, 50)
-    Process.sleep(700)
+    File.write!(go, "")
+    assert eventually(fn -> File.exists?(done) end, attempts: 1500)
+    # The result, sent after the file was written, has had time to arrive.
+    Process.sleep(100)
     assert {:messages, []} = Process.info(self(), :messages)
     assert {:error, :timeout} = ErlangPython.await(call, 50)
   end
