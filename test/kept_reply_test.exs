@@ -30,16 +30,19 @@ defmodule ErlangPython.KeptReplyTest do
 
   @tag :tmp_dir
   test "an await that times out gives up, and a later result is dropped", %{tmp_dir: dir} do
-    # The call cannot finish before the test says so (a file appears), not
-    # after a fixed sleep, so a loaded machine cannot let it finish before
-    # the first await gives up.
+    # The call starts before the await and cannot finish before the test
+    # says so (a file appears), so the await must time out however loaded
+    # the machine is; a fixed sleep in Python let the result win on a
+    # loaded machine.
+    started = Path.join(dir, "started")
     go = Path.join(dir, "go")
     done = Path.join(dir, "done")
 
     :ok =
       ErlangPython.exec("""
       import os, time
-      def _kept_reply_wait(go, done):
+      def _kept_reply_wait(started, go, done):
+          open(started, "w").close()
           # An await that times out may interrupt the call: done either way.
           try:
               deadline = time.monotonic() + 30
@@ -50,11 +53,13 @@ defmodule ErlangPython.KeptReplyTest do
               open(done, "w").close()
       """)
 
-    call = ErlangPython.async_call(:__main__, :_kept_reply_wait, [go, done])
+    call = ErlangPython.async_call(:__main__, :_kept_reply_wait, [started, go, done])
+    assert eventually(fn -> File.exists?(started) end, attempts: 1500)
     assert {:error, :timeout} = ErlangPython.await(call, 50)
     File.write!(go, "")
-    assert eventually(fn -> File.exists?(done) end, attempts: 1500)
-    # The result, sent after the file was written, has had time to arrive.
+    # The call ends, by returning or by the await's interrupt; its result
+    # is sent after `done` is written, so give it time to arrive.
+    eventually(fn -> File.exists?(done) end, attempts: 250)
     Process.sleep(100)
     assert {:messages, []} = Process.info(self(), :messages)
     assert {:error, :timeout} = ErlangPython.await(call, 50)
