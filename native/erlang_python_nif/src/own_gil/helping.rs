@@ -21,12 +21,9 @@ use std::sync::Mutex;
 use pyo3::prelude::*;
 use rustler::OwnedEnv;
 
-use crate::errors::Failure;
 use crate::interpreters;
 use crate::job::Request;
-use crate::memory;
-use crate::ops::Executor;
-use crate::panics;
+use crate::ops::helped;
 use crate::serving::Helper;
 
 /// A worker index no interrupter slot has: a cancel that finds the job
@@ -58,19 +55,9 @@ pub(super) struct OwnGilHelper;
 
 impl Helper for OwnGilHelper {
     fn serve(&self, py: Python<'_>, request: Request) {
-        if !request.job.start(NO_WORKER) {
-            return; // the caller gave up before we got to it
+        if let Some(outcome) = helped::run(py, &request, NO_WORKER, |_, outcome| outcome) {
+            super::answer(py, &mut OwnedEnv::new(), &request, outcome);
         }
-        let charged_to = memory::enter(request.job.scope);
-        // A fresh one per request, dropped below with the GIL held: its
-        // caches hold objects of this interpreter, which a thread-local
-        // (dropped as the thread exits, attached to nothing) must not.
-        let executor = Executor::default();
-        let outcome = panics::catch(|| request.with_op(|op| executor.execute(py, op)))
-            .unwrap_or_else(|text| Err(Failure::Internal(text)));
-        drop(charged_to);
-        super::answer(py, &mut OwnedEnv::new(), &request, outcome);
-        drop(executor);
     }
 
     fn home(&self, py: Python<'_>) -> Option<u64> {

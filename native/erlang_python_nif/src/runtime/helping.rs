@@ -17,11 +17,8 @@ use pyo3::prelude::*;
 use rustler::OwnedEnv;
 
 use crate::awaitable;
-use crate::errors::Failure;
 use crate::job::Request;
-use crate::memory;
-use crate::ops::Executor;
-use crate::panics;
+use crate::ops::helped;
 use crate::schedule;
 use crate::serving::Helper;
 
@@ -32,21 +29,8 @@ impl Helper for PoolHelper {
     fn serve(&self, py: Python<'_>, request: Request) {
         // Worker 0 stands for this thread: an interrupt for this job finds
         // it not running there, and does nothing.
-        if !request.job.start(0) {
-            return; // the caller gave up before we got to it
+        if let Some(outcome) = helped::run(py, &request, 0, schedule::resolve) {
+            awaitable::answer_or_schedule(py, &mut OwnedEnv::new(), request, outcome);
         }
-        let charged_to = memory::enter(request.job.scope);
-        // A fresh one per request, dropped below with the GIL held. Kept in
-        // a thread-local, its cached objects were dropped as the thread
-        // exited, not attached: PyO3 then defers the decrefs to whichever
-        // thread attaches next, perhaps one of an own-GIL interpreter, which
-        // would touch this interpreter's objects under the wrong GIL.
-        let executor = Executor::default();
-        let outcome =
-            panics::catch(|| request.with_op(|op| schedule::resolve(py, executor.execute(py, op))))
-                .unwrap_or_else(|text| Err(Failure::Internal(text)));
-        drop(charged_to);
-        awaitable::answer_or_schedule(py, &mut OwnedEnv::new(), request, outcome);
-        drop(executor);
     }
 }
