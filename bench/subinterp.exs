@@ -6,8 +6,11 @@
 #                  # the processes' interpreter (default: the one the NIF
 #                  # was built against), e.g. Debian's own python3 when the
 #                  # NIF embeds a Python built elsewhere
-#   OWN_GIL_NICE=10 mix run bench/subinterp.exs
-#                  # config :erlang_python, own_gil_nice: 10 for the contexts
+#   PRIORITIES=idle,normal,nice:10 mix run bench/subinterp.exs
+#                  # the own-GIL contexts' :thread_priority values to compare
+#                  # (default idle,normal): each round runs the own-GIL rows
+#                  # once per value, in turn (the order alternates from one
+#                  # round to the next), beside one set of baselines
 #   ELIXIR_ERL_OPTIONS="+sbwt none +sbwtdcpu none +sbwtdio none" mix run bench/subinterp.exs
 #                  # schedulers that do not busy-wait (see the BEAM lateness
 #                  # below and guides/parallelism.md)
@@ -15,9 +18,9 @@
 #
 # Each round runs the same pure-Python integer loop (calibrated to ~1 s on
 # this machine) as:
-#   * one own-GIL context alone;
+#   * one own-GIL context alone (for each thread priority);
 #   * one shared-GIL context alone (the main interpreter);
-#   * N own-GIL contexts at once;
+#   * N own-GIL contexts at once (for each thread priority);
 #   * N shared-GIL contexts at once (the main interpreter's one GIL);
 #   * N separate `python3` processes at once, started by one shell (the
 #     ceiling: what the machine gives N independent interpreters);
@@ -57,12 +60,24 @@ rounds = String.to_integer(System.get_env("ROUNDS", "3"))
 {executable, version} = ErlangPython.Native.build_info()
 python3 = System.get_env("PYTHON3", executable)
 
-own_gil_nice = String.to_integer(System.get_env("OWN_GIL_NICE", "0"))
-Application.put_env(:erlang_python, :own_gil_nice, own_gil_nice)
+# "idle", "normal" or "nice:N", as :thread_priority values.
+priorities =
+  System.get_env("PRIORITIES", "idle,normal")
+  |> String.split(",", trim: true)
+  |> Enum.map(fn
+    "nice:" <> n -> {:nice, String.to_integer(n)}
+    name when name in ["idle", "normal"] -> String.to_atom(name)
+  end)
+
+priority_name = fn
+  {:nice, n} -> "nice:#{n}"
+  name -> Atom.to_string(name)
+end
 
 Bench.Machine.start(
   "Python #{version}; #{ErlangPython.Runtime.workers()} shared-GIL workers; N = #{n}; " <>
-    "own_gil_nice #{own_gil_nice}; VM flags #{inspect(System.get_env("ELIXIR_ERL_OPTIONS", ""))}"
+    "own-GIL thread priorities #{Enum.map_join(priorities, ", ", priority_name)}; " <>
+    "VM flags #{inspect(System.get_env("ELIXIR_ERL_OPTIONS", ""))}"
 )
 
 # Each loop also reports, from /proc/thread-self/schedstat, how long its
@@ -96,16 +111,16 @@ def spin(n):
 iterations = round(2_000_000 / (e - s))
 IO.puts("loop: #{iterations} iterations (~1 s alone, calibrated now)")
 
-start_contexts = fn own_gil ->
+start_contexts = fn opts ->
   for _ <- 1..n do
-    {:ok, ctx} = ContextServer.start_link(own_gil: own_gil)
+    {:ok, ctx} = ContextServer.start_link(opts)
     :ok = ErlangPython.exec(loop, context: ctx)
     ctx
   end
 end
 
-own = start_contexts.(true)
-shared = start_contexts.(false)
+own = Map.new(priorities, &{&1, start_contexts.(own_gil: true, thread_priority: &1)})
+shared = start_contexts.(own_gil: false)
 
 # {makespan, mean seconds on a CPU per loop, total seconds blocked}
 makespan = fn spans ->
@@ -258,9 +273,17 @@ percent = fn a, b -> round(100 * a / b) end
 results =
   for round <- 1..rounds do
     IO.puts("\nround #{round} (load #{Bench.Machine.loadavg()})")
-    one_own = in_contexts.([hd(own)])
+    # The priorities take turns going first.
+    order = if rem(round, 2) == 1, do: priorities, else: Enum.reverse(priorities)
+
+    own_runs =
+      Map.new(order, fn priority ->
+        one = in_contexts.([hd(own[priority])])
+        {all, latency} = with_latency.(fn -> in_contexts.(own[priority]) end)
+        {priority, {one, all, latency}}
+      end)
+
     one_shared = in_contexts.([hd(shared)])
-    {n_own, latency} = with_latency.(fn -> in_contexts.(own) end)
     n_shared = in_contexts.(shared)
     {n_procs, procs_latency} = with_latency.(fn -> processes.(n, python3) end)
     one_proc = processes.(1, python3)
@@ -269,36 +292,30 @@ results =
 
     row = fn label, count, {seconds, ran, blocked} = run ->
       IO.puts(
-        "  #{String.pad_trailing(label, 32)} #{:io_lib.format("~6.3f", [seconds])} s  " <>
+        "  #{String.pad_trailing(label, 40)} #{:io_lib.format("~6.3f", [seconds])} s  " <>
           "#{:io_lib.format("~5.2f", [throughput.(count, run)])} loops/s  " <>
           "on a CPU #{:io_lib.format("~5.3f", [ran])} s per loop, blocked #{round(blocked * 1000)} ms"
       )
     end
 
-    row.("1 own-GIL context", 1, one_own)
+    for priority <- priorities do
+      {one_own, n_own, _} = own_runs[priority]
+      row.("1 own-GIL context, #{priority_name.(priority)}", 1, one_own)
+      row.("#{n} own-GIL contexts, #{priority_name.(priority)}", n, n_own)
+    end
+
     row.("1 shared-GIL context", 1, one_shared)
     row.("1 python3 process", 1, one_proc)
-    row.("#{n} own-GIL contexts", n, n_own)
     row.("#{n} shared-GIL contexts", n, n_shared)
     row.("#{n} python3 processes", n, n_procs)
     row.("#{n} sub-interpreters in python3", n, n_cpython_subs)
     if n_shared_procs, do: row.("#{n} processes, same libpython", n, n_shared_procs)
 
-    own_vs_procs = percent.(throughput.(n, n_own), throughput.(n, n_procs))
-    own_vs_same = n_shared_procs && percent.(throughput.(n, n_own), throughput.(n, n_shared_procs))
-
     IO.puts(
-      "  => #{n} own-GIL contexts: #{Float.round(throughput.(n, n_own) / throughput.(1, one_own), 2)}x one context, " <>
-        "#{own_vs_procs}% of #{n} python3 processes' throughput" <>
-        if(own_vs_same, do: ", #{own_vs_same}% of #{n} processes on the same libpython", else: "")
-    )
-
-    IO.puts(
-      "     (python3 processes: #{Float.round(throughput.(n, n_procs) / throughput.(1, one_proc), 2)}x one process; " <>
+      "  (python3 processes: #{Float.round(throughput.(n, n_procs) / throughput.(1, one_proc), 2)}x one process; " <>
         "shared GIL: #{Float.round(throughput.(n, n_shared) / throughput.(1, one_shared), 2)}x one context)"
     )
 
-    {_, own_ran, _} = n_own
     {_, proc_ran, _} = n_procs
 
     same_ran =
@@ -307,27 +324,48 @@ results =
         nil -> nil
       end
 
-    IO.puts(
-      "  => CPU seconds per loop: own-GIL context #{Float.round(own_ran, 3)}, python3 #{Float.round(proc_ran, 3)}" <>
-        if(same_ran, do: ", same libpython #{Float.round(same_ran, 3)}", else: "") <>
-        " (own-GIL / python3 = #{Float.round(own_ran / proc_ran, 2)}" <>
-        if(same_ran,
-          do: ", own-GIL / same libpython = #{Float.round(own_ran / same_ran, 2)})",
-          else: ")"
-        )
-    )
-
-    IO.puts("  BEAM while #{n} own-GIL contexts ran: #{latency_text.(latency)}")
     IO.puts("  BEAM while #{n} python3 processes ran: #{latency_text.(procs_latency)}")
 
-    %{
-      own_vs_procs: own_vs_procs,
-      own_vs_same: own_vs_same,
-      cpu_ratio: own_ran / proc_ran,
-      speedup: throughput.(n, n_own) / throughput.(1, one_own),
-      p99: latency.p99,
-      max: latency.max
-    }
+    for priority <- priorities, into: %{} do
+      {one_own, n_own, latency} = own_runs[priority]
+      name = priority_name.(priority)
+      own_vs_procs = percent.(throughput.(n, n_own), throughput.(n, n_procs))
+
+      own_vs_same =
+        n_shared_procs && percent.(throughput.(n, n_own), throughput.(n, n_shared_procs))
+
+      {_, own_ran, _} = n_own
+
+      IO.puts(
+        "  => #{n} own-GIL contexts, #{name}: #{Float.round(throughput.(n, n_own) / throughput.(1, one_own), 2)}x one context, " <>
+          "#{own_vs_procs}% of #{n} python3 processes' throughput" <>
+          if(own_vs_same, do: ", #{own_vs_same}% of #{n} processes on the same libpython", else: "")
+      )
+
+      IO.puts(
+        "     CPU seconds per loop: own-GIL context #{Float.round(own_ran, 3)}, python3 #{Float.round(proc_ran, 3)}" <>
+          if(same_ran, do: ", same libpython #{Float.round(same_ran, 3)}", else: "") <>
+          " (own-GIL / python3 = #{Float.round(own_ran / proc_ran, 2)}" <>
+          if(same_ran,
+            do: ", own-GIL / same libpython = #{Float.round(own_ran / same_ran, 2)})",
+            else: ")"
+          )
+      )
+
+      IO.puts("     BEAM while they ran: #{latency_text.(latency)}")
+
+      {priority,
+       %{
+         own_vs_procs: own_vs_procs,
+         own_vs_same: own_vs_same,
+         cpu_ratio: own_ran / proc_ran,
+         speedup: throughput.(n, n_own) / throughput.(1, one_own),
+         p99: latency.p99,
+         max: latency.max,
+         procs_speedup: throughput.(n, n_procs) / throughput.(1, one_proc),
+         procs_p99: procs_latency.p99
+       }}
+    end
   end
 
 median = fn values ->
@@ -335,29 +373,54 @@ median = fn values ->
   Enum.at(sorted, div(length(sorted), 2))
 end
 
-summary = fn key, fun ->
-  values = Enum.map(results, &Map.fetch!(&1, key))
+summary = fn priority, key, fun ->
+  values = Enum.map(results, &Map.fetch!(&1[priority], key))
 
   if Enum.any?(values, &is_nil/1),
     do: "n/a",
     else: "#{Enum.map_join(values, " ", fun)} (median #{fun.(median.(values))})"
 end
 
-IO.puts("\nsummary over #{rounds} rounds, N = #{n}:")
-IO.puts("  own-GIL contexts, % of python3 processes:         #{summary.(:own_vs_procs, &"#{&1}%")}")
+IO.puts(
+  "\nsummary over #{rounds} rounds, N = #{n}, VM flags #{inspect(System.get_env("ELIXIR_ERL_OPTIONS", ""))}:"
+)
+
+first = hd(priorities)
 
 IO.puts(
-  "  own-GIL contexts, % of processes on same libpython: #{summary.(:own_vs_same, &"#{&1}%")}"
+  "  #{n} python3 processes over one:                      #{summary.(first, :procs_speedup, &"#{Float.round(&1, 2)}x")}"
 )
 
 IO.puts(
-  "  own-GIL / python3 CPU seconds per loop:            #{summary.(:cpu_ratio, &"#{Float.round(&1, 2)}")}"
+  "  BEAM timer lateness p99 while processes ran (us):  #{summary.(first, :procs_p99, &"#{&1}")}"
 )
 
-IO.puts(
-  "  #{n} own-GIL contexts over one:                      #{summary.(:speedup, &"#{Float.round(&1, 2)}x")}"
-)
+for priority <- priorities do
+  IO.puts("  own-GIL contexts at thread_priority #{priority_name.(priority)}:")
 
-IO.puts("  BEAM timer lateness p99 while they ran (us):       #{summary.(:p99, &"#{&1}")}")
-IO.puts("  BEAM timer lateness max while they ran (us):       #{summary.(:max, &"#{&1}")}")
+  IO.puts(
+    "    % of python3 processes:                         #{summary.(priority, :own_vs_procs, &"#{&1}%")}"
+  )
+
+  IO.puts(
+    "    % of processes on the same libpython:           #{summary.(priority, :own_vs_same, &"#{&1}%")}"
+  )
+
+  IO.puts(
+    "    own-GIL / python3 CPU seconds per loop:         #{summary.(priority, :cpu_ratio, &"#{Float.round(&1, 2)}")}"
+  )
+
+  IO.puts(
+    "    #{n} own-GIL contexts over one:                   #{summary.(priority, :speedup, &"#{Float.round(&1, 2)}x")}"
+  )
+
+  IO.puts(
+    "    BEAM timer lateness p99 while they ran (us):    #{summary.(priority, :p99, &"#{&1}")}"
+  )
+
+  IO.puts(
+    "    BEAM timer lateness max while they ran (us):    #{summary.(priority, :max, &"#{&1}")}"
+  )
+end
+
 IO.puts("\nload average at end #{Bench.Machine.loadavg()}")

@@ -1,42 +1,57 @@
 defmodule ErlangPython.OwnGilPriorityTest do
-  # `config :erlang_python, own_gil_nice: n`: an own-GIL context's thread,
-  # and the threads Python starts from it, run n steps nicer than the
-  # thread that started the context (a scheduler's). Each thread's niceness
-  # is read by Python from its own /proc/thread-self/stat, so no thread
-  # names are involved (the VM names its schedulers differently from one
-  # OTP release to the next). Own-GIL contexts need Python 3.12+:
-  # test_helper.exs excludes the :own_gil tag, saying why, on older ones.
+  # `:thread_priority` (a context and pool option; `config :erlang_python,
+  # own_gil_thread_priority:` and the older `own_gil_nice:` set the
+  # default): how an own-GIL context's thread, and the threads Python starts
+  # from it, are scheduled against the VM's. Each thread's policy and
+  # niceness are read by Python from its own /proc/thread-self/stat, so no
+  # thread names are involved (the VM names its schedulers differently from
+  # one OTP release to the next). Own-GIL contexts need Python 3.12+:
+  # test_helper.exs excludes the :own_gil tag, saying why, on older ones;
+  # the option's validation runs on every Python.
   use ExUnit.Case, async: false
 
   alias ErlangPython.ContextServer
 
-  @moduletag :own_gil
+  # Linux's scheduling policies, as stat's field 41 gives them.
+  @sched_other 0
+  @sched_idle 5
 
-  # The niceness (field 19 of stat) of the calling thread, and of a thread
-  # Python starts from it.
-  @niceness """
+  # [policy, nice] (fields 41 and 19 of stat) of the calling thread, and of
+  # a thread Python starts from it.
+  @scheduling """
   import threading
-  def _nice():
+  def _scheduling():
       with open('/proc/thread-self/stat') as f:
-          return int(f.read().rsplit(') ', 1)[1].split()[16])
-  def niceness():
+          fields = f.read().rsplit(') ', 1)[1].split()
+      return [int(fields[38]), int(fields[16])]
+  def scheduling():
       out = []
-      t = threading.Thread(target=lambda: out.append(_nice()))
+      t = threading.Thread(target=lambda: out.append(_scheduling()))
       t.start()
       t.join()
-      return [_nice(), out[0]]
+      return [_scheduling(), out[0]]
   """
 
   setup do
-    on_exit(fn -> Application.delete_env(:erlang_python, :own_gil_nice) end)
+    on_exit(fn ->
+      Application.delete_env(:erlang_python, :own_gil_nice)
+      Application.delete_env(:erlang_python, :own_gil_thread_priority)
+    end)
   end
 
-  defp niceness_in_new_context do
-    {:ok, ctx} = ContextServer.start_link(own_gil: true)
-    :ok = ErlangPython.exec(@niceness, context: ctx)
-    {:ok, [own, started_by_python]} = ErlangPython.eval("niceness()", %{}, context: ctx)
+  defp scheduling_of(ctx) do
+    :ok = ErlangPython.exec(@scheduling, context: ctx)
+    {:ok, [own, started_by_python]} = ErlangPython.eval("scheduling()", %{}, context: ctx)
+    # The thread Python started is scheduled as the context's thread is.
+    assert started_by_python == own
+    own
+  end
+
+  defp scheduling_in_new_context(opts \\ []) do
+    {:ok, ctx} = ContextServer.start_link([own_gil: true] ++ opts)
+    scheduling = scheduling_of(ctx)
     GenServer.stop(ctx)
-    {own, started_by_python}
+    scheduling
   end
 
   # The VM's niceness: its main thread's, which its schedulers share.
@@ -45,28 +60,84 @@ defmodule ErlangPython.OwnGilPriorityTest do
     after_name |> String.split(" ") |> Enum.at(16) |> String.to_integer()
   end
 
-  test "contexts run at the VM's priority unless told otherwise" do
-    assert niceness_in_new_context() == {vm_niceness(), vm_niceness()}
-  end
+  describe "own-GIL contexts" do
+    @describetag :own_gil
 
-  test "own_gil_nice makes a new context's thread and its Python threads that much nicer" do
-    base = vm_niceness()
-    Application.put_env(:erlang_python, :own_gil_nice, 5)
-    assert niceness_in_new_context() == {min(base + 5, 19), min(base + 5, 19)}
-    Application.put_env(:erlang_python, :own_gil_nice, 19)
-    assert niceness_in_new_context() == {19, 19}
-  end
+    test "run as SCHED_IDLE by default, and so do the threads Python starts there" do
+      assert [@sched_idle, _nice] = scheduling_in_new_context()
+      assert [@sched_idle, _nice] = scheduling_in_new_context(thread_priority: :idle)
+    end
 
-  test "an own_gil_nice out of range refuses the context with a message naming the setting" do
-    Process.flag(:trap_exit, true)
+    test "thread_priority: :normal runs them as the schedulers run" do
+      assert scheduling_in_new_context(thread_priority: :normal) == [@sched_other, vm_niceness()]
+    end
 
-    for bad <- [20, -1, 2.5, :high] do
-      Application.put_env(:erlang_python, :own_gil_nice, bad)
+    test "thread_priority: {:nice, n} runs them n steps nicer than the schedulers" do
+      nicer = [@sched_other, min(vm_niceness() + 5, 19)]
+      assert scheduling_in_new_context(thread_priority: {:nice, 5}) == nicer
+      assert scheduling_in_new_context(thread_priority: {:nice, 19}) == [@sched_other, 19]
+    end
+
+    test "a pool passes thread_priority to each of its contexts" do
+      opts = [own_gil: true, thread_priority: {:nice, 3}]
+      {:ok, contexts} = ErlangPython.Pool.start(:own_gil_priority, 2, opts)
+      on_exit(fn -> ErlangPython.Pool.stop(:own_gil_priority) end)
+      expected = [@sched_other, min(vm_niceness() + 3, 19)]
+      assert Enum.map(contexts, &scheduling_of/1) == [expected, expected]
+    end
+
+    test "config own_gil_thread_priority sets the default; the option still wins" do
+      Application.put_env(:erlang_python, :own_gil_thread_priority, :normal)
+      assert scheduling_in_new_context() == [@sched_other, vm_niceness()]
+      assert [@sched_idle, _nice] = scheduling_in_new_context(thread_priority: :idle)
+    end
+
+    test "the older config own_gil_nice still sets the default: 0 is :normal, n is {:nice, n}" do
+      Application.put_env(:erlang_python, :own_gil_nice, 0)
+      assert scheduling_in_new_context() == [@sched_other, vm_niceness()]
+      Application.put_env(:erlang_python, :own_gil_nice, 4)
+      assert scheduling_in_new_context() == [@sched_other, min(vm_niceness() + 4, 19)]
+      # own_gil_thread_priority, when set, is the one read.
+      Application.put_env(:erlang_python, :own_gil_thread_priority, :idle)
+      assert [@sched_idle, _nice] = scheduling_in_new_context()
+    end
+
+    test "a bad configured default refuses the context with a message naming the setting" do
+      Process.flag(:trap_exit, true)
+
+      for bad <- [20, -1, 2.5, :high] do
+        Application.put_env(:erlang_python, :own_gil_nice, bad)
+
+        assert {:error, {:context_start_failed, {:own_gil_start_failed, message}}} =
+                 ContextServer.start_link(own_gil: true)
+
+        assert message =~ ":own_gil_nice must be an integer from 0 to 19, got: #{inspect(bad)}"
+      end
+
+      Application.put_env(:erlang_python, :own_gil_thread_priority, {:nice, 0})
 
       assert {:error, {:context_start_failed, {:own_gil_start_failed, message}}} =
                ContextServer.start_link(own_gil: true)
 
-      assert message =~ ":own_gil_nice must be an integer from 0 to 19, got: #{inspect(bad)}"
+      assert message =~ ":own_gil_thread_priority must be :idle, :normal or {:nice, n}"
+      assert message =~ "got: {:nice, 0}"
+    end
+  end
+
+  describe "validation (every Python)" do
+    test "a bad thread_priority is an ArgumentError that lists the values" do
+      for bad <- [:high, {:nice, 0}, {:nice, 20}, {:nice, -1}, 10, "idle", false] do
+        opts = [own_gil: true, thread_priority: bad]
+        error = assert_raise ArgumentError, fn -> ContextServer.start(opts) end
+        assert error.message =~ ":thread_priority must be :idle, :normal or {:nice, n}"
+        assert error.message =~ "with n from 1 to 19"
+        assert error.message =~ "got: #{inspect(bad)}"
+      end
+    end
+
+    test "thread_priority without own_gil is an ArgumentError" do
+      error = assert_raise ArgumentError, fn -> ContextServer.start(thread_priority: :idle) end
+      assert error.message =~ ":thread_priority applies to own-GIL contexts (own_gil: true)"
     end
   end
 end

@@ -34,6 +34,9 @@ defmodule ErlangPython.ContextServer do
       in it runs in parallel with the rest (Python 3.12 and later, see
       `ErlangPython.OwnGil` and `guides/parallelism.md`; elsewhere the start
       fails with `{:own_gil_unsupported, message}`). Default `false`.
+    * `:thread_priority` - how an own-GIL context's thread is scheduled
+      against the VM's: `:idle` (default: the BEAM comes first), `:normal`
+      or `{:nice, n}`; see `ErlangPython.OwnGil`. Only with `own_gil: true`.
     * `:mode` - `:worker` (contexts share the main interpreter) or
       `:owngil` (the original's name for `own_gil: true`).
     * `:timeout` - milliseconds to wait for the namespace to be created
@@ -154,7 +157,7 @@ defmodule ErlangPython.ContextServer do
     # Opened before the namespace is made, so that is counted too.
     memory = Memory.open_account(scope, opts[:memory_limit])
 
-    with {:ok, interpreter} <- own_interpreter(opts[:own_gil], scope),
+    with {:ok, interpreter} <- own_interpreter(opts[:own_gil], scope, opts[:thread_priority]),
          {:ok, object} <- create(interpreter, scope, timeout) do
       namespace = %Context{object: object, scope: scope}
       :ok = ErlangPython.Registry.register(@table, {self(), namespace}, self())
@@ -194,8 +197,8 @@ defmodule ErlangPython.ContextServer do
     :ok
   end
 
-  defp own_interpreter(true, scope), do: ErlangPython.OwnGil.start(scope)
-  defp own_interpreter(_false, _scope), do: {:ok, nil}
+  defp own_interpreter(true, scope, priority), do: ErlangPython.OwnGil.start(scope, priority)
+  defp own_interpreter(_false, _scope, _priority), do: {:ok, nil}
 
   # An own-GIL context's namespace is made in its own interpreter, where
   # `_erlang_impl` (built on the main interpreter's `erlang` module) is not
@@ -222,10 +225,12 @@ defmodule ErlangPython.ContextServer do
         mode: :worker,
         own_gil: false,
         timeout: Options.default_timeout(),
-        memory_limit: nil
+        memory_limit: nil,
+        thread_priority: nil
       ])
 
     if opts[:memory_limit], do: Memory.check_limit!(opts[:memory_limit])
+    check_thread_priority!(opts)
 
     case {opts[:mode], opts[:own_gil]} do
       {:worker, false} ->
@@ -239,6 +244,23 @@ defmodule ErlangPython.ContextServer do
 
       {other, _} ->
         {:error, {:unsupported_mode, other}}
+    end
+  end
+
+  defp check_thread_priority!(opts) do
+    own_gil? = opts[:own_gil] == true or opts[:mode] == :owngil
+
+    case opts[:thread_priority] do
+      nil ->
+        :ok
+
+      _priority when not own_gil? ->
+        raise ArgumentError,
+              ":thread_priority applies to own-GIL contexts (own_gil: true); " <>
+                "other contexts share the runtime's worker threads"
+
+      priority ->
+        ErlangPython.OwnGil.check_thread_priority!(priority)
     end
   end
 

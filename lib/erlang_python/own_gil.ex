@@ -55,19 +55,35 @@ defmodule ErlangPython.OwnGil do
   ## Priority against the schedulers
 
   A context's thread lives in the VM's process, so the kernel weighs it
-  against the BEAM's schedulers. With the VM's default scheduler
-  busy-waiting, a scheduler waking for a timer waits behind CPU-bound
-  Python: timers fire ~140 ms late at p99 while two contexts spin on two
-  cores. Two settings fix that (figures in `guides/parallelism.md`):
+  against the BEAM's schedulers. `:thread_priority` (a context or pool
+  option) says how:
 
-    * start the VM with `+sbwt none +sbwtdcpu none +sbwtdio none` (for
-      example `ELIXIR_ERL_OPTIONS`, or `vm.args` in a release): timers fire
-      ~4 ms late and Python keeps its full share of the CPU;
-    * `config :erlang_python, own_gil_nice: n` (0..19, default 0) runs each
-      own-GIL context's thread, and the threads Python starts from it, `n`
-      steps nicer than the schedulers: the BEAM comes first (timers ~15 ms
-      late at 10, ~4 ms at 19), but a busy VM then starves the contexts.
-      Read when a context starts.
+  | value | the context's thread | when |
+  |-------|----------------------|------|
+  | `:idle` (default) | Linux's `SCHED_IDLE`: it gets the CPU time the VM's threads leave, and any of them that wakes preempts it | the BEAM must stay responsive; Python runs at full speed whenever the VM is idle |
+  | `:normal` | the schedulers' own priority | Python's throughput matters more than the VM's latency (start the VM with `+sbwt none +sbwtdcpu none +sbwtdio none` then, see below) |
+  | `{:nice, n}` | `n` (1 to 19) steps nicer than the schedulers | in between |
+
+  Threads Python starts from the context inherit it. Outside Linux it is
+  accepted and does nothing.
+
+  Why `:idle` by default: with the VM's default scheduler busy-waiting, a
+  scheduler that runs out of work spins, calling `sched_yield()` every 100
+  spins, and looks at its timers only after the spin. With a CPU-bound
+  thread of the same priority on its CPU, each yield hands that thread the
+  CPU until the next scheduler tick, so the spin takes ~34 ticks: timers
+  fired 135 ms late at p99 while two contexts spun on two cores (Linux
+  6.18; traced, figures in `guides/parallelism.md`). At `:idle` they fire
+  within a few milliseconds, and Python still gets every CPU the VM does
+  not use. The cost: a busy VM (or another busy thread of the VM's process,
+  or of its cgroup when the kernel groups by cgroup only) takes the CPU
+  first, so CPU-bound work in own-GIL contexts slows down, down to a
+  standstill while the VM uses every core.
+
+  `config :erlang_python, own_gil_thread_priority: value` sets the default
+  for every context that does not pass the option. The older
+  `config :erlang_python, own_gil_nice: n` (0 to 19) is still honoured when
+  that is not set: `0` means `:normal`, `n` means `{:nice, n}`.
   """
 
   alias ErlangPython.{Native, Request, Runtime}
@@ -98,15 +114,65 @@ defmodule ErlangPython.OwnGil do
     %{threads: threads, interpreters: interpreters}
   end
 
+  @typedoc "How an own-GIL context's thread is scheduled (see the moduledoc)."
+  @type thread_priority :: :idle | :normal | {:nice, 1..19}
+
+  @doc false
+  # Raises ArgumentError unless `value` is a thread priority; `setting` names
+  # where it came from in the message.
+  @spec check_thread_priority!(term(), String.t()) :: thread_priority()
+  def check_thread_priority!(value, setting \\ ":thread_priority") do
+    case value do
+      priority when priority in [:idle, :normal] ->
+        priority
+
+      {:nice, n} when n in 1..19 ->
+        value
+
+      other ->
+        raise ArgumentError,
+              "#{setting} must be :idle, :normal or {:nice, n} with n from 1 to 19, got: " <>
+                inspect(other)
+    end
+  end
+
+  @doc false
+  # The priority of a context started without `:thread_priority`.
+  @spec default_thread_priority() :: thread_priority()
+  def default_thread_priority do
+    case Application.fetch_env(:erlang_python, :own_gil_thread_priority) do
+      {:ok, value} ->
+        check_thread_priority!(value, "config :erlang_python, :own_gil_thread_priority")
+
+      :error ->
+        case Application.get_env(:erlang_python, :own_gil_nice) do
+          nil ->
+            :idle
+
+          0 ->
+            :normal
+
+          n when n in 1..19 ->
+            {:nice, n}
+
+          other ->
+            raise ArgumentError,
+                  "config :erlang_python, :own_gil_nice must be an integer from 0 to 19, got: " <>
+                    inspect(other)
+        end
+    end
+  end
+
   @doc false
   # Starts the thread and interpreter of scope `scope`, its sys.path the main
-  # interpreter's now (the package's priv/, extra paths, an activated venv).
-  @spec start(pos_integer()) :: {:ok, reference()} | {:error, term()}
-  def start(scope) do
-    with {:ok, nice} <- nice(),
+  # interpreter's now (the package's priv/, extra paths, an activated venv),
+  # the thread scheduled as `priority` says (nil: the configured default).
+  @spec start(pos_integer(), thread_priority() | nil) :: {:ok, reference()} | {:error, term()}
+  def start(scope, priority \\ nil) do
+    with {:ok, priority} <- resolve_priority(priority),
          {:ok, paths} <-
            ErlangPython.eval("[p for p in __import__('sys').path if isinstance(p, str)]"),
-         {:ok, interpreter} <- Native.own_gil_start(scope, paths, nice) do
+         {:ok, interpreter} <- Native.own_gil_start(scope, paths, priority) do
       {:ok, interpreter}
     else
       {:error, reason} when is_binary(reason) -> {:error, {:own_gil_start_failed, reason}}
@@ -114,18 +180,15 @@ defmodule ErlangPython.OwnGil do
     end
   end
 
-  # How many steps nicer than the schedulers a new context's thread runs.
-  defp nice do
-    case Application.get_env(:erlang_python, :own_gil_nice, 0) do
-      nice when nice in 0..19 ->
-        {:ok, nice}
-
-      other ->
-        {:error,
-         "config :erlang_python, :own_gil_nice must be an integer from 0 to 19, got: " <>
-           inspect(other)}
-    end
+  # A bad configured default refuses the context, with the message that names
+  # the setting.
+  defp resolve_priority(nil) do
+    {:ok, default_thread_priority()}
+  rescue
+    error in ArgumentError -> {:error, Exception.message(error)}
   end
+
+  defp resolve_priority(priority), do: {:ok, priority}
 
   @doc false
   @spec stop(pos_integer()) :: boolean()

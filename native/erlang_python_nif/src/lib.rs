@@ -305,15 +305,20 @@ fn own_gil_support() -> (bool, bool) {
     (own_gil::SUPPORTED, cfg!(Py_GIL_DISABLED))
 }
 
-/// Starts scope `scope`'s own-GIL context: a thread `nicer` steps nicer
-/// than the schedulers and a sub-interpreter with `paths` as `sys.path`. On
-/// a dirty scheduler: creating an interpreter takes milliseconds.
+/// Starts scope `scope`'s own-GIL context: a thread scheduled as `priority`
+/// says and a sub-interpreter with `paths` as `sys.path`. On a dirty
+/// scheduler: creating an interpreter takes milliseconds.
 #[rustler::nif(schedule = "DirtyIo")]
-fn own_gil_start(env: Env<'_>, scope: u64, paths: Vec<String>, nicer: u8) -> Term<'_> {
+fn own_gil_start(
+    env: Env<'_>,
+    scope: u64,
+    paths: Vec<String>,
+    priority: own_gil::ThreadPriority,
+) -> Term<'_> {
     if !runtime::is_started() {
         return (atoms::error(), atoms::not_started()).encode(env);
     }
-    match panics::catch(|| own_gil::start(scope, paths, nicer)).unwrap_or_else(Err) {
+    match panics::catch(|| own_gil::start(scope, paths, priority)).unwrap_or_else(Err) {
         Ok(context) => (atoms::ok(), ResourceArc::new(context)).encode(env),
         Err(text) => (atoms::error(), text).encode(env),
     }

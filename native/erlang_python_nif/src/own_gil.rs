@@ -64,6 +64,9 @@ use crate::serving::{self, ServingThread};
 use crate::subinterp_module;
 
 mod helping;
+mod priority;
+
+pub(crate) use priority::ThreadPriority;
 
 /// Whether this build can give contexts their own GIL (Python 3.12+).
 pub(crate) const SUPPORTED: bool = cfg!(Py_3_12);
@@ -108,10 +111,13 @@ impl Drop for OwnGilContext {
 }
 
 /// Starts the thread and its interpreter for scope `scope`, with `paths` as
-/// its `sys.path`, the thread `nicer` steps nicer than the thread that
-/// starts it (see [`priority`]). Returns once the interpreter is ready, or
-/// why it is not.
-pub(crate) fn start(scope: u64, paths: Vec<String>, nicer: u8) -> Result<OwnGilContext, String> {
+/// its `sys.path`, the thread scheduled as `priority` says (see
+/// [`priority`]). Returns once the interpreter is ready, or why it is not.
+pub(crate) fn start(
+    scope: u64,
+    paths: Vec<String>,
+    priority: ThreadPriority,
+) -> Result<OwnGilContext, String> {
     if !SUPPORTED {
         return Err(format!(
             "own-GIL contexts need Python 3.12 or later (this is Python {})",
@@ -132,7 +138,7 @@ pub(crate) fn start(scope: u64, paths: Vec<String>, nicer: u8) -> Result<OwnGilC
         .name("erlang_python_own_gil".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            if let Err(why) = priority::lower_current_thread(nicer) {
+            if let Err(why) = priority::apply_to_current_thread(priority) {
                 let _ = ready_tx.send(Err(why));
                 THREADS.fetch_sub(1, Ordering::AcqRel);
                 return;
@@ -490,58 +496,6 @@ impl ServingThread for ContextThread {
 
     fn caller(&self) -> Option<LocalPid> {
         self.running.borrow().last().map(|(caller, _)| *caller)
-    }
-}
-
-/// An own-GIL context's thread, below the schedulers' priority on request.
-///
-/// The thread lives in the VM's process, so the kernel weighs it against
-/// the schedulers: under autogroup (one group per session) or a cgroup the
-/// group's CPU share is split among its threads. With the schedulers'
-/// default busy-waiting (`+sbwt`), a scheduler that wakes for a timer on a
-/// CPU where Python spins waits behind it: measured on Debian 13 (2 CPUs,
-/// 2 own-GIL contexts in a 1 s loop), 5 ms timers fired 142-151 ms late at
-/// p99 at the same priority, 93-100 ms at 2 steps nicer, 45-51 ms at 5,
-/// 15-23 ms at 10, 4-5 ms at 19; with `+sbwt none` they fired 4 ms late at
-/// the same priority. Nicer threads lose CPU to a busy VM (a 1 s loop took
-/// 2.5x longer at 5 steps, up to 5x at 10, while every scheduler spun), so
-/// it is the application's choice (`:own_gil_nice`), not a default.
-mod priority {
-    /// Makes the calling thread `nicer` steps nicer than it is (capped at
-    /// 19, the kernel's floor). Lowering a priority needs no privilege.
-    pub(super) fn lower_current_thread(nicer: u8) -> Result<(), String> {
-        if nicer == 0 {
-            return Ok(());
-        }
-        #[cfg(target_os = "linux")]
-        {
-            // SAFETY: gettid takes no arguments and cannot fail.
-            let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
-            // SAFETY: getpriority reads the priority of the thread `tid`,
-            // this very thread; -1 is a valid answer, so errno tells a
-            // failure (cleared first).
-            let current = unsafe {
-                *libc::__errno_location() = 0;
-                libc::getpriority(libc::PRIO_PROCESS, tid)
-            };
-            // SAFETY: reads this thread's errno.
-            if current == -1 && unsafe { *libc::__errno_location() } != 0 {
-                return Err(format!(
-                    "could not read the own-GIL thread's priority: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            let wanted = (current + libc::c_int::from(nicer)).min(19);
-            // SAFETY: setpriority sets the priority of this very thread;
-            // the result is checked.
-            if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, wanted) } != 0 {
-                return Err(format!(
-                    "could not lower the own-GIL thread's priority to nice {wanted}: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-        }
-        Ok(())
     }
 }
 

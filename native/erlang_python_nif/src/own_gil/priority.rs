@@ -1,0 +1,102 @@
+//! The scheduling priority of an own-GIL context's thread, against the
+//! VM's own threads.
+//!
+//! The thread lives in the VM's process, so the kernel weighs it against
+//! the BEAM's schedulers (under autogroup or a cgroup, the whole process
+//! shares one CPU share). What made timers fire 135 ms late while two
+//! contexts spun on two CPUs, traced with the `sched_switch` and
+//! `sys_enter_sched_yield` tracepoints on Linux 6.18 (EEVDF): a scheduler
+//! that runs out of work busy-waits (`+sbwt`, on by default) and calls
+//! `sched_yield()` every 100 spins. Since "forfeit vruntime on yield", a
+//! yield gives up the rest of the thread's slice, so with a CPU-bound
+//! thread of equal weight on that CPU, each yield hands the CPU over until
+//! the next tick (4 ms at HZ=250). The spin that should take microseconds
+//! took ~34 yields x 4 ms, and the scheduler looks at its timers only once
+//! the spin ends. Python threads of lower weight ([`ThreadPriority::Idle`]
+//! by default) leave the schedulers eligible through their yields, and a
+//! waking BEAM thread preempts a `SCHED_IDLE` one at once.
+
+/// How an own-GIL context's thread is scheduled (the Elixir side's
+/// `:thread_priority`: `:idle`, `:normal` or `{:nice, n}`). Threads Python
+/// starts from the context inherit it.
+#[derive(rustler::NifTaggedEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ThreadPriority {
+    /// `SCHED_IDLE`: the thread gets the CPU time no other thread of its
+    /// group wants, and any waking thread of normal priority preempts it.
+    Idle,
+    /// The priority of the thread that starts the context (a scheduler's).
+    Normal,
+    /// `n` steps nicer than the thread that starts the context (1..=19,
+    /// capped at 19, the kernel's floor).
+    Nice(u8),
+}
+
+/// Applies `priority` to the calling thread. Lowering a priority needs no
+/// privilege. A no-op outside Linux.
+pub(super) fn apply_to_current_thread(priority: ThreadPriority) -> Result<(), String> {
+    match priority {
+        ThreadPriority::Normal | ThreadPriority::Nice(0) => Ok(()),
+        ThreadPriority::Nice(nicer) => lower_nice(nicer),
+        ThreadPriority::Idle => idle(),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn current_tid() -> libc::pid_t {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+}
+
+#[cfg(target_os = "linux")]
+fn lower_nice(nicer: u8) -> Result<(), String> {
+    let tid = current_tid() as libc::id_t;
+    // SAFETY: getpriority reads the priority of the thread `tid`, this very
+    // thread; -1 is a valid answer, so errno tells a failure (cleared
+    // first).
+    let current = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, tid)
+    };
+    // SAFETY: reads this thread's errno.
+    if current == -1 && unsafe { *libc::__errno_location() } != 0 {
+        return Err(format!(
+            "could not read the own-GIL thread's priority: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let wanted = (current + libc::c_int::from(nicer)).min(19);
+    // SAFETY: setpriority sets the priority of this very thread; the
+    // result is checked.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, wanted) } != 0 {
+        return Err(format!(
+            "could not lower the own-GIL thread's priority to nice {wanted}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn idle() -> Result<(), String> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sets the policy of the thread `current_tid()`, this very
+    // thread, from a sched_param that lives across the call; SCHED_IDLE
+    // takes priority 0. The result is checked.
+    if unsafe { libc::sched_setscheduler(current_tid(), libc::SCHED_IDLE, &param) } != 0 {
+        return Err(format!(
+            "could not set the own-GIL thread's policy to SCHED_IDLE: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_nice(_nicer: u8) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn idle() -> Result<(), String> {
+    Ok(())
+}
