@@ -63,8 +63,11 @@ defmodule ErlangPython.OwnGilPriorityTest do
   describe "own-GIL contexts" do
     @describetag :own_gil
 
-    test "run as SCHED_IDLE by default, and so do the threads Python starts there" do
-      assert [@sched_idle, _nice] = scheduling_in_new_context()
+    test "run 19 steps nicer than the schedulers by default, as do the threads Python starts" do
+      assert scheduling_in_new_context() == [@sched_other, 19]
+    end
+
+    test "thread_priority: :idle runs them as SCHED_IDLE" do
       assert [@sched_idle, _nice] = scheduling_in_new_context(thread_priority: :idle)
     end
 

@@ -35,8 +35,9 @@ defmodule ErlangPython.ContextServer do
       `ErlangPython.OwnGil` and `guides/parallelism.md`; elsewhere the start
       fails with `{:own_gil_unsupported, message}`). Default `false`.
     * `:thread_priority` - how an own-GIL context's thread is scheduled
-      against the VM's: `:idle` (default: the BEAM comes first), `:normal`
-      or `{:nice, n}`; see `ErlangPython.OwnGil`. Only with `own_gil: true`.
+      against the VM's: `{:nice, n}` (default `{:nice, 19}`: the BEAM comes
+      first), `:normal` or `:idle`; see `ErlangPython.OwnGil`. Only with
+      `own_gil: true`.
     * `:mode` - `:worker` (contexts share the main interpreter) or
       `:owngil` (the original's name for `own_gil: true`).
     * `:timeout` - milliseconds to wait for the namespace to be created

@@ -58,26 +58,32 @@ defmodule ErlangPython.OwnGil do
   against the BEAM's schedulers. `:thread_priority` (a context or pool
   option) says how:
 
-  | value | the context's thread | when |
-  |-------|----------------------|------|
-  | `:idle` (default) | Linux's `SCHED_IDLE`: it gets the CPU time the VM's threads leave, and any of them that wakes preempts it | the BEAM must stay responsive; Python runs at full speed whenever the VM is idle |
-  | `:normal` | the schedulers' own priority | Python's throughput matters more than the VM's latency (start the VM with `+sbwt none +sbwtdcpu none +sbwtdio none` then, see below) |
-  | `{:nice, n}` | `n` (1 to 19) steps nicer than the schedulers | in between |
+    * `{:nice, n}` - `n` (1 to 19) steps nicer than the schedulers. The
+      default is `{:nice, 19}`: the VM's threads come first, and Python
+      gets every CPU the VM leaves, at full speed while the VM is idle;
+    * `:normal` - the schedulers' own priority: Python competes with the
+      VM as an equal (then start the VM with `+sbwt none +sbwtdcpu none
+      +sbwtdio none`, see below);
+    * `:idle` - Linux's `SCHED_IDLE`: even lower, and any thread that wakes
+      on the CPU preempts it at once. The kernel applies that rule across
+      processes too (a waking thread of any other process preempts it, and
+      is placed on its CPU by preference), so on a busy machine it gets
+      less than its process's fair share. For machines that run little
+      but the VM.
 
   Threads Python starts from the context inherit it. Outside Linux it is
   accepted and does nothing.
 
-  Why `:idle` by default: with the VM's default scheduler busy-waiting, a
-  scheduler that runs out of work spins, calling `sched_yield()` every 100
-  spins, and looks at its timers only after the spin. With a CPU-bound
-  thread of the same priority on its CPU, each yield hands that thread the
-  CPU until the next scheduler tick, so the spin takes ~34 ticks: timers
-  fired 135 ms late at p99 while two contexts spun on two cores (Linux
-  6.18; traced, figures in `guides/parallelism.md`). At `:idle` they fire
-  within a few milliseconds, and Python still gets every CPU the VM does
-  not use. The cost: a busy VM (or another busy thread of the VM's process,
-  or of its cgroup when the kernel groups by cgroup only) takes the CPU
-  first, so CPU-bound work in own-GIL contexts slows down, down to a
+  Why not `:normal` by default: with the VM's default scheduler
+  busy-waiting (`+sbwt`), a scheduler that runs out of work spins, calling
+  `sched_yield()` every 100 spins, and looks at its timers only after the
+  spin. With a CPU-bound thread of the same priority on its CPU, each yield
+  hands that thread the CPU until the next scheduler tick, so the spin
+  takes ~34 ticks: 5 ms timers fired 135 ms late while two contexts spun
+  on two cores (Linux 6.18, traced; figures in `guides/parallelism.md`).
+  Against a much nicer thread the scheduler stays first in line through
+  its yields. The cost: while the VM is busy (or another thread of its
+  process or cgroup), CPU-bound work in own-GIL contexts waits, down to a
   standstill while the VM uses every core.
 
   `config :erlang_python, own_gil_thread_priority: value` sets the default
@@ -147,7 +153,7 @@ defmodule ErlangPython.OwnGil do
       :error ->
         case Application.get_env(:erlang_python, :own_gil_nice) do
           nil ->
-            :idle
+            {:nice, 19}
 
           0 ->
             :normal

@@ -12,9 +12,9 @@
 //! thread of equal weight on that CPU, each yield hands the CPU over until
 //! the next tick (4 ms at HZ=250). The spin that should take microseconds
 //! took ~34 yields x 4 ms, and the scheduler looks at its timers only once
-//! the spin ends. Python threads of lower weight ([`ThreadPriority::Idle`]
-//! by default) leave the schedulers eligible through their yields, and a
-//! waking BEAM thread preempts a `SCHED_IDLE` one at once.
+//! the spin ends. A Python thread of much lower weight (19 steps nicer by
+//! default, chosen on the Elixir side) leaves the scheduler eligible
+//! through its yields: it stays first in line.
 
 /// How an own-GIL context's thread is scheduled (the Elixir side's
 /// `:thread_priority`: `:idle`, `:normal` or `{:nice, n}`). Threads Python
@@ -22,7 +22,9 @@
 #[derive(rustler::NifTaggedEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ThreadPriority {
     /// `SCHED_IDLE`: the thread gets the CPU time no other thread of its
-    /// group wants, and any waking thread of normal priority preempts it.
+    /// group wants, and any waking thread of normal priority preempts it
+    /// (of any process: the kernel checks that rule per task, not per
+    /// group).
     Idle,
     /// The priority of the thread that starts the context (a scheduler's).
     Normal,
