@@ -138,6 +138,13 @@ defmodule ErlangPython.OwnGilPriorityTest do
       end
     end
 
+    test "a pool raises the same ArgumentError before it starts anything" do
+      opts = [own_gil: true, thread_priority: {:nice, 20}]
+      error = assert_raise ArgumentError, fn -> ErlangPython.Pool.start(:bad_priority, 1, opts) end
+      assert error.message =~ "got: {:nice, 20}"
+      refute ErlangPython.Pool.started?(:bad_priority)
+    end
+
     test "thread_priority without own_gil is an ArgumentError" do
       error = assert_raise ArgumentError, fn -> ContextServer.start(thread_priority: :idle) end
       assert error.message =~ ":thread_priority applies to own-GIL contexts (own_gil: true)"

@@ -59,6 +59,10 @@ defmodule ErlangPython.Pool do
   def start(name, size, opts \\ [])
 
   def start(name, size, opts) when is_atom(name) and is_integer(size) and size > 0 do
+    # Raised here, not as a failed child start inside the supervisor.
+    priority = opts[:thread_priority]
+    unless is_nil(priority), do: ErlangPython.OwnGil.check_thread_priority!(priority)
+
     :global.trans({__MODULE__, name}, fn ->
       if started?(name), do: {:ok, contexts(name)}, else: start_supervised(name, size, opts)
     end)
