@@ -81,7 +81,7 @@ defmodule ErlangPython.Native do
   @doc false
   def own_gil_support, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
-  def own_gil_start(_scope, _paths, _nicer), do: :erlang.nif_error(:nif_not_loaded)
+  def own_gil_start(_scope, _paths, _priority), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def own_gil_stop(_scope), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
