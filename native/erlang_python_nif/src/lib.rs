@@ -98,8 +98,8 @@ mod subinterp_module;
 mod terms;
 // The runtime's file, mounted once here, at layer 0, rather than inside
 // `runtime` (layer 10): the shared-memory rings (layer 0) use it too, and
-// the isolated worker mounts the same file. One copy means one CPU pressure
-// sampler for the whole process.
+// the isolated worker mounts the same file. One copy means one free-core
+// signal (and one set of its counters) for the whole process.
 #[path = "runtime/wait_strategy.rs"]
 mod wait_strategy;
 
