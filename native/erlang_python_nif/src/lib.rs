@@ -212,8 +212,8 @@ fn queue_length() -> usize {
     runtime::queue_length()
 }
 
-/// Whether a reply is likely within microseconds (the workers spin: no CPU
-/// pressure, requests arriving quickly): callers then yield a few times
+/// Whether a reply is likely within microseconds (the workers spin: a core
+/// free, requests arriving quickly): callers then yield a few times
 /// before they wait in `receive`.
 #[rustler::nif]
 fn replies_soon() -> bool {

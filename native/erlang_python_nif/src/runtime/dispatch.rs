@@ -71,7 +71,7 @@ struct WaitCounts {
     parked_after_spin: AtomicU64,
     /// It parked at once, as recent requests came too late to spin for.
     parked_slow_arrivals: AtomicU64,
-    /// It parked at once, as no core was free (CPU pressure, one core).
+    /// It parked at once, as no core was free (other work, one core).
     parked_no_free_core: AtomicU64,
 }
 

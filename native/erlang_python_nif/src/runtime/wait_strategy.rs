@@ -159,7 +159,8 @@ impl SpinBudget {
 static REPLIES_SOON: AtomicBool = AtomicBool::new(false);
 
 /// Whether a caller may expect its reply within microseconds, on a core of
-/// its own: the workers spin (requests come quickly, no CPU pressure).
+/// its own: the workers spin (requests come quickly, no other work keeps
+/// them off a core).
 pub(crate) fn replies_soon() -> bool {
     REPLIES_SOON.load(Ordering::Relaxed)
 }
