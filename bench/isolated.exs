@@ -112,8 +112,11 @@ end
 # to_vm the reply ring (the VM's reader thread waits on it, unless the
 # caller takes its reply itself). "caught" waits ended while spinning,
 # "parked" ones slept on the futex (no spin at all: "slow" recent arrivals,
-# "busy" no free core); "wakes" are futex wake system calls by the writer
-# (data) and the reader (space). CPU is each OS process's own, per call.
+# "busy" other work kept the waiting thread off a core: see
+# native/erlang_python_nif/src/runtime/core_signal.rs); "wakes" are futex
+# wake system calls by the writer (data) and the reader (space). CPU is each
+# OS process's own, per call. The direct calls' line says whether callers
+# polled for their replies, and if not for whose lack of a core.
 defmodule IsolatedBench.Hops do
   def worker_cpu_us(os_pid) do
     case File.read("/proc/#{os_pid}/stat") do
@@ -159,7 +162,8 @@ defmodule IsolatedBench.Hops do
     IO.puts("""
     isolated call, caller polling #{mode}, per call over #{n} calls (#{Bench.Machine.loadavg()}):
       wall #{Float.round(us / n, 2)} us; CPU: VM #{per.(vm0, vm1)} us, worker #{per.(w0, w1)} us
-      direct calls #{per.(before.direct_calls, later.direct_calls)}, of which the caller took the reply itself #{per.(before.direct_taken, later.direct_taken)}
+      direct calls #{per.(before.direct_calls, later.direct_calls)}: the caller polled #{per.(before.direct_polled, later.direct_polled)} and took the reply itself #{per.(before.direct_taken, later.direct_taken)}; did not poll for lack of a core: the caller's #{per.(before.unpolled_caller_busy, later.unpolled_caller_busy)}, the worker's #{per.(before.unpolled_worker_busy, later.unpolled_worker_busy)}
+      the VM's free-core samples: #{later.core_samples - before.core_samples}, #{later.core_samples_busy - before.core_samples_busy} of them showing other work
       others: request in ring -> reply sent by the VM's reader thread #{Float.round(reply_ns / max(direct - (later.direct_taken - before.direct_taken), 1) / 1000, 2)} us
       request ring (worker waits): #{ring.(:to_worker)}
       reply ring (VM waits):       #{ring.(:to_vm)}

@@ -669,7 +669,7 @@ defmodule ErlangPython do
   | `:caught_spinning` | waits for a request that ended with one arriving while it spun (no wake-up) |
   | `:parked_after_spin` | waits in which it spun, nothing came, so it parked and was woken |
   | `:parked_slow_arrivals` | waits in which it parked at once: requests came too slowly for spinning to pay |
-  | `:parked_no_free_core` | waits in which it parked at once: no core was free (CPU pressure, or one core) |
+  | `:parked_no_free_core` | waits in which it parked at once: no core was free (other work kept the worker off one, or one core) |
 
   A request already queued when the worker looks is no wait and counts in
   none of the four (see the threading guide on when workers spin).

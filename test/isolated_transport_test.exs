@@ -203,6 +203,53 @@ defmodule ErlangPython.IsolatedTransportTest do
       refute_received {_ref, _}
     end
 
+    test "the channel's counters say which way each direct call went" do
+      ctx = polling!()
+      delta = fn before, later, key -> Map.fetch!(later, key) - Map.fetch!(before, key) end
+
+      run = fn mode ->
+        :ok = Isolated.set_reply_polling(ctx, mode)
+        before = Isolated.channel_stats(ctx)
+        results = for n <- 1..50, do: ErlangPython.call(:operator, :add, [n, 1], context: ctx)
+        assert results == for(n <- 1..50, do: {:ok, n + 1})
+        later = Isolated.channel_stats(ctx)
+
+        Map.new(
+          [
+            :direct_calls,
+            :direct_polled,
+            :direct_taken,
+            :unpolled_caller_busy,
+            :unpolled_worker_busy
+          ],
+          &{&1, delta.(before, later, &1)}
+        )
+      end
+
+      # Forced on: every direct call polled (taking its reply or not).
+      always = run.(:always)
+      assert always.direct_calls == 50
+      assert always.direct_polled == 50
+      assert always.direct_taken <= 50
+      # Forced off: none polled, and none was counted as lacking a core.
+      never = run.(:never)
+      assert never.direct_calls == 50
+      assert never.direct_polled == 0 and never.direct_taken == 0
+      assert never.unpolled_caller_busy == 0 and never.unpolled_worker_busy == 0
+      # The default: a call polls, or did not for lack of a core, or for
+      # slow replies (not counted); it never takes a reply it did not poll for.
+      adaptive = run.(:adaptive)
+      assert adaptive.direct_calls == 50
+      assert adaptive.direct_taken <= adaptive.direct_polled
+
+      accounted = adaptive.unpolled_caller_busy + adaptive.unpolled_worker_busy
+      assert adaptive.direct_polled + accounted <= 50
+
+      stats = Isolated.channel_stats(ctx)
+      assert stats.core_samples >= stats.core_samples_busy
+      refute_received {_ref, _}
+    end
+
     test "many concurrent callers on one context each get their own answers" do
       ctx = polling!()
 

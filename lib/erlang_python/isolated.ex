@@ -138,10 +138,16 @@ defmodule ErlangPython.Isolated do
   those, how many did not spin at all: `:no_spin_slow`, recent frames came
   late; `:no_spin_busy`, no core was free), nanoseconds waited, and wake-up
   system calls made by the writer (`:data_wakes`) and by the reader
-  (`:space_wakes`). `:direct_calls` counts direct calls, `:direct_taken`
-  those whose callers took their replies from the ring themselves (polling
-  briefly), and `:direct_reply_ns` the nanoseconds from the requests of the
+  (`:space_wakes`). `:direct_calls` counts direct calls, `:direct_polled`
+  those whose callers polled the ring for their replies (briefly, on their
+  schedulers), `:direct_taken` those whose callers took their replies that
+  way, and `:direct_reply_ns` the nanoseconds from the requests of the
   others entering the ring to their replies leaving the VM's reader thread.
+  `:unpolled_caller_busy` and `:unpolled_worker_busy` count direct calls
+  that did not poll because other work kept the caller's thread, or the
+  worker process, off a core. `:core_samples` and `:core_samples_busy` are
+  the VM's samples of that free-core signal (all threads, all contexts)
+  and those that showed other work.
   """
   @spec channel_stats(pid()) :: map() | nil
   def channel_stats(server) do
@@ -151,14 +157,20 @@ defmodule ErlangPython.Isolated do
 
       channel ->
         {to_worker, rest} = channel |> Native.isolated_channel_stats() |> Enum.split(8)
-        {to_vm, [calls, reply_ns, taken]} = Enum.split(rest, 8)
+        {to_vm, direct} = Enum.split(rest, 8)
+        [calls, reply_ns, taken, polled, caller_busy, worker_busy, samples, busy] = direct
 
         %{
           to_worker: Map.new(Enum.zip(@ring_fields, to_worker)),
           to_vm: Map.new(Enum.zip(@ring_fields, to_vm)),
           direct_calls: calls,
+          direct_polled: polled,
           direct_taken: taken,
-          direct_reply_ns: reply_ns
+          direct_reply_ns: reply_ns,
+          unpolled_caller_busy: caller_busy,
+          unpolled_worker_busy: worker_busy,
+          core_samples: samples,
+          core_samples_busy: busy
         }
     end
   end

@@ -37,7 +37,7 @@ use rustler::env::SavedTerm;
 use rustler::{Binary, Encoder, Env, LocalPid, OwnedBinary, OwnedEnv, ResourceArc, Term};
 
 use crate::shm_ring::{self, Mapping, Writer};
-use crate::wait_strategy::{cores_free, Spin, SpinBudget};
+use crate::wait_strategy::{core_signal, cores_free, spin_until, Spin, SpinBudget};
 use crate::{atoms, messaging, panics};
 
 /// Frames up to this size are copied into the ring by the calling
@@ -130,6 +130,12 @@ struct Inner {
     rx_position: AtomicU64,
     /// Direct calls whose callers took their replies from the ring.
     direct_taken: AtomicU64,
+    /// Direct calls whose callers polled for their replies (taken or not).
+    direct_polled: AtomicU64,
+    /// Direct calls that did not poll for lack of a core: the caller's
+    /// thread found other work, or the worker reported it had.
+    unpolled_caller_busy: AtomicU64,
+    unpolled_worker_busy: AtomicU64,
     /// Direct calls made, and the nanoseconds from their requests entering
     /// the ring to their replies being sent to them by the reader thread.
     direct_calls: AtomicU64,
@@ -213,6 +219,9 @@ fn open(owner: LocalPid, tag: u64) -> Result<(ResourceArc<Channel>, String), Str
         tag,
         rx_position: AtomicU64::new(0),
         direct_taken: AtomicU64::new(0),
+        direct_polled: AtomicU64::new(0),
+        unpolled_caller_busy: AtomicU64::new(0),
+        unpolled_worker_busy: AtomicU64::new(0),
         direct_calls: AtomicU64::new(0),
         direct_reply_ns: AtomicU64::new(0),
     });
@@ -511,38 +520,24 @@ fn isolated_channel_call<'a>(
         },
     );
     inner.direct_calls.fetch_add(1, Ordering::Relaxed);
-    let spin = match (gate.polling, gate.replies.decide()) {
-        (Polling::Always, _) => FORCED_MAX_SPIN,
-        (Polling::Never, _) | (Polling::Adaptive, Spin::NoFreeCore) => Duration::ZERO,
-        (Polling::Adaptive, Spin::For(spin)) if spin <= CALLER_MAX_SPIN => spin,
-        // Replies came too slowly for a poll: probe now and then.
-        (Polling::Adaptive, _) => {
-            gate.unpolled = gate.unpolled.wrapping_add(1);
-            if gate.unpolled.is_multiple_of(PROBE_EVERY) && cores_free() {
-                CALLER_MAX_SPIN
-            } else {
-                Duration::ZERO
-            }
-        }
+    let spin = match gate.polling {
+        Polling::Always => FORCED_MAX_SPIN,
+        Polling::Never => Duration::ZERO,
+        Polling::Adaptive => adaptive_poll(inner, &mut gate),
     };
-    if !spin.is_zero() {
-        // Before the request is visible: the worker must see the poll when
-        // it writes the reply.
-        inner.mapping.begin_poll(shm_ring::TO_VM);
-    }
+    // Before the request is visible: the worker must see the poll when it
+    // writes the reply.
+    let poll = (!spin.is_zero()).then(|| ReplyPoll::begin(inner));
     let sent = writer.send(&inner.mapping, &slices);
     drop(outbox);
     drop(gate);
     if let Err(error) = sent {
-        if !spin.is_zero() {
-            let position = inner.rx_position.load(Ordering::Acquire);
-            inner.mapping.end_poll(shm_ring::TO_VM, position);
-        }
+        drop(poll);
         lock(&inner.gate).pending.remove(&id);
         return failed(env, inner, &error);
     }
-    if !spin.is_zero() {
-        if let Some(frame) = poll_reply(inner, id, spin) {
+    if let Some(poll) = poll {
+        if let Some(frame) = poll_reply(poll, id, spin) {
             if take_pending(env, inner, id).is_some() {
                 return (atoms::reply(), frame.release(env)).encode(env);
             }
@@ -551,6 +546,58 @@ fn isolated_channel_call<'a>(
         }
     }
     (atoms::ok(), id).encode(env)
+}
+
+/// How long a direct caller polls for its reply by default: while recent
+/// replies came within [`CALLER_MAX_SPIN`], the caller's thread has a core
+/// and the worker last reported one too (each side's own run delay,
+/// `wait_strategy::core_signal`); a probe now and then when replies came
+/// slowly, so quick replies bring polling back.
+fn adaptive_poll(inner: &Inner, gate: &mut Gate) -> Duration {
+    let spin = match gate.replies.decide() {
+        Spin::For(spin) if spin <= CALLER_MAX_SPIN => spin,
+        Spin::NoFreeCore => Duration::ZERO,
+        // Replies came too slowly for a poll: probe now and then.
+        _ => {
+            gate.unpolled = gate.unpolled.wrapping_add(1);
+            if !gate.unpolled.is_multiple_of(PROBE_EVERY) {
+                return Duration::ZERO;
+            }
+            CALLER_MAX_SPIN
+        }
+    };
+    // `decide` asked the caller's thread already, unless arrivals were slow.
+    if spin.is_zero() || !cores_free() {
+        inner.unpolled_caller_busy.fetch_add(1, Ordering::Relaxed);
+        return Duration::ZERO;
+    }
+    if inner.mapping.reader_lacks_core(shm_ring::TO_WORKER) {
+        inner.unpolled_worker_busy.fetch_add(1, Ordering::Relaxed);
+        return Duration::ZERO;
+    }
+    spin
+}
+
+/// A caller's poll of the reply ring: while it lasts the worker does not
+/// ring the doorbell; ended (and a frame that came meanwhile announced to
+/// the reader thread) when dropped, on every way out of a direct call.
+struct ReplyPoll<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> ReplyPoll<'a> {
+    fn begin(inner: &'a Inner) -> Self {
+        inner.mapping.begin_poll(shm_ring::TO_VM);
+        inner.direct_polled.fetch_add(1, Ordering::Relaxed);
+        ReplyPoll { inner }
+    }
+}
+
+impl Drop for ReplyPoll<'_> {
+    fn drop(&mut self) {
+        let position = self.inner.rx_position.load(Ordering::Acquire);
+        self.inner.mapping.end_poll(shm_ring::TO_VM, position);
+    }
 }
 
 /// The longest a direct caller polls for its reply, on its scheduler. A
@@ -579,35 +626,27 @@ const PROBE_EVERY: u32 = 16;
 /// the frame when it came (consumed), None when time ran out, the worker's
 /// ring is busy with a large frame, someone else's frame comes first, or
 /// the channel closed (the reader thread delivers then, as without a poll).
-fn poll_reply(inner: &Inner, id: u64, spin: Duration) -> Option<OwnedBinary> {
+fn poll_reply(poll: ReplyPoll<'_>, id: u64, spin: Duration) -> Option<OwnedBinary> {
+    let inner = poll.inner;
     let began = Instant::now();
     // The reader thread holds `rx` only while it reads a frame: then the
     // reply comes through it.
     let Ok(mut rx) = inner.rx.try_lock() else {
-        inner
-            .mapping
-            .end_poll(shm_ring::TO_VM, inner.rx_position.load(Ordering::Acquire));
         return None;
     };
-    let mut polls = 0u32;
-    let frame = loop {
-        let wanted = |head: &[u8]| direct_reply_id(head) == Some(id);
+    let wanted = |head: &[u8]| direct_reply_id(head) == Some(id);
+    let frame = spin_until(began, spin, || {
         match rx.take_if(&inner.mapping, MAX_FRAME, REPLY_HEAD, wanted, try_binary) {
-            Ok(shm_ring::Taken::Frame(frame)) => break Some(frame),
-            Ok(shm_ring::Taken::Nothing) => {}
-            Ok(shm_ring::Taken::Other) | Err(_) => break None,
+            Ok(shm_ring::Taken::Frame(frame)) => Some(Some(frame)),
+            Ok(shm_ring::Taken::Nothing) if inner.mapping.is_closed() => Some(None),
+            Ok(shm_ring::Taken::Nothing) => None,
+            Ok(shm_ring::Taken::Other) | Err(_) => Some(None),
         }
-        if inner.mapping.is_closed() {
-            break None;
-        }
-        polls += 1;
-        if polls.is_multiple_of(64) && began.elapsed() >= spin {
-            break None;
-        }
-        std::hint::spin_loop();
-    };
+    })
+    .flatten();
     inner.rx_position.store(rx.position(), Ordering::Release);
-    inner.mapping.end_poll(shm_ring::TO_VM, rx.position());
+    // The poll ends at the position just stored, with `rx` still held.
+    drop(poll);
     drop(rx);
     match frame {
         // Recorded with the call's end (`take_pending`).
@@ -755,8 +794,11 @@ fn isolated_channel_fail<'a>(
 /// `isolated_channel_stats(channel)`: counters of the channel, as a flat
 /// list of integers `ErlangPython.Isolated.channel_stats/1` names: per ring
 /// (to the worker, then to the VM) the `shm_ring::RingStats` fields in
-/// order, then direct calls made and the nanoseconds from their requests
-/// entering the ring to their replies leaving the reader thread.
+/// order, then direct calls made, the nanoseconds from their requests
+/// entering the ring to their replies leaving the reader thread, the calls
+/// whose callers took their replies, polled, did not poll as the caller's
+/// thread or the worker lacked a core, and this OS process's free-core
+/// samples and those that showed other work.
 #[rustler::nif]
 fn isolated_channel_stats(channel: ResourceArc<Channel>) -> Vec<u64> {
     let inner = &channel.inner;
@@ -777,6 +819,11 @@ fn isolated_channel_stats(channel: ResourceArc<Channel>) -> Vec<u64> {
     figures.push(inner.direct_calls.load(Ordering::Relaxed));
     figures.push(inner.direct_reply_ns.load(Ordering::Relaxed));
     figures.push(inner.direct_taken.load(Ordering::Relaxed));
+    figures.push(inner.direct_polled.load(Ordering::Relaxed));
+    figures.push(inner.unpolled_caller_busy.load(Ordering::Relaxed));
+    figures.push(inner.unpolled_worker_busy.load(Ordering::Relaxed));
+    let (samples, other_work) = core_signal::sample_counts();
+    figures.extend([samples, other_work]);
     figures
 }
 

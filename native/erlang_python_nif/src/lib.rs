@@ -98,8 +98,8 @@ mod subinterp_module;
 mod terms;
 // The runtime's file, mounted once here, at layer 0, rather than inside
 // `runtime` (layer 10): the shared-memory rings (layer 0) use it too, and
-// the isolated worker mounts the same file. One copy means one CPU pressure
-// sampler for the whole process.
+// the isolated worker mounts the same file. One copy means one free-core
+// signal (and one set of its counters) for the whole process.
 #[path = "runtime/wait_strategy.rs"]
 mod wait_strategy;
 
@@ -212,8 +212,8 @@ fn queue_length() -> usize {
     runtime::queue_length()
 }
 
-/// Whether a reply is likely within microseconds (the workers spin: no CPU
-/// pressure, requests arriving quickly): callers then yield a few times
+/// Whether a reply is likely within microseconds (the workers spin: a core
+/// free, requests arriving quickly): callers then yield a few times
 /// before they wait in `receive`.
 #[rustler::nif]
 fn replies_soon() -> bool {

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 // The runtime's spin-or-park decision (recent arrival gaps, free cores): the
 // NIF mounts `runtime/wait_strategy.rs` at its root, and so does the worker.
-use crate::wait_strategy::{Spin, SpinBudget};
+use crate::wait_strategy::{cores_free, spin_until, Spin, SpinBudget};
 
 /// The ring the VM writes and the worker reads.
 pub const TO_WORKER: usize = 0;
@@ -36,7 +36,7 @@ pub const TO_VM: usize = 1;
 /// small enough that an idle context holds little memory.
 pub const CAPACITY: usize = 8 << 20;
 
-const MAGIC: u64 = u64::from_le_bytes(*b"EPYRING1");
+const MAGIC: u64 = u64::from_le_bytes(*b"EPYRING2");
 const HEADER: usize = 4096;
 
 #[repr(C)]
@@ -56,7 +56,12 @@ struct RingHeader {
     /// [`Mapping::begin_poll`]): the writer does not ring the doorbell then,
     /// the poller finds the frame without it.
     data_polled: AtomicU32,
-    _pad2: [u8; 52],
+    /// Non-zero when the reader's thread last found other work keeping it
+    /// off a core (`wait_strategy::cores_free`), as of its last wait: the
+    /// VM's callers poll for a reply only while the worker has a core. The
+    /// worker may lie here; it can only make callers poll (briefly) or not.
+    reader_lacks_core: AtomicU32,
+    _pad2: [u8; 48],
     /// Bumped by the reader after `read` moves: the writer's doorbell.
     space_seq: AtomicU32,
     /// Non-zero while the writer sleeps (or is about to) on `space_seq`.
@@ -315,6 +320,12 @@ impl Mapping {
         };
         let began = Instant::now();
         let polled = || ring.data_polled.load(Ordering::Relaxed) != 0;
+        let has_core = cores_free();
+        // Stored only on a change: the writer reads this line on every frame.
+        if (ring.reader_lacks_core.load(Ordering::Relaxed) == 0) != has_core {
+            ring.reader_lacks_core
+                .store(u32::from(!has_core), Ordering::Relaxed);
+        }
         let decision = if polled() {
             Spin::SlowArrivals
         } else {
@@ -325,27 +336,35 @@ impl Mapping {
             Spin::NoFreeCore => count(&counters.no_spin_busy, 1),
             Spin::For(_) => {}
         }
+        /// How a spin ended before its time ran out.
+        enum Spun {
+            Ready,
+            Failed(Error),
+            /// A caller started polling the ring: it takes the frame.
+            Polled,
+        }
         let spin = decision.duration();
-        if !spin.is_zero() {
-            let mut polls = 0u32;
-            loop {
-                if ready()? {
-                    let gap = began.elapsed();
-                    budget.record(gap);
-                    count(&counters.caught_spinning, 1);
-                    count(&counters.wait_ns, gap.as_nanos() as u64);
-                    return Ok(());
-                }
-                if self.is_closed() {
-                    return Err(Error::Closed);
-                }
-                polls += 1;
-                // The clock is read every 64 polls: it costs more than a poll.
-                if polls.is_multiple_of(64) && (began.elapsed() >= spin || polled()) {
-                    break;
-                }
-                std::hint::spin_loop();
+        let spun = (!spin.is_zero())
+            .then(|| {
+                spin_until(began, spin, || match ready() {
+                    Ok(true) => Some(Spun::Ready),
+                    Err(error) => Some(Spun::Failed(error)),
+                    Ok(false) if self.is_closed() => Some(Spun::Failed(Error::Closed)),
+                    Ok(false) if polled() => Some(Spun::Polled),
+                    Ok(false) => None,
+                })
+            })
+            .flatten();
+        match spun {
+            Some(Spun::Ready) => {
+                let gap = began.elapsed();
+                budget.record(gap);
+                count(&counters.caught_spinning, 1);
+                count(&counters.wait_ns, gap.as_nanos() as u64);
+                return Ok(());
             }
+            Some(Spun::Failed(error)) => return Err(error),
+            Some(Spun::Polled) | None => {}
         }
         count(&counters.parked, 1);
         let result = loop {
@@ -373,6 +392,12 @@ impl Mapping {
             budget.record(began.elapsed());
         }
         result
+    }
+
+    /// Whether ring `which`'s reader last found other work keeping its
+    /// thread off a core (it says so as it starts each wait).
+    pub fn reader_lacks_core(&self, which: usize) -> bool {
+        self.ring(which).reader_lacks_core.load(Ordering::Relaxed) != 0
     }
 
     /// A caller of the VM is about to poll ring `which` for its reply (it

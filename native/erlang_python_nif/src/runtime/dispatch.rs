@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::wait_strategy::{Spin, SpinBudget};
+use super::wait_strategy::{spin_until, Spin, SpinBudget};
 use crate::interrupt::Interruptible;
 use crate::job::Request;
 
@@ -71,7 +71,7 @@ struct WaitCounts {
     parked_after_spin: AtomicU64,
     /// It parked at once, as recent requests came too late to spin for.
     parked_slow_arrivals: AtomicU64,
-    /// It parked at once, as no core was free (CPU pressure, one core).
+    /// It parked at once, as no core was free (other work, one core).
     parked_no_free_core: AtomicU64,
 }
 
@@ -203,7 +203,7 @@ impl Dispatch {
         request
     }
 
-    fn next_unrecorded(&self, index: usize, budget: &SpinBudget, began: Instant) -> Request {
+    fn next_unrecorded(&self, index: usize, budget: &mut SpinBudget, began: Instant) -> Request {
         let decision = budget.decide_and_publish();
         // Already queued: no wait at all (the common case under load).
         if let Some(request) = self.take(index) {
@@ -238,8 +238,7 @@ impl Dispatch {
     }
 
     /// Polls for a request (or `done()`) until `spin` has passed since
-    /// `began`. The clock is read every 64 polls: reading it costs more
-    /// than a poll.
+    /// `began`; looks once when `spin` is zero.
     fn spin(
         &self,
         index: usize,
@@ -253,20 +252,13 @@ impl Dispatch {
         if spin.is_zero() {
             return None;
         }
-        let mut polls: u32 = 0;
-        loop {
+        spin_until(began, spin, || {
             if done() {
-                return None;
+                return Some(None);
             }
-            if let Some(request) = self.take(index) {
-                return Some(request);
-            }
-            polls = polls.wrapping_add(1);
-            if polls.is_multiple_of(64) && began.elapsed() >= spin {
-                return None;
-            }
-            std::hint::spin_loop();
-        }
+            self.take(index).map(Some)
+        })
+        .flatten()
     }
 
     /// For worker `index` waiting for a callback's answer: a request to

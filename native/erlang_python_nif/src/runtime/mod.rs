@@ -10,6 +10,7 @@
 //! |-------------------|------------------------------------------------------|
 //! | `inline_copy.rs`  | whether a request may be copied on a normal scheduler |
 //! | `wait_strategy.rs`| whether a waiting thread spins first, and how long   |
+//! | `core_signal.rs`  | whether other work keeps a thread off a core (part of `wait_strategy`) |
 //! | `dispatch.rs`     | the shared and per-worker queues, parking, figures   |
 //! | `worker_thread.rs`| one worker: its loop, re-entrant for callbacks       |
 //! | `helping.rs`      | a blocked worker's requests, run by a waiting Python thread |

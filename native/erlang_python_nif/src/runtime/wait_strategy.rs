@@ -8,14 +8,23 @@
 //!    [`SpinBudget`], the recent gaps between starting to wait and the
 //!    arrival of work (whether it was found spinning or after parking), and
 //!    spins for about twice the typical gap, at most [`MAX_SPIN`], or not at
-//!    all when recent gaps were longer;
-//! 2. the thread that will produce it has a core of its own: otherwise the
-//!    spinner delays the very thread it waits on and burns a core the
-//!    machine needs. [`cores_free`] samples the kernel's CPU pressure (the
-//!    time runnable threads waited for a core) every few milliseconds;
-//!    after a sample with pressure, nobody spins for [`QUIET_FOR`] (our own
-//!    spinning can cause the pressure it then sees: spinning again at the
-//!    first quiet sample would only bring it back).
+//!    all when recent gaps were longer (a spin that misses counts as a long
+//!    gap: spinning goes on only while it catches what it waits for);
+//! 2. no other work wants the core: otherwise the spinner takes a core the
+//!    machine needs, and may delay the very thread it waits on.
+//!    [`cores_free`] asks the kernel how long *this thread* waited for a
+//!    core when it wanted one ([`core_signal`]), and after a sample showing
+//!    other work, nobody on this thread spins for a while that grows while
+//!    the machine stays busy.
+//!
+//! The signal is per thread on purpose. The machine-wide CPU pressure
+//! (`/proc/pressure/cpu`), used before, counts the moment between waking a
+//! parked thread and its running as waiting for a core; on a virtual
+//! machine that moment is long (the vCPU itself must be woken), so a
+//! caller pinging a parked thread kept the pressure above any sensible
+//! threshold on an idle machine and nothing ever spun. A thread's own run
+//! delay tells the two apart: a wake-up waits microseconds, a thread that
+//! other work keeps off its core waits a time slice (milliseconds).
 //!
 //! The caller's side follows the same decision: [`replies_soon`] tells the
 //! Elixir side whether the workers spin, i.e. whether a reply is likely to
@@ -23,20 +32,28 @@
 //! yield a few times before it waits in `receive` (a scheduler that falls
 //! asleep and is woken again costs more than such a round trip).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub(crate) use core_signal::cores_free;
+
 /// Longest spin: past this, parking costs less than the CPU spinning burns.
-pub(super) const MAX_SPIN: Duration = Duration::from_micros(50);
+pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
 
 /// Recent gaps between starting to wait and work arriving, and the spin
 /// they justify. One per waiting place (a worker's idle wait, its callback
 /// wait): the gaps differ.
 #[derive(Debug)]
-pub(super) struct SpinBudget {
+pub(crate) struct SpinBudget {
     /// Exponentially weighted mean of recent gaps, in nanoseconds.
     typical_gap_ns: u64,
+    /// The spin the last decision allowed, in nanoseconds (0: none).
+    spun_ns: u64,
+    /// Spins in a row that ended without what they waited for.
+    misses: u32,
+    /// Waits left that do not spin, after those misses.
+    skip: u32,
 }
 
 impl Default for SpinBudget {
@@ -44,23 +61,34 @@ impl Default for SpinBudget {
     fn default() -> Self {
         SpinBudget {
             typical_gap_ns: 5_000,
+            spun_ns: 0,
+            misses: 0,
+            skip: 0,
         }
     }
 }
 
+/// After `n` spins in a row that missed, the next `2^n - 1` waits do not
+/// spin (at most `2^MAX_BACKOFF_SHIFT - 1`): a spin can delay the very
+/// thread it waits for (it holds the core that thread would run on, on a
+/// busy machine), and then that thread's answers come quickly again as
+/// soon as nobody spins, which alone would bring spinning straight back.
+const MAX_BACKOFF_SHIFT: u32 = 8;
+
 /// What a waiting thread does before parking, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Spin {
+pub(crate) enum Spin {
     /// Spin this long.
     For(Duration),
-    /// Not at all: recent arrivals came later than spinning pays for.
+    /// Not at all: recent arrivals came later than spinning pays for, or
+    /// recent spins missed them.
     SlowArrivals,
     /// Not at all: no core is free (see [`cores_free`]).
     NoFreeCore,
 }
 
 impl Spin {
-    pub(super) fn duration(self) -> Duration {
+    pub(crate) fn duration(self) -> Duration {
         match self {
             Spin::For(spin) => spin,
             Spin::SlowArrivals | Spin::NoFreeCore => Duration::ZERO,
@@ -70,37 +98,58 @@ impl Spin {
 
 impl SpinBudget {
     /// How long to spin before parking now: twice the typical gap (so most
-    /// arrivals near it are caught), nothing when that exceeds [`MAX_SPIN`]
-    /// or when no core is free.
-    pub(super) fn spin_for(&self) -> Duration {
+    /// arrivals near it are caught), nothing when that exceeds [`MAX_SPIN`],
+    /// while recent spins missed, or when no core is free.
+    pub(crate) fn spin_for(&mut self) -> Duration {
         self.decide().duration()
     }
 
     /// [`Self::spin_for`] with the reason when it is zero.
-    pub(super) fn decide(&self) -> Spin {
+    pub(crate) fn decide(&mut self) -> Spin {
+        self.decide_with(cores_free)
+    }
+
+    /// [`Self::decide`] with the free-core signal given (asked only when
+    /// nothing else rules spinning out).
+    pub(crate) fn decide_with(&mut self, cores_free: impl FnOnce() -> bool) -> Spin {
+        self.spun_ns = 0;
         let wanted = Duration::from_nanos(2 * self.typical_gap_ns + 1_000);
         if wanted > MAX_SPIN {
+            Spin::SlowArrivals
+        } else if self.skip > 0 {
+            self.skip -= 1;
             Spin::SlowArrivals
         } else if !cores_free() {
             Spin::NoFreeCore
         } else {
+            self.spun_ns = wanted.as_nanos() as u64;
             Spin::For(wanted)
         }
     }
 
     /// [`Self::decide`], also published as [`replies_soon`]: for a
     /// worker's wait for requests.
-    pub(super) fn decide_and_publish(&self) -> Spin {
+    pub(crate) fn decide_and_publish(&mut self) -> Spin {
         let spin = self.decide();
         REPLIES_SOON.store(matches!(spin, Spin::For(_)), Ordering::Relaxed);
         spin
     }
 
-    /// Records how long after the wait began the awaited thing arrived.
-    /// Gaps are capped so one long idle spell weighs like a few misses and
-    /// a short run of quick arrivals brings spinning back.
-    pub(super) fn record(&mut self, gap: Duration) {
+    /// Records how long after the wait began the awaited thing arrived
+    /// (after the last decision). Gaps are capped so one long idle spell
+    /// weighs like a few misses and a short run of quick arrivals brings
+    /// spinning back.
+    pub(crate) fn record(&mut self, gap: Duration) {
         let gap = (gap.as_nanos() as u64).min(4 * MAX_SPIN.as_nanos() as u64);
+        if self.spun_ns != 0 {
+            if gap > self.spun_ns {
+                self.misses = (self.misses + 1).min(MAX_BACKOFF_SHIFT);
+                self.skip = (1 << self.misses) - 1;
+            } else {
+                self.misses = 0;
+            }
+            self.spun_ns = 0;
+        }
         // Weight 1/4: adapts within a handful of requests.
         self.typical_gap_ns = self.typical_gap_ns - self.typical_gap_ns / 4 + gap / 4;
     }
@@ -110,85 +159,35 @@ impl SpinBudget {
 static REPLIES_SOON: AtomicBool = AtomicBool::new(false);
 
 /// Whether a caller may expect its reply within microseconds, on a core of
-/// its own: the workers spin (requests come quickly, no CPU pressure).
+/// its own: the workers spin (requests come quickly, no other work keeps
+/// them off a core).
 pub(crate) fn replies_soon() -> bool {
     REPLIES_SOON.load(Ordering::Relaxed)
 }
 
-/// How often the CPU pressure is sampled.
-const SAMPLE_EVERY: Duration = Duration::from_millis(10);
-
-/// Share of the sample window in which some runnable thread waited for a
-/// core, above which the machine counts as busy.
-///
-/// Not near zero: the kernel also counts the moment between waking a parked
-/// thread and its running as waiting for a core. One caller pinging a
-/// parked worker on an idle 2-core machine showed 2.2-3.5% (so a 1%
-/// threshold kept every wait parked, the slow case, forever), while two
-/// other processes keeping both cores busy showed 80%, and three 50%
-/// without us.
-const BUSY_SHARE: f64 = 0.15;
-
-/// How long after a busy sample the machine must stay quiet before
-/// spinning resumes.
-const QUIET_FOR: Duration = Duration::from_millis(250);
-
-struct Sampler {
-    epoch: Instant,
-    /// Nanoseconds since `epoch` of the last sample (0: none yet).
-    sampled_at: AtomicU64,
-    /// The kernel's cumulative CPU stall time at that sample, microseconds.
-    stall_us: AtomicU64,
-    /// Nanoseconds since `epoch` until which nobody spins (0: never busy).
-    busy_until: AtomicU64,
-    /// The kernel reports CPU pressure (Linux with PSI).
-    available: bool,
-}
-
-fn sampler() -> &'static Sampler {
-    static SAMPLER: OnceLock<Sampler> = OnceLock::new();
-    SAMPLER.get_or_init(|| {
-        let stall = read_cpu_stall_us();
-        Sampler {
-            epoch: Instant::now(),
-            sampled_at: AtomicU64::new(0),
-            stall_us: AtomicU64::new(stall.unwrap_or(0)),
-            busy_until: AtomicU64::new(0),
-            available: stall.is_some(),
+/// Polls `ready` until it gives a value, or until `limit` has passed since
+/// `began` (None; a zero `limit` polls once). Every spin of the crate goes through here: the clock is
+/// read every 64 polls only (reading it costs more than a poll), and the
+/// core is told it spins (`spin_loop`), so a sibling hyperthread runs on.
+pub(crate) fn spin_until<T>(
+    began: Instant,
+    limit: Duration,
+    mut ready: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let mut polls: u32 = 0;
+    loop {
+        if let Some(value) = ready() {
+            return Some(value);
         }
-    })
-}
-
-/// Whether runnable threads leave a core free, as of the last sample (taken
-/// by whichever caller finds it older than [`SAMPLE_EVERY`]). Without a
-/// pressure figure from the kernel, only the number of cores decides: one
-/// core is never free for a spinner.
-pub(super) fn cores_free() -> bool {
-    let sampler = sampler();
-    if !sampler.available {
-        return available_cores() > 1;
-    }
-    let now = sampler.epoch.elapsed().as_nanos() as u64;
-    let last = sampler.sampled_at.load(Ordering::Relaxed);
-    let window = now.saturating_sub(last);
-    if window >= SAMPLE_EVERY.as_nanos() as u64
-        && sampler
-            .sampled_at
-            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-    {
-        if let Some(stall) = read_cpu_stall_us() {
-            let before = sampler.stall_us.swap(stall, Ordering::Relaxed);
-            let stalled_ns = stall.saturating_sub(before) * 1_000;
-            let busy =
-                available_cores() <= 1 || stalled_ns as f64 > BUSY_SHARE * window.max(1) as f64;
-            if busy {
-                let until = now + QUIET_FOR.as_nanos() as u64;
-                sampler.busy_until.store(until, Ordering::Relaxed);
-            }
+        if limit.is_zero() {
+            return None;
         }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(64) && began.elapsed() >= limit {
+            return None;
+        }
+        std::hint::spin_loop();
     }
-    now >= sampler.busy_until.load(Ordering::Relaxed)
 }
 
 /// Cores this process may run on (its affinity mask, so `taskset -c 0`
@@ -198,20 +197,8 @@ fn available_cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// The "some" total of `/proc/pressure/cpu`: microseconds in which at least
-/// one runnable thread waited for a core, since boot.
-fn read_cpu_stall_us() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
-    parse_stall_us(&text)
-}
-
-fn parse_stall_us(text: &str) -> Option<u64> {
-    let line = text.lines().find(|line| line.starts_with("some "))?;
-    let total = line
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("total="))?;
-    total.parse().ok()
-}
+#[path = "core_signal.rs"]
+pub(crate) mod core_signal;
 
 #[cfg(test)]
 mod tests {
@@ -239,11 +226,84 @@ mod tests {
         assert!(2 * budget.typical_gap_ns + 1_000 < MAX_SPIN.as_nanos() as u64);
     }
 
+    /// Decides with a free core and records `gap`: whether it spun.
+    fn wait(budget: &mut SpinBudget, gap: Duration) -> bool {
+        let spun = matches!(budget.decide_with(|| true), Spin::For(_));
+        budget.record(gap);
+        spun
+    }
+
     #[test]
-    fn reads_the_kernels_pressure_line() {
-        let text = "some avg10=1.00 avg60=2.00 avg300=3.00 total=123456\n\
-                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
-        assert_eq!(parse_stall_us(text), Some(123_456));
-        assert_eq!(parse_stall_us("nonsense"), None);
+    fn spins_that_miss_back_off_exponentially_and_a_catch_ends_it() {
+        let mut budget = SpinBudget::default();
+        // Quick arrivals: every wait spins.
+        for _ in 0..10 {
+            assert!(wait(&mut budget, Duration::from_micros(3)));
+        }
+        // On a busy machine a spin holds the core its producer needs: it
+        // misses (gap 40 us), and the waits that park get quick answers
+        // (3 us) again. Without a backoff every other wait would spin.
+        let mut spun = Vec::new();
+        for _ in 0..600 {
+            let spins = matches!(budget.decide_with(|| true), Spin::For(_));
+            budget.record(Duration::from_micros(if spins { 40 } else { 3 }));
+            spun.push(spins);
+        }
+        let spins: Vec<usize> = (0..600).filter(|&i| spun[i]).collect();
+        let gaps: Vec<usize> = spins.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(&gaps[..5], &[2, 4, 8, 16, 32], "{spins:?}");
+        assert!(gaps.iter().all(|&gap| gap <= 1 << MAX_BACKOFF_SHIFT));
+        assert!(spins.len() <= 12, "{} of 600 waits spun", spins.len());
+        // A spin that catches resets the backoff.
+        let mut budget = SpinBudget::default();
+        for _ in 0..3 {
+            let _ = budget.decide_with(|| true);
+            budget.record(Duration::from_micros(40));
+            for _ in 0..7 {
+                let _ = budget.decide_with(|| true);
+                budget.record(Duration::from_micros(3));
+            }
+        }
+        while !wait(&mut budget, Duration::from_micros(3)) {}
+        assert!(wait(&mut budget, Duration::from_micros(3)));
+        assert!(wait(&mut budget, Duration::from_micros(3)));
+    }
+
+    #[test]
+    fn no_free_core_means_no_spin_and_the_signal_is_asked_last() {
+        let mut budget = SpinBudget::default();
+        assert_eq!(budget.decide_with(|| false), Spin::NoFreeCore);
+        for _ in 0..5 {
+            budget.record(Duration::from_millis(5));
+        }
+        let asked = std::cell::Cell::new(false);
+        let decision = budget.decide_with(|| {
+            asked.set(true);
+            true
+        });
+        assert_eq!(decision, Spin::SlowArrivals);
+        assert!(!asked.get(), "slow arrivals need no sample of the kernel");
+    }
+
+    #[test]
+    fn spin_until_stops_at_the_value_or_the_limit() {
+        let mut polls = 0;
+        let found = spin_until(Instant::now(), MAX_SPIN, || {
+            polls += 1;
+            (polls == 100).then_some("ready")
+        });
+        assert_eq!((found, polls), (Some("ready"), 100));
+
+        let began = Instant::now();
+        let never: Option<()> = spin_until(began, Duration::from_micros(200), || None);
+        assert_eq!(never, None);
+        assert!(began.elapsed() >= Duration::from_micros(200));
+
+        let mut polls = 0;
+        let once: Option<()> = spin_until(Instant::now(), Duration::ZERO, || {
+            polls += 1;
+            None
+        });
+        assert_eq!((once, polls), (None, 1));
     }
 }

@@ -94,7 +94,7 @@ impl ServingThread for WorkerThread {
         answered: &(dyn Fn() -> bool + Sync),
         until: Instant,
     ) -> Option<Request> {
-        let spin = self.callback_budget.borrow().spin_for();
+        let spin = self.callback_budget.borrow_mut().spin_for();
         let (dispatch, index) = (self.dispatch, self.index);
         py.detach(|| dispatch.wait_serving(index, spin, answered, until))
     }

@@ -1,0 +1,338 @@
+//! Whether other work wants the cores: the free-core signal behind every
+//! spin and poll ([`cores_free`]), read per thread.
+//!
+//! The kernel keeps, for each thread, the time it ran, the time it was
+//! runnable but waited for a core (its run delay), and how many times it
+//! got one (`/proc/thread-self/schedstat`). Every wake-up of a parked
+//! thread waits a little for its core, longer on a virtual machine whose
+//! idle vCPU must itself be woken; but a thread that other work keeps off
+//! its core waits a time slice, a millisecond or more. So a sample counts
+//! as "other work" when the thread waited, beyond [`WAKE_ALLOWANCE`] per
+//! time it got a core, more than [`MIN_LOST`] and more than
+//! [`LOST_SHARE_PERCENT`] of the time it wanted a core ([`other_work`]).
+//! Our own ping-pong (a caller waking a parked worker, many times a
+//! millisecond) stays under the allowance; a spinner that shares its core
+//! with a busy process is preempted and loses whole slices.
+//!
+//! A parked thread may see no other work on a busy machine (a woken thread
+//! often gets its core at once, ahead of a running busy loop), start
+//! spinning, and then lose slices: each sample showing other work stops
+//! spinning on the thread for a [`Hold`], which doubles while holds keep
+//! ending in other work, so such probing costs a shrinking share of a core.
+//!
+//! Sampling is one `pread` of a file kept open, at most every
+//! [`SAMPLE_EVERY`] per thread (about a microsecond each, measured on the
+//! development VM). Without the file (a kernel without scheduler
+//! statistics) there is no signal: spinning is then bounded only by
+//! whether it catches what it waits for, and by the number of cores.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::available_cores;
+
+/// One reading of a thread's scheduler statistics, cumulative since it
+/// started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Reading {
+    /// Nanoseconds on a core.
+    pub(crate) ran_ns: u64,
+    /// Nanoseconds runnable, waiting for a core.
+    pub(crate) waited_ns: u64,
+    /// Times it got a core (after a wake-up or a preemption).
+    pub(crate) slices: u64,
+}
+
+/// The three numbers of `/proc/<tid>/schedstat`.
+pub(crate) fn parse(text: &str) -> Option<Reading> {
+    let mut fields = text.split_ascii_whitespace().map(|f| f.parse::<u64>());
+    Some(Reading {
+        ran_ns: fields.next()?.ok()?,
+        waited_ns: fields.next()?.ok()?,
+        slices: fields.next()?.ok()?,
+    })
+}
+
+/// How long a wake-up may wait for its core without counting as other
+/// work. Measured on the development VM (2 vCPUs, Linux 6.18), two threads
+/// pinging each other through a futex: 0.3-2 us per wake-up alone, 1.6-8
+/// us with a busy loop on each core. A thread that other work keeps off
+/// its core waits far longer: a time slice (0.7-3 ms) after a preemption,
+/// or, when the two threads spin on a busy machine, the other's whole spin
+/// (about 50 us each time).
+pub(crate) const WAKE_ALLOWANCE: Duration = Duration::from_micros(10);
+
+/// Waiting beyond the allowance, per sample, below which it is noise (a
+/// kernel thread taking the core for a moment).
+pub(crate) const MIN_LOST: Duration = Duration::from_micros(200);
+
+/// Share of the time the thread wanted a core (ran or waited) that it lost
+/// beyond the allowance, from which other work counts as present.
+pub(crate) const LOST_SHARE_PERCENT: u64 = 10;
+
+/// Whether, between two readings of one thread, other work kept it off a
+/// core: it waited longer than its wake-ups explain (see the module doc).
+pub(crate) fn other_work(before: Reading, after: Reading) -> bool {
+    let ran = after.ran_ns.saturating_sub(before.ran_ns);
+    let waited = after.waited_ns.saturating_sub(before.waited_ns);
+    let slices = after.slices.saturating_sub(before.slices);
+    let allowed = slices.saturating_mul(WAKE_ALLOWANCE.as_nanos() as u64);
+    let lost = waited.saturating_sub(allowed);
+    lost >= MIN_LOST.as_nanos() as u64
+        && u128::from(lost) * 100 >= u128::from(ran + waited) * u128::from(LOST_SHARE_PERCENT)
+}
+
+/// How often a thread samples its statistics (when it is about to wait).
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+
+/// The shortest and longest time nobody on a thread spins after a sample
+/// showing other work.
+pub(crate) const HOLD_MIN: Duration = Duration::from_millis(200);
+pub(crate) const HOLD_MAX: Duration = Duration::from_secs(5);
+
+/// A thread's pause in spinning, in nanoseconds of a process-wide clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hold {
+    /// No spinning before this.
+    pub(crate) until_ns: u64,
+    /// The next pause's length.
+    pub(crate) next_ns: u64,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold {
+            until_ns: 0,
+            next_ns: HOLD_MIN.as_nanos() as u64,
+        }
+    }
+}
+
+impl Hold {
+    /// Whether the thread may spin at `now_ns`.
+    pub(crate) fn allows(&self, now_ns: u64) -> bool {
+        now_ns >= self.until_ns
+    }
+
+    /// The hold after a sample at `now_ns`: other work starts a pause (each
+    /// one twice the last, up to [`HOLD_MAX`]); a machine free for as long
+    /// as the next pause would last, after the last one ended, brings the
+    /// length back to [`HOLD_MIN`].
+    pub(crate) fn after_sample(self, other_work: bool, now_ns: u64) -> Hold {
+        if other_work {
+            Hold {
+                until_ns: now_ns + self.next_ns,
+                next_ns: (2 * self.next_ns).min(HOLD_MAX.as_nanos() as u64),
+            }
+        } else if now_ns >= self.until_ns + self.next_ns {
+            Hold {
+                until_ns: self.until_ns,
+                next_ns: HOLD_MIN.as_nanos() as u64,
+            }
+        } else {
+            self
+        }
+    }
+}
+
+/// One thread's signal: its statistics file, kept open, and its last
+/// reading.
+struct ThreadSignal {
+    file: Option<File>,
+    last: Option<Reading>,
+    sampled_at_ns: u64,
+    hold: Hold,
+}
+
+impl ThreadSignal {
+    fn open() -> Self {
+        ThreadSignal {
+            file: File::open("/proc/thread-self/schedstat").ok(),
+            last: None,
+            sampled_at_ns: 0,
+            hold: Hold::default(),
+        }
+    }
+
+    fn read(&self) -> Option<Reading> {
+        let mut buffer = [0u8; 96];
+        let n = self.file.as_ref()?.read_at(&mut buffer, 0).ok()?;
+        parse(std::str::from_utf8(&buffer[..n]).ok()?)
+    }
+
+    fn free(&mut self, now_ns: u64) -> bool {
+        if self.file.is_some()
+            && (self.last.is_none()
+                || now_ns.saturating_sub(self.sampled_at_ns) >= SAMPLE_EVERY.as_nanos() as u64)
+        {
+            self.sampled_at_ns = now_ns;
+            if let Some(reading) = self.read() {
+                if let Some(before) = self.last {
+                    let busy = other_work(before, reading);
+                    SAMPLES.fetch_add(1, Ordering::Relaxed);
+                    if busy {
+                        SAMPLES_OTHER_WORK.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.hold = self.hold.after_sample(busy, now_ns);
+                }
+                self.last = Some(reading);
+            }
+        }
+        self.hold.allows(now_ns)
+    }
+}
+
+thread_local! {
+    static SIGNAL: RefCell<Option<ThreadSignal>> = const { RefCell::new(None) };
+}
+
+/// Samples taken in this process, and those that showed other work (for
+/// the benchmarks' counters).
+static SAMPLES: AtomicU64 = AtomicU64::new(0);
+static SAMPLES_OTHER_WORK: AtomicU64 = AtomicU64::new(0);
+
+/// `(samples, samples showing other work)` so far, in this OS process.
+pub(crate) fn sample_counts() -> (u64, u64) {
+    (
+        SAMPLES.load(Ordering::Relaxed),
+        SAMPLES_OTHER_WORK.load(Ordering::Relaxed),
+    )
+}
+
+fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Whether the calling thread may spin now: this process may run on more
+/// than one core, and the thread's recent samples showed no other work
+/// keeping it off a core (see the module doc).
+pub(crate) fn cores_free() -> bool {
+    if available_cores() <= 1 {
+        return false;
+    }
+    let now = now_ns();
+    SIGNAL.with_borrow_mut(|signal| signal.get_or_insert_with(ThreadSignal::open).free(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+    const US: u64 = 1_000;
+
+    fn reading(ran_ns: u64, waited_ns: u64, slices: u64) -> Reading {
+        Reading {
+            ran_ns,
+            waited_ns,
+            slices,
+        }
+    }
+
+    #[test]
+    fn reads_the_kernels_schedstat_line() {
+        assert_eq!(
+            parse("111912 2445239 2\n"),
+            Some(reading(111_912, 2_445_239, 2))
+        );
+        assert_eq!(parse("111912 2445239"), None);
+        assert_eq!(parse("nonsense"), None);
+    }
+
+    #[test]
+    fn our_own_wake_ups_are_not_other_work() {
+        let start = reading(0, 0, 0);
+        // A parked worker pinged 1,500 times in 10 ms, each wake-up waiting
+        // 2 us (an idle machine), or 8 us (a busy loop on each core): 3 ms
+        // and 12 ms of run delay, but no slice lost.
+        assert!(!other_work(start, reading(4 * MS, 3 * MS, 1_500)));
+        assert!(!other_work(start, reading(4 * MS, 12 * MS, 1_500)));
+        // A vCPU slow to wake: 9 us a wake-up.
+        assert!(!other_work(start, reading(MS, 9 * US * 200, 200)));
+        // A thread that spun for the whole window and got its core once.
+        assert!(!other_work(start, reading(10 * MS, 0, 1)));
+    }
+
+    #[test]
+    fn a_spinner_losing_slices_to_other_work_is_other_work() {
+        let start = reading(0, 0, 0);
+        // A spinner sharing its core with a busy loop: 5 ms run, 5 ms
+        // waited in 4 preemptions.
+        assert!(other_work(start, reading(5 * MS, 5 * MS, 4)));
+        // ... even with 40 quick wake-ups mixed in.
+        assert!(other_work(start, reading(5 * MS, 5 * MS, 44)));
+        // Two threads spinning by turns on a busy machine, each waking
+        // behind the other's 50 us spin: 100 times in 10 ms.
+        assert!(other_work(start, reading(5 * MS, 5 * MS, 100)));
+        // One preemption of 1.5 ms in an otherwise parked thread.
+        assert!(other_work(start, reading(100 * US, 1_500 * US, 2)));
+        // Cumulative counters: only the difference counts.
+        let later = reading(50 * MS, 30 * MS, 9_000);
+        let after = reading(
+            later.ran_ns + 5 * MS,
+            later.waited_ns + 5 * MS,
+            later.slices + 4,
+        );
+        assert!(other_work(later, after));
+        assert!(!other_work(after, after));
+    }
+
+    #[test]
+    fn small_losses_are_noise() {
+        let start = reading(0, 0, 0);
+        // 190 us lost beyond the allowance: under MIN_LOST.
+        assert!(!other_work(start, reading(100 * US, 200 * US, 1)));
+        // 1 ms lost, but of 20 ms wanted (5%): under the share.
+        assert!(!other_work(start, reading(19 * MS, MS + 50 * US, 1)));
+    }
+
+    #[test]
+    fn holds_grow_while_other_work_persists_and_reset_after_a_free_spell() {
+        let min = HOLD_MIN.as_nanos() as u64;
+        let mut hold = Hold::default();
+        assert!(hold.allows(0));
+        // Other work at t = 1 s: no spinning for HOLD_MIN.
+        let mut now = 1_000 * MS;
+        hold = hold.after_sample(true, now);
+        assert!(!hold.allows(now + min - 1));
+        assert!(hold.allows(now + min));
+        // Each hold that ends in other work again is twice as long, up to
+        // HOLD_MAX.
+        let mut lengths = Vec::new();
+        for _ in 0..10 {
+            now = hold.until_ns + 10 * MS;
+            let before = now;
+            hold = hold.after_sample(true, now);
+            lengths.push(hold.until_ns - before);
+        }
+        assert_eq!(lengths[0], 2 * min);
+        assert_eq!(lengths[1], 4 * min);
+        assert_eq!(*lengths.last().unwrap(), HOLD_MAX.as_nanos() as u64);
+        // Free samples shortly after the hold: the length stays.
+        now = hold.until_ns + 10 * MS;
+        hold = hold.after_sample(false, now);
+        assert_eq!(hold.next_ns, HOLD_MAX.as_nanos() as u64);
+        // Free for as long as the next hold: back to the minimum.
+        now = hold.until_ns + HOLD_MAX.as_nanos() as u64;
+        hold = hold.after_sample(false, now);
+        assert_eq!(hold.next_ns, min);
+        assert!(hold.allows(now));
+    }
+
+    #[test]
+    fn this_threads_statistics_are_readable_here() {
+        // The development kernels have them (Linux 6.1 and 6.18); without
+        // them nothing would ever be held for other work.
+        let signal = ThreadSignal::open();
+        let first = signal.read().expect("/proc/thread-self/schedstat");
+        assert!(first.slices >= 1, "{first:?}");
+        std::thread::sleep(Duration::from_millis(2));
+        let second = signal.read().unwrap();
+        assert!(second.slices > first.slices, "{first:?} {second:?}");
+    }
+}
