@@ -8,7 +8,8 @@
 #                  # NIF embeds a Python built elsewhere
 #   PRIORITIES=idle,normal,nice:10 mix run bench/subinterp.exs
 #                  # the own-GIL contexts' :thread_priority values to compare
-#                  # (default idle,normal): each round runs the own-GIL rows
+#                  # (default nice:19,normal: the default against the
+#                  # schedulers' own priority): each round runs the own-GIL rows
 #                  # once per value, in turn (the order alternates from one
 #                  # round to the next), beside one set of baselines
 #   ELIXIR_ERL_OPTIONS="+sbwt none +sbwtdcpu none +sbwtdio none" mix run bench/subinterp.exs
@@ -62,7 +63,7 @@ python3 = System.get_env("PYTHON3", executable)
 
 # "idle", "normal" or "nice:N", as :thread_priority values.
 priorities =
-  System.get_env("PRIORITIES", "idle,normal")
+  System.get_env("PRIORITIES", "nice:19,normal")
   |> String.split(",", trim: true)
   |> Enum.map(fn
     "nice:" <> n -> {:nice, String.to_integer(n)}
