@@ -9,9 +9,8 @@
 #           to the date in vain, and was called "direct");
 #   direct: the map plus one `object()` (a handle, never spliced), which
 #           sends the whole map the direct way.
-# Then many callers at once, each decoding its large reply on its own
-# scheduler, with the lateness of a 1 ms timer meanwhile (binary_to_term
-# yields, so the timer should stay near 1 ms whatever the callers do).
+# Then many callers at once decoding large replies, with what the VM's
+# system monitor saw (see Storm below).
 #   MIX_ENV=prod mix run bench/external_route.exs
 #   bin/test-trixie --exec env MIX_ENV=prod mix run bench/external_route.exs
 runs = String.to_integer(System.get_env("BENCH_RUNS") || "11")
@@ -77,42 +76,77 @@ IO.puts(
     "then an object (direct): #{fmt.(median.(Enum.map(pairs, &elem(&1, 1))))} ms"
 )
 
-# Many callers at once: each gets an existing map and decodes it itself.
-defmodule Lateness do
-  # Sleeps 1 ms in a loop until told to stop; answers the worst lateness.
-  def ticker(worst \\ 0) do
+# Many callers at once, each decoding its large reply itself. The VM's
+# system monitor reports every process that ran 10 ms and more without
+# yielding (long_schedule) and every garbage collection of 10 ms and more
+# (long_gc): `binary_to_term` yields as it reads but builds a large map
+# in one go, which is why ErlangPython.External decodes large replies on a
+# dirty scheduler (Native.decode_external). Both decoders are timed here
+# on the same binary, alternating, then whole calls.
+defmodule Storm do
+  # Runs `fun` in `callers` processes at once; the wall ms and what the
+  # system monitor reported meanwhile: {count, worst ms} of each kind.
+  def run(callers, fun) do
+    :erlang.system_monitor(self(), long_schedule: 10, long_gc: 10)
+    started = System.monotonic_time(:microsecond)
+
+    1..callers
+    |> Enum.map(fn _ -> Task.async(fun) end)
+    |> Enum.each(&Task.await(&1, 300_000))
+
+    wall = (System.monotonic_time(:microsecond) - started) / 1000
+    :erlang.system_monitor(:undefined)
+    {wall, drain(%{long_schedule: {0, 0}, long_gc: {0, 0}})}
+  end
+
+  defp drain(seen) do
     receive do
-      {:stop, from} -> send(from, {:worst, worst})
+      {:monitor, _, kind, info} when kind in [:long_schedule, :long_gc] ->
+        ms = Keyword.get(info, :timeout, 0)
+        drain(Map.update!(seen, kind, fn {n, worst} -> {n + 1, max(worst, ms)} end))
     after
-      0 ->
-        started = System.monotonic_time(:microsecond)
-        Process.sleep(1)
-        late = System.monotonic_time(:microsecond) - started - 1000
-        ticker(max(worst, late))
+      100 -> seen
     end
+  end
+
+  def report(name, {wall, seen}) do
+    {n_sched, worst_sched} = seen.long_schedule
+    {n_gc, worst_gc} = seen.long_gc
+
+    IO.puts(
+      "#{String.pad_trailing(name, 58)} #{Float.round(wall, 1)} ms; " <>
+        ">=10 ms unyielding: #{n_sched} (worst #{worst_sched} ms), GCs: #{n_gc} (worst #{worst_gc} ms)"
+    )
   end
 end
 
+external = :erlang.term_to_binary({:ok, Map.new(1..100_000, &{"key#{&1}", &1})})
+
+IO.puts(
+  "-- #{byte_size(external)} bytes of external format (a 100,000-key map), decoded at once by"
+)
+
+for callers <- [1, 20], _round <- 1..2 do
+  Storm.report(
+    "#{callers} processes, binary_to_term on their schedulers",
+    Storm.run(callers, fn -> {:ok, _} = :erlang.binary_to_term(external, [:safe]) end)
+  )
+
+  Storm.report(
+    "#{callers} processes, Native.decode_external (dirty)",
+    Storm.run(callers, fn -> {:ok, _} = ErlangPython.Native.decode_external(external) end)
+  )
+end
+
+IO.puts("-- whole calls (large replies decode on a dirty scheduler)")
+
 for {callers, n} <- [{1, 100_000}, {20, 100_000}, {100, 20_000}] do
-  ticker = spawn(&Lateness.ticker/0)
-  started = System.monotonic_time(:microsecond)
-
-  1..callers
-  |> Enum.map(fn _ ->
-    Task.async(fn ->
+  Storm.report(
+    "#{callers} callers at once, each a #{n}-key map",
+    Storm.run(callers, fn ->
       {:ok, map} = ErlangPython.call(:__main__, :existing, [n])
-      map_size(map)
+      ^n = map_size(map)
     end)
-  end)
-  |> Enum.each(fn task -> ^n = Task.await(task, 120_000) end)
-
-  wall = (System.monotonic_time(:microsecond) - started) / 1000
-  send(ticker, {:stop, self()})
-  worst = receive do: ({:worst, worst} -> worst / 1000)
-
-  IO.puts(
-    "#{callers} callers at once, each a #{n}-key map: #{fmt.(wall)} ms in all, " <>
-      "#{fmt.(wall / callers)} ms per reply, worst 1 ms timer lateness #{fmt.(worst)} ms"
   )
 end
 
