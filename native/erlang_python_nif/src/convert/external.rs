@@ -232,7 +232,7 @@ fn decodes_alike(term: Term<'_>) -> bool {
             cell.is_empty_list() || decodes_alike(cell)
         }
         TermType::Tuple => rustler::types::tuple::get_tuple(term)
-            .is_ok_and(|items| items.into_iter().all(|item| decodes_alike(item))),
+            .is_ok_and(|items| items.into_iter().all(decodes_alike)),
         TermType::Map => rustler::MapIterator::new(term).is_some_and(|mut entries| {
             entries.all(|(key, value)| decodes_alike(key) && decodes_alike(value))
         }),
