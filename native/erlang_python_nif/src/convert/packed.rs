@@ -65,16 +65,15 @@ const SPARES: usize = 2;
 /// a fresh 8 MB vector faults in 2,048 pages as it fills, and page faults
 /// are dear under this machine's kernel (they were most of the packing time
 /// of a million integers in a profile).
-fn spares() -> &'static (
+fn spares() -> &'static Spares {
+    static SPARES_KEPT: std::sync::OnceLock<Spares> = std::sync::OnceLock::new();
+    SPARES_KEPT.get_or_init(|| crossbeam_channel::bounded(SPARES))
+}
+
+type Spares = (
     crossbeam_channel::Sender<Vec<u64>>,
     crossbeam_channel::Receiver<Vec<u64>>,
-) {
-    static SPARE: std::sync::OnceLock<(
-        crossbeam_channel::Sender<Vec<u64>>,
-        crossbeam_channel::Receiver<Vec<u64>>,
-    )> = std::sync::OnceLock::new();
-    SPARE.get_or_init(|| crossbeam_channel::bounded(SPARES))
-}
+);
 
 impl Drop for PackedList {
     fn drop(&mut self) {
