@@ -14,7 +14,8 @@
 //! its external form spliced in, when that form decodes to the very same
 //! term: one without references, ports or funs (a handle holds a
 //! reference), and not a dict key or set element (the writer's duplicate
-//! check reads only its own forms). Otherwise the writer stops and the
+//! check reads only its own forms), while no decoder is registered (its
+//! Python code must not run in an attempt that may be thrown away). Otherwise the writer stops and the
 //! whole value goes the direct way, which also gives every error its usual
 //! form. (Before the splice, a large value whose first non-plain item came
 //! late was written up to it in vain, then converted again.)
@@ -181,7 +182,10 @@ impl Forms for PlainOnly {
     }
 
     fn write_other(writer: &mut Writer<Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        if writer.in_key() {
+        // A decoder may be registered for this object's type, or for one
+        // within what it converts to: its Python code runs once per object,
+        // so never in an attempt that may be thrown away.
+        if writer.in_key() || super::custom::any_registered(obj.py()) {
             return Err(not_plain());
         }
         let depth = writer.other_depth();
