@@ -109,14 +109,6 @@ Breakdown.row(
   Breakdown.ms(fn -> :erlang.binary_to_term(external, [:safe]) end, runs)
 )
 
-# What ErlangPython.External does with a large reply: the same decoding on
-# a dirty scheduler (enif_binary_to_term), so no normal scheduler is held
-# while the map is built.
-Breakdown.row(
-  "BEAM: Native.decode_external of {:ok, map} (dirty scheduler)",
-  Breakdown.ms(fn -> ErlangPython.Native.decode_external(external) end, runs)
-)
-
 Breakdown.row(
   "BEAM: term_to_binary of {:ok, map}",
   Breakdown.ms(fn -> :erlang.term_to_binary({:ok, map}) end, runs)

@@ -40,6 +40,6 @@ defmodule ErlangPython.KeptReply do
 
   # As ErlangPython.Runtime: a large result comes as one external-format
   # binary (`:safe`: it names only atoms that exist already).
-  defp decoded({:etf, external}), do: ErlangPython.External.decode(external)
+  defp decoded({:etf, external}), do: :erlang.binary_to_term(external, [:safe])
   defp decoded(reply), do: reply
 end

@@ -39,8 +39,6 @@ defmodule ErlangPython.Native do
   @doc false
   def submit_dirty(_ref, _op), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
-  def decode_external(_external), do: :erlang.nif_error(:nif_not_loaded)
-  @doc false
   def cancel(_handle), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def claim_reply(_handle, _claim), do: :erlang.nif_error(:nif_not_loaded)

@@ -313,7 +313,7 @@ defmodule ErlangPython.Runtime do
   # A large plain result comes as one external-format binary, decoded here
   # by a BIF that yields (native/erlang_python_nif/src/convert/external.rs).
   # `:safe`: it names only atoms that exist already.
-  defp decoded({:etf, external}), do: ErlangPython.External.decode(external)
+  defp decoded({:etf, external}), do: :erlang.binary_to_term(external, [:safe])
   defp decoded(reply), do: reply
 
   defp await(ref, handle, timeout) do

@@ -24,7 +24,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use rustler::{Binary, Env, NifResult, OwnedEnv, Term, TermType};
+use rustler::{OwnedEnv, Term, TermType};
 
 use crate::etf::{Forms, Reader, Writer};
 
@@ -51,23 +51,6 @@ use crate::etf::{Forms, Reader, Writer};
 /// (Until these tables only maps took this route, from 20,000 items, and a
 /// 19,999-key dict took 4x as long as a 20,000-key one on OTP 25.)
 const THRESHOLD: usize = 64;
-
-/// Decodes a large result's external form for the caller, on a dirty
-/// scheduler, as `:erlang.binary_to_term(external, [:safe])` does.
-/// `binary_to_term` yields as it reads, but builds a large map in one go
-/// at the end: 20 callers decoding a 100,000-key map each kept a 1 ms
-/// timer waiting up to 524 ms (bench/external_route.exs, OTP 25). Here
-/// the normal schedulers stay free; `ErlangPython.External` sends only
-/// large results this way. (A dirty scheduler has scheduler data, so OTP
-/// before 27.3 builds large maps safely here: erlang/otp#8208 concerns
-/// threads without it.)
-#[rustler::nif(schedule = "DirtyCpu")]
-fn decode_external<'a>(env: Env<'a>, external: Binary<'a>) -> NifResult<Term<'a>> {
-    match env.binary_to_term(external.as_slice()) {
-        Some((term, used)) if used == external.len() => Ok(term),
-        _ => Err(rustler::Error::BadArg),
-    }
-}
 
 /// Most bytes of external format a thread keeps between results (16 MB):
 /// the memory of the last large result is reused by the next one.
