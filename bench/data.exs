@@ -9,6 +9,10 @@
 # Prints the load average beside the table, since the machine is shared.
 # On Debian 13 (OTP 27.3, Python 3.13):
 #   bin/test-trixie --exec env MIX_ENV=prod mix run bench/data.exs
+#
+# Long lists of ints or floats passed as arguments of a large request are
+# packed on the caller's dirty scheduler (convert/packed.rs); the float row
+# shows that route for floats (added with it, so it has no older figures).
 Code.require_file("port_bridge.exs", __DIR__)
 
 defmodule DataBench do
@@ -38,6 +42,7 @@ end
 
 runs = String.to_integer(System.get_env("BENCH_RUNS") || "9")
 list_1m = Enum.to_list(1..1_000_000)
+floats_1m = Enum.map(1..1_000_000, &(&1 * 0.5))
 map_100k = Map.new(1..100_000, &{"key#{&1}", &1})
 
 File.write!(
@@ -74,6 +79,9 @@ rows = [
   {"len of a 1,000,000-integer list (in)",
    fn -> {:ok, _} = ErlangPython.call(:builtins, :len, [list_1m]) end,
    fn -> PortBridge.call(port, "builtins", "len", [list_1m]) end},
+  {"sum of a 1,000,000-float list (in)",
+   fn -> {:ok, _} = ErlangPython.call(:builtins, :sum, [floats_1m]) end,
+   fn -> PortBridge.call(port, "builtins", "sum", [floats_1m]) end},
   {"len of a 100,000-key map (in)",
    fn -> {:ok, _} = ErlangPython.call(:builtins, :len, [map_100k]) end,
    fn -> PortBridge.call(port, "builtins", "len", [map_100k]) end},

@@ -148,6 +148,8 @@ fn submit<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
 /// `submit/2` for large requests, on a dirty CPU scheduler.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn submit_dirty<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
+    // Long lists of scalars travel packed rather than cell by cell.
+    let op = ops::Submission::with_packed_args(env, op);
     queue(env, reference, op)
 }
 

@@ -15,6 +15,17 @@ use pyo3::types::PyDict;
 use super::handles::type_name;
 use super::numeric::imported;
 
+/// Whether any decoder is registered (`external` leaves values alone
+/// then: a decoder is Python code, which must run once per object).
+pub(super) fn any_registered(py: Python<'_>) -> bool {
+    imported(py, "_erlang_impl._types")
+        .ok()
+        .flatten()
+        .and_then(|helpers| helpers.getattr("decoders").ok())
+        .and_then(|decoders| decoders.cast_into::<PyDict>().ok())
+        .is_some_and(|decoders| !decoders.is_empty())
+}
+
 /// Conversion hook: what the decoder registered for `obj`'s type returns,
 /// to be converted in its place; `None` when none is registered.
 pub(super) fn replacement<'py>(obj: &Bound<'py, PyAny>) -> Option<PyResult<Bound<'py, PyAny>>> {

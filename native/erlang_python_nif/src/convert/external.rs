@@ -10,14 +10,21 @@
 //! bytes, bytearray, lists, tuples, dicts and sets of them, which the
 //! shared codec (`crate::etf`) writes exactly as `to_term` builds them.
 //! Anything else (a pid, a handle, a date, an object a decoder replaces)
-//! makes the writer stop, and the value goes the direct way, which also
-//! gives every error its usual form. (A large value whose first non-plain
-//! item comes late is written up to it in vain: the price of not looking
-//! at every item twice.)
+//! is converted the direct way on its own, into a scratch environment, and
+//! its external form spliced in, when that form decodes to the very same
+//! term: one without references, ports or funs (a handle holds a
+//! reference), and not a dict key or set element (the writer's duplicate
+//! check reads only its own forms), while no decoder is registered (its
+//! Python code must not run in an attempt that may be thrown away). Otherwise the writer stops and the
+//! whole value goes the direct way, which also gives every error its usual
+//! form. (Before the splice, a large value whose first non-plain item came
+//! late was written up to it in vain, then converted again.)
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
+
+use rustler::{OwnedEnv, Term, TermType};
 
 use crate::etf::{Forms, Reader, Writer};
 
@@ -157,8 +164,66 @@ impl Forms for PlainOnly {
         Err(not_plain())
     }
 
-    fn write_other(_: &mut Writer<Self>, _: &Bound<'_, PyAny>) -> PyResult<()> {
-        Err(not_plain())
+    fn write_other(writer: &mut Writer<Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        // A decoder may be registered for this object's type, or for one
+        // within what it converts to: its Python code runs once per object,
+        // so never in an attempt that may be thrown away.
+        if writer.in_key() || super::custom::any_registered(obj.py()) {
+            return Err(not_plain());
+        }
+        let depth = writer.other_depth();
+        let mut splice = |env: &mut OwnedEnv| {
+            let spliced = env.run(|env| {
+                let term = super::to_term::to_term_at(env, obj, depth).map_err(|_| not_plain())?;
+                if !decodes_alike(term) {
+                    return Err(not_plain());
+                }
+                // The external form without its version byte.
+                let external = term.to_binary();
+                writer.buf.extend_from_slice(&external.as_slice()[1..]);
+                Ok(())
+            });
+            env.clear();
+            spliced
+        };
+        // A decoder may run Python code that converts another large result
+        // on this thread meanwhile (a nested request): it gets a fresh env.
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut env) => splice(&mut env),
+            Err(_) => splice(&mut OwnedEnv::new()),
+        })
+    }
+}
+
+thread_local! {
+    /// Where the odd items of large values are converted, one at a time.
+    static SCRATCH: std::cell::RefCell<OwnedEnv> = std::cell::RefCell::new(OwnedEnv::new());
+}
+
+/// Whether the external form of `term` decodes to `term` itself: no
+/// reference (a handle's resource would not survive), port or fun in it.
+/// Pids, atoms, numbers, bitstrings and containers of them do.
+fn decodes_alike(term: Term<'_>) -> bool {
+    match term.get_type() {
+        TermType::Atom | TermType::Integer | TermType::Float | TermType::Binary | TermType::Pid => {
+            true
+        }
+        TermType::List => {
+            let mut cell = term;
+            while let Ok((head, tail)) = cell.list_get_cell() {
+                if !decodes_alike(head) {
+                    return false;
+                }
+                cell = tail;
+            }
+            cell.is_empty_list() || decodes_alike(cell)
+        }
+        TermType::Tuple => rustler::types::tuple::get_tuple(term)
+            .is_ok_and(|items| items.into_iter().all(decodes_alike)),
+        TermType::Map => rustler::MapIterator::new(term).is_some_and(|mut entries| {
+            entries.all(|(key, value)| decodes_alike(key) && decodes_alike(value))
+        }),
+        _ => false,
     }
 }
 

@@ -22,6 +22,7 @@
 //! | `datetime.rs`  | dates, times, datetimes, timedeltas                    |
 //! | `numeric.rs`   | numpy scalars, `Decimal`, `UUID`                       |
 //! | `custom.rs`    | decoders registered for Python types                   |
+//! | `packed.rs`    | long lists of scalars packed on the caller's side      |
 //! | `to_python.rs` | Erlang -> Python                                       |
 //! | `to_term.rs`   | Python -> Erlang                                       |
 //! | `external.rs`  | large plain results as one external-format binary      |
@@ -39,6 +40,7 @@ mod external;
 pub(crate) mod handles;
 mod mapset;
 mod numeric;
+mod packed;
 mod to_python;
 mod to_term;
 
@@ -46,5 +48,6 @@ pub(crate) use error::{ConvertError, MAX_DEPTH};
 pub(crate) use external::ok_result as external_ok_result;
 pub(crate) use handles::type_name;
 pub(crate) use mapset::set_mapset_version;
+pub(crate) use packed::pack_args;
 pub(crate) use to_python::to_python;
 pub(crate) use to_term::{set_otp_version, to_term, to_term_with_arrays};

@@ -26,6 +26,18 @@ pub(crate) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'
     py_to_term(env, obj, 0)
 }
 
+/// Converts `obj` as [`to_term`] does, as an item `depth` containers down
+/// in a value being converted (`external` converts the odd item of a large
+/// value this way).
+pub(crate) fn to_term_at<'a>(
+    env: Env<'a>,
+    obj: &Bound<'_, PyAny>,
+    depth: usize,
+) -> Result<Term<'a>> {
+    let _plain = arrays::ArraysAsked::new(false);
+    py_to_term(env, obj, depth)
+}
+
 /// Converts `obj` as [`to_term`] does, except that every object with the
 /// buffer protocol in it (other than `bytes` and `bytearray`, which are
 /// binaries anyway) becomes an `%ErlangPython.Array{}` (`arrays: true`).

@@ -15,6 +15,12 @@ use super::Forms;
 pub(crate) struct Writer<F: Forms> {
     pub(crate) buf: Vec<u8>,
     forms: PhantomData<F>,
+    /// For [`Forms::write_other`]: the nesting depth of the object it is
+    /// given, and whether that object is (within) a dict key or a set
+    /// element, where writing a term the writer did not make itself would
+    /// escape the duplicate check.
+    other_depth: usize,
+    in_key: bool,
 }
 
 impl<F: Forms> Writer<F> {
@@ -26,6 +32,8 @@ impl<F: Forms> Writer<F> {
         Writer {
             buf,
             forms: PhantomData,
+            other_depth: 0,
+            in_key: false,
         }
     }
 
@@ -37,6 +45,8 @@ impl<F: Forms> Writer<F> {
         Writer {
             buf,
             forms: PhantomData,
+            other_depth: 0,
+            in_key: false,
         }
     }
 
@@ -50,6 +60,8 @@ impl<F: Forms> Writer<F> {
         Writer {
             buf,
             forms: PhantomData,
+            other_depth: 0,
+            in_key: false,
         }
     }
 
@@ -224,7 +236,21 @@ impl<F: Forms> Writer<F> {
                 return self.set(obj, depth);
             }
         }
+        self.other_depth = depth;
         F::write_other(self, obj)
+    }
+
+    /// The nesting depth of the object [`Forms::write_other`] is given.
+    #[allow(dead_code)]
+    pub(crate) fn other_depth(&self) -> usize {
+        self.other_depth
+    }
+
+    /// Whether the object [`Forms::write_other`] is given is, or is inside,
+    /// a dict key or a set element.
+    #[allow(dead_code)]
+    pub(crate) fn in_key(&self) -> bool {
+        self.in_key
     }
 
     /// `%ErlangPython.Object{ref: {:isolated, owner, id}, type: type}`.
@@ -291,7 +317,10 @@ impl<F: Forms> Writer<F> {
                 ffi::PyUnicode_CheckExact(key.as_ptr()) != 0
                     || ffi::PyLong_CheckExact(key.as_ptr()) != 0
             };
-            self.value(&key, depth + 1)?;
+            let outer = std::mem::replace(&mut self.in_key, true);
+            let written = self.value(&key, depth + 1);
+            self.in_key = outer;
+            written?;
             spans.push((at, self.buf.len()));
             self.value(&value, depth + 1)?;
         }
@@ -330,7 +359,10 @@ impl<F: Forms> Writer<F> {
                 ffi::PyUnicode_CheckExact(item.as_ptr()) != 0
                     || ffi::PyLong_CheckExact(item.as_ptr()) != 0
             };
-            self.value(item, depth + 1)?;
+            let outer = std::mem::replace(&mut self.in_key, true);
+            let written = self.value(item, depth + 1);
+            self.in_key = outer;
+            written?;
             spans.push((at, self.buf.len()));
             self.buf.push(NIL);
         }

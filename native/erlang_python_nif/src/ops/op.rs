@@ -10,12 +10,14 @@
 //! scope says who submitted it, not what to run, so it stays with the job
 //! and the worker thread is given `op` alone.
 
-use rustler::{NifTaggedEnum, Term};
+use rustler::{Encoder, Env, NifTaggedEnum, Term};
 
 use crate::convert;
 
+// Encoded too: a large request is rebuilt with its long lists packed
+// (`Submission::with_packed_args`).
 #[derive(NifTaggedEnum)]
-#[rustler(decode)]
+#[rustler(encode, decode)]
 pub(crate) enum Op<'a> {
     /// `:ping`: a round trip that runs no Python.
     Ping,
@@ -62,11 +64,27 @@ impl<'a> Op<'a> {
             _ => None,
         }
     }
+
+    /// The op with `pack` applied to a call's positional arguments.
+    fn map_args(self, pack: &impl Fn(Term<'a>) -> Term<'a>) -> Self {
+        match self {
+            Op::Call(module, function, args, kwargs) => {
+                Op::Call(module, function, pack(args), kwargs)
+            }
+            Op::CallMethod(object, name, args, kwargs) => {
+                Op::CallMethod(object, name, pack(args), kwargs)
+            }
+            Op::Raw(inner) => Op::Raw(Box::new(inner.map_args(pack))),
+            Op::Arrays(inner) => Op::Arrays(Box::new(inner.map_args(pack))),
+            Op::Context(globals, inner) => Op::Context(globals, Box::new(inner.map_args(pack))),
+            other => other,
+        }
+    }
 }
 
 /// `{:scoped, key, op}`: `op` submitted on behalf of scope `key`.
 #[derive(NifTaggedEnum)]
-#[rustler(decode)]
+#[rustler(encode, decode)]
 enum Envelope<'a> {
     Scoped(u64, Term<'a>),
 }
@@ -96,5 +114,23 @@ impl<'a> Submission<'a> {
         };
         let op = Op::from_term(term)?;
         Some(Submission { term, op, scope })
+    }
+
+    /// `term` with the long lists of integers or floats among a call's
+    /// positional arguments packed (`convert::pack_args`), for a request
+    /// about to be copied on a dirty scheduler; `term` itself when it is
+    /// not a request.
+    pub(crate) fn with_packed_args(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+        let Some(submission) = Submission::from_term(term) else {
+            return term;
+        };
+        let op = submission
+            .op
+            .map_args(&|args| convert::pack_args(env, args))
+            .encode(env);
+        match submission.scope {
+            Some(key) => Envelope::Scoped(key, op).encode(env),
+            None => op,
+        }
     }
 }
