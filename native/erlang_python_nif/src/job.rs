@@ -5,6 +5,7 @@
 //! cancelled) guarantees a reply is sent only if the caller has not given
 //! up: a caller that timed out or died never receives a stale message later.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -74,13 +75,36 @@ pub(crate) enum CancelOutcome {
     Done,
 }
 
+/// The next block of job ids not yet handed to a thread (never 0).
 static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Ids a thread takes from [`NEXT_JOB_ID`] at a time: submitting
+/// schedulers then share no counter's cache line on every request.
+const JOB_ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// This thread's block of ids: the next one and the end of the block.
+    static JOB_IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A job id no other job has had: unique, never 0.
+fn next_job_id() -> u64 {
+    JOB_IDS.with(|ids| {
+        let (mut next, mut end) = ids.get();
+        if next == end {
+            next = NEXT_JOB_ID.fetch_add(JOB_ID_BLOCK, Ordering::Relaxed);
+            end = next + JOB_ID_BLOCK;
+        }
+        ids.set((next + 1, end));
+        next
+    })
+}
 
 impl JobState {
     /// A pending job of scope `scope` (0: none).
     pub(crate) fn new(scope: u64) -> Self {
         JobState {
-            id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_job_id(),
             state: AtomicU8::new(PENDING),
             worker: AtomicUsize::new(0),
             scope,
@@ -275,5 +299,28 @@ mod tests {
             CancelOutcome::Cancelled { was_running: false }
         );
         assert_ne!(JobState::new(0).id, JobState::new(0).id);
+    }
+
+    #[test]
+    fn job_ids_are_unique_across_threads_and_never_zero() {
+        // More than one block per thread, on several threads at once.
+        let per_thread = 3 * JOB_ID_BLOCK as usize + 7;
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    (0..per_thread)
+                        .map(|_| JobState::new(0).id)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut ids: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|thread| thread.join().unwrap())
+            .collect();
+        assert!(!ids.contains(&0), "0 means any job to the interrupter");
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 4 * per_thread, "a job id was handed out twice");
     }
 }
