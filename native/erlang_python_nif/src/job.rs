@@ -189,15 +189,28 @@ pub(crate) struct Request {
     pub(crate) reply_to: LocalPid,
     pub(crate) job: Arc<JobState>,
     queued_at: Instant,
+    /// Small enough for its reply to be built in its own environment.
+    small: bool,
 }
 
+/// Requests of at most this many term cells are answered from their own
+/// environment: the reply then needs no environment of its own, no copy
+/// of the reference and no heap fragment of its own (ERTS gives an
+/// environment's first fragment 200 words, which a small request leaves
+/// mostly free). What the request held goes to the caller with the reply,
+/// as garbage its next collection frees; larger requests are freed on the
+/// worker as before.
+const SMALL_REQUEST_CELLS: usize = 64;
+
 impl Request {
-    /// Copies `reference` and `op` out of the caller's environment.
+    /// Copies `reference` and `op` (of `cells` term cells) out of the
+    /// caller's environment.
     pub(crate) fn new(
         reference: Term<'_>,
         op: Term<'_>,
         reply_to: LocalPid,
         job: Arc<JobState>,
+        cells: usize,
     ) -> Self {
         let env = spare_envs()
             .1
@@ -212,7 +225,21 @@ impl Request {
             reply_to,
             job,
             queued_at: Instant::now(),
+            small: cells <= SMALL_REQUEST_CELLS,
         }
+    }
+
+    /// For a small request, runs `f` in the request's own environment with
+    /// the caller's reference: the reply may be built and sent from there.
+    /// `None` for a larger one (build the reply elsewhere, with
+    /// [`Self::reference_in`]). Once a message built there is sent, the
+    /// request's terms are invalid: only dropping the request follows.
+    pub(crate) fn in_own_env<R>(
+        &self,
+        f: impl for<'a> FnOnce(Env<'a>, Term<'a>) -> R,
+    ) -> Option<R> {
+        self.small
+            .then(|| self.env().run(|env| f(env, self.reference.load(env))))
     }
 
     /// When the request was made (tells a waiting worker how soon work came).

@@ -139,20 +139,21 @@ fn started() -> bool {
 /// scheduler.
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
-    if !runtime::fits_inline(op) {
+    let Some(cells) = runtime::inline_cells(op) else {
         return atoms::too_large().encode(env);
-    }
-    queue(env, reference, op)
+    };
+    queue(env, reference, op, cells)
 }
 
 /// `submit/2` for large requests, on a dirty CPU scheduler.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn submit_dirty<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
-    queue(env, reference, op)
+    queue(env, reference, op, usize::MAX)
 }
 
-fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
-    match runtime::submit(reference, op, env.pid()) {
+/// `cells`: how many term cells `op` holds (`usize::MAX`: many).
+fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>, cells: usize) -> Term<'a> {
+    match runtime::submit(reference, op, env.pid(), cells) {
         Ok(state) => ResourceArc::new(JobHandle { state }).encode(env),
         Err(SubmitError::NotStarted) => (atoms::error(), atoms::not_started()).encode(env),
         Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),
