@@ -17,7 +17,14 @@
 # spin on this machine is seen, not guessed. ELIXIR_ERL_OPTIONS passes VM
 # flags (e.g. "+sbwt none"); see the threading guide.
 #
-# RUNS (default 200) short runs of N (default 500) calls each.
+# Also `:py.call` (the Erlang facade: semaphore, routing, process
+# environment) beside the same call, and the process's CPU time per call
+# (every thread, from /proc) during the 100-caller row: with callers
+# enough to keep both cores busy, CPU per call bounds the rate.
+#
+# RUNS (default 200) short runs of N (default 500) calls each. On a shared
+# machine compare two checkouts by running this file from each in turn:
+#   (cd CHECKOUT && MIX_ENV=prod mix run /path/to/bench/latency.exs)
 Code.require_file("machine.exs", __DIR__)
 Code.require_file("callers.exs", __DIR__)
 
@@ -108,6 +115,7 @@ end
   Bench.Machine.start("#{ErlangPython.Runtime.workers()} Python worker(s), best of short runs")
 
 add = fn -> {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2]) end
+py_add = fn -> {:ok, 3} = :py.call(:operator, :add, [1, 2]) end
 request = {:call, :operator, :add, [1, 2], %{}}
 
 {ping, ping_waits} =
@@ -117,8 +125,14 @@ request = {:call, :operator, :add, [1, 2], %{}}
 
 {call, call_waits} = Bench.Latency.with_waits(fn -> Bench.Latency.per_call(add) end)
 
+cpu_before = Bench.Machine.cpu_us()
+
 {hundred, hundred_waits} =
   Bench.Latency.with_waits(fn -> Bench.Latency.throughput(100, 20_000, add) end)
+
+# Every call of the row's runs (div(RUNS, 10) runs of 20,000 calls).
+hundred_runs = max(div(String.to_integer(System.get_env("RUNS", "200")), 10), 1)
+hundred_cpu = (Bench.Machine.cpu_us() - cpu_before) / (hundred_runs * 20_000)
 
 rows = [
   {"BEAM process -> process -> back", Bench.Latency.process_round_trip(), "us"},
@@ -128,6 +142,7 @@ rows = [
   {"Runtime.request of the same call",
    Bench.Latency.per_call(fn -> {:ok, 3} = ErlangPython.Runtime.request(request, 30_000) end),
    "us"},
+  {":py.call of the same", Bench.Latency.per_call(py_add), "us"},
   {"call with 100 callers", hundred, "calls/s"}
 ]
 
@@ -146,6 +161,11 @@ for {name, {best, median}, unit} <- rows do
       "#{String.pad_leading(format.(median), 10)}  #{unit}"
   )
 end
+
+IO.puts(
+  "#{String.pad_trailing("CPU per call, 100 callers", 36)} " <>
+    "#{String.pad_leading(format.(hundred_cpu), 10)} #{String.pad_leading("", 10)}  us (all threads)"
+)
 
 # A request already queued when a worker looks is no wait: with many
 # callers one wake-up serves several requests.

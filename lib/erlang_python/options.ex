@@ -99,14 +99,37 @@ defmodule ErlangPython.Options do
   def validate!([], defaults), do: Map.new(defaults)
 
   def validate!(opts, defaults) when is_list(opts) do
-    opts
-    |> Keyword.validate!(defaults)
-    |> Map.new(fn {name, value} -> {name, check!(name, value)} end)
+    # Keyword.validate!/2 builds lists and checks every key against every
+    # default: 1.4 us for three options, a third of a small call. Options
+    # that are all known and given once go straight into the defaults'
+    # map; anything else takes Keyword.validate!/2's path, for its errors.
+    case given(opts, Map.new(defaults), []) do
+      :check_slowly ->
+        opts
+        |> Keyword.validate!(defaults)
+        |> Map.new(fn {name, value} -> {name, check!(name, value)} end)
+
+      options ->
+        options
+    end
   end
 
   def validate!(opts, _defaults) do
     raise ArgumentError, "options must be a keyword list, got: #{inspect(opts)}"
   end
+
+  # `options` (the defaults' map) with each of `opts` checked and put in;
+  # :check_slowly at an unknown or repeated key, or an entry that is not
+  # `{atom, value}`.
+  defp given([{name, value} | rest], options, seen)
+       when is_atom(name) and is_map_key(options, name) do
+    if name in seen,
+      do: :check_slowly,
+      else: given(rest, Map.put(options, name, check!(name, value)), [name | seen])
+  end
+
+  defp given([], options, _seen), do: options
+  defp given(_opts, _options, _seen), do: :check_slowly
 
   defp check!(:timeout, :infinity), do: :infinity
   defp check!(:timeout, ms) when is_integer(ms) and ms >= 0, do: ms

@@ -221,13 +221,16 @@ defmodule ErlangPython.Pool do
   @doc "The pool a call of `module.function` goes to."
   @spec lookup(ErlangPython.name(), ErlangPython.name()) :: name()
   def lookup(module, function) do
-    with {:ok, exact} <- route_key(module, function),
+    # No route at all (the usual case): no names to convert, no lookups.
+    with false <- :ets.info(@routes, :size) == 0,
+         {:ok, exact} <- route_key(module, function),
          [] <- :ets.lookup(@routes, exact),
          {:ok, whole} <- route_key(module, :_),
          [] <- :ets.lookup(@routes, whole) do
       :default
     else
       [{_key, pool}] -> pool
+      true -> :default
       {:error, _} -> :default
     end
   end

@@ -5,6 +5,7 @@
 //! cancelled) guarantees a reply is sent only if the caller has not given
 //! up: a caller that timed out or died never receives a stale message later.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -74,13 +75,36 @@ pub(crate) enum CancelOutcome {
     Done,
 }
 
+/// The next block of job ids not yet handed to a thread (never 0).
 static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Ids a thread takes from [`NEXT_JOB_ID`] at a time: submitting
+/// schedulers then share no counter's cache line on every request.
+const JOB_ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// This thread's block of ids: the next one and the end of the block.
+    static JOB_IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A job id no other job has had: unique, never 0.
+fn next_job_id() -> u64 {
+    JOB_IDS.with(|ids| {
+        let (mut next, mut end) = ids.get();
+        if next == end {
+            next = NEXT_JOB_ID.fetch_add(JOB_ID_BLOCK, Ordering::Relaxed);
+            end = next + JOB_ID_BLOCK;
+        }
+        ids.set((next + 1, end));
+        next
+    })
+}
 
 impl JobState {
     /// A pending job of scope `scope` (0: none).
     pub(crate) fn new(scope: u64) -> Self {
         JobState {
-            id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_job_id(),
             state: AtomicU8::new(PENDING),
             worker: AtomicUsize::new(0),
             scope,
@@ -165,15 +189,28 @@ pub(crate) struct Request {
     pub(crate) reply_to: LocalPid,
     pub(crate) job: Arc<JobState>,
     queued_at: Instant,
+    /// Small enough for its reply to be built in its own environment.
+    small: bool,
 }
 
+/// Requests of at most this many term cells are answered from their own
+/// environment: the reply then needs no environment of its own, no copy
+/// of the reference and no heap fragment of its own (ERTS gives an
+/// environment's first fragment 200 words, which a small request leaves
+/// mostly free). What the request held goes to the caller with the reply,
+/// as garbage its next collection frees; larger requests are freed on the
+/// worker as before.
+const SMALL_REQUEST_CELLS: usize = 64;
+
 impl Request {
-    /// Copies `reference` and `op` out of the caller's environment.
+    /// Copies `reference` and `op` (of `cells` term cells) out of the
+    /// caller's environment.
     pub(crate) fn new(
         reference: Term<'_>,
         op: Term<'_>,
         reply_to: LocalPid,
         job: Arc<JobState>,
+        cells: usize,
     ) -> Self {
         let env = spare_envs()
             .1
@@ -188,7 +225,21 @@ impl Request {
             reply_to,
             job,
             queued_at: Instant::now(),
+            small: cells <= SMALL_REQUEST_CELLS,
         }
+    }
+
+    /// For a small request, runs `f` in the request's own environment with
+    /// the caller's reference: the reply may be built and sent from there.
+    /// `None` for a larger one (build the reply elsewhere, with
+    /// [`Self::reference_in`]). Once a message built there is sent, the
+    /// request's terms are invalid: only dropping the request follows.
+    pub(crate) fn in_own_env<R>(
+        &self,
+        f: impl for<'a> FnOnce(Env<'a>, Term<'a>) -> R,
+    ) -> Option<R> {
+        self.small
+            .then(|| self.env().run(|env| f(env, self.reference.load(env))))
     }
 
     /// When the request was made (tells a waiting worker how soon work came).
@@ -275,5 +326,28 @@ mod tests {
             CancelOutcome::Cancelled { was_running: false }
         );
         assert_ne!(JobState::new(0).id, JobState::new(0).id);
+    }
+
+    #[test]
+    fn job_ids_are_unique_across_threads_and_never_zero() {
+        // More than one block per thread, on several threads at once.
+        let per_thread = 3 * JOB_ID_BLOCK as usize + 7;
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    (0..per_thread)
+                        .map(|_| JobState::new(0).id)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut ids: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|thread| thread.join().unwrap())
+            .collect();
+        assert!(!ids.contains(&0), "0 means any job to the interrupter");
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 4 * per_thread, "a job id was handed out twice");
     }
 }

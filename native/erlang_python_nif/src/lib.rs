@@ -139,10 +139,10 @@ fn started() -> bool {
 /// scheduler.
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
-    if !runtime::fits_inline(op) {
+    let Some(cells) = runtime::inline_cells(op) else {
         return atoms::too_large().encode(env);
-    }
-    queue(env, reference, op)
+    };
+    queue(env, reference, op, cells)
 }
 
 /// `submit/2` for large requests, on a dirty CPU scheduler.
@@ -150,11 +150,12 @@ fn submit<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
 fn submit_dirty<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
     // Long lists of scalars travel packed rather than cell by cell.
     let op = ops::Submission::with_packed_args(env, op);
-    queue(env, reference, op)
+    queue(env, reference, op, usize::MAX)
 }
 
-fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
-    match runtime::submit(reference, op, env.pid()) {
+/// `cells`: how many term cells `op` holds (`usize::MAX`: many).
+fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>, cells: usize) -> Term<'a> {
+    match runtime::submit(reference, op, env.pid(), cells) {
         Ok(state) => ResourceArc::new(JobHandle { state }).encode(env),
         Err(SubmitError::NotStarted) => (atoms::error(), atoms::not_started()).encode(env),
         Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),

@@ -85,13 +85,20 @@ fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
     binary.into()
 }
 
-/// Builds `{reference, result}` in `replies` and sends it, but only if the
-/// job can still be committed to done. Clears `replies` afterwards.
+/// Builds `{reference, result}` and sends it, but only if the job can
+/// still be committed to done: in the request's own environment when it is
+/// small (`Request::in_own_env`), else in `replies`, cleared afterwards.
 fn send_reply(
     replies: &mut OwnedEnv,
     request: &Request,
     build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>,
 ) {
+    // An async call's reply is kept (copied out), never sent from here.
+    let kept = request.in_own_env(|_, reference| kept_reply::is_kept(reference));
+    if kept == Some(false) {
+        request.in_own_env(|env, reference| commit_and_send(env, request, reference, build(env)));
+        return;
+    }
     replies.run(|env| {
         let reference = request.reference_in(env);
         // An async call's reply waits in the job for its caller to claim it.
@@ -102,12 +109,18 @@ fn send_reply(
             }
             return;
         }
-        let message = (reference, build(env)).encode(env);
-        // Commit to replying only now that the message exists: from here on
-        // the caller's cancel() answers :done and waits for this message.
-        if request.job.finish() {
-            send_owned(env, &request.reply_to, message);
-        }
+        commit_and_send(env, request, reference, build(env));
     });
     replies.clear();
+}
+
+/// Sends `{reference, result}`, built in `env`, if the job can still be
+/// committed to done.
+fn commit_and_send<'a>(env: Env<'a>, request: &Request, reference: Term<'a>, result: Term<'a>) {
+    let message = (reference, result).encode(env);
+    // Commit to replying only now that the message exists: from here on
+    // the caller's cancel() answers :done and waits for this message.
+    if request.job.finish() {
+        send_owned(env, &request.reply_to, message);
+    }
 }

@@ -34,7 +34,16 @@ pub(crate) fn resolve<'py>(
         _ => return outcome,
     };
     let is_marker = match marker_type(py) {
-        Ok(marker) => value.is_instance(marker).unwrap_or(false),
+        // Marker is a plain class (its metaclass is `type`), so isinstance
+        // means a subtype check of the value's type: done directly, it
+        // skips looking `__instancecheck__` up on every reply (3% of a
+        // worker's time with 100 callers). Subclasses still count; only an
+        // object faking `__class__` would no longer pass for a marker.
+        // SAFETY: attached (`py`); both are live type objects.
+        Ok(marker) => unsafe {
+            pyo3::ffi::PyType_IsSubtype(pyo3::ffi::Py_TYPE(value.as_ptr()), marker.as_type_ptr())
+                != 0
+        },
         // Without the module no marker can exist.
         Err(_) => false,
     };

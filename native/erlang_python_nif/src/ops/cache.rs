@@ -1,6 +1,7 @@
-//! What a worker keeps across requests: compiled code and interned names.
+//! What a worker keeps across requests: compiled code, interned names and
+//! the modules it has found initialized.
 //!
-//! Both caches are bounded by emptying them when full: sources and names
+//! The caches are bounded by emptying them when full: sources and names
 //! repeat, so they refill with the hot ones. They are `RefCell`s borrowed
 //! only briefly, never across running Python code, because a request may
 //! run while another is suspended on the same thread (a callback into
@@ -144,4 +145,76 @@ impl NameCache {
         }
         Ok(name)
     }
+}
+
+/// Modules kept at most by a [`ModuleCache`]; emptied when full.
+const MODULE_CACHE_LIMIT: usize = 1024;
+
+/// Modules this worker has found fully initialized in `sys.modules`.
+///
+/// `PyImport_GetModule` checks, on every call, that the module it finds is
+/// not still being imported by another thread (two attribute lookups on
+/// its `__spec__`): a few percent of a small call's time on the worker. A
+/// module seen initialized once stays initialized, so when `sys.modules`
+/// gives an object found here, one dict lookup is enough. A module replaced
+/// in `sys.modules` (a new import after `del`, a reload that swaps it) is
+/// another object, checked the slow way once. The modules are held, so no
+/// other object can take an address found here. Per worker, like the other
+/// caches: Python objects never cross interpreters.
+#[derive(Default)]
+pub(super) struct ModuleCache {
+    initialized: RefCell<HashMap<usize, Py<PyAny>>>,
+}
+
+impl ModuleCache {
+    /// The module `name` in `sys.modules`, importing it only when missing.
+    pub(super) fn get<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: attached (`py`); PyImport_GetModuleDict returns the
+        // interpreter's borrowed `sys.modules` dict (never NULL once the
+        // interpreter runs), and PyDict_GetItemWithError a borrowed value
+        // or NULL. No Python code runs between the lookup and the
+        // increment below that could drop the value (str keys compare
+        // without it; the RefCell is borrowed only after the lookup).
+        let found = unsafe {
+            let modules = ffi::PyImport_GetModuleDict();
+            if modules.is_null() {
+                std::ptr::null_mut()
+            } else {
+                ffi::PyDict_GetItemWithError(modules, name.as_ptr())
+            }
+        };
+        if !found.is_null() && self.initialized.borrow().contains_key(&(found as usize)) {
+            // SAFETY: `found` is a live borrowed reference (see above).
+            return Ok(unsafe { Bound::from_borrowed_ptr(py, found) });
+        }
+        // A lookup error (a key whose comparison raised) goes the slow way.
+        let _ = PyErr::take(py);
+        let module = import(py, name)?;
+        let mut initialized = self.initialized.borrow_mut();
+        if initialized.len() >= MODULE_CACHE_LIMIT {
+            initialized.clear();
+        }
+        initialized.insert(module.as_ptr() as usize, module.clone().unbind());
+        Ok(module)
+    }
+}
+
+/// A module from `sys.modules` (which waits for one another thread is
+/// still importing), importing it only when missing.
+fn import<'py>(py: Python<'py>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: PyImport_GetModule takes a borrowed str and returns a new
+    // reference, or NULL (with or without an exception set).
+    let cached = unsafe { ffi::PyImport_GetModule(name.as_ptr()) };
+    if !cached.is_null() {
+        // SAFETY: non-NULL new reference, owned by the Bound from here on.
+        return Ok(unsafe { Bound::from_owned_ptr(py, cached) });
+    }
+    if let Some(err) = PyErr::take(py) {
+        return Err(err);
+    }
+    Ok(py.import(name.to_str()?)?.into_any())
 }

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use rustler::{Term, TermType};
 
-use super::cache::{CodeCache, Mode, Name, NameCache};
+use super::cache::{CodeCache, Mode, ModuleCache, Name, NameCache};
 use super::inputs::{bad, code_text, keyword_args, name_text, positional_args};
 use super::op::Op;
 use crate::atoms;
@@ -25,6 +25,7 @@ type OpResult<'py> = Result<Outcome<'py>, Failure>;
 pub(crate) struct Executor {
     code: CodeCache,
     names: NameCache,
+    modules: ModuleCache,
 }
 
 impl Executor {
@@ -112,10 +113,10 @@ impl Executor {
             Some(globals) if module.is_main && !function.dotted => {
                 match globals.get_item(function.text.bind(py))? {
                     Some(found) => found,
-                    None => resolve(py, &module, &function)?,
+                    None => resolve(py, &self.modules, &module, &function)?,
                 }
             }
-            _ => resolve(py, &module, &function)?,
+            _ => resolve(py, &self.modules, &module, &function)?,
         };
         let args = positional_args(py, args)?;
         let kwargs = keyword_args(py, kwargs)?;
@@ -304,8 +305,13 @@ fn main_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 /// Finds `function` (possibly dotted, `"path.join"`) in `module`. A name
 /// missing from `__main__` that is a registered Erlang function resolves to
 /// that function (`py:call('__main__', Name, Args)` in erlang_python).
-fn resolve<'py>(py: Python<'py>, module: &Name, function: &Name) -> PyResult<Bound<'py, PyAny>> {
-    let module_obj = import(py, module.text.bind(py))?;
+fn resolve<'py>(
+    py: Python<'py>,
+    modules: &ModuleCache,
+    module: &Name,
+    function: &Name,
+) -> PyResult<Bound<'py, PyAny>> {
+    let module_obj = modules.get(py, module.text.bind(py))?;
     if !function.dotted {
         return match module_obj.getattr(function.text.bind(py)) {
             Ok(found) => Ok(found),
@@ -324,19 +330,4 @@ fn resolve<'py>(py: Python<'py>, module: &Name, function: &Name) -> PyResult<Bou
         target = target.getattr(part)?;
     }
     Ok(target)
-}
-
-/// A module from `sys.modules`, importing it only when missing.
-fn import<'py>(py: Python<'py>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: PyImport_GetModule takes a borrowed str and returns a new
-    // reference, or NULL (with or without an exception set).
-    let cached = unsafe { ffi::PyImport_GetModule(name.as_ptr()) };
-    if !cached.is_null() {
-        // SAFETY: non-NULL new reference, owned by the Bound from here on.
-        return Ok(unsafe { Bound::from_owned_ptr(py, cached) });
-    }
-    if let Some(err) = PyErr::take(py) {
-        return Err(err);
-    }
-    Ok(py.import(name.to_str()?)?.into_any())
 }

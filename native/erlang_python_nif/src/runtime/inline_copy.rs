@@ -18,11 +18,12 @@ const INLINE_COPY_BUDGET: usize = 20_000;
 /// recurse on the C stack).
 const INLINE_COPY_DEPTH: usize = 64;
 
-/// Whether `term` is small enough to copy on a normal scheduler. Stops
-/// walking as soon as the budget is spent, so it is cheap either way.
-pub(crate) fn fits_inline(term: Term<'_>) -> bool {
+/// How many term cells `term` holds when it is small enough to copy on a
+/// normal scheduler, `None` otherwise. Stops walking as soon as the budget
+/// is spent, so it is cheap either way.
+pub(crate) fn inline_cells(term: Term<'_>) -> Option<usize> {
     let mut budget = INLINE_COPY_BUDGET;
-    walk_within(term, &mut budget, 0)
+    walk_within(term, &mut budget, 0).then(|| INLINE_COPY_BUDGET - budget)
 }
 
 fn walk_within(term: Term<'_>, budget: &mut usize, depth: usize) -> bool {

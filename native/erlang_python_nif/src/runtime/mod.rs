@@ -26,7 +26,7 @@ mod pool;
 use crate::wait_strategy;
 mod worker_thread;
 
-pub(crate) use inline_copy::fits_inline;
+pub(crate) use inline_copy::inline_cells;
 pub(crate) use pool::{
     interrupt_scope, is_started, queue_length, set_max_queue, start, stats, submit, worker_count,
     PoolStats, StartOptions, SubmitError,

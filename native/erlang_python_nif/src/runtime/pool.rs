@@ -204,11 +204,14 @@ pub(crate) fn stats() -> Option<PoolStats> {
 /// copies its terms and queues them. A scoped request is bound to its
 /// scope's worker ([`scope_worker`]), a request in a context to the
 /// context's (see `Op::pinning`); any other goes to whichever worker is
-/// free first.
+/// free first. `cells` says how large `op` is (term cells, from
+/// `inline_cells`): a small request's reply is built in its own
+/// environment (see `Request::new`).
 pub(crate) fn submit(
     reference: Term<'_>,
     op: Term<'_>,
     reply_to: LocalPid,
+    cells: usize,
 ) -> Result<Arc<JobState>, SubmitError> {
     let pool = POOL.get().ok_or(SubmitError::NotStarted)?;
     let dispatch = pool.dispatch;
@@ -217,7 +220,7 @@ pub(crate) fn submit(
     // An own-GIL context's requests go to its own thread and interpreter.
     if let Some(scope) = submission.scope.filter(|scope| own_gil::is_own_gil(*scope)) {
         let job = Arc::new(JobState::new(scope));
-        let request = Request::new(reference, submission.term, reply_to, job.clone());
+        let request = Request::new(reference, submission.term, reply_to, job.clone(), cells);
         // Bounded like the shared queue, per context: its thread alone
         // drains it.
         let limit = pool.max_queue.load(Ordering::Relaxed);
@@ -238,7 +241,7 @@ pub(crate) fn submit(
     }
     let job = Arc::new(JobState::new(submission.scope.unwrap_or(0)));
     // The worker is given the op alone: the scope stays with the job.
-    let request = Request::new(reference, submission.term, reply_to, job.clone());
+    let request = Request::new(reference, submission.term, reply_to, job.clone(), cells);
     // A callback's own request, awaited by the Python thread that made the
     // callback: that thread runs it (callbacks::divert).
     let Some(request) = callbacks::divert(request) else {
