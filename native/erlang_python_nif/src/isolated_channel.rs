@@ -549,13 +549,21 @@ fn isolated_channel_call<'a>(
 }
 
 /// How long a direct caller polls for its reply by default: while recent
-/// replies came within [`CALLER_MAX_SPIN`], the caller's thread has a core
+/// replies came soon enough for a spin (`SpinBudget::decide`), for that
+/// spin capped at [`CALLER_MAX_SPIN`], when the caller's thread has a core
 /// and the worker last reported one too (each side's own run delay,
 /// `wait_strategy::core_signal`); a probe now and then when replies came
 /// slowly, so quick replies bring polling back.
+///
+/// Capped rather than refused when the wanted spin is longer: a parked
+/// worker process answers in 10-25 us, and polling only below that kept
+/// both sides parked for good. The worker parks because requests come
+/// slowly, and requests come slowly because no caller polls: a caught
+/// poll sends the next request at once, the worker then catches it
+/// spinning, and replies fall to a few microseconds.
 fn adaptive_poll(inner: &Inner, gate: &mut Gate) -> Duration {
     let spin = match gate.replies.decide() {
-        Spin::For(spin) if spin <= CALLER_MAX_SPIN => spin,
+        Spin::For(spin) => spin.min(CALLER_MAX_SPIN),
         Spin::NoFreeCore => Duration::ZERO,
         // Replies came too slowly for a poll: probe now and then.
         _ => {
