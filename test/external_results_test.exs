@@ -74,18 +74,7 @@ defmodule ErlangPython.ExternalResultsTest do
   end
 
   # The reply as the interpreter thread sends it, before Runtime decodes it.
-  defp raw_reply(code) do
-    op =
-      code
-      |> ErlangPython.Request.eval(%{})
-      |> ErlangPython.Encoding.encode_request()
-      |> ErlangPython.Request.with_options(%{timeout: 5_000, context: nil})
-
-    ref = make_ref()
-    assert is_reference(ErlangPython.Native.submit(ref, op))
-    assert_receive {^ref, reply}, 5_000
-    reply
-  end
+  defp raw_reply(code), do: ErlangPython.TestHelpers.raw_reply(code, %{}, 5_000)
 
   test "a large map comes as one binary for the caller to decode, a small one does not" do
     assert {:ok, %{0 => "x"}} = raw_reply("many('x', 3)")

@@ -35,18 +35,7 @@ defmodule ErlangPython.ExternalSpliceTest do
   end
 
   # The reply as the caller receives it ({:etf, binary} on the route).
-  defp raw_reply(code, locals \\ %{}) do
-    op =
-      code
-      |> ErlangPython.Request.eval(locals)
-      |> ErlangPython.Encoding.encode_request()
-      |> ErlangPython.Request.with_options(%{timeout: 10_000, context: nil})
-
-    ref = make_ref()
-    assert is_reference(ErlangPython.Native.submit(ref, op))
-    assert_receive {^ref, reply}, 10_000
-    reply
-  end
+  defp raw_reply(code, locals \\ %{}), do: ErlangPython.TestHelpers.raw_reply(code, locals)
 
   defp decoded({:etf, external}), do: :erlang.binary_to_term(external, [:safe])
   defp decoded(reply), do: reply

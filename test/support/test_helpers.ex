@@ -31,4 +31,25 @@ defmodule ErlangPython.TestHelpers do
       true -> Process.sleep(interval) && poll(check, attempts - 1, interval)
     end
   end
+
+  @doc """
+  The reply to evaluating `code` as the interpreter thread sends it, before
+  `ErlangPython.Runtime` decodes it (`{:etf, binary}` when the result took
+  the external-format route): for tests of that route.
+  """
+  @spec raw_reply(String.t(), map(), timeout()) :: term()
+  def raw_reply(code, locals \\ %{}, timeout \\ 10_000) do
+    import ExUnit.Assertions
+
+    op =
+      code
+      |> ErlangPython.Request.eval(locals)
+      |> ErlangPython.Encoding.encode_request()
+      |> ErlangPython.Request.with_options(%{timeout: timeout, context: nil})
+
+    ref = make_ref()
+    assert is_reference(ErlangPython.Native.submit(ref, op))
+    assert_receive {^ref, reply}, timeout
+    reply
+  end
 end
