@@ -215,13 +215,27 @@ defmodule ErlangPython.MemoryLimitTest do
   test "the interpreter's usage moves with what Python holds" do
     # The account is global: objects of earlier tests (handles released
     # when the VM collects them, contexts stopping) may still be freed
-    # while this test measures. Wait until the account holds still.
+    # while this test measures, and one such free once hid the 30 MB
+    # (-180 MB seen). A window that saw a foreign free is measured again,
+    # at most five times; usage that does not move fails every attempt.
+    outcome =
+      Enum.reduce_while(1..5, [], fn _, missed ->
+        {held, released} = attempt = measure_30_mb_round_trip()
+
+        moved? = held >= 29 * @mb and released < 30 * @mb
+        if moved?, do: {:halt, :moved}, else: {:cont, [attempt | missed]}
+      end)
+
+    missed = "usage did not follow a 30 MB bytearray; (held, released): #{inspect(outcome)}"
+    assert outcome == :moved, missed
+  end
+
+  defp measure_30_mb_round_trip do
     before = settled_usage(:interpreter)
     assert :ok = ErlangPython.exec("_memory_test_keep = bytearray(30 * 2**20)")
-    # Other code may free a little meanwhile: the account is global.
-    assert used(:interpreter) - before >= 29 * @mb
+    held = used(:interpreter) - before
     assert :ok = ErlangPython.exec("del _memory_test_keep")
-    assert used(:interpreter) - before < 30 * @mb
+    {held, used(:interpreter) - before}
   end
 
   describe "the Erlang facade (py_context, py_nif)" do
