@@ -145,7 +145,8 @@ defmodule ErlangPython.Isolated do
   others entering the ring to their replies leaving the VM's reader thread.
   `:unpolled_caller_busy` and `:unpolled_worker_busy` count direct calls
   that did not poll because other work kept the caller's thread, or the
-  worker process, off a core. `:core_samples` and `:core_samples_busy` are
+  worker process, off a core, and `:unpolled_slow` those that did not poll
+  because recent polls found their replies late (or not at all). `:core_samples` and `:core_samples_busy` are
   the VM's samples of that free-core signal (all threads, all contexts)
   and those that showed other work.
   """
@@ -158,7 +159,7 @@ defmodule ErlangPython.Isolated do
       channel ->
         {to_worker, rest} = channel |> Native.isolated_channel_stats() |> Enum.split(8)
         {to_vm, direct} = Enum.split(rest, 8)
-        [calls, reply_ns, taken, polled, caller_busy, worker_busy, samples, busy] = direct
+        [calls, reply_ns, taken, polled, caller_busy, worker_busy, samples, busy, slow] = direct
 
         %{
           to_worker: Map.new(Enum.zip(@ring_fields, to_worker)),
@@ -169,6 +170,7 @@ defmodule ErlangPython.Isolated do
           direct_reply_ns: reply_ns,
           unpolled_caller_busy: caller_busy,
           unpolled_worker_busy: worker_busy,
+          unpolled_slow: slow,
           core_samples: samples,
           core_samples_busy: busy
         }
