@@ -9,6 +9,7 @@
 //! reading the port with the main thread (`inbox`).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -306,7 +307,7 @@ fn name<'py>(py: Python<'py>, r: &mut Reader<'_>, what: &str) -> PyResult<Bound<
         })?;
     let name = PyString::intern(py, name.to_str()?);
     let mut names = lock(&NAMES);
-    let names = names.get_or_insert_with(HashMap::new);
+    let names = names.get_or_insert_with(HashMap::default);
     if names.len() < MAX_NAMES {
         names.insert(raw.to_vec(), name.clone().unbind());
     }
@@ -314,7 +315,33 @@ fn name<'py>(py: Python<'py>, r: &mut Reader<'_>, what: &str) -> PyResult<Bound<
 }
 
 /// Names seen in requests, by their external-format bytes.
-static NAMES: Mutex<Option<HashMap<Vec<u8>, Py<PyString>>>> = Mutex::new(None);
+static NAMES: Mutex<Option<HashMap<Vec<u8>, Py<PyString>, BuildHasherDefault<Fnv>>>> =
+    Mutex::new(None);
+
+/// FNV-1a, for [`NAMES`]: its keys are a few bytes, looked up twice a
+/// request, and SipHash cost more than the rest of the look-up (callgrind);
+/// its resistance to chosen keys buys nothing for a bounded cache the VM's
+/// own requests fill.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &byte in bytes {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
 
 /// Names kept at most: requests usually name a few functions; one that
 /// names thousands (generated names) decodes those past the limit anew.
