@@ -315,8 +315,9 @@ fn name<'py>(py: Python<'py>, r: &mut Reader<'_>, what: &str) -> PyResult<Bound<
 }
 
 /// Names seen in requests, by their external-format bytes.
-static NAMES: Mutex<Option<HashMap<Vec<u8>, Py<PyString>, BuildHasherDefault<Fnv>>>> =
-    Mutex::new(None);
+static NAMES: Mutex<Option<Names>> = Mutex::new(None);
+
+type Names = HashMap<Vec<u8>, Py<PyString>, BuildHasherDefault<Fnv>>;
 
 /// FNV-1a, for [`NAMES`]: its keys are a few bytes, looked up twice a
 /// request, and SipHash cost more than the rest of the look-up (callgrind);
