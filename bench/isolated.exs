@@ -131,10 +131,55 @@ defmodule IsolatedBench.Hops do
     end
   end
 
+  # The kernel's view of one thread: {ns run, ns runnable but waiting for
+  # a core, times it got a core, involuntary context switches}
+  # (/proc/PID/task/TID/schedstat and status).
+  def thread_sched(os_pid, tid) do
+    dir = "/proc/#{os_pid}/task/#{tid}"
+
+    with {:ok, stat} <- File.read(dir <> "/schedstat"),
+         {:ok, status} <- File.read(dir <> "/status") do
+      [ran, waited, runs] = stat |> String.split() |> Enum.map(&String.to_integer/1)
+      [_, nivcsw] = Regex.run(~r/nonvoluntary_ctxt_switches:\s+(\d+)/, status)
+      {ran, waited, runs, String.to_integer(nivcsw)}
+    else
+      _ -> {0, 0, 0, 0}
+    end
+  end
+
+  # The busiest threads of an OS process, {tid, name}: the VM's schedulers
+  # and the reader thread, or the worker's main thread.
+  def threads(os_pid, names) do
+    for tid <- File.ls!("/proc/#{os_pid}/task"),
+        name = String.trim(File.read!("/proc/#{os_pid}/task/#{tid}/comm")),
+        Enum.any?(names, &String.starts_with?(name, &1)),
+        do: {tid, name}
+  end
+
+  def sched_line(os_pid, threads, before, later, n) do
+    for {tid, name} <- threads do
+      {r0, w0, s0, i0} = before[tid]
+      {r1, w1, s1, i1} = later[tid]
+      runs = max(s1 - s0, 1)
+
+      "#{name} ran #{Float.round((r1 - r0) / n / 1000, 2)} us/call, waited for a core " <>
+        "#{Float.round((w1 - w0) / runs / 1000, 2)} us/run over #{Float.round(runs / n, 2)} runs/call, " <>
+        "preempted #{Float.round((i1 - i0) / n, 3)}/call"
+    end
+    |> Enum.join("\n    ")
+    |> then(&("  kernel (#{os_pid}): " <> &1))
+  end
+
+  def snapshot(os_pid, threads),
+    do: Map.new(threads, fn {tid, _} -> {tid, thread_sched(os_pid, tid)} end)
+
   def run(ctx, n, mode) do
     :ok = ErlangPython.Isolated.set_reply_polling(ctx, mode)
     {:ok, os_pid} = ErlangPython.Isolated.os_pid(ctx)
     before = ErlangPython.Isolated.channel_stats(ctx)
+    vm_threads = threads(System.pid(), ["1_scheduler", "2_scheduler", "ep-isolated-rx"])
+    worker_threads = threads(os_pid, ["erlang_python_w"])
+    {vs0, ws0} = {snapshot(System.pid(), vm_threads), snapshot(os_pid, worker_threads)}
     {vm0, w0} = {Bench.Machine.cpu_us(), worker_cpu_us(os_pid)}
 
     {us, _} =
@@ -143,6 +188,7 @@ defmodule IsolatedBench.Hops do
       end)
 
     {vm1, w1} = {Bench.Machine.cpu_us(), worker_cpu_us(os_pid)}
+    {vs1, ws1} = {snapshot(System.pid(), vm_threads), snapshot(os_pid, worker_threads)}
     later = ErlangPython.Isolated.channel_stats(ctx)
     per = fn a, b -> Float.round((b - a) / n, 2) end
 
@@ -162,11 +208,13 @@ defmodule IsolatedBench.Hops do
     IO.puts("""
     isolated call, caller polling #{mode}, per call over #{n} calls (#{Bench.Machine.loadavg()}):
       wall #{Float.round(us / n, 2)} us; CPU: VM #{per.(vm0, vm1)} us, worker #{per.(w0, w1)} us
-      direct calls #{per.(before.direct_calls, later.direct_calls)}: the caller polled #{per.(before.direct_polled, later.direct_polled)} and took the reply itself #{per.(before.direct_taken, later.direct_taken)}; did not poll for lack of a core: the caller's #{per.(before.unpolled_caller_busy, later.unpolled_caller_busy)}, the worker's #{per.(before.unpolled_worker_busy, later.unpolled_worker_busy)}
+      direct calls #{per.(before.direct_calls, later.direct_calls)}: the caller polled #{per.(before.direct_polled, later.direct_polled)} and took the reply itself #{per.(before.direct_taken, later.direct_taken)}; did not poll for lack of a core: the caller's #{per.(before.unpolled_caller_busy, later.unpolled_caller_busy)}, the worker's #{per.(before.unpolled_worker_busy, later.unpolled_worker_busy)}; for slow replies #{per.(Map.get(before, :unpolled_slow, 0), Map.get(later, :unpolled_slow, 0))}
       the VM's free-core samples: #{later.core_samples - before.core_samples}, #{later.core_samples_busy - before.core_samples_busy} of them showing other work
       others: request in ring -> reply sent by the VM's reader thread #{Float.round(reply_ns / max(direct - (later.direct_taken - before.direct_taken), 1) / 1000, 2)} us
       request ring (worker waits): #{ring.(:to_worker)}
       reply ring (VM waits):       #{ring.(:to_vm)}
+    #{sched_line(System.pid(), vm_threads, vs0, vs1, n)}
+    #{sched_line(os_pid, worker_threads, ws0, ws1, n)}
     """)
   end
 end

@@ -220,7 +220,8 @@ defmodule ErlangPython.IsolatedTransportTest do
             :direct_polled,
             :direct_taken,
             :unpolled_caller_busy,
-            :unpolled_worker_busy
+            :unpolled_worker_busy,
+            :unpolled_slow
           ],
           &{&1, delta.(before, later, &1)}
         )
@@ -236,14 +237,16 @@ defmodule ErlangPython.IsolatedTransportTest do
       assert never.direct_calls == 50
       assert never.direct_polled == 0 and never.direct_taken == 0
       assert never.unpolled_caller_busy == 0 and never.unpolled_worker_busy == 0
-      # The default: a call polls, or did not for lack of a core, or for
-      # slow replies (not counted); it never takes a reply it did not poll for.
+      assert never.unpolled_slow == 0
+      # The default: each call polled, or did not for one counted reason
+      # (a core lacking on either side, slow replies); it never takes a
+      # reply it did not poll for.
       adaptive = run.(:adaptive)
       assert adaptive.direct_calls == 50
       assert adaptive.direct_taken <= adaptive.direct_polled
 
-      accounted = adaptive.unpolled_caller_busy + adaptive.unpolled_worker_busy
-      assert adaptive.direct_polled + accounted <= 50
+      unpolled = adaptive.unpolled_caller_busy + adaptive.unpolled_worker_busy
+      assert adaptive.direct_polled + unpolled + adaptive.unpolled_slow == 50
 
       stats = Isolated.channel_stats(ctx)
       assert stats.core_samples >= stats.core_samples_busy

@@ -145,7 +145,8 @@ defmodule ErlangPython.Isolated do
   others entering the ring to their replies leaving the VM's reader thread.
   `:unpolled_caller_busy` and `:unpolled_worker_busy` count direct calls
   that did not poll because other work kept the caller's thread, or the
-  worker process, off a core. `:core_samples` and `:core_samples_busy` are
+  worker process, off a core, and `:unpolled_slow` those that did not poll
+  because recent polls found their replies late (or not at all). `:core_samples` and `:core_samples_busy` are
   the VM's samples of that free-core signal (all threads, all contexts)
   and those that showed other work.
   """
@@ -158,7 +159,7 @@ defmodule ErlangPython.Isolated do
       channel ->
         {to_worker, rest} = channel |> Native.isolated_channel_stats() |> Enum.split(8)
         {to_vm, direct} = Enum.split(rest, 8)
-        [calls, reply_ns, taken, polled, caller_busy, worker_busy, samples, busy] = direct
+        [calls, reply_ns, taken, polled, caller_busy, worker_busy, samples, busy, slow] = direct
 
         %{
           to_worker: Map.new(Enum.zip(@ring_fields, to_worker)),
@@ -169,6 +170,7 @@ defmodule ErlangPython.Isolated do
           direct_reply_ns: reply_ns,
           unpolled_caller_busy: caller_busy,
           unpolled_worker_busy: worker_busy,
+          unpolled_slow: slow,
           core_samples: samples,
           core_samples_busy: busy
         }
@@ -216,20 +218,24 @@ defmodule ErlangPython.Isolated do
         with {:ok, ref} <- send_request(server, request), do: await(server, ref, timeout)
 
       {nil, channel} ->
-        ref = Process.monitor(server)
+        ref = make_ref()
         encoded = Protocol.encode_request(request)
 
         case Native.isolated_channel_call(channel, ref, Protocol.direct_call(self(), encoded)) do
-          {:ok, id} ->
-            await_direct(server, ref, channel, id, timeout)
-
           # The reply came while the NIF polled for it (see
-          # isolated_channel.rs, `poll_reply`): nothing was sent.
+          # isolated_channel.rs, `poll_reply`): nothing was sent, and the
+          # server was never watched (a monitor and its removal are two
+          # signals the server would handle on every call).
           {:reply, frame} ->
-            Process.demonitor(ref, [:flush])
             direct_result(frame)
 
+          # Watched from now on: a server that died meanwhile is reported
+          # at once (`:noproc`).
+          {:ok, id} ->
+            await_direct(server, ref, Process.monitor(server), channel, id, timeout)
+
           _busy_closed_or_too_large ->
+            ref = Process.monitor(server)
             send(server, {:isolated_request, self(), ref, encoded})
             await(server, ref, timeout)
         end
@@ -258,18 +264,19 @@ defmodule ErlangPython.Isolated do
     ArgumentError -> nil
   end
 
-  defp await_direct(server, ref, channel, id, timeout) do
-    case receive_answer(server, ref, timeout) do
+  # A direct call's answer, tagged `ref`, while `monitor` watches the server.
+  defp await_direct(server, ref, monitor, channel, id, timeout) do
+    case receive_answer(server, ref, monitor, timeout) do
       @no_answer ->
         if Native.isolated_channel_cancel(channel, id) do
           # Still running: its reply will be dropped; the server interrupts
           # it (and kills the worker past the grace period).
           send(server, {:isolated_cancel_direct, id})
-          Process.demonitor(ref, [:flush])
+          Process.demonitor(monitor, [:flush])
           {:error, :timeout}
         else
           # Answered (or failed) just now: the answer is on its way.
-          server |> await(ref, :infinity) |> direct_answer()
+          server |> receive_answer(ref, monitor, :infinity) |> direct_answer()
         end
 
       answer ->
@@ -353,15 +360,18 @@ defmodule ErlangPython.Isolated do
     end
   end
 
-  # The answer tagged `ref` (its monitor of the server dropped), the
-  # server's end as `{:context_down, server}`, or `@no_answer`.
-  defp receive_answer(server, ref, timeout) do
+  # The answer tagged `ref` (the monitor of the server dropped), the
+  # server's end as `{:context_down, server}`, or `@no_answer`; `ref` is
+  # the monitor itself, or `monitor` is.
+  defp receive_answer(server, ref, timeout), do: receive_answer(server, ref, ref, timeout)
+
+  defp receive_answer(server, ref, monitor, timeout) do
     receive do
       {^ref, answer} ->
-        Process.demonitor(ref, [:flush])
+        Process.demonitor(monitor, [:flush])
         answer
 
-      {:DOWN, ^ref, :process, _, _reason} ->
+      {:DOWN, ^monitor, :process, _, _reason} ->
         {:error, {:context_down, server}}
     after
       timeout -> @no_answer

@@ -136,6 +136,9 @@ struct Inner {
     /// thread found other work, or the worker reported it had.
     unpolled_caller_busy: AtomicU64,
     unpolled_worker_busy: AtomicU64,
+    /// Direct calls that did not poll because recent polls found their
+    /// replies late or not at all ([`PollChoice::SlowReplies`]).
+    unpolled_slow: AtomicU64,
     /// Direct calls made, and the nanoseconds from their requests entering
     /// the ring to their replies being sent to them by the reader thread.
     direct_calls: AtomicU64,
@@ -222,6 +225,7 @@ fn open(owner: LocalPid, tag: u64) -> Result<(ResourceArc<Channel>, String), Str
         direct_polled: AtomicU64::new(0),
         unpolled_caller_busy: AtomicU64::new(0),
         unpolled_worker_busy: AtomicU64::new(0),
+        unpolled_slow: AtomicU64::new(0),
         direct_calls: AtomicU64::new(0),
         direct_reply_ns: AtomicU64::new(0),
     });
@@ -537,8 +541,8 @@ fn isolated_channel_call<'a>(
         return failed(env, inner, &error);
     }
     if let Some(poll) = poll {
-        if let Some(frame) = poll_reply(poll, id, spin) {
-            if take_pending(env, inner, id).is_some() {
+        if let Some((frame, gap)) = poll_reply(poll, id, spin) {
+            if take_pending(env, inner, id, gap).is_some() {
                 return (atoms::reply(), frame.release(env)).encode(env);
             }
             // The caller was answered meanwhile (the worker's death failed
@@ -548,42 +552,78 @@ fn isolated_channel_call<'a>(
     (atoms::ok(), id).encode(env)
 }
 
-/// How long a direct caller polls for its reply by default: while recent
-/// replies came soon enough for a spin (`SpinBudget::decide`), for that
-/// spin capped at [`CALLER_MAX_SPIN`], when the caller's thread has a core
-/// and the worker last reported one too (each side's own run delay,
-/// `wait_strategy::core_signal`); a probe now and then when replies came
-/// slowly, so quick replies bring polling back.
-///
-/// Capped rather than refused when the wanted spin is longer: a parked
-/// worker process answers in 10-25 us, and polling only below that kept
-/// both sides parked for good. The worker parks because requests come
-/// slowly, and requests come slowly because no caller polls: a caught
-/// poll sends the next request at once, the worker then catches it
-/// spinning, and replies fall to a few microseconds.
+/// How long a direct caller polls for its reply by default
+/// ([`choose_poll`]), counting why when it does not.
 fn adaptive_poll(inner: &Inner, gate: &mut Gate) -> Duration {
-    let spin = match gate.replies.decide() {
-        Spin::For(spin) => spin.min(CALLER_MAX_SPIN),
-        Spin::NoFreeCore => Duration::ZERO,
-        // Replies came too slowly for a poll: probe now and then.
-        _ => {
-            gate.unpolled = gate.unpolled.wrapping_add(1);
-            if !gate.unpolled.is_multiple_of(PROBE_EVERY) {
-                return Duration::ZERO;
-            }
-            CALLER_MAX_SPIN
-        }
+    let worker_lacks_core = || inner.mapping.reader_lacks_core(shm_ring::TO_WORKER);
+    let counter = match choose_poll(
+        &mut gate.replies,
+        &mut gate.unpolled,
+        cores_free,
+        worker_lacks_core,
+    ) {
+        PollChoice::Poll(spin) => return spin,
+        PollChoice::SlowReplies => &inner.unpolled_slow,
+        PollChoice::CallerBusy => &inner.unpolled_caller_busy,
+        PollChoice::WorkerBusy => &inner.unpolled_worker_busy,
     };
-    // `decide` asked the caller's thread already, unless arrivals were slow.
-    if spin.is_zero() || !cores_free() {
-        inner.unpolled_caller_busy.fetch_add(1, Ordering::Relaxed);
-        return Duration::ZERO;
+    counter.fetch_add(1, Ordering::Relaxed);
+    Duration::ZERO
+}
+
+/// Whether a direct caller polls for its reply by default, and why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PollChoice {
+    /// Poll for at most this long.
+    Poll(Duration),
+    /// Recent polls found their replies late, or missed them.
+    SlowReplies,
+    /// Other work keeps the caller's thread off a core.
+    CallerBusy,
+    /// The worker process reported other work keeping it off a core.
+    WorkerBusy,
+}
+
+/// A direct caller polls while recent replies came soon enough for a spin
+/// (`replies`, [`SpinBudget::decide_with`]), or as a probe every
+/// [`PROBE_EVERY`]th call when they did not (so quick replies bring
+/// polling back), and only when its thread has a core (`caller_free`,
+/// asked at most once) and the worker last reported one too.
+///
+/// It polls for [`CALLER_MAX_SPIN`], not the budget's twice-the-typical
+/// reply: the alternative, waiting in `receive`, often leaves the
+/// scheduler busy-waiting for work anyway, and a reply that comes just after a
+/// shorter poll costs a whole reader-thread hop (and counted as a miss,
+/// it stopped the next poll). A parked worker process answers in 10-25
+/// us: polling only below the wanted spin kept both sides parked for good,
+/// because the worker parks when requests come slowly and requests come
+/// slowly when no caller polls; a caught poll sends the next request at
+/// once, the worker catches it spinning, and replies fall to a few
+/// microseconds. A poll that runs out counts as twice its length.
+fn choose_poll(
+    replies: &mut SpinBudget,
+    unpolled: &mut u32,
+    mut caller_free: impl FnMut() -> bool,
+    worker_lacks_core: impl FnOnce() -> bool,
+) -> PollChoice {
+    match replies.decide_with(&mut caller_free) {
+        Spin::For(_) => replies.spins_for(CALLER_MAX_SPIN),
+        Spin::NoFreeCore => return PollChoice::CallerBusy,
+        Spin::SlowArrivals => {
+            *unpolled = unpolled.wrapping_add(1);
+            if !unpolled.is_multiple_of(PROBE_EVERY) {
+                return PollChoice::SlowReplies;
+            }
+            // A probe: the budget did not ask for a core.
+            if !caller_free() {
+                return PollChoice::CallerBusy;
+            }
+        }
     }
-    if inner.mapping.reader_lacks_core(shm_ring::TO_WORKER) {
-        inner.unpolled_worker_busy.fetch_add(1, Ordering::Relaxed);
-        return Duration::ZERO;
+    if worker_lacks_core() {
+        return PollChoice::WorkerBusy;
     }
-    spin
+    PollChoice::Poll(CALLER_MAX_SPIN)
 }
 
 /// A caller's poll of the reply ring: while it lasts the worker does not
@@ -631,10 +671,11 @@ const FORCED_MAX_SPIN: Duration = Duration::from_micros(900);
 const PROBE_EVERY: u32 = 16;
 
 /// Polls the reply ring for direct call `id`'s reply for at most `spin`:
-/// the frame when it came (consumed), None when time ran out, the worker's
+/// the frame when it came (consumed) and how long the poll took, None
+/// when time ran out, the worker's
 /// ring is busy with a large frame, someone else's frame comes first, or
 /// the channel closed (the reader thread delivers then, as without a poll).
-fn poll_reply(poll: ReplyPoll<'_>, id: u64, spin: Duration) -> Option<OwnedBinary> {
+fn poll_reply(poll: ReplyPoll<'_>, id: u64, spin: Duration) -> Option<(OwnedBinary, Duration)> {
     let inner = poll.inner;
     let began = Instant::now();
     // The reader thread holds `rx` only while it reads a frame: then the
@@ -656,24 +697,30 @@ fn poll_reply(poll: ReplyPoll<'_>, id: u64, spin: Duration) -> Option<OwnedBinar
     // The poll ends at the position just stored, with `rx` still held.
     drop(poll);
     drop(rx);
+    let took = began.elapsed();
     match frame {
         // Recorded with the call's end (`take_pending`).
-        Some(_) => {
+        Some(frame) => {
             inner.direct_taken.fetch_add(1, Ordering::Relaxed);
+            // The clock is read every 64 polls: a catch may read a little
+            // past the spin.
+            Some((frame, took.min(spin)))
         }
-        None => lock(&inner.gate).replies.record(2 * began.elapsed()),
+        None => {
+            lock(&inner.gate).replies.record(2 * took);
+            None
+        }
     }
-    frame
 }
 
-/// Ends direct call `id` whose caller took its reply: Some when it was
-/// still pending (nobody else answered its caller). Tells a waiting server
-/// the worker is free.
-fn take_pending(env: Env<'_>, inner: &Inner, id: u64) -> Option<()> {
+/// Ends direct call `id` whose caller took its reply after polling for
+/// `gap`: Some when it was still pending (nobody else answered its
+/// caller). Tells a waiting server the worker is free.
+fn take_pending(env: Env<'_>, inner: &Inner, id: u64, gap: Duration) -> Option<()> {
     let (entry, idle) = {
         let mut gate = lock(&inner.gate);
         let entry = gate.pending.remove(&id)?;
-        gate.replies.record(entry.sent_at.elapsed());
+        gate.replies.record(gap);
         (entry, gate.pending.is_empty() && gate.server_waiting)
     };
     if idle {
@@ -805,8 +852,9 @@ fn isolated_channel_fail<'a>(
 /// order, then direct calls made, the nanoseconds from their requests
 /// entering the ring to their replies leaving the reader thread, the calls
 /// whose callers took their replies, polled, did not poll as the caller's
-/// thread or the worker lacked a core, and this OS process's free-core
-/// samples and those that showed other work.
+/// thread or the worker lacked a core, this OS process's free-core
+/// samples and those that showed other work, and the calls that did not
+/// poll because recent replies came late.
 #[rustler::nif]
 fn isolated_channel_stats(channel: ResourceArc<Channel>) -> Vec<u64> {
     let inner = &channel.inner;
@@ -832,6 +880,7 @@ fn isolated_channel_stats(channel: ResourceArc<Channel>) -> Vec<u64> {
     figures.push(inner.unpolled_worker_busy.load(Ordering::Relaxed));
     let (samples, other_work) = core_signal::sample_counts();
     figures.extend([samples, other_work]);
+    figures.push(inner.unpolled_slow.load(Ordering::Relaxed));
     figures
 }
 
@@ -846,4 +895,119 @@ fn isolated_channel_polling(channel: ResourceArc<Channel>, mode: u8) -> rustler:
         _ => Polling::Adaptive,
     };
     atoms::ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: Duration = Duration::from_micros(1);
+
+    /// Replies that came within `gap` lately.
+    fn quick(gap: Duration) -> SpinBudget {
+        let mut replies = SpinBudget::default();
+        for _ in 0..20 {
+            let _ = replies.decide_with(|| true);
+            replies.record(gap);
+        }
+        replies
+    }
+
+    /// Replies that came late.
+    fn slow() -> SpinBudget {
+        let mut replies = SpinBudget::default();
+        for _ in 0..20 {
+            replies.record(Duration::from_millis(1));
+        }
+        replies
+    }
+
+    #[test]
+    fn quick_replies_with_cores_on_both_sides_poll_up_to_the_cap() {
+        let mut replies = quick(3 * US);
+        let mut unpolled = 0;
+        let choice = choose_poll(&mut replies, &mut unpolled, || true, || false);
+        assert_eq!(choice, PollChoice::Poll(CALLER_MAX_SPIN));
+    }
+
+    #[test]
+    fn either_side_lacking_a_core_means_no_poll_and_the_caller_is_asked_once() {
+        let mut replies = quick(3 * US);
+        let mut unpolled = 0;
+        let mut asked = 0;
+        let choice = choose_poll(
+            &mut replies,
+            &mut unpolled,
+            || {
+                asked += 1;
+                false
+            },
+            || panic!("the worker is not asked when the caller has no core"),
+        );
+        assert_eq!((choice, asked), (PollChoice::CallerBusy, 1));
+
+        let mut asked = 0;
+        let choice = choose_poll(
+            &mut replies,
+            &mut unpolled,
+            || {
+                asked += 1;
+                true
+            },
+            || true,
+        );
+        assert_eq!((choice, asked), (PollChoice::WorkerBusy, 1));
+    }
+
+    #[test]
+    fn slow_replies_poll_only_as_a_probe_every_so_often() {
+        let mut replies = slow();
+        let mut unpolled = 0;
+        let mut choices = Vec::new();
+        for _ in 0..2 * PROBE_EVERY {
+            let mut asked = 0;
+            let choice = choose_poll(
+                &mut replies,
+                &mut unpolled,
+                || {
+                    asked += 1;
+                    true
+                },
+                || false,
+            );
+            // Slow replies need no sample of the kernel; a probe asks once.
+            let expected = u32::from(choice != PollChoice::SlowReplies);
+            assert_eq!(asked, expected, "{choice:?}");
+            choices.push(choice);
+        }
+        let probes: Vec<usize> = (0..choices.len())
+            .filter(|&i| choices[i] == PollChoice::Poll(CALLER_MAX_SPIN))
+            .collect();
+        assert_eq!(
+            probes,
+            [PROBE_EVERY as usize - 1, 2 * PROBE_EVERY as usize - 1]
+        );
+        // A probe, too, polls only with a core.
+        let mut unpolled = PROBE_EVERY - 1;
+        let choice = choose_poll(&mut replies, &mut unpolled, || false, || false);
+        assert_eq!(choice, PollChoice::CallerBusy);
+    }
+
+    #[test]
+    fn a_reply_caught_within_the_cap_is_not_a_miss() {
+        // Replies near 8 us: the budget's own spin would be 2 x 8 + 1 us.
+        let mut replies = quick(8 * US);
+        let mut unpolled = 0;
+        let poll = choose_poll(&mut replies, &mut unpolled, || true, || false);
+        assert_eq!(poll, PollChoice::Poll(CALLER_MAX_SPIN));
+        // A reply caught at 19 us, within the poll: the next call polls.
+        replies.record(19 * US);
+        let next = choose_poll(&mut replies, &mut unpolled, || true, || false);
+        assert_eq!(next, PollChoice::Poll(CALLER_MAX_SPIN));
+        // A poll that ran out (counted twice its length) is a miss: the
+        // next call does not poll.
+        replies.record(2 * CALLER_MAX_SPIN);
+        let after_miss = choose_poll(&mut replies, &mut unpolled, || true, || false);
+        assert_eq!(after_miss, PollChoice::SlowReplies);
+    }
 }

@@ -127,6 +127,15 @@ impl SpinBudget {
         }
     }
 
+    /// After a [`Spin::For`] decision, the waiter spins `spin` instead (a
+    /// caller that polls up to its own cap): a later arrival counts as a
+    /// miss only past what it really spun.
+    pub(crate) fn spins_for(&mut self, spin: Duration) {
+        if self.spun_ns != 0 {
+            self.spun_ns = spin.as_nanos() as u64;
+        }
+    }
+
     /// [`Self::decide`], also published as [`replies_soon`]: for a
     /// worker's wait for requests.
     pub(crate) fn decide_and_publish(&mut self) -> Spin {
