@@ -45,8 +45,9 @@ pub(super) fn apply_to_current_thread(priority: ThreadPriority) -> Result<(), St
 
 #[cfg(target_os = "linux")]
 fn current_tid() -> libc::pid_t {
-    // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+    // SAFETY: gettid takes no arguments and cannot fail (the same call
+    // sandbox/seccomp.rs makes).
+    unsafe { libc::gettid() }
 }
 
 #[cfg(target_os = "linux")]
