@@ -5,7 +5,10 @@
 # threads are set, from inside Python, to each of POLICIES in turn
 # (comma-separated; "normal" = SCHED_OTHER at nice 0, "idle" =
 # SCHED_IDLE, "batch" = SCHED_BATCH, "nice:N"; combine with "+", e.g.
-# "batch+nice:5"), ROUNDS times, SECONDS each.
+# "batch+nice:5"; "config" leaves them as the library's options set them,
+# e.g. POLICIES=config ELIXIR_ERL_OPTIONS="-erlang_python
+# worker_thread_priority {nice,19}", alone in its VM), ROUNDS times,
+# SECONDS each.
 #
 # KINDS (comma-separated) says which contexts spin: "own_gil" (N own-GIL
 # contexts, N threads running Python at once; Python 3.12+, e.g. in the
@@ -86,7 +89,9 @@ mark = fn text -> if marker, do: File.write(marker, text <> "\n") end
 run = fn kind, policy ->
   contexts = contexts[kind]
 
-  for ctx <- contexts do
+  # "config": the threads as the library set them (`:thread_priority`,
+  # `worker_thread_priority`); only in a VM no other policy ran in yet.
+  for ctx <- contexts, policy != "config" do
     {:ok, _} = ErlangPython.eval("set_policy(p)", %{p: policy}, context: ctx)
   end
 
