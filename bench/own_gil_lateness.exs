@@ -1,12 +1,24 @@
 # Diagnostic behind own-GIL contexts' default thread priority
-# (guides/parallelism.md, "The BEAM while contexts spin"): N own-GIL
-# contexts spin in 2M-iteration chunks while a process measures how late
-# 5 ms timers fire, and the contexts' Python throughput is counted. The
-# contexts' threads are set, from inside Python, to each of POLICIES in
-# turn (comma-separated; "normal" = SCHED_OTHER at nice 0, "idle" =
+# (guides/parallelism.md, "The BEAM while contexts spin"): N contexts spin
+# in 2M-iteration chunks while a process measures how late 5 ms timers
+# fire, and the contexts' Python throughput is counted. The contexts'
+# threads are set, from inside Python, to each of POLICIES in turn
+# (comma-separated; "normal" = SCHED_OTHER at nice 0, "idle" =
 # SCHED_IDLE, "batch" = SCHED_BATCH, "nice:N"; combine with "+", e.g.
-# "batch+nice:5"), ROUNDS times, SECONDS each. Needs Python 3.12+ (run it
-# in the Debian 13 root: bin/test-trixie --exec env POLICIES=... mix run
+# "batch+nice:5"; "config" leaves them as the library's options set them,
+# e.g. POLICIES=config ELIXIR_ERL_OPTIONS="-erlang_python
+# worker_thread_priority {nice,19}", alone in its VM), ROUNDS times,
+# SECONDS each.
+#
+# KINDS (comma-separated) says which contexts spin: "own_gil" (N own-GIL
+# contexts, N threads running Python at once; Python 3.12+, e.g. in the
+# Debian 13 root: bin/test-trixie --exec env POLICIES=... mix run
+# bench/own_gil_lateness.exs) and "main" (N contexts of the main
+# interpreter, on the runtime's worker threads: `-erlang_python workers W`
+# in ELIXIR_ERL_OPTIONS gives them W threads; with the one GIL only one of
+# them runs Python at a time); "none" spins nothing, the machine's own
+# lateness for reference. Default: both where own-GIL contexts exist,
+# "main" alone elsewhere (Python 3.11: MIX_ENV=prod mix run
 # bench/own_gil_lateness.exs).
 #
 #   LATE_MS=30  print every sample later than 30 ms, with its time
@@ -43,23 +55,43 @@ def set_policy(spec):
     return [os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, tid)]
 """
 
+own_gil? = ErlangPython.OwnGil.supported?()
+kinds = String.split(System.get_env("KINDS", if(own_gil?, do: "own_gil,main", else: "main")), ",")
+
+# The own-GIL contexts' threads run at the option's priority, overridden
+# by set_policy in every round; the main interpreter's workers, at the
+# schedulers' own until set_policy changes them.
+contexts_of = fn
+  "own_gil" -> for _ <- 1..n, do: ErlangPython.ContextServer.start_link(own_gil: true)
+  "main" -> for _ <- 1..n, do: ErlangPython.ContextServer.start_link([])
+  "none" -> []
+end
+
 contexts =
-  for _ <- 1..n do
-    {:ok, ctx} = ErlangPython.ContextServer.start_link(own_gil: true)
-    :ok = ErlangPython.exec(loop, context: ctx)
-    ctx
-  end
+  Map.new(kinds, fn kind ->
+    {kind,
+     for {:ok, ctx} <- contexts_of.(kind) do
+       :ok = ErlangPython.exec(loop, context: ctx)
+       ctx
+     end}
+  end)
 
 chunk = 2_000_000
 
 IO.puts(
-  "VM os pid #{System.pid()}, flags #{inspect(System.get_env("ELIXIR_ERL_OPTIONS", ""))}, N #{n}"
+  "VM os pid #{System.pid()}, flags #{inspect(System.get_env("ELIXIR_ERL_OPTIONS", ""))}, " <>
+    "N #{n}, main-interpreter workers #{ErlangPython.Runtime.workers()}, " <>
+    "schedulers #{System.schedulers_online()}, Python #{ErlangPython.eval!("__import__('sys').version.split()[0]")}"
 )
 
 mark = fn text -> if marker, do: File.write(marker, text <> "\n") end
 
-run = fn policy ->
-  for ctx <- contexts do
+run = fn kind, policy ->
+  contexts = contexts[kind]
+
+  # "config": the threads as the library set them (`:thread_priority`,
+  # `worker_thread_priority`); only in a VM no other policy ran in yet.
+  for ctx <- contexts, policy != "config" do
     {:ok, _} = ErlangPython.eval("set_policy(p)", %{p: policy}, context: ctx)
   end
 
@@ -107,11 +139,11 @@ run = fn policy ->
   p = fn q -> Enum.at(lates, min(length(lates) - 1, round(length(lates) * q))) end
 
   IO.puts(
-    "#{String.pad_trailing(policy, 10)} lateness p50 #{p.(0.5)} us, p99 #{div(p.(0.99), 1000)} ms, " <>
+    "#{String.pad_trailing(kind, 8)} #{String.pad_trailing(policy, 10)} lateness p50 #{p.(0.5)} us, p99 #{div(p.(0.99), 1000)} ms, " <>
       "max #{div(List.last(lates), 1000)} ms (#{length(lates)} samples); " <>
-      "Python #{Float.round((chunks + n) * chunk / elapsed / 1.0e6, 1)} M iterations/s " <>
+      "Python #{Float.round((chunks + length(contexts)) * chunk / elapsed / 1.0e6, 1)} M iterations/s " <>
       "(load #{"/proc/loadavg" |> File.read!() |> String.split() |> hd()})"
   )
 end
 
-for _ <- 1..rounds, policy <- policies, do: run.(policy)
+for _ <- 1..rounds, kind <- kinds, policy <- policies, do: run.(kind, policy)

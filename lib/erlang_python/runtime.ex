@@ -6,6 +6,7 @@ defmodule ErlangPython.Runtime do
     max_queue: 100_000,
     callback_timeout: ErlangPython.Options.default_timeout(),
     workers: 1,
+    worker_thread_priority: :normal,
     start: :boot,
     venv: nil,
     imports: [],
@@ -27,6 +28,9 @@ defmodule ErlangPython.Runtime do
     :python_deps_installer,
     :python_deps_timeout
   ]
+
+  # Read by ErlangPython.OwnGil when a context starts.
+  @own_gil_keys [:own_gil_thread_priority, :own_gil_nice]
 
   # Keys of erlang_python's configuration this implementation does not act
   # on: accepted, so a configuration written for erlang_python starts, and
@@ -57,6 +61,7 @@ defmodule ErlangPython.Runtime do
   | `:max_queue` | `#{inspect(@config_defaults[:max_queue])}` | requests that may wait before calls return `{:error, :overloaded}` |
   | `:callback_timeout` | `#{inspect(@config_defaults[:callback_timeout])}` | milliseconds Python waits for a registered Elixir function (the same default as a call's `:timeout`) |
   | `:workers` | `#{inspect(@config_defaults[:workers])}` | threads serving requests (at most 64) |
+  | `:worker_thread_priority` | `#{inspect(@config_defaults[:worker_thread_priority])}` | how those threads are scheduled against the VM's schedulers: `:normal`, `{:nice, 1..19}` or `:idle`, as own-GIL contexts' `:thread_priority` (see "Worker thread priority" below) |
   | `:start` | `#{inspect(@config_defaults[:start])}` | `:lazy` starts the interpreter at the first call instead of with the application |
   | `:venv` | `#{inspect(@config_defaults[:venv])}` | a virtualenv to activate at start (see `ErlangPython.activate_venv/1`) |
   | `:num_contexts` | `System.schedulers_online()` | context processes in the default pool (`ErlangPython.Pool`) |
@@ -73,6 +78,18 @@ defmodule ErlangPython.Runtime do
   implementation does not act on
   (#{Enum.map_join(@ignored_keys, ", ", &"`#{inspect(&1)}`")}) are accepted,
   so a configuration written for erlang_python starts, and logged as ignored.
+
+  ## Worker thread priority
+
+  A worker running CPU-bound Python at the schedulers' own priority can
+  make the BEAM's timers fire a hundred milliseconds late or more on Linux
+  (EEVDF kernels): a scheduler out of work calls `sched_yield()` while it
+  spins, and each yield hands the CPU to the Python thread until the next
+  tick. `worker_thread_priority: {:nice, 19}` keeps the VM responsive, at
+  the price of Python waiting while the VM is busy; see
+  `ErlangPython.OwnGil` and `guides/parallelism.md` for the mechanism and
+  figures. The default stays `:normal`. Threads that Python starts from a
+  worker inherit its priority. Outside Linux the setting does nothing.
 
   Requests are sent to the interpreter's thread and answered with a message;
   `request/2` waits for it with a timeout and guarantees that a reply which
@@ -121,6 +138,11 @@ defmodule ErlangPython.Runtime do
       max_queue: config[:max_queue],
       callback_timeout: config[:callback_timeout],
       workers: config[:workers],
+      thread_priority:
+        ErlangPython.OwnGil.check_thread_priority!(
+          config[:worker_thread_priority],
+          "config :erlang_python, :worker_thread_priority"
+        ),
       # Sets from Python are built as this Elixir's own %MapSet{}: 1.18
       # dropped the `version: 2` field, and a struct in the other shape
       # would not be `==` to the user's sets.
@@ -156,7 +178,7 @@ defmodule ErlangPython.Runtime do
 
     Keyword.validate!(
       Application.get_all_env(:erlang_python),
-      defaults ++ @compile_time_keys ++ @ignored_keys
+      defaults ++ @compile_time_keys ++ @own_gil_keys ++ @ignored_keys
     )
   end
 

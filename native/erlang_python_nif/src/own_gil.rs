@@ -62,11 +62,11 @@ use crate::reply::{self, Outcome};
 use crate::sandbox;
 use crate::serving::{self, ServingThread};
 use crate::subinterp_module;
+use crate::thread_priority;
 
 mod helping;
-mod priority;
 
-pub(crate) use priority::ThreadPriority;
+pub(crate) use crate::thread_priority::ThreadPriority;
 
 /// Whether this build can give contexts their own GIL (Python 3.12+).
 pub(crate) const SUPPORTED: bool = cfg!(Py_3_12);
@@ -138,7 +138,7 @@ pub(crate) fn start(
         .name("erlang_python_own_gil".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            if let Err(why) = priority::apply_to_current_thread(priority) {
+            if let Err(why) = thread_priority::apply_to_current_thread(priority) {
                 let _ = ready_tx.send(Err(why));
                 THREADS.fetch_sub(1, Ordering::AcqRel);
                 return;

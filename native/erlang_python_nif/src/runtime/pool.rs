@@ -18,6 +18,7 @@ use crate::job::{JobState, Request};
 use crate::ops::Submission;
 use crate::own_gil;
 use crate::panics;
+use crate::thread_priority::{self, ThreadPriority};
 
 /// `ErlangPython.Runtime`'s start options. Every field is required: the
 /// defaults live on the Elixir side only.
@@ -39,6 +40,8 @@ pub(crate) struct StartOptions {
     /// The running OTP's full version (`"27.3.4"`): decides how large maps
     /// are built (see `convert::set_otp_version`).
     otp_version: String,
+    /// How every worker thread is scheduled (see `thread_priority`).
+    thread_priority: ThreadPriority,
 }
 
 /// Why `submit` refused a request.
@@ -111,12 +114,16 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
     crate::serving::register_helper(&super::helping::PoolHelper);
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), String>>(1);
     let (priv_dir, paths) = (options.priv_dir, options.paths);
+    let priority = options.thread_priority;
     std::thread::Builder::new()
         .name("erlang_python".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            let started =
-                panics::catch(|| interpreter::initialize(&priv_dir, &paths)).unwrap_or_else(Err);
+            // Before the interpreter starts: threads Python starts from
+            // here inherit the priority.
+            let started = thread_priority::apply_to_current_thread(priority).and_then(|()| {
+                panics::catch(|| interpreter::initialize(&priv_dir, &paths)).unwrap_or_else(Err)
+            });
             let ok = started.is_ok();
             let _ = ready_tx.send(started);
             if ok {
@@ -127,12 +134,20 @@ pub(crate) fn start(options: StartOptions) -> Result<bool, String> {
     ready_rx
         .recv()
         .map_err(|_| "the Python thread exited during start".to_string())??;
-    // The other workers attach to the running interpreter.
+    // The other workers attach to the running interpreter, each setting
+    // its priority first. Lowering a priority needs no privilege, so a
+    // refusal is a kernel's oddity: the worker says so and serves anyway,
+    // since the interpreter is running and contexts are bound to it.
     for index in 1..dispatch.slots().len() {
         std::thread::Builder::new()
             .name(format!("erlang_python_{index}"))
             .stack_size(THREAD_STACK)
-            .spawn(move || worker_thread::run(dispatch, index))
+            .spawn(move || {
+                if let Err(why) = thread_priority::apply_to_current_thread(priority) {
+                    eprintln!("erlang_python: worker {index} keeps its priority: {why}");
+                }
+                worker_thread::run(dispatch, index)
+            })
             .map_err(|e| format!("could not spawn a Python worker thread: {e}"))?;
     }
     interrupt::start(

@@ -1,5 +1,6 @@
-//! The scheduling priority of an own-GIL context's thread, against the
-//! VM's own threads.
+//! The scheduling priority of a thread that runs Python (an own-GIL
+//! context's, or a worker of the main interpreter), against the VM's own
+//! threads.
 //!
 //! The thread lives in the VM's process, so the kernel weighs it against
 //! the BEAM's schedulers (under autogroup or a cgroup, the whole process
@@ -16,9 +17,10 @@
 //! default, chosen on the Elixir side) leaves the scheduler eligible
 //! through its yields: it stays first in line.
 
-/// How an own-GIL context's thread is scheduled (the Elixir side's
-/// `:thread_priority`: `:idle`, `:normal` or `{:nice, n}`). Threads Python
-/// starts from the context inherit it.
+/// How a thread that runs Python is scheduled (the Elixir side's
+/// `:thread_priority` of own-GIL contexts, and `:worker_thread_priority`
+/// of the main interpreter's workers: `:idle`, `:normal` or `{:nice, n}`).
+/// Threads Python starts from that thread inherit it.
 #[derive(rustler::NifTaggedEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ThreadPriority {
     /// `SCHED_IDLE`: the thread gets the CPU time no other thread of its
@@ -26,16 +28,16 @@ pub(crate) enum ThreadPriority {
     /// (of any process: the kernel checks that rule per task, not per
     /// group).
     Idle,
-    /// The priority of the thread that starts the context (a scheduler's).
+    /// The priority of the thread that starts the thread (a scheduler's).
     Normal,
-    /// `n` steps nicer than the thread that starts the context (1..=19,
+    /// `n` steps nicer than the thread that starts the thread (1..=19,
     /// capped at 19, the kernel's floor).
     Nice(u8),
 }
 
 /// Applies `priority` to the calling thread. Lowering a priority needs no
 /// privilege. A no-op outside Linux.
-pub(super) fn apply_to_current_thread(priority: ThreadPriority) -> Result<(), String> {
+pub(crate) fn apply_to_current_thread(priority: ThreadPriority) -> Result<(), String> {
     match priority {
         ThreadPriority::Normal | ThreadPriority::Nice(0) => Ok(()),
         ThreadPriority::Nice(nicer) => lower_nice(nicer),
@@ -45,8 +47,9 @@ pub(super) fn apply_to_current_thread(priority: ThreadPriority) -> Result<(), St
 
 #[cfg(target_os = "linux")]
 fn current_tid() -> libc::pid_t {
-    // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+    // SAFETY: gettid takes no arguments and cannot fail (the same call
+    // sandbox/seccomp.rs makes).
+    unsafe { libc::gettid() }
 }
 
 #[cfg(target_os = "linux")]
@@ -62,7 +65,7 @@ fn lower_nice(nicer: u8) -> Result<(), String> {
     // SAFETY: reads this thread's errno.
     if current == -1 && unsafe { *libc::__errno_location() } != 0 {
         return Err(format!(
-            "could not read the own-GIL thread's priority: {}",
+            "could not read the thread's priority: {}",
             std::io::Error::last_os_error()
         ));
     }
@@ -71,7 +74,7 @@ fn lower_nice(nicer: u8) -> Result<(), String> {
     // result is checked.
     if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, wanted) } != 0 {
         return Err(format!(
-            "could not lower the own-GIL thread's priority to nice {wanted}: {}",
+            "could not lower the thread's priority to nice {wanted}: {}",
             std::io::Error::last_os_error()
         ));
     }
@@ -86,7 +89,7 @@ fn idle() -> Result<(), String> {
     // takes priority 0. The result is checked.
     if unsafe { libc::sched_setscheduler(current_tid(), libc::SCHED_IDLE, &param) } != 0 {
         return Err(format!(
-            "could not set the own-GIL thread's policy to SCHED_IDLE: {}",
+            "could not set the thread's policy to SCHED_IDLE: {}",
             std::io::Error::last_os_error()
         ));
     }
