@@ -11,7 +11,9 @@ defmodule ErlangPython.MapOrderTest do
 
   import ErlangPython.TestHelpers, only: [raw_reply: 1]
 
-  @predicted System.otp_release() == "25"
+  # OTP 27.3's internal hash is another one: the NIF's check against
+  # enif_hash finds it and keeps the dict's order there.
+  defp predicted?, do: System.otp_release() == "25"
 
   # The external form of `{:ok, value}` as the NIF writes it, without the
   # tuple and atom in front; and the VM's own form of `map`.
@@ -36,7 +38,7 @@ defmodule ErlangPython.MapOrderTest do
 
   defp check_in_vm_order(code, expected) do
     bytes = check(code, expected)
-    if @predicted, do: assert(bytes == vm_form(expected))
+    if predicted?(), do: assert(bytes == vm_form(expected))
     bytes
   end
 
@@ -44,7 +46,7 @@ defmodule ErlangPython.MapOrderTest do
     expected = Map.new(0..4_999, &{"key#{&1}", &1})
     bytes = check_in_vm_order(~s|{f"key{i}": i for i in range(5000)}|, expected)
     # Elsewhere the dict's own order stays.
-    if not @predicted, do: assert(first_key(bytes) == "key0")
+    if not predicted?(), do: assert(first_key(bytes) == "key0")
   end
 
   test "str keys of every tail length, non-ASCII and empty, in the VM's order" do
