@@ -164,10 +164,6 @@ impl Forms for PlainOnly {
         Err(not_plain())
     }
 
-    fn keys_in_map_order() -> bool {
-        super::map_order::predicted()
-    }
-
     fn write_other(writer: &mut Writer<Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         // A decoder may be registered for this object's type, or for one
         // within what it converts to: its Python code runs once per object,

@@ -25,7 +25,6 @@
 //! | `packed.rs`    | long lists of scalars packed on the caller's side      |
 //! | `to_python.rs` | Erlang -> Python                                       |
 //! | `to_term.rs`   | Python -> Erlang                                       |
-//! | `map_order.rs` | whether large dicts go out in the VM's map order      |
 //! | `external.rs`  | large plain results as one external-format binary      |
 //!
 //! Each file uses only files listed above it.
@@ -39,7 +38,6 @@ mod datetime;
 mod error;
 mod external;
 pub(crate) mod handles;
-mod map_order;
 mod mapset;
 mod numeric;
 mod packed;

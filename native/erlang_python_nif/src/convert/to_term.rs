@@ -243,7 +243,6 @@ pub(crate) fn set_otp_version(version: &str) {
     let major = parts.next().unwrap_or(0);
     let minor = parts.next().unwrap_or(0);
     LARGE_MAPS_FROM_ARRAYS.store((major, minor) >= (27, 3), Ordering::Relaxed);
-    super::map_order::set_otp_major(major);
 }
 
 fn large_maps_from_arrays() -> bool {

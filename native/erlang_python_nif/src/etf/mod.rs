@@ -19,9 +19,7 @@
 //! | `tags.rs`   | the format's tags, limits, errors                 |
 //! | `reader.rs` | external format -> Python                         |
 //! | `writer.rs` | Python -> external format                         |
-//! | `map_order.rs` | the order of a large map's keys inside the VM  |
 
-pub(crate) mod map_order;
 mod reader;
 mod tags;
 mod writer;
@@ -57,13 +55,6 @@ pub(crate) trait Forms: Sized {
 
     /// Writes `obj`, which is none of the builtin types the codec knows.
     fn write_other(writer: &mut Writer<Self>, obj: &Bound<'_, PyAny>) -> PyResult<()>;
-
-    /// Whether large dicts are written in the order the reading VM keeps
-    /// their keys in ([`map_order`]): only when that order was checked
-    /// against the VM that reads them.
-    fn keys_in_map_order() -> bool {
-        false
-    }
 }
 
 /// The running Elixir's `%MapSet{}` `version` field, or [`NO_VERSION`]

@@ -302,18 +302,6 @@ impl<F: Forms> Writer<F> {
     }
 
     fn dict(&mut self, dict: &Bound<'_, PyDict>, depth: usize) -> PyResult<()> {
-        if dict.len() >= MAP_ORDER_FROM && F::keys_in_map_order() {
-            if let Some(pairs) = in_map_order(dict) {
-                self.map(pairs.len());
-                for (_, key, value) in &pairs {
-                    // Keys here are exact str or int: never written by
-                    // write_other, and distinct as terms.
-                    self.value(key, depth + 1)?;
-                    self.value(value, depth + 1)?;
-                }
-                return Ok(());
-            }
-        }
         self.map(dict.len());
         // Distinct Python keys can write the same term ("a" and b"a"), which
         // the VM refuses to decode: refuse here, with a clear message. Keys
@@ -390,55 +378,6 @@ impl<F: Forms> Writer<F> {
         }
         Ok(())
     }
-}
-
-/// Dicts of at least this many keys are written in the reading VM's map
-/// order when their keys allow it (see [`super::map_order`]); smaller
-/// ones gain too little to pay for the sort.
-const MAP_ORDER_FROM: usize = 1024;
-
-/// The pairs of `dict` sorted in the order the VM keeps them in a map,
-/// each with its place; `None` when a key is not an exact str or an int
-/// of one machine word (others are left in the dict's order).
-#[allow(clippy::type_complexity)]
-fn in_map_order<'py>(
-    dict: &Bound<'py, PyDict>,
-) -> Option<Vec<(u32, Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
-    let mut pairs = Vec::with_capacity(dict.len());
-    for (key, value) in dict.iter() {
-        let ptr = key.as_ptr();
-        // SAFETY: `ptr` is a live object (held by `key`) and the GIL is
-        // held; the exact-type checks read only its type, the str's UTF-8
-        // form is cached in the object and outlives this borrow of it.
-        let place = unsafe {
-            if ffi::PyUnicode_CheckExact(ptr) != 0 {
-                let mut size: ffi::Py_ssize_t = 0;
-                let data = ffi::PyUnicode_AsUTF8AndSize(ptr, &mut size);
-                if data.is_null() {
-                    ffi::PyErr_Clear();
-                    return None;
-                }
-                super::map_order::binary(std::slice::from_raw_parts(
-                    data as *const u8,
-                    size as usize,
-                ))
-            } else if ffi::PyLong_CheckExact(ptr) != 0 {
-                let mut overflow = 0;
-                let value = ffi::PyLong_AsLongLongAndOverflow(ptr, &mut overflow);
-                if overflow != 0 || (value == -1 && !ffi::PyErr_Occurred().is_null()) {
-                    ffi::PyErr_Clear();
-                    return None;
-                }
-                super::map_order::small_int(value)?
-            } else {
-                return None;
-            }
-        };
-        pairs.push((place, key, value));
-    }
-    // Highest place first, as the VM lists a map.
-    pairs.sort_unstable_by_key(|(place, _, _)| std::cmp::Reverse(*place));
-    Some(pairs)
 }
 
 /// The index of the first of `spans` (terms written in `buf`) whose bytes
