@@ -284,6 +284,10 @@ const SPARE_ENVS: usize = 256;
 impl Drop for Request {
     fn drop(&mut self) {
         if let Some(mut env) = self.env.take() {
+            // A large request may hold packed lists it never converted.
+            if !self.small {
+                env.run(|env| crate::convert::release_packed(self.op.load(env)));
+            }
             // Emptied here, so a spare holds no term (nor a large binary)
             // of a finished request; the saved terms above are invalid now.
             env.clear();

@@ -48,6 +48,8 @@ pub(crate) use error::{ConvertError, MAX_DEPTH};
 pub(crate) use external::ok_result as external_ok_result;
 pub(crate) use handles::type_name;
 pub(crate) use mapset::set_mapset_version;
-pub(crate) use packed::pack_args;
+#[cfg(feature = "diagnostics")]
+pub(crate) use packed::held_words as packed_held_words;
+pub(crate) use packed::{pack_args, release_in as release_packed};
 pub(crate) use to_python::to_python;
 pub(crate) use to_term::{set_otp_version, to_term, to_term_with_arrays};

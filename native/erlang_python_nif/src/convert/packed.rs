@@ -18,10 +18,12 @@
 //! The packed form lives only inside a request's environment: it is never
 //! returned to Elixir.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use pyo3::ffi;
 use pyo3::prelude::*;
 use rustler::sys::{enif_get_double, enif_get_int64, enif_get_list_cell, enif_is_empty_list};
-use rustler::{Encoder, Env, ResourceArc, Term};
+use rustler::{Encoder, Env, ResourceArc, Term, TermType};
 
 use super::error::Result;
 
@@ -75,11 +77,74 @@ type Spares = (
     crossbeam_channel::Receiver<Vec<u64>>,
 );
 
+/// Words held by packed lists not yet converted nor released, in all.
+static HELD_WORDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Words held by packed lists not yet converted nor released (test builds
+/// answer it to `:diagnostic_packed_words`).
+#[allow(dead_code)]
+pub(crate) fn held_words() -> usize {
+    HELD_WORDS.load(Ordering::Relaxed)
+}
+
+impl PackedList {
+    fn new(kind: Kind, words: Vec<u64>) -> Self {
+        HELD_WORDS.fetch_add(words.len(), Ordering::Relaxed);
+        PackedList {
+            kind,
+            words: std::sync::Mutex::new(words),
+        }
+    }
+
+    /// The words, taken out (empty once taken).
+    fn take_words(&self) -> Vec<u64> {
+        let words = match self.words.lock() {
+            Ok(mut words) => std::mem::take(&mut *words),
+            Err(_) => Vec::new(),
+        };
+        HELD_WORDS.fetch_sub(words.len(), Ordering::Relaxed);
+        words
+    }
+}
+
 impl Drop for PackedList {
     fn drop(&mut self) {
-        let words = self.words.get_mut().map(std::mem::take);
-        recycle(words.unwrap_or_default());
+        recycle(self.take_words());
     }
+}
+
+/// Gives back at once the memory of the packed lists among the positional
+/// arguments of `op` (a request's term) that were never converted. Packed
+/// terms are made on the caller's heap and copied into the request, so a
+/// request dropped before it ran (cancelled while queued) would otherwise
+/// leave them holding their words until the caller's process collects its
+/// garbage, which an idle process may never do. Looks only where a packed
+/// list can be: a few tuples deep, at the first items of a list.
+pub(crate) fn release_in(op: Term<'_>) {
+    /// `{:scoped, key, {:context, globals, {:raw, {:call, m, f, args, kw}}}}`
+    /// puts the arguments four tuples down.
+    const OP_TUPLES: usize = 5;
+    fn within(term: Term<'_>, depth: usize) {
+        match term.get_type() {
+            TermType::Tuple if depth < OP_TUPLES => {
+                if let Ok(items) = rustler::types::tuple::get_tuple(term) {
+                    items.into_iter().for_each(|item| within(item, depth + 1));
+                }
+            }
+            TermType::List => {
+                let Ok(items) = term.into_list_iterator() else {
+                    return;
+                };
+                for item in items.take(ARGS_LOOKED_AT) {
+                    if let Ok(packed) = item.decode::<ResourceArc<PackedList>>() {
+                        recycle(packed.take_words());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    within(op, 0);
 }
 
 fn recycle(mut words: Vec<u64>) {
@@ -162,10 +227,7 @@ fn pack(list: Term<'_>) -> Option<PackedList> {
         recycle(words);
         return None;
     }
-    Some(PackedList {
-        kind,
-        words: std::sync::Mutex::new(words),
-    })
+    Some(PackedList::new(kind, words))
 }
 
 /// Whether `term` is a packed list.
@@ -178,10 +240,7 @@ pub(crate) fn to_py<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, P
     let packed = term
         .decode::<ResourceArc<PackedList>>()
         .map_err(|_| super::error::internal("packed list"))?;
-    let words = match packed.words.lock() {
-        Ok(mut words) => std::mem::take(&mut *words),
-        Err(_) => Vec::new(),
-    };
+    let words = packed.take_words();
     if words.is_empty() {
         // Never empty when packed (see PACK_FROM): converted before.
         return Err(super::error::internal("packed list converted twice"));

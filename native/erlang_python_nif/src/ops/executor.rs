@@ -46,6 +46,15 @@ impl Executor {
             Op::Ping => Ok(Outcome::Pong),
             #[cfg(feature = "diagnostics")]
             Op::DiagnosticPanic => panic!("diagnostic panic requested"),
+            #[cfg(feature = "diagnostics")]
+            Op::DiagnosticPackedWords => {
+                let words = convert::packed_held_words();
+                // SAFETY: the GIL is held; a new reference or NULL with an
+                // exception set, which from_owned_ptr_or_err turns into one.
+                let words =
+                    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromSize_t(words))? };
+                Ok(Outcome::Value(words))
+            }
             Op::Call(module, function, args, kwargs) => {
                 self.call(py, module, function, args, kwargs, scope)
             }

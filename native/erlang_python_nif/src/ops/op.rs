@@ -45,6 +45,10 @@ pub(crate) enum Op<'a> {
     /// there becomes an error reply. Built only for the test suite.
     #[cfg(feature = "diagnostics")]
     DiagnosticPanic,
+    /// `:diagnostic_packed_words`: the words packed lists hold now
+    /// (`convert::packed`). Built only for the test suite.
+    #[cfg(feature = "diagnostics")]
+    DiagnosticPackedWords,
 }
 
 impl<'a> Op<'a> {
