@@ -11,26 +11,12 @@ defmodule ErlangPython.OwnGilPriorityTest do
   use ExUnit.Case, async: false
 
   alias ErlangPython.ContextServer
+  alias ErlangPython.ThreadScheduling
+  import ErlangPython.ThreadScheduling, only: [vm_niceness: 0]
 
   # Linux's scheduling policies, as stat's field 41 gives them.
   @sched_other 0
   @sched_idle 5
-
-  # [policy, nice] (fields 41 and 19 of stat) of the calling thread, and of
-  # a thread Python starts from it.
-  @scheduling """
-  import threading
-  def _scheduling():
-      with open('/proc/thread-self/stat') as f:
-          fields = f.read().rsplit(') ', 1)[1].split()
-      return [int(fields[38]), int(fields[16])]
-  def scheduling():
-      out = []
-      t = threading.Thread(target=lambda: out.append(_scheduling()))
-      t.start()
-      t.join()
-      return [_scheduling(), out[0]]
-  """
 
   setup do
     on_exit(fn ->
@@ -40,8 +26,8 @@ defmodule ErlangPython.OwnGilPriorityTest do
   end
 
   defp scheduling_of(ctx) do
-    :ok = ErlangPython.exec(@scheduling, context: ctx)
-    {:ok, [own, started_by_python]} = ErlangPython.eval("scheduling()", %{}, context: ctx)
+    :ok = ErlangPython.exec(ThreadScheduling.python(), context: ctx)
+    {:ok, [_tid, own, started_by_python]} = ErlangPython.eval("scheduling()", %{}, context: ctx)
     # The thread Python started is scheduled as the context's thread is.
     assert started_by_python == own
     own
@@ -52,12 +38,6 @@ defmodule ErlangPython.OwnGilPriorityTest do
     scheduling = scheduling_of(ctx)
     GenServer.stop(ctx)
     scheduling
-  end
-
-  # The VM's niceness: its main thread's, which its schedulers share.
-  defp vm_niceness do
-    [_, after_name] = "/proc/self/stat" |> File.read!() |> String.split(") ", parts: 2)
-    after_name |> String.split(" ") |> Enum.at(16) |> String.to_integer()
   end
 
   describe "own-GIL contexts" do

@@ -4,36 +4,17 @@ defmodule ErlangPython.WorkerThreadPriorityTest do
   # are scheduled against the VM's. The workers start once per VM, so the
   # settings other than the default are tried in peer VMs. Each thread's
   # policy and niceness are read by Python from its own
-  # /proc/thread-self/stat (as in own_gil_priority_test.exs).
+  # /proc/thread-self/stat (ErlangPython.ThreadScheduling).
   use ExUnit.Case, async: false
 
   @moduletag timeout: 120_000
 
+  alias ErlangPython.ThreadScheduling
+  import ErlangPython.ThreadScheduling, only: [vm_niceness: 0]
+
   # Linux's scheduling policies, as stat's field 41 gives them.
   @sched_other 0
   @sched_idle 5
-
-  # [thread id, [policy, nice] of the calling thread, [policy, nice] of a
-  # thread Python starts from it] (fields 41 and 19 of stat).
-  @scheduling """
-  import threading
-  def _scheduling():
-      with open('/proc/thread-self/stat') as f:
-          fields = f.read().rsplit(') ', 1)[1].split()
-      return [int(fields[38]), int(fields[16])]
-  def scheduling():
-      out = []
-      t = threading.Thread(target=lambda: out.append(_scheduling()))
-      t.start()
-      t.join()
-      return [threading.get_native_id(), _scheduling(), out[0]]
-  """
-
-  # The VM's niceness: its main thread's, which its schedulers share.
-  defp vm_niceness do
-    [_, after_name] = "/proc/self/stat" |> File.read!() |> String.split(") ", parts: 2)
-    after_name |> String.split(" ") |> Enum.at(16) |> String.to_integer()
-  end
 
   # The scheduling of each worker thread of `node`'s VM: one main-interpreter
   # context per worker (consecutive contexts go to consecutive workers).
@@ -42,7 +23,7 @@ defmodule ErlangPython.WorkerThreadPriorityTest do
 
     for _ <- 1..workers do
       {:ok, ctx} = :erpc.call(node, ErlangPython.ContextServer, :start, [[]])
-      :ok = :erpc.call(node, ErlangPython, :exec, [@scheduling, [context: ctx]])
+      :ok = :erpc.call(node, ErlangPython, :exec, [ThreadScheduling.python(), [context: ctx]])
 
       {:ok, scheduling} =
         :erpc.call(node, ErlangPython, :eval, ["scheduling()", %{}, [context: ctx]])
