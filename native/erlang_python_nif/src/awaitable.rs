@@ -16,6 +16,7 @@ use rustler::OwnedEnv;
 use crate::errors::Failure;
 use crate::job::Request;
 use crate::reply::{self, Outcome};
+use crate::type_slots::is_awaitable;
 
 /// The reply a request owes, handed to Python to be given later.
 #[pyclass(module = "erlang", name = "PendingReply", frozen)]
@@ -59,16 +60,6 @@ impl PendingReply {
     #[getter]
     fn job_id(&self) -> u64 {
         self.job_id
-    }
-}
-
-/// Whether `object` can be awaited (its type implements `__await__`).
-pub(crate) fn is_awaitable(object: &Bound<'_, PyAny>) -> bool {
-    // SAFETY: reading the type's slots of a live object with the GIL held.
-    unsafe {
-        let ty = pyo3::ffi::Py_TYPE(object.as_ptr());
-        let async_methods = (*ty).tp_as_async;
-        !async_methods.is_null() && (*async_methods).am_await.is_some()
     }
 }
 

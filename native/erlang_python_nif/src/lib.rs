@@ -25,6 +25,7 @@
 //! |       | [`wait_strategy`] | whether a waiting thread spins, and how long     |
 //! |       | [`shm_ring`]      | shared-memory rings with futex doorbells         |
 //! |       | [`thread_priority`] | how threads that run Python are scheduled      |
+//! |       | [`type_slots`]    | what a Python object's type slots say of it     |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
 //! |       | [`fd_watch`]      | descriptor readiness as messages (event queues)  |
@@ -98,6 +99,7 @@ mod stack_guard;
 mod subinterp_module;
 mod terms;
 mod thread_priority;
+mod type_slots;
 // The runtime's file, mounted once here, at layer 0, rather than inside
 // `runtime` (layer 10): the shared-memory rings (layer 0) use it too, and
 // the isolated worker mounts the same file. One copy means one free-core

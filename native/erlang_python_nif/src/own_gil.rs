@@ -49,7 +49,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use pyo3::prelude::*;
 use rustler::{LocalPid, OwnedEnv};
 
-use crate::awaitable;
 use crate::callbacks;
 use crate::errors::Failure;
 use crate::interpreters;
@@ -63,6 +62,7 @@ use crate::sandbox;
 use crate::serving::{self, ServingThread};
 use crate::subinterp_module;
 use crate::thread_priority;
+use crate::type_slots;
 
 mod helping;
 
@@ -431,7 +431,7 @@ fn answer(
     }
     let outcome = match outcome {
         Ok(Outcome::Value(value) | Outcome::ValueThenFree(value, _))
-            if awaitable::is_awaitable(&value) =>
+            if type_slots::is_awaitable(&value) =>
         {
             Err(Failure::BadArg(
                 "an own-GIL context cannot await a coroutine for you (the asyncio loop \

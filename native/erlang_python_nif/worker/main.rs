@@ -36,6 +36,10 @@ mod shm_ring;
 #[path = "../src/runtime/wait_strategy.rs"]
 mod wait_strategy;
 
+// Reading a type's slots, as the NIF does (`awaitable`).
+#[path = "../src/type_slots.rs"]
+mod type_slots;
+
 mod etf;
 mod handles;
 mod inbox;

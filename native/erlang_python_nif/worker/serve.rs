@@ -22,6 +22,7 @@ use crate::etf::{Reader, Writer, VERSION};
 use crate::inbox::{self, Next};
 use crate::native_module::CallbackError;
 use crate::protocol::{self, Frame, Incoming};
+use crate::type_slots::is_awaitable;
 use crate::{handles, sandbox};
 
 /// Callers of the requests running now, innermost last (`erlang.self()`).
@@ -145,7 +146,7 @@ enum Outcome<'py> {
 /// one request at a time; `decode: false` still gives the coroutine.)
 fn awaited<'py>(py: Python<'py>, outcome: Outcome<'py>) -> PyResult<Outcome<'py>> {
     match outcome {
-        Outcome::Value(value) if awaitable(&value) => {
+        Outcome::Value(value) if is_awaitable(&value) => {
             static LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
             let event_loop = LOOP.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
                 let asyncio = py.import("asyncio")?;
@@ -159,21 +160,6 @@ fn awaited<'py>(py: Python<'py>, outcome: Outcome<'py>) -> PyResult<Outcome<'py>
             Ok(Outcome::Value(result))
         }
         other => Ok(other),
-    }
-}
-
-/// Whether `value`'s type defines `__await__`: its `am_await` slot, which
-/// CPython fills for every type with an `__await__` (C or Python), and
-/// which `await` itself uses. Asking `hasattr(type, "__await__")` instead
-/// raised and caught an AttributeError for every plain result: a third of
-/// the worker's instructions per call (callgrind, `operator.add`).
-fn awaitable(value: &Bound<'_, PyAny>) -> bool {
-    // SAFETY: `value` is a live object, so its type is too; `tp_as_async`
-    // is NULL or points at the type's async slots, which live as long as
-    // the type.
-    unsafe {
-        let methods = (*pyo3::ffi::Py_TYPE(value.as_ptr())).tp_as_async;
-        !methods.is_null() && (*methods).am_await.is_some()
     }
 }
 
