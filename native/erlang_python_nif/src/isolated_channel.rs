@@ -913,6 +913,14 @@ mod tests {
         replies
     }
 
+    /// A caller's core check that answers `free` and counts its calls.
+    fn counting(asked: &mut u32, free: bool) -> impl FnMut() -> bool + '_ {
+        move || {
+            *asked += 1;
+            free
+        }
+    }
+
     /// Replies that came late.
     fn slow() -> SpinBudget {
         let mut replies = SpinBudget::default();
@@ -938,10 +946,7 @@ mod tests {
         let choice = choose_poll(
             &mut replies,
             &mut unpolled,
-            || {
-                asked += 1;
-                false
-            },
+            counting(&mut asked, false),
             || panic!("the worker is not asked when the caller has no core"),
         );
         assert_eq!((choice, asked), (PollChoice::CallerBusy, 1));
@@ -950,10 +955,7 @@ mod tests {
         let choice = choose_poll(
             &mut replies,
             &mut unpolled,
-            || {
-                asked += 1;
-                true
-            },
+            counting(&mut asked, true),
             || true,
         );
         assert_eq!((choice, asked), (PollChoice::WorkerBusy, 1));
@@ -969,10 +971,7 @@ mod tests {
             let choice = choose_poll(
                 &mut replies,
                 &mut unpolled,
-                || {
-                    asked += 1;
-                    true
-                },
+                counting(&mut asked, true),
                 || false,
             );
             // Slow replies need no sample of the kernel; a probe asks once.
