@@ -19,6 +19,8 @@
 #
 # - a BEAM process answering by message: the floor of a reply by message,
 #   with the same callers, without NIF or thread;
+# - `ErlangPython.Native.submit/2` of a ping and a plain `receive`: the
+#   NIF's round trip without the Elixir side of a call;
 # - `ErlangPython.ping/0` (a worker round trip that runs no Python);
 # - `ErlangPython.call(:operator, :add, [1, 2])`, #16's row.
 #
@@ -59,6 +61,18 @@ rows = [
        {^ref, 3} -> :ok
      after
        30_000 -> raise "no echo"
+     end
+   end},
+  {"Native.submit(:ping), receive",
+   fn ->
+     ref = make_ref()
+     # Kept until the reply: a handle collected earlier cancels the job.
+     handle = ErlangPython.Native.submit(ref, :ping)
+
+     receive do
+       {^ref, :pong} -> handle
+     after
+       30_000 -> raise "no pong"
      end
    end},
   {"ping", fn -> :pong = ErlangPython.ping() end},
