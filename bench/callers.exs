@@ -19,4 +19,97 @@ defmodule Bench.Callers do
       processes * per / (us / 1.0e6)
     end
   end
+
+  @doc """
+  One run of `processes` callers making `total` calls of `fun` in all, and
+  what each call cost: `%{rate:, sched:, workers:, other:, busy:, parks:}`,
+  the calls per second, then per call the CPU microseconds of the VM's
+  schedulers, of the Python worker threads and of every other thread of
+  this OS process (from /proc, so spinning and parking count), the
+  microseconds the workers were busy with requests (`pool_stats/0`), and
+  how many of the workers' waits for a request ended parked.
+  """
+  def budget(processes, total, fun) do
+    {cpu_before, pool_before} = {thread_cpu_us(), pool_figures()}
+    [rate] = rates(processes, total, 1, fun)
+    {cpu_after, pool_after} = {thread_cpu_us(), pool_figures()}
+    calls = processes * max(div(total, processes), 1)
+    per_call = fn map_after, map_before, key -> (map_after[key] - map_before[key]) / calls end
+
+    %{
+      rate: rate,
+      sched: per_call.(cpu_after, cpu_before, :sched),
+      workers: per_call.(cpu_after, cpu_before, :workers),
+      other: per_call.(cpu_after, cpu_before, :other),
+      busy: per_call.(pool_after, pool_before, :busy_us),
+      parks: per_call.(pool_after, pool_before, :parks)
+    }
+  end
+
+  @doc """
+  CPU microseconds so far of this OS process's threads, by kind: the VM's
+  normal schedulers (`:sched`), the Python worker threads (`:workers`,
+  named `erlang_python*`) and the rest (`:other`: dirty schedulers, aux,
+  poll, Python's own threads).
+  """
+  def thread_cpu_us do
+    ticks_us = div(1_000_000, clock_ticks())
+    zero = %{sched: 0, workers: 0, other: 0}
+
+    "/proc/self/task"
+    |> File.ls!()
+    |> Enum.reduce(zero, fn task, sums ->
+      case File.read("/proc/self/task/#{task}/stat") do
+        {:ok, stat} ->
+          # The name (in parentheses) may hold spaces; fields follow it.
+          [head, rest] = String.split(stat, ") ", parts: 2)
+          name = head |> String.split("(", parts: 2) |> List.last()
+          fields = String.split(rest)
+          cpu = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
+          Map.update!(sums, thread_kind(name), &(&1 + cpu * ticks_us))
+
+        # A thread that ended meanwhile.
+        {:error, _} ->
+          sums
+      end
+    end)
+  end
+
+  defp thread_kind("erlang_python" <> _), do: :workers
+
+  defp thread_kind(name) do
+    if String.ends_with?(name, "_scheduler") and not String.contains?(name, "dirty"),
+      do: :sched,
+      else: :other
+  end
+
+  # Asked once: a command run between two readings would blur them.
+  defp clock_ticks do
+    with nil <- :persistent_term.get({__MODULE__, :ticks}, nil) do
+      ticks =
+        case System.cmd("getconf", ["CLK_TCK"]) do
+          {ticks, 0} -> ticks |> String.trim() |> String.to_integer()
+          _ -> 100
+        end
+
+      :persistent_term.put({__MODULE__, :ticks}, ticks)
+      ticks
+    end
+  end
+
+  # Busy microseconds and parked waits, summed over the workers.
+  defp pool_figures do
+    workers = ErlangPython.pool_stats().workers
+
+    %{
+      busy_us: Enum.sum(Enum.map(workers, & &1.busy_us)),
+      parks:
+        Enum.sum(
+          Enum.map(
+            workers,
+            &(&1.parked_after_spin + &1.parked_slow_arrivals + &1.parked_no_free_core)
+          )
+        )
+    }
+  end
 end

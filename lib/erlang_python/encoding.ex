@@ -38,12 +38,18 @@ defmodule ErlangPython.Encoding do
 
   # Whether any struct implements the protocol (other than the fallback).
   # Consolidated protocols list their implementations; otherwise assume so.
+  # Asked on every request: a plain walk of the list, as `Enum.any?/2` with
+  # a capture would allocate a fun per call.
   defp user_impls? do
     case Encoder.__protocol__(:impls) do
-      {:consolidated, impls} -> Enum.any?(impls, &(&1 != Any))
+      {:consolidated, impls} -> other_than_any?(impls)
       :not_consolidated -> true
     end
   end
+
+  defp other_than_any?([Any | rest]), do: other_than_any?(rest)
+  defp other_than_any?([_ | _]), do: true
+  defp other_than_any?([]), do: false
 
   @doc false
   @spec encode(term()) :: term()
