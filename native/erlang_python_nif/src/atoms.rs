@@ -20,6 +20,9 @@ rustler::atoms! {
     erlang_python_kept,
     claimed,
     delivered,
+    // A polled request's reply (polled_reply): {:reply, _}, :waiting, :sent.
+    waiting,
+    sent,
     done,
     pong,
     overloaded,

@@ -37,6 +37,11 @@ pub(crate) struct JobState {
     /// An async call's reply, kept here rather than sent until its caller
     /// claims it (`crate::kept_reply`); untouched by other requests.
     pub(crate) kept: Mutex<Kept>,
+    /// Whether the caller polls for the reply (`crate::polled_reply`):
+    /// one of `polled_reply`'s states, `UNPOLLED` for most requests.
+    pub(crate) poll: AtomicU8,
+    /// A polling caller's reply, left here for it to take rather than sent.
+    pub(crate) deposited: Mutex<Deposit>,
 }
 
 /// Where an async call's reply stands (see `crate::kept_reply`).
@@ -61,6 +66,21 @@ impl std::fmt::Debug for Kept {
             Kept::Reply(..) => "Reply",
             Kept::ClaimedBy(..) => "ClaimedBy",
             Kept::Delivered => "Delivered",
+        })
+    }
+}
+
+/// A polling caller's reply in its own environment, once the worker has
+/// left it in the job (see `crate::polled_reply`).
+#[derive(Default)]
+pub(crate) struct Deposit(pub(crate) Option<(OwnedEnv, SavedTerm)>);
+
+impl std::fmt::Debug for Deposit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Deposit(reply)"
+        } else {
+            "Deposit(empty)"
         })
     }
 }
@@ -109,6 +129,8 @@ impl JobState {
             worker: AtomicUsize::new(0),
             scope,
             kept: Mutex::default(),
+            poll: AtomicU8::new(0),
+            deposited: Mutex::default(),
         }
     }
 
@@ -167,6 +189,9 @@ impl JobState {
 /// caller died, or forgot the handle) cancels a request that has not replied.
 pub(crate) struct JobHandle {
     pub(crate) state: Arc<JobState>,
+    /// The process that submitted the request: the only one that may take
+    /// a reply left in the job (`crate::polled_reply`).
+    pub(crate) owner: LocalPid,
 }
 
 #[rustler::resource_impl]
@@ -212,10 +237,7 @@ impl Request {
         job: Arc<JobState>,
         cells: usize,
     ) -> Self {
-        let env = spare_envs()
-            .1
-            .try_recv()
-            .unwrap_or_else(|_| OwnedEnv::new());
+        let env = spare_env();
         let reference = env.save(reference);
         let op = env.save(op);
         Request {
@@ -269,6 +291,20 @@ impl Request {
     }
 }
 
+/// An empty environment: a spare one when there is one (see [`spare_envs`]).
+pub(crate) fn spare_env() -> OwnedEnv {
+    spare_envs()
+        .1
+        .try_recv()
+        .unwrap_or_else(|_| OwnedEnv::new())
+}
+
+/// Empties `env` and keeps it for the next request (freed when enough are kept).
+pub(crate) fn recycle_env(mut env: OwnedEnv) {
+    env.clear();
+    let _ = spare_envs().0.try_send(env);
+}
+
 /// Environments of finished requests, emptied, for the next requests to
 /// copy their terms into: allocating one (and freeing it on another
 /// thread) is a good part of what a small request costs the VM.
@@ -290,8 +326,7 @@ impl Drop for Request {
             }
             // Emptied here, so a spare holds no term (nor a large binary)
             // of a finished request; the saved terms above are invalid now.
-            env.clear();
-            let _ = spare_envs().0.try_send(env);
+            recycle_env(env);
         }
     }
 }
