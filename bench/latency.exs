@@ -10,7 +10,12 @@
 # - submit only: what queuing one request costs the calling scheduler
 #   (copying its terms, its job handle), replies collected outside the time;
 # - the Elixir side of `ErlangPython.call/4` (options, checks, encoding): the
-#   call against `ErlangPython.Runtime.request/2` given the built request.
+#   call against `ErlangPython.Runtime.request/2` given the built request;
+# - the two ways a reply reaches a caller that waits for it on its scheduler,
+#   each forced whatever the workers decide: a message (`enif_send` from the
+#   worker thread; the caller yields and looks in its mailbox), and a reply
+#   left in the job that the caller's poll copies out (what `request/2` does
+#   while the workers spin; see the threading guide). Raw pings, no options.
 #
 # After the table: how the workers' waits for a request ended during the
 # ping and call rows (caught spinning, or parked and why), so whether they
@@ -56,6 +61,44 @@ defmodule Bench.Latency do
       us / 100
     end)
     |> best_and_median(&Enum.min/1)
+  end
+
+  # One raw ping answered by message: the caller yields and looks in its
+  # mailbox until the reply comes.
+  def message_ping do
+    ref = make_ref()
+    _handle = ErlangPython.Native.submit(ref, :ping)
+    in_mailbox(ref)
+  end
+
+  defp in_mailbox(ref) do
+    receive do
+      {^ref, :pong} -> :ok
+    after
+      0 ->
+        :erlang.yield()
+        in_mailbox(ref)
+    end
+  end
+
+  # One raw ping whose reply the caller's poll takes from the job.
+  def polled_ping do
+    ref = make_ref()
+    ref |> ErlangPython.Native.submit_polled(:ping) |> from_job(ref)
+  end
+
+  defp from_job(handle, ref) do
+    case ErlangPython.Native.poll_reply(handle) do
+      {:reply, :pong} ->
+        :ok
+
+      :waiting ->
+        :erlang.yield()
+        from_job(handle, ref)
+
+      :sent ->
+        receive(do: ({^ref, :pong} -> :ok))
+    end
   end
 
   # {best, median} calls per second of `processes` callers, `total` calls
@@ -137,6 +180,9 @@ hundred_cpu = (Bench.Machine.cpu_us() - cpu_before) / (hundred_runs * 20_000)
 rows = [
   {"BEAM process -> process -> back", Bench.Latency.process_round_trip(), "us"},
   {"submit only (scheduler side)", Bench.Latency.submit_only(), "us"},
+  {"raw ping, reply by message", Bench.Latency.per_call(&Bench.Latency.message_ping/0), "us"},
+  {"raw ping, reply taken from the job", Bench.Latency.per_call(&Bench.Latency.polled_ping/0),
+   "us"},
   {"ping", ping, "us"},
   {"call operator.add(1, 2)", call, "us"},
   {"Runtime.request of the same call",
