@@ -180,6 +180,11 @@ impl JobState {
         outcome
     }
 
+    /// Whether no worker has taken the job yet (it waits in a queue).
+    pub(crate) fn is_pending(&self) -> bool {
+        self.state.load(Ordering::Acquire) == PENDING
+    }
+
     pub(crate) fn is_cancelled(&self) -> bool {
         self.state.load(Ordering::Acquire) == CANCELLED
     }
