@@ -5,7 +5,7 @@
 //! cancelled) guarantees a reply is sent only if the caller has not given
 //! up: a caller that timed out or died never receives a stale message later.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -211,9 +211,9 @@ impl Drop for JobHandle {
 /// One unit of work for a worker thread: the request's terms, copied into
 /// an environment of its own, and whom to answer.
 pub(crate) struct Request {
-    /// Always `Some` until the request is dropped (then it goes back to
-    /// [`spare_envs`]).
-    env: Option<OwnedEnv>,
+    /// `Some` until the request is dropped (then it goes back to
+    /// [`spare_envs`]), or until a polled reply takes it ([`Self::take_own_env`]).
+    env: RefCell<Option<OwnedEnv>>,
     reference: SavedTerm,
     op: SavedTerm,
     pub(crate) reply_to: LocalPid,
@@ -246,7 +246,7 @@ impl Request {
         let reference = env.save(reference);
         let op = env.save(op);
         Request {
-            env: Some(env),
+            env: RefCell::new(Some(env)),
             reference,
             op,
             reply_to,
@@ -269,6 +269,22 @@ impl Request {
             .then(|| self.env().run(|env| f(env, self.reference.load(env))))
     }
 
+    /// For a small request, its own environment, given away for a reply to
+    /// be built and left in (`crate::polled_reply`): the request's terms stay
+    /// in it as garbage, and the environment's heap fragment, allocated by the
+    /// submitting scheduler with room to spare, holds the reply too. So the
+    /// reply costs no allocation on the worker, and the caller that takes it
+    /// frees the fragment on the scheduler that allocated it. `None` for a
+    /// larger request. Only [`Self::reference_in`] may follow, with the
+    /// returned environment.
+    pub(crate) fn take_own_env(&self) -> Option<OwnedEnv> {
+        if self.small {
+            self.env.borrow_mut().take()
+        } else {
+            None
+        }
+    }
+
     /// When the request was made (tells a waiting worker how soon work came).
     pub(crate) fn queued_at(&self) -> Instant {
         self.queued_at
@@ -283,16 +299,21 @@ impl Request {
         self.env().run(|env| f(self.op.load(env)))
     }
 
-    /// A copy of the caller's reference in `target`.
+    /// A copy of the caller's reference in `target` (the reference itself
+    /// once [`Self::take_own_env`] gave the request's environment away:
+    /// `target` must then be that environment).
     pub(crate) fn reference_in<'a>(&self, target: Env<'a>) -> Term<'a> {
-        self.env()
-            .run(|env| self.reference.load(env).in_env(target))
+        match &*self.env.borrow() {
+            Some(env) => env.run(|env| self.reference.load(env).in_env(target)),
+            None => self.reference.load(target),
+        }
     }
 
-    fn env(&self) -> &OwnedEnv {
-        self.env
-            .as_ref()
-            .expect("a request's environment lives as long as it")
+    fn env(&self) -> std::cell::Ref<'_, OwnedEnv> {
+        std::cell::Ref::map(self.env.borrow(), |env| {
+            env.as_ref()
+                .expect("a request's environment lives as long as it")
+        })
     }
 }
 
@@ -324,7 +345,7 @@ const SPARE_ENVS: usize = 256;
 
 impl Drop for Request {
     fn drop(&mut self) {
-        if let Some(mut env) = self.env.take() {
+        if let Some(env) = self.env.get_mut().take() {
             // A large request may hold packed lists it never converted.
             if !self.small {
                 env.run(|env| crate::convert::release_packed(self.op.load(env)));
