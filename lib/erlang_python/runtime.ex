@@ -305,17 +305,17 @@ defmodule ErlangPython.Runtime do
     # woken again would cost more than the whole round trip, and a small
     # reply is taken from the job rather than sent as a message
     # (native/erlang_python_nif/src/polled_reply.rs). Otherwise a plain
-    # receive: the process is suspended and the scheduler runs other work.
-    if Native.replies_soon() and :erlang.statistics(:total_run_queue_lengths) == 0 do
-      case submit_polled(ref, op) do
-        {:error, _} = error -> error
-        handle -> poll(ref, handle, timeout, @polls)
-      end
-    else
-      case submit(ref, op) do
-        {:error, _} = error -> error
-        handle -> await(ref, handle, timeout)
-      end
+    # receive: the process is suspended and the scheduler runs other work
+    # (poll/4 with no polls left stops polling first). The request is
+    # queued before these checks, so they run while a worker runs it.
+    case submit_polled(ref, op) do
+      {:error, _} = error ->
+        error
+
+      handle ->
+        if Native.replies_soon() and :erlang.statistics(:total_run_queue_lengths) == 0,
+          do: poll(ref, handle, timeout, @polls),
+          else: poll(ref, handle, timeout, 0)
     end
   end
 

@@ -206,14 +206,20 @@ pub(crate) fn poll<'a>(env: Env<'a>, handle: &JobHandle) -> Result<Polled<'a>, (
     let state = if settled(state) {
         state
     } else {
-        let spin = if job.is_pending() {
-            QUEUED_SPIN
-        } else {
-            POLL_SPIN
-        };
-        spin_until(Instant::now(), spin, || {
+        // A request still queued gets the short spin; one a worker takes
+        // meanwhile gets the full one (the caller usually polls first
+        // while a spinning worker is picking the request up).
+        let began = Instant::now();
+        let mut looks: u32 = 0;
+        spin_until(began, POLL_SPIN, || {
             let state = job.poll.load(Ordering::Acquire);
-            settled(state).then_some(state)
+            if settled(state) {
+                return Some(state);
+            }
+            looks = looks.wrapping_add(1);
+            let queued_too_long =
+                looks.is_multiple_of(64) && job.is_pending() && began.elapsed() >= QUEUED_SPIN;
+            queued_too_long.then_some(POLLING)
         })
         .unwrap_or(POLLING)
     };
