@@ -23,7 +23,13 @@ const DONE: u8 = 2;
 const CANCELLED: u8 = 3;
 
 /// Where a request stands; shared by the worker thread and the caller's handle.
+///
+/// `repr(C)`, for the padding around `poll` and `deposited`: a polling
+/// caller spins reading `poll` while the worker writes `state`, `worker`
+/// and the `Arc`'s counts; on a shared cache line each of those writes
+/// would take the line from the spinning caller, and back.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct JobState {
     /// Unique, never 0 (0 means "any job" to the interrupter).
     pub(crate) id: u64,
@@ -37,11 +43,15 @@ pub(crate) struct JobState {
     /// An async call's reply, kept here rather than sent until its caller
     /// claims it (`crate::kept_reply`); untouched by other requests.
     pub(crate) kept: Mutex<Kept>,
+    /// A cache line's worth: nothing above shares a line with `poll`.
+    _apart: [u8; 64],
     /// Whether the caller polls for the reply (`crate::polled_reply`):
     /// one of `polled_reply`'s states, `UNPOLLED` for most requests.
     pub(crate) poll: AtomicU8,
     /// A polling caller's reply, left here for it to take rather than sent.
     pub(crate) deposited: Mutex<Deposit>,
+    /// Nor anything after the job (the next allocation).
+    _apart_after: [u8; 64],
 }
 
 /// Where an async call's reply stands (see `crate::kept_reply`).
@@ -129,8 +139,10 @@ impl JobState {
             worker: AtomicUsize::new(0),
             scope,
             kept: Mutex::default(),
+            _apart: [0; 64],
             poll: AtomicU8::new(0),
             deposited: Mutex::default(),
+            _apart_after: [0; 64],
         }
     }
 
