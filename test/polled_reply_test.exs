@@ -85,6 +85,33 @@ defmodule ErlangPython.PolledReplyTest do
     end
   end
 
+  # A small request's reply is built in the request's own environment and
+  # that environment is left in the job; a larger request's in a spare one.
+  test "compound replies arrive intact from small and large requests, polled or stopped" do
+    expected = %{"a" => [1.5, "x", 2 ** 70, {1, -2}], "b" => nil}
+    code = "(__import__('time').sleep(delay), {'a': [1.5, b'x', 2**70, (1, -2)], 'b': None})[1]"
+
+    for delay <- [0, 0.02], padding <- [[], List.duplicate(make_ref(), 100)] do
+      request = {:eval, code, %{"delay" => delay, "padding" => padding}}
+
+      ref = make_ref()
+      assert reply_once(ref, Native.submit_polled(ref, request)) == {:ok, expected}
+
+      # Stopped at once: the reply is sent as a message from the environment
+      # it was built in (which also holds the caller's reference), once.
+      ref = make_ref()
+      handle = Native.submit_polled(ref, request)
+
+      case Native.stop_polling(handle) do
+        {:reply, reply} -> assert reply == {:ok, expected}
+        :sent -> assert_receive {^ref, {:ok, ^expected}}, 5_000
+      end
+
+      Process.sleep(round(delay * 1000) + 20)
+      refute_received {^ref, _}
+    end
+  end
+
   test "only the submitting process may poll or stop polling" do
     ref = make_ref()
     handle = Native.submit_polled(ref, {:call, :time, :sleep, [0.05], %{}})
