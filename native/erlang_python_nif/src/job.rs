@@ -297,6 +297,13 @@ impl Request {
         }
     }
 
+    /// Gives back the environment [`Self::take_own_env`] took, when building
+    /// the reply in it failed (a panic): the request's terms are still in it,
+    /// so the error reply that follows can be built and addressed as usual.
+    pub(crate) fn restore_own_env(&self, env: OwnedEnv) {
+        *self.env.borrow_mut() = Some(env);
+    }
+
     /// When the request was made (tells a waiting worker how soon work came).
     pub(crate) fn queued_at(&self) -> Instant {
         self.queued_at

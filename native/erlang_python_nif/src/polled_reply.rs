@@ -25,6 +25,7 @@
 //! take a reply (the job handle names it); a reply left and never taken
 //! (the caller died) is freed with the job.
 
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -87,11 +88,26 @@ pub(crate) fn deposit(request: &Request, build: impl for<'a> FnOnce(Env<'a>) -> 
     // allocation and a free across threads per call, measured per call in
     // the VM's eheap_alloc counters: this made `operator.add` slower taken
     // from the job than sent as a message, while `ping`'s atom was faster).
-    let owned = request.take_own_env().unwrap_or_else(spare_env);
-    let saved = owned.run(|env| {
-        let result = build(env);
-        owned.save(result)
-    });
+    let own = request.take_own_env();
+    let from_request = own.is_some();
+    let owned = own.unwrap_or_else(spare_env);
+    let built = catch_unwind(AssertUnwindSafe(|| {
+        owned.run(|env| {
+            let result = build(env);
+            owned.save(result)
+        })
+    }));
+    let saved = match built {
+        Ok(saved) => saved,
+        Err(panic) => {
+            // The caller (`reply::send`) answers with an error instead,
+            // which needs the request's reference: its environment goes back.
+            if from_request {
+                request.restore_own_env(owned);
+            }
+            resume_unwind(panic)
+        }
+    };
     let job = &request.job;
     let small = owned.run(|env| small_enough(saved.load(env)));
     if !small {
