@@ -183,6 +183,31 @@ defmodule ErlangPython.PolledReplyTest do
     end
   end
 
+  # Every call is submitted ready to be polled; a caller that does not poll
+  # (no spinning worker, or others waiting on its scheduler) stops polling
+  # at once. Either way each call returns its own reply and leaves nothing
+  # behind in the caller's mailbox, timed-out calls included.
+  test "calls through the public API get their own reply once, polled or not" do
+    tasks =
+      for caller <- 1..20 do
+        Task.async(fn ->
+          call = fn n -> ErlangPython.call(:operator, :mul, [caller, n]) end
+          replies = for n <- 1..100, do: {call.(n), caller * n}
+
+          timeout = ErlangPython.call(:time, :sleep, [0.05], timeout: 5)
+          Process.sleep(100)
+          {:messages, left} = Process.info(self(), :messages)
+          {replies, timeout, left}
+        end)
+      end
+
+    for {replies, timeout, left} <- Task.await_many(tasks, 30_000) do
+      for {reply, expected} <- replies, do: assert(reply == {:ok, expected})
+      assert timeout == {:error, :timeout}
+      assert left == []
+    end
+  end
+
   test "a bad handle gets a clear error" do
     assert_raise ArgumentError, fn -> Native.poll_reply(:not_a_handle) end
     assert_raise ArgumentError, fn -> Native.stop_polling(make_ref()) end

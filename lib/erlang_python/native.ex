@@ -41,6 +41,8 @@ defmodule ErlangPython.Native do
   @doc false
   def submit_polled(_ref, _op), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def submit_call(_ref, _op), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def poll_reply(_handle), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def stop_polling(_handle), do: :erlang.nif_error(:nif_not_loaded)

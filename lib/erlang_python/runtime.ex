@@ -305,24 +305,27 @@ defmodule ErlangPython.Runtime do
     # woken again would cost more than the whole round trip, and a small
     # reply is taken from the job rather than sent as a message
     # (native/erlang_python_nif/src/polled_reply.rs). Otherwise a plain
-    # receive: the process is suspended and the scheduler runs other work
-    # (poll/4 with no polls left stops polling first). The request is
-    # queued before these checks, so they run while a worker runs it.
-    case submit_polled(ref, op) do
+    # receive: the process is suspended and the scheduler runs other work.
+    # The submit asks the workers (Native.submit_call/2); the run queues are
+    # looked at once the request is queued, while a worker runs it (poll/4
+    # with no polls left stops polling).
+    case submit_call(ref, op) do
       {:error, _} = error ->
         error
 
-      handle ->
-        if Native.replies_soon() and :erlang.statistics(:total_run_queue_lengths) == 0,
+      {:poll, handle} ->
+        if :erlang.statistics(:total_run_queue_lengths) == 0,
           do: poll(ref, handle, timeout, @polls),
           else: poll(ref, handle, timeout, 0)
+
+      handle ->
+        await(ref, handle, timeout)
     end
   end
 
-  # submit/2 for a caller that polls; a large request goes to a dirty
-  # scheduler unpolled (its poll answers :sent at once).
-  defp submit_polled(ref, op) do
-    case Native.submit_polled(ref, op) do
+  # submit/2, ready to be polled while the workers spin ({:poll, handle}).
+  defp submit_call(ref, op) do
+    case Native.submit_call(ref, op) do
       :too_large -> Native.submit_dirty(ref, op)
       {:error, :not_started} -> submit(ref, op)
       handle_or_error -> handle_or_error

@@ -162,6 +162,26 @@ fn submit_polled<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a
     queue_as(env, reference, op, cells, true)
 }
 
+/// `submit/2` for `ErlangPython.Runtime.request/2`: while the workers spin
+/// (`replies_soon/0`) the request is queued as by `submit_polled/2` and
+/// `{:poll, handle}` is returned; otherwise as by `submit/2` (a plain
+/// handle). Deciding here costs one atomic load, and a caller that will not
+/// poll makes no other NIF call than a plain one would.
+#[rustler::nif]
+fn submit_call<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
+    let Some(cells) = runtime::inline_cells(op) else {
+        return atoms::too_large().encode(env);
+    };
+    let polled = runtime::replies_soon();
+    let queued = queue_as(env, reference, op, cells, polled);
+    // An error is a tuple, a handle never is.
+    if polled && !queued.is_tuple() {
+        (atoms::poll(), queued).encode(env)
+    } else {
+        queued
+    }
+}
+
 /// A polled request's reply: `{:reply, reply}` once the worker has left
 /// it (after spinning a few microseconds for it), `:waiting` if not yet,
 /// `:sent` when it comes as a message `{reference, reply}` instead.
