@@ -208,6 +208,23 @@ defmodule ErlangPython.PolledReplyTest do
     end
   end
 
+  test "submit_call gives a handle to poll while the workers spin, a plain one otherwise" do
+    for _ <- 1..200 do
+      ref = make_ref()
+
+      reply =
+        case Native.submit_call(ref, :ping) do
+          {:poll, handle} -> reply_once(ref, handle)
+          handle -> receive(do: ({^ref, reply} -> reply))
+        end
+
+      assert reply == :pong
+    end
+
+    Process.sleep(20)
+    refute_received {_, _}
+  end
+
   test "a bad handle gets a clear error" do
     assert_raise ArgumentError, fn -> Native.poll_reply(:not_a_handle) end
     assert_raise ArgumentError, fn -> Native.stop_polling(make_ref()) end
