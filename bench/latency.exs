@@ -23,8 +23,9 @@
 # 1.5x ping), then how the workers' waits for a request ended during the
 # ping and call rows (caught spinning, or parked and why), so whether they
 # spin on this machine is seen, not guessed, and the workers' busy time per
-# request. ELIXIR_ERL_OPTIONS passes VM flags (e.g. "+sbwt none"); see the
-# threading guide.
+# request; then the heap fragments the VM allocates per call for each of
+# the call's hand-offs. ELIXIR_ERL_OPTIONS passes VM flags (e.g.
+# "+sbwt none"); see the threading guide.
 #
 # Also `:py.call` (the Erlang facade: semaphore, routing, process
 # environment) beside the same call, and the process's CPU time per call
@@ -190,6 +191,26 @@ defmodule Bench.Latency do
 
   def worker_us(_waits), do: 0.0
 
+  # Heap fragments allocated per call of `fun` (the VM's eheap_alloc calls,
+  # by allocator instance; instance 0 serves threads outside the
+  # schedulers, such as the workers), over `n` calls.
+  def heap_allocations(n, fun) do
+    for _ <- 1..100, do: fun.()
+    before = eheap_allocs()
+    for _ <- 1..n, do: fun.()
+
+    for {instance, count} <- eheap_allocs(),
+        (count - Map.get(before, instance, 0)) / n >= 0.01,
+        do: {instance, Float.round((count - Map.get(before, instance, 0)) / n, 2)}
+  end
+
+  defp eheap_allocs do
+    for {:instance, instance, info} <- :erlang.system_info({:allocator, :eheap_alloc}),
+        {:eheap_alloc, giga, count} <- [List.keyfind(info[:calls], :eheap_alloc, 0)],
+        into: %{},
+        do: {instance, giga * 1_000_000_000 + count}
+  end
+
   defp runs(runs, fun), do: for(_ <- 1..runs, do: fun.())
 
   defp best_and_median(values, best),
@@ -309,6 +330,20 @@ for {name, waits} <- [
   IO.puts(
     "  #{String.pad_trailing("", 24)} worker busy #{format.(Bench.Latency.worker_us(Map.put(waits, :busy_us, busy)))} us per request"
   )
+end
+
+# A reply that is not an immediate needs heap: built where, and freed by
+# whom, is part of a hand-off's cost (a fragment per reply allocated on the
+# worker thread, instance 0, made the call slower taken from the job).
+IO.puts("\nheap fragments allocated per call, {allocator instance, count}")
+
+by_message = [{"raw call, reply by message", fn -> Bench.Latency.by_message(raw_call) end}]
+from_job = [{"raw call, reply taken from the job", fn -> Bench.Latency.polled(raw_call) end}]
+allocation_rows = if Bench.Latency.polled?(), do: by_message ++ from_job, else: by_message
+
+for {name, fun} <- allocation_rows do
+  allocations = Bench.Latency.heap_allocations(20_000, fun)
+  IO.puts("  #{String.pad_trailing(name, 36)} #{inspect(allocations)}")
 end
 
 {commit, _} = System.cmd("git", ["rev-parse", "--short", "HEAD"], stderr_to_stdout: true)
