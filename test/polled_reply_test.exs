@@ -214,8 +214,14 @@ defmodule ErlangPython.PolledReplyTest do
 
       reply =
         case Native.submit_call(ref, :ping) do
-          {:poll, handle} -> reply_once(ref, handle)
-          handle -> receive(do: ({^ref, reply} -> reply))
+          {:poll, handle} ->
+            reply_once(ref, handle)
+
+          # Held until the reply came: a dropped handle cancels its job.
+          handle ->
+            reply = receive(do: ({^ref, reply} -> reply))
+            assert is_reference(handle)
+            reply
         end
 
       assert reply == :pong
