@@ -39,6 +39,14 @@ defmodule ErlangPython.Native do
   @doc false
   def submit_dirty(_ref, _op), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
+  def submit_polled(_ref, _op), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def submit_call(_ref, _op), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def poll_reply(_handle), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def stop_polling(_handle), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
   def cancel(_handle), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def claim_reply(_handle, _claim), do: :erlang.nif_error(:nif_not_loaded)

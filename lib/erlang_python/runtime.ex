@@ -263,9 +263,10 @@ defmodule ErlangPython.Runtime do
     end
   end
 
-  # How many times a caller yields for its reply before it waits in
+  # How many times a caller polls for its reply (each poll spins a few
+  # microseconds in the NIF, then the caller yields) before it waits in
   # receive (when polling pays at all: see request/2).
-  @polls 20
+  @polls 10
 
   @doc false
   # Queues `op` without waiting (ErlangPython.async_call/4).
@@ -298,37 +299,60 @@ defmodule ErlangPython.Runtime do
   def request(op, timeout) do
     ref = make_ref()
 
-    case submit(ref, op) do
+    # Poll only while the workers spin (a core is free and replies come
+    # within microseconds; they decide, see the threading guide) and
+    # nothing else waits to run here: then a scheduler put to sleep and
+    # woken again would cost more than the whole round trip, and a small
+    # reply is taken from the job rather than sent as a message
+    # (native/erlang_python_nif/src/polled_reply.rs). Otherwise a plain
+    # receive: the process is suspended and the scheduler runs other work.
+    # The submit asks the workers (Native.submit_call/2); the run queues are
+    # looked at once the request is queued, while a worker runs it (poll/4
+    # with no polls left stops polling).
+    case submit_call(ref, op) do
       {:error, _} = error ->
         error
 
+      {:poll, handle} ->
+        if :erlang.statistics(:total_run_queue_lengths) == 0,
+          do: poll(ref, handle, timeout, @polls),
+          else: poll(ref, handle, timeout, 0)
+
       handle ->
-        receive do
-          {^ref, reply} -> decoded(reply)
-        after
-          0 ->
-            # Poll only while the workers spin (a core is free and replies
-            # come within microseconds; they decide, see the threading
-            # guide) and nothing else waits to run here: then a scheduler
-            # put to sleep and woken again would cost more than the whole
-            # round trip. Otherwise a plain receive: the process is
-            # suspended and the scheduler runs other work.
-            if Native.replies_soon() and :erlang.statistics(:total_run_queue_lengths) == 0,
-              do: poll(ref, handle, timeout, @polls),
-              else: await(ref, handle, timeout)
-        end
+        await(ref, handle, timeout)
     end
   end
 
-  defp poll(ref, handle, timeout, 0), do: await(ref, handle, timeout)
+  # submit/2, ready to be polled while the workers spin ({:poll, handle}).
+  defp submit_call(ref, op) do
+    case Native.submit_call(ref, op) do
+      :too_large -> Native.submit_dirty(ref, op)
+      {:error, :not_started} -> submit(ref, op)
+      handle_or_error -> handle_or_error
+    end
+  end
+
+  # Every poll ends in the reply, or in stop_polling/1 (the reply then
+  # comes as a message) before the caller waits in await/3: a reply left
+  # in the job is never waited for in the mailbox.
+  defp poll(ref, handle, timeout, 0) do
+    case Native.stop_polling(handle) do
+      {:reply, reply} -> decoded(reply)
+      :sent -> await(ref, handle, timeout)
+    end
+  end
 
   defp poll(ref, handle, timeout, polls) do
-    :erlang.yield()
+    case Native.poll_reply(handle) do
+      {:reply, reply} ->
+        decoded(reply)
 
-    receive do
-      {^ref, reply} -> decoded(reply)
-    after
-      0 -> poll(ref, handle, timeout, polls - 1)
+      :waiting ->
+        :erlang.yield()
+        poll(ref, handle, timeout, polls - 1)
+
+      :sent ->
+        await(ref, handle, timeout)
     end
   end
 

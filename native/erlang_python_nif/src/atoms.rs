@@ -20,6 +20,11 @@ rustler::atoms! {
     erlang_python_kept,
     claimed,
     delivered,
+    // A polled request's reply (polled_reply): {:reply, _}, :waiting, :sent;
+    // {:poll, handle} from submit_call.
+    waiting,
+    sent,
+    poll,
     done,
     pong,
     overloaded,

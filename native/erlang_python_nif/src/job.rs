@@ -5,7 +5,7 @@
 //! cancelled) guarantees a reply is sent only if the caller has not given
 //! up: a caller that timed out or died never receives a stale message later.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -23,7 +23,13 @@ const DONE: u8 = 2;
 const CANCELLED: u8 = 3;
 
 /// Where a request stands; shared by the worker thread and the caller's handle.
+///
+/// `repr(C)`, for the padding around `poll` and `deposited`: a polling
+/// caller spins reading `poll` while the worker writes `state`, `worker`
+/// and the `Arc`'s counts; on a shared cache line each of those writes
+/// would take the line from the spinning caller, and back.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct JobState {
     /// Unique, never 0 (0 means "any job" to the interrupter).
     pub(crate) id: u64,
@@ -37,6 +43,15 @@ pub(crate) struct JobState {
     /// An async call's reply, kept here rather than sent until its caller
     /// claims it (`crate::kept_reply`); untouched by other requests.
     pub(crate) kept: Mutex<Kept>,
+    /// A cache line's worth: nothing above shares a line with `poll`.
+    _apart: [u8; 64],
+    /// Whether the caller polls for the reply (`crate::polled_reply`):
+    /// one of `polled_reply`'s states, `UNPOLLED` for most requests.
+    pub(crate) poll: AtomicU8,
+    /// A polling caller's reply, left here for it to take rather than sent.
+    pub(crate) deposited: Mutex<Deposit>,
+    /// Nor anything after the job (the next allocation).
+    _apart_after: [u8; 64],
 }
 
 /// Where an async call's reply stands (see `crate::kept_reply`).
@@ -61,6 +76,21 @@ impl std::fmt::Debug for Kept {
             Kept::Reply(..) => "Reply",
             Kept::ClaimedBy(..) => "ClaimedBy",
             Kept::Delivered => "Delivered",
+        })
+    }
+}
+
+/// A polling caller's reply in its own environment, once the worker has
+/// left it in the job (see `crate::polled_reply`).
+#[derive(Default)]
+pub(crate) struct Deposit(pub(crate) Option<(OwnedEnv, SavedTerm)>);
+
+impl std::fmt::Debug for Deposit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Deposit(reply)"
+        } else {
+            "Deposit(empty)"
         })
     }
 }
@@ -109,6 +139,10 @@ impl JobState {
             worker: AtomicUsize::new(0),
             scope,
             kept: Mutex::default(),
+            _apart: [0; 64],
+            poll: AtomicU8::new(0),
+            deposited: Mutex::default(),
+            _apart_after: [0; 64],
         }
     }
 
@@ -158,6 +192,11 @@ impl JobState {
         outcome
     }
 
+    /// Whether no worker has taken the job yet (it waits in a queue).
+    pub(crate) fn is_pending(&self) -> bool {
+        self.state.load(Ordering::Acquire) == PENDING
+    }
+
     pub(crate) fn is_cancelled(&self) -> bool {
         self.state.load(Ordering::Acquire) == CANCELLED
     }
@@ -167,6 +206,9 @@ impl JobState {
 /// caller died, or forgot the handle) cancels a request that has not replied.
 pub(crate) struct JobHandle {
     pub(crate) state: Arc<JobState>,
+    /// The process that submitted the request: the only one that may take
+    /// a reply left in the job (`crate::polled_reply`).
+    pub(crate) owner: LocalPid,
 }
 
 #[rustler::resource_impl]
@@ -181,9 +223,9 @@ impl Drop for JobHandle {
 /// One unit of work for a worker thread: the request's terms, copied into
 /// an environment of its own, and whom to answer.
 pub(crate) struct Request {
-    /// Always `Some` until the request is dropped (then it goes back to
-    /// [`spare_envs`]).
-    env: Option<OwnedEnv>,
+    /// `Some` until the request is dropped (then it goes back to
+    /// [`spare_envs`]), or until a polled reply takes it ([`Self::take_own_env`]).
+    env: RefCell<Option<OwnedEnv>>,
     reference: SavedTerm,
     op: SavedTerm,
     pub(crate) reply_to: LocalPid,
@@ -212,14 +254,11 @@ impl Request {
         job: Arc<JobState>,
         cells: usize,
     ) -> Self {
-        let env = spare_envs()
-            .1
-            .try_recv()
-            .unwrap_or_else(|_| OwnedEnv::new());
+        let env = spare_env();
         let reference = env.save(reference);
         let op = env.save(op);
         Request {
-            env: Some(env),
+            env: RefCell::new(Some(env)),
             reference,
             op,
             reply_to,
@@ -242,6 +281,29 @@ impl Request {
             .then(|| self.env().run(|env| f(env, self.reference.load(env))))
     }
 
+    /// For a small request, its own environment, given away for a reply to
+    /// be built and left in (`crate::polled_reply`): the request's terms stay
+    /// in it as garbage, and the environment's heap fragment, allocated by the
+    /// submitting scheduler with room to spare, holds the reply too. So the
+    /// reply costs no allocation on the worker, and the caller that takes it
+    /// frees the fragment on the scheduler that allocated it. `None` for a
+    /// larger request. Only [`Self::reference_in`] may follow, with the
+    /// returned environment.
+    pub(crate) fn take_own_env(&self) -> Option<OwnedEnv> {
+        if self.small {
+            self.env.borrow_mut().take()
+        } else {
+            None
+        }
+    }
+
+    /// Gives back the environment [`Self::take_own_env`] took, when building
+    /// the reply in it failed (a panic): the request's terms are still in it,
+    /// so the error reply that follows can be built and addressed as usual.
+    pub(crate) fn restore_own_env(&self, env: OwnedEnv) {
+        *self.env.borrow_mut() = Some(env);
+    }
+
     /// When the request was made (tells a waiting worker how soon work came).
     pub(crate) fn queued_at(&self) -> Instant {
         self.queued_at
@@ -256,17 +318,36 @@ impl Request {
         self.env().run(|env| f(self.op.load(env)))
     }
 
-    /// A copy of the caller's reference in `target`.
+    /// A copy of the caller's reference in `target` (the reference itself
+    /// once [`Self::take_own_env`] gave the request's environment away:
+    /// `target` must then be that environment).
     pub(crate) fn reference_in<'a>(&self, target: Env<'a>) -> Term<'a> {
-        self.env()
-            .run(|env| self.reference.load(env).in_env(target))
+        match &*self.env.borrow() {
+            Some(env) => env.run(|env| self.reference.load(env).in_env(target)),
+            None => self.reference.load(target),
+        }
     }
 
-    fn env(&self) -> &OwnedEnv {
-        self.env
-            .as_ref()
-            .expect("a request's environment lives as long as it")
+    fn env(&self) -> std::cell::Ref<'_, OwnedEnv> {
+        std::cell::Ref::map(self.env.borrow(), |env| {
+            env.as_ref()
+                .expect("a request's environment lives as long as it")
+        })
     }
+}
+
+/// An empty environment: a spare one when there is one (see [`spare_envs`]).
+pub(crate) fn spare_env() -> OwnedEnv {
+    spare_envs()
+        .1
+        .try_recv()
+        .unwrap_or_else(|_| OwnedEnv::new())
+}
+
+/// Empties `env` and keeps it for the next request (freed when enough are kept).
+pub(crate) fn recycle_env(mut env: OwnedEnv) {
+    env.clear();
+    let _ = spare_envs().0.try_send(env);
 }
 
 /// Environments of finished requests, emptied, for the next requests to
@@ -283,15 +364,14 @@ const SPARE_ENVS: usize = 256;
 
 impl Drop for Request {
     fn drop(&mut self) {
-        if let Some(mut env) = self.env.take() {
+        if let Some(env) = self.env.get_mut().take() {
             // A large request may hold packed lists it never converted.
             if !self.small {
                 env.run(|env| crate::convert::release_packed(self.op.load(env)));
             }
             // Emptied here, so a spare holds no term (nor a large binary)
             // of a finished request; the saved terms above are invalid now.
-            env.clear();
-            let _ = spare_envs().0.try_send(env);
+            recycle_env(env);
         }
     }
 }

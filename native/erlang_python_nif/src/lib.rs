@@ -41,6 +41,7 @@
 //! | 5     | [`job`]           | a request and its state machine                  |
 //! |       | [`registry`]      | Elixir functions callable from Python, by name   |
 //! |       | [`kept_reply`]    | async calls' replies, kept until awaited         |
+//! |       | [`polled_reply`]  | replies a polling caller takes from the job      |
 //! | 6     | [`reply`]         | answering a request                              |
 //! |       | [`serving`]       | the worker thread, seen from code running on it  |
 //! | 7     | [`awaitable`]     | replies that come later, from the asyncio loop   |
@@ -86,6 +87,7 @@ mod messaging;
 mod ops;
 mod own_gil;
 mod panics;
+mod polled_reply;
 mod python_config;
 mod pytypes;
 mod registry;
@@ -149,6 +151,58 @@ fn submit<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
     queue(env, reference, op, cells)
 }
 
+/// `submit/2` for a caller that polls for its reply (`poll_reply/1`)
+/// rather than waiting in `receive`: a small reply is left in the job for
+/// it (see `polled_reply`). Same answers as `submit/2`.
+#[rustler::nif]
+fn submit_polled<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
+    let Some(cells) = runtime::inline_cells(op) else {
+        return atoms::too_large().encode(env);
+    };
+    queue_as(env, reference, op, cells, true)
+}
+
+/// `submit/2` for `ErlangPython.Runtime.request/2`: while the workers spin
+/// (`replies_soon/0`) the request is queued as by `submit_polled/2` and
+/// `{:poll, handle}` is returned; otherwise as by `submit/2` (a plain
+/// handle). Deciding here costs one atomic load, and a caller that will not
+/// poll makes no other NIF call than a plain one would.
+#[rustler::nif]
+fn submit_call<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
+    let Some(cells) = runtime::inline_cells(op) else {
+        return atoms::too_large().encode(env);
+    };
+    let polled = runtime::replies_soon();
+    let queued = queue_as(env, reference, op, cells, polled);
+    // An error is a tuple, a handle never is.
+    if polled && !queued.is_tuple() {
+        (atoms::poll(), queued).encode(env)
+    } else {
+        queued
+    }
+}
+
+/// A polled request's reply: `{:reply, reply}` once the worker has left
+/// it (after spinning a few microseconds for it), `:waiting` if not yet,
+/// `:sent` when it comes as a message `{reference, reply}` instead.
+/// Raises `ArgumentError` in any process but the submitter.
+#[rustler::nif]
+fn poll_reply<'a>(env: Env<'a>, handle: ResourceArc<JobHandle>) -> rustler::NifResult<Term<'a>> {
+    polled_reply::poll(env, &handle)
+        .map(|polled| polled_reply::to_term(env, polled))
+        .map_err(|()| rustler::Error::BadArg)
+}
+
+/// Stops polling: `{:reply, reply}` if it was left already, else `:sent`
+/// (it comes as a message). Raises `ArgumentError` in any process but the
+/// submitter.
+#[rustler::nif]
+fn stop_polling<'a>(env: Env<'a>, handle: ResourceArc<JobHandle>) -> rustler::NifResult<Term<'a>> {
+    polled_reply::stop(env, &handle)
+        .map(|polled| polled_reply::to_term(env, polled))
+        .map_err(|()| rustler::Error::BadArg)
+}
+
 /// `submit/2` for large requests, on a dirty CPU scheduler.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn submit_dirty<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a> {
@@ -159,8 +213,20 @@ fn submit_dirty<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a>
 
 /// `cells`: how many term cells `op` holds (`usize::MAX`: many).
 fn queue<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>, cells: usize) -> Term<'a> {
-    match runtime::submit(reference, op, env.pid(), cells) {
-        Ok(state) => ResourceArc::new(JobHandle { state }).encode(env),
+    queue_as(env, reference, op, cells, false)
+}
+
+/// `polled`: the caller polls for a small reply (`submit_polled/2`).
+fn queue_as<'a>(
+    env: Env<'a>,
+    reference: Term<'a>,
+    op: Term<'a>,
+    cells: usize,
+    polled: bool,
+) -> Term<'a> {
+    let owner = env.pid();
+    match runtime::submit(reference, op, owner, cells, polled) {
+        Ok(state) => ResourceArc::new(JobHandle { state, owner }).encode(env),
         Err(SubmitError::NotStarted) => (atoms::error(), atoms::not_started()).encode(env),
         Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),
         Err(SubmitError::Malformed) => {

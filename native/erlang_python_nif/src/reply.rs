@@ -14,6 +14,7 @@ use crate::job::Request;
 use crate::kept_reply;
 use crate::messaging::send_owned;
 use crate::panics;
+use crate::polled_reply;
 
 /// What an operation produced, before it is converted for the reply.
 pub(crate) enum Outcome<'py> {
@@ -93,6 +94,11 @@ fn send_reply(
     request: &Request,
     build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>,
 ) {
+    // A polling caller takes its reply from the job (never a kept one).
+    if polled_reply::is_polled(&request.job) {
+        polled_reply::deposit(request, build);
+        return;
+    }
     // An async call's reply is kept (copied out), never sent from here.
     let kept = request.in_own_env(|_, reference| kept_reply::is_kept(reference));
     if kept == Some(false) {

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -115,16 +116,45 @@ impl Name {
 const ATOM_NAME_LIMIT: usize = 4096;
 
 /// Module and function names given as atoms, as Python strings. An atom
-/// names the same text for the VM's life, so it is a stable key.
+/// names the same text for the VM's life (atoms are never freed), so its
+/// term word is a stable key: hashing it is one multiply, where `Atom`'s
+/// own `Hash` asks the VM for a hash and runs SipHash over it, twice per
+/// call.
 #[derive(Default)]
 pub(super) struct NameCache {
-    atom_names: RefCell<HashMap<rustler::Atom, Name>>,
+    atom_names:
+        RefCell<HashMap<rustler::sys::ErlNifTerm, Name, BuildHasherDefault<AtomWordHasher>>>,
+}
+
+/// Hashes an atom's term word (the only key written): a multiply by an odd
+/// constant spreads its atom-table index over the high bits, and `finish`
+/// folds them down (the table picks a bucket by the low bits, which the
+/// term's constant tag bits would otherwise decide).
+#[derive(Default)]
+pub(super) struct AtomWordHasher(u64);
+
+impl Hasher for AtomWordHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.0 = (self.0 ^ word as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl NameCache {
     /// A module or function name (atom or UTF-8 binary) as a Python string.
     pub(super) fn name(&self, py: Python<'_>, term: Term<'_>, what: &str) -> Result<Name, Failure> {
-        let atom_key = rustler::Atom::from_term(term).ok();
+        let atom_key = rustler::Atom::from_term(term)
+            .ok()
+            .map(|atom| atom.as_c_arg());
         if let Some(key) = atom_key {
             if let Some(name) = self.atom_names.borrow().get(&key) {
                 return Ok(name.clone_ref(py));

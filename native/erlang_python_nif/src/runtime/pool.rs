@@ -18,6 +18,7 @@ use crate::job::{JobState, Request};
 use crate::ops::Submission;
 use crate::own_gil;
 use crate::panics;
+use crate::polled_reply;
 use crate::thread_priority::{self, ThreadPriority};
 
 /// `ErlangPython.Runtime`'s start options. Every field is required: the
@@ -221,12 +222,14 @@ pub(crate) fn stats() -> Option<PoolStats> {
 /// context's (see `Op::pinning`); any other goes to whichever worker is
 /// free first. `cells` says how large `op` is (term cells, from
 /// `inline_cells`): a small request's reply is built in its own
-/// environment (see `Request::new`).
+/// environment (see `Request::new`). `polled`: the caller polls for the
+/// reply, which is then left in the job (`polled_reply`).
 pub(crate) fn submit(
     reference: Term<'_>,
     op: Term<'_>,
     reply_to: LocalPid,
     cells: usize,
+    polled: bool,
 ) -> Result<Arc<JobState>, SubmitError> {
     let pool = POOL.get().ok_or(SubmitError::NotStarted)?;
     let dispatch = pool.dispatch;
@@ -235,6 +238,9 @@ pub(crate) fn submit(
     // An own-GIL context's requests go to its own thread and interpreter.
     if let Some(scope) = submission.scope.filter(|scope| own_gil::is_own_gil(*scope)) {
         let job = Arc::new(JobState::new(scope));
+        if polled {
+            polled_reply::expect_poll(&job);
+        }
         let request = Request::new(reference, submission.term, reply_to, job.clone(), cells);
         // Bounded like the shared queue, per context: its thread alone
         // drains it.
@@ -255,6 +261,9 @@ pub(crate) fn submit(
         return Err(SubmitError::Overloaded);
     }
     let job = Arc::new(JobState::new(submission.scope.unwrap_or(0)));
+    if polled {
+        polled_reply::expect_poll(&job);
+    }
     // The worker is given the op alone: the scope stays with the job.
     let request = Request::new(reference, submission.term, reply_to, job.clone(), cells);
     // A callback's own request, awaited by the Python thread that made the
