@@ -34,6 +34,7 @@ use rustler::{Encoder, Env, OwnedEnv, Term};
 use crate::atoms;
 use crate::job::{recycle_env, spare_env, JobHandle, JobState, Request};
 use crate::messaging::send_owned;
+use crate::terms::cells_within;
 use crate::wait_strategy::spin_until;
 
 /// The reply goes as a message (every request not submitted as polled).
@@ -160,44 +161,7 @@ fn send_from(request: &Request, owned: OwnedEnv, saved: rustler::env::SavedTerm)
 /// Whether `term` holds at most [`DEPOSIT_CELLS`] cells, nested at most
 /// [`DEPOSIT_DEPTH`] deep. Walks no further than that.
 fn small_enough(term: Term<'_>) -> bool {
-    let mut budget = DEPOSIT_CELLS;
-    within(term, &mut budget, 0)
-}
-
-fn within(term: Term<'_>, budget: &mut usize, depth: usize) -> bool {
-    use rustler::TermType;
-    if depth > DEPOSIT_DEPTH {
-        return false;
-    }
-    let take = |budget: &mut usize| {
-        let ok = *budget > 0;
-        *budget = budget.saturating_sub(1);
-        ok
-    };
-    match term.get_type() {
-        TermType::List => {
-            let mut cell = term;
-            while let Ok((head, tail)) = cell.list_get_cell() {
-                if !take(budget) || !within(head, budget, depth + 1) {
-                    return false;
-                }
-                cell = tail;
-            }
-            true
-        }
-        TermType::Tuple => rustler::types::tuple::get_tuple(term).map_or(true, |items| {
-            items
-                .into_iter()
-                .all(|item| take(budget) && within(item, budget, depth + 1))
-        }),
-        TermType::Map => match rustler::MapIterator::new(term) {
-            Some(mut entries) => entries.all(|(key, value)| {
-                take(budget) && within(key, budget, depth + 1) && within(value, budget, depth + 1)
-            }),
-            None => true,
-        },
-        _ => true,
-    }
+    cells_within(term, DEPOSIT_CELLS, DEPOSIT_DEPTH).is_some()
 }
 
 /// What the caller's poll found.

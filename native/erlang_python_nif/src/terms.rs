@@ -4,7 +4,8 @@
 //!   environment, kept as long as a Rust value (a registered callback
 //!   target, an `erlang.Term` in Python);
 //! * [`elixir_struct`]: `%Module{...}` maps (errors, handles, sets);
-//! * [`describe`]: Erlang's printed form of a term, for Python reprs.
+//! * [`describe`]: Erlang's printed form of a term, for Python reprs;
+//! * [`cells_within`]: how many cells a term holds, when within a budget.
 
 use rustler::env::SavedTerm;
 use rustler::{Env, OwnedEnv, Term};
@@ -63,4 +64,60 @@ pub(crate) fn elixir_struct<'a>(
 pub(crate) fn describe(make: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) -> String {
     let env = OwnedEnv::new();
     env.run(|env| format!("{:?}", make(env)))
+}
+
+/// How many term cells `term` holds (list cells, tuple elements, map
+/// entries, at every level) when that is at most `budget` and it nests no
+/// deeper than `max_depth`; `None` otherwise. Stops walking as soon as
+/// either bound is passed, so it is cheap either way. What a "small" term
+/// is for copying on a scheduler (`runtime::inline_cells`) and for a reply
+/// left in its job (`polled_reply`).
+pub(crate) fn cells_within(term: Term<'_>, budget: usize, max_depth: usize) -> Option<usize> {
+    let mut left = budget;
+    walk_within(term, &mut left, 0, max_depth).then(|| budget - left)
+}
+
+fn walk_within(term: Term<'_>, budget: &mut usize, depth: usize, max_depth: usize) -> bool {
+    use rustler::TermType;
+    if depth > max_depth {
+        return false;
+    }
+    match term.get_type() {
+        TermType::List => {
+            let mut cell = term;
+            while let Ok((head, tail)) = cell.list_get_cell() {
+                if *budget == 0 || !walk_within(head, budget, depth + 1, max_depth) {
+                    return false;
+                }
+                *budget -= 1;
+                cell = tail;
+            }
+            true
+        }
+        TermType::Tuple => match rustler::types::tuple::get_tuple(term) {
+            Ok(items) => items.into_iter().all(|item| {
+                if *budget == 0 {
+                    return false;
+                }
+                *budget -= 1;
+                walk_within(item, budget, depth + 1, max_depth)
+            }),
+            Err(_) => true,
+        },
+        TermType::Map => {
+            let size = term.map_size().unwrap_or(0);
+            if size > *budget {
+                return false;
+            }
+            *budget -= size;
+            match rustler::MapIterator::new(term) {
+                Some(mut entries) => entries.all(|(key, value)| {
+                    walk_within(key, budget, depth + 1, max_depth)
+                        && walk_within(value, budget, depth + 1, max_depth)
+                }),
+                None => true,
+            }
+        }
+        _ => true,
+    }
 }
