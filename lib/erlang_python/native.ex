@@ -79,8 +79,6 @@ defmodule ErlangPython.Native do
   @doc false
   def queue_length, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
-  def replies_soon, do: :erlang.nif_error(:nif_not_loaded)
-  @doc false
   def pool_stats, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def workers, do: :erlang.nif_error(:nif_not_loaded)

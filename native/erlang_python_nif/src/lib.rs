@@ -163,7 +163,7 @@ fn submit_polled<'a>(env: Env<'a>, reference: Term<'a>, op: Term<'a>) -> Term<'a
 }
 
 /// `submit/2` for `ErlangPython.Runtime.request/2`: while the workers spin
-/// (`replies_soon/0`) the request is queued as by `submit_polled/2` and
+/// (`runtime::replies_soon`) the request is queued as by `submit_polled/2` and
 /// `{:poll, handle}` is returned; otherwise as by `submit/2` (a plain
 /// handle). Deciding here costs one atomic load, and a caller that will not
 /// poll makes no other NIF call than a plain one would.
@@ -283,14 +283,6 @@ fn set_max_queue(limit: usize) -> bool {
 #[rustler::nif]
 fn queue_length() -> usize {
     runtime::queue_length()
-}
-
-/// Whether a reply is likely within microseconds (the workers spin: a core
-/// free, requests arriving quickly): callers then yield a few times
-/// before they wait in `receive`.
-#[rustler::nif]
-fn replies_soon() -> bool {
-    runtime::replies_soon()
 }
 
 /// The pool's queue lengths and busy time (`ErlangPython.pool_stats/0`),
