@@ -26,6 +26,7 @@
 //! |       | [`shm_ring`]      | shared-memory rings with futex doorbells         |
 //! |       | [`thread_priority`] | how threads that run Python are scheduled      |
 //! |       | [`type_slots`]    | what a Python object's type slots say of it     |
+//! |       | [`name_hasher`]   | the name caches' cheap hasher                    |
 //! | 1     | [`terms`]         | terms owned by Rust, Elixir struct shapes        |
 //! |       | [`fd`]            | descriptors handed over, watched by the VM       |
 //! |       | [`fd_watch`]      | descriptor readiness as messages (event queues)  |
@@ -84,6 +85,7 @@ mod job;
 mod kept_reply;
 mod memory;
 mod messaging;
+mod name_hasher;
 mod ops;
 mod own_gil;
 mod panics;

@@ -36,6 +36,10 @@ mod shm_ring;
 #[path = "../src/runtime/wait_strategy.rs"]
 mod wait_strategy;
 
+// The name cache's hasher, the NIF's own (`ops::cache`).
+#[path = "../src/name_hasher.rs"]
+mod name_hasher;
+
 // Reading a type's slots, as the NIF does (`awaitable`).
 #[path = "../src/type_slots.rs"]
 mod type_slots;

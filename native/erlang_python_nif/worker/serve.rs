@@ -9,7 +9,7 @@
 //! reading the port with the main thread (`inbox`).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -20,6 +20,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::etf::{Reader, Writer, VERSION};
 use crate::inbox::{self, Next};
+use crate::name_hasher::NameHasher;
 use crate::native_module::CallbackError;
 use crate::protocol::{self, Frame, Incoming};
 use crate::type_slots::is_awaitable;
@@ -303,32 +304,7 @@ fn name<'py>(py: Python<'py>, r: &mut Reader<'_>, what: &str) -> PyResult<Bound<
 /// Names seen in requests, by their external-format bytes.
 static NAMES: Mutex<Option<Names>> = Mutex::new(None);
 
-type Names = HashMap<Vec<u8>, Py<PyString>, BuildHasherDefault<Fnv>>;
-
-/// FNV-1a, for [`NAMES`]: its keys are a few bytes, looked up twice a
-/// request, and SipHash cost more than the rest of the look-up (callgrind);
-/// its resistance to chosen keys buys nothing for a bounded cache the VM's
-/// own requests fill.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &byte in bytes {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-}
+type Names = HashMap<Vec<u8>, Py<PyString>, BuildHasherDefault<NameHasher>>;
 
 /// Names kept at most: requests usually name a few functions; one that
 /// names thousands (generated names) decodes those past the limit anew.

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -19,6 +19,7 @@ use rustler::Term;
 
 use super::inputs::name_text;
 use crate::errors::Failure;
+use crate::name_hasher::NameHasher;
 
 /// Compiled code objects kept per source text; cleared when full.
 const CODE_CACHE_LIMIT: usize = 1024;
@@ -122,31 +123,7 @@ const ATOM_NAME_LIMIT: usize = 4096;
 /// call.
 #[derive(Default)]
 pub(super) struct NameCache {
-    atom_names:
-        RefCell<HashMap<rustler::sys::ErlNifTerm, Name, BuildHasherDefault<AtomWordHasher>>>,
-}
-
-/// Hashes an atom's term word (the only key written): a multiply by an odd
-/// constant spreads its atom-table index over the high bits, and `finish`
-/// folds them down (the table picks a bucket by the low bits, which the
-/// term's constant tag bits would otherwise decide).
-#[derive(Default)]
-pub(super) struct AtomWordHasher(u64);
-
-impl Hasher for AtomWordHasher {
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_usize(&mut self, word: usize) {
-        self.0 = (self.0 ^ word as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
+    atom_names: RefCell<HashMap<rustler::sys::ErlNifTerm, Name, BuildHasherDefault<NameHasher>>>,
 }
 
 impl NameCache {
