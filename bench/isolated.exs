@@ -114,7 +114,9 @@ end
 # "parked" ones slept on the futex (no spin at all: "slow" recent arrivals,
 # "busy" other work kept the waiting thread off a core: see
 # native/erlang_python_nif/src/runtime/core_signal.rs); "wakes" are futex
-# wake system calls by the writer (data) and the reader (space). CPU is each
+# wake system calls by the writer (data) and the reader (space); "arrival"
+# is how long into a wait the writer published (its own stamp), the rest
+# of the wait is the parked reader's wake-up. CPU is each
 # OS process's own, per call. The direct calls' line says whether callers
 # polled for their replies, and if not for whose lack of a core.
 defmodule IsolatedBench.Hops do
@@ -199,6 +201,7 @@ defmodule IsolatedBench.Hops do
       "caught #{per.(a.caught_spinning, b.caught_spinning)} parked #{per.(a.parked, b.parked)}" <>
         " (slow #{per.(a.no_spin_slow, b.no_spin_slow)} busy #{per.(a.no_spin_busy, b.no_spin_busy)})" <>
         " wait #{Float.round((b.wait_ns - a.wait_ns) / max(waits, 1) / 1000, 2)} us" <>
+        " (arrival #{Float.round((b.arrival_ns - a.arrival_ns) / max(waits, 1) / 1000, 2)} us)" <>
         " data wakes #{per.(a.data_wakes, b.data_wakes)} space wakes #{per.(a.space_wakes, b.space_wakes)}"
     end
 

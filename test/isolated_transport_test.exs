@@ -326,4 +326,23 @@ defmodule ErlangPython.IsolatedTransportTest do
       refute_received {_ref, _}
     end
   end
+
+  test "a ring counts how far into each wait the writer published what ended it" do
+    ctx = start!([])
+    assert {:ok, 1} = ErlangPython.call(:operator, :add, [0, 1], context: ctx)
+    before = Isolated.channel_stats(ctx).to_worker
+
+    # The worker waits through each pause for the next request.
+    for n <- 1..3 do
+      Process.sleep(20)
+      assert {:ok, n + 1} == ErlangPython.call(:operator, :add, [n, 1], context: ctx)
+    end
+
+    later = Isolated.channel_stats(ctx).to_worker
+    waited = later.wait_ns - before.wait_ns
+    arrival = later.arrival_ns - before.arrival_ns
+    # Part of each wait, by the VM's stamp: the rest was the worker's wake-up.
+    assert arrival > 0
+    assert arrival <= waited
+  end
 end

@@ -126,7 +126,8 @@ defmodule ErlangPython.Isolated do
     :no_spin_busy,
     :wait_ns,
     :data_wakes,
-    :space_wakes
+    :space_wakes,
+    :arrival_ns
   ]
 
   @doc """
@@ -138,7 +139,9 @@ defmodule ErlangPython.Isolated do
   those, how many did not spin at all: `:no_spin_slow`, recent frames came
   late; `:no_spin_busy`, no core was free), nanoseconds waited, and wake-up
   system calls made by the writer (`:data_wakes`) and by the reader
-  (`:space_wakes`). `:direct_calls` counts direct calls, `:direct_polled`
+  (`:space_wakes`). `:arrival_ns` is the part of `:wait_ns` until the
+  writer published what ended each wait (by its clock): the rest is what
+  waking the parked reader took. `:direct_calls` counts direct calls, `:direct_polled`
   those whose callers polled the ring for their replies (briefly, on their
   schedulers), `:direct_taken` those whose callers took their replies that
   way, and `:direct_reply_ns` the nanoseconds from the requests of the
@@ -157,8 +160,9 @@ defmodule ErlangPython.Isolated do
         nil
 
       channel ->
-        {to_worker, rest} = channel |> Native.isolated_channel_stats() |> Enum.split(8)
-        {to_vm, direct} = Enum.split(rest, 8)
+        fields = length(@ring_fields)
+        {to_worker, rest} = channel |> Native.isolated_channel_stats() |> Enum.split(fields)
+        {to_vm, direct} = Enum.split(rest, fields)
         [calls, reply_ns, taken, polled, caller_busy, worker_busy, samples, busy, slow] = direct
 
         %{

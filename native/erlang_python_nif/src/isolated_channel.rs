@@ -524,15 +524,16 @@ fn isolated_channel_call<'a>(
         },
     );
     inner.direct_calls.fetch_add(1, Ordering::Relaxed);
-    let spin = match gate.polling {
-        Polling::Always => FORCED_MAX_SPIN,
-        Polling::Never => Duration::ZERO,
+    let limits = match gate.polling {
+        Polling::Always => Some(FORCED_LIMITS),
+        Polling::Never => None,
         Polling::Adaptive => adaptive_poll(inner, &mut gate),
     };
     // Before the request is visible: the worker must see the poll when it
     // writes the reply.
-    let poll = (!spin.is_zero()).then(|| ReplyPoll::begin(inner));
+    let poll = limits.map(|limits| (ReplyPoll::begin(inner), limits));
     let sent = writer.send(&inner.mapping, &slices);
+    let request_end = writer.position();
     drop(outbox);
     drop(gate);
     if let Err(error) = sent {
@@ -540,8 +541,8 @@ fn isolated_channel_call<'a>(
         lock(&inner.gate).pending.remove(&id);
         return failed(env, inner, &error);
     }
-    if let Some(poll) = poll {
-        if let Some((frame, gap)) = poll_reply(poll, id, spin) {
+    if let Some((poll, limits)) = poll {
+        if let Some((frame, gap)) = poll_reply(poll, id, request_end, limits) {
             if take_pending(env, inner, id, gap).is_some() {
                 return (atoms::reply(), frame.release(env)).encode(env);
             }
@@ -554,7 +555,7 @@ fn isolated_channel_call<'a>(
 
 /// How long a direct caller polls for its reply by default
 /// ([`choose_poll`]), counting why when it does not.
-fn adaptive_poll(inner: &Inner, gate: &mut Gate) -> Duration {
+fn adaptive_poll(inner: &Inner, gate: &mut Gate) -> Option<PollLimits> {
     let worker_lacks_core = || inner.mapping.reader_lacks_core(shm_ring::TO_WORKER);
     let counter = match choose_poll(
         &mut gate.replies,
@@ -562,20 +563,20 @@ fn adaptive_poll(inner: &Inner, gate: &mut Gate) -> Duration {
         cores_free,
         worker_lacks_core,
     ) {
-        PollChoice::Poll(spin) => return spin,
+        PollChoice::Poll(limits) => return Some(limits),
         PollChoice::SlowReplies => &inner.unpolled_slow,
         PollChoice::CallerBusy => &inner.unpolled_caller_busy,
         PollChoice::WorkerBusy => &inner.unpolled_worker_busy,
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    Duration::ZERO
+    None
 }
 
 /// Whether a direct caller polls for its reply by default, and why not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PollChoice {
-    /// Poll for at most this long.
-    Poll(Duration),
+    /// Poll within these limits.
+    Poll(PollLimits),
     /// Recent polls found their replies late, or missed them.
     SlowReplies,
     /// Other work keeps the caller's thread off a core.
@@ -590,16 +591,18 @@ enum PollChoice {
 /// polling back), and only when its thread has a core (`caller_free`,
 /// asked at most once) and the worker last reported one too.
 ///
-/// It polls for [`CALLER_MAX_SPIN`], not the budget's twice-the-typical
-/// reply: the alternative, waiting in `receive`, often leaves the
-/// scheduler busy-waiting for work anyway, and a reply that comes just after a
-/// shorter poll costs a whole reader-thread hop (and counted as a miss,
-/// it stopped the next poll). A parked worker process answers in 10-25
-/// us: polling only below the wanted spin kept both sides parked for good,
-/// because the worker parks when requests come slowly and requests come
-/// slowly when no caller polls; a caught poll sends the next request at
-/// once, the worker catches it spinning, and replies fall to a few
-/// microseconds. A poll that runs out counts as twice its length.
+/// It polls within [`ADAPTIVE_LIMITS`], not for the budget's
+/// twice-the-typical reply: the alternative, waiting in `receive`, often
+/// leaves the scheduler busy-waiting for work anyway, and a reply that
+/// comes just after a shorter poll costs a whole reader-thread hop (and
+/// counted as a miss, it stopped the next poll). The budget learns the
+/// worker's service time only (from its taking the request to its reply),
+/// never the wake-up of a parked worker, which [`TAKE_MAX_SPIN`] covers:
+/// polling only when the whole reply came quickly kept both sides parked
+/// for good, because the worker parks when requests come slowly and
+/// requests come slowly when no caller polls; a caught poll sends the
+/// next request at once, the worker catches it spinning, and replies fall
+/// to a few microseconds. A poll that runs out counts as twice its length.
 fn choose_poll(
     replies: &mut SpinBudget,
     unpolled: &mut u32,
@@ -623,7 +626,7 @@ fn choose_poll(
     if worker_lacks_core() {
         return PollChoice::WorkerBusy;
     }
-    PollChoice::Poll(CALLER_MAX_SPIN)
+    PollChoice::Poll(ADAPTIVE_LIMITS)
 }
 
 /// A caller's poll of the reply ring: while it lasts the worker does not
@@ -648,34 +651,88 @@ impl Drop for ReplyPoll<'_> {
     }
 }
 
-/// The longest a direct caller polls for its reply, on its scheduler. A
-/// scheduler whose process waits in `receive` for the reply spins anyway
-/// when it goes idle (the VM's scheduler busy wait) and must then be woken
-/// by the reader thread; polling here, as briefly, takes the reply with no
-/// thread woken on either side. Kept well under the VM's 1 ms NIF budget,
-/// and only when recent replies came this quickly and a core is free.
+/// How long a direct caller polls, on its scheduler: first for the worker
+/// to take its request (`take`), then for the reply (`reply`, from the
+/// moment the caller saw the request taken).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PollLimits {
+    take: Duration,
+    reply: Duration,
+}
+
+impl PollLimits {
+    /// Whether a poll that began `polled` ago is over: the worker has not
+    /// taken the request within `take`, or took it (`since_taken` ago)
+    /// and has not replied within `reply`.
+    fn exceeded(self, polled: Duration, since_taken: Option<Duration>) -> bool {
+        match since_taken {
+            None => polled >= self.take,
+            Some(since) => since >= self.reply,
+        }
+    }
+}
+
+/// The longest a direct caller polls for its reply once the worker took
+/// its request. A scheduler whose process waits in `receive` for the
+/// reply spins anyway when it goes idle (the VM's scheduler busy wait) and
+/// must then be woken by the reader thread; polling here, as briefly,
+/// takes the reply with no thread woken on either side. Kept well under
+/// the VM's 1 ms NIF budget, and only when recent replies came this
+/// quickly and a core is free.
 const CALLER_MAX_SPIN: Duration = Duration::from_micros(20);
 
+/// The longest a direct caller polls for the worker to take its request. A
+/// spinning worker takes it at once; a parked one must be woken first,
+/// which on a virtual machine whose other vCPU is idle costs 40-70 us (a
+/// halted vCPU is woken by the host; a C pipe ping-pong, two wake-ups,
+/// measured p50 87 us, p90 143 us). A caller that gave up sooner waited
+/// for the reader thread's message, another such wake-up, and its next
+/// request came too late for the worker to spin for it: both sides parked
+/// on every call. Polling through the wake-up, the next request follows
+/// the reply within microseconds, the worker (whose gaps are stamped by
+/// the writer, see `shm_ring`) catches it spinning, and the calls after
+/// it wake nobody. Under the VM's 1 ms NIF budget with [`CALLER_MAX_SPIN`].
+const TAKE_MAX_SPIN: Duration = Duration::from_micros(200);
+
+/// The limits of a default poll ([`Polling::Adaptive`]).
+const ADAPTIVE_LIMITS: PollLimits = PollLimits {
+    take: TAKE_MAX_SPIN,
+    reply: CALLER_MAX_SPIN,
+};
+
 /// How long a caller polls when polling is forced on
-/// ([`Polling::Always`], set only by tests and benchmarks). Longer than
-/// [`CALLER_MAX_SPIN`]: on a loaded machine a parked worker process can
-/// take more than 20 us to answer every time (2,001 calls in a row in a
-/// Debian 13 CI run), which left the polling path untried. Still under the
-/// VM's 1 ms NIF budget; a reply that comes in microseconds ends the poll
-/// as early as ever, so the benchmark's forced row measures the same.
-const FORCED_MAX_SPIN: Duration = Duration::from_micros(900);
+/// ([`Polling::Always`], set only by tests and benchmarks), for each of
+/// the two waits. Longer than [`ADAPTIVE_LIMITS`]: on a loaded machine a
+/// parked worker process can take more than 20 us to answer every time
+/// (2,001 calls in a row in a Debian 13 CI run), which left the polling
+/// path untried. Still near the VM's 1 ms NIF budget; a reply that comes
+/// in microseconds ends the poll as early as ever, so the benchmark's
+/// forced row measures the same.
+const FORCED_MAX_SPIN: Duration = Duration::from_micros(450);
+
+const FORCED_LIMITS: PollLimits = PollLimits {
+    take: FORCED_MAX_SPIN,
+    reply: FORCED_MAX_SPIN,
+};
 
 /// How often a direct call polls although recent replies came too slowly:
-/// a probe of at most [`CALLER_MAX_SPIN`] every so many calls, whose
-/// caught replies bring polling back when the worker answers quickly again.
+/// a probe within [`ADAPTIVE_LIMITS`] every so many calls, whose caught
+/// replies bring polling back when the worker answers quickly again.
 const PROBE_EVERY: u32 = 16;
 
-/// Polls the reply ring for direct call `id`'s reply for at most `spin`:
-/// the frame when it came (consumed) and how long the poll took, None
-/// when time ran out, the worker's
-/// ring is busy with a large frame, someone else's frame comes first, or
-/// the channel closed (the reader thread delivers then, as without a poll).
-fn poll_reply(poll: ReplyPoll<'_>, id: u64, spin: Duration) -> Option<(OwnedBinary, Duration)> {
+/// Polls the reply ring for direct call `id`'s reply (its request ends at
+/// `request_end` in the request ring) within `limits`: the frame when it
+/// came (consumed) and the worker's service time as the poll saw it (from
+/// its taking the request to the reply), None when time ran out, the
+/// worker's ring is busy with a large frame, someone else's frame comes
+/// first, or the channel closed (the reader thread delivers then, as
+/// without a poll).
+fn poll_reply(
+    poll: ReplyPoll<'_>,
+    id: u64,
+    request_end: u64,
+    limits: PollLimits,
+) -> Option<(OwnedBinary, Duration)> {
     let inner = poll.inner;
     let began = Instant::now();
     // The reader thread holds `rx` only while it reads a frame: then the
@@ -684,30 +741,47 @@ fn poll_reply(poll: ReplyPoll<'_>, id: u64, spin: Duration) -> Option<(OwnedBina
         return None;
     };
     let wanted = |head: &[u8]| direct_reply_id(head) == Some(id);
-    let frame = spin_until(began, spin, || {
+    // When this poll saw the worker take the request.
+    let mut taken: Option<Instant> = None;
+    let mut polls: u32 = 0;
+    let frame = spin_until(began, limits.take + limits.reply, || {
         match rx.take_if(&inner.mapping, MAX_FRAME, REPLY_HEAD, wanted, try_binary) {
-            Ok(shm_ring::Taken::Frame(frame)) => Some(Some(frame)),
-            Ok(shm_ring::Taken::Nothing) if inner.mapping.is_closed() => Some(None),
-            Ok(shm_ring::Taken::Nothing) => None,
-            Ok(shm_ring::Taken::Other) | Err(_) => Some(None),
+            Ok(shm_ring::Taken::Frame(frame)) => return Some(Some(frame)),
+            Ok(shm_ring::Taken::Nothing) if inner.mapping.is_closed() => return Some(None),
+            Ok(shm_ring::Taken::Nothing) => {}
+            Ok(shm_ring::Taken::Other) | Err(_) => return Some(None),
         }
+        if taken.is_none() && inner.mapping.read_past(shm_ring::TO_WORKER, request_end) {
+            taken = Some(Instant::now());
+        }
+        // The clock, every 64 polls (as spin_until reads it).
+        polls = polls.wrapping_add(1);
+        if !polls.is_multiple_of(64) {
+            return None;
+        }
+        limits
+            .exceeded(began.elapsed(), taken.map(|at| at.elapsed()))
+            .then_some(None)
     })
     .flatten();
     inner.rx_position.store(rx.position(), Ordering::Release);
     // The poll ends at the position just stored, with `rx` still held.
     drop(poll);
     drop(rx);
-    let took = began.elapsed();
+    // A reply found before the take was seen: the worker was that quick.
+    let service = taken.unwrap_or(began).elapsed();
     match frame {
         // Recorded with the call's end (`take_pending`).
         Some(frame) => {
             inner.direct_taken.fetch_add(1, Ordering::Relaxed);
             // The clock is read every 64 polls: a catch may read a little
-            // past the spin.
-            Some((frame, took.min(spin)))
+            // past the limit.
+            Some((frame, service.min(limits.reply)))
         }
         None => {
-            lock(&inner.gate).replies.record(2 * took);
+            // Not taken within the limit, the worker is worse off than
+            // parked (no core, or stopped): a miss all the same.
+            lock(&inner.gate).replies.record(2 * service);
             None
         }
     }
@@ -870,6 +944,7 @@ fn isolated_channel_stats(channel: ResourceArc<Channel>) -> Vec<u64> {
             s.wait_ns,
             s.data_wakes,
             s.space_wakes,
+            s.arrival_ns,
         ]);
     }
     figures.push(inner.direct_calls.load(Ordering::Relaxed));
@@ -935,7 +1010,7 @@ mod tests {
         let mut replies = quick(3 * US);
         let mut unpolled = 0;
         let choice = choose_poll(&mut replies, &mut unpolled, || true, || false);
-        assert_eq!(choice, PollChoice::Poll(CALLER_MAX_SPIN));
+        assert_eq!(choice, PollChoice::Poll(ADAPTIVE_LIMITS));
     }
 
     #[test]
@@ -980,7 +1055,7 @@ mod tests {
             choices.push(choice);
         }
         let probes: Vec<usize> = (0..choices.len())
-            .filter(|&i| choices[i] == PollChoice::Poll(CALLER_MAX_SPIN))
+            .filter(|&i| choices[i] == PollChoice::Poll(ADAPTIVE_LIMITS))
             .collect();
         assert_eq!(
             probes,
@@ -993,16 +1068,36 @@ mod tests {
     }
 
     #[test]
+    fn a_poll_waits_out_a_parked_workers_wake_up_but_not_a_slow_reply() {
+        let limits = ADAPTIVE_LIMITS;
+        // A spinning worker takes the request at once: 20 us for the reply.
+        assert!(!limits.exceeded(15 * US, Some(15 * US)));
+        assert!(limits.exceeded(21 * US, Some(21 * US)));
+        // A parked worker took it after a 150 us wake-up: the poll goes on
+        // for the reply, 20 us from then.
+        assert!(!limits.exceeded(150 * US, None));
+        assert!(!limits.exceeded(160 * US, Some(10 * US)));
+        assert!(limits.exceeded(171 * US, Some(21 * US)));
+        // Never taken: the poll ends at the take limit.
+        assert!(limits.exceeded(TAKE_MAX_SPIN, None));
+        // The whole poll stays under the VM's 1 ms budget for a NIF, forced
+        // or not.
+        for limits in [ADAPTIVE_LIMITS, FORCED_LIMITS] {
+            assert!(limits.take + limits.reply < Duration::from_millis(1));
+        }
+    }
+
+    #[test]
     fn a_reply_caught_within_the_cap_is_not_a_miss() {
         // Replies near 8 us: the budget's own spin would be 2 x 8 + 1 us.
         let mut replies = quick(8 * US);
         let mut unpolled = 0;
         let poll = choose_poll(&mut replies, &mut unpolled, || true, || false);
-        assert_eq!(poll, PollChoice::Poll(CALLER_MAX_SPIN));
+        assert_eq!(poll, PollChoice::Poll(ADAPTIVE_LIMITS));
         // A reply caught at 19 us, within the poll: the next call polls.
         replies.record(19 * US);
         let next = choose_poll(&mut replies, &mut unpolled, || true, || false);
-        assert_eq!(next, PollChoice::Poll(CALLER_MAX_SPIN));
+        assert_eq!(next, PollChoice::Poll(ADAPTIVE_LIMITS));
         // A poll that ran out (counted twice its length) is a miss: the
         // next call does not poll.
         replies.record(2 * CALLER_MAX_SPIN);

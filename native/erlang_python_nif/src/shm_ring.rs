@@ -21,7 +21,7 @@
 use std::ffi::CString;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 // The runtime's spin-or-park decision (recent arrival gaps, free cores): the
 // NIF mounts `runtime/wait_strategy.rs` at its root, and so does the worker.
@@ -36,7 +36,7 @@ pub const TO_VM: usize = 1;
 /// small enough that an idle context holds little memory.
 pub const CAPACITY: usize = 8 << 20;
 
-const MAGIC: u64 = u64::from_le_bytes(*b"EPYRING2");
+const MAGIC: u64 = u64::from_le_bytes(*b"EPYRING3");
 const HEADER: usize = 4096;
 
 #[repr(C)]
@@ -61,7 +61,14 @@ struct RingHeader {
     /// VM's callers poll for a reply only while the worker has a core. The
     /// worker may lie here; it can only make callers poll (briefly) or not.
     reader_lacks_core: AtomicU32,
-    _pad2: [u8; 48],
+    /// When the writer last published ([`now_ns`], `CLOCK_MONOTONIC`,
+    /// one clock for both processes): a waiter that parked measures the
+    /// gap to its frame's arrival from here, not from its own wake-up,
+    /// which on a virtual machine can cost more than the gap itself (see
+    /// [`Mapping::wait_beyond`]). The writer may lie here; it can only
+    /// make the reader spin (briefly) or not.
+    published_ns: AtomicU64,
+    _pad2: [u8; 40],
     /// Bumped by the reader after `read` moves: the writer's doorbell.
     space_seq: AtomicU32,
     /// Non-zero while the writer sleeps (or is about to) on `space_seq`.
@@ -90,6 +97,9 @@ struct RingCounters {
     data_wakes: AtomicU64,
     /// Wake-ups of the writer, waiting for room, by the reader.
     space_wakes: AtomicU64,
+    /// Nanoseconds from the start of waits to the writer's publishing what
+    /// ended them (its stamp): `wait_ns` less this is what waking took.
+    arrival_ns: AtomicU64,
 }
 
 /// [`RingCounters`] read at one moment.
@@ -103,6 +113,7 @@ pub struct RingStats {
     pub wait_ns: u64,
     pub data_wakes: u64,
     pub space_wakes: u64,
+    pub arrival_ns: u64,
 }
 
 fn count(counter: &AtomicU64, n: u64) {
@@ -272,6 +283,7 @@ impl Mapping {
             wait_ns: get(&c.wait_ns),
             data_wakes: get(&c.data_wakes),
             space_wakes: get(&c.space_wakes),
+            arrival_ns: get(&c.arrival_ns),
         }
     }
 
@@ -302,6 +314,12 @@ impl Mapping {
     /// frames have been coming quickly, a core is free and no caller polls
     /// the ring itself (a futex sleep and wake-up cost more than a whole
     /// round trip), then sleeps on the doorbell.
+    ///
+    /// The gap `budget` learns from is the time to the frame's arrival as
+    /// the writer stamped it (`published_ns`), not to this thread's
+    /// wake-up: waking a parked thread on an idle virtual CPU costs 40-70
+    /// us, more than the spin limit, so gaps that counted it kept a waiter
+    /// that once parked parking for good, however quickly frames came.
     pub fn wait_beyond(
         &self,
         which: usize,
@@ -319,6 +337,7 @@ impl Mapping {
             Ok(available > 0)
         };
         let began = Instant::now();
+        let began_ns = now_ns();
         let polled = || ring.data_polled.load(Ordering::Relaxed) != 0;
         let has_core = cores_free();
         // Stored only on a change: the writer reads this line on every frame.
@@ -361,6 +380,7 @@ impl Mapping {
                 budget.record(gap);
                 count(&counters.caught_spinning, 1);
                 count(&counters.wait_ns, gap.as_nanos() as u64);
+                count(&counters.arrival_ns, gap.as_nanos() as u64);
                 return Ok(());
             }
             Some(Spun::Failed(error)) => return Err(error),
@@ -387,9 +407,15 @@ impl Mapping {
                 },
             }
         };
-        count(&counters.wait_ns, began.elapsed().as_nanos() as u64);
+        let waited = began.elapsed();
+        count(&counters.wait_ns, waited.as_nanos() as u64);
         if result.is_ok() {
-            budget.record(began.elapsed());
+            // `ready()` saw the writer's `write` (Acquire), stored after
+            // its stamp: this stamp is that frame's or a later one.
+            let stamp = ring.published_ns.load(Ordering::Relaxed);
+            let arrival = arrival_gap(began_ns, stamp, waited);
+            count(&counters.arrival_ns, arrival.as_nanos() as u64);
+            budget.record(arrival);
         }
         result
     }
@@ -398,6 +424,14 @@ impl Mapping {
     /// thread off a core (it says so as it starts each wait).
     pub fn reader_lacks_core(&self, which: usize) -> bool {
         self.ring(which).reader_lacks_core.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether ring `which`'s reader has read past `position` (a writer's
+    /// [`Writer::position`]): it took the frame that ends there. As the
+    /// reader claims; for timing a poll only.
+    pub fn read_past(&self, which: usize, position: u64) -> bool {
+        let read = self.ring(which).read.load(Ordering::Acquire);
+        read.wrapping_sub(position) < 1 << 63
     }
 
     /// A caller of the VM is about to poll ring `which` for its reply (it
@@ -471,6 +505,29 @@ fn map(fd: libc::c_int, len: usize) -> std::io::Result<NonNull<u8>> {
     NonNull::new(ptr as *mut u8).ok_or_else(|| std::io::Error::other("mmap returned NULL"))
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock both processes stamp with
+/// (`Instant` has no value another process could compare).
+pub fn now_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own; CLOCK_MONOTONIC
+    // always exists on Linux (a vDSO call, no system call).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(now.tv_nsec as u64)
+}
+
+/// When, after a wait that began at `began_ns` and lasted `waited`, the
+/// frame that ended it arrived, by the writer's `stamp`: between the two,
+/// whatever the writer claims (a stamp from before the wait, as when a
+/// frame came while the reader was deciding, is an arrival at once).
+fn arrival_gap(began_ns: u64, stamp: u64, waited: Duration) -> Duration {
+    Duration::from_nanos(stamp.saturating_sub(began_ns)).min(waited)
+}
+
 /// How long one futex wait lasts before the closed flag is looked at again:
 /// a safety net only, every close wakes waiters at once.
 const WAIT_NS: i64 = 200_000_000;
@@ -519,6 +576,11 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// Where this writer is: bytes published since the start.
+    pub fn position(&self) -> u64 {
+        self.published
+    }
+
     /// Free bytes now, checked against what the reader claims to have read.
     fn free(&self, m: &Mapping) -> Result<usize, Error> {
         let read = m.ring(self.which).read.load(Ordering::Acquire);
@@ -555,6 +617,9 @@ impl Writer {
             return;
         }
         let ring = m.ring(self.which);
+        // Before `write` (Release): a reader that sees the bytes sees this
+        // stamp or a later one.
+        ring.published_ns.store(now_ns(), Ordering::Relaxed);
         ring.write.store(self.local, Ordering::Release);
         self.published = self.local;
         // SeqCst against the reader's SeqCst increment of `data_sleepers`:
@@ -866,6 +931,50 @@ mod tests {
             Ok(Taken::Other)
         ));
         assert_eq!(r.recv(&vm, 100, alloc).unwrap(), b"other");
+    }
+
+    #[test]
+    fn a_parked_reader_counts_the_gap_to_the_writers_stamp_not_its_wake_up() {
+        let p = path("stamp");
+        let vm = std::sync::Arc::new(Mapping::create(&p, 4096).unwrap());
+        let worker = Mapping::open(&p).unwrap();
+        let reading = {
+            let vm = vm.clone();
+            std::thread::spawn(move || {
+                let mut r = vm.reader(TO_VM);
+                r.recv(&vm, 100, |n| Some(vec![0u8; n])).unwrap()
+            })
+        };
+        // Once the reader sleeps on the doorbell, the frame comes 20 ms later.
+        while worker.ring(TO_VM).data_sleepers.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let sent_ns = now_ns();
+        worker.writer(TO_VM).send(&worker, &[b"late"]).unwrap();
+        assert_eq!(reading.join().unwrap(), b"late");
+        let stats = vm.stats(TO_VM);
+        assert_eq!(stats.parked, 1);
+        let stamp = worker.ring(TO_VM).published_ns.load(Ordering::Relaxed);
+        assert!(stamp >= sent_ns, "the writer stamps as it publishes");
+        // The wait began before the 20 ms; it ended at the reader's wake-up,
+        // after the stamp: the gap counted lies between.
+        assert!(stats.arrival_ns >= 20_000_000, "{stats:?}");
+        assert!(stats.arrival_ns <= stats.wait_ns, "{stats:?}");
+    }
+
+    #[test]
+    fn an_arrival_is_the_writers_stamp_within_the_wait() {
+        let waited = Duration::from_micros(80);
+        // Stamped 5 us into a wait whose wake-up ended it at 80 us.
+        assert_eq!(
+            arrival_gap(1_000_000, 1_005_000, waited),
+            Duration::from_micros(5)
+        );
+        // Published while the reader decided to wait: at once.
+        assert_eq!(arrival_gap(1_000_000, 999_000, waited), Duration::ZERO);
+        // A stamp past the wait's end is a lie: the wait's length.
+        assert_eq!(arrival_gap(1_000_000, 9_000_000, waited), waited);
     }
 
     #[test]
