@@ -147,8 +147,13 @@ pub(crate) fn release_in(op: Term<'_>) {
     within(op, 0);
 }
 
+/// Keeps `words`' memory for the next list to pack, when it is worth
+/// keeping: a vector that never held a packed list (the empty one a
+/// resource gives back once its words were taken) would take a slot that a
+/// full-sized one needs, and the next list would grow a fresh vector from
+/// nothing, faulting in every page again.
 fn recycle(mut words: Vec<u64>) {
-    if words.capacity() <= SPARE_WORDS {
+    if (PACK_FROM..=SPARE_WORDS).contains(&words.capacity()) {
         words.clear();
         let _ = spares().0.try_send(words);
     }
