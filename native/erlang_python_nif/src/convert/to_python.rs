@@ -35,7 +35,7 @@ fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
         }
         TermType::Atom => Ok(atom_to_py(py, term)),
         TermType::Binary => match Binary::from_term(term) {
-            Ok(bin) => Ok(binary_to_py(py, bin.as_slice())),
+            Ok(bin) => binary_to_py(py, bin.as_slice()),
             // A bitstring whose size is not a whole number of bytes.
             Err(_) => opaque(py, term),
         },
@@ -106,10 +106,35 @@ fn atom_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Bound<'py, PyAny> {
     PyString::new(py, &name).into_any()
 }
 
-fn binary_to_py<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyAny> {
-    match std::str::from_utf8(data) {
+fn binary_to_py<'py>(py: Python<'py>, data: &[u8]) -> Result<Bound<'py, PyAny>> {
+    if data.is_ascii() {
+        return ascii_to_py(py, data);
+    }
+    Ok(match std::str::from_utf8(data) {
         Ok(text) => PyString::new(py, text).into_any(),
         Err(_) => PyBytes::new(py, data).into_any(),
+    })
+}
+
+/// A `str` of ASCII bytes, copied straight in: the commonest binary (map
+/// keys, identifiers, most text) needs neither Rust's UTF-8 check nor
+/// Python's decoder, which would each read it once more.
+fn ascii_to_py<'py>(py: Python<'py>, data: &[u8]) -> Result<Bound<'py, PyAny>> {
+    // SAFETY: the GIL is held; PyUnicode_New returns a new reference (a
+    // compact ASCII string of `data.len()` characters, since the maximum
+    // character is 127) or NULL with an exception set. Its data holds
+    // exactly `data.len()` one-byte characters (and the NUL after them,
+    // written by PyUnicode_New), which the copy fills; `data` is ASCII, as
+    // such a string must hold.
+    unsafe {
+        let text = ffi::PyUnicode_New(data.len() as ffi::Py_ssize_t, 127);
+        let text = Bound::from_owned_ptr_or_err(py, text)?;
+        std::ptr::copy_nonoverlapping(
+            data.as_ptr(),
+            ffi::PyUnicode_DATA(text.as_ptr()) as *mut u8,
+            data.len(),
+        );
+        Ok(text)
     }
 }
 
@@ -150,26 +175,18 @@ fn list_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
     // SAFETY: `cell`, `head` and `tail` are terms of `env`, which outlives
     // this loop; these calls only read them.
     while unsafe { rustler::sys::enif_get_list_cell(raw_env, cell, &mut head, &mut tail) } != 0 {
-        let mut small: i64 = 0;
-        // SAFETY: as above; `small` is written only when it returns true.
-        let item = if unsafe { rustler::sys::enif_get_int64(raw_env, head, &mut small) } != 0 {
-            // Integers are the commonest item of bulk data: straight to
-            // an int, without the general path's type dispatch.
-            // SAFETY: the GIL is held; a new reference or NULL with an
-            // exception set.
-            let int = unsafe { ffi::PyLong_FromLongLong(small) };
-            if int.is_null() {
-                return Err(PyErr::fetch(py).into());
-            }
-            int
-        } else {
-            // SAFETY: `head` is a term of `env`.
-            let head = unsafe { Term::new(env, head) };
-            match term_to_py(py, head, depth + 1) {
-                Ok(item) => item.into_ptr(),
-                // An improper list is kept intact whatever its items hold.
-                Err(_) if term.list_length().is_err() => return opaque(py, term),
-                Err(error) => return Err(error),
+        // SAFETY: `head` is a term of `env`.
+        let item = match unsafe { scalar_to_py(py, env, head) } {
+            Some(item) => item?,
+            None => {
+                // SAFETY: `head` is a term of `env`.
+                let head = unsafe { Term::new(env, head) };
+                match term_to_py(py, head, depth + 1) {
+                    Ok(item) => item.into_ptr(),
+                    // An improper list is kept intact whatever its items hold.
+                    Err(_) if term.list_length().is_err() => return opaque(py, term),
+                    Err(error) => return Err(error),
+                }
             }
         };
         items.0.push(item);
@@ -279,9 +296,11 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
     }
     let size = term.map_size().map_err(|_| internal("map"))?;
     let dict = presized_dict(py, size)?;
-    for (key, value) in rustler::MapIterator::new(term).ok_or_else(|| internal("map"))? {
-        let key = term_to_py(py, key, depth + 1)?;
-        let value = term_to_py(py, value, depth + 1)?;
+    let env = term.get_env();
+    let mut entries = MapEntries::new(term).ok_or_else(|| internal("map"))?;
+    while let Some((key, value)) = entries.next() {
+        let key = item_to_py(py, env, key, depth)?;
+        let value = item_to_py(py, env, value, depth)?;
         // SAFETY: the GIL is held, `dict` is a dict and both objects are
         // live; PyDict_SetItem takes its own references.
         if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
@@ -289,6 +308,127 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
         }
     }
     Ok(dict)
+}
+
+/// A map's entries, read through the raw NIF calls: rustler's iterator
+/// wraps each step in terms and options of its own, a few percent of a
+/// large map's conversion in a profile.
+struct MapEntries<'a> {
+    env: rustler::Env<'a>,
+    map: rustler::sys::ErlNifTerm,
+    iterator: rustler::sys::ErlNifMapIterator,
+}
+
+impl<'a> MapEntries<'a> {
+    fn new(map: Term<'a>) -> Option<Self> {
+        let env = map.get_env();
+        let mut iterator = std::mem::MaybeUninit::<rustler::sys::ErlNifMapIterator>::uninit();
+        // SAFETY: `map` is a term of `env`; the iterator is written when
+        // the call returns true (it is false for a non-map), and destroyed
+        // once, by Drop.
+        let made = unsafe {
+            rustler::sys::enif_map_iterator_create(
+                env.as_c_arg(),
+                map.as_c_arg(),
+                iterator.as_mut_ptr(),
+                rustler::sys::ErlNifMapIteratorEntry::ERL_NIF_MAP_ITERATOR_HEAD,
+            )
+        };
+        // SAFETY: initialized by the successful call above.
+        (made != 0).then(|| MapEntries {
+            env,
+            map: map.as_c_arg(),
+            iterator: unsafe { iterator.assume_init() },
+        })
+    }
+
+    /// The next (key, value), as raw terms of the map's environment.
+    fn next(&mut self) -> Option<(rustler::sys::ErlNifTerm, rustler::sys::ErlNifTerm)> {
+        // Placeholders, overwritten by the call.
+        let (mut key, mut value) = (self.map, self.map);
+        // SAFETY: the iterator is live (made by `new`, not yet destroyed)
+        // over a map of `env`; the pair is written when it returns true.
+        unsafe {
+            let env = self.env.as_c_arg();
+            if rustler::sys::enif_map_iterator_get_pair(
+                env,
+                &mut self.iterator,
+                &mut key,
+                &mut value,
+            ) == 0
+            {
+                return None;
+            }
+            rustler::sys::enif_map_iterator_next(env, &mut self.iterator);
+        }
+        Some((key, value))
+    }
+}
+
+impl Drop for MapEntries<'_> {
+    fn drop(&mut self) {
+        // SAFETY: made by `new`, destroyed only here.
+        unsafe { rustler::sys::enif_map_iterator_destroy(self.env.as_c_arg(), &mut self.iterator) };
+    }
+}
+
+/// An item of a container (a list item, a map key or value) at `depth`'s
+/// next level, as a new Python object.
+fn item_to_py<'py>(
+    py: Python<'py>,
+    env: rustler::Env<'_>,
+    item: rustler::sys::ErlNifTerm,
+    depth: usize,
+) -> Result<Bound<'py, PyAny>> {
+    // SAFETY: `item` is a term of `env`. The pointer from scalar_to_py is a
+    // new reference, owned from here by the Bound.
+    unsafe {
+        match scalar_to_py(py, env, item) {
+            Some(item) => Ok(Bound::from_owned_ptr(py, item?)),
+            None => term_to_py(py, Term::new(env, item), depth + 1),
+        }
+    }
+}
+
+/// The commonest items of bulk data, small integers and binaries, as a new
+/// reference, read through the raw NIF calls: rustler's decoders build a
+/// `Result` per read, and the general path asks for the type first (in a
+/// profile of a million integers, those cost more than the reads).
+/// `None` for any other term: the caller takes the general path.
+///
+/// # Safety
+///
+/// `item` is a term of `env`.
+unsafe fn scalar_to_py(
+    py: Python<'_>,
+    env: rustler::Env<'_>,
+    item: rustler::sys::ErlNifTerm,
+) -> Option<Result<*mut ffi::PyObject>> {
+    let raw_env = env.as_c_arg();
+    let mut small: i64 = 0;
+    // SAFETY (both reads): `item` is a term of `env` (the caller's
+    // promise); the out-parameter is written only when the call returns true.
+    if rustler::sys::enif_get_int64(raw_env, item, &mut small) != 0 {
+        // The GIL is held; a new reference or NULL with an exception set.
+        let int = ffi::PyLong_FromLongLong(small);
+        return Some(if int.is_null() {
+            Err(PyErr::fetch(py).into())
+        } else {
+            Ok(int)
+        });
+    }
+    let mut binary = std::mem::MaybeUninit::<rustler::sys::ErlNifBinary>::uninit();
+    if rustler::sys::enif_inspect_binary(raw_env, item, binary.as_mut_ptr()) != 0 {
+        let binary = binary.assume_init();
+        // The bytes of a binary of `env`, live as long as the term is.
+        let data = if binary.size == 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(binary.data, binary.size)
+        };
+        return Some(binary_to_py(py, data).map(Bound::into_ptr));
+    }
+    None
 }
 
 /// The Python value of a struct with a form of its own (dates and times,
