@@ -14,8 +14,10 @@ use super::handles;
 use super::mapset;
 use super::numeric;
 use super::packed;
+use super::pyobjects::{binary_to_py, presized_dict};
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
+use crate::terms::MapEntries;
 
 /// Converts an Erlang term to a new Python object.
 pub(crate) fn to_python<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
@@ -104,38 +106,6 @@ fn atom_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Bound<'py, PyAny> {
     }
     let name = term.atom_to_string().unwrap_or_default();
     PyString::new(py, &name).into_any()
-}
-
-fn binary_to_py<'py>(py: Python<'py>, data: &[u8]) -> Result<Bound<'py, PyAny>> {
-    if data.is_ascii() {
-        return ascii_to_py(py, data);
-    }
-    Ok(match std::str::from_utf8(data) {
-        Ok(text) => PyString::new(py, text).into_any(),
-        Err(_) => PyBytes::new(py, data).into_any(),
-    })
-}
-
-/// A `str` of ASCII bytes, copied straight in: the commonest binary (map
-/// keys, identifiers, most text) needs neither Rust's UTF-8 check nor
-/// Python's decoder, which would each read it once more.
-fn ascii_to_py<'py>(py: Python<'py>, data: &[u8]) -> Result<Bound<'py, PyAny>> {
-    // SAFETY: the GIL is held; PyUnicode_New returns a new reference (a
-    // compact ASCII string of `data.len()` characters, since the maximum
-    // character is 127) or NULL with an exception set. Its data holds
-    // exactly `data.len()` one-byte characters (and the NUL after them,
-    // written by PyUnicode_New), which the copy fills; `data` is ASCII, as
-    // such a string must hold.
-    unsafe {
-        let text = ffi::PyUnicode_New(data.len() as ffi::Py_ssize_t, 127);
-        let text = Bound::from_owned_ptr_or_err(py, text)?;
-        std::ptr::copy_nonoverlapping(
-            data.as_ptr(),
-            ffi::PyUnicode_DATA(text.as_ptr()) as *mut u8,
-            data.len(),
-        );
-        Ok(text)
-    }
 }
 
 fn integer_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
@@ -310,68 +280,6 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
     Ok(dict)
 }
 
-/// A map's entries, read through the raw NIF calls: rustler's iterator
-/// wraps each step in terms and options of its own, a few percent of a
-/// large map's conversion in a profile.
-struct MapEntries<'a> {
-    env: rustler::Env<'a>,
-    map: rustler::sys::ErlNifTerm,
-    iterator: rustler::sys::ErlNifMapIterator,
-}
-
-impl<'a> MapEntries<'a> {
-    fn new(map: Term<'a>) -> Option<Self> {
-        let env = map.get_env();
-        let mut iterator = std::mem::MaybeUninit::<rustler::sys::ErlNifMapIterator>::uninit();
-        // SAFETY: `map` is a term of `env`; the iterator is written when
-        // the call returns true (it is false for a non-map), and destroyed
-        // once, by Drop.
-        let made = unsafe {
-            rustler::sys::enif_map_iterator_create(
-                env.as_c_arg(),
-                map.as_c_arg(),
-                iterator.as_mut_ptr(),
-                rustler::sys::ErlNifMapIteratorEntry::ERL_NIF_MAP_ITERATOR_HEAD,
-            )
-        };
-        // SAFETY: initialized by the successful call above.
-        (made != 0).then(|| MapEntries {
-            env,
-            map: map.as_c_arg(),
-            iterator: unsafe { iterator.assume_init() },
-        })
-    }
-
-    /// The next (key, value), as raw terms of the map's environment.
-    fn next(&mut self) -> Option<(rustler::sys::ErlNifTerm, rustler::sys::ErlNifTerm)> {
-        // Placeholders, overwritten by the call.
-        let (mut key, mut value) = (self.map, self.map);
-        // SAFETY: the iterator is live (made by `new`, not yet destroyed)
-        // over a map of `env`; the pair is written when it returns true.
-        unsafe {
-            let env = self.env.as_c_arg();
-            if rustler::sys::enif_map_iterator_get_pair(
-                env,
-                &mut self.iterator,
-                &mut key,
-                &mut value,
-            ) == 0
-            {
-                return None;
-            }
-            rustler::sys::enif_map_iterator_next(env, &mut self.iterator);
-        }
-        Some((key, value))
-    }
-}
-
-impl Drop for MapEntries<'_> {
-    fn drop(&mut self) {
-        // SAFETY: made by `new`, destroyed only here.
-        unsafe { rustler::sys::enif_map_iterator_destroy(self.env.as_c_arg(), &mut self.iterator) };
-    }
-}
-
 /// An item of a container (a list item, a map key or value) at `depth`'s
 /// next level, as a new Python object.
 fn item_to_py<'py>(
@@ -447,39 +355,6 @@ fn struct_to_py<'py>(
         .or_else(|| {
             numeric::struct_to_py(py, term, module, &|part| term_to_py(py, part, depth + 1))
         })
-}
-
-/// An empty dict with room for `size` entries, so filling it never resizes
-/// (each resize rehashes every entry so far). CPython exports the
-/// presizing constructor without declaring it stable, so it is looked up
-/// once at run time; without it, a plain dict.
-fn presized_dict(py: Python<'_>, size: usize) -> Result<Bound<'_, PyAny>> {
-    type NewPresized = unsafe extern "C" fn(ffi::Py_ssize_t) -> *mut ffi::PyObject;
-    static NEW_PRESIZED: std::sync::OnceLock<Option<NewPresized>> = std::sync::OnceLock::new();
-    let new_presized = NEW_PRESIZED.get_or_init(|| {
-        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads
-        // the loaded objects' symbol tables (libpython is loaded RTLD_GLOBAL
-        // before Python starts, see `interpreter`). A non-NULL result is the
-        // address of `_PyDict_NewPresized`, whose signature (3.8 to 3.13) is
-        // `PyObject *(Py_ssize_t minused)`.
-        unsafe {
-            let symbol = libc::dlsym(libc::RTLD_DEFAULT, c"_PyDict_NewPresized".as_ptr());
-            (!symbol.is_null())
-                .then(|| std::mem::transmute::<*mut libc::c_void, NewPresized>(symbol))
-        }
-    });
-    // Small dicts gain nothing from it.
-    let ptr = match new_presized {
-        Some(new_presized) if size > 8 => {
-            // SAFETY: the GIL is held; returns a new reference or NULL with an
-            // exception set (handled below).
-            unsafe { new_presized(size as ffi::Py_ssize_t) }
-        }
-        // SAFETY: the GIL is held; a new reference or NULL with an exception.
-        _ => unsafe { ffi::PyDict_New() },
-    };
-    // SAFETY: `ptr` is a new reference or NULL with an exception set.
-    Ok(unsafe { Bound::from_owned_ptr_or_err(py, ptr)? })
 }
 
 /// The error for a term with no plain Python form (a pid, a reference, a
