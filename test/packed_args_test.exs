@@ -31,6 +31,15 @@ defmodule ErlangPython.PackedArgsTest do
           return [one(x) for x in xs]
       def packed_echo(*args):
           return list(args)
+      def packed_map_seen(*maps):
+          # Each entry's key and value, by type and repr, in the dict's order.
+          def one(x):
+              return (type(x).__name__, repr(x))
+          return [[(one(k), one(v)) for k, v in m.items()] for m in maps]
+      def nested_map_seen(wrapped):
+          return packed_map_seen(*wrapped)
+      def type_name(x):
+          return type(x).__name__
       class PackedHolder:
           def total(self, xs):
               return (type(xs).__name__, len(xs), sum(xs))
@@ -149,6 +158,80 @@ defmodule ErlangPython.PackedArgsTest do
 
     assert results == List.duplicate({:ok, sum}, 8)
     assert {:ok, ^sum} = ErlangPython.call(:builtins, :sum, [ints])
+  end
+
+  # Large maps of scalars are packed too. A map inside a list is never
+  # packed (only positional arguments are), so it shows what the copied
+  # route makes of the same map: the two must agree entry by entry, in
+  # order.
+  defp map_seen(map) do
+    {:ok, [packed]} = ErlangPython.call(:__main__, :packed_map_seen, [map])
+    {:ok, [copied]} = ErlangPython.call(:__main__, :nested_map_seen, [[map]])
+    assert packed == copied
+    packed
+  end
+
+  # For maps whose keys stay apart in Python and come back as they went.
+  defp round_trips?(map) do
+    {:ok, [echoed]} = ErlangPython.call(:__main__, :packed_echo, [map])
+    echoed == map
+  end
+
+  test "a large map of scalar keys and values arrives as the copied route makes it" do
+    map =
+      Map.new(1..@long, fn i ->
+        case rem(i, 8) do
+          0 -> {"k#{i}", i}
+          1 -> {"ключ#{i}", i * 0.5}
+          2 -> {<<255, i::32>>, "v#{i}"}
+          3 -> {i, <<>>}
+          4 -> {-i - 0.25, @min_int}
+          5 -> {String.pad_leading("#{i}", 64, "0"), @max_int}
+          6 -> {-i, String.duplicate("é", 32)}
+          7 -> {i + 0.0, -0.0}
+        end
+      end)
+
+    assert round_trips?(map)
+
+    kinds =
+      map
+      |> map_seen()
+      |> Enum.map(fn {{key, _}, {value, _}} -> {key, value} end)
+      |> Enum.frequencies()
+
+    eighth = div(@long, 8)
+
+    assert kinds == %{
+             {"str", "int"} => eighth * 2,
+             {"str", "float"} => eighth,
+             {"bytes", "str"} => eighth,
+             {"int", "str"} => eighth * 2,
+             {"float", "int"} => eighth,
+             {"float", "float"} => eighth
+           }
+  end
+
+  test "a large map that stops being packable late, or holds Python-equal keys, is the same" do
+    base = Map.new(1..@long, &{"k#{&1}", &1})
+
+    for {key, value} <- [
+          {"long", String.duplicate("x", 65)},
+          {2 ** 64, 1},
+          {"list", [1, 2]},
+          {"none", nil},
+          {{1, 2}, "tuple key"},
+          {1.0, "float one"}
+        ] do
+      map = Map.put(base, key, value)
+      assert length(map_seen(map)) == @long + 1
+      assert round_trips?(map)
+    end
+
+    # An atom key is a str in Python; 1 and 1.0 are one key there.
+    assert length(map_seen(Map.put(base, :atom_key, 1))) == @long + 1
+    assert length(map_seen(Map.merge(base, %{1 => 1, 1.0 => 2}))) == @long + 1
+    assert {:ok, "set"} = ErlangPython.call(:__main__, :type_name, [MapSet.new(1..@long)])
   end
 end
 

@@ -5,7 +5,8 @@
 //!   target, an `erlang.Term` in Python);
 //! * [`elixir_struct`]: `%Module{...}` maps (errors, handles, sets);
 //! * [`describe`]: Erlang's printed form of a term, for Python reprs;
-//! * [`cells_within`]: how many cells a term holds, when within a budget.
+//! * [`cells_within`]: how many cells a term holds, when within a budget;
+//! * [`MapEntries`]: a map's entries, read without rustler's wrappers.
 
 use rustler::env::SavedTerm;
 use rustler::{Env, OwnedEnv, Term};
@@ -119,5 +120,67 @@ fn walk_within(term: Term<'_>, budget: &mut usize, depth: usize, max_depth: usiz
             }
         }
         _ => true,
+    }
+}
+
+/// A map's entries as raw terms, read through the raw NIF calls: rustler's iterator
+/// wraps each step in terms and options of its own, a few percent of a
+/// large map's conversion in a profile.
+pub(crate) struct MapEntries<'a> {
+    env: rustler::Env<'a>,
+    map: rustler::sys::ErlNifTerm,
+    iterator: rustler::sys::ErlNifMapIterator,
+}
+
+impl<'a> MapEntries<'a> {
+    pub(crate) fn new(map: Term<'a>) -> Option<Self> {
+        let env = map.get_env();
+        let mut iterator = std::mem::MaybeUninit::<rustler::sys::ErlNifMapIterator>::uninit();
+        // SAFETY: `map` is a term of `env`; the iterator is written when
+        // the call returns true (it is false for a non-map), and destroyed
+        // once, by Drop.
+        let made = unsafe {
+            rustler::sys::enif_map_iterator_create(
+                env.as_c_arg(),
+                map.as_c_arg(),
+                iterator.as_mut_ptr(),
+                rustler::sys::ErlNifMapIteratorEntry::ERL_NIF_MAP_ITERATOR_HEAD,
+            )
+        };
+        // SAFETY: initialized by the successful call above.
+        (made != 0).then(|| MapEntries {
+            env,
+            map: map.as_c_arg(),
+            iterator: unsafe { iterator.assume_init() },
+        })
+    }
+
+    /// The next (key, value), as raw terms of the map's environment.
+    pub(crate) fn next(&mut self) -> Option<(rustler::sys::ErlNifTerm, rustler::sys::ErlNifTerm)> {
+        // Placeholders, overwritten by the call.
+        let (mut key, mut value) = (self.map, self.map);
+        // SAFETY: the iterator is live (made by `new`, not yet destroyed)
+        // over a map of `env`; the pair is written when it returns true.
+        unsafe {
+            let env = self.env.as_c_arg();
+            if rustler::sys::enif_map_iterator_get_pair(
+                env,
+                &mut self.iterator,
+                &mut key,
+                &mut value,
+            ) == 0
+            {
+                return None;
+            }
+            rustler::sys::enif_map_iterator_next(env, &mut self.iterator);
+        }
+        Some((key, value))
+    }
+}
+
+impl Drop for MapEntries<'_> {
+    fn drop(&mut self) {
+        // SAFETY: made by `new`, destroyed only here.
+        unsafe { rustler::sys::enif_map_iterator_destroy(self.env.as_c_arg(), &mut self.iterator) };
     }
 }

@@ -22,7 +22,8 @@
 //! | `datetime.rs`  | dates, times, datetimes, timedeltas                    |
 //! | `numeric.rs`   | numpy scalars, `Decimal`, `UUID`                       |
 //! | `custom.rs`    | decoders registered for Python types                   |
-//! | `packed.rs`    | long lists of scalars packed on the caller's side      |
+//! | `pyobjects.rs` | `str`/`bytes` from bytes, presized dicts               |
+//! | `packed.rs`    | long lists and large maps of scalars, packed on the caller's side |
 //! | `to_python.rs` | Erlang -> Python                                       |
 //! | `to_term.rs`   | Python -> Erlang                                       |
 //! | `external.rs`  | large plain results as one external-format binary      |
@@ -41,6 +42,7 @@ pub(crate) mod handles;
 mod mapset;
 mod numeric;
 mod packed;
+mod pyobjects;
 mod to_python;
 mod to_term;
 

@@ -14,8 +14,10 @@ use super::handles;
 use super::mapset;
 use super::numeric;
 use super::packed;
+use super::pyobjects::{binary_to_py, presized_dict};
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
+use crate::terms::MapEntries;
 
 /// Converts an Erlang term to a new Python object.
 pub(crate) fn to_python<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
@@ -35,7 +37,7 @@ fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
         }
         TermType::Atom => Ok(atom_to_py(py, term)),
         TermType::Binary => match Binary::from_term(term) {
-            Ok(bin) => Ok(binary_to_py(py, bin.as_slice())),
+            Ok(bin) => binary_to_py(py, bin.as_slice()),
             // A bitstring whose size is not a whole number of bytes.
             Err(_) => opaque(py, term),
         },
@@ -106,13 +108,6 @@ fn atom_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Bound<'py, PyAny> {
     PyString::new(py, &name).into_any()
 }
 
-fn binary_to_py<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyAny> {
-    match std::str::from_utf8(data) {
-        Ok(text) => PyString::new(py, text).into_any(),
-        Err(_) => PyBytes::new(py, data).into_any(),
-    }
-}
-
 fn integer_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
     if let Ok(small) = term.decode::<i64>() {
         return Ok(PyInt::new(py, small).into_any());
@@ -150,26 +145,18 @@ fn list_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
     // SAFETY: `cell`, `head` and `tail` are terms of `env`, which outlives
     // this loop; these calls only read them.
     while unsafe { rustler::sys::enif_get_list_cell(raw_env, cell, &mut head, &mut tail) } != 0 {
-        let mut small: i64 = 0;
-        // SAFETY: as above; `small` is written only when it returns true.
-        let item = if unsafe { rustler::sys::enif_get_int64(raw_env, head, &mut small) } != 0 {
-            // Integers are the commonest item of bulk data: straight to
-            // an int, without the general path's type dispatch.
-            // SAFETY: the GIL is held; a new reference or NULL with an
-            // exception set.
-            let int = unsafe { ffi::PyLong_FromLongLong(small) };
-            if int.is_null() {
-                return Err(PyErr::fetch(py).into());
-            }
-            int
-        } else {
-            // SAFETY: `head` is a term of `env`.
-            let head = unsafe { Term::new(env, head) };
-            match term_to_py(py, head, depth + 1) {
-                Ok(item) => item.into_ptr(),
-                // An improper list is kept intact whatever its items hold.
-                Err(_) if term.list_length().is_err() => return opaque(py, term),
-                Err(error) => return Err(error),
+        // SAFETY: `head` is a term of `env`.
+        let item = match unsafe { scalar_to_py(py, env, head) } {
+            Some(item) => item?,
+            None => {
+                // SAFETY: `head` is a term of `env`.
+                let head = unsafe { Term::new(env, head) };
+                match term_to_py(py, head, depth + 1) {
+                    Ok(item) => item.into_ptr(),
+                    // An improper list is kept intact whatever its items hold.
+                    Err(_) if term.list_length().is_err() => return opaque(py, term),
+                    Err(error) => return Err(error),
+                }
             }
         };
         items.0.push(item);
@@ -279,9 +266,11 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
     }
     let size = term.map_size().map_err(|_| internal("map"))?;
     let dict = presized_dict(py, size)?;
-    for (key, value) in rustler::MapIterator::new(term).ok_or_else(|| internal("map"))? {
-        let key = term_to_py(py, key, depth + 1)?;
-        let value = term_to_py(py, value, depth + 1)?;
+    let env = term.get_env();
+    let mut entries = MapEntries::new(term).ok_or_else(|| internal("map"))?;
+    while let Some((key, value)) = entries.next() {
+        let key = item_to_py(py, env, key, depth)?;
+        let value = item_to_py(py, env, value, depth)?;
         // SAFETY: the GIL is held, `dict` is a dict and both objects are
         // live; PyDict_SetItem takes its own references.
         if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
@@ -289,6 +278,65 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
         }
     }
     Ok(dict)
+}
+
+/// An item of a container (a list item, a map key or value) at `depth`'s
+/// next level, as a new Python object.
+fn item_to_py<'py>(
+    py: Python<'py>,
+    env: rustler::Env<'_>,
+    item: rustler::sys::ErlNifTerm,
+    depth: usize,
+) -> Result<Bound<'py, PyAny>> {
+    // SAFETY: `item` is a term of `env`. The pointer from scalar_to_py is a
+    // new reference, owned from here by the Bound.
+    unsafe {
+        match scalar_to_py(py, env, item) {
+            Some(item) => Ok(Bound::from_owned_ptr(py, item?)),
+            None => term_to_py(py, Term::new(env, item), depth + 1),
+        }
+    }
+}
+
+/// The commonest items of bulk data, small integers and binaries, as a new
+/// reference, read through the raw NIF calls: rustler's decoders build a
+/// `Result` per read, and the general path asks for the type first (in a
+/// profile of a million integers, those cost more than the reads).
+/// `None` for any other term: the caller takes the general path.
+///
+/// # Safety
+///
+/// `item` is a term of `env`.
+unsafe fn scalar_to_py(
+    py: Python<'_>,
+    env: rustler::Env<'_>,
+    item: rustler::sys::ErlNifTerm,
+) -> Option<Result<*mut ffi::PyObject>> {
+    let raw_env = env.as_c_arg();
+    let mut small: i64 = 0;
+    // SAFETY (both reads): `item` is a term of `env` (the caller's
+    // promise); the out-parameter is written only when the call returns true.
+    if rustler::sys::enif_get_int64(raw_env, item, &mut small) != 0 {
+        // The GIL is held; a new reference or NULL with an exception set.
+        let int = ffi::PyLong_FromLongLong(small);
+        return Some(if int.is_null() {
+            Err(PyErr::fetch(py).into())
+        } else {
+            Ok(int)
+        });
+    }
+    let mut binary = std::mem::MaybeUninit::<rustler::sys::ErlNifBinary>::uninit();
+    if rustler::sys::enif_inspect_binary(raw_env, item, binary.as_mut_ptr()) != 0 {
+        let binary = binary.assume_init();
+        // The bytes of a binary of `env`, live as long as the term is.
+        let data = if binary.size == 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(binary.data, binary.size)
+        };
+        return Some(binary_to_py(py, data).map(Bound::into_ptr));
+    }
+    None
 }
 
 /// The Python value of a struct with a form of its own (dates and times,
@@ -307,39 +355,6 @@ fn struct_to_py<'py>(
         .or_else(|| {
             numeric::struct_to_py(py, term, module, &|part| term_to_py(py, part, depth + 1))
         })
-}
-
-/// An empty dict with room for `size` entries, so filling it never resizes
-/// (each resize rehashes every entry so far). CPython exports the
-/// presizing constructor without declaring it stable, so it is looked up
-/// once at run time; without it, a plain dict.
-fn presized_dict(py: Python<'_>, size: usize) -> Result<Bound<'_, PyAny>> {
-    type NewPresized = unsafe extern "C" fn(ffi::Py_ssize_t) -> *mut ffi::PyObject;
-    static NEW_PRESIZED: std::sync::OnceLock<Option<NewPresized>> = std::sync::OnceLock::new();
-    let new_presized = NEW_PRESIZED.get_or_init(|| {
-        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads
-        // the loaded objects' symbol tables (libpython is loaded RTLD_GLOBAL
-        // before Python starts, see `interpreter`). A non-NULL result is the
-        // address of `_PyDict_NewPresized`, whose signature (3.8 to 3.13) is
-        // `PyObject *(Py_ssize_t minused)`.
-        unsafe {
-            let symbol = libc::dlsym(libc::RTLD_DEFAULT, c"_PyDict_NewPresized".as_ptr());
-            (!symbol.is_null())
-                .then(|| std::mem::transmute::<*mut libc::c_void, NewPresized>(symbol))
-        }
-    });
-    // Small dicts gain nothing from it.
-    let ptr = match new_presized {
-        Some(new_presized) if size > 8 => {
-            // SAFETY: the GIL is held; returns a new reference or NULL with an
-            // exception set (handled below).
-            unsafe { new_presized(size as ffi::Py_ssize_t) }
-        }
-        // SAFETY: the GIL is held; a new reference or NULL with an exception.
-        _ => unsafe { ffi::PyDict_New() },
-    };
-    // SAFETY: `ptr` is a new reference or NULL with an exception set.
-    Ok(unsafe { Bound::from_owned_ptr_or_err(py, ptr)? })
 }
 
 /// The error for a term with no plain Python form (a pid, a reference, a

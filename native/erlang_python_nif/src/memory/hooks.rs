@@ -41,6 +41,7 @@ use std::sync::{Mutex, MutexGuard};
 use pyo3::ffi::{self, PyMemAllocatorDomain, PyMemAllocatorEx, PyObjectArenaAllocator};
 
 use super::account::{self, Account};
+use super::large_blocks;
 
 /// Header before each raw block: [account pointer][size ^ TAG]. Sixteen
 /// bytes keep the block 16-aligned, as CPython's allocators guarantee.
@@ -135,6 +136,9 @@ extern "C" fn raw_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
         return ptr::null_mut();
     };
     let owner = account::current();
+    if let Some(reused) = reuse(ctx, total, owner, false) {
+        return reused;
+    }
     if !account::charge(owner, total) {
         return ptr::null_mut();
     }
@@ -159,6 +163,9 @@ extern "C" fn raw_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut 
         return ptr::null_mut();
     };
     let owner = account::current();
+    if let Some(reused) = reuse(ctx, total, owner, true) {
+        return reused;
+    }
     if !account::charge(owner, total) {
         return ptr::null_mut();
     }
@@ -173,6 +180,37 @@ extern "C" fn raw_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut 
     }
     // SAFETY: `block` has `total` (zeroed) bytes.
     unsafe { finish(block, total, owner) }
+}
+
+/// A resting large block for a request of `total` bytes (header
+/// included), charged to `owner` for its whole size; zeroed past the header
+/// up to `total` when `zeroed`. `None` when none fits: allocate as usual.
+fn reuse(
+    ctx: *mut c_void,
+    total: usize,
+    owner: *const Account,
+    zeroed: bool,
+) -> Option<*mut c_void> {
+    let (start, size) = large_blocks::take(total)?;
+    if !account::charge(owner, size) {
+        // Refused: the block rests again, and the usual path refuses too.
+        let base = base_raw(ctx);
+        for (block, _) in large_blocks::keep(start, size) {
+            if let Some(free) = base.free {
+                free(base.ctx, block as *mut c_void);
+            }
+        }
+        return None;
+    }
+    // SAFETY: `start` is a block of `size` >= `total` bytes that the wrapped
+    // allocator made for these hooks and nobody uses while it rests (it was
+    // taken out of the list under its lock).
+    unsafe {
+        if zeroed {
+            std::ptr::write_bytes(start.add(HEADER), 0, total - HEADER);
+        }
+        Some(finish(start as *mut c_void, size, owner))
+    }
 }
 
 extern "C" fn raw_realloc(ctx: *mut c_void, block: *mut c_void, size: usize) -> *mut c_void {
@@ -227,7 +265,11 @@ extern "C" fn raw_free(ctx: *mut c_void, block: *mut c_void) {
             // SAFETY: the header is ours; clearing the tag makes a double
             // free pass through to the allocator, which reports it.
             unsafe { (start as *mut usize).add(1).write(0) };
-            free(base.ctx, start);
+            // A large block rests for reuse (`large_blocks`); what does
+            // not fit there goes back to the allocator.
+            for (block, _) in large_blocks::keep(start as *mut u8, total) {
+                free(base.ctx, block as *mut c_void);
+            }
             account::credit(owner, total);
             account::release(owner);
         }

@@ -4,6 +4,7 @@
 //! | file         | what                                                    |
 //! |--------------|---------------------------------------------------------|
 //! | `account.rs` | accounts, ceilings, the thread's current context account |
+//! | `large_blocks.rs` | large raw blocks kept for reuse after a free        |
 //! | `hooks.rs`   | the raw-domain and arena allocator hooks                 |
 //! | `nifs.rs`    | the NIFs behind `ErlangPython.Memory`                    |
 //!
@@ -15,6 +16,7 @@
 
 mod account;
 mod hooks;
+mod large_blocks;
 mod nifs;
 
 pub(crate) use account::enter;
