@@ -67,10 +67,10 @@ pub(super) fn run(dispatch: &'static Dispatch, index: usize) {
         executor: Executor::default(),
         replies: RefCell::new(OwnedEnv::new()),
         running: RefCell::new(Vec::new()),
-        callback_budget: RefCell::new(SpinBudget::default()),
+        callback_budget: RefCell::new(SpinBudget::with_probes()),
     }));
     serving::register_current(thread);
-    let mut budget = SpinBudget::default();
+    let mut budget = SpinBudget::with_probes();
     loop {
         // Waits without the GIL; then drains everything already queued
         // under a single acquisition.
