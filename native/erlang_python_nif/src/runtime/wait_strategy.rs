@@ -36,8 +36,9 @@
 //! spins again (2.7 us a call while both spin, 145 us once they park). A
 //! budget made [`SpinBudget::with_probes`] therefore spins now and then
 //! although recent gaps were long (a probe, see [`MIN_PROBE_SHIFT`]): a
-//! probe that catches its arrival starts the budget over as a new one
-//! would, and probes that miss come ever more rarely, so slow arrivals
+//! probe that catches its arrival lets the next waits spin as long as a
+//! spin may (they show how soon arrivals come while both sides spin), and
+//! probes come ever more rarely until a spin catches, so slow arrivals
 //! cost a bounded trickle of spinning.
 //!
 //! The caller's side follows the same decision: [`replies_soon`] tells the
@@ -96,6 +97,10 @@ impl Default for SpinBudget {
         }
     }
 }
+
+/// The typical gap after a probe that caught: the one that allows a spin
+/// of [`MAX_SPIN`].
+const AFTER_PROBE_GAP_NS: u64 = (MAX_SPIN.as_nanos() as u64 - 1_000) / 2;
 
 /// A budget made [`SpinBudget::with_probes`] probes first after
 /// `2^MIN_PROBE_SHIFT` waits that did not spin for slow arrivals; each
@@ -239,10 +244,12 @@ impl SpinBudget {
             match (probed, caught) {
                 (true, true) => {
                     // The long gaps came from parking, not from the other
-                    // side: start over as a new budget, so the next waits
-                    // spin and show how soon arrivals come while both
-                    // sides do.
-                    self.typical_gap_ns = START_GAP_NS;
+                    // side: the next waits spin as long as a spin may, and
+                    // show how soon arrivals come while both sides do (the
+                    // typical gap then falls to theirs; a spin that ends
+                    // on an arrival costs no more for having been allowed
+                    // longer).
+                    self.typical_gap_ns = AFTER_PROBE_GAP_NS;
                     self.misses = 0;
                     self.skip = 0;
                     return;
@@ -403,11 +410,23 @@ mod tests {
     /// fell asleep, and the next request comes 65 us after the reply.
     /// Returns whether each of `waits` waits spun.
     fn sequential_caller(budget: &mut SpinBudget, waits: usize, polled: bool) -> Vec<bool> {
+        ping_pong(budget, waits, polled, 2, 65)
+    }
+
+    /// Arrivals `awake` us after the wait began when the previous wait
+    /// spun (the other side stayed awake), `asleep` us otherwise.
+    fn ping_pong(
+        budget: &mut SpinBudget,
+        waits: usize,
+        polled: bool,
+        awake: u64,
+        asleep: u64,
+    ) -> Vec<bool> {
         let mut polled = polled;
         (0..waits)
             .map(|_| {
                 let spins = matches!(budget.decide_with(|| true), Spin::For(_));
-                budget.record(Duration::from_micros(if polled { 2 } else { 65 }));
+                budget.record(Duration::from_micros(if polled { awake } else { asleep }));
                 polled = spins;
                 spins
             })
@@ -436,6 +455,26 @@ mod tests {
         let back = spun.iter().position(|&s| s).expect("a probe");
         assert!(back < (1 << MIN_PROBE_SHIFT), "{spun:?}");
         assert!(spun[back + 1..].iter().all(|&s| s), "{spun:?}");
+    }
+
+    #[test]
+    fn after_a_caught_probe_spinning_holds_for_answers_slower_than_a_new_budget_expects() {
+        // A callback's answer: 15 us while the worker spins (the VM's
+        // scheduler busy-waits between callbacks), 90 us after it parked
+        // (that scheduler fell asleep). A new budget's first spin (11 us)
+        // would miss it; the spin after a caught probe is the longest.
+        let mut budget = SpinBudget::with_probes();
+        for _ in 0..5 {
+            budget.record(Duration::from_micros(90));
+        }
+        let spun = ping_pong(&mut budget, 500, false, 15, 90);
+        let back = spun.iter().position(|&s| s).expect("a probe");
+        assert!(spun[back + 1..].iter().all(|&s| s), "{spun:?}");
+        let spin = budget.decide_with(|| true).duration();
+        assert!(
+            spin < MAX_SPIN && spin > Duration::from_micros(15),
+            "{spin:?}"
+        );
     }
 
     #[test]
