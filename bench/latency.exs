@@ -168,7 +168,9 @@ defmodule Bench.Latency do
     :caught_spinning,
     :parked_after_spin,
     :parked_slow_arrivals,
-    :parked_no_free_core
+    :parked_no_free_core,
+    :probes,
+    :probes_caught
   ]
 
   # `fun.()`, and how the workers' waits for a request ended meanwhile

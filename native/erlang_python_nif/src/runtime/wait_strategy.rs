@@ -213,6 +213,12 @@ impl SpinBudget {
         self.slow_waits >= 1 << shift
     }
 
+    /// Whether the last decision was a probe: a [`Spin::For`] although
+    /// recent arrivals came too slowly (see [`Self::with_probes`]).
+    pub(crate) fn probing(&self) -> bool {
+        self.probing
+    }
+
     /// After a [`Spin::For`] decision, the waiter spins `spin` instead (a
     /// caller that polls up to its own cap): a later arrival counts as a
     /// miss only past what it really spun.
@@ -536,6 +542,11 @@ mod tests {
         assert_eq!(budget.decide_with(|| false), Spin::NoFreeCore);
         assert_eq!(budget.decide_with(|| false), Spin::NoFreeCore);
         assert!(matches!(budget.decide_with(|| true), Spin::For(_)));
+        assert!(budget.probing());
+        // Caught: the next spin is an ordinary one.
+        budget.record(Duration::from_micros(60));
+        assert_eq!(budget.decide_with(|| true), Spin::For(MAX_SPIN));
+        assert!(!budget.probing());
     }
 
     #[test]
