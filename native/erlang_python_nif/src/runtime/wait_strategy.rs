@@ -39,7 +39,12 @@
 //! probe that catches its arrival lets the next waits spin as long as a
 //! spin may (they show how soon arrivals come while both sides spin), and
 //! probes come ever more rarely until a spin catches, so slow arrivals
-//! cost a bounded trickle of spinning.
+//! cost a bounded trickle of spinning. The same bias hits the one spin
+//! that ends a backoff (after misses): the request it waits for was sent
+//! by a caller that did not poll. So the wait before a probe or before a
+//! backoff's end tells callers to poll ([`SpinBudget::announces`]), and
+//! the spin after it sees how soon a polling caller sends (under load,
+//! 20,000 sequential pings: p99 24-157 us with it, 23-318 us without).
 //!
 //! The caller's side follows the same decision: [`replies_soon`] tells the
 //! Elixir side whether the workers spin, i.e. whether a reply is likely to
@@ -77,6 +82,9 @@ pub(crate) struct SpinBudget {
     slow_waits: u32,
     /// The last decision was a probe.
     probing: bool,
+    /// The last decision did not spin, but the next one will (see
+    /// [`Self::announces`]).
+    announced: bool,
 }
 
 /// The typical gap a new budget assumes: willing to spin.
@@ -94,6 +102,7 @@ impl Default for SpinBudget {
             probe_shift: None,
             slow_waits: 0,
             probing: false,
+            announced: false,
         }
     }
 }
@@ -177,9 +186,13 @@ impl SpinBudget {
     pub(crate) fn decide_with(&mut self, cores_free: impl FnOnce() -> bool) -> Spin {
         self.spun_ns = 0;
         self.probing = false;
+        self.announced = false;
         let wanted = Duration::from_nanos(2 * self.typical_gap_ns + 1_000);
         if wanted > MAX_SPIN {
             if !self.probe_due() {
+                if self.probe_next() {
+                    self.announced = cores_free();
+                }
                 Spin::SlowArrivals
             } else if !cores_free() {
                 // Still due: the first wait with a free core probes.
@@ -194,6 +207,9 @@ impl SpinBudget {
             }
         } else if self.skip > 0 {
             self.skip -= 1;
+            if self.skip == 0 && self.probe_shift.is_some() {
+                self.announced = cores_free();
+            }
             Spin::SlowArrivals
         } else if !cores_free() {
             Spin::NoFreeCore
@@ -201,6 +217,23 @@ impl SpinBudget {
             self.spun_ns = wanted.as_nanos() as u64;
             Spin::For(wanted)
         }
+    }
+
+    /// Whether the next wait probes (after this one, which did not).
+    fn probe_next(&self) -> bool {
+        self.probe_shift
+            .is_some_and(|shift| self.slow_waits.saturating_add(1) >= 1 << shift)
+    }
+
+    /// Whether callers should poll for the reply to the request this wait
+    /// receives, although it does not spin: the next wait will (a probe,
+    /// or the end of a backoff), and it should see how soon a caller that
+    /// polled sends its next request. A caller that waited in `receive`
+    /// instead sends it only after its scheduler woke, which alone made
+    /// such spins miss. Only budgets made [`Self::with_probes`], and only
+    /// with a free core.
+    pub(crate) fn announces(&self) -> bool {
+        self.announced
     }
 
     /// Counts a wait that arrivals were too slow to spin for: whether a
@@ -232,7 +265,10 @@ impl SpinBudget {
     /// worker's wait for requests.
     pub(crate) fn decide_and_publish(&mut self) -> Spin {
         let spin = self.decide();
-        REPLIES_SOON.store(matches!(spin, Spin::For(_)), Ordering::Relaxed);
+        REPLIES_SOON.store(
+            matches!(spin, Spin::For(_)) || self.announces(),
+            Ordering::Relaxed,
+        );
         spin
     }
 
@@ -532,12 +568,15 @@ mod tests {
         for _ in 0..5 {
             budget.record(Duration::from_millis(5));
         }
-        for _ in 1..1 << MIN_PROBE_SHIFT {
+        for _ in 2..1 << MIN_PROBE_SHIFT {
             assert_eq!(
                 budget.decide_with(|| panic!("not asked")),
                 Spin::SlowArrivals
             );
         }
+        // The wait before the probe asks, to announce it (see
+        // the_wait_before_a_probe_or_a_backoffs_end_asks_callers_to_poll).
+        assert_eq!(budget.decide_with(|| false), Spin::SlowArrivals);
         // Due, but no core: it stays due until one is free.
         assert_eq!(budget.decide_with(|| false), Spin::NoFreeCore);
         assert_eq!(budget.decide_with(|| false), Spin::NoFreeCore);
@@ -547,6 +586,45 @@ mod tests {
         budget.record(Duration::from_micros(60));
         assert_eq!(budget.decide_with(|| true), Spin::For(MAX_SPIN));
         assert!(!budget.probing());
+    }
+
+    #[test]
+    fn the_wait_before_a_probe_or_a_backoffs_end_asks_callers_to_poll() {
+        // Slow arrivals: of the waits before the first probe, only the
+        // last announces, and only with a free core.
+        let mut budget = SpinBudget::with_probes();
+        for _ in 0..5 {
+            budget.record(Duration::from_millis(5));
+        }
+        let mut announced = Vec::new();
+        for _ in 1..1 << MIN_PROBE_SHIFT {
+            assert_eq!(budget.decide_with(|| true), Spin::SlowArrivals);
+            announced.push(budget.announces());
+        }
+        assert_eq!(announced.iter().filter(|&&a| a).count(), 1, "{announced:?}");
+        assert_eq!(announced.last(), Some(&true));
+        assert!(budget.decide_with(|| true) != Spin::SlowArrivals && !budget.announces());
+
+        // A spin that missed: the one wait it skips announces the next spin.
+        let mut budget = SpinBudget::with_probes();
+        let _ = budget.decide_with(|| true);
+        budget.record(Duration::from_micros(40));
+        assert_eq!(budget.decide_with(|| true), Spin::SlowArrivals);
+        assert!(budget.announces());
+        assert!(matches!(budget.decide_with(|| true), Spin::For(_)));
+        budget.record(Duration::from_micros(40));
+        assert_eq!(budget.decide_with(|| false), Spin::SlowArrivals);
+        assert!(!budget.announces(), "no core, no announcement");
+
+        // A budget without probes never announces.
+        let mut plain = SpinBudget::default();
+        let _ = plain.decide_with(|| true);
+        plain.record(Duration::from_micros(40));
+        assert_eq!(
+            plain.decide_with(|| panic!("not asked")),
+            Spin::SlowArrivals
+        );
+        assert!(!plain.announces());
     }
 
     #[test]
