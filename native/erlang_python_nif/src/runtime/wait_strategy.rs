@@ -501,10 +501,10 @@ mod tests {
 
     #[test]
     fn after_a_caught_probe_spinning_holds_for_answers_slower_than_a_new_budget_expects() {
-        // A callback's answer: 15 us while the worker spins (the VM's
-        // scheduler busy-waits between callbacks), 90 us after it parked
-        // (that scheduler fell asleep). A new budget's first spin (11 us)
-        // would miss it; the spin after a caught probe is the longest.
+        // Arrivals 15 us after the wait began while the waiter spins (the
+        // other side's thread stays awake), 90 us after it parked (that
+        // thread fell asleep). A new budget's first spin (11 us) would
+        // miss them; the spin after a caught probe is the longest.
         let mut budget = SpinBudget::with_probes();
         for _ in 0..5 {
             budget.record(Duration::from_micros(90));
