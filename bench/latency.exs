@@ -168,7 +168,9 @@ defmodule Bench.Latency do
     :caught_spinning,
     :parked_after_spin,
     :parked_slow_arrivals,
-    :parked_no_free_core
+    :parked_no_free_core,
+    :probes,
+    :probes_caught
   ]
 
   # `fun.()`, and how the workers' waits for a request ended meanwhile
@@ -179,9 +181,12 @@ defmodule Bench.Latency do
     {result, Map.merge(waits(), before, fn _key, later, earlier -> later - earlier end)}
   end
 
+  # Only the counters the checkout measured has (an older one has no
+  # probes).
   defp waits do
     workers = ErlangPython.pool_stats().workers
-    Map.new([:busy_us | @waits], fn key -> {key, Enum.sum(Enum.map(workers, & &1[key]))} end)
+    keys = Enum.filter([:busy_us | @waits], &Map.has_key?(hd(workers), &1))
+    Map.new(keys, fn key -> {key, Enum.sum(Enum.map(workers, & &1[key]))} end)
   end
 
   # The workers' busy time per request completed, in microseconds (taking

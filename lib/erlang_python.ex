@@ -628,7 +628,9 @@ defmodule ErlangPython do
           caught_spinning: non_neg_integer(),
           parked_after_spin: non_neg_integer(),
           parked_slow_arrivals: non_neg_integer(),
-          parked_no_free_core: non_neg_integer()
+          parked_no_free_core: non_neg_integer(),
+          probes: non_neg_integer(),
+          probes_caught: non_neg_integer()
         }
 
   @doc """
@@ -672,7 +674,13 @@ defmodule ErlangPython do
   | `:parked_no_free_core` | waits in which it parked at once: no core was free (other work kept the worker off one, or one core) |
 
   A request already queued when the worker looks is no wait and counts in
-  none of the four (see the threading guide on when workers spin).
+  none of the four (see the threading guide on when workers spin). Two more
+  keys tell apart some of the waits that spun:
+
+  | key | what |
+  |---|---|
+  | `:probes` | waits in which it spun as a probe, although requests had been coming too slowly (a parked worker can make them slow by itself) |
+  | `:probes_caught` | those of them in which a request arrived while it spun |
 
   Before the interpreter starts, the pool is empty.
 

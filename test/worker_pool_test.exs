@@ -71,6 +71,12 @@ defmodule ErlangPython.WorkerPoolTest do
     assert done >= 200
     assert waits >= 1, "200 calls one after another never found a worker waiting"
     assert waits <= done, "#{waits} waits counted for #{done} requests"
+
+    # Probes are among the waits that spun.
+    spun = sum_of(later, [:caught_spinning, :parked_after_spin])
+    probes = sum_of(later, [:probes])
+    assert probes <= spun
+    assert sum_of(later, [:probes_caught]) <= probes
   end
 
   # The sum of `keys` over every worker's figures.

@@ -73,6 +73,10 @@ struct WaitCounts {
     parked_slow_arrivals: AtomicU64,
     /// It parked at once, as no core was free (other work, one core).
     parked_no_free_core: AtomicU64,
+    /// Of the waits that spun, those that were probes (it spun although
+    /// requests had come slowly), and those of them that caught one.
+    probes: AtomicU64,
+    probes_caught: AtomicU64,
 }
 
 /// A worker's figures, for `ErlangPython.pool_stats/0`.
@@ -85,6 +89,8 @@ pub(super) struct SlotStats {
     pub(super) parked_after_spin: u64,
     pub(super) parked_slow_arrivals: u64,
     pub(super) parked_no_free_core: u64,
+    pub(super) probes: u64,
+    pub(super) probes_caught: u64,
 }
 
 pub(super) struct Dispatch {
@@ -210,9 +216,16 @@ impl Dispatch {
             return request;
         }
         let waits = &self.slots[index].waits;
+        let probe = budget.probing();
+        if probe {
+            bump(&waits.probes);
+        }
         if let Some(request) = self.spin(index, decision.duration(), began, &|| false) {
             if let Spin::For(_) = decision {
                 bump(&waits.caught_spinning);
+            }
+            if probe {
+                bump(&waits.probes_caught);
             }
             return request;
         }
@@ -352,6 +365,8 @@ impl Dispatch {
             parked_after_spin: slot.waits.parked_after_spin.load(Ordering::Relaxed),
             parked_slow_arrivals: slot.waits.parked_slow_arrivals.load(Ordering::Relaxed),
             parked_no_free_core: slot.waits.parked_no_free_core.load(Ordering::Relaxed),
+            probes: slot.waits.probes.load(Ordering::Relaxed),
+            probes_caught: slot.waits.probes_caught.load(Ordering::Relaxed),
         }
     }
 }

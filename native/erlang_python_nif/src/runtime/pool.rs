@@ -90,6 +90,11 @@ pub(crate) struct WorkerStats {
     parked_slow_arrivals: u64,
     /// Waits in which it parked at once: no core was free to spin on.
     parked_no_free_core: u64,
+    /// Of the waits that spun, those that spun as a probe although
+    /// requests had come slowly.
+    probes: u64,
+    /// Of those probes, the ones a request arrived in.
+    probes_caught: u64,
 }
 
 static POOL: OnceLock<Pool> = OnceLock::new();
@@ -209,6 +214,8 @@ pub(crate) fn stats() -> Option<PoolStats> {
                     parked_after_spin: stats.parked_after_spin,
                     parked_slow_arrivals: stats.parked_slow_arrivals,
                     parked_no_free_core: stats.parked_no_free_core,
+                    probes: stats.probes,
+                    probes_caught: stats.probes_caught,
                 }
             })
             .collect(),
