@@ -23,13 +23,7 @@ const DONE: u8 = 2;
 const CANCELLED: u8 = 3;
 
 /// Where a request stands; shared by the worker thread and the caller's handle.
-///
-/// `repr(C)`, for the padding around `poll` and `deposited`: a polling
-/// caller spins reading `poll` while the worker writes `state`, `worker`
-/// and the `Arc`'s counts; on a shared cache line each of those writes
-/// would take the line from the spinning caller, and back.
 #[derive(Debug)]
-#[repr(C)]
 pub(crate) struct JobState {
     /// Unique, never 0 (0 means "any job" to the interrupter).
     pub(crate) id: u64,
@@ -43,15 +37,25 @@ pub(crate) struct JobState {
     /// An async call's reply, kept here rather than sent until its caller
     /// claims it (`crate::kept_reply`); untouched by other requests.
     pub(crate) kept: Mutex<Kept>,
-    /// A cache line's worth: nothing above shares a line with `poll`.
-    _apart: [u8; 64],
-    /// Whether the caller polls for the reply (`crate::polled_reply`):
-    /// one of `polled_reply`'s states, `UNPOLLED` for most requests.
+    /// What a polling caller reads, on cache lines of its own.
+    pub(crate) polled: PollSlot,
+}
+
+/// A job's part that a polling caller spins on (`crate::polled_reply`).
+///
+/// Aligned to a cache line, so it starts one (nothing of the job before it
+/// shares its line) and the job's size is a whole number of lines (nor
+/// does the next allocation): the worker writes `state`, `worker` and the
+/// `Arc`'s counts while the caller spins reading `poll`, and on a shared
+/// line each of those writes would take the line from the caller, and back.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct PollSlot {
+    /// Whether the caller polls for the reply: one of `polled_reply`'s
+    /// states, `UNPOLLED` for most requests.
     pub(crate) poll: AtomicU8,
     /// A polling caller's reply, left here for it to take rather than sent.
     pub(crate) deposited: Mutex<Deposit>,
-    /// Nor anything after the job (the next allocation).
-    _apart_after: [u8; 64],
 }
 
 /// Where an async call's reply stands (see `crate::kept_reply`).
@@ -139,10 +143,7 @@ impl JobState {
             worker: AtomicUsize::new(0),
             scope,
             kept: Mutex::default(),
-            _apart: [0; 64],
-            poll: AtomicU8::new(0),
-            deposited: Mutex::default(),
-            _apart_after: [0; 64],
+            polled: PollSlot::default(),
         }
     }
 

@@ -68,13 +68,13 @@ const QUEUED_SPIN: Duration = Duration::from_nanos(500);
 
 /// Marks a new job as polled, before its request is queued.
 pub(crate) fn expect_poll(job: &JobState) {
-    job.poll.store(POLLING, Ordering::Relaxed);
+    job.polled.poll.store(POLLING, Ordering::Relaxed);
 }
 
 /// Worker side: whether the caller of `job` is polling for its reply (it
 /// may stop at any time; [`deposit`] settles that race).
 pub(crate) fn is_polled(job: &JobState) -> bool {
-    job.poll.load(Ordering::Acquire) == POLLING
+    job.polled.poll.load(Ordering::Acquire) == POLLING
 }
 
 /// Worker side, for a polled job: builds the reply with `build` in an
@@ -113,9 +113,12 @@ pub(crate) fn deposit(request: &Request, build: impl for<'a> FnOnce(Env<'a>) -> 
     let small = owned.run(|env| small_enough(saved.load(env)));
     if !small {
         // Sent instead: the caller's next poll says so.
-        let _ = job
-            .poll
-            .compare_exchange(POLLING, UNPOLLED, Ordering::AcqRel, Ordering::Acquire);
+        let _ = job.polled.poll.compare_exchange(
+            POLLING,
+            UNPOLLED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
     }
     // Committed only now that the reply exists: from here on the caller's
     // cancel() answers :done and the reply reaches it one way or the other.
@@ -124,10 +127,15 @@ pub(crate) fn deposit(request: &Request, build: impl for<'a> FnOnce(Env<'a>) -> 
         return;
     }
     if small {
-        let mut slot = job.deposited.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = job
+            .polled
+            .deposited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         slot.0 = Some((owned, saved));
         drop(slot);
         if job
+            .polled
             .poll
             .compare_exchange(POLLING, DEPOSITED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -136,6 +144,7 @@ pub(crate) fn deposit(request: &Request, build: impl for<'a> FnOnce(Env<'a>) -> 
         }
         // The caller stopped polling first: it waits for a message.
         let taken = job
+            .polled
             .deposited
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -182,7 +191,7 @@ pub(crate) fn poll<'a>(env: Env<'a>, handle: &JobHandle) -> Result<Polled<'a>, (
     owned_by_caller(env, handle)?;
     let job = &handle.state;
     let settled = |state: u8| state != POLLING;
-    let state = job.poll.load(Ordering::Acquire);
+    let state = job.polled.poll.load(Ordering::Acquire);
     let state = if settled(state) {
         state
     } else {
@@ -192,7 +201,7 @@ pub(crate) fn poll<'a>(env: Env<'a>, handle: &JobHandle) -> Result<Polled<'a>, (
         let began = Instant::now();
         let mut looks: u32 = 0;
         spin_until(began, POLL_SPIN, || {
-            let state = job.poll.load(Ordering::Acquire);
+            let state = job.polled.poll.load(Ordering::Acquire);
             if settled(state) {
                 return Some(state);
             }
@@ -216,10 +225,12 @@ pub(crate) fn stop<'a>(env: Env<'a>, handle: &JobHandle) -> Result<Polled<'a>, (
     owned_by_caller(env, handle)?;
     let job = &handle.state;
     Ok(
-        match job
-            .poll
-            .compare_exchange(POLLING, UNPOLLED, Ordering::AcqRel, Ordering::Acquire)
-        {
+        match job.polled.poll.compare_exchange(
+            POLLING,
+            UNPOLLED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Err(DEPOSITED) => take(env, job),
             _ => Polled::Sent,
         },
@@ -238,6 +249,7 @@ fn owned_by_caller(env: Env<'_>, handle: &JobHandle) -> Result<(), ()> {
 /// told it was sent, which cannot happen through `ErlangPython.Runtime`).
 fn take<'a>(env: Env<'a>, job: &JobState) -> Polled<'a> {
     if job
+        .polled
         .poll
         .compare_exchange(DEPOSITED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
@@ -245,6 +257,7 @@ fn take<'a>(env: Env<'a>, job: &JobState) -> Polled<'a> {
         return Polled::Sent;
     }
     let deposit = job
+        .polled
         .deposited
         .lock()
         .unwrap_or_else(|p| p.into_inner())
