@@ -6,7 +6,8 @@
 //! * [`elixir_struct`]: `%Module{...}` maps (errors, handles, sets);
 //! * [`describe`]: Erlang's printed form of a term, for Python reprs;
 //! * [`cells_within`]: how many cells a term holds, when within a budget;
-//! * [`MapEntries`]: a map's entries, read without rustler's wrappers.
+//! * [`MapEntries`]: a map's entries, read without rustler's wrappers;
+//! * [`binary_bytes`]: a binary's bytes, likewise.
 
 use rustler::env::SavedTerm;
 use rustler::{Env, OwnedEnv, Term};
@@ -121,6 +122,33 @@ fn walk_within(term: Term<'_>, budget: &mut usize, depth: usize, max_depth: usiz
         }
         _ => true,
     }
+}
+
+/// The bytes of `term` when it is a binary (`None` otherwise, a bitstring
+/// included), read through the raw NIF call: rustler's `Binary` builds a
+/// wrapper and a `Result` per read, which shows in bulk conversions.
+///
+/// # Safety
+///
+/// `term` is a term of `env`, live for `'a` (the bytes are the binary's own).
+pub(crate) unsafe fn binary_bytes<'a>(
+    env: *mut rustler::sys::ErlNifEnv,
+    term: rustler::sys::ErlNifTerm,
+) -> Option<&'a [u8]> {
+    let mut binary = std::mem::MaybeUninit::<rustler::sys::ErlNifBinary>::uninit();
+    // SAFETY: the caller's promise; the call only reads the term, and
+    // writes the out-parameter only when it returns true.
+    if rustler::sys::enif_inspect_binary(env, term, binary.as_mut_ptr()) == 0 {
+        return None;
+    }
+    let binary = binary.assume_init();
+    // An empty binary's data pointer may be anything, NULL included.
+    Some(if binary.size == 0 {
+        &[]
+    } else {
+        // SAFETY: `size` bytes at `data`, the binary's, live as the term is.
+        std::slice::from_raw_parts(binary.data, binary.size)
+    })
 }
 
 /// A map's entries as raw terms, read through the raw NIF calls: rustler's iterator

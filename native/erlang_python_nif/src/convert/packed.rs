@@ -33,14 +33,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use rustler::sys::{
-    enif_get_double, enif_get_int64, enif_get_list_cell, enif_inspect_binary, enif_is_empty_list,
-    ErlNifBinary, ErlNifEnv, ErlNifTerm,
+    enif_get_double, enif_get_int64, enif_get_list_cell, enif_is_empty_list, ErlNifEnv, ErlNifTerm,
 };
 use rustler::{Encoder, Env, ResourceArc, Term, TermType};
 
 use super::error::{internal, Result};
 use super::pyobjects::{binary_to_py, presized_dict};
-use crate::terms::MapEntries;
+use crate::terms::{binary_bytes, MapEntries};
 
 /// Lists shorter than this are copied as they are: below it, packing saves
 /// less than the resource costs.
@@ -309,21 +308,15 @@ unsafe fn push_item(env: *mut ErlNifEnv, term: ErlNifTerm, words: &mut Vec<u64>)
         words.extend([TAG_INT, int as u64]);
         return true;
     }
-    let mut binary = std::mem::MaybeUninit::<ErlNifBinary>::uninit();
-    if enif_inspect_binary(env, term, binary.as_mut_ptr()) != 0 {
-        let binary = binary.assume_init();
-        if binary.size > PACKED_BINARY_MAX {
+    if let Some(data) = binary_bytes(env, term) {
+        if data.len() > PACKED_BINARY_MAX {
             return false;
         }
-        words.push(TAG_BINARY | (binary.size as u64) << 8);
-        if binary.size > 0 {
-            // The bytes of a binary of `env`, live during this call.
-            let data = std::slice::from_raw_parts(binary.data, binary.size);
-            for chunk in data.chunks(8) {
-                let mut word = [0u8; 8];
-                word[..chunk.len()].copy_from_slice(chunk);
-                words.push(u64::from_ne_bytes(word));
-            }
+        words.push(TAG_BINARY | (data.len() as u64) << 8);
+        for chunk in data.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            words.push(u64::from_ne_bytes(word));
         }
         return true;
     }

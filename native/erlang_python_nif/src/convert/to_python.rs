@@ -17,7 +17,7 @@ use super::packed;
 use super::pyobjects::{binary_to_py, presized_dict};
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
-use crate::terms::MapEntries;
+use crate::terms::{binary_bytes, MapEntries};
 
 /// Converts an Erlang term to a new Python object.
 pub(crate) fn to_python<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
@@ -325,18 +325,9 @@ unsafe fn scalar_to_py(
             Ok(int)
         });
     }
-    let mut binary = std::mem::MaybeUninit::<rustler::sys::ErlNifBinary>::uninit();
-    if rustler::sys::enif_inspect_binary(raw_env, item, binary.as_mut_ptr()) != 0 {
-        let binary = binary.assume_init();
-        // The bytes of a binary of `env`, live as long as the term is.
-        let data = if binary.size == 0 {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(binary.data, binary.size)
-        };
-        return Some(binary_to_py(py, data).map(Bound::into_ptr));
-    }
-    None
+    // `item` is a term of `env` (the caller's promise).
+    let data = binary_bytes(raw_env, item)?;
+    Some(binary_to_py(py, data).map(Bound::into_ptr))
 }
 
 /// The Python value of a struct with a form of its own (dates and times,
