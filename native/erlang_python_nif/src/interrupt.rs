@@ -81,8 +81,12 @@ impl Interruptible {
 
     /// Drops an asynchronous exception pending on this worker's thread, if
     /// one was set. The GIL is held, so the interrupter cannot interleave.
+    /// Called twice per request: a plain load first, so the common case
+    /// (nothing sent) takes no locked instruction.
     pub(crate) fn clear_stale(&self, _py: Python<'_>) {
-        if self.interrupt_sent.swap(false, Ordering::AcqRel) {
+        if self.interrupt_sent.load(Ordering::Acquire)
+            && self.interrupt_sent.swap(false, Ordering::AcqRel)
+        {
             let thread_id = self.thread_id.load(Ordering::Acquire);
             // SAFETY: the GIL is held; a NULL exception clears this thread's
             // pending asynchronous exception.
