@@ -168,6 +168,7 @@ defmodule Bench.Latency do
     :caught_spinning,
     :parked_after_spin,
     :parked_slow_arrivals,
+    :caught_brief_spin,
     :parked_no_free_core,
     :probes,
     :probes_caught

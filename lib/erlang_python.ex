@@ -628,6 +628,7 @@ defmodule ErlangPython do
           caught_spinning: non_neg_integer(),
           parked_after_spin: non_neg_integer(),
           parked_slow_arrivals: non_neg_integer(),
+          caught_brief_spin: non_neg_integer(),
           parked_no_free_core: non_neg_integer(),
           probes: non_neg_integer(),
           probes_caught: non_neg_integer()
@@ -671,10 +672,11 @@ defmodule ErlangPython do
   | `:caught_spinning` | waits for a request that ended with one arriving while it spun (no wake-up) |
   | `:parked_after_spin` | waits in which it spun, nothing came, so it parked and was woken |
   | `:parked_slow_arrivals` | waits in which it parked at once: requests came too slowly for spinning to pay |
-  | `:parked_no_free_core` | waits in which it parked at once: no core was free (other work kept the worker off one, or one core) |
+  | `:caught_brief_spin` | waits in which no core was free, but requests had been coming within microseconds (many callers at once), so it spun a few microseconds and one came |
+  | `:parked_no_free_core` | waits in which it parked as no core was free (other work kept the worker off one, or one core): at once, or after such a brief spin |
 
   A request already queued when the worker looks is no wait and counts in
-  none of the four (see the threading guide on when workers spin). Two more
+  none of the five (see the threading guide on when workers spin). Two more
   keys tell apart some of the waits that spun:
 
   | key | what |

@@ -57,7 +57,14 @@ defmodule ErlangPython.WorkerPoolTest do
   end
 
   test "every wait for a request is counted once, with how it ended", %{node: node} do
-    keys = [:caught_spinning, :parked_after_spin, :parked_slow_arrivals, :parked_no_free_core]
+    keys = [
+      :caught_spinning,
+      :parked_after_spin,
+      :parked_slow_arrivals,
+      :caught_brief_spin,
+      :parked_no_free_core
+    ]
+
     before = :erpc.call(node, ErlangPython, :pool_stats, [])
 
     # One caller at a time: each request finds a worker with nothing to do,

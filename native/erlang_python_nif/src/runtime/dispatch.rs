@@ -71,7 +71,12 @@ struct WaitCounts {
     parked_after_spin: AtomicU64,
     /// It parked at once, as recent requests came too late to spin for.
     parked_slow_arrivals: AtomicU64,
-    /// It parked at once, as no core was free (other work, one core).
+    /// No core was free (other work, one core), but requests had been
+    /// coming within microseconds: it spun briefly (`BRIEF_SPIN`) and one
+    /// came.
+    caught_brief_spin: AtomicU64,
+    /// It parked as no core was free: at once, or after a brief spin that
+    /// nothing came in.
     parked_no_free_core: AtomicU64,
     /// Of the waits that spun, those that were probes (it spun although
     /// requests had come slowly), and those of them that caught one.
@@ -88,6 +93,7 @@ pub(super) struct SlotStats {
     pub(super) caught_spinning: u64,
     pub(super) parked_after_spin: u64,
     pub(super) parked_slow_arrivals: u64,
+    pub(super) caught_brief_spin: u64,
     pub(super) parked_no_free_core: u64,
     pub(super) probes: u64,
     pub(super) probes_caught: u64,
@@ -220,9 +226,15 @@ impl Dispatch {
         if probe {
             bump(&waits.probes);
         }
-        if let Some(request) = self.spin(index, decision.duration(), began, &|| false) {
-            if let Spin::For(_) = decision {
-                bump(&waits.caught_spinning);
+        let spin = match decision {
+            Spin::NoFreeCore => budget.brief_spin(),
+            _ => decision.duration(),
+        };
+        if let Some(request) = self.spin(index, spin, began, &|| false) {
+            match decision {
+                Spin::For(_) => bump(&waits.caught_spinning),
+                Spin::NoFreeCore if !spin.is_zero() => bump(&waits.caught_brief_spin),
+                _ => {}
             }
             if probe {
                 bump(&waits.probes_caught);
@@ -364,6 +376,7 @@ impl Dispatch {
             caught_spinning: slot.waits.caught_spinning.load(Ordering::Relaxed),
             parked_after_spin: slot.waits.parked_after_spin.load(Ordering::Relaxed),
             parked_slow_arrivals: slot.waits.parked_slow_arrivals.load(Ordering::Relaxed),
+            caught_brief_spin: slot.waits.caught_brief_spin.load(Ordering::Relaxed),
             parked_no_free_core: slot.waits.parked_no_free_core.load(Ordering::Relaxed),
             probes: slot.waits.probes.load(Ordering::Relaxed),
             probes_caught: slot.waits.probes_caught.load(Ordering::Relaxed),

@@ -88,7 +88,11 @@ pub(crate) struct WorkerStats {
     /// Waits in which it parked at once: requests had been coming too
     /// slowly for spinning to pay.
     parked_slow_arrivals: u64,
-    /// Waits in which it parked at once: no core was free to spin on.
+    /// Waits in which no core was free, but it spun briefly, as requests
+    /// had been coming within microseconds, and one came.
+    caught_brief_spin: u64,
+    /// Waits in which it parked as no core was free to spin on (at once, or
+    /// after a brief spin that nothing came in).
     parked_no_free_core: u64,
     /// Of the waits that spun, those that spun as a probe although
     /// requests had come slowly.
@@ -213,6 +217,7 @@ pub(crate) fn stats() -> Option<PoolStats> {
                     caught_spinning: stats.caught_spinning,
                     parked_after_spin: stats.parked_after_spin,
                     parked_slow_arrivals: stats.parked_slow_arrivals,
+                    caught_brief_spin: stats.caught_brief_spin,
                     parked_no_free_core: stats.parked_no_free_core,
                     probes: stats.probes,
                     probes_caught: stats.probes_caught,
