@@ -373,35 +373,39 @@ fn dict_of<'py>(py: Python<'py>, words: &[u64]) -> Result<Bound<'py, PyAny>> {
 fn item_of<'py>(py: Python<'py>, rest: &mut &[u64]) -> Result<Bound<'py, PyAny>> {
     let malformed = || internal("packed map item");
     let (&head, after) = rest.split_first().ok_or_else(malformed)?;
-    let payload = match head & 0xFF {
-        TAG_BINARY if (head >> 8) as usize <= PACKED_BINARY_MAX => {
-            ((head >> 8) as usize).div_ceil(8)
-        }
-        TAG_BINARY => return Err(malformed()),
-        _ => 1,
-    };
-    let words = after.get(..payload).ok_or_else(malformed)?;
-    *rest = &after[payload..];
     // SAFETY (the two calls): the GIL is held; each returns a new
     // reference or NULL with an exception set, which from_owned_ptr_or_err
     // turns into the error.
-    match head & 0xFF {
-        TAG_INT => Ok(unsafe {
-            Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(words[0] as i64))?
-        }),
-        TAG_FLOAT => Ok(unsafe {
-            Bound::from_owned_ptr_or_err(py, ffi::PyFloat_FromDouble(f64::from_bits(words[0])))?
-        }),
+    let (value, payload) = match head & 0xFF {
+        TAG_INT => {
+            let &word = after.first().ok_or_else(malformed)?;
+            let value =
+                unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(word as i64))? };
+            (value, 1)
+        }
+        TAG_FLOAT => {
+            let &word = after.first().ok_or_else(malformed)?;
+            let value = unsafe {
+                Bound::from_owned_ptr_or_err(py, ffi::PyFloat_FromDouble(f64::from_bits(word)))?
+            };
+            (value, 1)
+        }
         TAG_BINARY => {
             let len = (head >> 8) as usize;
+            if len > PACKED_BINARY_MAX {
+                return Err(malformed());
+            }
+            let words = after.get(..len.div_ceil(8)).ok_or_else(malformed)?;
             let mut bytes = [0u8; PACKED_BINARY_MAX];
             for (at, word) in words.iter().enumerate() {
                 bytes[at * 8..at * 8 + 8].copy_from_slice(&word.to_ne_bytes());
             }
-            binary_to_py(py, bytes.get(..len).ok_or_else(malformed)?)
+            (binary_to_py(py, &bytes[..len])?, words.len())
         }
-        _ => Err(malformed()),
-    }
+        _ => return Err(malformed()),
+    };
+    *rest = &after[payload..];
+    Ok(value)
 }
 
 fn list_of<'py>(py: Python<'py>, kind: Kind, words: &[u64]) -> Result<Bound<'py, PyAny>> {
