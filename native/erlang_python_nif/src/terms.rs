@@ -112,13 +112,17 @@ fn walk_within(term: Term<'_>, budget: &mut usize, depth: usize, max_depth: usiz
                 return false;
             }
             *budget -= size;
-            match rustler::MapIterator::new(term) {
-                Some(mut entries) => entries.all(|(key, value)| {
-                    walk_within(key, budget, depth + 1, max_depth)
-                        && walk_within(value, budget, depth + 1, max_depth)
-                }),
-                None => true,
+            let Some(mut entries) = MapEntries::new(term) else {
+                return true;
+            };
+            while let Some((key, value)) = entries.next_terms() {
+                if !(walk_within(key, budget, depth + 1, max_depth)
+                    && walk_within(value, budget, depth + 1, max_depth))
+                {
+                    return false;
+                }
             }
+            true
         }
         _ => true,
     }
@@ -203,6 +207,15 @@ impl<'a> MapEntries<'a> {
             rustler::sys::enif_map_iterator_next(env, &mut self.iterator);
         }
         Some((key, value))
+    }
+
+    /// [`Self::next`] as terms.
+    pub(crate) fn next_terms(&mut self) -> Option<(Term<'a>, Term<'a>)> {
+        let env = self.env;
+        // SAFETY: both are terms of the map's environment, `env`, which
+        // outlives 'a.
+        self.next()
+            .map(|(key, value)| unsafe { (Term::new(env, key), Term::new(env, value)) })
     }
 }
 
