@@ -1,0 +1,139 @@
+# How close a call comes to what this machine allows: MIX_ENV=prod mix run bench/ceiling.exs
+#
+# #16 asks for 100 callers at 500,000 calls/s. Beside our rows this prints
+# the ceiling of the design itself, measured on the same machine: a NIF
+# (bench/ceiling/, built here with cargo, not part of the package) hands
+# each request to one OS thread the VM does not manage, which answers at
+# once. No Python, no job, no timeout, and the thread spins during its rows,
+# so no wake-up either: an upper bound. Its two ways back are ours: a
+# message sent from the thread, or a flag the caller polls (yielding
+# between looks). And a BEAM process replying: the VM's own floor.
+#
+# Rows alternated ROUNDS times (default 5), TOTAL calls each (default
+# 400,000) from 100 processes; best and median calls per second, and each
+# of ours as a share of the ceiling by message (the way our many-caller
+# replies come). Compare machines by that share, not by the rates.
+Code.require_file("machine.exs", __DIR__)
+Code.require_file("callers.exs", __DIR__)
+
+crate = Path.join(__DIR__, "ceiling")
+target = Path.join(Mix.Project.build_path(), "ceiling")
+
+{_, 0} =
+  System.cmd(
+    "cargo",
+    ["build", "--release", "--quiet", "--manifest-path", Path.join(crate, "Cargo.toml")],
+    env: [{"CARGO_TARGET_DIR", target}],
+    into: IO.stream()
+  )
+
+defmodule Bench.Ceiling do
+  @moduledoc false
+  @on_load :load
+  @library Path.join([Mix.Project.build_path(), "ceiling", "release", "libceiling"])
+
+  def load, do: :erlang.load_nif(String.to_charlist(@library), 0)
+
+  def start, do: :erlang.nif_error(:not_loaded)
+  def stop, do: :erlang.nif_error(:not_loaded)
+  def submit(_reference), do: :erlang.nif_error(:not_loaded)
+  def submit_polled, do: :erlang.nif_error(:not_loaded)
+  def answered(_slot), do: :erlang.nif_error(:not_loaded)
+
+  def by_message do
+    ref = make_ref()
+    :ok = submit(ref)
+
+    receive do
+      {^ref, :pong} -> :ok
+    after
+      30_000 -> raise "no pong"
+    end
+  end
+
+  def polled, do: wait(submit_polled())
+
+  defp wait(slot) do
+    if answered(slot) do
+      :ok
+    else
+      :erlang.yield()
+      wait(slot)
+    end
+  end
+
+  def echo do
+    receive do
+      {from, ref} -> send(from, {ref, :pong})
+    end
+
+    echo()
+  end
+
+  def median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
+end
+
+rounds = String.to_integer(System.get_env("ROUNDS", "5"))
+total = String.to_integer(System.get_env("TOTAL", "400000"))
+{_mode, _load} = Bench.Machine.start("100 callers")
+echo = spawn(&Bench.Ceiling.echo/0)
+
+beam = fn ->
+  ref = make_ref()
+  send(echo, {self(), ref})
+
+  receive do
+    {^ref, :pong} -> :ok
+  end
+end
+
+# {name, fun, whether the ceiling's thread spins meanwhile}
+rows = [
+  {"BEAM process replying (VM floor)", beam, false},
+  {"ceiling, reply by message", &Bench.Ceiling.by_message/0, true},
+  {"ceiling, reply polled", &Bench.Ceiling.polled/0, true},
+  {"ErlangPython.ping()", fn -> :pong = ErlangPython.ping() end, false},
+  {"ErlangPython.call(:operator, :add, [1, 2])",
+   fn -> {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2]) end, false}
+]
+
+run = fn {_name, fun, spins?}, calls ->
+  if spins?, do: Bench.Ceiling.start()
+
+  try do
+    [rate] = Bench.Callers.rates(100, calls, 1, fun)
+    rate
+  after
+    Bench.Ceiling.stop()
+  end
+end
+
+# Warm-up: a short run of each.
+for row <- rows, do: run.(row, 20_000)
+
+rates =
+  for _ <- 1..rounds, {name, _, _} = row <- rows, reduce: %{} do
+    acc ->
+      rate = run.(row, total)
+      Map.update(acc, name, [rate], &[rate | &1])
+  end
+
+ceiling = Bench.Ceiling.median(rates["ceiling, reply by message"])
+
+IO.puts(
+  "\n#{String.pad_trailing("100 callers", 44)}#{String.pad_leading("best/s", 10)}#{String.pad_leading("median/s", 10)}  share of the ceiling by message"
+)
+
+for {name, _, _} <- rows do
+  median = Bench.Ceiling.median(rates[name])
+  share = :erlang.float_to_binary(median / ceiling, decimals: 2)
+
+  IO.puts(
+    String.pad_trailing(name, 44) <>
+      String.pad_leading(Integer.to_string(round(Enum.max(rates[name]))), 10) <>
+      String.pad_leading(Integer.to_string(round(median)), 10) <> "  #{share}"
+  )
+end
+
+IO.puts("\n#16's target: 500000 calls/s with 100 callers")
+IO.puts("load average at end #{Bench.Machine.loadavg()}")
