@@ -28,6 +28,7 @@
 //! the channel and the server gets `{:isolated_closed, tag, reason}` (it
 //! then kills the worker; its pending callers get the port's exit reason).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,7 +38,7 @@ use rustler::env::SavedTerm;
 use rustler::{Binary, Encoder, Env, LocalPid, OwnedBinary, OwnedEnv, ResourceArc, Term};
 
 use crate::shm_ring::{self, Mapping, Writer};
-use crate::wait_strategy::{core_signal, cores_free, spin_until, Spin, SpinBudget};
+use crate::wait_strategy::{core_signal, cores_free, spin_until_or, Spin, SpinBudget};
 use crate::{atoms, messaging, panics};
 
 /// Frames up to this size are copied into the ring by the calling
@@ -742,28 +743,26 @@ fn poll_reply(
     };
     let wanted = |head: &[u8]| direct_reply_id(head) == Some(id);
     // When this poll saw the worker take the request.
-    let mut taken: Option<Instant> = None;
-    let mut polls: u32 = 0;
-    let frame = spin_until(began, limits.take + limits.reply, || {
-        match rx.take_if(&inner.mapping, MAX_FRAME, REPLY_HEAD, wanted, try_binary) {
-            Ok(shm_ring::Taken::Frame(frame)) => return Some(Some(frame)),
-            Ok(shm_ring::Taken::Nothing) if inner.mapping.is_closed() => return Some(None),
-            Ok(shm_ring::Taken::Nothing) => {}
-            Ok(shm_ring::Taken::Other) | Err(_) => return Some(None),
-        }
-        if taken.is_none() && inner.mapping.read_past(shm_ring::TO_WORKER, request_end) {
-            taken = Some(Instant::now());
-        }
-        // The clock, every 64 polls (as spin_until reads it).
-        polls = polls.wrapping_add(1);
-        if !polls.is_multiple_of(64) {
-            return None;
-        }
-        limits
-            .exceeded(began.elapsed(), taken.map(|at| at.elapsed()))
-            .then_some(None)
-    })
+    let taken: Cell<Option<Instant>> = Cell::new(None);
+    let frame = spin_until_or(
+        began,
+        limits.take + limits.reply,
+        || {
+            match rx.take_if(&inner.mapping, MAX_FRAME, REPLY_HEAD, wanted, try_binary) {
+                Ok(shm_ring::Taken::Frame(frame)) => return Some(Some(frame)),
+                Ok(shm_ring::Taken::Nothing) if inner.mapping.is_closed() => return Some(None),
+                Ok(shm_ring::Taken::Nothing) => {}
+                Ok(shm_ring::Taken::Other) | Err(_) => return Some(None),
+            }
+            if taken.get().is_none() && inner.mapping.read_past(shm_ring::TO_WORKER, request_end) {
+                taken.set(Some(Instant::now()));
+            }
+            None
+        },
+        |elapsed| limits.exceeded(elapsed, taken.get().map(|at| at.elapsed())),
+    )
     .flatten();
+    let taken = taken.get();
     inner.rx_position.store(rx.position(), Ordering::Release);
     // The poll ends at the position just stored, with `rx` still held.
     drop(poll);

@@ -35,7 +35,7 @@ use crate::atoms;
 use crate::job::{recycle_env, spare_env, JobHandle, JobState, Request};
 use crate::messaging::send_owned;
 use crate::terms::cells_within;
-use crate::wait_strategy::spin_until;
+use crate::wait_strategy::spin_until_or;
 
 /// The reply goes as a message (every request not submitted as polled).
 pub(crate) const UNPOLLED: u8 = 0;
@@ -198,18 +198,12 @@ pub(crate) fn poll<'a>(env: Env<'a>, handle: &JobHandle) -> Result<Polled<'a>, (
         // A request still queued gets the short spin; one a worker takes
         // meanwhile gets the full one (the caller usually polls first
         // while a spinning worker is picking the request up).
-        let began = Instant::now();
-        let mut looks: u32 = 0;
-        spin_until(began, POLL_SPIN, || {
-            let state = job.polled.poll.load(Ordering::Acquire);
-            if settled(state) {
-                return Some(state);
-            }
-            looks = looks.wrapping_add(1);
-            let queued_too_long =
-                looks.is_multiple_of(64) && job.is_pending() && began.elapsed() >= QUEUED_SPIN;
-            queued_too_long.then_some(POLLING)
-        })
+        spin_until_or(
+            Instant::now(),
+            POLL_SPIN,
+            || Some(job.polled.poll.load(Ordering::Acquire)).filter(|&state| settled(state)),
+            |elapsed| elapsed >= QUEUED_SPIN && job.is_pending(),
+        )
         .unwrap_or(POLLING)
     };
     Ok(match state {

@@ -350,7 +350,20 @@ pub(crate) fn replies_soon() -> bool {
 pub(crate) fn spin_until<T>(
     began: Instant,
     limit: Duration,
+    ready: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    spin_until_or(began, limit, ready, |_| false)
+}
+
+/// [`spin_until`], also giving up as soon as `give_up(elapsed)` says so,
+/// asked whenever the clock is read (every 64 polls): for a spin with
+/// limits of its own besides `limit`, which then costs no clock reads of
+/// its own.
+pub(crate) fn spin_until_or<T>(
+    began: Instant,
+    limit: Duration,
     mut ready: impl FnMut() -> Option<T>,
+    mut give_up: impl FnMut(Duration) -> bool,
 ) -> Option<T> {
     let mut polls: u32 = 0;
     loop {
@@ -361,8 +374,11 @@ pub(crate) fn spin_until<T>(
             return None;
         }
         polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(64) && began.elapsed() >= limit {
-            return None;
+        if polls.is_multiple_of(64) {
+            let elapsed = began.elapsed();
+            if elapsed >= limit || give_up(elapsed) {
+                return None;
+            }
         }
         std::hint::spin_loop();
     }
@@ -689,5 +705,24 @@ mod tests {
             None
         });
         assert_eq!((once, polls), (None, 1));
+    }
+
+    #[test]
+    fn spin_until_or_also_stops_when_told_and_asks_only_with_the_clock() {
+        let (mut polls, mut asked) = (0u32, 0u32);
+        let given_up: Option<()> = spin_until_or(
+            Instant::now(),
+            Duration::from_secs(10),
+            || {
+                polls += 1;
+                None
+            },
+            |_elapsed| {
+                asked += 1;
+                asked == 3
+            },
+        );
+        assert_eq!(given_up, None);
+        assert_eq!((polls, asked), (3 * 64, 3));
     }
 }
