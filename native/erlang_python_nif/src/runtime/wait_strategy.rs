@@ -194,7 +194,7 @@ impl SpinBudget {
         self.spun_ns = 0;
         self.probing = false;
         self.announced = false;
-        let wanted = Duration::from_nanos(2 * self.typical_gap_ns + 1_000);
+        let wanted = self.wanted_spin();
         if wanted > MAX_SPIN {
             if !self.probe_due() {
                 if self.probe_next() {
@@ -226,10 +226,16 @@ impl SpinBudget {
         }
     }
 
+    /// The spin the typical gap asks for: twice it (so most arrivals near
+    /// it are caught), plus a microsecond.
+    fn wanted_spin(&self) -> Duration {
+        Duration::from_nanos(2 * self.typical_gap_ns + 1_000)
+    }
+
     /// The spin still worth it when no core is free ([`Spin::NoFreeCore`]):
     /// twice the typical gap when that is within [`BRIEF_SPIN`], else none.
     pub(crate) fn brief_spin(&self) -> Duration {
-        let wanted = Duration::from_nanos(2 * self.typical_gap_ns + 1_000);
+        let wanted = self.wanted_spin();
         if wanted <= BRIEF_SPIN && self.skip == 0 {
             wanted
         } else {
@@ -404,7 +410,7 @@ mod tests {
         for _ in 0..20 {
             budget.record(Duration::from_micros(3));
         }
-        let quick = Duration::from_nanos(2 * budget.typical_gap_ns + 1_000);
+        let quick = budget.wanted_spin();
         assert!(quick <= Duration::from_micros(10), "{quick:?}");
 
         for _ in 0..5 {
@@ -417,7 +423,7 @@ mod tests {
         for _ in 0..12 {
             budget.record(Duration::from_micros(2));
         }
-        assert!(2 * budget.typical_gap_ns + 1_000 < MAX_SPIN.as_nanos() as u64);
+        assert!(budget.wanted_spin() < MAX_SPIN);
     }
 
     /// Decides with a free core and records `gap`: whether it spun.
