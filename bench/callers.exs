@@ -112,4 +112,16 @@ defmodule Bench.Callers do
         )
     }
   end
+
+  @doc "A process answering `{from, ref, message}` with `{ref, message}`, forever: the VM's floor row."
+  def echo do
+    receive do
+      {from, ref, message} -> send(from, {ref, message})
+    end
+
+    echo()
+  end
+
+  @doc "The middle value of `values` (the upper one of an even count)."
+  def median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
 end

@@ -30,26 +30,13 @@
 Code.require_file("machine.exs", __DIR__)
 Code.require_file("callers.exs", __DIR__)
 
-defmodule Bench.CallersBudget do
-  @doc "A process answering `{from, ref, message}` with `{ref, message}`, forever."
-  def echo do
-    receive do
-      {from, ref, message} -> send(from, {ref, message})
-    end
-
-    echo()
-  end
-
-  def median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
-end
-
 rounds = String.to_integer(System.get_env("ROUNDS", "5"))
 total = String.to_integer(System.get_env("TOTAL", "200000"))
 
 {_mode, _load} =
   Bench.Machine.start("#{ErlangPython.Runtime.workers()} Python worker(s), 100 callers")
 
-echo = spawn(&Bench.CallersBudget.echo/0)
+echo = spawn(&Bench.Callers.echo/0)
 
 rows = [
   {"BEAM process replying (floor)",
@@ -102,7 +89,7 @@ IO.puts(
 
 for {name, _fun} <- rows do
   budgets = results[name]
-  median = fn key -> Bench.CallersBudget.median(Enum.map(budgets, & &1[key])) end
+  median = fn key -> Bench.Callers.median(Enum.map(budgets, & &1[key])) end
   best = budgets |> Enum.map(& &1.rate) |> Enum.max()
 
   figures =

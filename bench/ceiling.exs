@@ -61,26 +61,16 @@ defmodule Bench.Ceiling do
       wait(slot)
     end
   end
-
-  def echo do
-    receive do
-      {from, ref} -> send(from, {ref, :pong})
-    end
-
-    echo()
-  end
-
-  def median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
 end
 
 rounds = String.to_integer(System.get_env("ROUNDS", "5"))
 total = String.to_integer(System.get_env("TOTAL", "400000"))
 {_mode, _load} = Bench.Machine.start("100 callers")
-echo = spawn(&Bench.Ceiling.echo/0)
+echo = spawn(&Bench.Callers.echo/0)
 
 beam = fn ->
   ref = make_ref()
-  send(echo, {self(), ref})
+  send(echo, {self(), ref, :pong})
 
   receive do
     {^ref, :pong} -> :ok
@@ -118,14 +108,14 @@ rates =
       Map.update(acc, name, [rate], &[rate | &1])
   end
 
-ceiling = Bench.Ceiling.median(rates["ceiling, reply by message"])
+ceiling = Bench.Callers.median(rates["ceiling, reply by message"])
 
 IO.puts(
   "\n#{String.pad_trailing("100 callers", 44)}#{String.pad_leading("best/s", 10)}#{String.pad_leading("median/s", 10)}  share of the ceiling by message"
 )
 
 for {name, _, _} <- rows do
-  median = Bench.Ceiling.median(rates[name])
+  median = Bench.Callers.median(rates[name])
   share = :erlang.float_to_binary(median / ceiling, decimals: 2)
 
   IO.puts(
