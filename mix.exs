@@ -70,7 +70,12 @@ defmodule ErlangPython.MixProject do
       groups_for_modules: [
         "Python values": [ErlangPython.Object, ErlangPython.Context, ErlangPython.AsyncCall],
         Errors: [ErlangPython.Error, ErlangPython.CallError],
-        Runtime: [ErlangPython.Runtime, ErlangPython.State],
+        Runtime: [
+          ErlangPython.Runtime,
+          ErlangPython.State,
+          ErlangPython.Telemetry,
+          ErlangPython.Telemetry.Poller
+        ],
         "Descriptors and reactors": [ErlangPython.Descriptor, ErlangPython.Reactor],
         "Event loops": [
           ErlangPython.EventLoopPool,

@@ -686,6 +686,10 @@ defmodule ErlangPython do
 
   Before the interpreter starts, the pool is empty.
 
+  The same figures come as events, in the shape of the `:telemetry`
+  library's (and given to it when it is loaded), at an interval you
+  configure: see `ErlangPython.Telemetry`.
+
       iex> %{shared_queue: queued, workers: [first | _]} = ErlangPython.pool_stats()
       iex> is_integer(queued) and first.index == 0 and is_boolean(first.busy)
       true

@@ -4,17 +4,21 @@ defmodule ErlangPython.Application do
 
   @impl true
   def start(_type, _args) do
+    # The pool's events every :pool_stats_interval ms, when configured.
+    poller = ErlangPython.Telemetry.Poller.configured_child()
+
     # The callback machinery first: starting the interpreter uses it (its
     # output and logging are routed through registered functions).
-    children = [
-      ErlangPython.State,
-      ErlangPython.Callbacks,
-      # The line of `:py` callers waiting for a slot.
-      ErlangPython.Semaphore,
-      # Tables of the context, pool, import and stream registries.
-      ErlangPython.Registry,
-      {DynamicSupervisor, name: ErlangPython.PoolSupervisor, strategy: :one_for_one}
-    ]
+    children =
+      [
+        ErlangPython.State,
+        ErlangPython.Callbacks,
+        # The line of `:py` callers waiting for a slot.
+        ErlangPython.Semaphore,
+        # Tables of the context, pool, import and stream registries.
+        ErlangPython.Registry,
+        {DynamicSupervisor, name: ErlangPython.PoolSupervisor, strategy: :one_for_one}
+      ] ++ poller
 
     with {:ok, supervisor} <-
            Supervisor.start_link(children, strategy: :one_for_one, name: ErlangPython.Supervisor),

@@ -13,7 +13,8 @@ defmodule ErlangPython.Runtime do
     paths: [],
     preload: nil,
     max_state_entries: :infinity,
-    memory_limit: :infinity
+    memory_limit: :infinity,
+    pool_stats_interval: nil
   ]
 
   # Keys whose default depends on the machine: computed when read (default/1).
@@ -70,6 +71,7 @@ defmodule ErlangPython.Runtime do
   | `:preload` | `#{inspect(@config_defaults[:preload])}` | Python code run in each new context (`ErlangPython.Preload`) |
   | `:max_state_entries` | `#{inspect(@config_defaults[:max_state_entries])}` | keys `ErlangPython.State` holds at most; read at each store |
   | `:memory_limit` | `#{inspect(@config_defaults[:memory_limit])}` | a ceiling in bytes on what the whole interpreter allocates (`ErlangPython.Memory.set_limit/2`; see `guides/memory.md`) |
+  | `:pool_stats_interval` | `#{inspect(@config_defaults[:pool_stats_interval])}` | milliseconds between two emissions of the pool's events (`ErlangPython.Telemetry`); `nil` emits none |
   | `:max_concurrent` | `2 * System.schedulers() + 1` | `:py` calls running at once (`ErlangPython.Semaphore`) |
 
   `:precompiled_base_url` is read at compile time (see

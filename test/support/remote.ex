@@ -181,4 +181,8 @@ defmodule ErlangPython.TestRemote do
       true -> Process.sleep(10) && eventually_queued(wait_ms - 10)
     end
   end
+
+  @doc "A telemetry handler: sends each event, tagged with this node, to `pid` (its config)."
+  def forward_event(event, measurements, metadata, pid),
+    do: send(pid, {:event, node(), event, measurements, metadata})
 end
