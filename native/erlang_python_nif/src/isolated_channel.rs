@@ -93,10 +93,10 @@ struct Gate {
     /// counts as twice its length): whether, and how long, a caller polls.
     /// Only polls feed it: a reply the reader thread delivers says little
     /// (its time includes waking that thread).
+    /// Made [`SpinBudget::with_probes`]: while replies come slowly, a
+    /// call polls now and then anyway, ever more rarely, so quick replies
+    /// bring polling back.
     replies: SpinBudget,
-    /// Direct calls that did not poll because replies came slowly: every
-    /// [`PROBE_EVERY`]th polls anyway, so quick replies bring polling back.
-    unpolled: u32,
     /// Whether direct callers poll: [`Polling`].
     polling: Polling,
 }
@@ -214,8 +214,7 @@ fn open(owner: LocalPid, tag: u64) -> Result<(ResourceArc<Channel>, String), Str
             server_busy: false,
             server_waiting: false,
             dead: false,
-            replies: SpinBudget::default(),
-            unpolled: 0,
+            replies: SpinBudget::with_probes(),
             polling: Polling::Adaptive,
         }),
         rx: Mutex::new(rx),
@@ -558,12 +557,7 @@ fn isolated_channel_call<'a>(
 /// ([`choose_poll`]), counting why when it does not.
 fn adaptive_poll(inner: &Inner, gate: &mut Gate) -> Option<PollLimits> {
     let worker_lacks_core = || inner.mapping.reader_lacks_core(shm_ring::TO_WORKER);
-    let counter = match choose_poll(
-        &mut gate.replies,
-        &mut gate.unpolled,
-        cores_free,
-        worker_lacks_core,
-    ) {
+    let counter = match choose_poll(&mut gate.replies, cores_free, worker_lacks_core) {
         PollChoice::Poll(limits) => return Some(limits),
         PollChoice::SlowReplies => &inner.unpolled_slow,
         PollChoice::CallerBusy => &inner.unpolled_caller_busy,
@@ -587,10 +581,12 @@ enum PollChoice {
 }
 
 /// A direct caller polls while recent replies came soon enough for a spin
-/// (`replies`, [`SpinBudget::decide_with`]), or as a probe every
-/// [`PROBE_EVERY`]th call when they did not (so quick replies bring
-/// polling back), and only when its thread has a core (`caller_free`,
-/// asked at most once) and the worker last reported one too.
+/// (`replies`, [`SpinBudget::decide_with`]), or when they did not as the
+/// budget's probe (made [`SpinBudget::with_probes`]: after 4 slow calls,
+/// then ever more rarely, up to one in 1,024, and from 4 again once a poll
+/// catches its reply, so quick replies bring polling back), and only when
+/// its thread has a core (`caller_free`, asked on the call before a probe
+/// too) and the worker last reported one too.
 ///
 /// It polls within [`ADAPTIVE_LIMITS`], not for the budget's
 /// twice-the-typical reply: the alternative, waiting in `receive`, often
@@ -606,23 +602,13 @@ enum PollChoice {
 /// to a few microseconds. A poll that runs out counts as twice its length.
 fn choose_poll(
     replies: &mut SpinBudget,
-    unpolled: &mut u32,
-    mut caller_free: impl FnMut() -> bool,
+    caller_free: impl FnOnce() -> bool,
     worker_lacks_core: impl FnOnce() -> bool,
 ) -> PollChoice {
-    match replies.decide_with(&mut caller_free) {
+    match replies.decide_with(caller_free) {
         Spin::For(_) => replies.spins_for(CALLER_MAX_SPIN),
         Spin::NoFreeCore => return PollChoice::CallerBusy,
-        Spin::SlowArrivals => {
-            *unpolled = unpolled.wrapping_add(1);
-            if !unpolled.is_multiple_of(PROBE_EVERY) {
-                return PollChoice::SlowReplies;
-            }
-            // A probe: the budget did not ask for a core.
-            if !caller_free() {
-                return PollChoice::CallerBusy;
-            }
-        }
+        Spin::SlowArrivals => return PollChoice::SlowReplies,
     }
     if worker_lacks_core() {
         return PollChoice::WorkerBusy;
@@ -715,11 +701,6 @@ const FORCED_LIMITS: PollLimits = PollLimits {
     take: FORCED_MAX_SPIN,
     reply: FORCED_MAX_SPIN,
 };
-
-/// How often a direct call polls although recent replies came too slowly:
-/// a probe within [`ADAPTIVE_LIMITS`] every so many calls, whose caught
-/// replies bring polling back when the worker answers quickly again.
-const PROBE_EVERY: u32 = 16;
 
 /// Polls the reply ring for direct call `id`'s reply (its request ends at
 /// `request_end` in the request ring) within `limits`: the frame when it
@@ -979,7 +960,7 @@ mod tests {
 
     /// Replies that came within `gap` lately.
     fn quick(gap: Duration) -> SpinBudget {
-        let mut replies = SpinBudget::default();
+        let mut replies = SpinBudget::with_probes();
         for _ in 0..20 {
             let _ = replies.decide_with(|| true);
             replies.record(gap);
@@ -997,7 +978,7 @@ mod tests {
 
     /// Replies that came late.
     fn slow() -> SpinBudget {
-        let mut replies = SpinBudget::default();
+        let mut replies = SpinBudget::with_probes();
         for _ in 0..20 {
             replies.record(Duration::from_millis(1));
         }
@@ -1007,63 +988,85 @@ mod tests {
     #[test]
     fn quick_replies_with_cores_on_both_sides_poll_up_to_the_cap() {
         let mut replies = quick(3 * US);
-        let mut unpolled = 0;
-        let choice = choose_poll(&mut replies, &mut unpolled, || true, || false);
+        let choice = choose_poll(&mut replies, || true, || false);
         assert_eq!(choice, PollChoice::Poll(ADAPTIVE_LIMITS));
     }
 
     #[test]
     fn either_side_lacking_a_core_means_no_poll_and_the_caller_is_asked_once() {
         let mut replies = quick(3 * US);
-        let mut unpolled = 0;
         let mut asked = 0;
-        let choice = choose_poll(
-            &mut replies,
-            &mut unpolled,
-            counting(&mut asked, false),
-            || panic!("the worker is not asked when the caller has no core"),
-        );
+        let choice = choose_poll(&mut replies, counting(&mut asked, false), || {
+            panic!("the worker is not asked when the caller has no core")
+        });
         assert_eq!((choice, asked), (PollChoice::CallerBusy, 1));
 
         let mut asked = 0;
-        let choice = choose_poll(
-            &mut replies,
-            &mut unpolled,
-            counting(&mut asked, true),
-            || true,
-        );
+        let choice = choose_poll(&mut replies, counting(&mut asked, true), || true);
         assert_eq!((choice, asked), (PollChoice::WorkerBusy, 1));
     }
 
     #[test]
-    fn slow_replies_poll_only_as_a_probe_every_so_often() {
+    fn slow_replies_poll_only_as_probes_ever_more_rarely() {
         let mut replies = slow();
-        let mut unpolled = 0;
         let mut choices = Vec::new();
-        for _ in 0..2 * PROBE_EVERY {
+        let mut asks = 0;
+        for _ in 0..28 {
             let mut asked = 0;
-            let choice = choose_poll(
-                &mut replies,
-                &mut unpolled,
-                counting(&mut asked, true),
-                || false,
-            );
-            // Slow replies need no sample of the kernel; a probe asks once.
-            let expected = u32::from(choice != PollChoice::SlowReplies);
-            assert_eq!(asked, expected, "{choice:?}");
+            let choice = choose_poll(&mut replies, counting(&mut asked, true), || false);
+            asks += asked;
             choices.push(choice);
         }
         let probes: Vec<usize> = (0..choices.len())
             .filter(|&i| choices[i] == PollChoice::Poll(ADAPTIVE_LIMITS))
             .collect();
+        // After 4 slow calls, then 8, then 16.
+        assert_eq!(probes, [3, 11, 27]);
+        assert!(choices
+            .iter()
+            .all(|&c| c == PollChoice::SlowReplies || c == PollChoice::Poll(ADAPTIVE_LIMITS)));
+        // The kernel is sampled only around a probe: on it, and on the call
+        // before it (the budget's announcement, unused here).
+        assert_eq!(asks, 2 * probes.len() as u32);
+
+        // A probe, too, polls only with a core: without one it waits for
+        // the next call that has one.
+        let mut replies = slow();
+        for _ in 0..3 {
+            choose_poll(&mut replies, || true, || false);
+        }
         assert_eq!(
-            probes,
-            [PROBE_EVERY as usize - 1, 2 * PROBE_EVERY as usize - 1]
+            choose_poll(&mut replies, || false, || false),
+            PollChoice::CallerBusy
         );
-        // A probe, too, polls only with a core.
-        let mut unpolled = PROBE_EVERY - 1;
-        let choice = choose_poll(&mut replies, &mut unpolled, || false, || false);
-        assert_eq!(choice, PollChoice::CallerBusy);
+        assert_eq!(
+            choose_poll(&mut replies, || true, || false),
+            PollChoice::Poll(ADAPTIVE_LIMITS)
+        );
+    }
+
+    #[test]
+    fn a_caught_probe_brings_polling_back() {
+        let mut replies = slow();
+        for _ in 0..3 {
+            assert_eq!(
+                choose_poll(&mut replies, || true, || false),
+                PollChoice::SlowReplies
+            );
+        }
+        assert_eq!(
+            choose_poll(&mut replies, || true, || false),
+            PollChoice::Poll(ADAPTIVE_LIMITS)
+        );
+        // The worker answers quickly again: the probe's poll caught it.
+        replies.record(5 * US);
+        for _ in 0..10 {
+            assert_eq!(
+                choose_poll(&mut replies, || true, || false),
+                PollChoice::Poll(ADAPTIVE_LIMITS)
+            );
+            replies.record(5 * US);
+        }
     }
 
     #[test]
@@ -1090,17 +1093,16 @@ mod tests {
     fn a_reply_caught_within_the_cap_is_not_a_miss() {
         // Replies near 8 us: the budget's own spin would be 2 x 8 + 1 us.
         let mut replies = quick(8 * US);
-        let mut unpolled = 0;
-        let poll = choose_poll(&mut replies, &mut unpolled, || true, || false);
+        let poll = choose_poll(&mut replies, || true, || false);
         assert_eq!(poll, PollChoice::Poll(ADAPTIVE_LIMITS));
         // A reply caught at 19 us, within the poll: the next call polls.
         replies.record(19 * US);
-        let next = choose_poll(&mut replies, &mut unpolled, || true, || false);
+        let next = choose_poll(&mut replies, || true, || false);
         assert_eq!(next, PollChoice::Poll(ADAPTIVE_LIMITS));
         // A poll that ran out (counted twice its length) is a miss: the
         // next call does not poll.
         replies.record(2 * CALLER_MAX_SPIN);
-        let after_miss = choose_poll(&mut replies, &mut unpolled, || true, || false);
+        let after_miss = choose_poll(&mut replies, || true, || false);
         assert_eq!(after_miss, PollChoice::SlowReplies);
     }
 }
