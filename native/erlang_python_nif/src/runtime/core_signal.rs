@@ -58,7 +58,7 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -166,38 +166,83 @@ pub(crate) fn idle_explains(before: Reading, after: Reading, idle_ns: u64, windo
         && waited / slices < WAKE_MAX.as_nanos() as u64
 }
 
-/// The cumulative idle time of the cores this process may run on, in
-/// nanoseconds, and when it was read (by [`now_ns`]); None without cpuidle
-/// statistics. Read from sysfs at most every [`IDLE_REFRESH`] for the whole
-/// process (the files are opened and closed each time: an isolated worker
-/// may have a small limit on open files).
-pub(crate) fn machine_idle(now: u64) -> Option<(u64, u64)> {
-    static PATHS: OnceLock<Option<Vec<std::path::PathBuf>>> = OnceLock::new();
+/// The allowed cores' cumulative idle time, as [`machine_idle`] read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdleReading {
+    /// Nanoseconds idle, summed over the cores.
+    pub(crate) idle_ns: u64,
+    /// When it was read (by [`now_ns`]).
+    pub(crate) at_ns: u64,
+    /// Which set of cores it sums: two readings compare only within one
+    /// (the affinity mask may change, `taskset` on a running VM).
+    pub(crate) cores: u64,
+}
+
+/// The cumulative idle time of the cores this process may run on now;
+/// None without cpuidle statistics (or with more than [`MAX_IDLE_CPUS`]
+/// cores). Read from sysfs at most every [`IDLE_REFRESH`] for the whole
+/// process, the affinity mask with it; the files are opened and closed
+/// each time (an isolated worker may have a small limit on open files).
+pub(crate) fn machine_idle(now: u64) -> Option<IdleReading> {
+    static FILES: std::sync::Mutex<IdleFiles> = std::sync::Mutex::new(IdleFiles {
+        cpus: Vec::new(),
+        paths: Vec::new(),
+        cores: 0,
+    });
     static IDLE_NS: AtomicU64 = AtomicU64::new(0);
     static READ_AT: AtomicU64 = AtomicU64::new(0);
-    static READING: AtomicBool = AtomicBool::new(false);
-    let paths = PATHS.get_or_init(idle_paths).as_ref()?;
+    static CORES: AtomicU64 = AtomicU64::new(0);
     let read_at = READ_AT.load(Ordering::Acquire);
-    let stale = read_at == 0 || now.saturating_sub(read_at) >= IDLE_REFRESH.as_nanos() as u64;
-    if stale && !READING.swap(true, Ordering::Acquire) {
-        let idle_us = paths.iter().try_fold(0u64, |sum, path| {
-            let text = std::fs::read_to_string(path).ok()?;
-            Some(sum + text.trim().parse::<u64>().ok()?)
-        });
-        if let Some(idle_us) = idle_us {
-            IDLE_NS.store(idle_us.saturating_mul(1_000), Ordering::Relaxed);
-            READ_AT.store(now.max(1), Ordering::Release);
+    if read_at == 0 || now.saturating_sub(read_at) >= IDLE_REFRESH.as_nanos() as u64 {
+        // One refresher at a time; the others take the last reading.
+        if let Ok(mut files) = FILES.try_lock() {
+            match files.read() {
+                Some(idle_us) => {
+                    IDLE_NS.store(idle_us.saturating_mul(1_000), Ordering::Relaxed);
+                    CORES.store(files.cores, Ordering::Relaxed);
+                    READ_AT.store(now.max(1), Ordering::Release);
+                }
+                None => READ_AT.store(0, Ordering::Release),
+            }
         }
-        READING.store(false, Ordering::Release);
     }
-    let read_at = READ_AT.load(Ordering::Acquire);
-    (read_at != 0).then(|| (IDLE_NS.load(Ordering::Relaxed), read_at))
+    let at_ns = READ_AT.load(Ordering::Acquire);
+    (at_ns != 0).then(|| IdleReading {
+        idle_ns: IDLE_NS.load(Ordering::Relaxed),
+        at_ns,
+        cores: CORES.load(Ordering::Relaxed),
+    })
 }
 
 /// The cpuidle residency files (`.../cpuN/cpuidle/stateK/time`, in
-/// microseconds) of the cores in this thread's affinity mask; None when
-/// there are none, or more than [`MAX_IDLE_CPUS`] cores.
-fn idle_paths() -> Option<Vec<std::path::PathBuf>> {
+/// microseconds) of the cores in the affinity mask they were listed for.
+struct IdleFiles {
+    cpus: Vec<usize>,
+    paths: Vec<std::path::PathBuf>,
+    /// Bumped whenever the mask changes.
+    cores: u64,
+}
+
+impl IdleFiles {
+    /// The allowed cores' idle microseconds, listing their files again
+    /// when the mask changed; None when they are not all readable.
+    fn read(&mut self) -> Option<u64> {
+        let cpus = allowed_cpus()?;
+        if cpus != self.cpus {
+            self.paths = idle_paths(&cpus)?;
+            self.cpus = cpus;
+            self.cores += 1;
+        }
+        self.paths.iter().try_fold(0u64, |sum, path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            Some(sum + text.trim().parse::<u64>().ok()?)
+        })
+    }
+}
+
+/// The cores in this thread's affinity mask; None when the kernel does not
+/// say, or there are more than [`MAX_IDLE_CPUS`].
+fn allowed_cpus() -> Option<Vec<usize>> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
     // writes at most size_of::<cpu_set_t>() bytes into ours, and CPU_ISSET
     // reads it within CPU_SETSIZE.
@@ -210,19 +255,26 @@ fn idle_paths() -> Option<Vec<std::path::PathBuf>> {
             .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
             .collect()
     };
-    if cpus.is_empty() || cpus.len() > MAX_IDLE_CPUS {
-        return None;
-    }
+    (!cpus.is_empty() && cpus.len() <= MAX_IDLE_CPUS).then_some(cpus)
+}
+
+/// The residency files of every idle state of `cpus`; None when a core has
+/// none.
+fn idle_paths(cpus: &[usize]) -> Option<Vec<std::path::PathBuf>> {
     let mut paths = Vec::new();
     for cpu in cpus {
+        let before = paths.len();
         let dir = format!("/sys/devices/system/cpu/cpu{cpu}/cpuidle");
         for state in std::fs::read_dir(dir).ok()?.flatten() {
             if state.file_name().to_string_lossy().starts_with("state") {
                 paths.push(state.path().join("time"));
             }
         }
+        if paths.len() == before {
+            return None;
+        }
     }
-    (!paths.is_empty()).then_some(paths)
+    Some(paths)
 }
 
 /// How often a thread samples its statistics (when it is about to wait).
@@ -288,9 +340,8 @@ impl Hold {
 struct ThreadSignal {
     file: Option<File>,
     last: Option<Reading>,
-    /// The allowed cores' idle time at the last sample, and when it was
-    /// read ([`machine_idle`]).
-    idle_at_last: Option<(u64, u64)>,
+    /// The allowed cores' idle time at the last sample ([`machine_idle`]).
+    idle_at_last: Option<IdleReading>,
     sampled_at_ns: u64,
     hold: Hold,
 }
@@ -327,14 +378,12 @@ impl ThreadSignal {
                 if let Some(before) = self.last {
                     let busy = other_work(before, reading)
                         && !match (self.idle_at_last, idle) {
-                            (Some((idle_before, at_before)), Some((idle_now, at_now))) => {
-                                idle_explains(
-                                    before,
-                                    reading,
-                                    idle_now.saturating_sub(idle_before),
-                                    at_now.saturating_sub(at_before),
-                                )
-                            }
+                            (Some(then), Some(now)) if then.cores == now.cores => idle_explains(
+                                before,
+                                reading,
+                                now.idle_ns.saturating_sub(then.idle_ns),
+                                now.at_ns.saturating_sub(then.at_ns),
+                            ),
                             _ => false,
                         };
                     SAMPLES.fetch_add(1, Ordering::Relaxed);
@@ -549,11 +598,14 @@ mod tests {
         // The development and CI machines have cpuidle (haltpoll on their
         // VMs, /sys bound into the Debian 13 root too); where it is missing
         // nothing is overruled.
-        let (first, at) = machine_idle(now_ns()).expect("cpuidle residency files");
+        let first = machine_idle(now_ns()).expect("cpuidle residency files");
         std::thread::sleep(IDLE_REFRESH * 4);
-        let (later, later_at) = machine_idle(now_ns()).unwrap();
-        assert!(later_at > at);
-        assert!(later >= first, "{first} then {later}");
+        let later = machine_idle(now_ns()).unwrap();
+        assert!(later.at_ns > first.at_ns);
+        assert_eq!(later.cores, first.cores);
+        assert!(later.idle_ns >= first.idle_ns, "{first:?} then {later:?}");
+        assert_eq!(idle_paths(&[]), Some(Vec::new()));
+        assert_eq!(idle_paths(&[usize::MAX]), None);
     }
 
     #[test]
