@@ -58,7 +58,7 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -192,22 +192,24 @@ pub(crate) fn machine_idle(now: u64) -> Option<IdleReading> {
     static IDLE_NS: AtomicU64 = AtomicU64::new(0);
     static READ_AT: AtomicU64 = AtomicU64::new(0);
     static CORES: AtomicU64 = AtomicU64::new(0);
+    // Whether the last refresh could read every file (else None until the
+    // next one: a machine without cpuidle is asked again only as often).
+    static AVAILABLE: AtomicBool = AtomicBool::new(false);
     let read_at = READ_AT.load(Ordering::Acquire);
     if read_at == 0 || now.saturating_sub(read_at) >= IDLE_REFRESH.as_nanos() as u64 {
         // One refresher at a time; the others take the last reading.
         if let Ok(mut files) = FILES.try_lock() {
-            match files.read() {
-                Some(idle_us) => {
-                    IDLE_NS.store(idle_us.saturating_mul(1_000), Ordering::Relaxed);
-                    CORES.store(files.cores, Ordering::Relaxed);
-                    READ_AT.store(now.max(1), Ordering::Release);
-                }
-                None => READ_AT.store(0, Ordering::Release),
+            let idle_us = files.read();
+            if let Some(idle_us) = idle_us {
+                IDLE_NS.store(idle_us.saturating_mul(1_000), Ordering::Relaxed);
+                CORES.store(files.cores, Ordering::Relaxed);
             }
+            AVAILABLE.store(idle_us.is_some(), Ordering::Relaxed);
+            READ_AT.store(now.max(1), Ordering::Release);
         }
     }
     let at_ns = READ_AT.load(Ordering::Acquire);
-    (at_ns != 0).then(|| IdleReading {
+    (at_ns != 0 && AVAILABLE.load(Ordering::Relaxed)).then(|| IdleReading {
         idle_ns: IDLE_NS.load(Ordering::Relaxed),
         at_ns,
         cores: CORES.load(Ordering::Relaxed),
@@ -225,13 +227,17 @@ struct IdleFiles {
 
 impl IdleFiles {
     /// The allowed cores' idle microseconds, listing their files again
-    /// when the mask changed; None when they are not all readable.
+    /// when the mask changed (once per mask, also when a core has none);
+    /// None when they are not all readable.
     fn read(&mut self) -> Option<u64> {
         let cpus = allowed_cpus()?;
         if cpus != self.cpus {
-            self.paths = idle_paths(&cpus)?;
+            self.paths = idle_paths(&cpus).unwrap_or_default();
             self.cpus = cpus;
             self.cores += 1;
+        }
+        if self.paths.is_empty() {
+            return None;
         }
         self.paths.iter().try_fold(0u64, |sum, path| {
             let text = std::fs::read_to_string(path).ok()?;
