@@ -127,6 +127,14 @@ defmodule ErlangPython.TelemetryTest do
     :ok = Telemetry.emit_pool_stats()
     assert_received {:library, @pool, %{workers: 1}, %{}}
     assert_received {:library, @worker, %{completed: _}, %{index: 0}}
+
+    # Unloaded, the library gets nothing and emitting still works.
+    :code.purge(:telemetry)
+    :code.delete(:telemetry)
+    :code.purge(:telemetry)
+    refute :erlang.module_loaded(:telemetry)
+    :ok = Telemetry.emit_pool_stats()
+    refute_received {:library, _, _, _}
   end
 
   describe "the poller" do

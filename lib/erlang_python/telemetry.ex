@@ -115,8 +115,12 @@ defmodule ErlangPython.Telemetry do
       end
     end
 
-    # Through apply/3: no compile-time dependency on a library we may not have.
-    if Code.ensure_loaded?(:telemetry),
+    # Only a loaded :telemetry can hold handlers (attaching loads it), so
+    # asking whether it is loaded is enough, and a BIF's lookup, where
+    # Code.ensure_loaded?/1 searched the code path for every event of a VM
+    # without the library. Through apply/3: no compile-time dependency on a
+    # library we may not have.
+    if :erlang.module_loaded(:telemetry),
       do: apply(:telemetry, :execute, [event, measurements, metadata])
 
     :ok
