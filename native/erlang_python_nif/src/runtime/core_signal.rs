@@ -40,8 +40,12 @@
 //! were wake-ups. Two spinners taking turns on a busy machine, or a thread
 //! preempted by a busy loop, leave no core idle; a container throttled by
 //! its CPU quota, on a host whose cores idle, waits whole periods
-//! (milliseconds), far above [`WAKE_MAX`]. Without cpuidle statistics (or
-//! with more than [`MAX_IDLE_CPUS`] cores to read) nothing is overruled.
+//! (milliseconds), far above [`WAKE_MAX`]. On a machine with more than
+//! [`MAX_IDLE_CPUS`] allowed cores only the first ones are read: their
+//! idle time is a part of the whole, so a quarter of a core idle among
+//! them is one idle in all, and idle cores beyond them are only not seen
+//! (the verdict stands, as without the reading). Without cpuidle
+//! statistics nothing is overruled.
 //!
 //! A parked thread may see no other work on a busy machine (a woken thread
 //! often gets its core at once, ahead of a running busy loop), start
@@ -147,8 +151,10 @@ pub(crate) const IDLE_SHARE_PERCENT: u64 = 25;
 /// or a lost time slice is longer.
 pub(crate) const WAKE_MAX: Duration = Duration::from_micros(500);
 
-/// Most cores whose idle statistics are read (a few files each): beyond,
-/// the reading would cost more than the verdicts it corrects.
+/// Most cores whose idle statistics are read (a few files each; the
+/// first of the allowed ones): more would cost more than the verdicts
+/// they correct, and a part of the cores' idle time is never more than
+/// the whole's.
 pub(crate) const MAX_IDLE_CPUS: usize = 16;
 
 /// How often the idle statistics are read, at most, for the whole process.
@@ -178,9 +184,9 @@ pub(crate) struct IdleReading {
     pub(crate) cores: u64,
 }
 
-/// The cumulative idle time of the cores this process may run on now;
-/// None without cpuidle statistics (or with more than [`MAX_IDLE_CPUS`]
-/// cores). Read from sysfs at most every [`IDLE_REFRESH`] for the whole
+/// The cumulative idle time of the cores this process may run on now (of
+/// the first [`MAX_IDLE_CPUS`] of them); None without cpuidle statistics.
+/// Read from sysfs at most every [`IDLE_REFRESH`] for the whole
 /// process, the affinity mask with it; the files are opened and closed
 /// each time (an isolated worker may have a small limit on open files).
 pub(crate) fn machine_idle(now: u64) -> Option<IdleReading> {
@@ -246,8 +252,8 @@ impl IdleFiles {
     }
 }
 
-/// The cores in this thread's affinity mask; None when the kernel does not
-/// say, or there are more than [`MAX_IDLE_CPUS`].
+/// The first [`MAX_IDLE_CPUS`] cores in this thread's affinity mask; None
+/// when the kernel does not say.
 fn allowed_cpus() -> Option<Vec<usize>> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
     // writes at most size_of::<cpu_set_t>() bytes into ours, and CPU_ISSET
@@ -261,7 +267,14 @@ fn allowed_cpus() -> Option<Vec<usize>> {
             .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
             .collect()
     };
-    (!cpus.is_empty() && cpus.len() <= MAX_IDLE_CPUS).then_some(cpus)
+    idle_cpus_read(cpus)
+}
+
+/// Which of the allowed cores' idle time is read: the first
+/// [`MAX_IDLE_CPUS`]; None for an empty mask.
+fn idle_cpus_read(mut allowed: Vec<usize>) -> Option<Vec<usize>> {
+    allowed.truncate(MAX_IDLE_CPUS);
+    (!allowed.is_empty()).then_some(allowed)
 }
 
 /// The residency files of every idle state of `cpus`; None when a core has
@@ -612,6 +625,18 @@ mod tests {
         assert!(later.idle_ns >= first.idle_ns, "{first:?} then {later:?}");
         assert_eq!(idle_paths(&[]), Some(Vec::new()));
         assert_eq!(idle_paths(&[usize::MAX]), None);
+    }
+
+    #[test]
+    fn a_large_machine_reads_the_first_of_its_allowed_cores() {
+        // 64 allowed cores: the first 16 are read, a lower bound of the
+        // whole's idle time (until this change: none, and nothing was
+        // overruled on machines of more than 16 cores).
+        let many: Vec<usize> = (0..128).step_by(2).collect();
+        let read = idle_cpus_read(many.clone()).unwrap();
+        assert_eq!(read, many[..MAX_IDLE_CPUS]);
+        assert_eq!(idle_cpus_read(vec![3, 5]), Some(vec![3, 5]));
+        assert_eq!(idle_cpus_read(Vec::new()), None);
     }
 
     #[test]
