@@ -1,4 +1,6 @@
 # Shared by the benchmarks: many processes calling at once.
+Code.require_file("machine.exs", __DIR__)
+
 defmodule Bench.Callers do
   @doc """
   Calls per second of `processes` callers running `fun` `total` times in
@@ -25,7 +27,8 @@ defmodule Bench.Callers do
   what each call cost: `%{rate:, sched:, workers:, other:, busy:, parks:}`,
   the calls per second, then per call the CPU microseconds of the VM's
   schedulers, of the Python worker threads and of every other thread of
-  this OS process (from /proc, so spinning and parking count), the
+  this OS process (`Bench.Machine.thread_cpu_us/1`, so spinning and parking
+  count), the
   microseconds the workers were busy with requests (`pool_stats/0`), and
   how many of the workers' waits for a request ended parked.
   """
@@ -50,28 +53,12 @@ defmodule Bench.Callers do
   CPU microseconds so far of this OS process's threads, by kind: the VM's
   normal schedulers (`:sched`), the Python worker threads (`:workers`,
   named `erlang_python*`) and the rest (`:other`: dirty schedulers, aux,
-  poll, Python's own threads).
+  poll, Python's own threads). See `Bench.Machine.thread_cpu_us/1`.
   """
   def thread_cpu_us do
-    ticks_us = div(1_000_000, clock_ticks())
-    zero = %{sched: 0, workers: 0, other: 0}
-
-    "/proc/self/task"
-    |> File.ls!()
-    |> Enum.reduce(zero, fn task, sums ->
-      case File.read("/proc/self/task/#{task}/stat") do
-        {:ok, stat} ->
-          # The name (in parentheses) may hold spaces; fields follow it.
-          [head, rest] = String.split(stat, ") ", parts: 2)
-          name = head |> String.split("(", parts: 2) |> List.last()
-          fields = String.split(rest)
-          cpu = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
-          Map.update!(sums, thread_kind(name), &(&1 + cpu * ticks_us))
-
-        # A thread that ended meanwhile.
-        {:error, _} ->
-          sums
-      end
+    Enum.reduce(Bench.Machine.thread_cpu_us(), %{sched: 0, workers: 0, other: 0}, fn {name, us},
+                                                                                     sums ->
+      Map.update!(sums, thread_kind(name), &(&1 + us))
     end)
   end
 
@@ -81,20 +68,6 @@ defmodule Bench.Callers do
     if String.ends_with?(name, "_scheduler") and not String.contains?(name, "dirty"),
       do: :sched,
       else: :other
-  end
-
-  # Asked once: a command run between two readings would blur them.
-  defp clock_ticks do
-    with nil <- :persistent_term.get({__MODULE__, :ticks}, nil) do
-      ticks =
-        case System.cmd("getconf", ["CLK_TCK"]) do
-          {ticks, 0} -> ticks |> String.trim() |> String.to_integer()
-          _ -> 100
-        end
-
-      :persistent_term.put({__MODULE__, :ticks}, ticks)
-      ticks
-    end
   end
 
   # Busy microseconds and parked waits, summed over the workers.

@@ -5,7 +5,8 @@
 # the median of several runs, in milliseconds per call; the ratio is the
 # port bridge's time over ours. The cpu columns are the CPU time per call of
 # the OS processes doing the work (the VM, plus the Python process for the
-# port bridge), from /proc: they move much less with the machine's load.
+# port bridge; see Bench.Machine.cpu_us/1): they move much less with the
+# machine's load.
 # Prints the load average beside the table, since the machine is shared.
 # On Debian 13 (OTP 27.3, Python 3.13):
 #   bin/test-trixie --exec env MIX_ENV=prod mix run bench/data.exs
@@ -13,6 +14,7 @@
 # Long lists of ints or floats passed as arguments of a large request are
 # packed on the caller's dirty scheduler (convert/packed.rs); the float row
 # shows that route for floats (added with it, so it has no older figures).
+Code.require_file("machine.exs", __DIR__)
 Code.require_file("port_bridge.exs", __DIR__)
 
 defmodule DataBench do
@@ -28,16 +30,8 @@ defmodule DataBench do
     {wall, (cpu_ms(pids) - cpu_before) / runs}
   end
 
-  # utime + stime of each process (all its threads, in clock ticks of 10 ms).
-  defp cpu_ms(pids) do
-    pids
-    |> Enum.map(fn pid ->
-      [_, after_name] = String.split(File.read!("/proc/#{pid}/stat"), ") ", parts: 2)
-      fields = String.split(after_name)
-      (String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))) * 10
-    end)
-    |> Enum.sum()
-  end
+  # CPU milliseconds of each process (all its threads).
+  defp cpu_ms(pids), do: pids |> Enum.map(&Bench.Machine.cpu_us/1) |> Enum.sum() |> Kernel./(1000)
 end
 
 runs = String.to_integer(System.get_env("BENCH_RUNS") || "9")
@@ -122,7 +116,7 @@ IO.puts(
     " #{String.pad_leading("ours cpu", 9)} #{String.pad_leading("port cpu", 9)}"
 )
 
-vm = System.pid()
+vm = "self"
 {:os_pid, python_pid} = Port.info(port, :os_pid)
 
 fmt = fn value, width ->

@@ -120,18 +120,7 @@ end
 # OS process's own, per call. The direct calls' line says whether callers
 # polled for their replies, and if not for whose lack of a core.
 defmodule IsolatedBench.Hops do
-  def worker_cpu_us(os_pid) do
-    case File.read("/proc/#{os_pid}/stat") do
-      {:ok, stat} ->
-        [_, rest] = String.split(stat, ") ", parts: 2)
-        fields = String.split(rest)
-        ticks = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
-        ticks * 10_000
-
-      _ ->
-        0
-    end
-  end
+  def worker_cpu_us(os_pid), do: Bench.Machine.cpu_us(os_pid)
 
   # The kernel's view of one thread: {ns run, ns runnable but waiting for
   # a core, times it got a core, involuntary context switches}

@@ -29,7 +29,7 @@
 #
 # Also `:py.call` (the Erlang facade: semaphore, routing, process
 # environment) beside the same call, and the process's CPU time per call
-# (every thread, from /proc) during the 100-caller row: with callers
+# (every thread, `Bench.Machine.cpu_us/1`) during the 100-caller row: with callers
 # enough to keep both cores busy, CPU per call bounds the rate.
 #
 # RUNS (default 200) short runs of N (default 500) calls each. On a shared

@@ -3,7 +3,10 @@
 # Every row is measured in this one run (so rows compare on a noisy machine)
 # and is the median of several runs. Prints a table and writes
 # bench/results.json (bench/results-MODE.json for the modes below). Set
-# BENCH_QUICK=1 for a fast smoke run.
+# BENCH_QUICK=1 for a fast smoke run (a twentieth of the calls: its rows
+# last tens of milliseconds, so in the modes below they show the first
+# moments of the load; quote a full run, or bench/loaded.exs, for #16's
+# targets).
 #
 # BENCH_MODE=busy keeps every core busy with other OS processes, and
 # BENCH_MODE=pinned pins this VM to one core (see bench/machine.exs): the

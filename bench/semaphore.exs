@@ -9,7 +9,7 @@
 #   line is used), and with 50 callers at `set_max(50)` (never full);
 # - with_slot around `:erlang.yield()` (no Python), 50 callers at limit 5
 #   and 50: the semaphore's own cost when callers contend, and when not;
-# - process CPU per call (all threads, from /proc) for the 50-caller rows,
+# - process CPU per call (all threads, `Bench.Machine.cpu_us/1`) for the 50-caller rows,
 #   so a rate bought by burning more CPU shows.
 #
 # For an A/B against another checkout, run the same file from there:

@@ -92,4 +92,38 @@ defmodule ErlangPython.WorkerPoolTest do
   test "the test VM's pool has its one default worker" do
     assert %{workers: [%{index: 0}], shared_queue: _} = ErlangPython.pool_stats()
   end
+
+  # The benchmarks' CPU per call (bench/machine.exs) reads this: the whole
+  # OS process's time, the Python worker's included, in microseconds.
+  test "the process's CPU time counts the Python worker's, in microseconds" do
+    :ok =
+      ErlangPython.exec("""
+      import time
+
+      def burn_cpu_ns(ns):
+          start = time.thread_time_ns()
+          while time.thread_time_ns() - start < ns:
+              pass
+          return time.thread_time_ns() - start
+      """)
+
+    ticks_before = proc_stat_cpu_us()
+    before = ErlangPython.Native.process_cpu_us()
+    {:ok, burnt_ns} = ErlangPython.eval("burn_cpu_ns(40_000_000)")
+    later = ErlangPython.Native.process_cpu_us()
+    ticks_later = proc_stat_cpu_us()
+
+    # The worker thread's 40 ms are in it, and the kernel's clock-tick
+    # figure agrees within its rounding (two readings of 10 ms ticks) and
+    # the moments between the readings.
+    assert later - before >= div(burnt_ns, 1_000)
+    assert abs(later - before - (ticks_later - ticks_before)) <= 30_000
+  end
+
+  # utime + stime of /proc/self/stat, in microseconds (ticks of 10 ms).
+  defp proc_stat_cpu_us do
+    [_, rest] = String.split(File.read!("/proc/self/stat"), ") ", parts: 2)
+    fields = String.split(rest)
+    (String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))) * 10_000
+  end
 end

@@ -82,6 +82,8 @@ defmodule ErlangPython.Native do
   def pool_stats, do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def workers, do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  def process_cpu_us, do: :erlang.nif_error(:nif_not_loaded)
 
   # Own-GIL contexts (native/erlang_python_nif/src/own_gil.rs).
   @doc false

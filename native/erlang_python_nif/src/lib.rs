@@ -294,6 +294,22 @@ fn pool_stats() -> Option<runtime::PoolStats> {
     runtime::stats()
 }
 
+/// CPU time this OS process has used so far, every thread's (schedulers,
+/// workers, threads that ended), in microseconds: the kernel's exact run
+/// time, where `/proc/self/stat` counts 10 ms ticks. The benchmarks'
+/// "CPU per call" (`bench/machine.exs`); cheap enough for any scheduler
+/// (one system call).
+#[rustler::nif]
+fn process_cpu_us() -> Option<u64> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, ours, and reads nothing.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    (status == 0).then(|| now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000)
+}
+
 /// Binds `name` to a fun of one argument (the argument list) or to
 /// `{module, function}`. Replaces an earlier binding of the same name.
 #[rustler::nif]
