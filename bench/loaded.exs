@@ -14,7 +14,13 @@
 # - cpu us/call and cpu/wall: this OS process's CPU time (every thread,
 #   exact: `Bench.Machine.cpu_us/1`) over the run;
 # - spun / parked: how the worker's waits for a request ended
-#   (`pool_stats/0`): whether it spun on the loaded machine.
+#   (`pool_stats/0`): whether it spun on the loaded machine;
+# - ref us: the machine's own speed at the time, the CPU time (the worker
+#   thread's own, `time.thread_time_ns`) of a fixed Python loop run after
+#   the run; waits for a core do not count in it. On the development VM it
+#   moves up to 2x from run to run, idle or busy (6.3-12.2 ms), without
+#   following the call's time: a slow run beside a usual reference is
+#   waits, not a slower CPU.
 #
 # Then #16's targets (call at most 25 us, CPU at most 1.3x wall) run by
 # run: met in how many. Takes about 2 x LOADED_RUNS x LOADED_SECONDS.
@@ -39,7 +45,10 @@ defmodule Bench.Loaded do
     waits_after = waits()
     calls = length(blocks) * @block
 
+    {:ok, reference} = ErlangPython.call(:__main__, :_loaded_reference_us, [])
+
     %{
+      reference: reference,
       mean: wall / calls,
       block_median: median(blocks) / @block,
       cpu: cpu / calls,
@@ -87,12 +96,27 @@ end
 
 header =
   "#{String.pad_trailing("", 26)}#{String.pad_leading("us/call", 9)}#{String.pad_leading("block med", 11)}" <>
-    "#{String.pad_leading("cpu us", 9)}#{String.pad_leading("cpu/wall", 10)}#{String.pad_leading("spun", 10)}#{String.pad_leading("parked", 9)}"
+    "#{String.pad_leading("cpu us", 9)}#{String.pad_leading("cpu/wall", 10)}#{String.pad_leading("spun", 10)}#{String.pad_leading("parked", 9)}" <>
+    "#{String.pad_leading("ref us", 9)}"
 
 line = fn label, r ->
   "#{String.pad_trailing(label, 26)}#{fmt.(r.mean, 9, 2)}#{fmt.(r.block_median, 11, 2)}" <>
-    "#{fmt.(r.cpu, 9, 2)}#{fmt.(r.share, 10, 2)}#{String.pad_leading(to_string(r.spun), 10)}#{String.pad_leading(to_string(r.parked), 9)}"
+    "#{fmt.(r.cpu, 9, 2)}#{fmt.(r.share, 10, 2)}#{String.pad_leading(to_string(r.spun), 10)}#{String.pad_leading(to_string(r.parked), 9)}" <>
+    "#{String.pad_leading(to_string(r.reference), 9)}"
 end
+
+# The reference work: 200,000 additions in a Python loop.
+:ok =
+  ErlangPython.exec("""
+  import time
+
+  def _loaded_reference_us():
+      start = time.thread_time_ns()
+      total = 0
+      for i in range(200_000):
+          total += i
+      return (time.thread_time_ns() - start) // 1_000
+  """)
 
 IO.puts("#{runs} runs of #{seconds} s per row\n\n" <> header)
 
@@ -115,7 +139,7 @@ results =
     for {label, pick} <- [{"min", 0}, {"median", 1}, {"max", 2}] do
       r =
         Map.new(
-          [:mean, :block_median, :cpu, :share, :spun, :parked],
+          [:mean, :block_median, :cpu, :share, :spun, :parked, :reference],
           &{&1, elem(spread.(&1), pick)}
         )
 
