@@ -5,7 +5,8 @@
 # of 20,000 calls. On a shared machine the busy figure moves with the
 # hour (the host's own load shows through the hogs): one full run said
 # 24 us a call, focused runs of the same build 12-100 us. This file runs
-# the sequential rows for LOADED_RUNS runs (default 5) of LOADED_SECONDS
+# the sequential rows (ping, the call, and the same call through the
+# Erlang facade `:py.call`) for LOADED_RUNS runs (default 5) of LOADED_SECONDS
 # each (default 3), in the mode BENCH_MODE sets up (busy by default; see
 # bench/machine.exs), and prints every run, then the spread:
 #
@@ -23,7 +24,7 @@
 #   waits, not a slower CPU.
 #
 # Then #16's targets (call at most 25 us, CPU at most 1.3x wall) run by
-# run: met in how many. Takes about 2 x LOADED_RUNS x LOADED_SECONDS.
+# run: met in how many. Takes about 3 x LOADED_RUNS x LOADED_SECONDS.
 # On Debian 13: bin/test-trixie --exec env BENCH_MODE=busy MIX_ENV=prod mix run bench/loaded.exs
 Code.require_file("machine.exs", __DIR__)
 
@@ -87,7 +88,10 @@ if System.get_env("BENCH_MODE") in [nil, ""], do: System.put_env("BENCH_MODE", "
 
 rows = [
   {"ping", fn -> :pong = ErlangPython.ping() end},
-  {"call (operator.add)", fn -> {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2]) end}
+  {"call (operator.add)", fn -> {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2]) end},
+  # The Erlang facade (a semaphore slot, the process's environment), as the
+  # original's py:call is measured.
+  {":py.call (operator.add)", fn -> {:ok, 3} = :py.call(:operator, :add, [1, 2]) end}
 ]
 
 fmt = fn value, width, decimals ->
@@ -95,12 +99,12 @@ fmt = fn value, width, decimals ->
 end
 
 header =
-  "#{String.pad_trailing("", 26)}#{String.pad_leading("us/call", 9)}#{String.pad_leading("block med", 11)}" <>
+  "#{String.pad_trailing("", 34)}#{String.pad_leading("us/call", 9)}#{String.pad_leading("block med", 11)}" <>
     "#{String.pad_leading("cpu us", 9)}#{String.pad_leading("cpu/wall", 10)}#{String.pad_leading("spun", 10)}#{String.pad_leading("parked", 9)}" <>
     "#{String.pad_leading("ref us", 9)}"
 
 line = fn label, r ->
-  "#{String.pad_trailing(label, 26)}#{fmt.(r.mean, 9, 2)}#{fmt.(r.block_median, 11, 2)}" <>
+  "#{String.pad_trailing(label, 34)}#{fmt.(r.mean, 9, 2)}#{fmt.(r.block_median, 11, 2)}" <>
     "#{fmt.(r.cpu, 9, 2)}#{fmt.(r.share, 10, 2)}#{String.pad_leading(to_string(r.spun), 10)}#{String.pad_leading(to_string(r.parked), 9)}" <>
     "#{String.pad_leading(to_string(r.reference), 9)}"
 end

@@ -62,7 +62,7 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -234,9 +234,12 @@ struct IdleFiles {
 impl IdleFiles {
     /// The allowed cores' idle microseconds, listing their files again
     /// when the mask changed (once per mask, also when a core has none);
-    /// None when they are not all readable.
+    /// None when they are not all readable. Records how many cores are
+    /// allowed ([`several_cores_allowed`]).
     fn read(&mut self) -> Option<u64> {
-        let cpus = allowed_cpus()?;
+        let allowed = allowed_cpus()?;
+        ALLOWED_CORES.store(allowed.len(), Ordering::Relaxed);
+        let cpus = idle_cpus_read(allowed)?;
         if cpus != self.cpus {
             self.paths = idle_paths(&cpus).unwrap_or_default();
             self.cpus = cpus;
@@ -252,8 +255,23 @@ impl IdleFiles {
     }
 }
 
-/// The first [`MAX_IDLE_CPUS`] cores in this thread's affinity mask; None
-/// when the kernel does not say.
+/// How many cores the affinity mask allowed at the last idle reading (0
+/// before the first).
+static ALLOWED_CORES: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether this process may run on more than one core now, as the affinity
+/// mask read with the idle statistics says (at most [`IDLE_REFRESH`] old;
+/// before the first reading, the cores the process started with). A VM
+/// pinned to one core with `taskset` after start answers false.
+pub(crate) fn several_cores_allowed() -> bool {
+    match ALLOWED_CORES.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+        cores => cores > 1,
+    }
+}
+
+/// The cores in this thread's affinity mask; None when the kernel does not
+/// say.
 fn allowed_cpus() -> Option<Vec<usize>> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
     // writes at most size_of::<cpu_set_t>() bytes into ours, and CPU_ISSET
@@ -267,7 +285,7 @@ fn allowed_cpus() -> Option<Vec<usize>> {
             .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
             .collect()
     };
-    idle_cpus_read(cpus)
+    Some(cpus)
 }
 
 /// Which of the allowed cores' idle time is read: the first
@@ -623,6 +641,8 @@ mod tests {
         assert!(later.at_ns > first.at_ns);
         assert_eq!(later.cores, first.cores);
         assert!(later.idle_ns >= first.idle_ns, "{first:?} then {later:?}");
+        // The reading records the mask: these machines have two cores.
+        assert!(several_cores_allowed());
         assert_eq!(idle_paths(&[]), Some(Vec::new()));
         assert_eq!(idle_paths(&[usize::MAX]), None);
     }
