@@ -261,11 +261,12 @@ static ALLOWED_CORES: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether this process may run on more than one core now, as the affinity
 /// mask read with the idle statistics says (at most [`IDLE_REFRESH`] old;
-/// before the first reading, the cores the process started with). A VM
+/// before the first reading, the cores it had when first asked: a cached
+/// figure, since `available_parallelism` also reads cgroup files). A VM
 /// pinned to one core with `taskset` after start answers false.
 pub(crate) fn several_cores_allowed() -> bool {
     match ALLOWED_CORES.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+        0 => available_cores() > 1,
         cores => cores > 1,
     }
 }
