@@ -120,8 +120,6 @@ end
 # OS process's own, per call. The direct calls' line says whether callers
 # polled for their replies, and if not for whose lack of a core.
 defmodule IsolatedBench.Hops do
-  def worker_cpu_us(os_pid), do: Bench.Machine.cpu_us(os_pid)
-
   # The kernel's view of one thread: {ns run, ns runnable but waiting for
   # a core, times it got a core, involuntary context switches}
   # (/proc/PID/task/TID/schedstat and status).
@@ -171,14 +169,14 @@ defmodule IsolatedBench.Hops do
     vm_threads = threads(System.pid(), ["1_scheduler", "2_scheduler", "ep-isolated-rx"])
     worker_threads = threads(os_pid, ["erlang_python_w"])
     {vs0, ws0} = {snapshot(System.pid(), vm_threads), snapshot(os_pid, worker_threads)}
-    {vm0, w0} = {Bench.Machine.cpu_us(), worker_cpu_us(os_pid)}
+    {vm0, w0} = {Bench.Machine.cpu_us(), Bench.Machine.cpu_us(os_pid)}
 
     {us, _} =
       :timer.tc(fn ->
         for _ <- 1..n, do: {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2], context: ctx)
       end)
 
-    {vm1, w1} = {Bench.Machine.cpu_us(), worker_cpu_us(os_pid)}
+    {vm1, w1} = {Bench.Machine.cpu_us(), Bench.Machine.cpu_us(os_pid)}
     {vs1, ws1} = {snapshot(System.pid(), vm_threads), snapshot(os_pid, worker_threads)}
     later = ErlangPython.Isolated.channel_stats(ctx)
     per = fn a, b -> Float.round((b - a) / n, 2) end

@@ -337,7 +337,8 @@ impl SpinBudget {
     }
 }
 
-/// Whether the last worker to wait for a request decided to spin.
+/// Whether callers should poll, as the last worker to wait for a request
+/// decided ([`callers_poll`]).
 static REPLIES_SOON: AtomicBool = AtomicBool::new(false);
 
 /// Whether callers should poll for the replies to the requests a worker's
