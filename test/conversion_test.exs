@@ -294,6 +294,48 @@ defmodule ErlangPython.ConversionTest do
     end
   end
 
+  describe "the size that keeps a request on a normal scheduler" do
+    # The NIF walks a request before copying it on a normal scheduler, and
+    # refuses one over 20,000 cells or nested deeper than 64 containers;
+    # ErlangPython.Runtime then copies it on a dirty scheduler.
+    defp inline?(args) do
+      ref = make_ref()
+
+      case ErlangPython.Native.submit(ref, {:call, :builtins, :len, args, %{}}) do
+        :too_large ->
+          false
+
+        handle ->
+          assert_receive {^ref, {:ok, _}}, 10_000
+          _ = handle
+          true
+      end
+    end
+
+    defp nest_in(0), do: []
+    defp nest_in(n), do: [nest_in(n - 1)]
+
+    test "counts list cells, tuple elements and map entries exactly" do
+      # The request tuple's 5 elements and the args list's cell count too.
+      assert inline?([Enum.to_list(1..19_994)])
+      refute inline?([Enum.to_list(1..19_995)])
+      assert inline?([List.to_tuple(Enum.to_list(1..19_994))])
+      refute inline?([List.to_tuple(Enum.to_list(1..19_995))])
+      # A map entry is one cell; its key and value are walked within it.
+      assert inline?([Map.new(1..19_994, &{&1, &1})])
+      refute inline?([Map.new(1..19_995, &{&1, &1})])
+      assert inline?([Map.new(1..9_997, &{&1, [&1]})])
+      refute inline?([Map.new(1..9_998, &{&1, [&1]})])
+    end
+
+    test "counts how deep containers nest, not scalars" do
+      # The args list is the first level below the request tuple.
+      assert inline?([nest_in(62)])
+      refute inline?([nest_in(63)])
+      assert inline?([[[[[1.5, :a, "b"]]]]])
+    end
+  end
+
   describe "nesting limit (10,000 levels) in both directions" do
     setup do
       :ok =
