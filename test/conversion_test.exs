@@ -294,6 +294,87 @@ defmodule ErlangPython.ConversionTest do
     end
   end
 
+  describe "Elixir -> Python, items of bulk data (each kind read on its own fast path)" do
+    test "floats in lists, tuples and maps are exact, tiny, huge and negative zero included" do
+      floats = [0.1, -0.0, 5.0e-324, 1.7976931348623157e308, -2.5, 1.0e-300]
+
+      assert {:ok, reprs} =
+               ErlangPython.eval(
+                 "([repr(x) for x in v[0]], [type(x).__name__ for x in v[1]], repr(v[2]['k']))",
+                 %{v: {floats, List.to_tuple(floats), %{k: -0.0}}}
+               )
+
+      assert reprs ==
+               {~w(0.1 -0.0 5e-324 1.7976931348623157e+308 -2.5 1e-300), List.duplicate("float", 6),
+                "-0.0"}
+
+      assert {:ok, ^floats} = identity(floats)
+    end
+
+    test "atoms: the special ones keep their values, the others are interned str, in any number" do
+      special = [true, false, nil, :none, :undefined, :nan, :infinity, :neg_infinity]
+      # More distinct atoms than a worker thread remembers (1,024), each twice.
+      plain = for i <- 1..1_500, do: String.to_atom("conversion_test_atom_#{i}")
+      items = special ++ plain ++ plain ++ special
+
+      assert {:ok, seen} =
+               ErlangPython.eval(
+                 "[x if type(x) is str and x is __import__('sys').intern(x) else repr(x) for x in v]",
+                 %{v: items}
+               )
+
+      special_seen = ~w(True False None None None nan inf -inf)
+      plain_seen = Enum.map(plain, &Atom.to_string/1)
+      assert seen == special_seen ++ plain_seen ++ plain_seen ++ special_seen
+
+      # The same again: what a worker remembered is the same value.
+      assert {:ok, ^seen} =
+               ErlangPython.eval(
+                 "[x if type(x) is str and x is __import__('sys').intern(x) else repr(x) for x in v]",
+                 %{v: items}
+               )
+    end
+
+    test "rows: plain maps with atom keys are dicts; structs keep their forms" do
+      rows = for i <- 1..300, do: %{id: i, name: "user#{i}", score: i * 1.5, active: rem(i, 2) == 0}
+
+      assert {:ok, [300, true, ["active", "id", "name", "score"], 450.0]} =
+               ErlangPython.eval(
+                 "[len(v), all(type(r) is dict for r in v), sorted(v[0]), v[299]['score']]",
+                 %{v: rows}
+               )
+
+      # A struct among rows, and a map whose "__struct__" key is a string,
+      # not the atom: only the first is a struct.
+      assert {:ok, {"set", "dict", "date"}} =
+               ErlangPython.eval(
+                 "tuple(type(x).__name__ for x in v)",
+                 %{v: [MapSet.new([1]), %{"__struct__" => "x"}, ~D[2024-01-02]]}
+               )
+    end
+
+    test "tuples: pairs of any kind, and the tagged forms, anywhere in a list" do
+      pairs = for i <- 1..200, do: {:"key_#{rem(i, 7)}", i}
+
+      assert {:ok, {200, ["key_1", 1], true}} =
+               ErlangPython.eval(
+                 "(len(v), list(v[0]), all(type(p) is tuple and len(p) == 2 for p in v))",
+                 %{v: pairs}
+               )
+
+      tagged = [{:bytes, "ab"}, {:timedelta, 1_000_000}, {1, 2}, {:ok, "ab"}, {}, {1, 2, 3}]
+
+      assert {:ok, ["b'ab'", "datetime.timedelta(seconds=1)", "(1, 2)", "('ok', 'ab')", "()", "(1, 2, 3)"]} =
+               ErlangPython.eval("[repr(x) for x in v]", %{v: tagged})
+    end
+
+    test "a tuple whose later item cannot convert is an error, and nothing breaks" do
+      deep = Enum.reduce(1..20_000, [], fn _, acc -> [acc] end)
+      assert {:error, {:too_deep, 10_000}} = ErlangPython.call(:builtins, :len, [{1, "two", deep}])
+      assert {:ok, 3} = ErlangPython.call(:builtins, :len, [{1, "two", [3]}])
+    end
+  end
+
   describe "the size that keeps a request on a normal scheduler" do
     # The NIF walks a request before copying it on a normal scheduler, and
     # refuses one over 20,000 cells or nested deeper than 64 containers;

@@ -23,6 +23,7 @@
 //! | `numeric.rs`   | numpy scalars, `Decimal`, `UUID`                       |
 //! | `custom.rs`    | decoders registered for Python types                   |
 //! | `pyobjects.rs` | `str`/`bytes` from bytes, presized dicts               |
+//! | `atom_cache.rs` | atoms' Python objects, remembered per thread          |
 //! | `packed.rs`    | long lists and large maps of scalars, packed on the caller's side |
 //! | `to_python.rs` | Erlang -> Python                                       |
 //! | `to_term.rs`   | Python -> Erlang                                       |
@@ -32,6 +33,7 @@
 
 mod array_format;
 mod arrays;
+mod atom_cache;
 mod bignum;
 mod binary_view;
 mod custom;
