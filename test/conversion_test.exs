@@ -48,6 +48,10 @@ defmodule ErlangPython.ConversionTest do
     test "other atoms are strings, except the special floats" do
       assert seen(:hello) == {"str", "'hello'"}
       assert seen(:"with space") == {"str", "'with space'"}
+      # Beyond Latin-1: these came through as '' before (read as Latin-1).
+      assert seen(:"héllo ✓") == {"str", "'héllo ✓'"}
+      assert seen(:函数) == {"str", "'函数'"}
+      assert seen(%{"✓": 1}) == {"dict", "{'✓': 1}"}
       assert seen(:nan) == {"float", "nan"}
       assert seen(:infinity) == {"float", "inf"}
       assert seen(:neg_infinity) == {"float", "-inf"}
@@ -364,8 +368,15 @@ defmodule ErlangPython.ConversionTest do
 
       tagged = [{:bytes, "ab"}, {:timedelta, 1_000_000}, {1, 2}, {:ok, "ab"}, {}, {1, 2, 3}]
 
-      assert {:ok, ["b'ab'", "datetime.timedelta(seconds=1)", "(1, 2)", "('ok', 'ab')", "()", "(1, 2, 3)"]} =
-               ErlangPython.eval("[repr(x) for x in v]", %{v: tagged})
+      assert {:ok,
+              [
+                "b'ab'",
+                "datetime.timedelta(seconds=1)",
+                "(1, 2)",
+                "('ok', 'ab')",
+                "()",
+                "(1, 2, 3)"
+              ]} = ErlangPython.eval("[repr(x) for x in v]", %{v: tagged})
     end
 
     test "a tuple whose later item cannot convert is an error, and nothing breaks" do

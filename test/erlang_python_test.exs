@@ -72,6 +72,14 @@ defmodule ErlangPythonTest do
       assert {:ok, true} = ErlangPython.eval("'#{name}' in vars(__import__('__main__'))")
     end
 
+    test "a function whose name is beyond Latin-1 is found by its atom" do
+      # Python identifiers may be any Unicode letters; the atom's name was
+      # read as Latin-1 before, and such a call was refused as a bad name.
+      name = "двойной_" <> unique("x")
+      assert :ok = ErlangPython.exec("def #{name}(x):\n    return x * 2")
+      assert {:ok, 42} = ErlangPython.call(:__main__, String.to_atom(name), [21])
+    end
+
     test "a Python exception is an error struct" do
       assert {:error, %Error{type: "ZeroDivisionError", message: "division by zero"} = error} =
                ErlangPython.eval("1/0")

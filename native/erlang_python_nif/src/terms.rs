@@ -68,6 +68,34 @@ pub(crate) fn describe(make: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) -> String
     env.run(|env| format!("{:?}", make(env)))
 }
 
+/// An atom's name as UTF-8, whatever characters it holds; `None` for a
+/// term that is not an atom. Before NIF 2.17 (OTP 26) rustler reads atoms
+/// as Latin-1, which fails for an atom beyond it (`:"✓"`, `:函数`): such a
+/// name is read from the atom's external form, which holds it as UTF-8
+/// (`ATOM_UTF8_EXT` or `SMALL_ATOM_UTF8_EXT` on every OTP, for an atom
+/// that Latin-1 cannot write).
+pub(crate) fn atom_text(term: Term<'_>) -> Option<String> {
+    if let Ok(name) = term.atom_to_string() {
+        return Some(name);
+    }
+    if !term.is_atom() {
+        return None;
+    }
+    // The external format's version byte and its two UTF-8 atom tags
+    // (erts/emulator/beam/external.h).
+    const VERSION: u8 = 131;
+    const ATOM_UTF8: u8 = 118;
+    const SMALL_ATOM_UTF8: u8 = 119;
+    let external = term.to_binary();
+    let (len, start) = match external.as_slice() {
+        [VERSION, SMALL_ATOM_UTF8, len, ..] => (usize::from(*len), 3),
+        [VERSION, ATOM_UTF8, high, low, ..] => (usize::from(u16::from_be_bytes([*high, *low])), 4),
+        _ => return None,
+    };
+    let text = external.as_slice().get(start..start + len)?;
+    String::from_utf8(text.to_vec()).ok()
+}
+
 /// How many term cells `term` holds (list cells, tuple elements, map
 /// entries, at every level) when that is at most `budget` and it nests no
 /// deeper than `max_depth`; `None` otherwise. Stops walking as soon as

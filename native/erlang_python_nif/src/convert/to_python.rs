@@ -116,7 +116,8 @@ fn atom_value<'py>(py: Python<'py>, term: Term<'_>) -> Bound<'py, PyAny> {
     if term == atoms::neg_infinity().to_term(env) {
         return PyFloat::new(py, f64::NEG_INFINITY).into_any();
     }
-    let name = term.atom_to_string().unwrap_or_default();
+    // Every atom has a name (`atom_text` reads it whatever its characters).
+    let name = crate::terms::atom_text(term).unwrap_or_default();
     PyString::intern(py, &name).into_any()
 }
 

@@ -17,7 +17,7 @@ pub(super) fn bad(text: &str) -> Failure {
 /// A module or function name given as an atom or a UTF-8 binary.
 pub(super) fn name_text(term: Term<'_>, what: &str) -> Result<String, Failure> {
     let text = match term.get_type() {
-        TermType::Atom => term.atom_to_string().map_err(|_| bad(what))?,
+        TermType::Atom => crate::terms::atom_text(term).ok_or_else(|| bad(what))?,
         TermType::Binary => {
             let bin = Binary::from_term(term)
                 .map_err(|_| bad(&format!("{what} name must be an atom or a string")))?;
