@@ -51,6 +51,22 @@ defmodule ErlangPython.OwnGilTest do
       assert {:ok, 0} = ErlangPython.eval(interpreter_id())
     end
 
+    test "atoms and atom-keyed rows convert inside, as in the main interpreter", %{ctx: ctx} do
+      # The main interpreter's threads remember atoms' objects; an own-GIL
+      # thread must make its own, every time.
+      rows = for i <- 1..50, do: %{id: i, tag: :"own_gil_tag_#{rem(i, 5)}", ok: true, missing: nil}
+      code = "[(sorted(r), r['tag'], r['ok'], r['missing']) for r in v]"
+
+      expected =
+        for i <- 1..50,
+            do: {["id", "missing", "ok", "tag"], "own_gil_tag_#{rem(i, 5)}", true, nil}
+
+      for _ <- 1..3 do
+        assert {:ok, ^expected} = ErlangPython.eval(code, %{v: rows}, context: ctx)
+        assert {:ok, ^expected} = ErlangPython.eval(code, %{v: rows})
+      end
+    end
+
     test "modules are the interpreter's own: nothing leaks between interpreters", %{ctx: ctx} do
       {:ok, other} = ContextServer.start_link(own_gil: true)
       on_exit(fn -> ContextServer.stop(other) end)
