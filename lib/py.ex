@@ -889,22 +889,51 @@ defmodule :py do
   def erlang_shape(other), do: other
 
   @doc false
-  # Python's None is `nil` in Elixir and `none` in erlang_python.
-  def none(nil), do: :none
-  def none(list) when is_list(list), do: none_list(list)
-  def none(%ErlangPython.Object{} = object), do: object
+  # Python's None is `nil` in Elixir and `none` in erlang_python. Results
+  # hold no None far more often than they do, so a walk that allocates
+  # nothing looks first, and only a value with a `nil` in it is rebuilt:
+  # rebuilding every result made `:py.eval` of a 1,536-integer list take
+  # 1.8x as long as `ErlangPython.eval/1` (165 against 92 us).
+  def none(value), do: if(nil?(value), do: with_none(value), else: value)
 
-  def none(tuple) when is_tuple(tuple),
+  # Whether with_none/1 would change `value`: a nil where it looks.
+  defp nil?(nil), do: true
+  defp nil?([head | tail]), do: nil?(head) or nil?(tail)
+  defp nil?(%ErlangPython.Object{}), do: false
+  defp nil?(tuple) when is_tuple(tuple), do: tuple_nil?(tuple, tuple_size(tuple))
+  defp nil?(%MapSet{} = set), do: Enum.any?(set, &nil?/1)
+  defp nil?(%_{}), do: false
+  defp nil?(map) when is_map(map), do: map_nil?(:maps.next(:maps.iterator(map)))
+  defp nil?(_other), do: false
+
+  defp tuple_nil?(_tuple, 0), do: false
+
+  defp tuple_nil?(tuple, index),
+    do: nil?(elem(tuple, index - 1)) or tuple_nil?(tuple, index - 1)
+
+  defp map_nil?(:none), do: false
+
+  defp map_nil?({key, value, iterator}),
+    do: nil?(key) or nil?(value) or map_nil?(:maps.next(iterator))
+
+  defp with_none(nil), do: :none
+  defp with_none(list) when is_list(list), do: none_list(list)
+  defp with_none(%ErlangPython.Object{} = object), do: object
+
+  defp with_none(tuple) when is_tuple(tuple),
     do: tuple |> Tuple.to_list() |> none_list() |> List.to_tuple()
 
-  def none(%MapSet{} = set), do: MapSet.new(set, &none/1)
+  defp with_none(%MapSet{} = set), do: MapSet.new(set, &with_none/1)
   # Other structs (errors, handles) are Elixir values, not converted data.
-  def none(%_{} = struct), do: struct
-  def none(map) when is_map(map), do: Map.new(map, fn {key, value} -> {none(key), none(value)} end)
-  def none(other), do: other
+  defp with_none(%_{} = struct), do: struct
+
+  defp with_none(map) when is_map(map),
+    do: Map.new(map, fn {key, value} -> {with_none(key), with_none(value)} end)
+
+  defp with_none(other), do: other
 
   # Improper lists (opaque Erlang terms passed through Python) keep their tail.
-  defp none_list([head | tail]), do: [none(head) | none_list(tail)]
+  defp none_list([head | tail]), do: [with_none(head) | none_list(tail)]
   defp none_list([]), do: []
   defp none_list(tail), do: tail
 

@@ -59,6 +59,22 @@ defmodule PyApiTest do
       assert {:ok, true} = :py.eval("v is None", %{v: :none})
     end
 
+    test "None is none wherever it is in a large result, and results without None are as they come" do
+      # A None only at the end of 2,000 items, as a dict key, in a set, in
+      # a tuple inside a map inside a list.
+      assert {:ok, list} = :py.eval("list(range(1999)) + [None]")
+      assert List.last(list) == :none and length(list) == 2_000
+      assert {:ok, %{:none => 1, "k" => [:none]}} = :py.eval("{None: 1, 'k': [None]}")
+      assert {:ok, set} = :py.eval("{1, None}")
+      assert set == MapSet.new([1, :none])
+      assert {:ok, [%{"t" => {1, :none}}]} = :py.eval("[{'t': (1, None)}]")
+
+      expected = Enum.to_list(0..1_999)
+      assert {:ok, ^expected} = :py.eval("list(range(2000))")
+      rows = for i <- 1..300, do: %{"id" => i, "name" => "n#{i}"}
+      assert {:ok, ^rows} = :py.eval("[{'id': i, 'name': f'n{i}'} for i in range(1, 301)]")
+    end
+
     test "eval/3 takes a timeout" do
       assert {:error, :timeout} = :py.eval("__import__('time').sleep(1)", %{}, 100)
       assert {:ok, 45} = :py.eval("sum(range(10))", %{}, 5_000)
