@@ -37,13 +37,13 @@ defmodule Bench.Loaded do
   # cpu:, share:, spun:, parked:}.
   def run(fun, seconds) do
     stop_at = System.monotonic_time(:microsecond) + round(seconds * 1_000_000)
-    waits_before = waits()
+    waits_before = Bench.Machine.worker_waits()
     cpu_before = Bench.Machine.cpu_us()
     started = System.monotonic_time(:microsecond)
     blocks = blocks(fun, stop_at, [])
     wall = System.monotonic_time(:microsecond) - started
     cpu = Bench.Machine.cpu_us() - cpu_before
-    waits_after = waits()
+    waits_after = Bench.Machine.worker_waits()
     calls = length(blocks) * @block
 
     {:ok, reference} = ErlangPython.call(:__main__, :_loaded_reference_us, [])
@@ -63,17 +63,6 @@ defmodule Bench.Loaded do
     {us, _} = :timer.tc(fn -> for _ <- 1..@block, do: fun.() end)
     done = [us | done]
     if System.monotonic_time(:microsecond) < stop_at, do: blocks(fun, stop_at, done), else: done
-  end
-
-  # The workers' waits for a request so far, by how they ended.
-  defp waits do
-    workers = ErlangPython.pool_stats().workers
-    sum = fn keys -> Enum.sum(for w <- workers, k <- keys, do: Map.get(w, k, 0)) end
-
-    %{
-      spun: sum.([:caught_spinning, :caught_brief_spin]),
-      parked: sum.([:parked_after_spin, :parked_slow_arrivals, :parked_no_free_core])
-    }
   end
 end
 

@@ -1,5 +1,5 @@
-# Shared by the benchmarks: the machine state a run is measured in, and the
-# process's own CPU time.
+# Shared by the benchmarks: the machine state a run is measured in, the
+# process's own CPU time, and how the worker threads' waits ended.
 #
 #   BENCH_MODE=idle    (default) the machine as it is
 #   BENCH_MODE=busy    one busy-looping OS process per core, for the whole run
@@ -82,6 +82,23 @@ defmodule Bench.Machine do
       nil -> "unknown"
       taskset -> taskset |> System.cmd(["-p", System.pid()]) |> elem(0) |> String.trim()
     end
+  end
+
+  @doc """
+  How the worker threads' waits for a request have ended so far, summed
+  over the pool (`ErlangPython.pool_stats/0`): `%{spun:, parked:}`, whether
+  a request came while a worker spun (fully or briefly) or it parked. The
+  difference over a run says whether the workers spun on the machine as it
+  was.
+  """
+  def worker_waits do
+    workers = ErlangPython.pool_stats().workers
+    sum = fn keys -> Enum.sum(for w <- workers, k <- keys, do: Map.get(w, k, 0)) end
+
+    %{
+      spun: sum.([:caught_spinning, :caught_brief_spin]),
+      parked: sum.([:parked_after_spin, :parked_slow_arrivals, :parked_no_free_core])
+    }
   end
 
   @doc """

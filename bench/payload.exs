@@ -29,13 +29,13 @@ defmodule Bench.Payload do
   # One run of `fun` for `seconds`: %{us:, cpu:, share:, spun:, parked:}.
   def run(fun, seconds) do
     stop_at = System.monotonic_time(:microsecond) + round(seconds * 1_000_000)
-    waits_before = waits()
+    waits_before = Bench.Machine.worker_waits()
     cpu_before = Bench.Machine.cpu_us()
     started = System.monotonic_time(:microsecond)
     calls = blocks(fun, stop_at, 0)
     wall = System.monotonic_time(:microsecond) - started
     cpu = Bench.Machine.cpu_us() - cpu_before
-    waits_after = waits()
+    waits_after = Bench.Machine.worker_waits()
 
     %{
       us: wall / calls,
@@ -50,16 +50,6 @@ defmodule Bench.Payload do
     Enum.each(1..@block, fn _ -> fun.() end)
     calls = calls + @block
     if System.monotonic_time(:microsecond) < stop_at, do: blocks(fun, stop_at, calls), else: calls
-  end
-
-  defp waits do
-    workers = ErlangPython.pool_stats().workers
-    sum = fn keys -> Enum.sum(for w <- workers, k <- keys, do: Map.get(w, k, 0)) end
-
-    %{
-      spun: sum.([:caught_spinning, :caught_brief_spin]),
-      parked: sum.([:parked_after_spin, :parked_slow_arrivals, :parked_no_free_core])
-    }
   end
 
   def fmt(value, width, decimals \\ 1),
