@@ -81,11 +81,7 @@ pub(crate) fn atom_text(term: Term<'_>) -> Option<String> {
     if !term.is_atom() {
         return None;
     }
-    // The external format's version byte and its two UTF-8 atom tags
-    // (erts/emulator/beam/external.h).
-    const VERSION: u8 = 131;
-    const ATOM_UTF8: u8 = 118;
-    const SMALL_ATOM_UTF8: u8 = 119;
+    use crate::etf::{ATOM_UTF8, SMALL_ATOM_UTF8, VERSION};
     let external = term.to_binary();
     let (len, start) = match external.as_slice() {
         [VERSION, SMALL_ATOM_UTF8, len, ..] => (usize::from(*len), 3),
@@ -139,10 +135,10 @@ unsafe fn walk_item(
 }
 
 /// [`walk_within`] of a container of type `kind`, through the raw NIF
-/// calls: this walk runs on a normal
-/// scheduler before every request is copied, and rustler's wrappers (a
-/// type enum per item, a `Result` per list cell, a vector per tuple) made
-/// it cost twice the copy it guards (about 18 ns a cell).
+/// calls: this walk runs on a normal scheduler before every request is
+/// copied, and rustler's wrappers (a type enum per item, a `Result` per
+/// list cell, a vector per tuple) made it cost twice the copy it guards
+/// (about 18 ns a cell).
 ///
 /// # Safety
 ///
@@ -184,17 +180,8 @@ unsafe fn walk_raw(
             true
         }
         Type::ERL_NIF_TERM_TYPE_TUPLE => {
-            let mut arity: std::ffi::c_int = 0;
-            let mut items: *const rustler::sys::ErlNifTerm = std::ptr::null();
-            if rustler::sys::enif_get_tuple(env, term, &mut arity, &mut items) == 0 {
+            let Some(items) = tuple_items(env, term) else {
                 return true;
-            }
-            let items: &[rustler::sys::ErlNifTerm] = if arity <= 0 || items.is_null() {
-                &[]
-            } else {
-                // SAFETY: enif_get_tuple points `items` at the tuple's
-                // `arity` elements, live as the tuple is.
-                std::slice::from_raw_parts(items, arity as usize)
             };
             items.iter().all(|&item| {
                 if *budget == 0 {
@@ -253,6 +240,33 @@ pub(crate) unsafe fn binary_bytes<'a>(
     } else {
         // SAFETY: `size` bytes at `data`, the binary's, live as the term is.
         std::slice::from_raw_parts(binary.data, binary.size)
+    })
+}
+
+/// A tuple's elements in place, read through the raw NIF call (rustler's
+/// `get_tuple` copies them into a new vector); `None` when `term` is not a
+/// tuple.
+///
+/// # Safety
+///
+/// `term` is a term of `env`, live for `'a` (the slice is the tuple's own).
+pub(crate) unsafe fn tuple_items<'a>(
+    env: *mut rustler::sys::ErlNifEnv,
+    term: rustler::sys::ErlNifTerm,
+) -> Option<&'a [rustler::sys::ErlNifTerm]> {
+    let mut arity: std::ffi::c_int = 0;
+    let mut items: *const rustler::sys::ErlNifTerm = std::ptr::null();
+    // SAFETY: the caller's promise; the out-parameters are ours, written
+    // only when the call returns true.
+    if rustler::sys::enif_get_tuple(env, term, &mut arity, &mut items) == 0 {
+        return None;
+    }
+    Some(if arity <= 0 || items.is_null() {
+        &[]
+    } else {
+        // SAFETY: enif_get_tuple points `items` at the tuple's `arity`
+        // elements, live as the tuple is.
+        std::slice::from_raw_parts(items, arity as usize)
     })
 }
 

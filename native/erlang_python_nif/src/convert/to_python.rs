@@ -17,7 +17,7 @@ use super::packed;
 use super::pyobjects::{binary_to_py, presized_dict};
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
-use crate::terms::{binary_bytes, MapEntries};
+use crate::terms::{binary_bytes, tuple_items, MapEntries};
 
 /// Converts an Erlang term to a new Python object.
 pub(crate) fn to_python<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
@@ -32,20 +32,13 @@ fn term_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Boun
     }
 }
 
-/// [`term_to_py`] for a term that `scalar_to_py` did not take.
+/// [`term_to_py`] for a term that `scalar_to_py` did not take: it took
+/// every float, atom and binary, so what is left is a bignum, a container,
+/// a bitstring whose size is not a whole number of bytes (opaque), or one
+/// of the terms below.
 fn other_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
     match term.get_type() {
         TermType::Integer => integer_to_py(py, term),
-        TermType::Float => {
-            let value: f64 = term.decode().map_err(|_| internal("float"))?;
-            Ok(PyFloat::new(py, value).into_any())
-        }
-        TermType::Atom => Ok(atom_to_py(py, term)),
-        TermType::Binary => match Binary::from_term(term) {
-            Ok(bin) => binary_to_py(py, bin.as_slice()),
-            // A bitstring whose size is not a whole number of bytes.
-            Err(_) => opaque(py, term),
-        },
         TermType::List => list_to_py(py, term, depth),
         TermType::Tuple => tuple_to_py(py, term, depth),
         TermType::Map => map_to_py(py, term, depth),
@@ -242,26 +235,11 @@ impl Drop for Staged {
 fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound<'py, PyAny>> {
     enter(depth)?;
     let env = term.get_env();
-    // The elements in place, through the raw NIF call: rustler's
-    // `get_tuple` copies them into a new vector, one allocation per tuple
-    // (a list of `{key, value}` pairs made one per item).
-    let mut arity: std::ffi::c_int = 0;
-    let mut elements: *const rustler::sys::ErlNifTerm = std::ptr::null();
-    // SAFETY: `term` is a term of `env`; the out-parameters are ours,
-    // written only when the call returns true.
-    if unsafe {
-        rustler::sys::enif_get_tuple(env.as_c_arg(), term.as_c_arg(), &mut arity, &mut elements)
-    } == 0
-    {
-        return Err(internal("tuple"));
-    }
-    let items: &[rustler::sys::ErlNifTerm] = if arity <= 0 || elements.is_null() {
-        &[]
-    } else {
-        // SAFETY: enif_get_tuple points `elements` at the tuple's `arity`
-        // elements, live as the tuple (a term of `env`) is.
-        unsafe { std::slice::from_raw_parts(elements, arity as usize) }
-    };
+    // The elements in place: rustler's `get_tuple` made a vector per tuple
+    // (a list of `{key, value}` pairs, one per item).
+    // SAFETY: `term` is a term of `env`, live for this call.
+    let items =
+        unsafe { tuple_items(env.as_c_arg(), term.as_c_arg()) }.ok_or_else(|| internal("tuple"))?;
     // The tagged forms are pairs led by an atom.
     if let [tag, value] = items {
         // SAFETY: both are terms of `env`.

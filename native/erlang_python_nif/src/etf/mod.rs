@@ -30,7 +30,7 @@ use pyo3::prelude::*;
 
 pub(crate) use reader::Reader;
 #[allow(unused_imports)]
-pub(crate) use tags::{MAX_DEPTH, VERSION};
+pub(crate) use tags::{ATOM_UTF8, MAX_DEPTH, SMALL_ATOM_UTF8, VERSION};
 pub(crate) use writer::Writer;
 
 /// The forms a user of the codec gives what plain data has no form for.

@@ -33,8 +33,8 @@ pub(super) const EXPORT: u8 = 113;
 pub(super) const NEW_REFERENCE: u8 = 114;
 pub(super) const SMALL_ATOM: u8 = 115;
 pub(super) const MAP: u8 = 116;
-pub(super) const ATOM_UTF8: u8 = 118;
-pub(super) const SMALL_ATOM_UTF8: u8 = 119;
+pub(crate) const ATOM_UTF8: u8 = 118;
+pub(crate) const SMALL_ATOM_UTF8: u8 = 119;
 pub(super) const V4_PORT: u8 = 120;
 
 pub(super) fn malformed(what: &str) -> PyErr {
