@@ -34,35 +34,20 @@ defmodule Bench.Loaded do
   def median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
 
   # One run of `fun` for `seconds`, in blocks: %{mean:, block_median:,
-  # cpu:, share:, spun:, parked:}.
+  # cpu:, share:, spun:, parked:, reference:}.
   def run(fun, seconds) do
-    stop_at = System.monotonic_time(:microsecond) + round(seconds * 1_000_000)
-    waits_before = Bench.Machine.worker_waits()
-    cpu_before = Bench.Machine.cpu_us()
-    started = System.monotonic_time(:microsecond)
-    blocks = blocks(fun, stop_at, [])
-    wall = System.monotonic_time(:microsecond) - started
-    cpu = Bench.Machine.cpu_us() - cpu_before
-    waits_after = Bench.Machine.worker_waits()
-    calls = length(blocks) * @block
-
+    run = Bench.Machine.timed_run(fun, seconds, @block)
     {:ok, reference} = ErlangPython.call(:__main__, :_loaded_reference_us, [])
 
     %{
       reference: reference,
-      mean: wall / calls,
-      block_median: median(blocks) / @block,
-      cpu: cpu / calls,
-      share: cpu / wall,
-      spun: waits_after.spun - waits_before.spun,
-      parked: waits_after.parked - waits_before.parked
+      mean: run.wall / run.calls,
+      block_median: median(run.block_us) / @block,
+      cpu: run.cpu / run.calls,
+      share: run.cpu / run.wall,
+      spun: run.spun,
+      parked: run.parked
     }
-  end
-
-  defp blocks(fun, stop_at, done) do
-    {us, _} = :timer.tc(fn -> for _ <- 1..@block, do: fun.() end)
-    done = [us | done]
-    if System.monotonic_time(:microsecond) < stop_at, do: blocks(fun, stop_at, done), else: done
   end
 end
 

@@ -85,6 +85,42 @@ defmodule Bench.Machine do
   end
 
   @doc """
+  Runs `fun` for `seconds`, in blocks of `block` calls (the clock is read
+  between blocks only): `%{block_us:, calls:, wall:, cpu:, spun:, parked:}`,
+  each block's microseconds, the calls made, the run's wall and CPU
+  microseconds (`cpu_us/1`), and how the workers' waits for a request ended
+  meanwhile (`worker_waits/0`).
+  """
+  def timed_run(fun, seconds, block) do
+    stop_at = System.monotonic_time(:microsecond) + round(seconds * 1_000_000)
+    waits_before = worker_waits()
+    cpu_before = cpu_us()
+    started = System.monotonic_time(:microsecond)
+    block_us = timed_blocks(fun, block, stop_at, [])
+    wall = System.monotonic_time(:microsecond) - started
+    cpu = cpu_us() - cpu_before
+    waits_after = worker_waits()
+
+    %{
+      block_us: block_us,
+      calls: length(block_us) * block,
+      wall: wall,
+      cpu: cpu,
+      spun: waits_after.spun - waits_before.spun,
+      parked: waits_after.parked - waits_before.parked
+    }
+  end
+
+  defp timed_blocks(fun, block, stop_at, done) do
+    {us, _} = :timer.tc(fn -> Enum.each(1..block, fn _ -> fun.() end) end)
+    done = [us | done]
+
+    if System.monotonic_time(:microsecond) < stop_at,
+      do: timed_blocks(fun, block, stop_at, done),
+      else: done
+  end
+
+  @doc """
   How the worker threads' waits for a request have ended so far, summed
   over the pool (`ErlangPython.pool_stats/0`): `%{spun:, parked:}`, whether
   a request came while a worker spun (fully or briefly) or it parked. The

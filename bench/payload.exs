@@ -28,28 +28,15 @@ defmodule Bench.Payload do
 
   # One run of `fun` for `seconds`: %{us:, cpu:, share:, spun:, parked:}.
   def run(fun, seconds) do
-    stop_at = System.monotonic_time(:microsecond) + round(seconds * 1_000_000)
-    waits_before = Bench.Machine.worker_waits()
-    cpu_before = Bench.Machine.cpu_us()
-    started = System.monotonic_time(:microsecond)
-    calls = blocks(fun, stop_at, 0)
-    wall = System.monotonic_time(:microsecond) - started
-    cpu = Bench.Machine.cpu_us() - cpu_before
-    waits_after = Bench.Machine.worker_waits()
+    run = Bench.Machine.timed_run(fun, seconds, @block)
 
     %{
-      us: wall / calls,
-      cpu: cpu / calls,
-      share: cpu / wall,
-      spun: waits_after.spun - waits_before.spun,
-      parked: waits_after.parked - waits_before.parked
+      us: run.wall / run.calls,
+      cpu: run.cpu / run.calls,
+      share: run.cpu / run.wall,
+      spun: run.spun,
+      parked: run.parked
     }
-  end
-
-  defp blocks(fun, stop_at, calls) do
-    Enum.each(1..@block, fn _ -> fun.() end)
-    calls = calls + @block
-    if System.monotonic_time(:microsecond) < stop_at, do: blocks(fun, stop_at, calls), else: calls
   end
 
   def fmt(value, width, decimals \\ 1),
