@@ -892,8 +892,8 @@ defmodule :py do
   # Python's None is `nil` in Elixir and `none` in erlang_python. Results
   # hold no None far more often than they do, so a walk that allocates
   # nothing looks first, and only a value with a `nil` in it is rebuilt:
-  # rebuilding every result made `:py.eval` of a 1,536-integer list take
-  # 1.8x as long as `ErlangPython.eval/1` (165 against 92 us).
+  # rebuilding every result cost the caller 333 us for 1,000 string-keyed
+  # rows (every map through Map.new), against 114 us for the walk alone.
   def none(value), do: if(nil?(value), do: with_none(value), else: value)
 
   # Whether with_none/1 would change `value`: a nil where it looks.
