@@ -210,16 +210,26 @@ impl Dispatch {
     /// Called without the GIL.
     pub(super) fn next(&self, index: usize, budget: &mut SpinBudget) -> Request {
         let began = Instant::now();
-        let request = self.next_unrecorded(index, budget, began);
-        budget.record(request.queued_at().saturating_duration_since(began));
+        let (request, parked) = self.next_unrecorded(index, budget, began);
+        budget.record_wait(
+            request.queued_at().saturating_duration_since(began),
+            !parked,
+        );
         request
     }
 
-    fn next_unrecorded(&self, index: usize, budget: &mut SpinBudget, began: Instant) -> Request {
+    /// The next request, and whether the worker parked for it (its spin,
+    /// if any, missed).
+    fn next_unrecorded(
+        &self,
+        index: usize,
+        budget: &mut SpinBudget,
+        began: Instant,
+    ) -> (Request, bool) {
         let decision = budget.decide_and_publish();
         // Already queued: no wait at all (the common case under load).
         if let Some(request) = self.take(index) {
-            return request;
+            return (request, false);
         }
         let waits = &self.slots[index].waits;
         let probe = budget.probing();
@@ -239,7 +249,7 @@ impl Dispatch {
             if probe {
                 bump(&waits.probes_caught);
             }
-            return request;
+            return (request, false);
         }
         bump(match decision {
             Spin::For(_) => &waits.parked_after_spin,
@@ -252,12 +262,12 @@ impl Dispatch {
             fence(Ordering::SeqCst);
             if let Some(request) = self.take(index) {
                 self.idle.fetch_and(!bit, Ordering::SeqCst);
-                return request;
+                return (request, true);
             }
             std::thread::park();
             self.idle.fetch_and(!bit, Ordering::SeqCst);
             if let Some(request) = self.take(index) {
-                return request;
+                return (request, true);
             }
         }
     }
