@@ -76,10 +76,9 @@ pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
 /// requests found the worker parked too, a chain of wake-ups (traced: 3-6
 /// parks, 80-250 us in all on average) for each pause. A longer spin costs no more when the arrival comes, since a spin
 /// ends then, and at most this much more when it does not (the end of a
-/// run of calls). Runs of 300,000 sequential calls, alternated with the
-/// build before on the development VM: 4.75 us a call before, 4.02 after
-/// (medians of 8 runs, 6 of the 8 pairs faster), with a third to a fifth
-/// as many parks after a spin.
+/// run of calls). Runs of 300,000 sequential calls on the development VM,
+/// this floor switched off and on in one build (a throwaway switch): 4.89
+/// us a call off, 4.09 on (medians of 11 alternated runs).
 pub(crate) const PAUSE_SPIN: Duration = Duration::from_micros(100);
 
 /// Recent gaps between starting to wait and work arriving, and the spin
