@@ -78,7 +78,13 @@ pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
 /// ends then, and at most this much more when it does not (the end of a
 /// run of calls). Runs of 300,000 sequential calls on the development VM,
 /// this floor switched off and on in one build (a throwaway switch): 4.89
-/// us a call off, 4.09 on (medians of 11 alternated runs).
+/// us a call off, 4.09 on (medians of 11 alternated runs); another hour,
+/// `bench/sequential.exs`, 6.9 off and 6.5 on (12 runs each). The worker
+/// then parked after a spin or for slow arrivals hardly at all, but
+/// parked more often for want of a free core: spinning longer, it is
+/// preempted more by the VM's own threads when caller and worker fill
+/// both cores, and its samples read that as other work (the free-core
+/// signal cannot tell the VM's threads from other processes').
 pub(crate) const PAUSE_SPIN: Duration = Duration::from_micros(100);
 
 /// Recent gaps between starting to wait and work arriving, and the spin
