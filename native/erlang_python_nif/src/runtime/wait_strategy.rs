@@ -74,17 +74,24 @@ pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
 /// us) missed every one of them and parked; the caller, no longer answered
 /// within its polls, waited in `receive` and fell asleep, and its later
 /// requests found the worker parked too, a chain of wake-ups (traced: 3-6
-/// parks, 80-250 us in all on average) for each pause. A longer spin costs no more when the arrival comes, since a spin
-/// ends then, and at most this much more when it does not (the end of a
-/// run of calls). Runs of 300,000 sequential calls on the development VM,
-/// this floor switched off and on in one build (a throwaway switch): 4.89
-/// us a call off, 4.09 on (medians of 11 alternated runs); another hour,
+/// parks, 80-250 us in all on average) for each pause. A longer spin costs
+/// no more when the arrival comes, since a spin ends then, and at most
+/// this much more when it does not (the end of a run of calls).
+///
+/// Runs of 300,000 sequential calls on the development VM, this floor
+/// switched off and on in one build (a throwaway switch): 4.89 us a call
+/// off, 4.09 on (medians of 11 alternated runs); another hour,
 /// `bench/sequential.exs`, 6.9 off and 6.5 on (12 runs each). The worker
-/// then parked after a spin or for slow arrivals hardly at all, but
-/// parked more often for want of a free core: spinning longer, it is
-/// preempted more by the VM's own threads when caller and worker fill
-/// both cores, and its samples read that as other work (the free-core
-/// signal cannot tell the VM's threads from other processes').
+/// then parked after a spin or for slow arrivals hardly at all, but parked
+/// more often for want of a free core: spinning longer, it is preempted
+/// more by the VM's own threads when caller and worker fill both cores,
+/// and its samples read that as other work (the free-core signal cannot
+/// tell the VM's threads from other processes').
+///
+/// Every budget's spin has this floor: a worker's wait for a callback's
+/// answer and the isolated rings' readers too (a polling caller caps its
+/// own, [`SpinBudget::spins_for`]). Only the wait for requests was
+/// measured.
 pub(crate) const PAUSE_SPIN: Duration = Duration::from_micros(100);
 
 /// Recent gaps between starting to wait and work arriving, and the spin
