@@ -31,8 +31,6 @@ Code.require_file("machine.exs", __DIR__)
 defmodule Bench.Loaded do
   @block 1_000
 
-  def median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
-
   # One run of `fun` for `seconds`, in blocks: %{mean:, block_median:,
   # cpu:, share:, spun:, parked:, reference:}.
   def run(fun, seconds) do
@@ -42,7 +40,7 @@ defmodule Bench.Loaded do
     %{
       reference: reference,
       mean: run.wall / run.calls,
-      block_median: median(run.block_us) / @block,
+      block_median: Bench.Machine.median(run.block_us) / @block,
       cpu: run.cpu / run.calls,
       share: run.cpu / run.wall,
       spun: run.spun,
@@ -111,7 +109,7 @@ results =
 
     spread = fn key ->
       values = Enum.map(per_run, &Map.fetch!(&1, key))
-      {Enum.min(values), Bench.Loaded.median(values), Enum.max(values)}
+      {Enum.min(values), Bench.Machine.median(values), Enum.max(values)}
     end
 
     for {label, pick} <- [{"min", 0}, {"median", 1}, {"max", 2}] do

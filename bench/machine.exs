@@ -128,14 +128,33 @@ defmodule Bench.Machine do
   was.
   """
   def worker_waits do
-    workers = ErlangPython.pool_stats().workers
-    sum = fn keys -> Enum.sum(for w <- workers, k <- keys, do: Map.get(w, k, 0)) end
+    counts =
+      worker_counts([
+        :caught_spinning,
+        :caught_brief_spin,
+        :parked_after_spin,
+        :parked_slow_arrivals,
+        :parked_no_free_core
+      ])
 
     %{
-      spun: sum.([:caught_spinning, :caught_brief_spin]),
-      parked: sum.([:parked_after_spin, :parked_slow_arrivals, :parked_no_free_core])
+      spun: counts.caught_spinning + counts.caught_brief_spin,
+      parked: counts.parked_after_spin + counts.parked_slow_arrivals + counts.parked_no_free_core
     }
   end
+
+  @doc """
+  The workers' counters `keys` of `ErlangPython.pool_stats/0`, each summed
+  over the pool: `%{key => count}` (0 for a counter the build measured does
+  not keep).
+  """
+  def worker_counts(keys) do
+    workers = ErlangPython.pool_stats().workers
+    Map.new(keys, fn key -> {key, Enum.sum(for w <- workers, do: Map.get(w, key, 0))} end)
+  end
+
+  @doc "The median of `values` (of an even count, the upper of the middle two)."
+  def median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
 
   @doc """
   CPU time an OS process (by default this VM: every thread, schedulers and

@@ -49,7 +49,7 @@ defmodule Bench.Sequential do
   def machine_pauses do
     started = :erlang.monotonic_time(:nanosecond)
     pauses = clock_loop(started, started + @pause_seconds * 1_000_000_000, [])
-    median = if pauses == [], do: 0, else: median(pauses) / 1_000
+    median = if pauses == [], do: 0, else: Bench.Machine.median(pauses) / 1_000
     {length(pauses) / @pause_seconds, median}
   end
 
@@ -137,11 +137,9 @@ defmodule Bench.Sequential do
   def reasons, do: Keyword.keys(@reasons)
 
   defp parks do
-    workers = ErlangPython.pool_stats().workers
-    Map.new(@reasons, fn {name, key} -> {name, Enum.sum(for w <- workers, do: w[key])} end)
+    counts = Bench.Machine.worker_counts(Keyword.values(@reasons))
+    Map.new(@reasons, fn {name, key} -> {name, counts[key]} end)
   end
-
-  def median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
 end
 
 Bench.Machine.start("1 Python worker; #{Bench.Sequential.runs()} runs")
@@ -179,7 +177,7 @@ results =
     result
   end
 
-median_of = fn key -> Bench.Sequential.median(Enum.map(results, & &1[key])) end
+median_of = fn key -> Bench.Machine.median(Enum.map(results, & &1[key])) end
 
 IO.puts(
   "\n#16 idle: call <= 3 us: by the runs' per-call medians #{format.(median_of.(:p50))} us " <>
