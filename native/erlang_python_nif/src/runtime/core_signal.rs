@@ -263,7 +263,9 @@ fn may_keep_files_open() -> bool {
     soft >= KEEP_OPEN_FROM
 }
 
-/// The number a sysfs file holds, read from its start.
+/// The number a sysfs file holds, read from its start (its first 32 bytes:
+/// a u64 in decimal needs 20 and a newline), whether the file is kept open
+/// or was just opened.
 fn read_number(file: &File) -> Option<u64> {
     let mut buffer = [0u8; 32];
     let n = file.read_at(&mut buffer, 0).ok()?;
@@ -303,8 +305,7 @@ impl IdleFiles {
                 .try_fold(0u64, |sum, file| Some(sum + read_number(file)?));
         }
         self.paths.iter().try_fold(0u64, |sum, path| {
-            let text = std::fs::read_to_string(path).ok()?;
-            Some(sum + text.trim().parse::<u64>().ok()?)
+            Some(sum + read_number(&File::open(path).ok()?)?)
         })
     }
 }
