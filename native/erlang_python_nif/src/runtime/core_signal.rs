@@ -47,11 +47,27 @@
 //! (the verdict stands, as without the reading). Without cpuidle
 //! statistics nothing is overruled.
 //!
+//! Why a verdict takes [`CONFIRMING_SAMPLES`] in a row: other work that
+//! matters persists (a busy process keeps its core), while the VM's own
+//! threads take a core now and then. On the idle development VM, a
+//! sequential caller polling and the worker spinning fill both vCPUs, and
+//! nothing is left idle to overrule a sample; the VM's aux thread, a
+//! scheduler woken for a moment, a kernel thread, or a vCPU's own stall
+//! then cost the worker 10-40% of one 10 ms window, 3-10 times in 9 s of
+//! calls (traced, one thread's samples: nothing but the caller's
+//! scheduler, the aux thread and the worker ran in those windows). Each
+//! such sample held spinning for 200 ms, and the sequential calls of those
+//! 200 ms took turns parking: up to 200 parks per 1,000 calls in a run of
+//! `bench/sequential.exs` (median 44-51 in 40 runs, 0 with this rule). Two
+//! such samples in a row came 0-1 times in the same traces, while on a
+//! machine whose cores busy processes keep, a spinning worker loses 18% or
+//! more of every window (mostly 28-60%).
+//!
 //! A parked thread may see no other work on a busy machine (a woken thread
 //! often gets its core at once, ahead of a running busy loop), start
-//! spinning, and then lose slices: each sample showing other work stops
-//! spinning on the thread for a [`Hold`], which doubles while holds keep
-//! ending in other work, so such probing costs a shrinking share of a core.
+//! spinning, and then lose slices: each confirmed verdict stops spinning
+//! on the thread for a [`Hold`], which doubles while holds keep ending in
+//! other work, so such probing costs a shrinking share of a core.
 //!
 //! Sampling is one `pread` of a file kept open, at most every
 //! [`SAMPLE_EVERY`] per thread (about a microsecond each, measured on the
@@ -373,6 +389,12 @@ fn idle_paths(cpus: &[usize]) -> Option<Vec<std::path::PathBuf>> {
 /// How often a thread samples its statistics (when it is about to wait).
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
+/// Samples in a row that must show other work before a thread holds its
+/// spinning (see the module doc): a busy machine costs a probing spinner
+/// one sample more (10 ms per hold, which lasts 200 ms to 5 s); a passing
+/// thread of the VM no longer stops spinning for 200 ms.
+pub(crate) const CONFIRMING_SAMPLES: u32 = 2;
+
 /// The shortest and longest time nobody on a thread spins after a sample
 /// showing other work.
 pub(crate) const HOLD_MIN: Duration = Duration::from_millis(200);
@@ -436,6 +458,9 @@ struct ThreadSignal {
     /// The allowed cores' idle time at the last sample ([`machine_idle`]).
     idle_at_last: Option<IdleReading>,
     sampled_at_ns: u64,
+    /// Samples in a row that showed other work (up to
+    /// [`CONFIRMING_SAMPLES`]).
+    other_work_in_a_row: u32,
     hold: Hold,
 }
 
@@ -446,6 +471,7 @@ impl ThreadSignal {
             last: None,
             idle_at_last: None,
             sampled_at_ns: 0,
+            other_work_in_a_row: 0,
             hold: Hold::default(),
         }
     }
@@ -458,6 +484,19 @@ impl ThreadSignal {
             preempted: preemptions(),
             ..reading
         })
+    }
+
+    /// The hold after a sample at `now_ns` that showed other work (`busy`)
+    /// or not: a verdict only from the [`CONFIRMING_SAMPLES`]th in a row
+    /// that did.
+    fn judge(&mut self, busy: bool, now_ns: u64) {
+        self.other_work_in_a_row = if busy {
+            (self.other_work_in_a_row + 1).min(CONFIRMING_SAMPLES)
+        } else {
+            0
+        };
+        let confirmed = self.other_work_in_a_row >= CONFIRMING_SAMPLES;
+        self.hold = self.hold.after_sample(confirmed, now_ns);
     }
 
     fn free(&mut self, now_ns: u64) -> bool {
@@ -483,7 +522,7 @@ impl ThreadSignal {
                     if busy {
                         SAMPLES_OTHER_WORK.fetch_add(1, Ordering::Relaxed);
                     }
-                    self.hold = self.hold.after_sample(busy, now_ns);
+                    self.judge(busy, now_ns);
                 }
                 self.last = Some(reading);
                 self.idle_at_last = idle;
@@ -655,6 +694,45 @@ mod tests {
         }
         assert_eq!(hold, started);
         assert!(hold.allows(1_000 * MS + min));
+    }
+
+    #[test]
+    fn a_single_sample_of_other_work_holds_nothing_two_in_a_row_do() {
+        let sample = 10 * MS;
+        let min = HOLD_MIN.as_nanos() as u64;
+        let unsampled = || ThreadSignal {
+            file: None,
+            last: None,
+            idle_at_last: None,
+            sampled_at_ns: 0,
+            other_work_in_a_row: 0,
+            hold: Hold::default(),
+        };
+        // An idle machine whose VM threads cost a window now and then: one
+        // sample in five shows other work, never two in a row.
+        let mut idle = unsampled();
+        for i in 1..=500u64 {
+            idle.judge(i % 5 == 0, i * sample);
+            assert!(idle.hold.allows(i * sample), "held at sample {i}");
+        }
+        // A busy machine: the second sample in a row holds spinning.
+        let mut busy = unsampled();
+        busy.judge(true, 1_000 * MS);
+        assert!(busy.hold.allows(1_000 * MS));
+        busy.judge(true, 1_000 * MS + sample);
+        assert!(!busy.hold.allows(1_000 * MS + sample));
+        assert!(busy.hold.allows(1_000 * MS + sample + min));
+        // Still busy when the hold ends: the next hold, twice as long,
+        // comes at the first sample (the run of samples was not broken).
+        let ended = busy.hold.until_ns;
+        busy.judge(true, ended);
+        assert_eq!(busy.hold.until_ns, ended + 2 * min);
+        // A free sample breaks the run: one busy sample after it holds
+        // nothing again.
+        let later = busy.hold.until_ns;
+        busy.judge(false, later);
+        busy.judge(true, later + sample);
+        assert!(busy.hold.allows(later + sample));
     }
 
     #[test]
