@@ -49,25 +49,25 @@
 //!
 //! Why a verdict takes [`CONFIRMING_SAMPLES`] among the last
 //! [`CONFIRMING_WINDOW`]: other work that matters persists (a busy process
-//! keeps its core), while the VM's own threads take a core now and then. On the idle development VM, a
-//! sequential caller polling and the worker spinning fill both vCPUs, and
-//! nothing is left idle to overrule a sample; the VM's aux thread, a
-//! scheduler woken for a moment, a kernel thread, or a vCPU's own stall
-//! then cost the worker 10-40% of one 10 ms window, 3-10 times in 9 s of
-//! calls (traced, one thread's samples: nothing but the caller's
-//! scheduler, the aux thread and the worker ran in those windows). Each
-//! such sample held spinning for 200 ms, and the sequential calls of those
-//! 200 ms took turns parking: up to 200 parks per 1,000 calls in a run of
-//! `bench/sequential.exs` (median 44-51 in 40 runs, 0 with this rule).
-//! Such samples are 2-3% of all on that machine, and rarely near each
-//! other: of the gaps between one and the next, 3 of 50 were within 4
-//! samples (traced, 15 runs of 300,000 calls). On a machine whose cores
-//! busy processes keep, a spinning worker loses 18% or more of a window
-//! (mostly 28-60%), but not in every window: after such a loss its spins
-//! miss and back off, and the windows where it parks look clean. There,
-//! 45 of the 70 gaps between samples showing other work were within 4
-//! samples (Debian 12 and 13, `BENCH_MODE=busy`), the others up to 54;
-//! two in a row, the rule first tried, let the worker spin on a busy
+//! keeps its core), while the VM's own threads take a core now and then. On
+//! the idle development VM, a sequential caller polling and the worker
+//! spinning fill both vCPUs, and nothing is left idle to overrule a sample;
+//! the VM's aux thread, a scheduler woken for a moment, a kernel thread, or
+//! a vCPU's own stall then cost the worker 10-40% of one 10 ms window, 3-10
+//! times in 9 s of calls (traced, one thread's samples: nothing but the
+//! caller's scheduler, the aux thread and the worker ran in those windows).
+//! Each such sample held spinning for 200 ms, and the sequential calls of
+//! those 200 ms took turns parking: up to 230 parks per 1,000 calls in a
+//! run of `bench/sequential.exs` (medians 44-88 in three sets of 15-20
+//! runs; 0 with this rule). Such samples are 2-3% of all on that machine,
+//! and rarely near each other: of the gaps between one and the next, 3 of
+//! 50 were within 4 samples (traced, 15 runs of 300,000 calls). On a
+//! machine whose cores busy processes keep, a spinning worker loses 18% or
+//! more of a window (mostly 28-60%), but not in every window: after such a
+//! loss its spins miss and back off, and the windows where it parks look
+//! clean. There, 45 of the 70 gaps between samples showing other work were
+//! within 4 samples (Debian 12 and 13, `BENCH_MODE=busy`), the others up to
+//! 54; two in a row, the rule first tried, let the worker spin on a busy
 //! machine up to half a second longer than one sample did.
 //!
 //! A parked thread may see no other work on a busy machine (a woken thread
@@ -404,11 +404,13 @@ pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 pub(crate) const CONFIRMING_SAMPLES: u32 = 2;
 
 /// The samples, the last one included, among which
-/// [`CONFIRMING_SAMPLES`] must show other work (at most 8).
+/// [`CONFIRMING_SAMPLES`] must show other work (at most 8: a thread keeps
+/// them as the bits of a byte).
 pub(crate) const CONFIRMING_WINDOW: u32 = 4;
+const _: () = assert!(CONFIRMING_SAMPLES <= CONFIRMING_WINDOW && CONFIRMING_WINDOW <= 8);
 
-/// The shortest and longest time nobody on a thread spins after a sample
-/// showing other work.
+/// The shortest and longest time nobody on a thread spins after a verdict
+/// of other work.
 pub(crate) const HOLD_MIN: Duration = Duration::from_millis(200);
 pub(crate) const HOLD_MAX: Duration = Duration::from_secs(5);
 
