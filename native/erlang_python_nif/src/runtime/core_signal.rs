@@ -479,8 +479,14 @@ struct ThreadSignal {
 
 impl ThreadSignal {
     fn open() -> Self {
+        Self::with_file(File::open("/proc/thread-self/schedstat").ok())
+    }
+
+    /// A signal that reads `file` (None: no statistics, nothing sampled),
+    /// with nothing sampled yet.
+    fn with_file(file: Option<File>) -> Self {
         ThreadSignal {
-            file: File::open("/proc/thread-self/schedstat").ok(),
+            file,
             last: None,
             idle_at_last: None,
             sampled_at_ns: 0,
@@ -711,14 +717,7 @@ mod tests {
     fn a_single_sample_of_other_work_holds_nothing_two_close_together_do() {
         let sample = 10 * MS;
         let min = HOLD_MIN.as_nanos() as u64;
-        let unsampled = || ThreadSignal {
-            file: None,
-            last: None,
-            idle_at_last: None,
-            sampled_at_ns: 0,
-            recent_other_work: 0,
-            hold: Hold::default(),
-        };
+        let unsampled = || ThreadSignal::with_file(None);
         // An idle machine whose VM threads cost a window now and then: one
         // sample in five shows other work, never two within four.
         let mut idle = unsampled();

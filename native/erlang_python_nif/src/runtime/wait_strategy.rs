@@ -15,9 +15,9 @@
 //! 2. no other work wants the core: otherwise the spinner takes a core the
 //!    machine needs, and may delay the very thread it waits on.
 //!    [`cores_free`] asks the kernel how long *this thread* waited for a
-//!    core when it wanted one ([`core_signal`]), and after a sample showing
-//!    other work, nobody on this thread spins for a while that grows while
-//!    the machine stays busy.
+//!    core when it wanted one ([`core_signal`]), and after two of its last
+//!    four samples showed other work, nobody on this thread spins for a
+//!    while that grows while the machine stays busy.
 //!
 //! The signal is per thread on purpose. The machine-wide CPU pressure
 //! (`/proc/pressure/cpu`), used before, counts the moment between waking a
@@ -86,7 +86,9 @@ pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
 /// more often for want of a free core: spinning longer, it is preempted
 /// more by the VM's own threads when caller and worker fill both cores,
 /// and its samples read that as other work (the free-core signal cannot
-/// tell the VM's threads from other processes').
+/// tell the VM's threads from other processes'). Since a verdict takes two
+/// of four samples ([`core_signal::CONFIRMING_SAMPLES`]), such passing
+/// samples stop nothing.
 ///
 /// Every budget's spin has this floor: a worker's wait for a callback's
 /// answer and the isolated rings' readers too (a polling caller caps its
