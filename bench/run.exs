@@ -82,6 +82,12 @@ end
 # --- round trips -----------------------------------------------------------
 # CPU time is the whole OS process's (every scheduler and Python thread):
 # what one caller costs the machine, spinning included.
+#
+# The host's steal over these rows: on a virtual machine whose host is
+# busy, the sequential round trips are slow for that alone (see
+# Bench.Machine.cpu_ticks/0).
+ticks_before_round_trips = Bench.Machine.cpu_ticks()
+
 {ping, ping_cpu, ping_share} =
   Bench.per_call_with_cpu(20_000, fn -> :pong = ErlangPython.ping() end)
 
@@ -90,6 +96,8 @@ end
 
 {eval, eval_cpu, eval_share} =
   Bench.per_call_with_cpu(20_000, fn -> {:ok, 2} = ErlangPython.eval("x + 1", %{x: 1}) end)
+
+round_trips_steal = Bench.Machine.steal_share(ticks_before_round_trips, Bench.Machine.cpu_ticks())
 
 rows = row.(rows, "round trip", "ping", ping, "us/call")
 rows = row.(rows, "round trip", "call operator.add(1, 2), sequential", call, "us/call")
@@ -100,6 +108,11 @@ rows = row.(rows, "cpu", "eval \"x + 1\", sequential", eval_cpu, "us/call")
 rows = row.(rows, "cpu", "ping: CPU / wall", ping_share, "x")
 rows = row.(rows, "cpu", "call: CPU / wall", call_share, "x")
 rows = row.(rows, "cpu", "eval: CPU / wall", eval_share, "x")
+
+rows =
+  if round_trips_steal,
+    do: row.(rows, "machine", "host steal during the round trips", 100 * round_trips_steal, "%"),
+    else: rows
 
 rows =
   Enum.reduce([1, 10, 100, 1000], rows, fn processes, rows ->

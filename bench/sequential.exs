@@ -18,7 +18,12 @@
 #   (`ErlangPython.pool_stats/0`: after a spin that missed, for slow
 #   arrivals, for want of a free core); every park costs a wake-up, and on
 #   a virtual machine its caller's too;
-# - cpu/wall: this OS process's CPU time over the run's wall time.
+# - cpu/wall: this OS process's CPU time over the run's wall time;
+# - steal %: the share of the machine's time the hypervisor took from this
+#   virtual machine during the run (`/proc/stat`; 0 on bare metal). The
+#   slowest runs come with it: the worker and its caller then lose their
+#   cores for tens of microseconds at a time, and keep parking (see the
+#   threading guide).
 #
 # First, the machine's own pauses: a BEAM process that only reads the clock
 # in a loop for SEQ_PAUSE_SECONDS (default 2), with nothing of Python
@@ -70,7 +75,7 @@ defmodule Bench.Sequential do
   @coarse 990
   @buckets @fine + @coarse + 1
 
-  # One run: %{mean:, p50:, p90:, p99:, over:, parks:, share:}. The calls'
+  # One run: %{mean:, p50:, p90:, p99:, over:, parks:, share:, steal:}. The calls'
   # times go into a histogram held in :atomics (50 ns buckets up to 100 us,
   # 10 us buckets up to 10 ms, then one for the rest): a list of 300,000
   # times would grow the caller's heap, and its garbage collections, some
@@ -81,10 +86,12 @@ defmodule Bench.Sequential do
     histogram = :atomics.new(@buckets, signed: false)
     parks_before = parks()
     cpu_before = Bench.Machine.cpu_us()
+    ticks_before = Bench.Machine.cpu_ticks()
     started = :erlang.monotonic_time(:nanosecond)
     timed(call, @calls, histogram)
     wall = :erlang.monotonic_time(:nanosecond) - started
     cpu = Bench.Machine.cpu_us() - cpu_before
+    steal = Bench.Machine.steal_share(ticks_before, Bench.Machine.cpu_ticks())
     parks = Map.merge(parks(), parks_before, fn _key, later, earlier -> later - earlier end)
     counts = for bucket <- 1..@buckets, do: :atomics.get(histogram, bucket)
     over = counts |> Enum.drop(bucket(@pause_ns)) |> Enum.sum()
@@ -96,7 +103,8 @@ defmodule Bench.Sequential do
       p99: percentile(counts, 0.99),
       over: over / @calls,
       parks: Map.new(parks, fn {key, count} -> {key, count * 1_000 / @calls} end),
-      share: cpu * 1_000 / wall
+      share: cpu * 1_000 / wall,
+      steal: steal
     }
   end
 
@@ -150,13 +158,18 @@ IO.puts(
     "#{round(per_second)} a second over 20 us, median #{Float.round(median_pause, 1)} us\n"
 )
 
-format = fn value -> :erlang.float_to_binary(value / 1, decimals: 2) end
+format = fn
+  nil -> "-"
+  value -> :erlang.float_to_binary(value / 1, decimals: 2)
+end
+
 reasons = Bench.Sequential.reasons()
 
 IO.puts(
   String.pad_trailing("", 8) <>
     Enum.map_join(
-      ["mean", "p50", "p90", "p99", ">20us %"] ++ Enum.map(reasons, &"#{&1}/1k") ++ ["cpu/wall"],
+      ["mean", "p50", "p90", "p99", ">20us %"] ++
+        Enum.map(reasons, &"#{&1}/1k") ++ ["cpu/wall", "steal %"],
       &String.pad_leading(&1, 14)
     )
 )
@@ -167,7 +180,8 @@ results =
 
     columns =
       [result.mean, result.p50, result.p90, result.p99, 100 * result.over] ++
-        Enum.map(reasons, &result.parks[&1]) ++ [result.share]
+        Enum.map(reasons, &result.parks[&1]) ++
+        [result.share, result.steal && 100 * result.steal]
 
     IO.puts(
       String.pad_trailing("run #{run}", 8) <>
