@@ -26,7 +26,7 @@ use std::sync::Mutex;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyDict, PyType};
 use rustler::LocalPid;
 
 /// The main interpreter's id.
@@ -42,6 +42,39 @@ pub(crate) fn current(_py: Python<'_>) -> i64 {
 /// Whether the calling thread runs in the main interpreter.
 pub(crate) fn is_main(py: Python<'_>) -> bool {
     current(py) == MAIN
+}
+
+/// The module `name` as the calling thread's interpreter has it in
+/// `sys.modules`, imported only when missing there.
+///
+/// A lookup in `sys.modules` as a dict ([`sys_module`]), for modules asked
+/// for on every request or every value: `py.import` calls `__import__` (its
+/// arguments built and parsed each time), and it and `PyImport_GetModule`
+/// then check that the module has finished initializing through its
+/// `__spec__`. For `__main__`, whose `__spec__` is None, that check raised
+/// and cleared a formatted AttributeError on every call: 2.2 us of the
+/// worker's 4.6 us per `eval("1 + 1")` on the development VM. (The modules
+/// asked for here are imported at start, not by another thread meanwhile.)
+pub(crate) fn loaded_module<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    match sys_module(py, name)? {
+        Some(module) => Ok(module),
+        None => Ok(py.import(name)?.into_any()),
+    }
+}
+
+/// The module `name` if this interpreter's `sys.modules` has it (never
+/// imports it): one dict lookup, for checks made once per converted value.
+pub(crate) fn sys_module<'py>(py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    // SAFETY: the thread is attached (`py`); PyImport_GetModuleDict returns
+    // a borrowed reference to this interpreter's `sys.modules` (NULL only
+    // before it exists), and the Bound takes a reference of its own.
+    let Some(modules) =
+        (unsafe { Bound::from_borrowed_ptr_or_opt(py, ffi::PyImport_GetModuleDict()) })
+    else {
+        return Ok(None);
+    };
+    let modules = modules.cast_into::<PyDict>().map_err(PyErr::from)?;
+    modules.get_item(name)
 }
 
 /// The exceptions a sub-interpreter's code can see raised from Rust.

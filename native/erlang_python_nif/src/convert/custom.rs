@@ -13,12 +13,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::handles::type_name;
-use super::numeric::imported;
+use crate::interpreters::sys_module;
 
 /// Whether any decoder is registered (`external` leaves values alone
 /// then: a decoder is Python code, which must run once per object).
 pub(super) fn any_registered(py: Python<'_>) -> bool {
-    imported(py, "_erlang_impl._types")
+    sys_module(py, "_erlang_impl._types")
         .ok()
         .flatten()
         .and_then(|helpers| helpers.getattr("decoders").ok())
@@ -30,7 +30,7 @@ pub(super) fn any_registered(py: Python<'_>) -> bool {
 /// to be converted in its place; `None` when none is registered.
 pub(super) fn replacement<'py>(obj: &Bound<'py, PyAny>) -> Option<PyResult<Bound<'py, PyAny>>> {
     let py = obj.py();
-    let helpers = imported(py, "_erlang_impl._types").ok()??;
+    let helpers = sys_module(py, "_erlang_impl._types").ok()??;
     let decoders = helpers
         .getattr("decoders")
         .ok()?

@@ -22,11 +22,13 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyTime, PyTimeAccess, PyTzInfoAccess,
+    PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyTime, PyTimeAccess, PyTzInfo,
+    PyTzInfoAccess,
 };
 use rustler::{Encoder, Env, Term};
 
 use super::error::Result;
+use crate::interpreters::loaded_module;
 use crate::terms::elixir_struct;
 
 mod atoms {
@@ -123,7 +125,7 @@ fn datetime_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDateTime>) -> PyResult
     if value.get_tzinfo().is_none() {
         return Ok(elixir_struct(env, atoms::naive_module(), &fields));
     }
-    let helpers = value.py().import(HELPERS)?;
+    let helpers = loaded_module(value.py(), HELPERS)?;
     // None: a tzinfo without an offset for this datetime, so it is naive.
     let zone: Option<(i64, i64, String, String)> =
         helpers.call_method1("zone_of", (value,))?.extract()?;
@@ -261,6 +263,25 @@ fn datetime_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, P
     let utc_offset: i64 = field(term, atoms::utc_offset())?;
     let std_offset: i64 = field(term, atoms::std_offset())?;
     let zone: String = field(term, atoms::time_zone())?;
+    // UTC, the usual zone, is built here: the helper's Python took 6.3 us
+    // a value on the development VM (a list of 100,000 DateTimes in 630 ms,
+    // against 68 ms for as many NaiveDateTimes), for the same
+    // `datetime(..., tzinfo=timezone.utc)` it would return.
+    if zone == "Etc/UTC" && utc_offset + std_offset == 0 {
+        let utc = PyTzInfo::utc(py)?;
+        let value = PyDateTime::new(
+            py,
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+            Some(&utc),
+        )?;
+        return Ok(value.into_any());
+    }
     let abbr: String = field(term, atoms::zone_abbr())?;
     let args = (
         year,
@@ -274,8 +295,7 @@ fn datetime_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, P
         zone,
         abbr,
     );
-    py.import(HELPERS)?
-        .call_method1("datetime_from_elixir", args)
+    loaded_module(py, HELPERS)?.call_method1("datetime_from_elixir", args)
 }
 
 /// `%Duration{}` without months or years (whose length varies).

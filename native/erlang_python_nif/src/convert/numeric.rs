@@ -7,12 +7,12 @@
 //! datetime...).
 
 use pyo3::exceptions::PyTypeError;
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use rustler::{Binary, Encoder, Env, Term};
 
 use super::error::Result;
+use crate::interpreters::{loaded_module, sys_module};
 use crate::terms::elixir_struct;
 
 mod atoms {
@@ -30,22 +30,6 @@ mod atoms {
 /// The helper module that builds and reads `Decimal` and `UUID`.
 const HELPERS: &str = "_erlang_impl._types";
 
-/// The module `name` if it is already imported (never imports it).
-pub(super) fn imported<'py>(py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let name = PyString::new(py, name);
-    // SAFETY: PyImport_GetModule takes a borrowed str and returns a new
-    // reference, or NULL with or without an exception set.
-    let module = unsafe { ffi::PyImport_GetModule(name.as_ptr()) };
-    if module.is_null() {
-        return match PyErr::take(py) {
-            Some(err) => Err(err),
-            None => Ok(None),
-        };
-    }
-    // SAFETY: a non-NULL new reference, owned from here on.
-    Ok(Some(unsafe { Bound::from_owned_ptr(py, module) }))
-}
-
 /// Conversion hook: what a numpy scalar stands for (its `item()`), to be
 /// converted in its place; `None` for anything else.
 pub(super) fn replacement<'py>(obj: &Bound<'py, PyAny>) -> Option<PyResult<Bound<'py, PyAny>>> {
@@ -53,7 +37,10 @@ pub(super) fn replacement<'py>(obj: &Bound<'py, PyAny>) -> Option<PyResult<Bound
     if ty.module().ok()?.to_cow().ok()? != "numpy" {
         return None;
     }
-    let generic = imported(obj.py(), "numpy").ok()??.getattr("generic").ok()?;
+    let generic = sys_module(obj.py(), "numpy")
+        .ok()??
+        .getattr("generic")
+        .ok()?;
     if !obj.is_instance(&generic).ok()? {
         return None;
     }
@@ -99,7 +86,7 @@ fn decimal_to_term<'a>(
     obj: &Bound<'_, PyAny>,
     convert: &dyn Fn(&Bound<'_, PyAny>) -> Result<Term<'a>>,
 ) -> Result<Term<'a>> {
-    let helpers = obj.py().import(HELPERS)?;
+    let helpers = loaded_module(obj.py(), HELPERS)?;
     let (sign, coef, exp): (i64, Bound<'_, PyAny>, i64) =
         helpers.call_method1("decimal_parts", (obj,))?.extract()?;
     let coef = if let Ok(text) = coef.extract::<String>() {
@@ -161,9 +148,7 @@ fn decimal_to_py<'py>(
     } else {
         return Err(bad().into());
     };
-    Ok(py
-        .import(HELPERS)?
-        .call_method1("decimal_from_elixir", (sign, coef, exp))?)
+    Ok(loaded_module(py, HELPERS)?.call_method1("decimal_from_elixir", (sign, coef, exp))?)
 }
 
 /// Conversion hook for tuples: `{:uuid, "8-4-4-4-12 hex"}` or
@@ -177,13 +162,12 @@ pub(super) fn tagged_to_py<'py>(
     }
     let bin = Binary::from_term(items[1]).ok()?;
     let made = if bin.len() == 16 {
-        py.import(HELPERS).and_then(|helpers| {
+        loaded_module(py, HELPERS).and_then(|helpers| {
             helpers.call_method1("uuid_from_bytes", (pyo3::types::PyBytes::new(py, &bin),))
         })
     } else {
         match std::str::from_utf8(&bin) {
-            Ok(text) => py
-                .import(HELPERS)
+            Ok(text) => loaded_module(py, HELPERS)
                 .and_then(|helpers| helpers.call_method1("uuid_from_text", (text,))),
             Err(_) => Err(PyTypeError::new_err("{:uuid, value}: a string or 16 bytes")),
         }

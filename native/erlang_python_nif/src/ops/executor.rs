@@ -11,6 +11,7 @@ use super::op::Op;
 use crate::atoms;
 use crate::convert;
 use crate::errors::Failure;
+use crate::interpreters;
 use crate::registry;
 use crate::reply::Outcome;
 
@@ -305,29 +306,12 @@ fn globals<'py>(
     }
 }
 
-/// `__main__.__dict__`: where `exec` defines names and `call(:__main__, ...)` finds them.
-///
-/// Read from `sys.modules` as a dict, not through the import system:
-/// `py.import` and even `PyImport_GetModule` check that the module has
-/// finished initializing by reading `__spec__._initializing`, and
-/// `__main__`'s `__spec__` is None, so every lookup raised and cleared an
-/// AttributeError, its message formatted and all. That was 2.2 us of the
-/// worker's 4.6 us per `eval("1 + 1")` on the development VM (`exec` too),
-/// where a call of `operator.add` takes 1.0 us.
+/// `__main__.__dict__`: where `exec` defines names and `call(:__main__, ...)`
+/// finds them. Found without the import system ([`interpreters::loaded_module`]),
+/// which raised and cleared an AttributeError for `__main__` on every lookup.
 fn main_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    // SAFETY: PyImport_GetModuleDict returns a borrowed reference to this
-    // interpreter's `sys.modules`, alive while the interpreter is; the
-    // Bound takes a reference of its own.
-    let modules = unsafe { Bound::from_borrowed_ptr_or_opt(py, ffi::PyImport_GetModuleDict()) };
-    let main = modules
-        .and_then(|modules| modules.cast_into::<PyDict>().ok())
-        .and_then(|modules| modules.get_item("__main__").ok().flatten())
-        .and_then(|main| main.cast_into::<PyModule>().ok());
-    match main {
-        Some(main) => Ok(main.dict()),
-        // Gone from sys.modules, or not a module: the import system decides.
-        None => Ok(py.import("__main__")?.dict()),
-    }
+    let main = interpreters::loaded_module(py, "__main__")?;
+    Ok(main.cast_into::<PyModule>().map_err(PyErr::from)?.dict())
 }
 
 /// Finds `function` (possibly dotted, `"path.join"`) in `module`. A name

@@ -1,0 +1,73 @@
+# What a request costs the interpreter thread, by kind:
+#   MIX_ENV=prod mix run bench/worker_costs.exs
+#
+# Wall times of small calls swing with the machine's load (see
+# bench/sequential.exs); the time the worker is busy with a request moves
+# much less. For each kind this prints the worker's busy microseconds per
+# request (`ErlangPython.pool_stats/0`: `busy_us` over `completed`, 200,000
+# requests one after another), then the milliseconds to pass a list of
+# 100,000 values of the types converted through Python helpers
+# (`builtins.len` of it, best of 5).
+#
+# Figures on the development VM (3 runs each, alternated with the build
+# before): `eval("1 + 1")` 1.1-1.7 us, against 2.7-7.0 before `__main__`
+# was found without the import system; 100,000 UTC DateTimes 52-66 ms,
+# against 453-603 before they were built without the helper.
+# On Debian 13: bin/test-trixie --exec env MIX_ENV=prod mix run bench/worker_costs.exs
+Code.require_file("machine.exs", __DIR__)
+
+defmodule Bench.WorkerCosts do
+  @requests 200_000
+
+  # The worker's busy microseconds per request over @requests calls of `fun`.
+  def busy_us(fun) do
+    for _ <- 1..20_000, do: fun.()
+    {busy_before, done_before} = busy()
+    for _ <- 1..@requests, do: fun.()
+    {busy_after, done_after} = busy()
+    (busy_after - busy_before) / max(done_after - done_before, 1)
+  end
+
+  defp busy do
+    counts = Bench.Machine.worker_counts([:busy_us, :completed])
+    {counts[:busy_us], counts[:completed]}
+  end
+
+  # Best of 5: milliseconds to pass `list` to Python and take its length.
+  def list_ms(list) do
+    length = length(list)
+
+    Enum.min(
+      for _ <- 1..5 do
+        {us, {:ok, ^length}} = :timer.tc(fn -> ErlangPython.call(:builtins, :len, [list]) end)
+        us / 1000
+      end
+    )
+  end
+end
+
+Bench.Machine.start("1 Python worker")
+
+rows = [
+  {"call operator.add(1, 2)", "us busy/request",
+   Bench.WorkerCosts.busy_us(fn -> {:ok, 3} = ErlangPython.call(:operator, :add, [1, 2]) end)},
+  {"eval \"1 + 1\"", "us busy/request",
+   Bench.WorkerCosts.busy_us(fn -> {:ok, 2} = ErlangPython.eval("1 + 1") end)},
+  {"eval \"x + 1\" with x: 1", "us busy/request",
+   Bench.WorkerCosts.busy_us(fn -> {:ok, 2} = ErlangPython.eval("x + 1", %{x: 1}) end)},
+  {"exec \"pass\"", "us busy/request",
+   Bench.WorkerCosts.busy_us(fn -> :ok = ErlangPython.exec("pass") end)},
+  {"100,000 UTC DateTimes to Python", "ms",
+   Bench.WorkerCosts.list_ms(for i <- 1..100_000, do: DateTime.from_unix!(1_700_000_000 + i))},
+  {"100,000 NaiveDateTimes to Python", "ms",
+   Bench.WorkerCosts.list_ms(for i <- 1..100_000, do: NaiveDateTime.add(~N[2024-01-01 00:00:00], i))},
+  {"100,000 {:uuid, bytes} to Python", "ms",
+   Bench.WorkerCosts.list_ms(for _ <- 1..100_000, do: {:uuid, :crypto.strong_rand_bytes(16)})}
+]
+
+for {name, unit, value} <- rows do
+  IO.puts(
+    String.pad_trailing(name, 40) <>
+      String.pad_leading(:erlang.float_to_binary(value / 1, decimals: 2), 10) <> "  " <> unit
+  )
+end
