@@ -28,7 +28,7 @@ use pyo3::types::{
 use rustler::{Encoder, Env, Term};
 
 use super::error::Result;
-use crate::interpreters::loaded_module;
+use crate::interpreters::{self, loaded_module};
 use crate::terms::elixir_struct;
 
 mod atoms {
@@ -266,8 +266,11 @@ fn datetime_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, P
     // UTC, the usual zone, is built here: the helper's Python took 6.3 us
     // a value on the development VM (a list of 100,000 DateTimes in 630 ms,
     // against 68 ms for as many NaiveDateTimes), for the same
-    // `datetime(..., tzinfo=timezone.utc)` it would return.
-    if zone == "Etc/UTC" && utc_offset + std_offset == 0 {
+    // `datetime(..., tzinfo=timezone.utc)` it would return. In the main
+    // interpreter only: PyO3 keeps one datetime C API for the process, and
+    // its `timezone.utc` is an object of the interpreter that loaded it, so
+    // an own-GIL sub-interpreter asks its own helper.
+    if zone == "Etc/UTC" && utc_offset + std_offset == 0 && interpreters::is_main(py) {
         let utc = PyTzInfo::utc(py)?;
         let value = PyDateTime::new(
             py,
