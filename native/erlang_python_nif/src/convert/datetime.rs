@@ -252,14 +252,21 @@ fn time_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny
 }
 
 fn naive_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
+    wall_clock(py, term, None)
+}
+
+/// A `datetime` of the term's date and time fields, with `tzinfo`.
+fn wall_clock<'py>(
+    py: Python<'py>,
+    term: Term<'_>,
+    tzinfo: Option<&Bound<'py, PyTzInfo>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let (year, month, day) = ymd(term)?;
     let (hour, minute, second, micros) = hms(term)?;
-    Ok(PyDateTime::new(py, year, month, day, hour, minute, second, micros, None)?.into_any())
+    Ok(PyDateTime::new(py, year, month, day, hour, minute, second, micros, tzinfo)?.into_any())
 }
 
 fn datetime_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, PyAny>> {
-    let (year, month, day) = ymd(term)?;
-    let (hour, minute, second, micros) = hms(term)?;
     let utc_offset: i64 = field(term, atoms::utc_offset())?;
     let std_offset: i64 = field(term, atoms::std_offset())?;
     let zone: String = field(term, atoms::time_zone())?;
@@ -272,19 +279,10 @@ fn datetime_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, P
     // an own-GIL sub-interpreter asks its own helper.
     if zone == "Etc/UTC" && utc_offset + std_offset == 0 && interpreters::is_main(py) {
         let utc = PyTzInfo::utc(py)?;
-        let value = PyDateTime::new(
-            py,
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-            Some(&utc),
-        )?;
-        return Ok(value.into_any());
+        return wall_clock(py, term, Some(&utc));
     }
+    let (year, month, day) = ymd(term)?;
+    let (hour, minute, second, micros) = hms(term)?;
     let abbr: String = field(term, atoms::zone_abbr())?;
     let args = (
         year,
