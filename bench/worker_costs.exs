@@ -7,12 +7,15 @@
 # request (`ErlangPython.pool_stats/0`: `busy_us` over `completed`, 200,000
 # requests one after another), then the milliseconds to pass a list of
 # 100,000 values of the types converted through Python helpers
-# (`builtins.len` of it, best of 5).
+# (`builtins.len` of it, best of 5), and to take lists of 100,000 dates,
+# datetimes, timedeltas and (for scale) small dicts from Python (best of 5).
 #
 # Figures on the development VM (3 runs each, alternated with the build
 # before): `eval("1 + 1")` 1.1-1.7 us, against 2.7-7.0 before `__main__`
 # was found without the import system; 100,000 UTC DateTimes 52-66 ms,
-# against 453-603 before they were built without the helper.
+# against 453-603 before they were built without the helper; 100,000
+# dates from Python 130-164 ms, against 295-427 before they were written
+# straight into the external format.
 # On Debian 13: bin/test-trixie --exec env MIX_ENV=prod mix run bench/worker_costs.exs
 Code.require_file("machine.exs", __DIR__)
 
@@ -31,6 +34,20 @@ defmodule Bench.WorkerCosts do
   defp busy do
     counts = Bench.Machine.worker_counts([:busy_us, :completed])
     {counts[:busy_us], counts[:completed]}
+  end
+
+  # Best of 5: milliseconds to take the list Python's `name` holds (made in
+  # __main__ by `code`), 100,000 values.
+  def returned_ms(name, code) do
+    :ok = ErlangPython.exec("import datetime\n#{name} = #{code}")
+
+    Enum.min(
+      for _ <- 1..5 do
+        {us, {:ok, list}} = :timer.tc(fn -> ErlangPython.eval(name) end)
+        100_000 = length(list)
+        us / 1000
+      end
+    )
   end
 
   # Best of 5: milliseconds to pass `list` to Python and take its length.
@@ -62,7 +79,27 @@ rows = [
   {"100,000 NaiveDateTimes to Python", "ms",
    Bench.WorkerCosts.list_ms(for i <- 1..100_000, do: NaiveDateTime.add(~N[2024-01-01 00:00:00], i))},
   {"100,000 {:uuid, bytes} to Python", "ms",
-   Bench.WorkerCosts.list_ms(for _ <- 1..100_000, do: {:uuid, :crypto.strong_rand_bytes(16)})}
+   Bench.WorkerCosts.list_ms(for _ <- 1..100_000, do: {:uuid, :crypto.strong_rand_bytes(16)})},
+  {"100,000 dates from Python", "ms",
+   Bench.WorkerCosts.returned_ms(
+     "bench_dates",
+     "[datetime.date(2024, 1, 1) + datetime.timedelta(days=i % 3000) for i in range(100000)]"
+   )},
+  {"100,000 naive datetimes from Python", "ms",
+   Bench.WorkerCosts.returned_ms(
+     "bench_naive",
+     "[datetime.datetime(2024, 1, 1) + datetime.timedelta(seconds=i) for i in range(100000)]"
+   )},
+  {"100,000 timedeltas from Python", "ms",
+   Bench.WorkerCosts.returned_ms(
+     "bench_deltas",
+     "[datetime.timedelta(seconds=i) for i in range(100000)]"
+   )},
+  {"100,000 dicts of 8 keys from Python", "ms",
+   Bench.WorkerCosts.returned_ms(
+     "bench_dicts",
+     "[dict(a=1, b=2, c=3, d=4, e=5, f=6, g=7, h=i) for i in range(100000)]"
+   )}
 ]
 
 for {name, unit, value} <- rows do

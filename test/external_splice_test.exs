@@ -48,7 +48,12 @@ defmodule ErlangPython.ExternalSpliceTest do
     "datetime.timedelta(days=-1, microseconds=5)",
     "decimal.Decimal('-12.3400')",
     "uuid.UUID(int=2**127 + 5)",
-    "[1, datetime.date(2000, 2, 29), {'k': datetime.time(1, 2)}]"
+    "[1, datetime.date(2000, 2, 29), {'k': datetime.time(1, 2)}]",
+    # Subclasses (pandas' Timestamp is a datetime) convert as their base.
+    "type('Day', (datetime.date,), {})(2024, 1, 2)",
+    "type('Stamp', (datetime.datetime,), {})(2024, 1, 2, 3, 4, 5, 6)",
+    "datetime.datetime(1, 1, 1)",
+    "datetime.timedelta(days=999999999, seconds=86399, microseconds=999999)"
   ]
 
   test "a late odd item is spliced in, and equals its direct conversion" do
@@ -130,6 +135,29 @@ defmodule ErlangPython.ExternalSpliceTest do
         {:error, reason} ->
           assert {:error, ^reason} = decoded(large)
       end
+    end
+  end
+
+  test "in a fresh VM, the first large result of dates and timedeltas decodes" do
+    # The caller reads the external form with binary_to_term(_, [:safe]),
+    # which refuses atoms the VM does not have yet; a VM that never
+    # converted a timedelta the direct way had no :timedelta.
+    {peer, node} = ErlangPython.PeerNode.start!()
+
+    try do
+      code =
+        "[(d, d - datetime.date(2000, 1, 1)) for d in " <>
+          "(datetime.date(2000, 1, 1) + datetime.timedelta(days=i) for i in range(5000))]"
+
+      assert :ok = :erpc.call(node, ErlangPython, :exec, ["import datetime"])
+      assert {:ok, pairs} = :erpc.call(node, ErlangPython, :eval, [code])
+      assert length(pairs) == 5000
+      assert Enum.at(pairs, 0) == {~D[2000-01-01], {:timedelta, 0}}
+
+      assert Enum.at(pairs, 4999) ==
+               {Date.add(~D[2000-01-01], 4999), {:timedelta, 4999 * 86_400_000_000}}
+    after
+      ErlangPython.PeerNode.stop(peer)
     end
   end
 end

@@ -19,15 +19,18 @@
 //!
 //! Only `Calendar.ISO` values convert: another calendar is a `TypeError`.
 
+use std::sync::Once;
+
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{
     PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyTime, PyTimeAccess, PyTzInfo,
     PyTzInfoAccess,
 };
-use rustler::{Encoder, Env, Term};
+use rustler::{Encoder, Env, OwnedEnv, Term};
 
 use super::error::Result;
+use crate::etf::{Forms, Writer};
 use crate::interpreters::{self, loaded_module};
 use crate::terms::elixir_struct;
 
@@ -79,11 +82,15 @@ pub(super) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Result
         return Some(Ok(time_to_term(env, value)));
     }
     if let Ok(value) = obj.cast::<PyDelta>() {
-        let micros = (value.get_days() as i64 * 86_400 + value.get_seconds() as i64) * 1_000_000
-            + value.get_microseconds() as i64;
-        return Some(Ok((atoms::timedelta(), micros).encode(env)));
+        return Some(Ok((atoms::timedelta(), delta_micros(value)).encode(env)));
     }
     None
+}
+
+/// A timedelta in microseconds (its days, seconds and microseconds).
+fn delta_micros(value: &Bound<'_, PyDelta>) -> i64 {
+    (value.get_days() as i64 * 86_400 + value.get_seconds() as i64) * 1_000_000
+        + value.get_microseconds() as i64
 }
 
 fn date_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDate>) -> Term<'a> {
@@ -139,6 +146,122 @@ fn datetime_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDateTime>) -> PyResult
         (atoms::zone_abbr(), abbr.encode(env)),
     ]);
     Ok(elixir_struct(env, atoms::datetime_module(), &fields))
+}
+
+/// Writes a date, a naive datetime, a naive time or a timedelta straight
+/// into the external format, as [`to_term`] converts it, for the writer of
+/// large results (`convert::external`); `None` for anything else, an aware
+/// datetime included (its zone takes the Python helper, through
+/// [`to_term`]). Without this, each such value was built as a term, then
+/// encoded and copied: 3.6-4.6 us a value on the development VM, against
+/// 0.8 us for a dict of 8 keys.
+pub(super) fn write_external<F: Forms>(
+    writer: &mut Writer<F>,
+    obj: &Bound<'_, PyAny>,
+) -> Option<()> {
+    // datetime is a subclass of date: it is checked first.
+    if let Ok(value) = obj.cast::<PyDateTime>() {
+        if value.get_tzinfo().is_some() {
+            return None;
+        }
+        struct_head(writer, NAIVE_MODULE, 7);
+        write_calendar_date(writer, value);
+        write_clock(writer, value);
+    } else if let Ok(value) = obj.cast::<PyDate>() {
+        struct_head(writer, DATE_MODULE, 3);
+        write_calendar_date(writer, value);
+    } else if let Ok(value) = obj.cast::<PyTime>() {
+        if value.get_tzinfo().is_some() {
+            return None;
+        }
+        struct_head(writer, TIME_MODULE, 4);
+        write_clock(writer, value);
+    } else if let Ok(value) = obj.cast::<PyDelta>() {
+        make_written_atoms();
+        writer.tuple(2);
+        writer.atom(TIMEDELTA);
+        writer.int(delta_micros(value));
+    } else {
+        return None;
+    }
+    Some(())
+}
+
+const DATE_MODULE: &str = "Elixir.Date";
+const TIME_MODULE: &str = "Elixir.Time";
+const NAIVE_MODULE: &str = "Elixir.NaiveDateTime";
+const ISO: &str = "Elixir.Calendar.ISO";
+const TIMEDELTA: &str = "timedelta";
+
+/// Every atom [`write_external`] writes.
+const WRITTEN_ATOMS: [&str; 14] = [
+    "__struct__",
+    "calendar",
+    DATE_MODULE,
+    TIME_MODULE,
+    NAIVE_MODULE,
+    ISO,
+    TIMEDELTA,
+    "year",
+    "month",
+    "day",
+    "hour",
+    "minute",
+    "second",
+    "microsecond",
+];
+
+/// Makes the atoms [`write_external`] writes, once. The caller reads the
+/// large result with `:erlang.binary_to_term(_, [:safe])`, which refuses an
+/// atom the VM does not have yet, and a VM that never converted a
+/// timedelta the direct way had no `:timedelta` (the conversion made it
+/// only when it built the term). Atoms live as long as the VM.
+fn make_written_atoms() {
+    static MADE: Once = Once::new();
+    MADE.call_once(|| {
+        OwnedEnv::new().run(|env| {
+            for name in WRITTEN_ATOMS {
+                let _ = rustler::Atom::from_str(env, name);
+            }
+        });
+    });
+}
+
+/// A struct's map header, `__struct__` and `calendar: Calendar.ISO`, before
+/// its `fields` other fields.
+fn struct_head<F: Forms>(writer: &mut Writer<F>, module: &str, fields: usize) {
+    make_written_atoms();
+    writer.map(fields + 2);
+    writer.atom("__struct__");
+    writer.atom(module);
+    writer.atom("calendar");
+    writer.atom(ISO);
+}
+
+fn write_calendar_date<F: Forms>(writer: &mut Writer<F>, value: &impl PyDateAccess) {
+    for (key, number) in [
+        ("year", i64::from(value.get_year())),
+        ("month", i64::from(value.get_month())),
+        ("day", i64::from(value.get_day())),
+    ] {
+        writer.atom(key);
+        writer.int(number);
+    }
+}
+
+fn write_clock<F: Forms>(writer: &mut Writer<F>, value: &impl PyTimeAccess) {
+    for (key, number) in [
+        ("hour", value.get_hour()),
+        ("minute", value.get_minute()),
+        ("second", value.get_second()),
+    ] {
+        writer.atom(key);
+        writer.int(i64::from(number));
+    }
+    writer.atom("microsecond");
+    writer.tuple(2);
+    writer.int(i64::from(value.get_microsecond()));
+    writer.int(6);
 }
 
 // ---------------------------------------------------------------------------

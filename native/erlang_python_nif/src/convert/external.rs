@@ -171,6 +171,9 @@ impl Forms for PlainOnly {
         if writer.in_key() || super::custom::any_registered(obj.py()) {
             return Err(not_plain());
         }
+        if super::datetime::write_external(writer, obj).is_some() {
+            return Ok(());
+        }
         let depth = writer.other_depth();
         let mut splice = |env: &mut OwnedEnv| {
             let spliced = env.run(|env| {
