@@ -159,6 +159,7 @@ pub(super) fn write_external<F: Forms>(
     writer: &mut Writer<F>,
     obj: &Bound<'_, PyAny>,
 ) -> Option<()> {
+    make_written_atoms();
     // datetime is a subclass of date: it is checked first.
     if let Ok(value) = obj.cast::<PyDateTime>() {
         if value.get_tzinfo().is_some() {
@@ -177,7 +178,6 @@ pub(super) fn write_external<F: Forms>(
         struct_head(writer, TIME_MODULE, 4);
         write_clock(writer, value);
     } else if let Ok(value) = obj.cast::<PyDelta>() {
-        make_written_atoms();
         writer.tuple(2);
         writer.atom(TIMEDELTA);
         writer.int(delta_micros(value));
@@ -230,7 +230,6 @@ fn make_written_atoms() {
 /// A struct's map header, `__struct__` and `calendar: Calendar.ISO`, before
 /// its `fields` other fields.
 fn struct_head<F: Forms>(writer: &mut Writer<F>, module: &str, fields: usize) {
-    make_written_atoms();
     writer.map(fields + 2);
     writer.atom("__struct__");
     writer.atom(module);
