@@ -68,23 +68,41 @@ const HELPERS: &str = "_erlang_impl._types";
 /// Conversion hook: the Elixir form of a date, time, datetime or timedelta;
 /// `None` for anything else (an aware `time` included: it stays a handle).
 pub(super) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Result<Term<'a>>> {
+    Some(match temporal(obj)? {
+        Temporal::DateTime(value) => datetime_to_term(env, value).map_err(Into::into),
+        Temporal::Date(value) => Ok(date_to_term(env, value)),
+        Temporal::Time(value) => Ok(time_to_term(env, value)),
+        Temporal::Delta(value) => Ok((atoms::timedelta(), delta_micros(value)).encode(env)),
+    })
+}
+
+/// A date or time value with an Elixir form.
+enum Temporal<'a, 'py> {
+    DateTime(&'a Bound<'py, PyDateTime>),
+    Date(&'a Bound<'py, PyDate>),
+    /// Naive only: an aware `time` has no Elixir form (it stays a handle).
+    Time(&'a Bound<'py, PyTime>),
+    Delta(&'a Bound<'py, PyDelta>),
+}
+
+/// Which date or time value `obj` is, if any: what [`to_term`] and
+/// [`write_external`] both convert.
+fn temporal<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<Temporal<'a, 'py>> {
     // datetime is a subclass of date: it is checked first.
     if let Ok(value) = obj.cast::<PyDateTime>() {
-        return Some(datetime_to_term(env, value).map_err(Into::into));
+        Some(Temporal::DateTime(value))
+    } else if let Ok(value) = obj.cast::<PyDate>() {
+        Some(Temporal::Date(value))
+    } else if let Ok(value) = obj.cast::<PyTime>() {
+        value
+            .get_tzinfo()
+            .is_none()
+            .then_some(Temporal::Time(value))
+    } else if let Ok(value) = obj.cast::<PyDelta>() {
+        Some(Temporal::Delta(value))
+    } else {
+        None
     }
-    if let Ok(value) = obj.cast::<PyDate>() {
-        return Some(Ok(date_to_term(env, value)));
-    }
-    if let Ok(value) = obj.cast::<PyTime>() {
-        if value.get_tzinfo().is_some() {
-            return None;
-        }
-        return Some(Ok(time_to_term(env, value)));
-    }
-    if let Ok(value) = obj.cast::<PyDelta>() {
-        return Some(Ok((atoms::timedelta(), delta_micros(value)).encode(env)));
-    }
-    None
 }
 
 /// A timedelta in microseconds (its days, seconds and microseconds).
@@ -160,29 +178,27 @@ pub(super) fn write_external<F: Forms>(
     obj: &Bound<'_, PyAny>,
 ) -> Option<()> {
     make_written_atoms();
-    // datetime is a subclass of date: it is checked first.
-    if let Ok(value) = obj.cast::<PyDateTime>() {
-        if value.get_tzinfo().is_some() {
-            return None;
+    match temporal(obj)? {
+        // Its zone takes the Python helper (`to_term`).
+        Temporal::DateTime(value) if value.get_tzinfo().is_some() => return None,
+        Temporal::DateTime(value) => {
+            struct_head(writer, NAIVE_MODULE, 7);
+            write_calendar_date(writer, value);
+            write_clock(writer, value);
         }
-        struct_head(writer, NAIVE_MODULE, 7);
-        write_calendar_date(writer, value);
-        write_clock(writer, value);
-    } else if let Ok(value) = obj.cast::<PyDate>() {
-        struct_head(writer, DATE_MODULE, 3);
-        write_calendar_date(writer, value);
-    } else if let Ok(value) = obj.cast::<PyTime>() {
-        if value.get_tzinfo().is_some() {
-            return None;
+        Temporal::Date(value) => {
+            struct_head(writer, DATE_MODULE, 3);
+            write_calendar_date(writer, value);
         }
-        struct_head(writer, TIME_MODULE, 4);
-        write_clock(writer, value);
-    } else if let Ok(value) = obj.cast::<PyDelta>() {
-        writer.tuple(2);
-        writer.atom(TIMEDELTA);
-        writer.int(delta_micros(value));
-    } else {
-        return None;
+        Temporal::Time(value) => {
+            struct_head(writer, TIME_MODULE, 4);
+            write_clock(writer, value);
+        }
+        Temporal::Delta(value) => {
+            writer.tuple(2);
+            writer.atom(TIMEDELTA);
+            writer.int(delta_micros(value));
+        }
     }
     Some(())
 }
