@@ -11,6 +11,8 @@ pool (``ErlangPython.EventLoopPool``) places tasks on the others with
 import asyncio
 import threading
 
+import _erlang_native
+
 _loops = {}
 _lock = threading.Lock()
 # job id -> (loop, task), so a caller that gives up can cancel its task.
@@ -83,9 +85,7 @@ def _start(event_loop, awaitable, pending):
 def _finish(task, pending):
     _tasks.pop(pending.job_id, None)
     if task.cancelled():
-        import erlang
-
-        pending.reject(erlang.Interrupted("the call was cancelled: its caller timed out or exited"))
+        pending.reject(_erlang_native.Interrupted("the call was cancelled: its caller timed out or exited"))
     elif task.exception() is not None:
         pending.reject(task.exception())
     else:

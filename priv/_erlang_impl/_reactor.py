@@ -24,6 +24,8 @@ import contextvars
 import os
 import select
 
+import _erlang_native
+
 __all__ = [
     "Protocol",
     "ReactorBuffer",
@@ -216,9 +218,7 @@ def signal_write_ready(fd):
     owner = (_current.get() or _serving.get(fd) or _default).owner
     if owner is None:
         return False
-    import erlang
-
-    erlang.send(owner, ("write_ready", fd))
+    _erlang_native.send(owner, ("write_ready", fd))
     return True
 
 

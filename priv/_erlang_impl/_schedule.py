@@ -19,6 +19,8 @@ import sys
 import threading
 import time
 
+import _erlang_native
+
 # The BEAM's reduction time slice is about 1 ms; a step of a long loop
 # should be about as long. Measured in the thread's CPU time, so waiting
 # for the GIL does not use up a slice.
@@ -48,9 +50,7 @@ class ScheduleMarker(Marker):
 
     def run(self):
         if isinstance(self._target, str):
-            import erlang
-
-            return erlang.call(self._target, *self._args)
+            return _erlang_native.call(self._target, *self._args)
         module, function = self._target
         return _lookup(module, function, self._globals)(*self._args, **self._kwargs)
 

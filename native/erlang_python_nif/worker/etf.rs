@@ -1,5 +1,5 @@
-//! The external term format in the worker: the shared codec (`src/etf/`,
-//! also the NIF's), with the worker's own forms for what plain data has no
+//! The external term format in the worker: the shared codec ([`crate::codec`],
+//! the NIF's `src/etf/`), with the worker's own forms for what plain data has no
 //! form for: pids as `erlang.Pid` and references, ports, funs, bitstrings
 //! and improper lists as `erlang.Term` (both written back as the identical
 //! bytes), and Python objects with no Erlang form as handles
@@ -8,11 +8,9 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::codec;
 use crate::handles;
 use crate::pytypes::{OpaqueTerm, Pid};
-
-#[path = "../src/etf/mod.rs"]
-mod codec;
 
 pub(crate) use codec::{set_mapset_version, VERSION};
 

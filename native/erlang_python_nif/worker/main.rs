@@ -36,6 +36,12 @@ mod shm_ring;
 #[path = "../src/runtime/wait_strategy.rs"]
 mod wait_strategy;
 
+// The external term format's codec, the NIF's own (`etf`). Mounted here,
+// below both `pytypes` (whose values know their format's version byte) and
+// `etf` (which gives the codec the worker's forms of those values).
+#[path = "../src/etf/mod.rs"]
+mod codec;
+
 // The name cache's hasher, the NIF's own (`ops::cache`).
 #[path = "../src/name_hasher.rs"]
 mod name_hasher;
@@ -56,6 +62,8 @@ mod startup;
 
 use pyo3::types::PyAnyMethods;
 
+use native_module::_erlang_native;
+
 fn main() {
     let code = match run() {
         Ok(()) => 0,
@@ -73,6 +81,9 @@ fn run() -> Result<(), String> {
     startup::keep_large_blocks();
     startup::reset_signals();
     protocol::open(options.channel.as_deref())?;
+    // Before the interpreter starts: its table of built-in modules is read
+    // once, at initialization.
+    pyo3::append_to_inittab!(_erlang_native);
     startup::start_python(&options)?;
     pyo3::Python::attach(|py| {
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve::run(py)))

@@ -11,9 +11,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::pytypes::{OpaqueTerm, Pid};
+use crate::serve::CallbackError;
 use crate::{handles, protocol, sandbox, serve, startup};
 
-pyo3::create_exception!(erlang, CallbackError, PyException);
 pyo3::create_exception!(erlang, ProcessError, PyException);
 pyo3::create_exception!(erlang, Interrupted, PyBaseException);
 pyo3::create_exception!(erlang, ChannelClosed, PyException);

@@ -55,7 +55,7 @@ impl OpaqueTerm {
     /// The term in the external format (`:erlang.binary_to_term/1` reads it).
     fn to_external<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let mut bytes = Vec::with_capacity(self.raw.len() + 1);
-        bytes.push(crate::etf::VERSION);
+        bytes.push(crate::codec::VERSION);
         bytes.extend_from_slice(&self.raw);
         PyBytes::new(py, &bytes)
     }

@@ -13,7 +13,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
@@ -21,10 +21,13 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use crate::etf::{Reader, Writer, VERSION};
 use crate::inbox::{self, Next};
 use crate::name_hasher::NameHasher;
-use crate::native_module::CallbackError;
 use crate::protocol::{self, Frame, Incoming};
 use crate::type_slots::is_awaitable;
 use crate::{handles, sandbox};
+
+// `erlang.CallbackError`: a callback the VM could not answer. Raised here,
+// where callbacks wait; `_erlang_native` (`native_module`) gives it a name.
+pyo3::create_exception!(erlang, CallbackError, PyException);
 
 /// Callers of the requests running now, innermost last (`erlang.self()`).
 static CALLERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());

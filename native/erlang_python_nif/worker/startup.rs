@@ -23,7 +23,6 @@ use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 
-use crate::native_module::_erlang_native;
 use crate::python_config;
 use crate::sandbox;
 
@@ -162,7 +161,10 @@ pub(crate) fn reset_signals() {
     }
 }
 
-/// Starts CPython on the calling (main) thread and keeps the GIL.
+/// Starts CPython on the calling (main) thread and keeps the GIL. The
+/// caller has put `_erlang_native` in the table of built-in modules
+/// (`main.rs`): this file stays below the module, which asks it
+/// [`sandboxed`] and [`on_main_thread`].
 pub(crate) fn start_python(options: &Options) -> Result<(), String> {
     let _ = MAIN_THREAD.set(std::thread::current().id());
     crate::etf::set_mapset_version(options.mapset_version);
@@ -170,7 +172,6 @@ pub(crate) fn start_python(options: &Options) -> Result<(), String> {
         sandbox::install()?;
         SANDBOXED.store(true, Ordering::Relaxed);
     }
-    pyo3::append_to_inittab!(_erlang_native);
     let executable = match &options.venv {
         Some(venv) => format!("{venv}/bin/python"),
         None => BUILD_EXECUTABLE.to_string(),

@@ -1,7 +1,7 @@
 //! Erlang's external term format, read into Python objects and written from
 //! them directly: no rustler environment, no Python codec in between. One
 //! codec for both sides: the isolated worker speaks it over its port
-//! (`worker/etf.rs` includes this directory by `#[path]`, as it does the
+//! (`worker/main.rs` mounts this directory by `#[path]`, as it does the
 //! sandbox), and the NIF writes large results with it, which the caller
 //! decodes with `:erlang.binary_to_term/1` (`convert::external`).
 //!
