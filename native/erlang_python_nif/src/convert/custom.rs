@@ -15,15 +15,16 @@ use pyo3::types::PyDict;
 use super::handles::type_name;
 use crate::interpreters::sys_module;
 
-/// Whether any decoder is registered (`external` leaves values alone
-/// then: a decoder is Python code, which must run once per object).
-pub(super) fn any_registered(py: Python<'_>) -> bool {
+/// The registry of decoders (a dict, changed in place by registrations),
+/// for a caller that asks whether it is empty many times: `external`
+/// leaves values alone while it is not (a decoder is Python code, which
+/// must run once per object).
+pub(super) fn registry(py: Python<'_>) -> Option<Bound<'_, PyDict>> {
     sys_module(py, "_erlang_impl._types")
         .ok()
         .flatten()
         .and_then(|helpers| helpers.getattr("decoders").ok())
         .and_then(|decoders| decoders.cast_into::<PyDict>().ok())
-        .is_some_and(|decoders| !decoders.is_empty())
 }
 
 /// Conversion hook: what the decoder registered for `obj`'s type returns,

@@ -23,6 +23,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use rustler::{OwnedEnv, Term, TermType};
 
@@ -59,6 +60,26 @@ const KEEP_BYTES: usize = 16 << 20;
 thread_local! {
     /// The vector the last large result on this thread was written in.
     static BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+
+    /// The decoder registry, looked up once per large result being written
+    /// on this thread, and asked whether it is empty once per odd value (it
+    /// is changed in place, so a registration made meanwhile is seen). Its
+    /// lookup per value, a module and an attribute found by name, cost more
+    /// than writing a timedelta: 100,000 returned took 43-56 ms with it,
+    /// 22-27 without; 100,000 dates 117-151 and 92-97 (3 runs alternated,
+    /// `bench/worker_costs.exs`).
+    static REGISTRY: std::cell::Cell<Option<Py<PyDict>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether a decoder is registered, as the result being written on this
+/// thread found the registry.
+fn any_decoder(py: Python<'_>) -> bool {
+    let registry = REGISTRY.take();
+    let any = registry
+        .as_ref()
+        .is_some_and(|decoders| !decoders.bind(py).is_empty());
+    REGISTRY.set(registry);
+    any
 }
 
 /// Gives `with` the external form of `{:ok, value}` when `value` is
@@ -67,10 +88,14 @@ pub(crate) fn ok_result<R>(value: &Bound<'_, PyAny>, with: impl FnOnce(&[u8]) ->
     if items(value, 0) < THRESHOLD {
         return None;
     }
+    // A nested result (Python code run by an odd item's conversion)
+    // finds its own registry and gives this one back.
+    let outer = REGISTRY.replace(super::custom::registry(value.py()).map(Bound::unbind));
     let mut writer = Writer::<PlainOnly>::term_in(BUFFER.take());
     writer.tuple(2);
     writer.atom("ok");
     let written = writer.python(value).ok().map(|()| with(&writer.buf));
+    REGISTRY.set(outer);
     if writer.buf.capacity() <= KEEP_BYTES {
         BUFFER.set(writer.buf);
     }
@@ -168,7 +193,7 @@ impl Forms for PlainOnly {
         // A decoder may be registered for this object's type, or for one
         // within what it converts to: its Python code runs once per object,
         // so never in an attempt that may be thrown away.
-        if writer.in_key() || super::custom::any_registered(obj.py()) {
+        if writer.in_key() || any_decoder(obj.py()) {
             return Err(not_plain());
         }
         if super::datetime::write_external(writer, obj).is_some() {
