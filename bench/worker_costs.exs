@@ -90,6 +90,16 @@ rows = [
      "bench_naive",
      "[datetime.datetime(2024, 1, 1) + datetime.timedelta(seconds=i) for i in range(100000)]"
    )},
+  {"100,000 UTC datetimes from Python", "ms",
+   Bench.WorkerCosts.returned_ms(
+     "bench_utc",
+     "[datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=i) for i in range(100000)]"
+   )},
+  {"100,000 datetimes at +02:00 from Python", "ms",
+   Bench.WorkerCosts.returned_ms(
+     "bench_zoned",
+     "[datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=2))) + datetime.timedelta(seconds=i) for i in range(100000)]"
+   )},
   {"100,000 timedeltas from Python", "ms",
    Bench.WorkerCosts.returned_ms(
      "bench_deltas",

@@ -44,6 +44,7 @@ defmodule ErlangPython.ExternalSpliceTest do
     "datetime.date(2024, 1, 2)",
     "datetime.datetime(2024, 1, 2, 3, 4, 5, 6)",
     "datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)",
+    "datetime.datetime(2024, 7, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))",
     "datetime.time(23, 59, 58, 999999)",
     "datetime.timedelta(days=-1, microseconds=5)",
     "decimal.Decimal('-12.3400')",
@@ -72,6 +73,24 @@ defmodule ErlangPython.ExternalSpliceTest do
       assert {:ok, map} = decoded(reply)
       assert map["late"] == small["late"] and map_size(map) == 5001
     end
+  end
+
+  test "UTC datetimes, written without the zone helper, are the DateTime Elixir makes" do
+    code = "datetime.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)"
+    expected = DateTime.new!(~D[2024-01-02], ~T[03:04:05.000006], "Etc/UTC")
+
+    # What the helper (`zone_of`, which other zones still take) says of it.
+    assert {:ok, {0, 0, "Etc/UTC", "UTC"}} =
+             ErlangPython.eval("__import__('_erlang_impl._types')._types.zone_of(#{code})")
+
+    assert {:ok, ^expected} = ErlangPython.eval(code)
+
+    reply = raw_reply("[#{code}] * 100 + [#{code}.replace(microsecond=0)]")
+    assert {:etf, _} = reply
+    assert {:ok, list} = decoded(reply)
+    assert Enum.uniq(Enum.take(list, 100)) == [expected]
+    assert List.last(list) == %{expected | microsecond: {0, 6}}
+    assert DateTime.to_iso8601(List.last(list)) == "2024-01-02T03:04:05.000000Z"
   end
 
   test "a pid is spliced in" do

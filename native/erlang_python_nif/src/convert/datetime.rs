@@ -15,7 +15,8 @@
 //! `timezone.utc`, a zone `zoneinfo` knows whose offset agrees is that
 //! `ZoneInfo`, and anything else a fixed `timezone(offset, zone_abbr)`. The
 //! zone logic is Python's (`_erlang_impl._types`); the fields are read and
-//! written here.
+//! written here, and `timezone.utc`'s zone, the usual one, is known here
+//! both ways.
 //!
 //! Only `Calendar.ISO` values convert: another calendar is a `TypeError`.
 
@@ -69,7 +70,9 @@ const HELPERS: &str = "_erlang_impl._types";
 /// `None` for anything else (an aware `time` included: it stays a handle).
 pub(super) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Result<Term<'a>>> {
     Some(match temporal(obj)? {
-        Temporal::DateTime(value) => datetime_to_term(env, value).map_err(Into::into),
+        Temporal::Naive(value) => Ok(datetime_to_term(env, value, None)),
+        Temporal::Utc(value) => Ok(datetime_to_term(env, value, Some(UTC))),
+        Temporal::Aware(value) => aware_to_term(env, value).map_err(Into::into),
         Temporal::Date(value) => Ok(date_to_term(env, value)),
         Temporal::Time(value) => Ok(time_to_term(env, value)),
         Temporal::Delta(value) => Ok((atoms::timedelta(), delta_micros(value)).encode(env)),
@@ -78,7 +81,13 @@ pub(super) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Result
 
 /// A date or time value with an Elixir form.
 enum Temporal<'a, 'py> {
-    DateTime(&'a Bound<'py, PyDateTime>),
+    /// A datetime without a tzinfo.
+    Naive(&'a Bound<'py, PyDateTime>),
+    /// A datetime whose tzinfo is `timezone.utc`, read without the helper
+    /// (main interpreter only: see [`is_utc`]).
+    Utc(&'a Bound<'py, PyDateTime>),
+    /// Any other tzinfo: the helper reads its zone.
+    Aware(&'a Bound<'py, PyDateTime>),
     Date(&'a Bound<'py, PyDate>),
     /// Naive only: an aware `time` has no Elixir form (it stays a handle).
     Time(&'a Bound<'py, PyTime>),
@@ -90,7 +99,11 @@ enum Temporal<'a, 'py> {
 fn temporal<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<Temporal<'a, 'py>> {
     // datetime is a subclass of date: it is checked first.
     if let Ok(value) = obj.cast::<PyDateTime>() {
-        Some(Temporal::DateTime(value))
+        Some(match value.get_tzinfo() {
+            None => Temporal::Naive(value),
+            Some(tzinfo) if is_utc(&tzinfo) => Temporal::Utc(value),
+            Some(_) => Temporal::Aware(value),
+        })
     } else if let Ok(value) = obj.cast::<PyDate>() {
         Some(Temporal::Date(value))
     } else if let Ok(value) = obj.cast::<PyTime>() {
@@ -104,6 +117,32 @@ fn temporal<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<Temporal<'a, 'py>> {
         None
     }
 }
+
+/// Whether `tzinfo` is `timezone.utc`, whose zone is known without asking
+/// the helper: (0, 0, "Etc/UTC", "UTC"), what `zone_of` answers for it. In
+/// the main interpreter only: PyO3 keeps one datetime C API for the
+/// process, and its `timezone.utc` is an object of the interpreter that
+/// loaded it, so an own-GIL sub-interpreter's UTC datetimes take its own
+/// helper.
+fn is_utc(tzinfo: &Bound<'_, PyTzInfo>) -> bool {
+    let py = tzinfo.py();
+    interpreters::is_main(py) && PyTzInfo::utc(py).is_ok_and(|utc| tzinfo.is(&*utc))
+}
+
+/// An aware datetime's zone as `DateTime` has it.
+struct Zone<'s> {
+    utc_offset: i64,
+    std_offset: i64,
+    time_zone: &'s str,
+    zone_abbr: &'s str,
+}
+
+const UTC: Zone<'static> = Zone {
+    utc_offset: 0,
+    std_offset: 0,
+    time_zone: "Etc/UTC",
+    zone_abbr: "UTC",
+};
 
 /// A timedelta in microseconds (its days, seconds and microseconds).
 fn delta_micros(value: &Bound<'_, PyDelta>) -> i64 {
@@ -143,34 +182,52 @@ fn time_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyTime>) -> Term<'a> {
     elixir_struct(env, atoms::time_module(), &fields)
 }
 
-fn datetime_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDateTime>) -> PyResult<Term<'a>> {
+/// A `%NaiveDateTime{}`, or with its `zone` a `%DateTime{}`.
+fn datetime_to_term<'a>(
+    env: Env<'a>,
+    value: &Bound<'_, PyDateTime>,
+    zone: Option<Zone<'_>>,
+) -> Term<'a> {
     let mut fields = calendar_date(env, value).to_vec();
     fields.extend(clock(env, value));
     fields.push((atoms::calendar(), atoms::iso().encode(env)));
-    if value.get_tzinfo().is_none() {
-        return Ok(elixir_struct(env, atoms::naive_module(), &fields));
-    }
+    let Some(zone) = zone else {
+        return elixir_struct(env, atoms::naive_module(), &fields);
+    };
+    fields.extend([
+        (atoms::utc_offset(), zone.utc_offset.encode(env)),
+        (atoms::std_offset(), zone.std_offset.encode(env)),
+        (atoms::time_zone(), zone.time_zone.encode(env)),
+        (atoms::zone_abbr(), zone.zone_abbr.encode(env)),
+    ]);
+    elixir_struct(env, atoms::datetime_module(), &fields)
+}
+
+/// A datetime whose zone the helper reads (`zone_of`).
+fn aware_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDateTime>) -> PyResult<Term<'a>> {
     let helpers = loaded_module(value.py(), HELPERS)?;
     // None: a tzinfo without an offset for this datetime, so it is naive.
     let zone: Option<(i64, i64, String, String)> =
         helpers.call_method1("zone_of", (value,))?.extract()?;
-    let Some((utc_offset, std_offset, zone, abbr)) = zone else {
-        return Ok(elixir_struct(env, atoms::naive_module(), &fields));
-    };
-    fields.extend([
-        (atoms::utc_offset(), utc_offset.encode(env)),
-        (atoms::std_offset(), std_offset.encode(env)),
-        (atoms::time_zone(), zone.encode(env)),
-        (atoms::zone_abbr(), abbr.encode(env)),
-    ]);
-    Ok(elixir_struct(env, atoms::datetime_module(), &fields))
+    Ok(match &zone {
+        None => datetime_to_term(env, value, None),
+        Some((utc_offset, std_offset, time_zone, zone_abbr)) => {
+            let zone = Zone {
+                utc_offset: *utc_offset,
+                std_offset: *std_offset,
+                time_zone,
+                zone_abbr,
+            };
+            datetime_to_term(env, value, Some(zone))
+        }
+    })
 }
 
-/// Writes a date, a naive datetime, a naive time or a timedelta straight
-/// into the external format, as [`to_term`] converts it, for the writer of
-/// large results (`convert::external`); `None` for anything else, an aware
-/// datetime included (its zone takes the Python helper, through
-/// [`to_term`]). Without this, each such value was built as a term, then
+/// Writes a date, a naive or UTC datetime, a naive time or a timedelta
+/// straight into the external format, as [`to_term`] converts it, for the
+/// writer of large results (`convert::external`); `None` for anything
+/// else, a datetime in another zone included (its zone takes the Python
+/// helper, through [`to_term`]). Without this, each such value was built as a term, then
 /// encoded and copied: 3.6-4.6 us a value on the development VM, against
 /// 0.8 us for a dict of 8 keys.
 pub(super) fn write_external<F: Forms>(
@@ -180,11 +237,17 @@ pub(super) fn write_external<F: Forms>(
     make_written_atoms();
     match temporal(obj)? {
         // Its zone takes the Python helper (`to_term`).
-        Temporal::DateTime(value) if value.get_tzinfo().is_some() => return None,
-        Temporal::DateTime(value) => {
+        Temporal::Aware(_) => return None,
+        Temporal::Naive(value) => {
             struct_head(writer, NAIVE_MODULE, 7);
             write_calendar_date(writer, value);
             write_clock(writer, value);
+        }
+        Temporal::Utc(value) => {
+            struct_head(writer, DATETIME_MODULE, 11);
+            write_calendar_date(writer, value);
+            write_clock(writer, value);
+            write_zone(writer, &UTC);
         }
         Temporal::Date(value) => {
             struct_head(writer, DATE_MODULE, 3);
@@ -206,16 +269,18 @@ pub(super) fn write_external<F: Forms>(
 const DATE_MODULE: &str = "Elixir.Date";
 const TIME_MODULE: &str = "Elixir.Time";
 const NAIVE_MODULE: &str = "Elixir.NaiveDateTime";
+const DATETIME_MODULE: &str = "Elixir.DateTime";
 const ISO: &str = "Elixir.Calendar.ISO";
 const TIMEDELTA: &str = "timedelta";
 
 /// Every atom [`write_external`] writes.
-const WRITTEN_ATOMS: [&str; 14] = [
+const WRITTEN_ATOMS: [&str; 19] = [
     "__struct__",
     "calendar",
     DATE_MODULE,
     TIME_MODULE,
     NAIVE_MODULE,
+    DATETIME_MODULE,
     ISO,
     TIMEDELTA,
     "year",
@@ -225,6 +290,10 @@ const WRITTEN_ATOMS: [&str; 14] = [
     "minute",
     "second",
     "microsecond",
+    "utc_offset",
+    "std_offset",
+    "time_zone",
+    "zone_abbr",
 ];
 
 /// Makes the atoms [`write_external`] writes, once. The caller reads the
@@ -277,6 +346,17 @@ fn write_clock<F: Forms>(writer: &mut Writer<F>, value: &impl PyTimeAccess) {
     writer.tuple(2);
     writer.int(i64::from(value.get_microsecond()));
     writer.int(6);
+}
+
+fn write_zone<F: Forms>(writer: &mut Writer<F>, zone: &Zone<'_>) {
+    writer.atom("utc_offset");
+    writer.int(zone.utc_offset);
+    writer.atom("std_offset");
+    writer.int(zone.std_offset);
+    writer.atom("time_zone");
+    writer.binary(zone.time_zone.as_bytes());
+    writer.atom("zone_abbr");
+    writer.binary(zone.zone_abbr.as_bytes());
 }
 
 // ---------------------------------------------------------------------------
