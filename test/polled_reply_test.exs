@@ -66,6 +66,33 @@ defmodule ErlangPython.PolledReplyTest do
     refute_received {^ref, _}
   end
 
+  test "stopping while the worker leaves the reply: each reply arrives once, one way" do
+    # The race between a caller giving up polling and the worker leaving
+    # the reply in the job (native/.../src/polled_reply.rs): whichever wins,
+    # the reply comes from the job or as a message, never both, never lost.
+    request = {:call, :operator, :add, [1, 2], %{}}
+
+    ways =
+      for _ <- 1..3_000 do
+        ref = make_ref()
+        handle = Native.submit_polled(ref, request)
+
+        case Native.stop_polling(handle) do
+          {:reply, reply} ->
+            assert reply == {:ok, 3}
+            :job
+
+          :sent ->
+            assert_receive {^ref, {:ok, 3}}, 5_000
+            :message
+        end
+      end
+
+    Process.sleep(20)
+    refute_received {_, _}
+    assert length(ways) == 3_000
+  end
+
   test "a reply too large to copy on a scheduler comes as a message" do
     # References keep the reply off the external-format route: 2,000 term cells.
     refs = List.duplicate(make_ref(), 2_000)

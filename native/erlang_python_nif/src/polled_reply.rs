@@ -127,13 +127,10 @@ pub(crate) fn deposit(request: &Request, build: impl for<'a> FnOnce(Env<'a>) -> 
         return;
     }
     if small {
-        let mut slot = job
-            .polled
-            .deposited
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        slot.0 = Some((owned, saved));
-        drop(slot);
+        // SAFETY: this worker committed the job just above, once, and
+        // `poll` is still POLLING (a large reply never comes here): the
+        // caller reads the cell only after the release below.
+        unsafe { job.polled.deposited.put((owned, saved)) };
         if job
             .polled
             .poll
@@ -143,13 +140,9 @@ pub(crate) fn deposit(request: &Request, build: impl for<'a> FnOnce(Env<'a>) -> 
             return;
         }
         // The caller stopped polling first: it waits for a message.
-        let taken = job
-            .polled
-            .deposited
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .take();
+        // SAFETY: the move to DEPOSITED failed, so the caller never reads
+        // the cell; it is still this worker's.
+        let taken = unsafe { job.polled.deposited.take_back() };
         let Some((owned, saved)) = taken else { return };
         send_from(request, owned, saved);
         return;
@@ -250,13 +243,9 @@ fn take<'a>(env: Env<'a>, job: &JobState) -> Polled<'a> {
     {
         return Polled::Sent;
     }
-    let deposit = job
-        .polled
-        .deposited
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .0
-        .take();
+    // SAFETY: this caller moved `poll` from DEPOSITED to TAKEN just above
+    // (acquire): the worker's write is visible and it is done with the cell.
+    let deposit = unsafe { job.polled.deposited.take() };
     match deposit {
         Some((owned, saved)) => {
             let reply = owned.run(|held| saved.load(held).in_env(env));
