@@ -135,6 +135,39 @@ defmodule ErlangPython.DataTypesTest do
 
       assert repr({:uuid, <<0::120, 5>>}) == "UUID('00000000-0000-0000-0000-000000000005')"
     end
+
+    test "{:uuid, 16 bytes} is the very UUID uuid.UUID(bytes=...) makes" do
+      # Made without UUID.__init__'s checks (_erlang_impl._types): the same
+      # value, fields, version, safety, hash and pickled form.
+      compare = """
+      (u == uuid.UUID(bytes=b), u.fields == uuid.UUID(bytes=b).fields, u.version,
+       u.is_safe is uuid.SafeUUID.unknown, hash(u) == hash(uuid.UUID(bytes=b)),
+       pickle.loads(pickle.dumps(u)) == u, type(u) is uuid.UUID, str(u))
+      """
+
+      :ok = ErlangPython.exec("import uuid, pickle")
+
+      for bytes <- [<<0::128>>, <<255::8, 0::120>>, :crypto.strong_rand_bytes(16)] do
+        hex = Base.encode16(bytes, case: :lower)
+
+        text =
+          Enum.join(
+            for(
+              {at, len} <- [{0, 8}, {8, 4}, {12, 4}, {16, 4}, {20, 12}],
+              do: binary_part(hex, at, len)
+            ),
+            "-"
+          )
+
+        version = Bitwise.band(:binary.at(bytes, 6), 0xF0) |> Bitwise.bsr(4)
+
+        expected_version =
+          if Bitwise.band(:binary.at(bytes, 8), 0xC0) == 0x80, do: version, else: nil
+
+        assert {:ok, {true, true, ^expected_version, true, true, true, true, ^text}} =
+                 ErlangPython.eval(compare, %{u: {:uuid, bytes}, b: {:bytes, bytes}})
+      end
+    end
   end
 
   describe "binaries as buffers" do
