@@ -105,11 +105,11 @@ impl std::fmt::Debug for Kept {
 
 /// A polling caller's reply in its own environment, once the worker has
 /// left it in the job (see `crate::polled_reply`). Handed over by
-/// `PollSlot::poll`'s states, not by a lock: the worker writes it only
-/// while `poll` is `POLLING` (before its release of `DEPOSITED`, or after
-/// failing to, once the caller gave up polling), and only the caller that
-/// moved `poll` from `DEPOSITED` to `TAKEN` reads it; each side runs once
-/// per job. A lock on the line the caller spins on cost the worker two
+/// `PollSlot::poll`'s states, not by a lock: only the worker moves `poll`
+/// to `DEPOSITED`, once, and writes the cell only before that (or takes it
+/// back after failing to, once the caller gave up polling); only the
+/// caller that moved `poll` from `DEPOSITED` to `TAKEN` reads it. A caller
+/// giving up (`POLLING` to `UNPOLLED`) leaves the cell alone. A lock on the line the caller spins on cost the worker two
 /// more transfers of that line per reply (its lock and its unlock, each
 /// after the caller's next read): 61% of `deposit`'s own time in a profile
 /// of sequential calls.
@@ -131,12 +131,12 @@ impl std::fmt::Debug for Deposit {
 }
 
 impl Deposit {
-    /// Worker side: leaves the reply. Only while `poll` is `POLLING`,
-    /// before publishing `DEPOSITED` with release ordering.
+    /// Worker side: leaves the reply, before publishing `DEPOSITED` with
+    /// release ordering.
     ///
     /// # Safety
-    /// The caller is the job's worker, the job's reply is being committed
-    /// once (`JobState::finish` succeeded), and `poll` is still `POLLING`:
+    /// The caller is the job's worker, committing its reply once
+    /// (`JobState::finish` succeeded), and has not published `DEPOSITED`:
     /// no other thread reads or writes the cell until it sees `DEPOSITED`.
     pub(crate) unsafe fn put(&self, reply: (OwnedEnv, SavedTerm)) {
         // SAFETY: exclusive access by this function's contract.

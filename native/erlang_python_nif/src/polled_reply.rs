@@ -127,9 +127,9 @@ pub(crate) fn deposit(request: &Request, build: impl for<'a> FnOnce(Env<'a>) -> 
         return;
     }
     if small {
-        // SAFETY: this worker committed the job just above, once, and
-        // `poll` is still POLLING (a large reply never comes here): the
-        // caller reads the cell only after the release below.
+        // SAFETY: this worker committed the job just above, once, and has
+        // not published DEPOSITED: the caller reads the cell only after the
+        // release below (giving up polling meanwhile leaves it alone).
         unsafe { job.polled.deposited.put((owned, saved)) };
         if job
             .polled
