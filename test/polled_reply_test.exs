@@ -77,15 +77,21 @@ defmodule ErlangPython.PolledReplyTest do
         ref = make_ref()
         handle = Native.submit_polled(ref, request)
 
-        case Native.stop_polling(handle) do
-          {:reply, reply} ->
-            assert reply == {:ok, 3}
-            :job
+        way =
+          case Native.stop_polling(handle) do
+            {:reply, reply} ->
+              assert reply == {:ok, 3}
+              :job
 
-          :sent ->
-            assert_receive {^ref, {:ok, 3}}, 5_000
-            :message
-        end
+            :sent ->
+              assert_receive {^ref, {:ok, 3}}, 5_000
+              :message
+          end
+
+        # Used after the wait, so a garbage collection meanwhile cannot
+        # drop the handle (which cancels the job); settled either way.
+        assert Native.poll_reply(handle) == :sent
+        way
       end
 
     Process.sleep(20)
@@ -133,6 +139,10 @@ defmodule ErlangPython.PolledReplyTest do
         {:reply, reply} -> assert reply == {:ok, expected}
         :sent -> assert_receive {^ref, {:ok, ^expected}}, 5_000
       end
+
+      # Used after the wait, so the handle outlives it (dropping it cancels
+      # the job); settled either way.
+      assert Native.poll_reply(handle) == :sent
 
       Process.sleep(round(delay * 1000) + 20)
       refute_received {^ref, _}
