@@ -106,6 +106,9 @@ defmodule ErlangPython.PolledReplyTest do
     handle = Native.submit_polled(ref, {:call, :builtins, :list, [refs], %{}})
     assert poll_until_settled(handle) == :sent
     assert_receive {^ref, {:ok, ^refs}}, 5_000
+    # Used after the wait, so the handle outlives it (dropping it cancels
+    # the job).
+    assert Native.poll_reply(handle) == :sent
   end
 
   test "replies of every size around the deposit limit arrive intact" do
