@@ -118,15 +118,22 @@ fn temporal<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<Temporal<'a, 'py>> {
     }
 }
 
-/// Whether `tzinfo` is `timezone.utc`, whose zone is known without asking
-/// the helper: (0, 0, "Etc/UTC", "UTC"), what `zone_of` answers for it. In
-/// the main interpreter only: PyO3 keeps one datetime C API for the
-/// process, and its `timezone.utc` is an object of the interpreter that
-/// loaded it, so an own-GIL sub-interpreter's UTC datetimes take its own
-/// helper.
+/// `timezone.utc`, whose zone is known here both ways ([`UTC`], what
+/// `zone_of` answers for it), where it may be used: in the main interpreter
+/// only. PyO3 keeps one datetime C API for the process, and its
+/// `timezone.utc` is an object of the interpreter that loaded it, so an
+/// own-GIL sub-interpreter's UTC datetimes take its own helper (None).
+fn utc_here(py: Python<'_>) -> Option<Borrowed<'_, '_, PyTzInfo>> {
+    if interpreters::is_main(py) {
+        PyTzInfo::utc(py).ok()
+    } else {
+        None
+    }
+}
+
+/// Whether `tzinfo` is `timezone.utc` (see [`utc_here`]).
 fn is_utc(tzinfo: &Bound<'_, PyTzInfo>) -> bool {
-    let py = tzinfo.py();
-    interpreters::is_main(py) && PyTzInfo::utc(py).is_ok_and(|utc| tzinfo.is(&*utc))
+    utc_here(tzinfo.py()).is_some_and(|utc| tzinfo.is(&*utc))
 }
 
 /// An aware datetime's zone as `DateTime` has it.
@@ -209,27 +216,25 @@ fn aware_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyDateTime>) -> PyResult<Te
     // None: a tzinfo without an offset for this datetime, so it is naive.
     let zone: Option<(i64, i64, String, String)> =
         helpers.call_method1("zone_of", (value,))?.extract()?;
-    Ok(match &zone {
-        None => datetime_to_term(env, value, None),
-        Some((utc_offset, std_offset, time_zone, zone_abbr)) => {
-            let zone = Zone {
-                utc_offset: *utc_offset,
-                std_offset: *std_offset,
-                time_zone,
-                zone_abbr,
-            };
-            datetime_to_term(env, value, Some(zone))
-        }
-    })
+    let Some((utc_offset, std_offset, time_zone, zone_abbr)) = zone else {
+        return Ok(datetime_to_term(env, value, None));
+    };
+    let zone = Zone {
+        utc_offset,
+        std_offset,
+        time_zone: &time_zone,
+        zone_abbr: &zone_abbr,
+    };
+    Ok(datetime_to_term(env, value, Some(zone)))
 }
 
 /// Writes a date, a naive or UTC datetime, a naive time or a timedelta
 /// straight into the external format, as [`to_term`] converts it, for the
 /// writer of large results (`convert::external`); `None` for anything
 /// else, a datetime in another zone included (its zone takes the Python
-/// helper, through [`to_term`]). Without this, each such value was built as a term, then
-/// encoded and copied: 3.6-4.6 us a value on the development VM, against
-/// 0.8 us for a dict of 8 keys.
+/// helper, through [`to_term`]). Without this, each such value was built
+/// as a term, then encoded and copied: 3.6-4.6 us a value on the
+/// development VM, against 0.8 us for a dict of 8 keys.
 pub(super) fn write_external<F: Forms>(
     writer: &mut Writer<F>,
     obj: &Bound<'_, PyAny>,
@@ -488,16 +493,15 @@ fn datetime_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, P
     let utc_offset: i64 = field(term, atoms::utc_offset())?;
     let std_offset: i64 = field(term, atoms::std_offset())?;
     let zone: String = field(term, atoms::time_zone())?;
-    // UTC, the usual zone, is built here: the helper's Python took 6.3 us
-    // a value on the development VM (a list of 100,000 DateTimes in 630 ms,
-    // against 68 ms for as many NaiveDateTimes), for the same
-    // `datetime(..., tzinfo=timezone.utc)` it would return. In the main
-    // interpreter only: PyO3 keeps one datetime C API for the process, and
-    // its `timezone.utc` is an object of the interpreter that loaded it, so
-    // an own-GIL sub-interpreter asks its own helper.
-    if zone == "Etc/UTC" && utc_offset + std_offset == 0 && interpreters::is_main(py) {
-        let utc = PyTzInfo::utc(py)?;
-        return wall_clock(py, term, Some(&utc));
+    // UTC, the usual zone, is built here where it may be ([`utc_here`]):
+    // the helper's Python took 6.3 us a value on the development VM (a list
+    // of 100,000 DateTimes in 630 ms, against 68 ms for as many
+    // NaiveDateTimes), for the same `datetime(..., tzinfo=timezone.utc)` it
+    // would return.
+    if zone == UTC.time_zone && utc_offset + std_offset == 0 {
+        if let Some(utc) = utc_here(py) {
+            return wall_clock(py, term, Some(&utc));
+        }
     }
     let (year, month, day) = ymd(term)?;
     let (hour, minute, second, micros) = hms(term)?;
