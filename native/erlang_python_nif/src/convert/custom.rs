@@ -15,10 +15,10 @@ use pyo3::types::PyDict;
 use super::handles::type_name;
 use crate::interpreters::sys_module;
 
-/// The registry of decoders (a dict, changed in place by registrations),
-/// for a caller that asks whether it is empty many times: `external`
-/// leaves values alone while it is not (a decoder is Python code, which
-/// must run once per object).
+/// The registry of decoders (a dict, changed in place by registrations).
+/// [`replacement`] looks in it; `external` keeps it for a whole result and
+/// leaves values alone while it is not empty (a decoder is Python code,
+/// which must run once per object).
 pub(super) fn registry(py: Python<'_>) -> Option<Bound<'_, PyDict>> {
     sys_module(py, "_erlang_impl._types")
         .ok()
@@ -30,13 +30,7 @@ pub(super) fn registry(py: Python<'_>) -> Option<Bound<'_, PyDict>> {
 /// Conversion hook: what the decoder registered for `obj`'s type returns,
 /// to be converted in its place; `None` when none is registered.
 pub(super) fn replacement<'py>(obj: &Bound<'py, PyAny>) -> Option<PyResult<Bound<'py, PyAny>>> {
-    let py = obj.py();
-    let helpers = sys_module(py, "_erlang_impl._types").ok()??;
-    let decoders = helpers
-        .getattr("decoders")
-        .ok()?
-        .cast_into::<PyDict>()
-        .ok()?;
+    let decoders = registry(obj.py())?;
     if decoders.is_empty() {
         return None;
     }
