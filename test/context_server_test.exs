@@ -90,12 +90,19 @@ defmodule ErlangPython.ContextServerTest do
     test "a process environment inside the context is interrupted with it" do
       {:ok, ctx} = ContextServer.start_link()
 
+      test_pid = self()
+
       task =
         Task.async(fn ->
           {:ok, env} = Context.process(ctx)
+          send(test_pid, :env_made)
           ErlangPython.eval(@busy, %{}, context: env, timeout: :infinity)
         end)
 
+      # Making the environment is itself a request in the context's scope:
+      # an interrupt that found it running would answer :ok and then find
+      # nothing to interrupt. Only the busy loop may be running once it is made.
+      assert_receive :env_made, 5_000
       assert eventually(fn -> ContextServer.interrupt(ctx) == :ok end)
       assert {:error, %Error{type: "Interrupted"}} = Task.await(task)
     end

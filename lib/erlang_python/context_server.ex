@@ -113,6 +113,12 @@ defmodule ErlangPython.ContextServer do
   calls and its processes' environments' alike). The interrupted call
   returns `{:error, %ErlangPython.Error{type: "Interrupted"}}`. Returns
   `:ok`, or `:not_running` when the context is idle.
+
+  `:ok` says a call was running when asked; the interrupt reaches it a
+  moment later, on the interpreter thread. A call that ends first (a short
+  one, such as `ErlangPython.Context.process/1` making an environment) is
+  not affected, and the interrupt does not carry over to the next call:
+  to stop a long call, ask once it has started.
   """
   @spec interrupt(t()) :: :ok | :not_running | {:error, {:context_down, pid()}}
   def interrupt(context) when is_pid(context) do
