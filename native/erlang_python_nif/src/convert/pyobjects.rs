@@ -2,6 +2,14 @@
 //! binary's bytes, and dicts sized for their entries up front. Shared by
 //! the converters that read terms (`to_python`) and packed arguments
 //! (`packed`), so both make the same objects.
+//!
+//! A copy of many megabytes goes into memory the allocator has just mapped,
+//! so it faults each 4 KiB page in on first touch, which cost more than the
+//! copy itself on the development VM. The buffer's whole 2 MiB pages are
+//! asked to be huge pages first ([`copy_into_new`]). `{:bytes, <<100 MB>>}`
+//! to Python, 2 rounds alternated with the build before: 24,416 minor
+//! faults a call before, 399 after; median 66-76 ms before, 30-33 after;
+//! a 100 MB ASCII binary to `str` 74-82 ms before, 42-53 after.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -17,8 +25,26 @@ pub(super) fn binary_to_py<'py>(py: Python<'py>, data: &[u8]) -> Result<Bound<'p
     }
     Ok(match std::str::from_utf8(data) {
         Ok(text) => PyString::new(py, text).into_any(),
-        Err(_) => PyBytes::new(py, data).into_any(),
+        Err(_) => bytes_to_py(py, data)?,
     })
+}
+
+/// `bytes` holding a copy of `data`.
+pub(super) fn bytes_to_py<'py>(py: Python<'py>, data: &[u8]) -> Result<Bound<'py, PyAny>> {
+    if data.len() < HUGE_PAGE_COPY {
+        return Ok(PyBytes::new(py, data).into_any());
+    }
+    // SAFETY: the GIL is held; PyBytes_FromStringAndSize with a NULL source
+    // returns a new reference to a bytes object of `data.len()` bytes whose
+    // contents are left for the caller to fill, or NULL with an exception
+    // set. Its buffer (PyBytes_AS_STRING) is `data.len()` bytes, apart from
+    // `data`, and no other code sees the object before it is returned.
+    unsafe {
+        let bytes = ffi::PyBytes_FromStringAndSize(std::ptr::null(), data.len() as ffi::Py_ssize_t);
+        let bytes = Bound::from_owned_ptr_or_err(py, bytes)?;
+        copy_into_new(ffi::PyBytes_AS_STRING(bytes.as_ptr()) as *mut u8, data);
+        Ok(bytes)
+    }
 }
 
 /// A `str` of ASCII bytes, copied straight in: the commonest binary (map
@@ -34,13 +60,43 @@ fn ascii_to_py<'py>(py: Python<'py>, data: &[u8]) -> Result<Bound<'py, PyAny>> {
     unsafe {
         let text = ffi::PyUnicode_New(data.len() as ffi::Py_ssize_t, 127);
         let text = Bound::from_owned_ptr_or_err(py, text)?;
-        std::ptr::copy_nonoverlapping(
-            data.as_ptr(),
-            ffi::PyUnicode_DATA(text.as_ptr()) as *mut u8,
-            data.len(),
-        );
+        copy_into_new(ffi::PyUnicode_DATA(text.as_ptr()) as *mut u8, data);
         Ok(text)
     }
+}
+
+/// From this many bytes a new object's buffer is asked for huge pages.
+/// Smaller buffers often come from memory the allocator has touched before,
+/// and a 10 MB binary already went in at 9-10 GB/s.
+const HUGE_PAGE_COPY: usize = 8 << 20;
+
+/// A transparent huge page: 2 MiB on x86-64 and on arm64 with 4 KiB pages.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Copies `data` into `dst`, the buffer of an object made to hold it; a
+/// large one is asked to be backed by huge pages first (see the module
+/// doc). Only whole huge pages inside the buffer are asked, so nothing else
+/// in the process changes; where transparent huge pages are off (`never`)
+/// or the call fails, the copy is the same as before.
+///
+/// # Safety
+/// `dst` must be valid for writes of `data.len()` bytes and must not
+/// overlap `data`.
+unsafe fn copy_into_new(dst: *mut u8, data: &[u8]) {
+    #[cfg(target_os = "linux")]
+    if data.len() >= HUGE_PAGE_COPY {
+        let start = (dst as usize).next_multiple_of(HUGE_PAGE);
+        let end = (dst as usize + data.len()) / HUGE_PAGE * HUGE_PAGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside `dst`'s buffer (the caller's
+            // contract), and MADV_HUGEPAGE changes only how the kernel backs
+            // those pages, never their contents; a failure is ignored, as
+            // the copy needs nothing from it.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    // SAFETY: the caller's contract.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
 }
 
 /// An empty dict with room for `size` entries, so filling it resizes at

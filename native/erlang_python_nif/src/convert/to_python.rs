@@ -14,7 +14,7 @@ use super::handles;
 use super::mapset;
 use super::numeric;
 use super::packed;
-use super::pyobjects::{binary_to_py, presized_dict};
+use super::pyobjects::{binary_to_py, bytes_to_py, presized_dict};
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
 use crate::terms::{binary_bytes, tuple_items, MapEntries};
@@ -248,7 +248,7 @@ fn tuple_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bou
             // {:bytes, binary} is always Python bytes, even when it is valid UTF-8.
             if pair[0] == atoms::bytes().to_term(env) {
                 if let Ok(bin) = Binary::from_term(pair[1]) {
-                    return Ok(PyBytes::new(py, bin.as_slice()).into_any());
+                    return bytes_to_py(py, bin.as_slice());
                 }
             }
             // {:buffer, binary}, {:timedelta, us}, {:uuid, text}.
