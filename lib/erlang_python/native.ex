@@ -34,6 +34,14 @@ defmodule ErlangPython.Native do
   def start(_options), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
   def started, do: :erlang.nif_error(:nif_not_loaded)
+  # The submit functions return the job's handle (a resource). The job
+  # lives only as long as some term refers to its handle: when the handle
+  # is garbage collected the job is cancelled and its reply never sent (a
+  # caller that died is sent nothing). So a caller that waits for the reply
+  # message must keep the handle in use after the wait (cancel or poll it
+  # there, as ErlangPython.Runtime.await/3 does in its `after` clause);
+  # `_ = handle` compiles to nothing, and a collection during the wait then
+  # loses the reply (native/erlang_python_nif/src/job.rs).
   @doc false
   def submit(_ref, _op), do: :erlang.nif_error(:nif_not_loaded)
   @doc false
