@@ -73,20 +73,14 @@ defmodule Bench.Ceiling do
     relay()
   end
 
-  def relayed do
-    ref = make_ref()
-    :ok = submit_relayed(ref)
+  def relayed, do: pong_for(&submit_relayed/1)
 
-    receive do
-      {^ref, :pong} -> :ok
-    after
-      30_000 -> raise "no pong"
-    end
-  end
+  def by_message, do: pong_for(&submit/1)
 
-  def by_message do
+  # Submits with a new reference and waits for {reference, :pong}.
+  defp pong_for(submit) do
     ref = make_ref()
-    :ok = submit(ref)
+    :ok = submit.(ref)
 
     receive do
       {^ref, :pong} -> :ok
