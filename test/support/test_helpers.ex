@@ -48,8 +48,14 @@ defmodule ErlangPython.TestHelpers do
       |> ErlangPython.Request.with_options(%{timeout: timeout, context: nil})
 
     ref = make_ref()
-    assert is_reference(ErlangPython.Native.submit(ref, op))
+    handle = ErlangPython.Native.submit(ref, op)
+    assert is_reference(handle)
     assert_receive {^ref, reply}, timeout
+    # Used after the wait, so the handle outlives it: a garbage collection
+    # during the wait would otherwise drop it, which cancels the job and
+    # loses the reply (ErlangPython.Native's note on handles). The reply
+    # was committed: :done.
+    assert ErlangPython.Native.cancel(handle) == :done
     reply
   end
 end
