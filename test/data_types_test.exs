@@ -4,6 +4,8 @@ defmodule ErlangPython.DataTypesTest do
   # only the standard library (numpy and pandas: test/numpy_test.exs).
   use ExUnit.Case, async: true
 
+  import ErlangPython.TestHelpers, only: [not_utf8: 1, received: 1, sha256_hex: 1]
+
   alias ErlangPython.{Array, Object}
   alias ErlangPython.Test.{Money, Wrapper}
 
@@ -178,23 +180,14 @@ defmodule ErlangPython.DataTypesTest do
       ascii =
         :binary.part(:binary.copy("0123456789abcdefghijklmnopqrstuvwxyz\n", 600_000), 0, 20_971_529)
 
-      raw = :binary.part(:binary.copy(<<0xFF, 0, 1, 2, 3, 250, 128, 7>>, 1_400_000), 0, 11_111_117)
-
-      digest = fn data -> Base.encode16(:crypto.hash(:sha256, data), case: :lower) end
+      raw = not_utf8(11_111_117)
 
       for {value, data, type} <- [
             {{:bytes, ascii}, ascii, "bytes"},
             {ascii, ascii, "str"},
             {raw, raw, "bytes"}
           ] do
-        assert {:ok, [^type, size, hex]} =
-                 ErlangPython.eval(
-                   "[type(v).__name__, len(v), __import__('hashlib').sha256(v.encode('ascii') if isinstance(v, str) else v).hexdigest()]",
-                   %{v: value}
-                 )
-
-        assert size == byte_size(data)
-        assert hex == digest.(data)
+        assert received(value) == {:ok, [type, byte_size(data), sha256_hex(data)]}
       end
     end
   end

@@ -45,16 +45,10 @@ defmodule ErlangPython.IsolatedTransportTest do
   test "a plain binary of many megabytes that is not UTF-8 arrives as bytes, byte for byte" do
     ctx = start!([])
     # Plain (not {:bytes, _}): the worker's reader tells str from bytes.
-    data = :binary.part(:binary.copy(<<0xFF, 0, 1, 2, 3, 250, 128, 7>>, 1_400_000), 0, 11_111_117)
-    digest = Base.encode16(:crypto.hash(:sha256, data), case: :lower)
+    data = not_utf8(11_111_117)
 
-    assert {:ok, ["bytes", 11_111_117, ^digest]} =
-             ErlangPython.eval(
-               "[type(v).__name__, len(v), __import__('hashlib').sha256(v).hexdigest()]",
-               %{v: data},
-               context: ctx,
-               timeout: 60_000
-             )
+    assert received(data, context: ctx, timeout: 60_000) ==
+             {:ok, ["bytes", 11_111_117, sha256_hex(data)]}
   end
 
   test "the default transport is shared memory, and the file is unlinked once mapped" do

@@ -58,4 +58,30 @@ defmodule ErlangPython.TestHelpers do
     assert ErlangPython.Native.cancel(handle) == :done
     reply
   end
+
+  @doc """
+  What Python holds for `value` passed as `v`: `{:ok, [type name, length,
+  SHA-256 of its bytes in hex]}` (a `str`'s bytes in UTF-8), for tests that
+  a large value arrived whole. `opts` go to `ErlangPython.eval/3`.
+  """
+  @spec received(term(), keyword()) :: {:ok, [term()]} | {:error, term()}
+  def received(value, opts \\ []) do
+    ErlangPython.eval(
+      "[type(v).__name__, len(v), __import__('hashlib').sha256(" <>
+        "v.encode('utf-8') if isinstance(v, str) else v).hexdigest()]",
+      %{v: value},
+      opts
+    )
+  end
+
+  @doc "`data`'s SHA-256 in lower-case hex, as Python's `hexdigest()` gives it."
+  @spec sha256_hex(binary()) :: String.t()
+  def sha256_hex(data), do: Base.encode16(:crypto.hash(:sha256, data), case: :lower)
+
+  @doc "`size` bytes that are not valid UTF-8 (a 0xFF in every 8)."
+  @spec not_utf8(non_neg_integer()) :: binary()
+  def not_utf8(size) do
+    pattern = <<0xFF, 0, 1, 2, 3, 250, 128, 7>>
+    :binary.part(:binary.copy(pattern, div(size, byte_size(pattern)) + 1), 0, size)
+  end
 end
