@@ -109,10 +109,10 @@ impl std::fmt::Debug for Kept {
 /// to `DEPOSITED`, once, and writes the cell only before that (or takes it
 /// back after failing to, once the caller gave up polling); only the
 /// caller that moved `poll` from `DEPOSITED` to `TAKEN` reads it. A caller
-/// giving up (`POLLING` to `UNPOLLED`) leaves the cell alone. A lock on the line the caller spins on cost the worker two
-/// more transfers of that line per reply (its lock and its unlock, each
-/// after the caller's next read): 61% of `deposit`'s own time in a profile
-/// of sequential calls.
+/// giving up (`POLLING` to `UNPOLLED`) leaves the cell alone. A lock on
+/// the line the caller spins on cost the worker two more transfers of that
+/// line per reply (its lock and its unlock, each after the caller's next
+/// read): 61% of `deposit`'s own time in a profile of sequential calls.
 #[derive(Default)]
 pub(crate) struct Deposit(UnsafeCell<Option<(OwnedEnv, SavedTerm)>>);
 

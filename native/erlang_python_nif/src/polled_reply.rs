@@ -13,7 +13,7 @@
 //!
 //! | from      | to        | by                                             |
 //! |-----------|-----------|------------------------------------------------|
-//! | `POLLING` | `DEPOSITED` | the worker, reply left in `JobState::deposited` |
+//! | `POLLING` | `DEPOSITED` | the worker, reply left in `PollSlot::deposited` |
 //! | `POLLING` | `UNPOLLED`  | the caller giving up polling ([`stop`]), or the worker for a reply too large to copy on a scheduler |
 //! | `DEPOSITED` | `TAKEN`   | the caller ([`poll`], [`stop`])                |
 //!
