@@ -71,6 +71,7 @@ fn ascii_to_py<'py>(py: Python<'py>, data: &[u8]) -> Result<Bound<'py, PyAny>> {
 const HUGE_PAGE_COPY: usize = 8 << 20;
 
 /// A transparent huge page: 2 MiB on x86-64 and on arm64 with 4 KiB pages.
+#[cfg(target_os = "linux")]
 const HUGE_PAGE: usize = 2 << 20;
 
 /// Copies `data` into `dst`, the buffer of an object made to hold it; a
