@@ -17,8 +17,10 @@
 # dates from Python 130-164 ms, against 295-427 before they were written
 # straight into the external format (92-97 on the next VM once the decoder
 # registry was looked up once per result); 100,000 UTC datetimes from
-# Python 229-267 ms, against 680-928 through the zone helper, which the
-# +02:00 row still takes.
+# Python 229-267 ms, against 680-928 through the zone helper; 100,000
+# datetimes at +02:00 from Python 311-373 ms, against 640-770 before their
+# zone was read in Rust (3 runs alternated; in Europe/Paris 280-309 against
+# 699-905).
 # On Debian 13: bin/test-trixie --exec env MIX_ENV=prod mix run bench/worker_costs.exs
 Code.require_file("machine.exs", __DIR__)
 

@@ -75,6 +75,66 @@ defmodule ErlangPython.DataTypesTest do
       assert {:ok, "2024-01-01T09:30:00-05:00"} = ErlangPython.eval("v.isoformat()", %{v: fixed})
     end
 
+    test "zones from any tzinfo: its dst splits the offset, its name or the offset names it" do
+      :ok =
+        ErlangPython.exec("""
+        import datetime as _dt
+        class _Summer(_dt.tzinfo):
+            key = 5  # not a zone key: the name comes from tzname()
+            def utcoffset(self, when):
+                return _dt.timedelta(hours=3)
+            def dst(self, when):
+                return _dt.timedelta(hours=1)
+            def tzname(self, when):
+                return 'XST'
+        class _Nameless(_dt.tzinfo):
+            def utcoffset(self, when):
+                return _dt.timedelta(hours=-3, minutes=-30)
+            def dst(self, when):
+                return None
+            def tzname(self, when):
+                return None
+        def _at(tz):
+            return _dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=tz)
+        """)
+
+      zone = fn code ->
+        assert {:ok, %DateTime{} = value} = ErlangPython.eval(code)
+        assert {value.year, value.hour, value.second} == {2024, 7, 9}
+        {value.utc_offset, value.std_offset, value.time_zone, value.zone_abbr}
+      end
+
+      assert zone.("_at(_Summer())") == {7200, 3600, "XST", "XST"}
+      assert zone.("_at(_Nameless())") == {-12_600, 0, "UTC-03:30", "UTC-03:30"}
+      # Python names a fixed offset itself; the name is kept.
+      assert zone.("_at(_dt.timezone(_dt.timedelta(hours=5, minutes=30)))") ==
+               {19_800, 0, "UTC+05:30", "UTC+05:30"}
+
+      assert zone.("_at(_dt.timezone(_dt.timedelta(0), 'GMT'))") == {0, 0, "GMT", "GMT"}
+      # Seconds of an offset are kept, its fraction dropped toward zero.
+      assert {-90, 0, "UTC-00:01:30.500000", _} =
+               zone.("_at(_dt.timezone(-_dt.timedelta(seconds=90, microseconds=500000)))")
+    end
+
+    test "a tzinfo that raises is the caller's error, in a small result and a large one" do
+      :ok =
+        ErlangPython.exec("""
+        import datetime as _dt
+        class _Broken(_dt.tzinfo):
+            def utcoffset(self, when):
+                raise ValueError('no offset today')
+        """)
+
+      broken = "_dt.datetime(2024, 1, 1, tzinfo=_Broken())"
+
+      for code <- [broken, "list(range(10000)) + [#{broken}]"] do
+        assert {:error, %ErlangPython.Error{type: "ValueError", message: message}} =
+                 ErlangPython.eval(code)
+
+        assert message =~ "no offset today"
+      end
+    end
+
     test "a tzinfo that gives no offset makes a naive datetime, as Python defines it" do
       :ok =
         ErlangPython.exec("""

@@ -67,6 +67,40 @@ defmodule ErlangPython.OwnGilTest do
       end
     end
 
+    test "dates and datetimes in any zone convert inside, as in the main interpreter", %{
+      ctx: ctx
+    } do
+      # Zones are read from the tzinfo's methods; timezone.utc is the main
+      # interpreter's object, so inside UTC takes the general path.
+      code = """
+      [datetime.date(2024, 2, 29), datetime.datetime(2024, 1, 2, 3, 4, 5, 6),
+       datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc),
+       datetime.datetime(2024, 7, 1, 12, tzinfo=zoneinfo.ZoneInfo('Europe/Paris')),
+       datetime.datetime(2024, 7, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=-5))),
+       datetime.timedelta(days=-1, microseconds=5)]
+      """
+
+      imports = "import datetime, zoneinfo"
+      :ok = ErlangPython.exec(imports, context: ctx)
+      :ok = ErlangPython.exec(imports)
+      assert {:ok, main} = ErlangPython.eval(code)
+      assert {:ok, ^main} = ErlangPython.eval(code, %{}, context: ctx)
+
+      assert [
+               _,
+               _,
+               %DateTime{time_zone: "Etc/UTC"},
+               %DateTime{time_zone: "Europe/Paris"} = paris | _
+             ] = main
+
+      assert DateTime.to_iso8601(paris) == "2024-07-01T12:00:00.000000+02:00"
+      # A large result, written straight into the external format.
+      assert {:ok, large} = ErlangPython.eval("(#{String.trim(code)}) * 2000", %{}, context: ctx)
+      assert large == List.flatten(List.duplicate(main, 2000))
+      # And back into the interpreter: the same values.
+      assert {:ok, true} = ErlangPython.eval("v == #{String.trim(code)}", %{v: main}, context: ctx)
+    end
+
     test "modules are the interpreter's own: nothing leaks between interpreters", %{ctx: ctx} do
       {:ok, other} = ContextServer.start_link(own_gil: true)
       on_exit(fn -> ContextServer.stop(other) end)

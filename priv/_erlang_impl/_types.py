@@ -48,38 +48,13 @@ def register_decoder_by_name(key, module, function):
 # -- time zones ---------------------------------------------------------------
 
 
-def zone_of(value):
-    """(utc_offset, std_offset, time_zone, zone_abbr) of an aware datetime,
-    as Elixir's DateTime has them: the zone's key for a ZoneInfo, Etc/UTC
-    for UTC, otherwise its tzname(). None when the tzinfo gives no offset
-    (the datetime is naive, as Python's docs define it)."""
-    offset = value.utcoffset()
-    if offset is None:
-        return None
-    total = int(offset.total_seconds())
-    dst = value.dst()
-    std = int(dst.total_seconds()) if dst is not None else 0
-    tz = value.tzinfo
-    abbr = value.tzname() or ""
-    key = getattr(tz, "key", None)
-    if isinstance(key, str) and key:
-        zone = key
-    elif tz is datetime.timezone.utc or (total == 0 and abbr in ("UTC", "UTC+00:00", "")):
-        zone, abbr = "Etc/UTC", "UTC"
-    else:
-        zone = abbr or _offset_text(total)
-        abbr = abbr or zone
-    return total - std, std, zone, abbr
-
-
-def _offset_text(seconds):
-    sign = "+" if seconds >= 0 else "-"
-    seconds = abs(seconds)
-    return f"UTC{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
-
-
 def datetime_from_elixir(year, month, day, hour, minute, second, micro, offset, zone, abbr):
-    """An aware datetime for an Elixir DateTime (see zone_of for the rules)."""
+    """An aware datetime for an Elixir DateTime: timezone.utc for Etc/UTC
+    (which the main interpreter builds in Rust), the ZoneInfo of its zone
+    when zoneinfo knows it and its offset agrees (trying both folds),
+    otherwise a fixed timezone of its offset named by its zone_abbr. The
+    way back, a datetime's zone, is read in Rust (convert/datetime.rs,
+    zone_of)."""
     wall = datetime.datetime(year, month, day, hour, minute, second, micro)
     if zone == "Etc/UTC" and offset == 0:
         return wall.replace(tzinfo=datetime.timezone.utc)
