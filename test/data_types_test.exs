@@ -230,6 +230,65 @@ defmodule ErlangPython.DataTypesTest do
                  ErlangPython.eval(compare, %{u: {:uuid, bytes}, b: {:bytes, bytes}})
       end
     end
+
+    test "{:uuid, text} is the UUID uuid.UUID(text) makes of every form it reads, or its error" do
+      :ok = ErlangPython.exec("import uuid")
+      hex = "0123456789abcdeffedcba9876543210"
+
+      forms = [
+        "01234567-89ab-cdef-fedc-ba9876543210",
+        String.upcase("01234567-89ab-cdef-fedc-ba9876543210"),
+        hex,
+        "{01234567-89ab-cdef-fedc-ba9876543210}",
+        "urn:uuid:01234567-89ab-cdef-fedc-ba9876543210",
+        "uuid:{0123-4567-89ab-cdef-fedc-ba98-7654-3210}",
+        # int(_, 16) reads an underscore between digits: uuid.UUID reads it.
+        String.duplicate("0", 15) <> "_" <> String.duplicate("1", 16)
+      ]
+
+      for text <- forms do
+        assert {:ok, {true, true, str}} =
+                 ErlangPython.eval("(v == uuid.UUID(t), type(v) is uuid.UUID, str(v))", %{
+                   v: {:uuid, text},
+                   t: text
+                 }),
+               text
+
+        assert String.length(str) == 36
+      end
+
+      for text <- [
+            "",
+            "not a uuid",
+            String.slice(hex, 1..-1//1),
+            hex <> "0",
+            String.duplicate("g", 32)
+          ] do
+        assert {:error, %ErlangPython.Error{type: "ValueError"}} =
+                 ErlangPython.eval("v", %{v: {:uuid, text}}),
+               text
+
+        assert {:error, %ErlangPython.Error{type: "ValueError"}} =
+                 ErlangPython.eval("uuid.UUID(t)", %{t: text})
+      end
+    end
+
+    test "a UUID from Python is str(uuid), in a small result and a large one" do
+      :ok =
+        ErlangPython.exec("""
+        import uuid
+        uuid_edges = [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.UUID(int=2**127 + 5)]
+        uuid_many = uuid_edges + [uuid.uuid4() for _ in range(5000)]
+        """)
+
+      assert {:ok,
+              ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", _]} =
+               ErlangPython.eval("uuid_edges")
+
+      {:ok, texts} = ErlangPython.eval("[str(u) for u in uuid_many]")
+      assert {:ok, ^texts} = ErlangPython.eval("uuid_many")
+      assert length(texts) == 5003
+    end
   end
 
   describe "binaries of many megabytes" do

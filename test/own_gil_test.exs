@@ -67,7 +67,7 @@ defmodule ErlangPython.OwnGilTest do
       end
     end
 
-    test "dates and datetimes in any zone convert inside, as in the main interpreter", %{
+    test "dates, datetimes in any zone and UUIDs convert inside, as in the main interpreter", %{
       ctx: ctx
     } do
       # Zones are read from the tzinfo's methods; timezone.utc is the main
@@ -77,10 +77,10 @@ defmodule ErlangPython.OwnGilTest do
        datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc),
        datetime.datetime(2024, 7, 1, 12, tzinfo=zoneinfo.ZoneInfo('Europe/Paris')),
        datetime.datetime(2024, 7, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=-5))),
-       datetime.timedelta(days=-1, microseconds=5)]
+       datetime.timedelta(days=-1, microseconds=5), uuid.UUID(int=2**127 + 5)]
       """
 
-      imports = "import datetime, zoneinfo"
+      imports = "import datetime, uuid, zoneinfo"
       :ok = ErlangPython.exec(imports, context: ctx)
       :ok = ErlangPython.exec(imports)
       assert {:ok, main} = ErlangPython.eval(code)
@@ -97,8 +97,11 @@ defmodule ErlangPython.OwnGilTest do
       # A large result, written straight into the external format.
       assert {:ok, large} = ErlangPython.eval("(#{String.trim(code)}) * 2000", %{}, context: ctx)
       assert large == List.flatten(List.duplicate(main, 2000))
-      # And back into the interpreter: the same values.
-      assert {:ok, true} = ErlangPython.eval("v == #{String.trim(code)}", %{v: main}, context: ctx)
+      # And back into the interpreter: the same values (the UUID came as its
+      # text, and goes back as that text).
+      values = String.trim(code)
+      same = "v[:-1] == #{values}[:-1] and v[-1] == str(#{values}[-1])"
+      assert {:ok, true} = ErlangPython.eval(same, %{v: main}, context: ctx)
     end
 
     test "modules are the interpreter's own: nothing leaks between interpreters", %{ctx: ctx} do

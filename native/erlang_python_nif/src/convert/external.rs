@@ -196,7 +196,10 @@ impl Forms for PlainOnly {
         if writer.in_key() || any_decoder(obj.py()) {
             return Err(not_plain());
         }
-        if super::datetime::write_external(writer, obj).is_some() {
+        if super::datetime::write_external(writer, obj)
+            .or_else(|| super::numeric::write_external(writer, obj))
+            .is_some()
+        {
             return Ok(());
         }
         let depth = writer.other_depth();
