@@ -59,7 +59,7 @@ time = fn fun ->
   {us, result}
 end
 
-median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
+median = &Bench.Machine.median/1
 
 IO.puts(
   "run | in-process ms | from Elixir (Array, no copy) ms | ratio | {:bytes, bin} ms | load average"

@@ -4,9 +4,10 @@
 #
 # Timed inside Python with time.perf_counter, so the figure is the cost one
 # Python call of erlang.<name>(...) sees. Prints the median of 5 runs.
+Code.require_file("machine.exs", __DIR__)
 Code.require_file("callback_setup.exs", __DIR__)
 
-median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
+median = &Bench.Machine.median/1
 n = 20_000
 # Warm up.
 ErlangPython.call!(:__main__, :bench_callbacks, [2_000])

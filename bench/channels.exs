@@ -5,12 +5,13 @@
 # drains it with `for item in channel`. Buffer: Elixir writes chunks, Python
 # reads them with read() (copies into bytes) and through memoryview (no
 # copy). Each row is the median of 3 runs. BENCH_QUICK=1 for a smoke run.
+Code.require_file("machine.exs", __DIR__)
 alias ErlangPython.{Buffer, Channel}
 
 quick = System.get_env("BENCH_QUICK") in ["1", "true"]
 runs = 3
 scale = fn n -> if quick, do: max(div(n, 20), 1), else: n end
-median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
+median = &Bench.Machine.median/1
 
 :ok =
   ErlangPython.exec("""

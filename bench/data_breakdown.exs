@@ -8,10 +8,11 @@
 # Python's own share (the dict comprehension, and the port bridge's pure
 # Python encoder), the BEAM's own cost to build a 100,000-key map three ways,
 # and our whole call. Medians in milliseconds, with the load average.
+Code.require_file("machine.exs", __DIR__)
 Code.require_file("port_bridge.exs", __DIR__)
 
 defmodule Breakdown do
-  def median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
+  defdelegate median(values), to: Bench.Machine
 
   def ms(fun, runs) do
     fun.()

@@ -14,7 +14,7 @@ alias ErlangPython.EventQueue.TestFd
 quick = System.get_env("BENCH_QUICK") in ["1", "true"]
 runs = 3
 scale = fn n -> if quick, do: max(div(n, 20), 1), else: n end
-median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
+median = &Bench.Machine.median/1
 
 Bench.Machine.start(
   "#{ErlangPython.Runtime.workers()} worker thread(s), #{EventLoopPool.size()} loops"

@@ -13,6 +13,7 @@
 # system monitor saw (see Storm below).
 #   MIX_ENV=prod mix run bench/external_route.exs
 #   bin/test-trixie --exec env MIX_ENV=prod mix run bench/external_route.exs
+Code.require_file("machine.exs", __DIR__)
 runs = String.to_integer(System.get_env("BENCH_RUNS") || "11")
 
 :ok =
@@ -45,7 +46,7 @@ time = fn function, args ->
   us / 1000
 end
 
-median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
+median = &Bench.Machine.median/1
 
 load = fn ->
   {:ok, load} = File.read("/proc/loadavg")

@@ -4,10 +4,11 @@
 # same Python call made through ErlangPython.call/4 (the shared __main__),
 # through a process environment, and through :py.call/3 (process
 # environment, pool routing, semaphore slot, None -> none on the result).
+Code.require_file("machine.exs", __DIR__)
 n = String.to_integer(System.get_env("BENCH_N", "20000"))
 runs = 7
 
-median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
+median = &Bench.Machine.median/1
 
 per_call = fn fun ->
   fun.()

@@ -220,7 +220,7 @@ defmodule Bench.Latency do
   defp runs(runs, fun), do: for(_ <- 1..runs, do: fun.())
 
   defp best_and_median(values, best),
-    do: {best.(values), values |> Enum.sort() |> Enum.at(div(length(values), 2))}
+    do: {best.(values), Bench.Machine.median(values)}
 end
 
 {_mode, _load} =

@@ -8,10 +8,12 @@
 # difference is what per-context accounting adds.
 #
 # Each figure: the median of 5 runs, microseconds per operation.
+Code.require_file("machine.exs", __DIR__)
+
 defmodule MemoryBench do
   @runs 7
 
-  def median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
+  defdelegate median(values), to: Bench.Machine
 
   # Median microseconds per operation of `fun.(opts)`, `n` times in a row,
   # for each of `columns` (keyword lists of call options). The columns take

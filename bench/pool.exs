@@ -14,7 +14,7 @@ Application.put_env(:erlang_python, :workers, 2)
 
 Bench.Machine.start("#{ErlangPython.Runtime.workers()} Python workers")
 
-median = fn values -> values |> Enum.sort() |> Enum.at(div(length(values), 2)) end
+median = &Bench.Machine.median/1
 parent = self()
 
 # Starts a 2 s sleep whose caller times out after 50 ms; returns once the

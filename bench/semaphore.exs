@@ -55,7 +55,7 @@ defmodule Bench.SemaphoreRows do
   end
 
   defp best_and_median(values, best), do: {best.(values), median(values)}
-  defp median(values), do: values |> Enum.sort() |> Enum.at(div(length(values), 2))
+  defp median(values), do: Bench.Machine.median(values)
 end
 
 {_mode, _load} = Bench.Machine.start("semaphore rows, best / median of short runs")

@@ -369,10 +369,7 @@ results =
     end
   end
 
-median = fn values ->
-  sorted = Enum.sort(values)
-  Enum.at(sorted, div(length(sorted), 2))
-end
+median = &Bench.Machine.median/1
 
 summary = fn priority, key, fun ->
   values = Enum.map(results, &Map.fetch!(&1[priority], key))
