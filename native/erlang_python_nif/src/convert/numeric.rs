@@ -253,3 +253,46 @@ fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
     }
     digits.next().is_none().then_some(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::uuid_bytes;
+
+    const BYTES: [u8; 16] = [
+        0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32,
+        0x10,
+    ];
+
+    #[test]
+    fn reads_the_forms_uuid_reads_as_32_hex_digits() {
+        for text in [
+            "01234567-89ab-cdef-fedc-ba9876543210",
+            "01234567-89AB-CDEF-FEDC-BA9876543210",
+            "0123456789abcdeffedcba9876543210",
+            "{01234567-89ab-cdef-fedc-ba9876543210}",
+            "urn:uuid:01234567-89ab-cdef-fedc-ba9876543210",
+            "uuid:{0123-4567-89ab-cdef-fedc-ba98-7654-3210}",
+            // Python strips braces at either end, paired or not.
+            "{0123456789abcdeffedcba9876543210",
+        ] {
+            assert_eq!(uuid_bytes(text), Some(BYTES), "{text}");
+        }
+    }
+
+    #[test]
+    fn leaves_anything_else_to_uuid() {
+        // Too short, too long, not hex, and what `int(_, 16)` reads that is
+        // not a hex digit here (an underscore, a full-width digit): uuid.UUID
+        // reads the last two itself.
+        for text in [
+            "",
+            "0123456789abcdeffedcba987654321",
+            "0123456789abcdeffedcba98765432100",
+            "0123456789abcdeffedcba987654321g",
+            "000000000000000_1111111111111111",
+            "０123456789abcdeffedcba9876543210",
+        ] {
+            assert_eq!(uuid_bytes(text), None, "{text}");
+        }
+    }
+}
