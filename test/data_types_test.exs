@@ -188,6 +188,83 @@ defmodule ErlangPython.DataTypesTest do
       assert {:ok, %{coef: :NaN}} = ErlangPython.eval("__import__('decimal').Decimal('NaN')")
     end
 
+    test "every kind of Decimal keeps its sign, digits and exponent both ways, whatever the context" do
+      :ok =
+        ErlangPython.exec("""
+        import decimal, erlang
+        def send_in_context(p, texts):
+            # A context that rounds to 3 digits and writes a lower-case
+            # exponent: the conversion is exact and reads either letter.
+            with decimal.localcontext() as context:
+                context.prec = 3
+                context.capitals = 0
+                values = [decimal.Decimal(t) for t in texts]
+                assert 'e' in str(values[4])
+                erlang.send(p, values)
+        """)
+
+      texts = [
+        {"-1.50", {-1, 150, -2}},
+        {"0", {1, 0, 0}},
+        {"-0", {-1, 0, 0}},
+        {"-0E-9", {-1, 0, -9}},
+        {"1E+10", {1, 1, 10}},
+        {"1.23E-7", {1, 123, -9}},
+        {"0.000123", {1, 123, -6}},
+        {"9999999999999999999", {1, 9_999_999_999_999_999_999, 0}},
+        {"123456789012345678901234567890.000000001",
+         {1, 123_456_789_012_345_678_901_234_567_890_000_000_001, -9}},
+        {"-1.2345678901234567890E+999", {-1, 12_345_678_901_234_567_890, 980}},
+        {"Infinity", {1, :inf, 0}},
+        {"-Infinity", {-1, :inf, 0}},
+        {"NaN", {1, :NaN, 0}},
+        {"-sNaN7", {-1, :NaN, 0}}
+      ]
+
+      for {text, {sign, coef, exp}} <- texts do
+        assert {:ok, %{__struct__: Decimal, sign: ^sign, coef: ^coef, exp: ^exp} = value} =
+                 ErlangPython.eval("decimal.Decimal(t)", %{t: text}),
+               text
+
+        # Back in Python: the same digits and exponent (NaNs lose a payload
+        # and signal, as the decimal package has no form for them).
+        expected = if coef == :NaN, do: "NaN", else: text
+
+        assert {:ok, {^expected, true}} =
+                 ErlangPython.eval("(str(v), isinstance(v, decimal.Decimal))", %{
+                   v: value
+                 }),
+               text
+      end
+
+      expected =
+        Enum.map(texts, fn {_, {sign, coef, exp}} -> %{sign: sign, coef: coef, exp: exp} end)
+
+      sent = Enum.map(texts, &elem(&1, 0))
+      assert {:ok, nil} = ErlangPython.call(:__main__, :send_in_context, [self(), sent])
+      assert_receive values when is_list(values)
+      assert Enum.map(values, &Map.take(&1, [:sign, :coef, :exp])) == expected
+
+      many =
+        for i <- 1..3000,
+            do: %{__struct__: Decimal, sign: 1 - 2 * rem(i, 2), coef: i * 7, exp: -rem(i, 5)}
+
+      assert {:ok, ^many} = ErlangPython.eval("list(v)", %{v: many})
+    end
+
+    test "a Decimal with a bad sign or coefficient is refused with a clear error" do
+      for {decimal, type} <- [
+            {%{__struct__: Decimal, sign: 2, coef: 1, exp: 0}, "ValueError"},
+            {%{__struct__: Decimal, sign: 1, coef: -5, exp: 0}, "ValueError"},
+            {%{__struct__: Decimal, sign: 1, coef: -(2 ** 80), exp: 0}, "ValueError"},
+            {%{__struct__: Decimal, sign: 1, coef: 1.5, exp: 0}, "TypeError"},
+            {%{__struct__: Decimal, sign: 1, coef: 1, exp: :x}, "TypeError"}
+          ] do
+        assert {:error, %ErlangPython.Error{type: ^type}} = ErlangPython.eval("v", %{v: decimal}),
+               inspect(decimal)
+      end
+    end
+
     test "UUID is its text; {:uuid, text or 16 bytes} is a uuid.UUID" do
       assert {:ok, "12345678-1234-5678-1234-567812345678"} =
                ErlangPython.eval("__import__('uuid').UUID('12345678123456781234567812345678')")

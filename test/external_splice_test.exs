@@ -57,6 +57,12 @@ defmodule ErlangPython.ExternalSpliceTest do
     "datetime.time(23, 59, 58, 999999)",
     "datetime.timedelta(days=-1, microseconds=5)",
     "decimal.Decimal('-12.3400')",
+    "decimal.Decimal('-sNaN3')",
+    "decimal.Decimal('-Infinity')",
+    "decimal.Decimal('1.5E+7')",
+    # Coefficients beyond 63 bits: converted the direct way and spliced.
+    "decimal.Decimal('9999999999999999999')",
+    "decimal.Decimal('-123456789012345678901234567890.000000001')",
     "uuid.UUID(int=2**127 + 5)",
     "[1, datetime.date(2000, 2, 29), {'k': datetime.time(1, 2)}]",
     # Subclasses (pandas' Timestamp is a datetime) convert as their base.

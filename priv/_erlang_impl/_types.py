@@ -1,10 +1,10 @@
 """Helpers of the native conversion for types beyond the builtins: time
-zones, decimals, UUIDs, and the registry of decoders for Python types
-(guides/type-conversion.md). Imported by the NIF when it first meets such
+zones to Python, UUIDs from bytes and from unusual texts, and the registry
+of decoders for Python types (guides/type-conversion.md); decimals and the
+rest are converted in Rust. Imported by the NIF when it first meets such
 a value; never imports anything optional (zoneinfo only when a zone asks)."""
 
 import datetime
-import decimal
 import uuid
 
 #: "module.QualName" -> callable(obj) returning what to convert instead.
@@ -78,30 +78,7 @@ def _zoneinfo(name):
         return None
 
 
-# -- decimals and UUIDs ------------------------------------------------------
-
-
-def decimal_parts(value):
-    """(sign, coefficient, exponent) as the Elixir `decimal` package has
-    them: sign 1 or -1; coefficient an int, or "NaN" / "inf"."""
-    sign, digits, exponent = value.as_tuple()
-    sign = -1 if sign else 1
-    if exponent == "F":
-        return sign, "inf", 0
-    if exponent in ("n", "N"):
-        return sign, "NaN", 0
-    return sign, int("".join(map(str, digits)) or "0"), exponent
-
-
-def decimal_from_elixir(sign, coef, exponent):
-    if coef == "NaN":
-        return decimal.Decimal("NaN")
-    if coef == "inf":
-        return decimal.Decimal("-Infinity" if sign < 0 else "Infinity")
-    if sign not in (1, -1) or coef < 0:
-        raise ValueError("a Decimal needs sign 1 or -1 and a coefficient >= 0")
-    digits = tuple(int(d) for d in str(coef))
-    return decimal.Decimal((1 if sign < 0 else 0, digits, exponent))
+# -- UUIDs ---------------------------------------------------------------------
 
 
 def uuid_from_text(text):

@@ -7,7 +7,11 @@
 //! * [`describe`]: Erlang's printed form of a term, for Python reprs;
 //! * [`cells_within`]: how many cells a term holds, when within a budget;
 //! * [`MapEntries`]: a map's entries, read without rustler's wrappers;
-//! * [`binary_bytes`]: a binary's bytes, likewise.
+//! * [`binary_bytes`]: a binary's bytes, likewise;
+//! * [`make_atoms`]: atoms made once, before terms written without an
+//!   environment name them.
+
+use std::sync::Once;
 
 use rustler::env::SavedTerm;
 use rustler::{Env, OwnedEnv, Term};
@@ -42,6 +46,22 @@ impl HeldTerm {
     pub(crate) fn with_term<R>(&self, f: impl for<'a> FnOnce(Term<'a>) -> R) -> R {
         self.env.run(|own| f(self.term.load(own)))
     }
+}
+
+/// Makes the atoms `names`, once per `made`. A large result written
+/// straight into the external format names atoms the caller's
+/// `:erlang.binary_to_term(_, [:safe])` refuses unless the VM has them, and
+/// a VM that never built the term the direct way may not (rustler makes
+/// its atoms when first used: a VM that never converted a timedelta had no
+/// `:timedelta`). Atoms live as long as the VM.
+pub(crate) fn make_atoms(made: &'static Once, names: &[&str]) {
+    made.call_once(|| {
+        OwnedEnv::new().run(|env| {
+            for name in names {
+                let _ = rustler::Atom::from_str(env, name);
+            }
+        });
+    });
 }
 
 /// `%Module{field: value, ...}`: a map with `__struct__` and the fields.

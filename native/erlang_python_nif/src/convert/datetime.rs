@@ -29,12 +29,12 @@ use pyo3::types::{
     PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyString, PyTime, PyTimeAccess,
     PyTzInfo, PyTzInfoAccess,
 };
-use rustler::{Encoder, Env, OwnedEnv, Term};
+use rustler::{Encoder, Env, Term};
 
 use super::error::Result;
 use crate::etf::{Forms, Writer};
 use crate::interpreters::{self, loaded_module};
-use crate::terms::elixir_struct;
+use crate::terms::{elixir_struct, make_atoms};
 
 mod atoms {
     rustler::atoms! {
@@ -311,7 +311,8 @@ pub(super) fn write_external<F: Forms>(
     writer: &mut Writer<F>,
     obj: &Bound<'_, PyAny>,
 ) -> Option<()> {
-    make_written_atoms();
+    static MADE: Once = Once::new();
+    make_atoms(&MADE, &WRITTEN_ATOMS);
     match temporal(obj)? {
         Temporal::Naive(value) => write_datetime(writer, value, None),
         Temporal::Utc(value) => write_datetime(writer, value, Some(&UTC)),
@@ -363,22 +364,6 @@ const WRITTEN_ATOMS: [&str; 19] = [
     "time_zone",
     "zone_abbr",
 ];
-
-/// Makes the atoms [`write_external`] writes, once. The caller reads the
-/// large result with `:erlang.binary_to_term(_, [:safe])`, which refuses an
-/// atom the VM does not have yet, and a VM that never converted a
-/// timedelta the direct way had no `:timedelta` (the conversion made it
-/// only when it built the term). Atoms live as long as the VM.
-fn make_written_atoms() {
-    static MADE: Once = Once::new();
-    MADE.call_once(|| {
-        OwnedEnv::new().run(|env| {
-            for name in WRITTEN_ATOMS {
-                let _ = rustler::Atom::from_str(env, name);
-            }
-        });
-    });
-}
 
 /// A struct's map header, `__struct__` and `calendar: Calendar.ISO`, before
 /// its `fields` other fields.

@@ -38,6 +38,7 @@ mod bignum;
 mod binary_view;
 mod custom;
 mod datetime;
+mod decimal_text;
 mod error;
 mod external;
 pub(crate) mod handles;

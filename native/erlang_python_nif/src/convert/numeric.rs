@@ -7,17 +7,19 @@
 //! datetime...).
 
 use std::borrow::Cow;
+use std::sync::Once;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::PyBytes;
 use rustler::{Binary, Encoder, Env, NewBinary, Term};
 
+use super::decimal_text::{self, Coefficient, DecimalParts};
 use super::error::Result;
 use crate::etf::{Forms, Writer};
 use crate::interpreters::{loaded_module, sys_module};
-use crate::terms::elixir_struct;
+use crate::terms::{elixir_struct, make_atoms};
 
 mod atoms {
     rustler::atoms! {
@@ -60,6 +62,23 @@ pub(super) fn replacement<'py>(obj: &Bound<'py, PyAny>) -> Option<PyResult<Bound
     }))
 }
 
+/// The types converted here, known by their type's module and name.
+enum Kind {
+    Decimal,
+    Uuid,
+}
+
+fn kind(obj: &Bound<'_, PyAny>) -> Option<Kind> {
+    let ty = obj.get_type();
+    let module = ty.module().ok()?;
+    let name = ty.qualname().ok()?;
+    match (module.to_cow().ok()?.as_ref(), name.to_cow().ok()?.as_ref()) {
+        ("decimal", "Decimal") => Some(Kind::Decimal),
+        ("uuid", "UUID") => Some(Kind::Uuid),
+        _ => None,
+    }
+}
+
 /// Conversion hook: the Elixir form of a `Decimal` or `UUID`.
 /// `convert` converts the parts (a coefficient beyond 64 bits).
 pub(super) fn to_term<'a>(
@@ -67,46 +86,73 @@ pub(super) fn to_term<'a>(
     obj: &Bound<'_, PyAny>,
     convert: &dyn Fn(&Bound<'_, PyAny>) -> Result<Term<'a>>,
 ) -> Option<Result<Term<'a>>> {
-    let ty = obj.get_type();
-    let module = ty.module().ok()?;
-    let module = module.to_cow().ok()?;
-    let name = ty.qualname().ok()?;
-    let name = name.to_cow().ok()?;
-    match (module.as_ref(), name.as_ref()) {
-        ("decimal", "Decimal") => Some(decimal_to_term(env, obj, convert)),
-        ("uuid", "UUID") => Some(uuid_text(obj).map_err(Into::into).map(|text| {
+    Some(match kind(obj)? {
+        Kind::Decimal => decimal_to_term(env, obj, convert),
+        Kind::Uuid => uuid_text(obj).map_err(Into::into).map(|text| {
             let mut binary = NewBinary::new(env, text.len());
             binary.as_mut_slice().copy_from_slice(&text);
             binary.into()
-        })),
-        _ => None,
-    }
+        }),
+    })
 }
 
-/// Writes a `uuid.UUID` straight into the external format, as [`to_term`]
-/// converts it, for the writer of large results (`convert::external`);
-/// `None` for anything else, and for a UUID whose `int` is not one
-/// ([`to_term`] then reports it). Otherwise each UUID was built as a term,
-/// then encoded and copied.
+/// Writes a `uuid.UUID`, or a `decimal.Decimal` whose coefficient fits 63
+/// bits, straight into the external format as [`to_term`] converts it, for
+/// the writer of large results (`convert::external`); `None` for anything
+/// else, and for a value [`to_term`] reports an error for. Otherwise each
+/// was built as a term, then encoded and copied: 100,000 Decimals from
+/// Python took 253-352 ms that way on the development VM.
 pub(super) fn write_external<F: Forms>(
     writer: &mut Writer<F>,
     obj: &Bound<'_, PyAny>,
 ) -> Option<()> {
-    if !is_uuid(obj) {
-        return None;
+    match kind(obj)? {
+        Kind::Uuid => writer.binary(&uuid_text(obj).ok()?),
+        Kind::Decimal => write_decimal(writer, obj)?,
     }
-    writer.binary(&uuid_text(obj).ok()?);
     Some(())
 }
 
-/// Whether `obj` is a `uuid.UUID`, by its type's module and name as
-/// [`to_term`] finds it.
-fn is_uuid(obj: &Bound<'_, PyAny>) -> bool {
-    let ty = obj.get_type();
-    let named = |found: PyResult<Bound<'_, PyString>>, wanted: &str| {
-        found.is_ok_and(|name| name.to_cow().is_ok_and(|name| name == wanted))
+/// Every atom [`write_decimal`] writes.
+const DECIMAL_ATOMS: [&str; 7] = [
+    "__struct__",
+    "Elixir.Decimal",
+    "sign",
+    "coef",
+    "exp",
+    "NaN",
+    "inf",
+];
+
+/// A `%Decimal{}` whose coefficient fits an `i64` (or is `:NaN` or `:inf`);
+/// `None`, having written nothing, for any other.
+fn write_decimal<F: Forms>(writer: &mut Writer<F>, obj: &Bound<'_, PyAny>) -> Option<()> {
+    let text = obj.str().ok()?;
+    let (negative, coef, exp) = match decimal_text::parse(text.to_str().ok()?)? {
+        DecimalParts::NaN { negative } => (negative, Err("NaN"), 0),
+        DecimalParts::Infinity { negative } => (negative, Err("inf"), 0),
+        DecimalParts::Finite {
+            negative,
+            coefficient: Coefficient::Small(value),
+            exponent,
+        } => (negative, Ok(i64::try_from(value).ok()?), exponent),
+        DecimalParts::Finite { .. } => return None,
     };
-    named(ty.module(), "uuid") && named(ty.qualname(), "UUID")
+    static MADE: Once = Once::new();
+    make_atoms(&MADE, &DECIMAL_ATOMS);
+    writer.map(4);
+    writer.atom("__struct__");
+    writer.atom("Elixir.Decimal");
+    writer.atom("sign");
+    writer.int(if negative { -1 } else { 1 });
+    writer.atom("coef");
+    match coef {
+        Ok(value) => writer.int(value),
+        Err(atom) => writer.atom(atom),
+    }
+    writer.atom("exp");
+    writer.int(exp);
+    Some(())
 }
 
 /// A `uuid.UUID`'s text, as its `__str__` writes it (8-4-4-4-12 lowercase
@@ -130,23 +176,46 @@ fn uuid_text(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 36]> {
 }
 
 /// `%Decimal{sign: 1 | -1, coef: integer | :NaN | :inf, exp: integer}`, the
-/// `decimal` package's struct (a plain map where that package is absent).
+/// `decimal` package's struct (a plain map where that package is absent),
+/// read from the decimal's text ([`decimal_text`]).
 fn decimal_to_term<'a>(
     env: Env<'a>,
     obj: &Bound<'_, PyAny>,
     convert: &dyn Fn(&Bound<'_, PyAny>) -> Result<Term<'a>>,
 ) -> Result<Term<'a>> {
-    let helpers = loaded_module(obj.py(), HELPERS)?;
-    let (sign, coef, exp): (i64, Bound<'_, PyAny>, i64) =
-        helpers.call_method1("decimal_parts", (obj,))?.extract()?;
-    let coef = if let Ok(text) = coef.extract::<String>() {
-        match text.as_str() {
-            "NaN" => atoms::nan().encode(env),
-            _ => atoms::inf().encode(env),
+    let text = obj.str()?;
+    let parts = decimal_text::parse(text.to_str()?).ok_or_else(|| {
+        PyValueError::new_err(format!("a Decimal's text that is not one: {text}"))
+    })?;
+    let (negative, coef, exp) = match parts {
+        DecimalParts::NaN { negative } => (negative, atoms::nan().encode(env), 0),
+        DecimalParts::Infinity { negative } => (negative, atoms::inf().encode(env), 0),
+        DecimalParts::Finite {
+            negative,
+            coefficient,
+            exponent,
+        } => {
+            let coef = match coefficient {
+                Coefficient::Small(value) => value.encode(env),
+                Coefficient::Large(digits) => {
+                    // ASCII digits only (decimal_text::parse checked them).
+                    let digits = std::ffi::CString::new(digits).expect("digits have no NUL");
+                    // SAFETY: `digits` is a NUL-terminated C string for the
+                    // call; the result is a new reference or NULL with an
+                    // exception set.
+                    let int = unsafe {
+                        Bound::from_owned_ptr_or_err(
+                            obj.py(),
+                            pyo3::ffi::PyLong_FromString(digits.as_ptr(), std::ptr::null_mut(), 10),
+                        )?
+                    };
+                    convert(&int)?
+                }
+            };
+            (negative, coef, exponent)
         }
-    } else {
-        convert(&coef)?
     };
+    let sign: i64 = if negative { -1 } else { 1 };
     Ok(elixir_struct(
         env,
         atoms::decimal_module(),
@@ -189,16 +258,27 @@ fn decimal_to_py<'py>(
         .and_then(|t| t.decode().ok())
         .ok_or_else(bad)?;
     let coef = term.map_get(atoms::coef()).map_err(|_| bad())?;
-    let coef = if coef == atoms::nan().to_term(term.get_env()) {
-        PyString::new(py, "NaN").into_any()
+    let text = if coef == atoms::nan().to_term(term.get_env()) {
+        "NaN".to_owned()
     } else if coef == atoms::inf().to_term(term.get_env()) {
-        PyString::new(py, "inf").into_any()
+        if sign < 0 { "-Infinity" } else { "Infinity" }.to_owned()
     } else if coef.get_type() == rustler::TermType::Integer {
-        convert(coef)?
+        let digits = match coef.decode::<i64>() {
+            Ok(small) => small.to_string(),
+            Err(_) => convert(coef)?.str()?.to_str()?.to_owned(),
+        };
+        if !matches!(sign, 1 | -1) || digits.starts_with('-') {
+            return Err(PyValueError::new_err(
+                "a Decimal needs sign 1 or -1 and a coefficient >= 0",
+            )
+            .into());
+        }
+        decimal_text::finite_text(sign < 0, &digits, exp)
     } else {
         return Err(bad().into());
     };
-    Ok(loaded_module(py, HELPERS)?.call_method1("decimal_from_elixir", (sign, coef, exp))?)
+    let decimal = loaded_module(py, "decimal")?.getattr(intern!(py, "Decimal"))?;
+    Ok(decimal.call1((text,))?)
 }
 
 /// Conversion hook for tuples: `{:uuid, "8-4-4-4-12 hex"}` or
