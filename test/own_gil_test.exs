@@ -67,9 +67,7 @@ defmodule ErlangPython.OwnGilTest do
       end
     end
 
-    test "dates, datetimes in any zone and UUIDs convert inside, as in the main interpreter", %{
-      ctx: ctx
-    } do
+    test "dates, zoned datetimes, decimals and UUIDs convert as in the main one", %{ctx: ctx} do
       # Zones are read from the tzinfo's methods; timezone.utc is the main
       # interpreter's object, so inside UTC takes the general path.
       code = """
@@ -77,10 +75,11 @@ defmodule ErlangPython.OwnGilTest do
        datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc),
        datetime.datetime(2024, 7, 1, 12, tzinfo=zoneinfo.ZoneInfo('Europe/Paris')),
        datetime.datetime(2024, 7, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=-5))),
-       datetime.timedelta(days=-1, microseconds=5), uuid.UUID(int=2**127 + 5)]
+       datetime.timedelta(days=-1, microseconds=5), decimal.Decimal('-12.340'),
+       decimal.Decimal('-Infinity'), uuid.UUID(int=2**127 + 5)]
       """
 
-      imports = "import datetime, uuid, zoneinfo"
+      imports = "import datetime, decimal, uuid, zoneinfo"
       :ok = ErlangPython.exec(imports, context: ctx)
       :ok = ErlangPython.exec(imports)
       assert {:ok, main} = ErlangPython.eval(code)
