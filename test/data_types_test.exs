@@ -116,6 +116,53 @@ defmodule ErlangPython.DataTypesTest do
                zone.("_at(_dt.timezone(-_dt.timedelta(seconds=90, microseconds=500000)))")
     end
 
+    test "a DateTime goes to its ZoneInfo in the fold of its offset, or to a fixed offset" do
+      dt = fn {h, m}, zone, abbr, utc_offset, std_offset ->
+        %DateTime{
+          year: 2024,
+          month: 10,
+          day: 27,
+          hour: h,
+          minute: m,
+          second: 0,
+          microsecond: {5, 6},
+          time_zone: zone,
+          zone_abbr: abbr,
+          utc_offset: utc_offset,
+          std_offset: std_offset
+        }
+      end
+
+      described =
+        "(type(v.tzinfo).__name__, getattr(v.tzinfo, 'key', None), v.fold, v.tzname(), v.isoformat())"
+
+      # 02:30 on 2024-10-27 comes twice in Paris: at +02:00, then at +01:00.
+      assert {:ok, {"ZoneInfo", "Europe/Paris", 0, "CEST", "2024-10-27T02:30:00.000005+02:00"}} =
+               ErlangPython.eval(described, %{v: dt.({2, 30}, "Europe/Paris", "CEST", 3600, 3600)})
+
+      assert {:ok, {"ZoneInfo", "Europe/Paris", 1, "CET", "2024-10-27T02:30:00.000005+01:00"}} =
+               ErlangPython.eval(described, %{v: dt.({2, 30}, "Europe/Paris", "CET", 3600, 0)})
+
+      # An offset the zone never has there, a zone zoneinfo does not know, a
+      # zone without a `/`: a fixed offset named by the abbreviation, or by
+      # Python when there is none.
+      assert {:ok, {"timezone", nil, 0, "XYZ", "2024-10-27T12:00:00.000005+05:00"}} =
+               ErlangPython.eval(described, %{v: dt.({12, 0}, "Europe/Paris", "XYZ", 18_000, 0)})
+
+      assert {:ok, {"timezone", nil, 0, "OLY", "2024-10-27T12:00:00.000005-03:30"}} =
+               ErlangPython.eval(described, %{v: dt.({12, 0}, "Mars/Olympus", "OLY", -12_600, 0)})
+
+      assert {:ok, {"timezone", nil, 0, "UTC+02:00", "2024-10-27T12:00:00.000005+02:00"}} =
+               ErlangPython.eval(described, %{v: dt.({12, 0}, "Nowhere", "", 7200, 0)})
+
+      assert {:ok, {"timezone", nil, 0, "UTC", "2024-10-27T12:00:00.000005+00:00"}} =
+               ErlangPython.eval(described, %{v: dt.({12, 0}, "Etc/UTC", "UTC", 0, 0)})
+
+      # timezone() takes offsets within a day only.
+      assert {:error, %ErlangPython.Error{type: "ValueError"}} =
+               ErlangPython.eval("v", %{v: dt.({12, 0}, "Nowhere", "", 90_000, 0)})
+    end
+
     test "a tzinfo that raises is the caller's error, in a small result and a large one" do
       :ok =
         ErlangPython.exec("""

@@ -1,10 +1,9 @@
-"""Helpers of the native conversion for types beyond the builtins: time
-zones to Python, UUIDs from bytes and from unusual texts, and the registry
-of decoders for Python types (guides/type-conversion.md); decimals and the
-rest are converted in Rust. Imported by the NIF when it first meets such
-a value; never imports anything optional (zoneinfo only when a zone asks)."""
+"""Helpers of the native conversion for types beyond the builtins: UUIDs
+from bytes and from unusual texts, and the registry of decoders for Python
+types (guides/type-conversion.md); dates, time zones, decimals and the rest
+are converted in Rust. Imported by the NIF when it first meets such
+a value; never imports anything optional."""
 
-import datetime
 import uuid
 
 #: "module.QualName" -> callable(obj) returning what to convert instead.
@@ -43,39 +42,6 @@ def register_decoder_by_name(key, module, function):
     for part in function.split("."):
         target = getattr(target, part)
     return register_decoder(key, target)
-
-
-# -- time zones ---------------------------------------------------------------
-
-
-def datetime_from_elixir(year, month, day, hour, minute, second, micro, offset, zone, abbr):
-    """An aware datetime for an Elixir DateTime: timezone.utc for Etc/UTC
-    (which the main interpreter builds in Rust), the ZoneInfo of its zone
-    when zoneinfo knows it and its offset agrees (trying both folds),
-    otherwise a fixed timezone of its offset named by its zone_abbr. The
-    way back, a datetime's zone, is read in Rust (convert/datetime.rs,
-    zone_of)."""
-    wall = datetime.datetime(year, month, day, hour, minute, second, micro)
-    if zone == "Etc/UTC" and offset == 0:
-        return wall.replace(tzinfo=datetime.timezone.utc)
-    tz = _zoneinfo(zone)
-    if tz is not None:
-        for fold in (0, 1):
-            candidate = wall.replace(tzinfo=tz, fold=fold)
-            if candidate.utcoffset() == datetime.timedelta(seconds=offset):
-                return candidate
-    return wall.replace(tzinfo=datetime.timezone(datetime.timedelta(seconds=offset), abbr or None))
-
-
-def _zoneinfo(name):
-    if "/" not in name:
-        return None
-    try:
-        import zoneinfo
-
-        return zoneinfo.ZoneInfo(name)
-    except Exception:
-        return None
 
 
 # -- UUIDs ---------------------------------------------------------------------

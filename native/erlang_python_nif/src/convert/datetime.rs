@@ -61,9 +61,6 @@ mod atoms {
     }
 }
 
-/// The helper module with the time-zone rules.
-const HELPERS: &str = "_erlang_impl._types";
-
 // ---------------------------------------------------------------------------
 // Python -> Elixir
 
@@ -558,32 +555,98 @@ fn datetime_to_py<'py>(py: Python<'py>, term: Term<'_>) -> PyResult<Bound<'py, P
     let utc_offset: i64 = field(term, atoms::utc_offset())?;
     let std_offset: i64 = field(term, atoms::std_offset())?;
     let zone: String = field(term, atoms::time_zone())?;
-    // UTC, the usual zone, is built here where it may be ([`utc_here`]):
-    // the helper's Python took 6.3 us a value on the development VM (a list
-    // of 100,000 DateTimes in 630 ms, against 68 ms for as many
-    // NaiveDateTimes), for the same `datetime(..., tzinfo=timezone.utc)` it
-    // would return.
+    // UTC, the usual zone, takes the C API's `timezone.utc` where it may
+    // ([`utc_here`]): a Python helper took 6.3 us a value on the development
+    // VM (a list of 100,000 DateTimes in 630 ms, against 68 ms for as many
+    // NaiveDateTimes), for the same `datetime(..., tzinfo=timezone.utc)`.
     if zone == UTC.time_zone && utc_offset + std_offset == 0 {
         if let Some(utc) = utc_here(py) {
             return wall_clock(py, term, Some(&utc));
         }
     }
+    let abbr: String = field(term, atoms::zone_abbr())?;
+    zoned(py, term, utc_offset + std_offset, &zone, &abbr)
+}
+
+/// A datetime of the term's wall time in `zone`, with `offset` seconds from
+/// UTC: in this interpreter's `timezone.utc` for `Etc/UTC` at 0; in the
+/// `ZoneInfo` of `zone` when `zoneinfo` knows it (a name with a `/`) and
+/// gives that offset for the wall time in either fold (the second fold is
+/// the repeated hour after a change); otherwise in a fixed
+/// `timezone(offset, abbr)` (`abbr` empty: Python names it; the Python
+/// helper raised a TypeError). The Python
+/// helper that did this cost 7.2 us a Europe/Paris DateTime on the
+/// development VM.
+fn zoned<'py>(
+    py: Python<'py>,
+    term: Term<'_>,
+    offset: i64,
+    zone: &str,
+    abbr: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     let (year, month, day) = ymd(term)?;
     let (hour, minute, second, micros) = hms(term)?;
-    let abbr: String = field(term, atoms::zone_abbr())?;
-    let args = (
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        micros,
-        utc_offset + std_offset,
-        zone,
-        abbr,
-    );
-    loaded_module(py, HELPERS)?.call_method1("datetime_from_elixir", args)
+    let at = |tzinfo: &Bound<'py, PyTzInfo>, fold| {
+        PyDateTime::new_with_fold(
+            py,
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+            Some(tzinfo),
+            fold,
+        )
+    };
+    let timezone = loaded_module(py, "datetime")?.getattr(intern!(py, "timezone"))?;
+    // Where `utc_here` has no UTC (a sub-interpreter): this interpreter's.
+    if zone == UTC.time_zone && offset == 0 {
+        let utc = timezone
+            .getattr(intern!(py, "utc"))?
+            .cast_into::<PyTzInfo>()?;
+        return Ok(at(&utc, false)?.into_any());
+    }
+    if let Some(tzinfo) = zone_info(py, zone) {
+        for fold in [false, true] {
+            let candidate = at(&tzinfo, fold)?;
+            let found = candidate.call_method0(intern!(py, "utcoffset"))?;
+            let agrees = found
+                .cast::<PyDelta>()
+                .is_ok_and(|found| Some(delta_micros(found)) == offset.checked_mul(1_000_000));
+            if agrees {
+                return Ok(candidate.into_any());
+            }
+        }
+    }
+    let offset = offset
+        .checked_mul(1_000_000)
+        .ok_or_else(|| PyValueError::new_err("timedelta out of range"))?;
+    let offset = delta(py, offset)?;
+    // timezone() takes a name or none, never None.
+    let tzinfo = match abbr {
+        "" => timezone.call1((offset,))?,
+        name => timezone.call1((offset, name))?,
+    };
+    let tzinfo = tzinfo.cast_into::<PyTzInfo>()?;
+    Ok(at(&tzinfo, false)?.into_any())
+}
+
+/// The `zoneinfo.ZoneInfo` of `zone` if it names one (`Area/Place`) and
+/// this interpreter's `zoneinfo` knows it; `None` otherwise, whatever it
+/// raised (an unknown key, no time-zone data, no `zoneinfo`).
+fn zone_info<'py>(py: Python<'py>, zone: &str) -> Option<Bound<'py, PyTzInfo>> {
+    if !zone.contains('/') {
+        return None;
+    }
+    let zoneinfo = loaded_module(py, "zoneinfo").ok()?;
+    let found = zoneinfo
+        .getattr(intern!(py, "ZoneInfo"))
+        .ok()?
+        .call1((zone,))
+        .ok()?;
+    found.cast_into::<PyTzInfo>().ok()
 }
 
 /// `%Duration{}` without months or years (whose length varies).
