@@ -21,10 +21,12 @@
 # datetimes at +02:00 from Python 311-373 ms, against 640-770 before their
 # zone was read in Rust (3 runs alternated; in Europe/Paris 280-309 against
 # 699-905); 100,000 UUIDs from Python 30 ms, against 200-298 through
-# `str(uuid)`, and as many `{:uuid, text}` to Python 136-233 ms, against
-# 178-274 through `uuid.UUID(text)` (3 runs alternated, noisy); 100,000
+# `str(uuid)`, and as many `{:uuid, text}` to Python 179-190 ms, against
+# 321-357 through `uuid.UUID(text)` (3 runs alternated); 100,000
 # Decimals to Python 87-123 ms and from Python 118-139, against 295-513
-# and 565-669 through the helper's `as_tuple()` (3 runs alternated).
+# and 565-669 through the helper's `as_tuple()`; 100,000 DateTimes in
+# Europe/Paris to Python 140-157 ms, against 384-454 through the helper
+# (3 runs alternated each).
 # On Debian 13: bin/test-trixie --exec env MIX_ENV=prod mix run bench/worker_costs.exs
 Code.require_file("machine.exs", __DIR__)
 
@@ -90,6 +92,24 @@ rows = [
    Bench.WorkerCosts.busy_us(fn -> :ok = ErlangPython.exec("pass") end)},
   {"100,000 UTC DateTimes to Python", "ms",
    Bench.WorkerCosts.list_ms(for i <- 1..100_000, do: DateTime.from_unix!(1_700_000_000 + i))},
+  {"100,000 Paris DateTimes to Python", "ms",
+   Bench.WorkerCosts.list_ms(
+     for i <- 1..100_000 do
+       %DateTime{
+         year: 2024,
+         month: 7,
+         day: 1 + rem(i, 28),
+         hour: rem(i, 24),
+         minute: 0,
+         second: 0,
+         microsecond: {0, 6},
+         time_zone: "Europe/Paris",
+         zone_abbr: "CEST",
+         utc_offset: 3600,
+         std_offset: 3600
+       }
+     end
+   )},
   {"100,000 NaiveDateTimes to Python", "ms",
    Bench.WorkerCosts.list_ms(for i <- 1..100_000, do: NaiveDateTime.add(~N[2024-01-01 00:00:00], i))},
   {"100,000 {:uuid, bytes} to Python", "ms",

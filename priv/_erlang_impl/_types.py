@@ -1,7 +1,7 @@
 """Helpers of the native conversion for types beyond the builtins: UUIDs
-from bytes and from unusual texts, and the registry of decoders for Python
-types (guides/type-conversion.md); dates, time zones, decimals and the rest
-are converted in Rust. Imported by the NIF when it first meets such
+from unusual texts, and the registry of decoders for Python types
+(guides/type-conversion.md); dates, time zones, decimals, UUIDs and the
+rest are converted in Rust. Imported by the NIF when it first meets such
 a value; never imports anything optional."""
 
 import uuid
@@ -49,24 +49,3 @@ def register_decoder_by_name(key, module, function):
 
 def uuid_from_text(text):
     return uuid.UUID(text)
-
-
-# Bound once for uuid_from_bytes: looked up on each call (`uuid.UUID`,
-# `uuid.SafeUUID.unknown`, `object.__new__`, `object.__setattr__`), these
-# names cost as much as the rest of it (timeit, 15 alternations, min and
-# median: 1.01-1.08 us a call against 0.54-0.60).
-_UUID = uuid.UUID
-_SAFETY_UNKNOWN = uuid.SafeUUID.unknown
-_new_object = object.__new__
-_set_slot = object.__setattr__
-
-
-def uuid_from_bytes(data):
-    """uuid.UUID(bytes=data) for the 16 bytes the caller checked: the state
-    UUID.__init__ leaves (its `int`, `is_safe` unknown), set as it sets it,
-    without its checks of the other ways to give a UUID. 0.54-0.60 us
-    against 1.19-1.28 for uuid.UUID(bytes=...) (same runs)."""
-    made = _new_object(_UUID)
-    _set_slot(made, "int", int.from_bytes(data, "big"))
-    _set_slot(made, "is_safe", _SAFETY_UNKNOWN)
-    return made

@@ -12,7 +12,6 @@ use std::sync::Once;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
 use rustler::{Binary, Encoder, Env, NewBinary, Term};
 
 use super::decimal_text::{self, Coefficient, DecimalParts};
@@ -291,16 +290,12 @@ pub(super) fn tagged_to_py<'py>(
         return None;
     }
     let bin = Binary::from_term(items[1]).ok()?;
-    let from_bytes = |bytes: &[u8]| {
-        loaded_module(py, HELPERS)
-            .and_then(|helpers| helpers.call_method1("uuid_from_bytes", (PyBytes::new(py, bytes),)))
-    };
-    let made = if bin.len() == 16 {
-        from_bytes(&bin)
+    let made = if let Ok(bytes) = <[u8; 16]>::try_from(bin.as_slice()) {
+        uuid_of(py, u128::from_be_bytes(bytes))
     } else {
         match std::str::from_utf8(&bin) {
             Ok(text) => match uuid_bytes(text) {
-                Some(bytes) => from_bytes(&bytes),
+                Some(bytes) => uuid_of(py, u128::from_be_bytes(bytes)),
                 // Whatever else `uuid.UUID` makes of it, or its error.
                 None => loaded_module(py, HELPERS)
                     .and_then(|helpers| helpers.call_method1("uuid_from_text", (text,))),
@@ -309,6 +304,38 @@ pub(super) fn tagged_to_py<'py>(
         }
     };
     Some(made.map_err(Into::into))
+}
+
+/// The `uuid.UUID` of `value`: the state `UUID.__init__` leaves (its `int`,
+/// `is_safe` unknown), set as it sets it, without its checks of the other
+/// ways to give a UUID (the Python helper that did this from 16 bytes cost
+/// 1.2 us a UUID on the development VM).
+fn uuid_of(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
+    let uuid = loaded_module(py, "uuid")?;
+    let class = uuid.getattr(intern!(py, "UUID"))?;
+    let unknown = uuid
+        .getattr(intern!(py, "SafeUUID"))?
+        .getattr(intern!(py, "unknown"))?;
+    let made = py
+        .get_type::<PyAny>()
+        .call_method1(intern!(py, "__new__"), (class,))?;
+    let int = value.into_pyobject(py)?;
+    for (slot, value) in [
+        (intern!(py, "int"), int.as_any()),
+        (intern!(py, "is_safe"), &unknown),
+    ] {
+        // SAFETY: the GIL is held and the three objects are alive for the
+        // call. Generic attribute setting (object.__setattr__) fills UUID's
+        // slots past its own __setattr__, which refuses every write; it
+        // returns -1 with an exception set on failure.
+        if unsafe {
+            pyo3::ffi::PyObject_GenericSetAttr(made.as_ptr(), slot.as_ptr(), value.as_ptr())
+        } < 0
+        {
+            return Err(PyErr::fetch(py));
+        }
+    }
+    Ok(made)
 }
 
 /// The 16 bytes of a UUID's text when, as `uuid.UUID(text)` reads it
