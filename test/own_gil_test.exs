@@ -101,6 +101,10 @@ defmodule ErlangPython.OwnGilTest do
       values = String.trim(code)
       same = "v[:-1] == #{values}[:-1] and v[-1] == str(#{values}[-1])"
       assert {:ok, true} = ErlangPython.eval(same, %{v: main}, context: ctx)
+
+      uuid = "(type(v) is uuid.UUID, v.int, v.is_safe is uuid.SafeUUID.unknown, hash(v) == hash(w))"
+      made = %{v: {:uuid, <<5::128>>}, w: {:uuid, "00000000-0000-0000-0000-000000000005"}}
+      assert {:ok, {true, 5, true, true}} = ErlangPython.eval(uuid, made, context: ctx)
     end
 
     test "modules are the interpreter's own: nothing leaks between interpreters", %{ctx: ctx} do
