@@ -163,15 +163,23 @@ defmodule ErlangPython.DataTypesTest do
                ErlangPython.eval("v", %{v: dt.({12, 0}, "Nowhere", "", 90_000, 0)})
     end
 
-    test "a tzinfo that raises is the caller's error, in a small result and a large one" do
+    test "a tzinfo with no offset makes a naive datetime; one that raises is the caller's error" do
       :ok =
         ErlangPython.exec("""
         import datetime as _dt
+        class _NoOffset(_dt.tzinfo):
+            def utcoffset(self, when):
+                return None
         class _Broken(_dt.tzinfo):
             def utcoffset(self, when):
                 raise ValueError('no offset today')
         """)
 
+      # Naive, as Python's docs define it.
+      assert {:ok, ~N[2024-01-01 00:00:00.000000]} =
+               ErlangPython.eval("_dt.datetime(2024, 1, 1, tzinfo=_NoOffset())")
+
+      # In a small result and in a large one.
       broken = "_dt.datetime(2024, 1, 1, tzinfo=_Broken())"
 
       for code <- [broken, "list(range(10000)) + [#{broken}]"] do
@@ -180,19 +188,6 @@ defmodule ErlangPython.DataTypesTest do
 
         assert message =~ "no offset today"
       end
-    end
-
-    test "a tzinfo that gives no offset makes a naive datetime, as Python defines it" do
-      :ok =
-        ErlangPython.exec("""
-        import datetime as _dt
-        class _NoOffset(_dt.tzinfo):
-            def utcoffset(self, when):
-                return None
-        """)
-
-      assert {:ok, ~N[2024-01-01 00:00:00.000000]} =
-               ErlangPython.eval("_dt.datetime(2024, 1, 1, tzinfo=_NoOffset())")
     end
 
     test "timedelta is {:timedelta, microseconds}, both ways; Duration goes to timedelta" do
