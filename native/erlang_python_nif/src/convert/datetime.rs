@@ -11,19 +11,23 @@
 //!
 //! Time zones: an aware datetime keeps its wall time and its offset. Its
 //! zone name comes from the `tzinfo` (a `zoneinfo.ZoneInfo`'s key, `Etc/UTC`
-//! for UTC, otherwise `tzname()`), read here ([`zone_of`]); going to
-//! Python, `Etc/UTC` is `timezone.utc`, a zone `zoneinfo` knows whose
+//! for UTC, otherwise `tzname()`), read by [`zone_of`]; going to Python
+//! ([`zoned`]), `Etc/UTC` is `timezone.utc`, a zone `zoneinfo` knows whose
 //! offset agrees is that `ZoneInfo`, and anything else a fixed
-//! `timezone(offset, zone_abbr)`, which Python's helper
-//! (`_erlang_impl._types`) finds for any zone but UTC.
+//! `timezone(offset, zone_abbr)`. Python's own objects (the tzinfo's
+//! methods, `zoneinfo`, `datetime.timezone`) are asked from here, in the
+//! interpreter converting: no Python helper runs.
 //!
 //! Only `Calendar.ISO` values convert: another calendar is a `TypeError`.
+//!
+//! Names are looked up as plain `&str`s, never `pyo3::intern!`: an
+//! interned string is made once for the process, and an own-GIL
+//! sub-interpreter converting here must not share objects with another.
 
 use std::borrow::Cow;
 use std::sync::Once;
 
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyString, PyTime, PyTimeAccess,
@@ -165,12 +169,11 @@ const UTC: Zone<'static> = Zone {
 /// written here: that helper, a Python function, cost 4 us of a 6 us
 /// `+02:00` datetime on the development VM.
 fn zone_of(value: &Bound<'_, PyDateTime>) -> PyResult<Option<Zone<'static>>> {
-    let py = value.py();
-    let Some(total) = offset_seconds(&value.call_method0(intern!(py, "utcoffset"))?)? else {
+    let Some(total) = offset_seconds(&value.call_method0("utcoffset")?)? else {
         return Ok(None);
     };
-    let std = offset_seconds(&value.call_method0(intern!(py, "dst"))?)?.unwrap_or(0);
-    let name = value.call_method0(intern!(py, "tzname"))?;
+    let std = offset_seconds(&value.call_method0("dst")?)?.unwrap_or(0);
+    let name = value.call_method0("tzname")?;
     let abbr = if name.is_none() {
         String::new()
     } else {
@@ -209,7 +212,7 @@ fn zone_key(tzinfo: &Bound<'_, PyTzInfo>) -> PyResult<Option<String>> {
     if utc_here(py).is_some_and(|utc| tzinfo.get_type().is(utc.get_type())) {
         return Ok(None);
     }
-    match tzinfo.getattr(intern!(py, "key")) {
+    match tzinfo.getattr("key") {
         Ok(key) => Ok(key
             .cast::<PyString>()
             .ok()
@@ -600,18 +603,16 @@ fn zoned<'py>(
             fold,
         )
     };
-    let timezone = loaded_module(py, "datetime")?.getattr(intern!(py, "timezone"))?;
+    let timezone = loaded_module(py, "datetime")?.getattr("timezone")?;
     // Where `utc_here` has no UTC (a sub-interpreter): this interpreter's.
     if zone == UTC.time_zone && offset == 0 {
-        let utc = timezone
-            .getattr(intern!(py, "utc"))?
-            .cast_into::<PyTzInfo>()?;
+        let utc = timezone.getattr("utc")?.cast_into::<PyTzInfo>()?;
         return Ok(at(&utc, false)?.into_any());
     }
     if let Some(tzinfo) = zone_info(py, zone) {
         for fold in [false, true] {
             let candidate = at(&tzinfo, fold)?;
-            let found = candidate.call_method0(intern!(py, "utcoffset"))?;
+            let found = candidate.call_method0("utcoffset")?;
             let agrees = found
                 .cast::<PyDelta>()
                 .is_ok_and(|found| Some(delta_micros(found)) == offset.checked_mul(1_000_000));
@@ -641,11 +642,7 @@ fn zone_info<'py>(py: Python<'py>, zone: &str) -> Option<Bound<'py, PyTzInfo>> {
         return None;
     }
     let zoneinfo = loaded_module(py, "zoneinfo").ok()?;
-    let found = zoneinfo
-        .getattr(intern!(py, "ZoneInfo"))
-        .ok()?
-        .call1((zone,))
-        .ok()?;
+    let found = zoneinfo.getattr("ZoneInfo").ok()?.call1((zone,)).ok()?;
     found.cast_into::<PyTzInfo>().ok()
 }
 
