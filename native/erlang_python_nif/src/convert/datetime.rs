@@ -20,9 +20,8 @@
 //!
 //! Only `Calendar.ISO` values convert: another calendar is a `TypeError`.
 //!
-//! Names are looked up as plain `&str`s, never `pyo3::intern!`: an
-//! interned string is made once for the process, and an own-GIL
-//! sub-interpreter converting here must not share objects with another.
+//! Attribute and method names are [`py_name`]'s: interned in the main
+//! interpreter only, as objects must not cross into own-GIL ones.
 
 use std::borrow::Cow;
 use std::sync::Once;
@@ -37,7 +36,7 @@ use rustler::{Encoder, Env, Term};
 
 use super::error::Result;
 use crate::etf::{Forms, Writer};
-use crate::interpreters::{self, loaded_module};
+use crate::interpreters::{self, loaded_module, py_name};
 use crate::terms::{elixir_struct, make_atoms};
 
 mod atoms {
@@ -169,11 +168,12 @@ const UTC: Zone<'static> = Zone {
 /// written here: that helper, a Python function, cost 4 us of a 6 us
 /// `+02:00` datetime on the development VM.
 fn zone_of(value: &Bound<'_, PyDateTime>) -> PyResult<Option<Zone<'static>>> {
-    let Some(total) = offset_seconds(&value.call_method0("utcoffset")?)? else {
+    let Some(total) = offset_seconds(&value.call_method0(py_name!(value.py(), "utcoffset"))?)?
+    else {
         return Ok(None);
     };
-    let std = offset_seconds(&value.call_method0("dst")?)?.unwrap_or(0);
-    let name = value.call_method0("tzname")?;
+    let std = offset_seconds(&value.call_method0(py_name!(value.py(), "dst"))?)?.unwrap_or(0);
+    let name = value.call_method0(py_name!(value.py(), "tzname"))?;
     let abbr = if name.is_none() {
         String::new()
     } else {
@@ -212,7 +212,7 @@ fn zone_key(tzinfo: &Bound<'_, PyTzInfo>) -> PyResult<Option<String>> {
     if utc_here(py).is_some_and(|utc| tzinfo.get_type().is(utc.get_type())) {
         return Ok(None);
     }
-    match tzinfo.getattr("key") {
+    match tzinfo.getattr(py_name!(py, "key")) {
         Ok(key) => Ok(key
             .cast::<PyString>()
             .ok()
@@ -603,16 +603,18 @@ fn zoned<'py>(
             fold,
         )
     };
-    let timezone = loaded_module(py, "datetime")?.getattr("timezone")?;
+    let timezone = loaded_module(py, "datetime")?.getattr(py_name!(py, "timezone"))?;
     // Where `utc_here` has no UTC (a sub-interpreter): this interpreter's.
     if zone == UTC.time_zone && offset == 0 {
-        let utc = timezone.getattr("utc")?.cast_into::<PyTzInfo>()?;
+        let utc = timezone
+            .getattr(py_name!(py, "utc"))?
+            .cast_into::<PyTzInfo>()?;
         return Ok(at(&utc, false)?.into_any());
     }
     if let Some(tzinfo) = zone_info(py, zone) {
         for fold in [false, true] {
             let candidate = at(&tzinfo, fold)?;
-            let found = candidate.call_method0("utcoffset")?;
+            let found = candidate.call_method0(py_name!(py, "utcoffset"))?;
             let agrees = found
                 .cast::<PyDelta>()
                 .is_ok_and(|found| Some(delta_micros(found)) == offset.checked_mul(1_000_000));
@@ -642,7 +644,11 @@ fn zone_info<'py>(py: Python<'py>, zone: &str) -> Option<Bound<'py, PyTzInfo>> {
         return None;
     }
     let zoneinfo = loaded_module(py, "zoneinfo").ok()?;
-    let found = zoneinfo.getattr("ZoneInfo").ok()?.call1((zone,)).ok()?;
+    let found = zoneinfo
+        .getattr(py_name!(py, "ZoneInfo"))
+        .ok()?
+        .call1((zone,))
+        .ok()?;
     found.cast_into::<PyTzInfo>().ok()
 }
 

@@ -6,22 +6,20 @@
 //! numpy. It converts as its `item()` does (an int, float, bool, complex,
 //! datetime...).
 //!
-//! Names are looked up as plain `&str`s, never `pyo3::intern!`: an
-//! interned string is made once for the process, and an own-GIL
-//! sub-interpreter converting here must not share objects with another.
+//! Attribute and method names are [`py_name`]'s: interned in the main
+//! interpreter only, as objects must not cross into own-GIL ones.
 
 use std::borrow::Cow;
 use std::sync::Once;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
 use rustler::{Binary, Encoder, Env, NewBinary, Term};
 
 use super::decimal_text::{self, Coefficient, DecimalParts};
 use super::error::Result;
 use crate::etf::{Forms, Writer};
-use crate::interpreters::{loaded_module, sys_module};
+use crate::interpreters::{loaded_module, py_name, sys_module};
 use crate::terms::{elixir_struct, make_atoms};
 
 mod atoms {
@@ -163,7 +161,7 @@ fn write_decimal<F: Forms>(writer: &mut Writer<F>, obj: &Bound<'_, PyAny>) -> Op
 /// slicing its hex text, cost 1.3 us of a UUID's 3.6 us on the
 /// development VM.
 fn uuid_text(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 36]> {
-    let value: u128 = obj.getattr("int")?.extract()?;
+    let value: u128 = obj.getattr(py_name!(obj.py(), "int"))?.extract()?;
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0; 36];
     let mut at = 0;
@@ -280,7 +278,7 @@ fn decimal_to_py<'py>(
     } else {
         return Err(bad().into());
     };
-    let decimal = loaded_module(py, "decimal")?.getattr("Decimal")?;
+    let decimal = loaded_module(py, "decimal")?.getattr(py_name!(py, "Decimal"))?;
     Ok(decimal.call1((text,))?)
 }
 
@@ -316,12 +314,19 @@ pub(super) fn tagged_to_py<'py>(
 /// 1.2 us a UUID on the development VM).
 fn uuid_of(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
     let uuid = loaded_module(py, "uuid")?;
-    let class = uuid.getattr("UUID")?;
-    let unknown = uuid.getattr("SafeUUID")?.getattr("unknown")?;
-    let made = py.get_type::<PyAny>().call_method1("__new__", (class,))?;
+    let class = uuid.getattr(py_name!(py, "UUID"))?;
+    let unknown = uuid
+        .getattr(py_name!(py, "SafeUUID"))?
+        .getattr(py_name!(py, "unknown"))?;
+    let made = py
+        .get_type::<PyAny>()
+        .call_method1(py_name!(py, "__new__"), (class,))?;
     let int = value.into_pyobject(py)?;
-    for (slot, value) in [("int", int.as_any()), ("is_safe", &unknown)] {
-        let slot = PyString::new(py, slot);
+    let slots = [
+        (py_name!(py, "int"), int.as_any()),
+        (py_name!(py, "is_safe"), &unknown),
+    ];
+    for (slot, value) in slots {
         // SAFETY: the GIL is held and the three objects are alive for the
         // call. Generic attribute setting (object.__setattr__) fills UUID's
         // slots past its own __setattr__, which refuses every write; it
