@@ -318,8 +318,8 @@ defmodule ErlangPython.DataTypesTest do
     end
 
     test "{:uuid, 16 bytes} is the very UUID uuid.UUID(bytes=...) makes" do
-      # Made without UUID.__init__'s checks (_erlang_impl._types): the same
-      # value, fields, version, safety, hash and pickled form.
+      # Made without UUID.__init__'s checks (convert/numeric.rs, uuid_of):
+      # the same value, fields, version, safety, hash and pickled form.
       compare = """
       (u == uuid.UUID(bytes=b), u.fields == uuid.UUID(bytes=b).fields, u.version,
        u.is_safe is uuid.SafeUUID.unknown, hash(u) == hash(uuid.UUID(bytes=b)),

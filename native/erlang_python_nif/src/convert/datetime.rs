@@ -122,10 +122,11 @@ fn temporal<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<Temporal<'a, 'py>> {
 }
 
 /// `timezone.utc`, whose zone is known here both ways ([`UTC`], what
-/// `zone_of` answers for it), where it may be used: in the main interpreter
-/// only. PyO3 keeps one datetime C API for the process, and its
+/// [`zone_of`] answers for it), where it may be used: in the main
+/// interpreter only. PyO3 keeps one datetime C API for the process, and its
 /// `timezone.utc` is an object of the interpreter that loaded it, so an
-/// own-GIL sub-interpreter's UTC datetimes take its own helper (None).
+/// own-GIL sub-interpreter's UTC datetimes take the general path (None):
+/// [`zone_of`] reads their zone, [`zoned`] finds its own `timezone.utc`.
 fn utc_here(py: Python<'_>) -> Option<Borrowed<'_, '_, PyTzInfo>> {
     if interpreters::is_main(py) {
         PyTzInfo::utc(py).ok()
