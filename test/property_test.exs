@@ -26,6 +26,113 @@ defmodule ErlangPython.PropertyTest do
     end
   end
 
+  # The types converted in Rust by rules of Python's own (decimals, UUIDs,
+  # aware datetimes), checked against what Python itself makes of the same
+  # value, in batches of 2,000 random ones.
+  describe "random values of the types with Python's own rules (seed #{@seed})" do
+    setup do
+      :rand.seed(:exsss, {@seed, @seed, @seed})
+      :ok = ErlangPython.exec("import datetime, decimal, uuid, zoneinfo")
+    end
+
+    test "Decimals: the struct is what Decimal(text) is, both ways" do
+      cases =
+        for _ <- 1..2_000 do
+          sign = Enum.random([1, -1])
+          coef = :rand.uniform(Integer.pow(10, :rand.uniform(40))) - 1
+          exp = :rand.uniform(61) - 31
+
+          {%{__struct__: Decimal, sign: sign, coef: coef, exp: exp},
+           "#{if sign < 0, do: "-"}#{coef}E#{exp}"}
+        end
+
+      {decimals, texts} = Enum.unzip(cases)
+
+      # To Python: the same value, digits and exponent as Python reads them.
+      assert {:ok, []} =
+               ErlangPython.eval(
+                 "[t for v, t in zip(vs, ts) if str(v) != str(decimal.Decimal(t))]",
+                 %{vs: decimals, ts: texts}
+               )
+
+      # From Python, one by one and as a large result.
+      assert {:ok, ^decimals} = ErlangPython.eval("[decimal.Decimal(t) for t in ts]", %{ts: texts})
+    end
+
+    test "UUIDs: text and bytes make uuid.UUID(int=n), and a UUID is str(uuid)" do
+      ints = for _ <- 1..2_000, do: :rand.uniform(Integer.pow(2, 128)) - 1
+
+      forms =
+        for n <- ints do
+          hex = n |> Integer.to_string(16) |> String.pad_leading(32, "0")
+
+          case :rand.uniform(4) do
+            1 -> {:uuid, <<n::128>>}
+            2 -> {:uuid, String.downcase(hex)}
+            3 -> {:uuid, "urn:uuid:" <> hex}
+            4 -> {:uuid, "{" <> Enum.join(for(<<c::binary-8 <- hex>>, do: c), "-") <> "}"}
+          end
+        end
+
+      assert {:ok, []} =
+               ErlangPython.eval(
+                 "[n for u, n in zip(us, ns) if not (type(u) is uuid.UUID and u.int == n)]",
+                 %{us: forms, ns: ints}
+               )
+
+      assert {:ok, texts} = ErlangPython.eval("[str(uuid.UUID(int=n)) for n in ns]", %{ns: ints})
+      assert {:ok, ^texts} = ErlangPython.eval("[uuid.UUID(int=n) for n in ns]", %{ns: ints})
+    end
+
+    test "aware datetimes: the instant, offset and zone survive, in fixed offsets and in zones with DST" do
+      zones = [
+        "Europe/Paris",
+        "America/New_York",
+        "Asia/Kolkata",
+        "Australia/Lord_Howe",
+        "America/St_Johns"
+      ]
+
+      :ok =
+        ErlangPython.exec("""
+        def _aware(seconds, micro, zone, minutes):
+            tz = zoneinfo.ZoneInfo(zone) if zone else datetime.timezone(datetime.timedelta(minutes=minutes))
+            at = datetime.datetime.fromtimestamp(seconds, tz).replace(microsecond=micro)
+            iso = at.isoformat(timespec='microseconds')
+            if not zone and at.utcoffset() == datetime.timedelta(0):
+                # timezone(timedelta(0)) is timezone.utc.
+                return at, iso.replace('+00:00', 'Z'), 'Etc/UTC', 'UTC'
+            return at, iso, zone or at.tzname(), at.tzname()
+        """)
+
+      cases =
+        for _ <- 1..2_000 do
+          seconds = :rand.uniform(2_000_000_000)
+          zone = if :rand.uniform(2) == 1, do: Enum.random(zones), else: nil
+          [seconds, :rand.uniform(1_000_000) - 1, zone, :rand.uniform(2 * 1439) - 1440]
+        end
+
+      assert {:ok, made} = ErlangPython.eval("[_aware(*c) for c in cs]", %{cs: cases})
+
+      for {value, iso, zone, abbr} <- made do
+        assert %DateTime{time_zone: ^zone, zone_abbr: ^abbr} = value
+        assert DateTime.to_iso8601(value) == iso
+      end
+
+      # Back in Python: the same instant, offset and zone.
+      values = Enum.map(made, &elem(&1, 0))
+
+      assert {:ok, []} =
+               ErlangPython.eval(
+                 """
+                 [i for i, (v, c) in enumerate(zip(vs, cs)) if (v, v.utcoffset(), v.tzname())
+                  != (lambda a: (a, a.utcoffset(), a.tzname()))(_aware(*c)[0])]
+                 """,
+                 %{vs: values, cs: cases}
+               )
+    end
+  end
+
   test "the generator covers every kind of value it promises" do
     :rand.seed(:exsss, {@seed, @seed, @seed})
     terms = for _ <- 1..@cases, do: TermGenerator.term(:rand.uniform(5))

@@ -282,8 +282,9 @@ fn decimal_to_py<'py>(
     Ok(decimal.call1((text,))?)
 }
 
-/// Conversion hook for tuples: `{:uuid, "8-4-4-4-12 hex"}` or
-/// `{:uuid, <<16 bytes>>}` as `uuid.UUID`.
+/// Conversion hook for tuples: `{:uuid, text}` (any text `uuid.UUID`
+/// reads, such as `"8-4-4-4-12"` hex) or `{:uuid, <<16 bytes>>}` as
+/// `uuid.UUID`.
 pub(super) fn tagged_to_py<'py>(
     py: Python<'py>,
     items: &[Term<'_>],
