@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use rustler::{Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, LocalPid, OwnedEnv, ResourceArc, Term};
 
 use crate::pytypes::{Interrupted, OpaqueTerm};
+use crate::terms::binary_term;
 use crate::{capsule, convert, messaging, serving};
 
 mod atoms {
@@ -339,11 +340,7 @@ fn channel_try_receive<'a>(env: Env<'a>, channel: ResourceArc<Channel>) -> Term<
 fn decode_item<'a>(env: Env<'a>, kind: Kind, item: &[u8]) -> Option<Term<'a>> {
     match kind {
         Kind::Term => env.binary_to_term(item).map(|(term, _)| term),
-        Kind::Bytes => {
-            let mut binary = NewBinary::new(env, item.len());
-            binary.as_mut_slice().copy_from_slice(item);
-            Some(binary.into())
-        }
+        Kind::Bytes => Some(binary_term(env, item)),
     }
 }
 

@@ -5,7 +5,7 @@
 //! [`crate::awaitable`] for results that come later.
 
 use pyo3::prelude::*;
-use rustler::{Encoder, Env, NewBinary, OwnedEnv, Term};
+use rustler::{Encoder, Env, OwnedEnv, Term};
 
 use crate::atoms;
 use crate::convert;
@@ -15,6 +15,7 @@ use crate::kept_reply;
 use crate::messaging::send_owned;
 use crate::panics;
 use crate::polled_reply;
+use crate::terms::binary_term;
 
 /// What an operation produced, before it is converted for the reply.
 pub(crate) enum Outcome<'py> {
@@ -60,7 +61,9 @@ fn result_term<'a>(
     match outcome {
         Ok(Outcome::Pong) => atoms::pong().encode(env),
         Ok(Outcome::Value(value)) | Ok(Outcome::ValueThenFree(value, _)) => {
-            if let Some(external) = convert::external_ok_result(value, |bytes| binary(env, bytes)) {
+            if let Some(external) =
+                convert::external_ok_result(value, |bytes| binary_term(env, bytes))
+            {
                 return (atoms::etf(), external).encode(env);
             }
             match convert::to_term(env, value) {
@@ -78,12 +81,6 @@ fn result_term<'a>(
         Ok(Outcome::Ok) => atoms::ok().encode(env),
         Err(failure) => (atoms::error(), reason_term(env, py, failure)).encode(env),
     }
-}
-
-fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
-    let mut binary = NewBinary::new(env, bytes.len());
-    binary.as_mut_slice().copy_from_slice(bytes);
-    binary.into()
 }
 
 /// Builds `{reference, result}` and sends it, but only if the job can

@@ -7,14 +7,15 @@
 //! * [`describe`]: Erlang's printed form of a term, for Python reprs;
 //! * [`cells_within`]: how many cells a term holds, when within a budget;
 //! * [`MapEntries`]: a map's entries, read without rustler's wrappers;
-//! * [`binary_bytes`]: a binary's bytes, likewise;
+//! * [`binary_bytes`]: a binary's bytes, likewise, and [`binary_term`]: a
+//!   new binary of bytes;
 //! * [`make_atoms`]: atoms made once, before terms written without an
 //!   environment name them.
 
 use std::sync::Once;
 
 use rustler::env::SavedTerm;
-use rustler::{Env, OwnedEnv, Term};
+use rustler::{Env, NewBinary, OwnedEnv, Term};
 
 use crate::atoms;
 
@@ -46,6 +47,13 @@ impl HeldTerm {
     pub(crate) fn with_term<R>(&self, f: impl for<'a> FnOnce(Term<'a>) -> R) -> R {
         self.env.run(|own| f(self.term.load(own)))
     }
+}
+
+/// A new binary holding a copy of `bytes`.
+pub(crate) fn binary_term<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
+    let mut binary = NewBinary::new(env, bytes.len());
+    binary.as_mut_slice().copy_from_slice(bytes);
+    binary.into()
 }
 
 /// Makes the atoms `names`, once per `made`. A large result written

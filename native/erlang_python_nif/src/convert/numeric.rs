@@ -14,13 +14,13 @@ use std::sync::Once;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use rustler::{Binary, Encoder, Env, NewBinary, Term};
+use rustler::{Binary, Encoder, Env, Term};
 
 use super::decimal_text::{self, Coefficient, DecimalParts};
 use super::error::Result;
 use crate::etf::{Forms, Writer};
 use crate::interpreters::{loaded_module, py_name, sys_module};
-use crate::terms::{elixir_struct, make_atoms};
+use crate::terms::{binary_term, elixir_struct, make_atoms};
 
 mod atoms {
     rustler::atoms! {
@@ -89,11 +89,9 @@ pub(super) fn to_term<'a>(
 ) -> Option<Result<Term<'a>>> {
     Some(match kind(obj)? {
         Kind::Decimal => decimal_to_term(env, obj, convert),
-        Kind::Uuid => uuid_text(obj).map_err(Into::into).map(|text| {
-            let mut binary = NewBinary::new(env, text.len());
-            binary.as_mut_slice().copy_from_slice(&text);
-            binary.into()
-        }),
+        Kind::Uuid => uuid_text(obj)
+            .map(|text| binary_term(env, &text))
+            .map_err(Into::into),
     })
 }
 

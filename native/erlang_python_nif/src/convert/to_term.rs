@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PySet};
 use pyo3::Borrowed;
 use rustler::types::tuple::make_tuple;
-use rustler::{Encoder, Env, NewBinary, Term};
+use rustler::{Encoder, Env, Term};
 
 use super::arrays;
 use super::bignum::bignum_etf;
@@ -19,6 +19,7 @@ use super::mapset;
 use super::numeric;
 use crate::atoms;
 use crate::pytypes::{OpaqueTerm, Pid};
+use crate::terms::binary_term;
 
 /// Converts a Python object to a term in `env`.
 pub(crate) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
@@ -71,19 +72,19 @@ fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<
                 return Err(PyErr::fetch(obj.py()).into());
             }
             let bytes = std::slice::from_raw_parts(data as *const u8, size as usize);
-            return Ok(bytes_to_term(env, bytes));
+            return Ok(binary_term(env, bytes));
         }
         if ffi::PyBytes_Check(ptr) != 0 {
             let data = ffi::PyBytes_AsString(ptr);
             let size = ffi::PyBytes_Size(ptr);
             let bytes = std::slice::from_raw_parts(data as *const u8, size as usize);
-            return Ok(bytes_to_term(env, bytes));
+            return Ok(binary_term(env, bytes));
         }
         if ffi::PyByteArray_Check(ptr) != 0 {
             let data = ffi::PyByteArray_AsString(ptr);
             let size = ffi::PyByteArray_Size(ptr);
             let bytes = std::slice::from_raw_parts(data as *const u8, size as usize);
-            return Ok(bytes_to_term(env, bytes));
+            return Ok(binary_term(env, bytes));
         }
         if ffi::PyList_Check(ptr) != 0 {
             enter(depth)?;
@@ -164,12 +165,6 @@ fn other_forms<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Option
     datetime::to_term(env, obj)
         .or_else(|| numeric::to_term(env, obj, &|part| py_to_term(env, part, depth + 1)))
 }
-fn bytes_to_term<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
-    let mut binary = NewBinary::new(env, bytes.len());
-    binary.as_mut_slice().copy_from_slice(bytes);
-    binary.into()
-}
-
 fn float_to_term(env: Env<'_>, value: f64) -> Term<'_> {
     if value.is_nan() {
         atoms::nan().to_term(env)
