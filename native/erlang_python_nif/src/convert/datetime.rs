@@ -86,8 +86,8 @@ pub(super) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Result
 enum Temporal<'a, 'py> {
     /// A datetime without a tzinfo.
     Naive(&'a Bound<'py, PyDateTime>),
-    /// A datetime whose tzinfo is `timezone.utc`, read without the helper
-    /// (main interpreter only: see [`is_utc`]).
+    /// A datetime whose tzinfo is `timezone.utc`, whose zone is known
+    /// without asking it (main interpreter only: see [`is_utc`]).
     Utc(&'a Bound<'py, PyDateTime>),
     /// Any other tzinfo: [`zone_of`] reads its zone.
     Aware(&'a Bound<'py, PyDateTime>),
@@ -603,34 +603,37 @@ fn zoned<'py>(
             fold,
         )
     };
-    let timezone = loaded_module(py, "datetime")?.getattr(py_name!(py, "timezone"))?;
+    // Only the UTC and fixed-offset cases need it (not a ZoneInfo's).
+    let timezone = || loaded_module(py, "datetime")?.getattr(py_name!(py, "timezone"));
     // Where `utc_here` has no UTC (a sub-interpreter): this interpreter's.
     if zone == UTC.time_zone && offset == 0 {
-        let utc = timezone
+        let utc = timezone()?
             .getattr(py_name!(py, "utc"))?
             .cast_into::<PyTzInfo>()?;
         return Ok(at(&utc, false)?.into_any());
     }
+    // No ZoneInfo has an offset beyond a day, nor timedelta one beyond
+    // i64 microseconds: such an offset is the fixed timezone's ValueError.
+    let micros = offset
+        .checked_mul(1_000_000)
+        .ok_or_else(|| PyValueError::new_err("timedelta out of range"))?;
     if let Some(tzinfo) = zone_info(py, zone) {
         for fold in [false, true] {
             let candidate = at(&tzinfo, fold)?;
             let found = candidate.call_method0(py_name!(py, "utcoffset"))?;
-            let agrees = found
+            if found
                 .cast::<PyDelta>()
-                .is_ok_and(|found| Some(delta_micros(found)) == offset.checked_mul(1_000_000));
-            if agrees {
+                .is_ok_and(|found| delta_micros(found) == micros)
+            {
                 return Ok(candidate.into_any());
             }
         }
     }
-    let offset = offset
-        .checked_mul(1_000_000)
-        .ok_or_else(|| PyValueError::new_err("timedelta out of range"))?;
-    let offset = delta(py, offset)?;
+    let offset = delta(py, micros)?;
     // timezone() takes a name or none, never None.
     let tzinfo = match abbr {
-        "" => timezone.call1((offset,))?,
-        name => timezone.call1((offset, name))?,
+        "" => timezone()?.call1((offset,))?,
+        name => timezone()?.call1((offset, name))?,
     };
     let tzinfo = tzinfo.cast_into::<PyTzInfo>()?;
     Ok(at(&tzinfo, false)?.into_any())

@@ -126,8 +126,7 @@ const DECIMAL_ATOMS: [&str; 7] = [
 /// A `%Decimal{}` whose coefficient fits an `i64` (or is `:NaN` or `:inf`);
 /// `None`, having written nothing, for any other.
 fn write_decimal<F: Forms>(writer: &mut Writer<F>, obj: &Bound<'_, PyAny>) -> Option<()> {
-    let text = obj.str().ok()?;
-    let (negative, coef, exp) = match decimal_text::parse(text.to_str().ok()?)? {
+    let (negative, coef, exp) = match decimal_parts(obj).ok()? {
         DecimalParts::NaN { negative } => (negative, Err("NaN"), 0),
         DecimalParts::Infinity { negative } => (negative, Err("inf"), 0),
         DecimalParts::Finite {
@@ -174,19 +173,21 @@ fn uuid_text(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 36]> {
     Ok(text)
 }
 
+/// A `Decimal`'s parts, read from its text ([`decimal_text`]).
+fn decimal_parts(obj: &Bound<'_, PyAny>) -> PyResult<DecimalParts> {
+    let text = obj.str()?;
+    decimal_text::parse(text.to_str()?)
+        .ok_or_else(|| PyValueError::new_err(format!("a Decimal's text that is not one: {text}")))
+}
+
 /// `%Decimal{sign: 1 | -1, coef: integer | :NaN | :inf, exp: integer}`, the
-/// `decimal` package's struct (a plain map where that package is absent),
-/// read from the decimal's text ([`decimal_text`]).
+/// `decimal` package's struct (a plain map where that package is absent).
 fn decimal_to_term<'a>(
     env: Env<'a>,
     obj: &Bound<'_, PyAny>,
     convert: &dyn Fn(&Bound<'_, PyAny>) -> Result<Term<'a>>,
 ) -> Result<Term<'a>> {
-    let text = obj.str()?;
-    let parts = decimal_text::parse(text.to_str()?).ok_or_else(|| {
-        PyValueError::new_err(format!("a Decimal's text that is not one: {text}"))
-    })?;
-    let (negative, coef, exp) = match parts {
+    let (negative, coef, exp) = match decimal_parts(obj)? {
         DecimalParts::NaN { negative } => (negative, atoms::nan().encode(env), 0),
         DecimalParts::Infinity { negative } => (negative, atoms::inf().encode(env), 0),
         DecimalParts::Finite {
