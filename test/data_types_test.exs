@@ -294,6 +294,54 @@ defmodule ErlangPython.DataTypesTest do
       assert {:ok, ^many} = ErlangPython.eval("list(v)", %{v: many})
     end
 
+    test "a Decimal of more digits than Python converts between int and str keeps them all, both ways" do
+      # Python refuses str(int) and int(str) beyond sys.get_int_max_str_digits()
+      # (4,300 by default, at least 640); its decimal module has no such limit.
+      :ok =
+        ErlangPython.exec("""
+        import decimal, sys
+        def decimal_digits(d):
+            return len(d.as_tuple().digits), d.as_tuple().exponent, d.is_signed()
+        """)
+
+      limit = ErlangPython.eval!("sys.get_int_max_str_digits()")
+      digits = limit + 700
+      coef = 10 ** (digits - 1) + 987_654_321
+
+      for {sign, exp} <- [{1, 0}, {-1, -digits - 3}, {1, 12}] do
+        value = %{__struct__: Decimal, sign: sign, coef: coef, exp: exp}
+
+        assert {:ok, [^digits, ^exp, negative]} =
+                 ErlangPython.eval("list(decimal_digits(v))", %{v: value})
+
+        assert negative == sign < 0
+        text = "#{if sign < 0, do: "-"}#{coef}E#{exp}"
+
+        assert {:ok, %{__struct__: Decimal, sign: ^sign, coef: ^coef, exp: ^exp}} =
+                 ErlangPython.eval("decimal.Decimal(t)", %{t: text})
+
+        assert {:ok, ^value} = ErlangPython.eval("v", %{v: value})
+      end
+
+      # In a large result too, and with the limit at its lowest (640) for
+      # coefficients of 1,000 digits.
+      many = for i <- 1..300, do: %{__struct__: Decimal, sign: 1, coef: coef + i, exp: -i}
+      assert {:ok, ^many} = ErlangPython.eval("list(v)", %{v: many})
+      :ok = ErlangPython.exec("sys.set_int_max_str_digits(640)")
+
+      try do
+        thousand =
+          for i <- 1..300, do: %{__struct__: Decimal, sign: -1, coef: 10 ** 999 + i, exp: i}
+
+        assert {:ok, ^thousand} = ErlangPython.eval("list(v)", %{v: thousand})
+
+        assert {:ok, [1000, 1, true]} =
+                 ErlangPython.eval("list(decimal_digits(v[0]))", %{v: thousand})
+      after
+        ErlangPython.exec("sys.set_int_max_str_digits(#{limit})")
+      end
+    end
+
     test "a Decimal with a bad sign or coefficient is refused with a clear error" do
       for {decimal, type} <- [
             {%{__struct__: Decimal, sign: 2, coef: 1, exp: 0}, "ValueError"},

@@ -173,11 +173,42 @@ fn uuid_text(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 36]> {
     Ok(text)
 }
 
+/// `decimal.Decimal`, of the interpreter converting.
+fn decimal_class(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    loaded_module(py, "decimal")?.getattr(py_name!(py, "Decimal"))
+}
+
 /// A `Decimal`'s parts, read from its text ([`decimal_text`]).
 fn decimal_parts(obj: &Bound<'_, PyAny>) -> PyResult<DecimalParts> {
     let text = obj.str()?;
     decimal_text::parse(text.to_str()?)
         .ok_or_else(|| PyValueError::new_err(format!("a Decimal's text that is not one: {text}")))
+}
+
+/// The fewest digits Python's limit on converting between `int` and `str`
+/// can be set to (`sys.set_int_max_str_digits`; 4,300 by default): texts up
+/// to this long always convert.
+const INT_TEXT_DIGITS_ALWAYS_CONVERTED: usize = 640;
+
+/// The int a coefficient's digits write. Beyond the limit Python puts on
+/// converting ints from text, the digits go through `decimal.Decimal`,
+/// which reads any number of them exactly, as `int()` of it converts: a
+/// Decimal has no such limit in Python, so its coefficient has none here.
+fn int_of_digits(py: Python<'_>, digits: String) -> PyResult<Bound<'_, PyAny>> {
+    if digits.len() > INT_TEXT_DIGITS_ALWAYS_CONVERTED {
+        let int = py.get_type::<pyo3::types::PyInt>();
+        return int.call1((decimal_class(py)?.call1((digits,))?,));
+    }
+    // ASCII digits only (decimal_text::parse checked them).
+    let digits = std::ffi::CString::new(digits).expect("digits have no NUL");
+    // SAFETY: `digits` is a NUL-terminated C string for the call; the
+    // result is a new reference or NULL with an exception set.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyLong_FromString(digits.as_ptr(), std::ptr::null_mut(), 10),
+        )
+    }
 }
 
 /// `%Decimal{sign: 1 | -1, coef: integer | :NaN | :inf, exp: integer}`, the
@@ -197,20 +228,7 @@ fn decimal_to_term<'a>(
         } => {
             let coef = match coefficient {
                 Coefficient::Small(value) => value.encode(env),
-                Coefficient::Large(digits) => {
-                    // ASCII digits only (decimal_text::parse checked them).
-                    let digits = std::ffi::CString::new(digits).expect("digits have no NUL");
-                    // SAFETY: `digits` is a NUL-terminated C string for the
-                    // call; the result is a new reference or NULL with an
-                    // exception set.
-                    let int = unsafe {
-                        Bound::from_owned_ptr_or_err(
-                            obj.py(),
-                            pyo3::ffi::PyLong_FromString(digits.as_ptr(), std::ptr::null_mut(), 10),
-                        )?
-                    };
-                    convert(&int)?
-                }
+                Coefficient::Large(digits) => convert(&int_of_digits(obj.py(), digits)?)?,
             };
             (negative, coef, exponent)
         }
@@ -265,7 +283,14 @@ fn decimal_to_py<'py>(
     } else if coef.get_type() == rustler::TermType::Integer {
         let digits = match coef.decode::<i64>() {
             Ok(small) => small.to_string(),
-            Err(_) => convert(coef)?.str()?.to_str()?.to_owned(),
+            // `str(Decimal(int))`, exact at any length, where `str(int)`
+            // stops at Python's limit (see `int_of_digits`); an int's
+            // Decimal has exponent 0, so its text is its digits.
+            Err(_) => decimal_class(py)?
+                .call1((convert(coef)?,))?
+                .str()?
+                .to_str()?
+                .to_owned(),
         };
         if !matches!(sign, 1 | -1) || digits.starts_with('-') {
             return Err(PyValueError::new_err(
@@ -277,8 +302,7 @@ fn decimal_to_py<'py>(
     } else {
         return Err(bad().into());
     };
-    let decimal = loaded_module(py, "decimal")?.getattr(py_name!(py, "Decimal"))?;
-    Ok(decimal.call1((text,))?)
+    Ok(decimal_class(py)?.call1((text,))?)
 }
 
 /// Conversion hook for tuples: `{:uuid, text}` (any text `uuid.UUID`
