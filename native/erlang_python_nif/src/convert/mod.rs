@@ -13,7 +13,7 @@
 //! | file           | what                                                   |
 //! |----------------|--------------------------------------------------------|
 //! | `error.rs`     | [`ConvertError`], the nesting limit                    |
-//! | `bignum.rs`    | integers beyond 64 bits, through the external format  |
+//! | `bignum.rs`    | integers beyond 64 bits: external form, decimal digits |
 //! | `handles.rs`   | `%ErlangPython.Object{}` handles to live objects       |
 //! | `mapset.rs`    | `%MapSet{}`, read in both shapes, built in Elixir's    |
 //! | `array_format.rs` | Array types against buffer formats, both ways     |

@@ -16,8 +16,9 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use rustler::{Binary, Encoder, Env, Term};
 
+use super::bignum::{self, bignum_etf};
 use super::decimal_text::{self, Coefficient, DecimalParts};
-use super::error::Result;
+use super::error::{ConvertError, Result};
 use crate::etf::{Forms, Writer};
 use crate::interpreters::{loaded_module, py_name, sys_module};
 use crate::terms::{binary_term, elixir_struct, make_atoms};
@@ -81,26 +82,21 @@ fn kind(obj: &Bound<'_, PyAny>) -> Option<Kind> {
 }
 
 /// Conversion hook: the Elixir form of a `Decimal` or `UUID`.
-/// `convert` converts the parts (a coefficient beyond 64 bits).
-pub(super) fn to_term<'a>(
-    env: Env<'a>,
-    obj: &Bound<'_, PyAny>,
-    convert: &dyn Fn(&Bound<'_, PyAny>) -> Result<Term<'a>>,
-) -> Option<Result<Term<'a>>> {
+pub(super) fn to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Option<Result<Term<'a>>> {
     Some(match kind(obj)? {
-        Kind::Decimal => decimal_to_term(env, obj, convert),
+        Kind::Decimal => decimal_to_term(env, obj),
         Kind::Uuid => uuid_text(obj)
             .map(|text| binary_term(env, &text))
             .map_err(Into::into),
     })
 }
 
-/// Writes a `uuid.UUID`, or a `decimal.Decimal` whose coefficient fits 63
-/// bits, straight into the external format as [`to_term`] converts it, for
-/// the writer of large results (`convert::external`); `None` for anything
-/// else, and for a value [`to_term`] reports an error for. Otherwise each
-/// was built as a term, then encoded and copied: 100,000 Decimals from
-/// Python took 253-352 ms that way on the development VM.
+/// Writes a `uuid.UUID` or a `decimal.Decimal` straight into the external
+/// format as [`to_term`] converts it, for the writer of large results
+/// (`convert::external`); `None` for anything else, and for a value
+/// [`to_term`] reports an error for. Otherwise each was built as a term,
+/// then encoded and copied: 100,000 Decimals from Python took 253-352 ms
+/// that way on the development VM, and those of 30 digits 541-574 ms.
 pub(super) fn write_external<F: Forms>(
     writer: &mut Writer<F>,
     obj: &Bound<'_, PyAny>,
@@ -123,18 +119,41 @@ const DECIMAL_ATOMS: [&str; 7] = [
     "inf",
 ];
 
-/// A `%Decimal{}` whose coefficient fits an `i64` (or is `:NaN` or `:inf`);
-/// `None`, having written nothing, for any other.
+/// A `%Decimal{}`'s coefficient as [`write_decimal`] writes it.
+enum WrittenCoefficient {
+    Int(u64),
+    /// A little-endian magnitude beyond 64 bits.
+    Big(Vec<u8>),
+    Atom(&'static str),
+}
+
+/// A `%Decimal{}`; `None`, having written nothing, for one whose
+/// coefficient is beyond the writer's bignums (the direct way then reports
+/// it).
 fn write_decimal<F: Forms>(writer: &mut Writer<F>, obj: &Bound<'_, PyAny>) -> Option<()> {
     let (negative, coef, exp) = match decimal_parts(obj).ok()? {
-        DecimalParts::NaN { negative } => (negative, Err("NaN"), 0),
-        DecimalParts::Infinity { negative } => (negative, Err("inf"), 0),
+        DecimalParts::NaN { negative } => (negative, WrittenCoefficient::Atom("NaN"), 0),
+        DecimalParts::Infinity { negative } => (negative, WrittenCoefficient::Atom("inf"), 0),
         DecimalParts::Finite {
             negative,
-            coefficient: Coefficient::Small(value),
+            coefficient,
             exponent,
-        } => (negative, Ok(i64::try_from(value).ok()?), exponent),
-        DecimalParts::Finite { .. } => return None,
+        } => {
+            let coef = match coefficient {
+                Coefficient::Small(value) => WrittenCoefficient::Int(value),
+                Coefficient::Large(digits) => {
+                    let magnitude = bignum::magnitude_of_digits(digits.as_bytes());
+                    match small_magnitude(&magnitude) {
+                        Some(value) => WrittenCoefficient::Int(value),
+                        None if magnitude.len() <= F::MAX_BIGNUM_BYTES => {
+                            WrittenCoefficient::Big(magnitude)
+                        }
+                        None => return None,
+                    }
+                }
+            };
+            (negative, coef, exponent)
+        }
     };
     static MADE: Once = Once::new();
     make_atoms(&MADE, &DECIMAL_ATOMS);
@@ -145,8 +164,13 @@ fn write_decimal<F: Forms>(writer: &mut Writer<F>, obj: &Bound<'_, PyAny>) -> Op
     writer.int(if negative { -1 } else { 1 });
     writer.atom("coef");
     match coef {
-        Ok(value) => writer.int(value),
-        Err(atom) => writer.atom(atom),
+        WrittenCoefficient::Int(value) => match i64::try_from(value) {
+            Ok(value) => writer.int(value),
+            Err(_) => writer.big(false, &value.to_le_bytes()).ok()?,
+        },
+        // Within MAX_BIGNUM_BYTES (checked above), so `big` writes it.
+        WrittenCoefficient::Big(magnitude) => writer.big(false, &magnitude).ok()?,
+        WrittenCoefficient::Atom(atom) => writer.atom(atom),
     }
     writer.atom("exp");
     writer.int(exp);
@@ -185,52 +209,31 @@ fn decimal_parts(obj: &Bound<'_, PyAny>) -> PyResult<DecimalParts> {
         .ok_or_else(|| PyValueError::new_err(format!("a Decimal's text that is not one: {text}")))
 }
 
-/// The fewest digits Python's limit on converting between `int` and `str`
-/// can be set to (`sys.set_int_max_str_digits`; 4,300 by default): texts up
-/// to this long always convert.
-const INT_TEXT_DIGITS_ALWAYS_CONVERTED: usize = 640;
-
-/// The int a coefficient's digits write. Beyond the limit Python puts on
-/// converting ints from text, the digits go through `decimal.Decimal`,
-/// which reads any number of them exactly, as `int()` of it converts: a
-/// Decimal has no such limit in Python, so its coefficient has none here.
-fn int_of_digits(py: Python<'_>, digits: String) -> PyResult<Bound<'_, PyAny>> {
-    if digits.len() > INT_TEXT_DIGITS_ALWAYS_CONVERTED {
-        let int = py.get_type::<pyo3::types::PyInt>();
-        return int.call1((decimal_class(py)?.call1((digits,))?,));
+/// A coefficient's magnitude as an integer term: [`bignum`] reads its
+/// digits, whatever their number (`int(text)` stops at Python's
+/// `sys.get_int_max_str_digits()`, 4,300 digits by default, which a
+/// `Decimal` does not have).
+fn coefficient_term<'a>(env: Env<'a>, digits: &str) -> Result<Term<'a>> {
+    let magnitude = bignum::magnitude_of_digits(digits.as_bytes());
+    if let Some(small) = small_magnitude(&magnitude) {
+        return Ok(small.encode(env));
     }
-    // ASCII digits only (decimal_text::parse checked them).
-    let digits = std::ffi::CString::new(digits).expect("digits have no NUL");
-    // SAFETY: `digits` is a NUL-terminated C string for the call; the
-    // result is a new reference or NULL with an exception set.
-    unsafe {
-        Bound::from_owned_ptr_or_err(
-            py,
-            pyo3::ffi::PyLong_FromString(digits.as_ptr(), std::ptr::null_mut(), 10),
-        )
-    }
+    bignum_etf(false, &magnitude)
+        .and_then(|etf| env.binary_to_term(&etf))
+        .map(|(term, _)| term)
+        .ok_or_else(|| ConvertError::IntegerTooLarge(magnitude.len() as u64 * 8))
 }
 
-/// An int's digits (a `-` first if negative). Up to the limit's least
-/// (`2 ** 2122` has 639 digits), `str(int)`; beyond it
-/// `str(Decimal(int))`, exact at any length (an int's Decimal has exponent
-/// 0, so its text is its digits), and 150 ns slower.
-fn digits_of_int(py: Python<'_>, int: &Bound<'_, PyAny>) -> PyResult<String> {
-    let bits: u64 = int.call_method0(py_name!(py, "bit_length"))?.extract()?;
-    let text = match bits <= 2122 {
-        true => int.str()?,
-        false => decimal_class(py)?.call1((int,))?.str()?,
-    };
-    Ok(text.to_str()?.to_owned())
+/// The value of a magnitude of at most 8 bytes.
+fn small_magnitude(magnitude: &[u8]) -> Option<u64> {
+    let mut bytes = [0; 8];
+    bytes.get_mut(..magnitude.len())?.copy_from_slice(magnitude);
+    Some(u64::from_le_bytes(bytes))
 }
 
 /// `%Decimal{sign: 1 | -1, coef: integer | :NaN | :inf, exp: integer}`, the
 /// `decimal` package's struct (a plain map where that package is absent).
-fn decimal_to_term<'a>(
-    env: Env<'a>,
-    obj: &Bound<'_, PyAny>,
-    convert: &dyn Fn(&Bound<'_, PyAny>) -> Result<Term<'a>>,
-) -> Result<Term<'a>> {
+fn decimal_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>> {
     let (negative, coef, exp) = match decimal_parts(obj)? {
         DecimalParts::NaN { negative } => (negative, atoms::nan().encode(env), 0),
         DecimalParts::Infinity { negative } => (negative, atoms::inf().encode(env), 0),
@@ -241,7 +244,7 @@ fn decimal_to_term<'a>(
         } => {
             let coef = match coefficient {
                 Coefficient::Small(value) => value.encode(env),
-                Coefficient::Large(digits) => convert(&int_of_digits(obj.py(), digits)?)?,
+                Coefficient::Large(digits) => coefficient_term(env, &digits)?,
             };
             (negative, coef, exponent)
         }
@@ -258,25 +261,19 @@ fn decimal_to_term<'a>(
     ))
 }
 
-/// Conversion hook for maps: a `%Decimal{}` as `decimal.Decimal`;
-/// `convert` converts its coefficient.
+/// Conversion hook for maps: a `%Decimal{}` as `decimal.Decimal`.
 pub(super) fn struct_to_py<'py, 'a>(
     py: Python<'py>,
     term: Term<'a>,
     module: Term<'a>,
-    convert: &dyn Fn(Term<'_>) -> Result<Bound<'py, PyAny>>,
 ) -> Option<Result<Bound<'py, PyAny>>> {
     if module != atoms::decimal_module().to_term(term.get_env()) {
         return None;
     }
-    Some(decimal_to_py(py, term, convert))
+    Some(decimal_to_py(py, term))
 }
 
-fn decimal_to_py<'py>(
-    py: Python<'py>,
-    term: Term<'_>,
-    convert: &dyn Fn(Term<'_>) -> Result<Bound<'py, PyAny>>,
-) -> Result<Bound<'py, PyAny>> {
+fn decimal_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Result<Bound<'py, PyAny>> {
     let bad = || PyTypeError::new_err("a Decimal needs sign: 1 | -1, coef and exp: integers");
     let sign: i64 = term
         .map_get(atoms::sign())
@@ -296,7 +293,24 @@ fn decimal_to_py<'py>(
     } else if coef.get_type() == rustler::TermType::Integer {
         let digits = match coef.decode::<i64>() {
             Ok(small) => small.to_string(),
-            Err(_) => digits_of_int(py, &convert(coef)?)?,
+            // A bignum (a positive one beyond u64 included): its digits
+            // from its magnitude in the external format.
+            Err(_) => match coef.decode::<u64>() {
+                Ok(large) => large.to_string(),
+                Err(_) => {
+                    let etf = coef.to_binary();
+                    let (negative, magnitude) = bignum::parse_bignum_etf(etf.as_slice())
+                        .ok_or_else(|| {
+                            PyValueError::new_err("a Decimal's coefficient that is not an integer")
+                        })?;
+                    let digits = bignum::digits_of_magnitude(magnitude);
+                    if negative {
+                        format!("-{digits}")
+                    } else {
+                        digits
+                    }
+                }
+            },
         };
         if !matches!(sign, 1 | -1) || digits.starts_with('-') {
             return Err(PyValueError::new_err(

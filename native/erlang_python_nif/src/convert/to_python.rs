@@ -286,7 +286,7 @@ fn map_to_py<'py>(py: Python<'py>, term: Term<'_>, depth: usize) -> Result<Bound
         if let Some(object) = handles::from_term(py, term) {
             return Ok(object?);
         }
-        if let Some(value) = struct_to_py(py, term, depth) {
+        if let Some(value) = struct_to_py(py, term) {
             return value;
         }
         if let Some(elements) = mapset::elements(term) {
@@ -401,20 +401,14 @@ unsafe fn scalar_to_py(
 
 /// The Python value of a struct with a form of its own (dates and times,
 /// `Decimal`, `ErlangPython.Array`); `None` for other maps.
-fn struct_to_py<'py>(
-    py: Python<'py>,
-    term: Term<'_>,
-    depth: usize,
-) -> Option<Result<Bound<'py, PyAny>>> {
+fn struct_to_py<'py>(py: Python<'py>, term: Term<'_>) -> Option<Result<Bound<'py, PyAny>>> {
     let module = term.map_get(atoms::__struct__()).ok()?;
     if module.get_type() != TermType::Atom {
         return None;
     }
     binary_view::from_array_struct(py, term)
         .or_else(|| datetime::struct_to_py(py, term, module))
-        .or_else(|| {
-            numeric::struct_to_py(py, term, module, &|part| term_to_py(py, part, depth + 1))
-        })
+        .or_else(|| numeric::struct_to_py(py, term, module))
 }
 
 /// The error for a term with no plain Python form (a pid, a reference, a

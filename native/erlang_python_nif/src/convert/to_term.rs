@@ -162,8 +162,7 @@ fn other_forms<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Option
                 .and_then(|value| py_to_term(env, &value, depth + 1)),
         );
     }
-    datetime::to_term(env, obj)
-        .or_else(|| numeric::to_term(env, obj, &|part| py_to_term(env, part, depth + 1)))
+    datetime::to_term(env, obj).or_else(|| numeric::to_term(env, obj))
 }
 fn float_to_term(env: Env<'_>, value: f64) -> Term<'_> {
     if value.is_nan() {

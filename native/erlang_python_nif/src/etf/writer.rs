@@ -285,11 +285,21 @@ impl<F: Forms> Writer<F> {
         let magnitude = obj.abs()?;
         let bits: usize = magnitude.call_method0("bit_length")?.extract()?;
         let len = bits.div_ceil(8);
+        // Checked before `to_bytes` too, so a huge int is never copied.
         if len > F::MAX_BIGNUM_BYTES.min(u32::MAX as usize) {
             return Err(PyOverflowError::new_err("integer too large"));
         }
         let bytes = magnitude.call_method1("to_bytes", (len, "little"))?;
-        let bytes = bytes.cast::<PyBytes>()?.as_bytes();
+        self.big(negative, bytes.cast::<PyBytes>()?.as_bytes())
+    }
+
+    /// A bignum of this little-endian magnitude (no high zero bytes), up to
+    /// the forms' `MAX_BIGNUM_BYTES`.
+    pub(crate) fn big(&mut self, negative: bool, bytes: &[u8]) -> PyResult<()> {
+        let len = bytes.len();
+        if len > F::MAX_BIGNUM_BYTES.min(u32::MAX as usize) {
+            return Err(PyOverflowError::new_err("integer too large"));
+        }
         if len <= u8::MAX as usize {
             self.buf.extend_from_slice(&[SMALL_BIG, len as u8]);
         } else {
