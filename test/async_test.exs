@@ -39,6 +39,66 @@ defmodule ErlangPython.AsyncTest do
       assert microseconds < 20_000_000
     end
 
+    test "a coroutine that stops the shared loop or raises KeyboardInterrupt or SystemExit fails alone" do
+      :ok =
+        ErlangPython.exec("""
+        async def _async_stops_loop():
+            asyncio.get_running_loop().stop()
+            await asyncio.sleep(0)
+            return 'still here'
+
+        async def _async_raises(name):
+            await asyncio.sleep(0)
+            raise {'KeyboardInterrupt': KeyboardInterrupt, 'SystemExit': SystemExit}[name]('from a task')
+
+        async def _async_schedules_exit():
+            asyncio.get_running_loop().call_soon(sys.exit, 3)
+            await asyncio.sleep(0.05)
+            return 'after exit'
+        import sys
+        """)
+
+      # asyncio lets a task's KeyboardInterrupt and SystemExit, and those of
+      # plain callbacks, escape the loop's run_forever; loop.stop() ends it.
+      # The loop serves every caller, so it must run on after each.
+      for _ <- 1..2 do
+        assert {:ok, "still here"} =
+                 ErlangPython.await(ErlangPython.async_call(:__main__, :_async_stops_loop), 5_000)
+
+        for name <- ["KeyboardInterrupt", "SystemExit"] do
+          assert {:error, %Error{type: ^name}} =
+                   ErlangPython.await(
+                     ErlangPython.async_call(:__main__, :_async_raises, [name]),
+                     5_000
+                   )
+        end
+
+        assert {:ok, "after exit"} =
+                 ErlangPython.await(
+                   ErlangPython.async_call(:__main__, :_async_schedules_exit),
+                   5_000
+                 )
+
+        assert {:ok, 8} =
+                 ErlangPython.await(ErlangPython.async_call(:__main__, :_async_sleepy, [8]), 5_000)
+
+        assert {:ok, 9} = ErlangPython.eval("_async_sleepy(9)", %{}, timeout: 5_000)
+      end
+
+      # The event-loop pool's loops too.
+      for _ <- 1..(2 * ErlangPython.EventLoopPool.size()) do
+        assert {:error, %Error{type: "KeyboardInterrupt"}} =
+                 ErlangPython.EventLoopPool.run(:__main__, :_async_raises, ["KeyboardInterrupt"])
+
+        assert {:ok, "still here"} =
+                 ErlangPython.EventLoopPool.run(:__main__, :_async_stops_loop, [])
+      end
+
+      for _ <- 1..(2 * ErlangPython.EventLoopPool.size()) do
+        assert {:ok, 10} = ErlangPython.EventLoopPool.run(:__main__, :_async_sleepy, [10])
+      end
+    end
+
     test "plain functions work through the same API" do
       call = ErlangPython.async_call(:__main__, :_async_plain, [41])
       assert {:ok, 42} = ErlangPython.await(call)

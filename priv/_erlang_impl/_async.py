@@ -23,7 +23,7 @@ def loop(index=0):
     """The runtime's ErlangEventLoop number ``index``, started on first use."""
     with _lock:
         event_loop = _loops.get(index)
-        if event_loop is None:
+        if event_loop is None or event_loop.is_closed():
             from ._loop import ErlangEventLoop
 
             event_loop = ErlangEventLoop()
@@ -41,7 +41,18 @@ def loop(index=0):
 def _run(event_loop, ready):
     asyncio.set_event_loop(event_loop)
     event_loop.call_soon(ready.set)
-    event_loop.run_forever()
+    # The loop serves every caller's awaitables, so nothing one of them
+    # does may end it for the others. asyncio lets a KeyboardInterrupt or
+    # SystemExit raised in a task (once the task is done with it) or in a
+    # callback escape run_forever, and loop.stop() makes it return: either
+    # way it runs again, and the task's done callback answers its caller.
+    # Only a closed loop ends the thread (close() refuses a running loop,
+    # so that is a close between two runs); loop() then starts another.
+    while not event_loop.is_closed():
+        try:
+            event_loop.run_forever()
+        except BaseException:
+            pass
 
 
 class Placed:
