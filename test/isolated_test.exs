@@ -297,6 +297,92 @@ defmodule ErlangPython.IsolatedTest do
       end
     end
 
+    # rax = rdi (the call's number), then rdi, rsi, rdx = rsi, rdx, rcx;
+    # syscall; ret: the raw system call, its result (or -errno) returned.
+    @syscall_shellcode "4889f8 4889f7 4889d6 4889ca 0f05 c3"
+
+    test "the worker cannot signal the VM, its port spawner or their process group" do
+      ctx = start!()
+      {:ok, worker} = Isolated.os_pid(ctx)
+
+      # SIGURG, whose default action is to ignore it, so a signal that got
+      # through would be seen here (as 0, "sent") and harm nothing. A
+      # worker's parent is the VM's erl_child_setup, which a SIGKILL from
+      # here once ended, and the VM with it.
+      code = """
+      import errno, os, signal
+      def attempt(send):
+          try:
+              send()
+              return 0
+          except OSError as error:
+              return error.errno
+      vm = #{@vm}
+      results = {
+          'parent': attempt(lambda: os.kill(os.getppid(), signal.SIGURG)),
+          'vm': attempt(lambda: os.kill(vm, signal.SIGURG)),
+          "vm's group": attempt(lambda: os.killpg(os.getpgid(vm), signal.SIGURG)),
+          'existence of the vm': attempt(lambda: os.kill(vm, 0)),
+      }
+      """
+
+      :ok = ErlangPython.exec(code, context: ctx)
+      {:ok, results} = ErlangPython.eval("results", %{}, context: ctx)
+
+      assert %{"parent" => 1, "vm" => 1, "vm's group" => 1, "existence of the vm" => 0} = results
+
+      assert {:ok, ^worker} = Isolated.os_pid(ctx)
+      assert System.pid() == @vm
+    end
+
+    if :erlang.system_info(:system_architecture) |> to_string() |> String.starts_with?("x86_64") do
+      test "in machine code too, the worker's signals reach only itself" do
+        ctx = start!()
+        {:ok, worker} = Isolated.os_pid(ctx)
+
+        # The system calls made by machine code, past the audit hook and
+        # the guards: what answers is the kernel's filter (-1 is -EPERM).
+        code = """
+        import ctypes, mmap, os, signal
+        memory = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        memory.write(bytes.fromhex(#{inspect(@syscall_shellcode)}))
+        raw = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_long)(
+            ctypes.addressof(ctypes.c_char.from_buffer(memory)))
+        KILL, TKILL, TGKILL = 62, 200, 234
+        vm, me, parent, urg = #{@vm}, os.getpid(), os.getppid(), int(signal.SIGURG)
+        results = {
+            'kill parent': raw(KILL, parent, urg, 0),
+            'kill vm': raw(KILL, vm, urg, 0),
+            'kill own group': raw(KILL, 0, urg, 0),
+            "kill vm's group": raw(KILL, -os.getpgid(vm), urg, 0),
+            'tgkill into vm': raw(TGKILL, vm, vm, urg),
+            'tkill vm': raw(TKILL, vm, urg, 0),
+            'kill vm, signal 0': raw(KILL, vm, 0, 0),
+            'kill itself': raw(KILL, me, urg, 0),
+            'tgkill into itself': raw(TGKILL, me, me, urg),
+        }
+        """
+
+        :ok = ErlangPython.exec(code, context: ctx)
+        {:ok, results} = ErlangPython.eval("results", %{}, context: ctx)
+
+        assert results == %{
+                 "kill parent" => -1,
+                 "kill vm" => -1,
+                 "kill own group" => -1,
+                 "kill vm's group" => -1,
+                 "tgkill into vm" => -1,
+                 "tkill vm" => -1,
+                 "kill vm, signal 0" => 0,
+                 "kill itself" => 0,
+                 "tgkill into itself" => 0
+               }
+
+        assert {:ok, ^worker} = Isolated.os_pid(ctx)
+        assert System.pid() == @vm
+      end
+    end
+
     test "threads still start under the filter, and Python's own refusals keep their message" do
       ctx = start!()
 

@@ -7,8 +7,10 @@
 //!
 //! The rules are the VM's own first rules (`src/sandbox/seccomp.rs`,
 //! `refuse_new_processes`: no fork, vfork, non-thread clone, execve,
-//! execveat; clone3 answers ENOSYS; other ABIs refused). Unlike the VM's
-//! filter it lets the process exit, signal and set limits: a worker is its
+//! execveat; clone3 answers ENOSYS; other ABIs refused), and signals to
+//! this process only (`process_filter`): its parent is the VM's
+//! `erl_child_setup`, whose death ends the VM. Unlike the VM's filter it
+//! lets the process exit, signal itself and set limits: a worker is its
 //! own process, and ending it is what containment is for. The kernel
 //! answers the probes of [`active`] only under this filter, so
 //! `erlang.is_sandboxed()` reports what the kernel enforces, not what was

@@ -263,24 +263,62 @@ fn refuse_new_processes(p: &mut Program) {
     });
 }
 
-/// The isolated worker's filter: only [`refuse_new_processes`]. A worker is
-/// its own OS process, so unlike the VM's filter it may exit, signal and set
-/// limits: ending it is what containment is for.
+/// The isolated worker's filter: [`refuse_new_processes`], and signals to
+/// process `own` (the worker) only. A worker is its own OS process, so
+/// unlike the VM's filter it may exit, signal itself and set limits: ending
+/// it is what containment is for. But its parent is the VM's
+/// `erl_child_setup`, whose death takes the VM down, and it shares
+/// machines (and usually a process group) with the VM and the other
+/// contexts' workers: a signal to any other process, to a process group
+/// (pid 0 or negative) or to every process (-1) is refused with EPERM, as
+/// are `tkill` (a bare thread id may be another process's) and pidfd
+/// signals. Signal 0, an existence check, always goes through.
 #[allow(dead_code)]
-fn process_filter() -> Vec<sock_filter> {
-    let mut p = Program(Vec::with_capacity(32));
+fn process_filter(own: u32) -> Vec<sock_filter> {
+    let mut p = Program(Vec::with_capacity(64));
     refuse_new_processes(&mut p);
+    for nr in [libc::SYS_kill, libc::SYS_rt_sigqueueinfo] {
+        p.on(nr, |p| {
+            p.allow_signal_zero(1);
+            p.load(offset_arg_low(0));
+            p.ret_if(own, RET_ALLOW);
+            p.ret(EPERM);
+        });
+    }
+    for nr in [libc::SYS_tgkill, libc::SYS_rt_tgsigqueueinfo] {
+        p.on(nr, |p| {
+            p.allow_signal_zero(2);
+            p.load(offset_arg_low(0));
+            p.ret_if(own, RET_ALLOW);
+            p.ret(EPERM);
+        });
+    }
+    p.on(libc::SYS_tkill, |p| {
+        p.allow_signal_zero(1);
+        p.ret(EPERM);
+    });
+    p.on(libc::SYS_pidfd_send_signal, |p| {
+        p.allow_signal_zero(1);
+        p.ret(EPERM);
+    });
+    // Root could otherwise reach into the VM's memory.
+    p.ret_if(libc::SYS_ptrace as u32, EPERM);
+    p.ret_if(libc::SYS_process_vm_writev as u32, EPERM);
     p.ret(RET_ALLOW);
     p.0
 }
 
-/// Sets no_new_privs and installs [`process_filter`] on every thread of this
-/// process (TSYNC). Used by the isolated worker (`worker/seccomp.rs`) only.
+/// Sets no_new_privs and installs [`process_filter`] for this process on
+/// every thread of it (TSYNC). Used by the isolated worker
+/// (`worker/seccomp.rs`) only.
 #[allow(dead_code)]
 pub fn install_process_filter() -> Result<(), String> {
     set_no_new_privs()?;
+    // SAFETY: getpid has no preconditions. The worker cannot fork under
+    // this filter, so its pid stays what the filter was built with.
+    let own = unsafe { libc::getpid() } as u32;
     load(
-        &process_filter(),
+        &process_filter(own),
         libc::SECCOMP_FILTER_FLAG_TSYNC as c_ulong,
     )
     .map(|_| ())
@@ -585,7 +623,7 @@ mod tests {
 
     #[test]
     fn process_filter_jumps_stay_inside_and_it_ends_allowing() {
-        let program = process_filter();
+        let program = process_filter(100);
         for (at, insn) in program.iter().enumerate() {
             if insn.code as u32 & 0x07 == libc::BPF_JMP {
                 let furthest = if insn.code as u32 & 0xf0 == libc::BPF_JA {
@@ -626,6 +664,45 @@ mod tests {
             Some(RET_ALLOW),
             "default allow"
         );
+    }
+
+    #[test]
+    fn the_process_filter_lets_signals_reach_its_own_process_only() {
+        // Thread-only here (no TSYNC), so the test process keeps its calls.
+        // SIGURG is ignored by default: one that got through harms nothing.
+        let (to_parent, probe, to_group, to_self, tgkill_self, tgkill_parent, tkill_self) =
+            in_fresh_thread(|| {
+                // SAFETY: getpid/getppid have no preconditions.
+                let (own, parent) = unsafe { (libc::getpid(), libc::getppid()) };
+                set_no_new_privs().expect("no_new_privs");
+                load(&process_filter(own as u32), 0).expect("load");
+                // SAFETY: kill, tgkill and tkill only send signals; each
+                // result is read with its errno at once.
+                let outcome = |rc: c_long| if rc == 0 { 0 } else { errno() };
+                unsafe {
+                    (
+                        outcome(libc::kill(parent, libc::SIGURG).into()),
+                        outcome(libc::kill(parent, 0).into()),
+                        outcome(libc::kill(0, libc::SIGURG).into()),
+                        outcome(libc::kill(own, libc::SIGURG).into()),
+                        outcome(libc::syscall(libc::SYS_tgkill, own, own, libc::SIGURG)),
+                        outcome(libc::syscall(
+                            libc::SYS_tgkill,
+                            parent,
+                            parent,
+                            libc::SIGURG,
+                        )),
+                        outcome(libc::syscall(libc::SYS_tkill, own, libc::SIGURG)),
+                    )
+                }
+            });
+        assert_eq!(to_parent, libc::EPERM, "a signal to the parent");
+        assert_eq!(probe, 0, "signal 0 checks existence");
+        assert_eq!(to_group, libc::EPERM, "a signal to the process group");
+        assert_eq!(to_self, 0, "a signal to itself");
+        assert_eq!(tgkill_self, 0, "tgkill into itself");
+        assert_eq!(tgkill_parent, libc::EPERM, "tgkill into the parent");
+        assert_eq!(tkill_self, libc::EPERM, "tkill, by bare thread id");
     }
 
     #[test]
