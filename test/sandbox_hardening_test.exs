@@ -216,6 +216,27 @@ defmodule ErlangPython.SandboxHardeningTest do
       assert status != 0
     end
 
+    test "changing the VM's root directory or its process group is refused by the kernel" do
+      # As root, os.chroot once ended the VM the next time it loaded code;
+      # chroot("/") and setpgid to its own group change nothing if they get
+      # through, so this test fails without harm.
+      code = """
+      import os
+      def attempt(change):
+          try:
+              change()
+              return 'changed'
+          except OSError as error:
+              return error.errno
+      result = [attempt(lambda: os.chroot('/')),
+                attempt(lambda: os.setpgid(0, os.getpgrp())),
+                attempt(os.setsid)]
+      """
+
+      assert :ok = ErlangPython.exec(code)
+      assert {:ok, [1, 1, 1]} = ErlangPython.eval("result")
+    end
+
     test "installing signal handlers" do
       tail =
         "Signal handlers belong to the Erlang VM.\nHandle signals at the VM level (os:set_signal/2) instead."

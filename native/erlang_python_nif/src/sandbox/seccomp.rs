@@ -24,6 +24,9 @@
 //!   process timers (`setitimer`, `alarm`, `timer_create`);
 //! * close or replace the VM's standard descriptors and its pollsets
 //!   (`close`, `dup2`, `dup3`, `close_range`);
+//! * change the VM's root directory, mounts or process group (`chroot`,
+//!   `pivot_root`, `mount`, `umount2`, `move_mount`, `mount_setattr`,
+//!   `setpgid`, `setsid`);
 //! * get around the filter: `seccomp` (TSYNC would spread a filter to the
 //!   VM's threads), `ptrace`, `process_vm_writev`, `io_uring_setup` (its
 //!   operations bypass seccomp).
@@ -404,6 +407,23 @@ fn build(vm: &Vm, unknown_pid: u32) -> Vec<sock_filter> {
         p.ret(EPERM);
     });
 
+    // The process's root, mounts and process group, which are the VM's:
+    // after a chroot the VM can no longer load its code, a mount can hide
+    // it, and a new process group or session takes the VM out of the one
+    // that manages it (a shell's job control, `timeout`).
+    for nr in [
+        libc::SYS_chroot,
+        libc::SYS_pivot_root,
+        libc::SYS_mount,
+        libc::SYS_umount2,
+        libc::SYS_move_mount,
+        libc::SYS_mount_setattr,
+        libc::SYS_setpgid,
+        libc::SYS_setsid,
+    ] {
+        p.ret_if(nr as u32, EPERM);
+    }
+
     // Ways around the filter.
     p.ret_if(libc::SYS_seccomp as u32, EPERM);
     p.ret_if(libc::SYS_ptrace as u32, EPERM);
@@ -754,6 +774,38 @@ mod tests {
         // This thread and a new one from it have no filter.
         assert!(!sibling_before && !active_on_this_thread());
         assert!(!in_fresh_thread(active_on_this_thread));
+    }
+
+    #[test]
+    fn the_root_mounts_and_process_group_stay_the_vms() {
+        // Each call would change nothing or fail with ENOENT unfiltered.
+        let errnos = in_fresh_thread(|| {
+            install(&Vm::current()).expect("install");
+            let outcome = |rc: c_long| if rc == 0 { 0 } else { errno() };
+            let missing = c"/nonexistent-erlang-python".as_ptr();
+            // SAFETY: each call gets valid C strings or NULLs and is refused
+            // by the filter before the kernel looks at them.
+            unsafe {
+                [
+                    outcome(libc::chroot(c"/".as_ptr()).into()),
+                    outcome(libc::setpgid(0, libc::getpgrp()).into()),
+                    outcome(libc::setsid().into()),
+                    outcome(
+                        libc::mount(
+                            c"none".as_ptr(),
+                            missing,
+                            c"tmpfs".as_ptr(),
+                            0,
+                            std::ptr::null(),
+                        )
+                        .into(),
+                    ),
+                    outcome(libc::umount2(missing, 0).into()),
+                    outcome(libc::syscall(libc::SYS_pivot_root, missing, missing)),
+                ]
+            }
+        });
+        assert_eq!(errnos, [libc::EPERM; 6]);
     }
 
     #[test]
