@@ -40,6 +40,28 @@ defmodule ErlangPython.IsolatedTest do
       assert before != now
     end
 
+    test "a C stack overflow from pure Python (a deep map chain): SIGSEGV, then a fresh worker" do
+      # CPython recurses in C through nested iterators with no depth check:
+      # plain python3 (3.11 and 3.13) crashes on this too. Embedded, it
+      # would end the VM (the security guide says so); here, the worker.
+      code = """
+      import threading
+      def chain():
+          it = iter([1])
+          for _ in range(3_000_000):
+              it = map(abs, it)
+          next(it)
+      thread = threading.Thread(target=chain)
+      thread.start()
+      thread.join()
+      """
+
+      ctx = start!()
+      {result, before, now} = run_contained(ctx, code)
+      assert {:error, {:python_exited, {:signal, :SIGSEGV}}} = result
+      assert before != now
+    end
+
     test "faulthandler._sigsegv(): refused by the sandbox, a SIGSEGV without it" do
       blocked = start!()
 
