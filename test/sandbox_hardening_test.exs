@@ -237,6 +237,37 @@ defmodule ErlangPython.SandboxHardeningTest do
       assert {:ok, [1, 1, 1]} = ErlangPython.eval("result")
     end
 
+    test "having the kernel signal the VM later, on an event, is refused" do
+      # Owner of a socket plus O_ASYNC once ended the VM with SIGIO as soon
+      # as data arrived. Each call here is harmless if it gets through (no
+      # O_ASYNC, no events asked for, no terminal), so this test fails
+      # without harm; the filter answers EPERM before the kernel looks.
+      code = """
+      import fcntl, os, socket, tempfile, termios
+      def attempt(change):
+          try:
+              change()
+              return 'allowed'
+          except OSError as error:
+              return error.errno
+      a, b = socket.socketpair()
+      directory = os.open(tempfile.gettempdir(), os.O_RDONLY)
+      with tempfile.TemporaryFile() as leased:
+          result = [attempt(lambda: fcntl.fcntl(a, fcntl.F_SETOWN, os.getpid())),
+                    attempt(lambda: fcntl.fcntl(a, 10, 0)),  # F_SETSIG
+                    attempt(lambda: fcntl.fcntl(directory, fcntl.F_NOTIFY, 0)),
+                    attempt(lambda: fcntl.fcntl(leased, fcntl.F_SETLEASE, fcntl.F_UNLCK)),
+                    attempt(lambda: os.tcsetpgrp(a.fileno(), os.getpgrp())),
+                    attempt(lambda: fcntl.fcntl(a, fcntl.F_GETFL))]
+      os.close(directory)
+      a.close()
+      b.close()
+      """
+
+      assert :ok = ErlangPython.exec(code)
+      assert {:ok, [1, 1, 1, 1, 1, "allowed"]} = ErlangPython.eval("result")
+    end
+
     test "installing signal handlers" do
       tail =
         "Signal handlers belong to the Erlang VM.\nHandle signals at the VM level (os:set_signal/2) instead."

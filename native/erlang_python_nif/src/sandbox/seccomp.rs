@@ -19,6 +19,11 @@
 //!   and `rt_tgsigqueueinfo` into either; any signal through a pidfd. Other
 //!   positive pids are decided by a supervisor thread (seccomp user
 //!   notification): a thread id of the VM is refused, anything else goes on;
+//! * have the kernel signal the VM later: a descriptor's owner, lease or
+//!   directory notice (`fcntl` `F_SETOWN`, `F_SETOWN_EX`, `F_SETSIG`,
+//!   `F_SETLEASE`, `F_NOTIFY`; `ioctl` `FIOSETOWN`, `SIOCSPGRP`), a
+//!   terminal's foreground group or typed input (`TIOCSPGRP`, `TIOCSTI`), a
+//!   parent-death signal (`prctl(PR_SET_PDEATHSIG)`);
 //! * install a signal handler (`rt_sigaction` with a new action), change
 //!   resource limits (`setrlimit`, `prlimit64` with a new limit), arm
 //!   process timers (`setitimer`, `alarm`, `timer_create`);
@@ -266,6 +271,48 @@ fn refuse_new_processes(p: &mut Program) {
     });
 }
 
+/// `fcntl` commands that make the kernel signal a process later, on an
+/// event: a descriptor's owner gets SIGIO (whose default action ends a
+/// process) when I/O is possible on it (`F_SETOWN`, `F_SETOWN_EX`, and
+/// `F_SETSIG` for which signal); a lease's holder when another process
+/// opens the file, a directory watcher (`F_NOTIFY`) when the directory
+/// changes: both signal the process that asks, which on the VM's threads
+/// is the VM.
+const SIGNALLING_FCNTLS: [u32; 5] = [
+    8,    // F_SETOWN
+    15,   // F_SETOWN_EX
+    10,   // F_SETSIG
+    1024, // F_SETLEASE
+    1026, // F_NOTIFY
+];
+
+/// `ioctl` requests to the same effect: a socket's owner (`FIOSETOWN`,
+/// `SIOCSPGRP`), and a terminal's foreground process group (`TIOCSPGRP`:
+/// a VM put in the background is stopped by SIGTTIN when it next reads its
+/// terminal) or input typed into it (`TIOCSTI`).
+const SIGNALLING_IOCTLS: [u32; 4] = [
+    0x8901, // FIOSETOWN
+    0x8902, // SIOCSPGRP
+    0x5410, // TIOCSPGRP
+    0x5412, // TIOCSTI
+];
+
+/// Refuses (EPERM) the ways above to have the kernel signal a process
+/// later, and a parent-death signal (`prctl(PR_SET_PDEATHSIG)`, sent to
+/// the whole process when its parent's thread ends): the signals that
+/// `kill` rules cannot see, since no `kill` is made.
+fn refuse_deferred_signals(p: &mut Program) {
+    p.on(libc::SYS_fcntl, |p| {
+        p.refuse_values(1, &SIGNALLING_FCNTLS, RET_ALLOW)
+    });
+    p.on(libc::SYS_ioctl, |p| {
+        p.refuse_values(1, &SIGNALLING_IOCTLS, RET_ALLOW)
+    });
+    p.on(libc::SYS_prctl, |p| {
+        p.refuse_values(0, &[libc::PR_SET_PDEATHSIG as u32], RET_ALLOW)
+    });
+}
+
 /// The isolated worker's filter: [`refuse_new_processes`], and signals to
 /// process `own` (the worker) only. A worker is its own OS process, so
 /// unlike the VM's filter it may exit, signal itself and set limits: ending
@@ -274,8 +321,9 @@ fn refuse_new_processes(p: &mut Program) {
 /// machines (and usually a process group) with the VM and the other
 /// contexts' workers: a signal to any other process, to a process group
 /// (pid 0 or negative) or to every process (-1) is refused with EPERM, as
-/// are `tkill` (a bare thread id may be another process's) and pidfd
-/// signals. Signal 0, an existence check, always goes through.
+/// are `tkill` (a bare thread id may be another process's), pidfd signals
+/// and [`refuse_deferred_signals`]' routes (an owner can name any pid).
+/// Signal 0, an existence check, always goes through.
 #[allow(dead_code)]
 fn process_filter(own: u32) -> Vec<sock_filter> {
     let mut p = Program(Vec::with_capacity(64));
@@ -304,6 +352,7 @@ fn process_filter(own: u32) -> Vec<sock_filter> {
         p.allow_signal_zero(1);
         p.ret(EPERM);
     });
+    refuse_deferred_signals(&mut p);
     // Root could otherwise reach into the VM's memory.
     p.ret_if(libc::SYS_ptrace as u32, EPERM);
     p.ret_if(libc::SYS_process_vm_writev as u32, EPERM);
@@ -380,6 +429,7 @@ fn build(vm: &Vm, unknown_pid: u32) -> Vec<sock_filter> {
         p.allow_signal_zero(1);
         p.ret(EPERM);
     });
+    refuse_deferred_signals(&mut p);
 
     // Signal handlers, limits, process timers.
     p.on(libc::SYS_rt_sigaction, |p| p.allow_only_null(1));
@@ -774,6 +824,55 @@ mod tests {
         // This thread and a new one from it have no filter.
         assert!(!sibling_before && !active_on_this_thread());
         assert!(!in_fresh_thread(active_on_this_thread));
+    }
+
+    /// errno of each deferred-signal route on this thread (0: allowed).
+    fn deferred_signal_errnos() -> [c_int; 5] {
+        let outcome = |rc: c_long| if rc == 0 { 0 } else { errno() };
+        let mut fds = [0; 2];
+        // SAFETY: socketpair fills `fds`; each call below gets descriptors
+        // it made or a NULL, and is refused by the filter before it acts.
+        unsafe {
+            assert_eq!(
+                libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()),
+                0
+            );
+            let own = libc::getpid();
+            let errnos = [
+                outcome(libc::fcntl(fds[0], libc::F_SETOWN, own).into()),
+                outcome(libc::fcntl(fds[0], 10 /* F_SETSIG */, libc::SIGKILL).into()),
+                outcome(libc::ioctl(fds[0], 0x8901, &own).into()),
+                outcome(libc::fcntl(fds[0], libc::F_GETFL).into()).min(0),
+                outcome(libc::prctl(libc::PR_SET_PDEATHSIG, 0).into()),
+            ];
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            errnos
+        }
+    }
+
+    #[test]
+    fn descriptor_owners_and_death_signals_are_refused_by_both_filters() {
+        let embedded = in_fresh_thread(|| {
+            install(&Vm::current()).expect("install");
+            deferred_signal_errnos()
+        });
+        let worker = in_fresh_thread(|| {
+            // SAFETY: getpid has no preconditions.
+            let own = unsafe { libc::getpid() } as u32;
+            set_no_new_privs().expect("no_new_privs");
+            load(&process_filter(own), 0).expect("load");
+            deferred_signal_errnos()
+        });
+        // F_GETFL (4th) reads: allowed.
+        let expected = [libc::EPERM, libc::EPERM, libc::EPERM, 0, libc::EPERM];
+        assert_eq!(embedded, expected, "the VM's threads");
+        assert_eq!(worker, expected, "an isolated worker");
+        assert_eq!(
+            in_fresh_thread(deferred_signal_errnos),
+            [0; 5],
+            "unfiltered"
+        );
     }
 
     #[test]
