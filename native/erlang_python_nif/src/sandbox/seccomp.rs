@@ -328,17 +328,15 @@ fn refuse_deferred_signals(p: &mut Program) {
 fn process_filter(own: u32) -> Vec<sock_filter> {
     let mut p = Program(Vec::with_capacity(64));
     refuse_new_processes(&mut p);
-    for nr in [libc::SYS_kill, libc::SYS_rt_sigqueueinfo] {
+    // Each names its process first; the signal is the argument given.
+    for (nr, signal) in [
+        (libc::SYS_kill, 1),
+        (libc::SYS_rt_sigqueueinfo, 1),
+        (libc::SYS_tgkill, 2),
+        (libc::SYS_rt_tgsigqueueinfo, 2),
+    ] {
         p.on(nr, |p| {
-            p.allow_signal_zero(1);
-            p.load(offset_arg_low(0));
-            p.ret_if(own, RET_ALLOW);
-            p.ret(EPERM);
-        });
-    }
-    for nr in [libc::SYS_tgkill, libc::SYS_rt_tgsigqueueinfo] {
-        p.on(nr, |p| {
-            p.allow_signal_zero(2);
+            p.allow_signal_zero(signal);
             p.load(offset_arg_low(0));
             p.ret_if(own, RET_ALLOW);
             p.ret(EPERM);
