@@ -420,6 +420,53 @@ defmodule ErlangPython.IsolatedTest do
     end
   end
 
+  describe "frames a worker forges" do
+    # A worker writes its own frames, so hostile Python in it can write any
+    # term of existing atoms into them: `{:send, pid, term}` was delivered
+    # as it came, and a `:"$gen_call"` to `rex` ran `os:cmd/1` in the VM
+    # (an attack round showed it; `{:stop, :stop}` to `init` halted it).
+    defp forge(ctx, frame) do
+      code = """
+      import os, struct
+      def frame_pipe():
+          for fd in sorted(int(n) for n in os.listdir('/proc/self/fd')):
+              try:
+                  target = os.readlink(f'/proc/self/fd/{fd}')
+                  flags = int(open(f'/proc/self/fdinfo/{fd}').read().split()[3], 8)
+              except OSError:
+                  continue
+              if fd >= 3 and target.startswith('pipe:') and flags & 3 == 1:
+                  return fd
+      def forge(frame):
+          os.write(frame_pipe(), struct.pack('>I', len(frame)) + frame)
+      """
+
+      :ok = ErlangPython.exec(code, context: ctx)
+      assert {:ok, _written} = ErlangPython.call(:__main__, :forge, [frame], context: ctx)
+    end
+
+    test "a message with atoms Python cannot write is dropped; one it could write arrives" do
+      ctx = start!()
+      me = self()
+
+      forge(ctx, :erlang.term_to_binary({:send, me, {"forged but plain", 1, nil, true}}))
+      assert_receive {"forged but plain", 1, nil, true}, 5_000
+
+      forge(ctx, :erlang.term_to_binary({:send, me, {:"$gen_call", {me, :x}, {:call, :os, :cmd}}}))
+      forge(ctx, :erlang.term_to_binary({:send, me, [:stop | :stop]}))
+      forge(ctx, :erlang.term_to_binary({:send, me, %{"f" => &:os.cmd/1}}))
+      forge(ctx, :erlang.term_to_binary({:send, :init, {"not a pid", 1}}))
+      forge(ctx, :erlang.term_to_binary({:send, me, {"last", DateTime.from_unix!(0)}}))
+
+      # Frames are handled in order: the last one arrived, the others did not.
+      assert_receive {"last", %DateTime{}}, 5_000
+      refute_received {:"$gen_call", _, _}
+      refute_received [:stop | :stop]
+      refute_received %{"f" => _}
+      assert {:ok, 2} = ErlangPython.eval("1 + 1", %{}, context: ctx)
+    end
+  end
+
   describe "async calls, channels and buffers" do
     test "async_call and await, with plain and coroutine functions" do
       ctx = start!()

@@ -64,6 +64,8 @@ defmodule ErlangPython.Isolated do
   alias ErlangPython.{Imports, Native, Preload, Request}
   alias ErlangPython.Isolated.{Handles, Protocol, Transport}
 
+  require Logger
+
   @table :erlang_python_isolated
 
   # What `receive_answer/3` gives when `timeout` passes first: never an
@@ -696,8 +698,16 @@ defmodule ErlangPython.Isolated do
     dispatch(%{state | callbacks: state.callbacks + 1})
   end
 
-  defp handle_worker({:send, pid, term}, state) do
-    send(pid, term)
+  defp handle_worker({:send, pid, term}, state) when is_pid(pid) do
+    if Protocol.sendable?(term) do
+      send(pid, term)
+    else
+      Logger.warning(
+        "erlang_python: isolated worker #{state.os_pid} sent a message no conversion makes " <>
+          "(an atom Python cannot write, or a fun): dropped"
+      )
+    end
+
     state
   end
 

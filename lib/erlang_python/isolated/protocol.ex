@@ -59,6 +59,74 @@ defmodule ErlangPython.Isolated.Protocol do
   @doc false
   def release(ids), do: :erlang.term_to_binary({:release, ids})
 
+  # Every atom a worker's conversions write into a value: nil and the
+  # booleans, the special floats, and the modules and fields of the forms
+  # in guides/type-conversion.md (dates and times, `{:timedelta, us}`,
+  # Decimal, MapSet, handles). native/erlang_python_nif/src/etf/writer.rs,
+  # src/convert/datetime.rs and src/convert/numeric.rs write them.
+  @written_atoms MapSet.new([
+                   nil,
+                   true,
+                   false,
+                   :nan,
+                   :infinity,
+                   :neg_infinity,
+                   :__struct__,
+                   :calendar,
+                   Calendar.ISO,
+                   Date,
+                   Time,
+                   NaiveDateTime,
+                   DateTime,
+                   :year,
+                   :month,
+                   :day,
+                   :hour,
+                   :minute,
+                   :second,
+                   :microsecond,
+                   :utc_offset,
+                   :std_offset,
+                   :time_zone,
+                   :zone_abbr,
+                   :timedelta,
+                   Decimal,
+                   :sign,
+                   :coef,
+                   :exp,
+                   :NaN,
+                   :inf,
+                   MapSet,
+                   :map,
+                   :version,
+                   ErlangPython.Object,
+                   :ref,
+                   :isolated,
+                   :type
+                 ])
+
+  @doc false
+  # Whether the worker may have made `term` for `erlang.send`: it holds no
+  # atom but those above, and no fun. A worker runs Python that may be
+  # hostile and writes its frames itself, so it can forge any term of
+  # existing atoms; sent on, such a term could speak an OTP protocol (a
+  # `:"$gen_call"` to `rex` runs `os:cmd/1`, `{:stop, :stop}` to `init`
+  # halts the VM). Python has no atoms of its own, so no honest message
+  # needs others.
+  def sendable?(term) when is_atom(term), do: MapSet.member?(@written_atoms, term)
+  def sendable?(term) when is_tuple(term), do: sendable_list?(Tuple.to_list(term))
+  def sendable?(term) when is_list(term), do: sendable_list?(term)
+
+  def sendable?(term) when is_map(term),
+    do: :maps.fold(fn key, value, ok -> ok and sendable?(key) and sendable?(value) end, true, term)
+
+  def sendable?(term) when is_function(term), do: false
+  def sendable?(_number_binary_pid_reference_or_port), do: true
+
+  defp sendable_list?([head | tail]), do: sendable?(head) and sendable_list?(tail)
+  defp sendable_list?([]), do: true
+  defp sendable_list?(improper_tail), do: sendable?(improper_tail)
+
   @doc false
   # A frame from the worker. Atoms it names must exist already (`:safe`):
   # a worker cannot grow the atom table.
