@@ -221,16 +221,18 @@ defmodule ErlangPython.SandboxHardeningTest do
       # chroot("/") and setpgid to its own group change nothing if they get
       # through, so this test fails without harm.
       code = """
-      import os
-      def attempt(change):
-          try:
-              change()
-              return 'changed'
-          except OSError as error:
-              return error.errno
-      result = [attempt(lambda: os.chroot('/')),
-                attempt(lambda: os.setpgid(0, os.getpgrp())),
-                attempt(os.setsid)]
+      def _root_and_group_attempts():
+          import os
+          def attempt(change):
+              try:
+                  change()
+                  return 'changed'
+              except OSError as error:
+                  return error.errno
+          return [attempt(lambda: os.chroot('/')),
+                  attempt(lambda: os.setpgid(0, os.getpgrp())),
+                  attempt(os.setsid)]
+      result = _root_and_group_attempts()
       """
 
       assert :ok = ErlangPython.exec(code)
@@ -242,26 +244,31 @@ defmodule ErlangPython.SandboxHardeningTest do
       # as data arrived. Each call here is harmless if it gets through (no
       # O_ASYNC, no events asked for, no terminal), so this test fails
       # without harm; the filter answers EPERM before the kernel looks.
+      # In a function: the tests share __main__, where names such as `a`
+      # and `b` would outlive this test.
       code = """
-      import fcntl, os, socket, tempfile, termios
-      def attempt(change):
-          try:
-              change()
-              return 'allowed'
-          except OSError as error:
-              return error.errno
-      a, b = socket.socketpair()
-      directory = os.open(tempfile.gettempdir(), os.O_RDONLY)
-      with tempfile.TemporaryFile() as leased:
-          result = [attempt(lambda: fcntl.fcntl(a, fcntl.F_SETOWN, os.getpid())),
-                    attempt(lambda: fcntl.fcntl(a, 10, 0)),  # F_SETSIG
-                    attempt(lambda: fcntl.fcntl(directory, fcntl.F_NOTIFY, 0)),
-                    attempt(lambda: fcntl.fcntl(leased, fcntl.F_SETLEASE, fcntl.F_UNLCK)),
-                    attempt(lambda: os.tcsetpgrp(a.fileno(), os.getpgrp())),
-                    attempt(lambda: fcntl.fcntl(a, fcntl.F_GETFL))]
-      os.close(directory)
-      a.close()
-      b.close()
+      def _deferred_signal_attempts():
+          import fcntl, os, socket, tempfile
+          def attempt(change):
+              try:
+                  change()
+                  return 'allowed'
+              except OSError as error:
+                  return error.errno
+          one, other = socket.socketpair()
+          directory = os.open(tempfile.gettempdir(), os.O_RDONLY)
+          with tempfile.TemporaryFile() as leased:
+              attempts = [attempt(lambda: fcntl.fcntl(one, fcntl.F_SETOWN, os.getpid())),
+                          attempt(lambda: fcntl.fcntl(one, 10, 0)),  # F_SETSIG
+                          attempt(lambda: fcntl.fcntl(directory, fcntl.F_NOTIFY, 0)),
+                          attempt(lambda: fcntl.fcntl(leased, fcntl.F_SETLEASE, fcntl.F_UNLCK)),
+                          attempt(lambda: os.tcsetpgrp(one.fileno(), os.getpgrp())),
+                          attempt(lambda: fcntl.fcntl(one, fcntl.F_GETFL))]
+          os.close(directory)
+          one.close()
+          other.close()
+          return attempts
+      result = _deferred_signal_attempts()
       """
 
       assert :ok = ErlangPython.exec(code)
