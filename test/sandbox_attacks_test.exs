@@ -854,23 +854,4 @@ defmodule ErlangPython.SandboxAttacksTest do
   defp python do
     System.get_env("ERLANG_PYTHON_PYTHON") || "python3"
   end
-
-  defp child_setup_pid(os_pid) do
-    pid =
-      Path.wildcard("/proc/[0-9]*/stat")
-      |> Enum.find_value(fn stat ->
-        with {:ok, text} <- File.read(stat),
-             [_, comm, rest] <- Regex.run(~r/^\d+ \((.*)\) (.*)$/s, text),
-             "erl_child_setup" <- comm,
-             [_state, ppid | _] <- String.split(rest),
-             ^os_pid <- ppid do
-          stat |> Path.dirname() |> Path.basename()
-        else
-          _ -> nil
-        end
-      end)
-
-    assert pid, "erl_child_setup not found"
-    pid
-  end
 end

@@ -275,6 +275,51 @@ defmodule ErlangPython.SandboxHardeningTest do
       assert {:ok, [1, 1, 1, 1, 1, "allowed"]} = ErlangPython.eval("result")
     end
 
+    test "the VM's socket to erl_child_setup is out of reach" do
+      # An attack round wrapped it in a Python socket and wrote messages
+      # that made erl_child_setup start a program. Each attempt here moves
+      # no data if it gets through (a send of nothing; a copy closed at
+      # once), so this test fails without harm.
+      code = """
+      def _forker_attempts(child_setup):
+          import os, socket
+          theirs = os.readlink(f'/proc/{child_setup}/fd/3')
+          number = int(theirs[len('socket:['):-1])
+          neighbours = (f'socket:[{number - 1}]', f'socket:[{number + 1}]')
+          forker = next(int(fd) for fd in os.listdir('/proc/self/fd')
+                        if _link(f'/proc/self/fd/{fd}') in neighbours)
+          def attempt(act):
+              try:
+                  act()
+                  return 'allowed'
+              except OSError as error:
+                  return error.errno
+          def send_nothing():
+              sock = socket.socket(fileno=forker)
+              try:
+                  sock.send(b'')
+              finally:
+                  sock.detach()
+          return [attempt(send_nothing),
+                  attempt(lambda: os.write(forker, b'')),
+                  attempt(lambda: os.close(os.dup(forker)))]
+      def _link(path):
+          try:
+              return __import__('os').readlink(path)
+          except OSError:
+              return None
+      """
+
+      assert :ok = ErlangPython.exec(code)
+      child_setup = ErlangPython.NativeAttack.child_setup_pid(System.pid())
+
+      assert {:ok, [1, 1, 1]} =
+               ErlangPython.eval("_forker_attempts(child_setup)", %{child_setup: child_setup})
+
+      # Ports still start: the VM's own use of the socket is untouched.
+      assert {"ok\n", 0} = System.cmd("echo", ["ok"])
+    end
+
     test "installing signal handlers" do
       tail =
         "Signal handlers belong to the Erlang VM.\nHandle signals at the VM level (os:set_signal/2) instead."

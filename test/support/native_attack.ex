@@ -83,4 +83,24 @@ defmodule ErlangPython.NativeAttack do
       refute File.exists?(marker), "a spawned process created #{marker}"
     end
   end
+
+  @doc "The OS pid of the VM's `erl_child_setup` (the VM's own OS pid is `os_pid`)."
+  def child_setup_pid(os_pid) do
+    pid =
+      Path.wildcard("/proc/[0-9]*/stat")
+      |> Enum.find_value(fn stat ->
+        with {:ok, text} <- File.read(stat),
+             [_, comm, rest] <- Regex.run(~r/^\d+ \((.*)\) (.*)$/s, text),
+             "erl_child_setup" <- comm,
+             [_state, ppid | _] <- String.split(rest),
+             ^os_pid <- ppid do
+          stat |> Path.dirname() |> Path.basename()
+        else
+          _ -> nil
+        end
+      end)
+
+    assert pid, "erl_child_setup not found"
+    pid
+  end
 end

@@ -84,6 +84,13 @@ pub struct Vm {
     pub child_setup: Option<i32>,
     /// Descriptors Python must never close or replace.
     pub protected_fds: Vec<u32>,
+    /// The VM's socket to `erl_child_setup`, which Python must not read,
+    /// write or copy either: messages written to it make `erl_child_setup`
+    /// start a program, outside this filter. Only schedulers running a
+    /// port's code use it, never a thread that runs Python. (The VM's
+    /// self-pipes are written by its signal handler and its poll wake-ups,
+    /// which do run on Python's threads, so they cannot be refused here.)
+    pub private_fds: Vec<u32>,
 }
 
 impl Vm {
@@ -91,11 +98,18 @@ impl Vm {
     pub fn current() -> Vm {
         // SAFETY: getpid and getpgrp have no preconditions.
         let (pid, process_group) = unsafe { (libc::getpid(), libc::getpgrp()) };
+        let child_setup = find_child(pid, "erl_child_setup");
+        let private_fds = private_descriptors(child_setup);
+        let mut protected_fds = protected_descriptors();
+        protected_fds.extend(&private_fds);
+        protected_fds.sort_unstable();
+        protected_fds.dedup();
         Vm {
             pid,
             process_group,
-            child_setup: find_child(pid, "erl_child_setup"),
-            protected_fds: protected_descriptors(),
+            child_setup,
+            protected_fds,
+            private_fds,
         }
     }
 
@@ -160,6 +174,53 @@ fn protected_descriptors() -> Vec<u32> {
     }
     fds.sort_unstable();
     fds
+}
+
+/// The descriptors of process `pid`, with what each is open on
+/// (`pipe:[12]`, `socket:[34]`, a path).
+fn descriptors_of(pid: &str) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            Some((fd, target.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+/// The VM's end of its socket pair with `erl_child_setup` (see
+/// [`Vm::private_fds`]): the socket whose inode number is next to one of
+/// `erl_child_setup`'s (a pair's two sockets get consecutive numbers).
+fn private_descriptors(child_setup: Option<i32>) -> Vec<u32> {
+    let Some(child) = child_setup else {
+        return Vec::new();
+    };
+    let inode = |target: &str| -> Option<u64> {
+        target
+            .strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    };
+    let own = descriptors_of("self");
+    let mut private = Vec::new();
+    for (_, target) in descriptors_of(&child.to_string()) {
+        let Some(theirs) = inode(&target) else {
+            continue;
+        };
+        for (fd, target) in &own {
+            if *fd > 2 && inode(target).is_some_and(|ours| ours.abs_diff(theirs) == 1) {
+                private.push(*fd);
+            }
+        }
+    }
+    private.sort_unstable();
+    private.dedup();
+    private
 }
 
 /// A BPF program under construction. Every rule keeps the accumulator
@@ -231,9 +292,17 @@ impl Program {
     /// EPERM when the low half of argument `index` is one of `values`,
     /// else `otherwise`.
     fn refuse_values(&mut self, index: u32, values: &[u32], otherwise: u32) {
-        self.load(offset_arg_low(index));
-        for value in values {
-            self.ret_if(*value, EPERM);
+        self.refuse_args(&[(index, values)], otherwise);
+    }
+
+    /// EPERM when, for any `(index, values)`, the low half of argument
+    /// `index` is one of `values`; else `otherwise`.
+    fn refuse_args(&mut self, rules: &[(u32, &[u32])], otherwise: u32) {
+        for (index, values) in rules {
+            self.load(offset_arg_low(*index));
+            for value in *values {
+                self.ret_if(*value, EPERM);
+            }
         }
         self.ret(otherwise);
     }
@@ -301,12 +370,14 @@ const SIGNALLING_IOCTLS: [u32; 4] = [
 /// later, and a parent-death signal (`prctl(PR_SET_PDEATHSIG)`, sent to
 /// the whole process when its parent's thread ends): the signals that
 /// `kill` rules cannot see, since no `kill` is made.
-fn refuse_deferred_signals(p: &mut Program) {
+/// `fcntl` and `ioctl` on the descriptors `private` are refused whole
+/// too (one copies a descriptor, `F_DUPFD`).
+fn refuse_deferred_signals(p: &mut Program, private: &[u32]) {
     p.on(libc::SYS_fcntl, |p| {
-        p.refuse_values(1, &SIGNALLING_FCNTLS, RET_ALLOW)
+        p.refuse_args(&[(0, private), (1, &SIGNALLING_FCNTLS)], RET_ALLOW)
     });
     p.on(libc::SYS_ioctl, |p| {
-        p.refuse_values(1, &SIGNALLING_IOCTLS, RET_ALLOW)
+        p.refuse_args(&[(0, private), (1, &SIGNALLING_IOCTLS)], RET_ALLOW)
     });
     p.on(libc::SYS_prctl, |p| {
         p.refuse_values(0, &[libc::PR_SET_PDEATHSIG as u32], RET_ALLOW)
@@ -350,7 +421,7 @@ fn process_filter(own: u32) -> Vec<sock_filter> {
         p.allow_signal_zero(1);
         p.ret(EPERM);
     });
-    refuse_deferred_signals(&mut p);
+    refuse_deferred_signals(&mut p, &[]);
     // Root could otherwise reach into the VM's memory.
     p.ret_if(libc::SYS_ptrace as u32, EPERM);
     p.ret_if(libc::SYS_process_vm_writev as u32, EPERM);
@@ -427,7 +498,7 @@ fn build(vm: &Vm, unknown_pid: u32) -> Vec<sock_filter> {
         p.allow_signal_zero(1);
         p.ret(EPERM);
     });
-    refuse_deferred_signals(&mut p);
+    refuse_deferred_signals(&mut p, &vm.private_fds);
 
     // Signal handlers, limits, process timers.
     p.on(libc::SYS_rt_sigaction, |p| p.allow_only_null(1));
@@ -438,12 +509,30 @@ fn build(vm: &Vm, unknown_pid: u32) -> Vec<sock_filter> {
     p.ret_if(libc::SYS_alarm as u32, EPERM);
     p.ret_if(libc::SYS_timer_create as u32, EPERM);
 
-    // The VM's descriptors.
+    // The VM's descriptors: none closed or replaced, its own channels not
+    // read, written or copied either.
     let fds = &vm.protected_fds;
+    let private = &vm.private_fds;
     p.on(libc::SYS_close, |p| p.refuse_values(0, fds, RET_ALLOW));
     #[cfg(target_arch = "x86_64")]
-    p.on(libc::SYS_dup2, |p| p.refuse_values(1, fds, RET_ALLOW));
-    p.on(libc::SYS_dup3, |p| p.refuse_values(1, fds, RET_ALLOW));
+    p.on(libc::SYS_dup2, |p| {
+        p.refuse_args(&[(0, private), (1, fds)], RET_ALLOW)
+    });
+    p.on(libc::SYS_dup3, |p| {
+        p.refuse_args(&[(0, private), (1, fds)], RET_ALLOW)
+    });
+    if !private.is_empty() {
+        for (nr, fd_args) in PRIVATE_FD_CALLS {
+            p.on(nr, |p| {
+                let rules: Vec<(u32, &[u32])> = fd_args
+                    .iter()
+                    .map(|index| (*index, private.as_slice()))
+                    .collect();
+                p.refuse_args(&rules, RET_ALLOW)
+            });
+        }
+        p.ret_if(libc::SYS_pidfd_getfd as u32, EPERM);
+    }
     let highest = fds.iter().copied().max().unwrap_or(2);
     p.on(libc::SYS_close_range, |p| {
         // A range starting at or below the highest protected descriptor is
@@ -481,6 +570,35 @@ fn build(vm: &Vm, unknown_pid: u32) -> Vec<sock_filter> {
     p.ret(RET_ALLOW);
     p.0
 }
+
+/// The system calls that read, write or copy a descriptor, with the
+/// arguments that name one (`fcntl`, `ioctl`, `dup2` and `dup3` have rules
+/// of their own).
+const PRIVATE_FD_CALLS: [(c_long, &[u32]); 23] = [
+    (libc::SYS_read, &[0]),
+    (libc::SYS_write, &[0]),
+    (libc::SYS_readv, &[0]),
+    (libc::SYS_writev, &[0]),
+    (libc::SYS_pread64, &[0]),
+    (libc::SYS_pwrite64, &[0]),
+    (libc::SYS_preadv, &[0]),
+    (libc::SYS_pwritev, &[0]),
+    (libc::SYS_preadv2, &[0]),
+    (libc::SYS_pwritev2, &[0]),
+    (libc::SYS_sendto, &[0]),
+    (libc::SYS_recvfrom, &[0]),
+    (libc::SYS_sendmsg, &[0]),
+    (libc::SYS_recvmsg, &[0]),
+    (libc::SYS_sendmmsg, &[0]),
+    (libc::SYS_recvmmsg, &[0]),
+    (libc::SYS_shutdown, &[0]),
+    (libc::SYS_dup, &[0]),
+    (libc::SYS_splice, &[0, 2]),
+    (libc::SYS_tee, &[0, 1]),
+    (libc::SYS_sendfile, &[0, 1]),
+    (libc::SYS_vmsplice, &[0]),
+    (libc::SYS_copy_file_range, &[0, 2]),
+];
 
 /// How the filter of a thread decides signals to pids it does not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -712,6 +830,7 @@ mod tests {
             process_group: 100,
             child_setup: Some(101),
             protected_fds: (0..200).collect(),
+            private_fds: (3..40).collect(),
         };
         let program = build(&vm, RET_NOTIFY);
         assert!(program.len() < 4096, "{} instructions", program.len());
@@ -871,6 +990,78 @@ mod tests {
             [0; 5],
             "unfiltered"
         );
+    }
+
+    #[test]
+    fn a_private_descriptor_is_neither_read_written_nor_copied() {
+        // A socket pair standing for the VM's with erl_child_setup: one end
+        // named private, the other an ordinary descriptor of Python's.
+        let mut pair = [0; 2];
+        // SAFETY: socketpair fills the two descriptors.
+        assert_eq!(
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) },
+            0
+        );
+        let mut vm = Vm::current();
+        vm.private_fds = vec![pair[0] as u32];
+        let errnos = in_fresh_thread(move || {
+            install(&vm).expect("install");
+            let outcome = |rc: c_long| if rc < 0 { errno() } else { 0 };
+            let byte = [7u8];
+            // SAFETY: each call gets live descriptors and a live buffer;
+            // those on the private end are refused before the kernel acts.
+            unsafe {
+                [
+                    outcome(libc::write(pair[0], byte.as_ptr().cast(), 1) as c_long),
+                    outcome(libc::send(pair[0], byte.as_ptr().cast(), 1, 0) as c_long),
+                    outcome(libc::dup(pair[0]).into()),
+                    outcome(libc::fcntl(pair[0], libc::F_DUPFD, 100).into()),
+                    outcome(libc::syscall(libc::SYS_pidfd_getfd, 0, pair[0], 0)),
+                    outcome(libc::write(pair[1], byte.as_ptr().cast(), 1) as c_long),
+                ]
+            }
+        });
+        // SAFETY: the test's own pair, closed once.
+        unsafe {
+            libc::close(pair[0]);
+            libc::close(pair[1]);
+        }
+        assert_eq!(
+            errnos,
+            [
+                libc::EPERM,
+                libc::EPERM,
+                libc::EPERM,
+                libc::EPERM,
+                libc::EPERM,
+                0
+            ]
+        );
+    }
+
+    #[test]
+    fn the_vm_socket_to_erl_child_setup_is_found_by_its_neighbouring_inode() {
+        // This test process is no VM: it has no erl_child_setup, so none.
+        assert_eq!(private_descriptors(None), Vec::<u32>::new());
+        // A child holding one end of a pair stands for erl_child_setup.
+        let mut pair = [0; 2];
+        // SAFETY: socketpair fills the two descriptors.
+        assert_eq!(
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) },
+            0
+        );
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            // SAFETY: `pair[1]` is ours and open; the Stdio takes it over.
+            .stdin(unsafe { <std::process::Stdio as std::os::fd::FromRawFd>::from_raw_fd(pair[1]) })
+            .spawn()
+            .expect("sleep");
+        let found = private_descriptors(Some(child.id() as i32));
+        child.kill().ok();
+        child.wait().ok();
+        // SAFETY: our end, closed once.
+        unsafe { libc::close(pair[0]) };
+        assert_eq!(found, vec![pair[0] as u32]);
     }
 
     #[test]
